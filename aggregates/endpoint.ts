@@ -1,0 +1,94 @@
+// NetworkServiceEndpoint: a concrete provider of one or more network services on a node.
+import * as E from 'fp-ts/lib/Either.js';
+import { castDraft, produce } from 'immer';
+import { jsonEqual, reject, type Aggregate, type Labels } from './domain.ts';
+
+export interface EndpointSpec {
+  readonly name: string;
+  readonly networkServiceNames: readonly string[];
+  /** Labels per service, as in the original: networkServiceLabels[service].labels. */
+  readonly networkServiceLabels: Readonly<Record<string, { readonly labels: Labels }>>;
+  readonly node: string;
+  /** Prefix that client/endpoint address pairs are allocated from. */
+  readonly prefix: string;
+  readonly excludedPrefixes: readonly string[];
+}
+
+export type EndpointCommand =
+  | {
+      readonly type: 'RegisterEndpoint';
+      readonly spec: EndpointSpec;
+      /** ISO time after which the registration lapses unless refreshed. */
+      readonly expirationTime: string;
+      /** Context from the registry: which of the endpoint's services are registered. */
+      readonly registeredServices: readonly string[];
+    }
+  | { readonly type: 'UnregisterEndpoint'; readonly name: string };
+
+export type EndpointEvent =
+  | { readonly type: 'EndpointRegistered'; readonly spec: EndpointSpec; readonly expirationTime: string }
+  | { readonly type: 'EndpointUpdated'; readonly spec: EndpointSpec; readonly expirationTime: string }
+  | { readonly type: 'EndpointRefreshed'; readonly expirationTime: string }
+  | { readonly type: 'EndpointUnregistered'; readonly name: string };
+
+export interface EndpointState {
+  readonly registered: boolean;
+  readonly spec?: EndpointSpec;
+  readonly expirationTime?: string;
+}
+
+export const endpoint: Aggregate<EndpointState, EndpointCommand, EndpointEvent> = {
+  name: 'endpoint',
+  initialState: { registered: false },
+  decide(command, state) {
+    switch (command.type) {
+      case 'RegisterEndpoint': {
+        const { spec } = command;
+        const missing = spec.networkServiceNames.filter((s) => !command.registeredServices.includes(s));
+        if (missing.length > 0) {
+          return reject(
+            'not-found',
+            `network service ${missing.map((m) => `"${m}"`).join(', ')} is not registered; register it first (nsm service register ${missing[0]})`,
+          );
+        }
+        const stray = Object.keys(spec.networkServiceLabels).filter((s) => !spec.networkServiceNames.includes(s));
+        if (stray.length > 0) {
+          return reject('invalid', `labels given for service "${stray[0]}" which the endpoint does not provide`);
+        }
+        if (!state.registered) {
+          return E.right([{ type: 'EndpointRegistered', spec, expirationTime: command.expirationTime }]);
+        }
+        if (state.spec && state.spec.node !== spec.node) {
+          return reject('conflict', `endpoint "${spec.name}" is registered on node ${state.spec.node}, not ${spec.node}; unregister it first`);
+        }
+        if (state.spec && state.spec.prefix !== spec.prefix) {
+          return reject('conflict', `endpoint "${spec.name}" allocates from ${state.spec.prefix}; changing its prefix needs unregister first`);
+        }
+        if (!jsonEqual(state.spec, spec)) {
+          return E.right([{ type: 'EndpointUpdated', spec, expirationTime: command.expirationTime }]);
+        }
+        if (state.expirationTime === command.expirationTime) return E.right([]);
+        return E.right([{ type: 'EndpointRefreshed', expirationTime: command.expirationTime }]);
+      }
+      case 'UnregisterEndpoint':
+        if (!state.registered) return reject('not-found', `endpoint "${command.name}" is not registered`);
+        return E.right([{ type: 'EndpointUnregistered', name: command.name }]);
+    }
+  },
+  evolve: (state, event) =>
+    produce(state, (s) => {
+      switch (event.type) {
+        case 'EndpointRegistered':
+        case 'EndpointUpdated':
+          s.registered = true;
+          s.spec = castDraft(event.spec);
+          s.expirationTime = event.expirationTime;
+          break;
+        case 'EndpointRefreshed':
+          s.expirationTime = event.expirationTime;
+          break;
+        case 'EndpointUnregistered':
+          s.registered = false;
+      }
+    }),
+};

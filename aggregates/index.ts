@@ -1,0 +1,23 @@
+// The aggregates by stream prefix, so the command handler and replay can find each one.
+import { addressPool, type AddressPoolEvent } from './addressPool.ts';
+import { connection, type ConnectionEvent } from './connection.ts';
+import type { Aggregate } from './domain.ts';
+import { endpoint, type EndpointEvent } from './endpoint.ts';
+import { networkService, type NetworkServiceEvent } from './networkService.ts';
+import { node, type NodeEvent } from './node.ts';
+
+export type DomainEvent = NetworkServiceEvent | EndpointEvent | NodeEvent | ConnectionEvent | AddressPoolEvent;
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type AnyAggregate = Aggregate<any, any, any>;
+
+export const AGGREGATES: Readonly<Record<string, AnyAggregate>> = {
+  [networkService.name]: networkService,
+  [endpoint.name]: endpoint,
+  [node.name]: node,
+  [connection.name]: connection,
+  [addressPool.name]: addressPool,
+};
+
+export type AggregateName = 'service' | 'endpoint' | 'node' | 'connection' | 'pool';
+export const AGGREGATE_NAMES: readonly AggregateName[] = ['service', 'endpoint', 'node', 'connection', 'pool'];

@@ -1,0 +1,192 @@
+// EventStore on JetStream: one stream per domain, one message per commit on
+// nsm.<domain>.evt.<aggregate>.<id>, optimistic concurrency through the subject's last sequence
+// and msgID dedupe for retries.
+import * as E from 'fp-ts/lib/Either.js';
+import { AckPolicy, DeliverPolicy, type ConsumerMessages, type JetStreamClient, type JetStreamManager, type NatsConnection, type NatsError } from 'nats';
+import type { Commit, StoredCommit } from '../../src/contracts/envelope.ts';
+import type { AppendResult, EventStore, ExpectedVersion, StoreError, StreamRead, Subscription } from '../../src/eventStore.ts';
+import { ensureStreams } from '../nats/streams.ts';
+import { subjectsFor, type Subjects } from '../nats/subjects.ts';
+
+const WRONG_LAST_SEQUENCE = 10071;
+interface DirectGet {
+  getMessage(stream: string, query: { seq: number; next_by_subj: string }): Promise<{ seq: number; data: Uint8Array }>;
+}
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+export interface JetStreamStoreOptions {
+  readonly replicas?: number;
+  readonly publishTimeoutMs?: number;
+  /** Attempts for a publish that timed out or found no responder; same msgID, so never stored twice. */
+  readonly publishAttempts?: number;
+}
+
+const decodeCommit = (data: Uint8Array, seq: number): StoredCommit => {
+  const raw = JSON.parse(dec.decode(data)) as Commit;
+  if (typeof raw?.commitId !== 'string' || typeof raw.stream !== 'string' || !Array.isArray(raw.events)) {
+    throw new Error(`message ${seq} in the event stream is not a commit`);
+  }
+  return { ...raw, revision: seq, position: BigInt(seq) };
+};
+
+const apiCode = (e: unknown): number | undefined => (e as NatsError)?.api_error?.err_code;
+const natsCode = (e: unknown): string | undefined => (e as NatsError)?.code;
+const isTransient = (e: unknown): boolean => ['TIMEOUT', '503', 'CONNECTION_CLOSED', 'CONNECTION_DRAINING', 'DISCONNECT'].includes(natsCode(e) ?? '');
+const unavailable = (e: unknown): StoreError => ({ kind: 'unavailable', message: (e as Error)?.message ?? String(e) });
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export const jetStreamEventStore = async (
+  nc: NatsConnection,
+  domain: string | Subjects,
+  opts: JetStreamStoreOptions = {},
+): Promise<EventStore> => {
+  const subjects = typeof domain === 'string' ? subjectsFor(domain) : domain;
+  const jsm: JetStreamManager = await nc.jetstreamManager();
+  const js: JetStreamClient = nc.jetstream();
+  // The implementation exposes direct get (2.9+, allow_direct) though the interface type omits it.
+  const direct = (jsm as unknown as { direct?: DirectGet }).direct;
+  if (!direct) throw new Error('this nats client has no direct get API');
+  await ensureStreams(jsm, subjects, { replicas: opts.replicas });
+  const streamName = subjects.streams.events;
+  const attempts = opts.publishAttempts ?? 5;
+  const timeout = opts.publishTimeoutMs ?? 5000;
+  const live = new Set<ConsumerMessages>();
+
+  const lastSeq = async (): Promise<number> => (await jsm.streams.info(streamName)).state.last_seq;
+
+  const append = (commit: Commit, expected: ExpectedVersion) => async (): Promise<E.Either<StoreError, AppendResult>> => {
+    const data = enc.encode(JSON.stringify(commit));
+    const expect = expected === 'any' ? {} : { lastSubjectSequence: expected === 'none' ? 0 : expected };
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const ack = await js.publish(subjects.event(commit.stream), data, { msgID: commit.commitId, expect, timeout });
+        return E.right({ revision: ack.seq, position: BigInt(ack.seq), duplicate: ack.duplicate });
+      } catch (e) {
+        if (apiCode(e) === WRONG_LAST_SEQUENCE) {
+          return E.left({
+            kind: 'wrong-expected-version',
+            stream: commit.stream,
+            expected,
+            message: `stream ${commit.stream} moved past revision ${String(expected)}`,
+          });
+        }
+        if (isTransient(e) && attempt < attempts) {
+          await sleep(Math.min(2000, 50 * 2 ** attempt));
+          continue;
+        }
+        return E.left(unavailable(e));
+      }
+    }
+  };
+
+  const readStream = (stream: string) => async (): Promise<E.Either<StoreError, StreamRead>> => {
+    const subject = subjects.event(stream);
+    const commits: StoredCommit[] = [];
+    let seq = 1;
+    try {
+      for (;;) {
+        let m;
+        try {
+          m = await direct.getMessage(streamName, { seq, next_by_subj: subject });
+        } catch (e) {
+          if (natsCode(e) === '404') break;
+          throw e;
+        }
+        commits.push(decodeCommit(m.data, m.seq));
+        seq = m.seq + 1;
+      }
+    } catch (e) {
+      return E.left(e instanceof SyntaxError || /not a commit/.test((e as Error).message) ? { kind: 'corrupt', message: (e as Error).message } : unavailable(e));
+    }
+    const last = commits[commits.length - 1];
+    return E.right({ commits, revision: last ? last.revision : 'none' });
+  };
+
+  const orderedFrom = async (after: bigint) =>
+    js.consumers.get(
+      streamName,
+      // One filter subject as a string: nats.js otherwise sends ">" (or an array, 2.10+ only) and
+      // a 2.9 server refuses it while the client retries silently.
+      // Always by start sequence: the client keeps opt_start_seq with DeliverPolicy.All, which 2.9 refuses.
+      { filterSubjects: subjects.allEvents, deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: Number(after) + 1 },
+    );
+
+  async function* readAll(after: bigint, until?: bigint): AsyncIterable<StoredCommit> {
+    // Clamp to the current end: the consumer below waits for seq `end`, so an `until` past the
+    // last message would block until that many more commits were appended.
+    const last = BigInt(await lastSeq());
+    const end = until === undefined || until > last ? last : until;
+    if (end <= after) return;
+    const consumer = await orderedFrom(after);
+    const messages = await consumer.consume({ max_messages: 1000 });
+    try {
+      for await (const m of messages) {
+        if (BigInt(m.seq) > end) break;
+        yield decodeCommit(m.data, m.seq);
+        if (BigInt(m.seq) >= end) break;
+      }
+    } finally {
+      messages.stop();
+    }
+  }
+
+  const subscribeAll = async (after: bigint, handlers: Parameters<EventStore['subscribeAll']>[1]): Promise<Subscription> => {
+    const target = await lastSeq();
+    let markCaughtUp!: () => void;
+    const caughtUp = new Promise<void>((r) => (markCaughtUp = r));
+    if (BigInt(target) <= after) markCaughtUp();
+    const consumer = await orderedFrom(after);
+    const messages = await consumer.consume({ max_messages: 1000 });
+    live.add(messages);
+    const done = (async () => {
+      for await (const m of messages) {
+        let commit: StoredCommit;
+        try {
+          commit = decodeCommit(m.data, m.seq);
+        } catch (e) {
+          handlers.onError?.({ kind: 'corrupt', message: (e as Error).message });
+          messages.stop();
+          return;
+        }
+        try {
+          await handlers.onCommit(commit);
+        } catch (e) {
+          handlers.onError?.({ kind: 'unavailable', message: `subscriber failed at position ${m.seq}: ${(e as Error).message}` });
+          messages.stop();
+          return;
+        }
+        if (m.seq >= target) markCaughtUp();
+      }
+    })();
+    return {
+      caughtUp,
+      stop: async () => {
+        messages.stop();
+        live.delete(messages);
+        await done.catch(() => undefined);
+      },
+    };
+  };
+
+  return {
+    kind: 'jetstream',
+    append,
+    readStream,
+    readAll,
+    subscribeAll,
+    lastPosition: () => async () => {
+      try {
+        return E.right(BigInt(await lastSeq()));
+      } catch (e) {
+        return E.left(unavailable(e));
+      }
+    },
+    close: async () => {
+      for (const m of live) m.stop();
+      live.clear();
+    },
+  };
+};
+
+export { AckPolicy };

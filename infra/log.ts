@@ -1,0 +1,35 @@
+// Structured logging: one JSON object per line on stderr, with level, component and ids.
+// NSM_LOG_LEVEL=debug|info|warn|error|silent (default info).
+
+export type Level = 'debug' | 'info' | 'warn' | 'error';
+const ORDER: Record<Level | 'silent', number> = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 };
+
+export interface Logger {
+  debug(msg: string, fields?: Record<string, unknown>): void;
+  info(msg: string, fields?: Record<string, unknown>): void;
+  warn(msg: string, fields?: Record<string, unknown>): void;
+  error(msg: string, fields?: Record<string, unknown>): void;
+  child(fields: Record<string, unknown>): Logger;
+}
+
+const threshold = (): number => {
+  const v = (process.env.NSM_LOG_LEVEL ?? 'info').toLowerCase();
+  return v in ORDER ? ORDER[v as Level] : ORDER.info;
+};
+
+export const createLogger = (component: string, base: Record<string, unknown> = {}, sink: (line: string) => void = (l) => process.stderr.write(l + '\n')): Logger => {
+  const min = threshold();
+  const write = (level: Level, msg: string, fields?: Record<string, unknown>) => {
+    if (ORDER[level] < min) return;
+    sink(JSON.stringify({ time: new Date().toISOString(), level, component, msg, ...base, ...fields }, (_k, v) => (typeof v === 'bigint' ? v.toString() : v)));
+  };
+  return {
+    debug: (m, f) => write('debug', m, f),
+    info: (m, f) => write('info', m, f),
+    warn: (m, f) => write('warn', m, f),
+    error: (m, f) => write('error', m, f),
+    child: (fields) => createLogger(component, { ...base, ...fields }, sink),
+  };
+};
+
+export const errorText = (e: unknown): string => (e instanceof Error ? e.message : String(e));

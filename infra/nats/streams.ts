@@ -1,0 +1,56 @@
+// Creates the mesh's JetStream streams for a domain if they do not exist.
+import { DiscardPolicy, RetentionPolicy, StorageType, nanos, type JetStreamManager, type StreamConfig } from 'nats';
+import type { Subjects } from './subjects.ts';
+
+export const COMMAND_MAX_BYTES = 64 * 1024;
+export const DUPLICATE_WINDOW_MS = 2 * 60 * 1000;
+
+export interface StreamOptions {
+  readonly replicas?: number;
+}
+
+const ensure = async (jsm: JetStreamManager, config: Partial<StreamConfig> & { name: string }): Promise<void> => {
+  try {
+    await jsm.streams.info(config.name);
+  } catch (e) {
+    if ((e as { code?: string }).code !== '404') throw e;
+    await jsm.streams.add(config);
+  }
+};
+
+export const eventStreamConfig = (s: Subjects, opts: StreamOptions = {}): Partial<StreamConfig> & { name: string } => ({
+  name: s.streams.events,
+  subjects: [s.allEvents],
+  storage: StorageType.File,
+  retention: RetentionPolicy.Limits,
+  discard: DiscardPolicy.New,
+  // The log is the system of record: it must never lose or rewrite a commit.
+  deny_delete: true,
+  deny_purge: true,
+  allow_direct: true,
+  duplicate_window: nanos(DUPLICATE_WINDOW_MS),
+  max_msg_size: 1024 * 1024,
+  num_replicas: opts.replicas ?? 1,
+});
+
+export const ensureStreams = async (jsm: JetStreamManager, s: Subjects, opts: StreamOptions = {}): Promise<void> => {
+  await ensure(jsm, eventStreamConfig(s, opts));
+  await ensure(jsm, {
+    name: s.streams.commands,
+    subjects: [s.allCommands],
+    storage: StorageType.File,
+    retention: RetentionPolicy.Workqueue,
+    duplicate_window: nanos(DUPLICATE_WINDOW_MS),
+    max_msg_size: COMMAND_MAX_BYTES,
+    num_replicas: opts.replicas ?? 1,
+  });
+  await ensure(jsm, {
+    name: s.streams.nodeCommands,
+    subjects: [s.allNodeCommands],
+    storage: StorageType.File,
+    retention: RetentionPolicy.Workqueue,
+    duplicate_window: nanos(DUPLICATE_WINDOW_MS),
+    max_msg_size: 256 * 1024,
+    num_replicas: opts.replicas ?? 1,
+  });
+};

@@ -1,0 +1,125 @@
+// Launches nats-server as a child process with JetStream on loopback, data in a directory.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createWriteStream, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as E from 'fp-ts/lib/Either.js';
+import { connect } from 'nats';
+
+export interface NatsServerOptions {
+  readonly dataDir: string;
+  readonly port: number;
+  readonly host?: string;
+  readonly serverName?: string;
+  /** Lines added verbatim to the generated configuration (leafnodes, accounts, tls...). */
+  readonly extraConfig?: string;
+  readonly readyTimeoutMs?: number;
+}
+
+export interface RunningNatsServer {
+  readonly url: string;
+  readonly port: number;
+  readonly pid: number;
+  readonly logFile: string;
+  /** SIGTERM, then SIGKILL after the grace period. */
+  stop(graceMs?: number): Promise<void>;
+  /** SIGKILL at once (fault injection). */
+  kill(): Promise<void>;
+  readonly exited: Promise<number | null>;
+}
+
+export const INSTALL_HINT =
+  'nats-server was not found. Install it with "sudo apt-get install nats-server" (Debian/Ubuntu), or set NSM_NATS_SERVER to its path.';
+
+export const natsServerBinary = (): E.Either<string, string> => {
+  const bin = process.env.NSM_NATS_SERVER ?? 'nats-server';
+  const probe = spawnSync(bin, ['--version'], { encoding: 'utf8' });
+  if (probe.error || probe.status !== 0) return E.left(INSTALL_HINT);
+  return E.right(bin);
+};
+
+const tail = (file: string, lines = 15): string => {
+  try {
+    return readFileSync(file, 'utf8').trim().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '';
+  }
+};
+
+const waitForExit = (child: ChildProcess): Promise<number | null> =>
+  new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) resolve(child.exitCode);
+    else child.once('exit', (code) => resolve(code));
+  });
+
+/** Waits until JetStream answers, not just until the port is open. */
+const waitReady = async (url: string, deadline: number, exited: () => boolean): Promise<E.Either<string, void>> => {
+  let last = 'not started';
+  while (Date.now() < deadline) {
+    if (exited()) return E.left('nats-server exited during start');
+    try {
+      const nc = await connect({ servers: url, reconnect: false, timeout: 500 });
+      try {
+        const jsm = await nc.jetstreamManager({ timeout: 1000 });
+        await jsm.getAccountInfo();
+        return E.right(undefined);
+      } finally {
+        await nc.close();
+      }
+    } catch (e) {
+      last = (e as Error).message;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  return E.left(`nats-server did not become ready: ${last}`);
+};
+
+export const startNatsServer = async (opts: NatsServerOptions): Promise<E.Either<string, RunningNatsServer>> => {
+  const bin = natsServerBinary();
+  if (E.isLeft(bin)) return bin;
+  const host = opts.host ?? '127.0.0.1';
+  mkdirSync(join(opts.dataDir, 'jetstream'), { recursive: true });
+  const confFile = join(opts.dataDir, 'nats-server.conf');
+  const logFile = join(opts.dataDir, 'nats-server.log');
+  writeFileSync(
+    confFile,
+    [
+      `server_name: ${JSON.stringify(opts.serverName ?? `nsm-${opts.port}`)}`,
+      `listen: "${host}:${opts.port}"`,
+      'max_payload: 1048576',
+      `jetstream { store_dir: ${JSON.stringify(join(opts.dataDir, 'jetstream'))} }`,
+      opts.extraConfig ?? '',
+    ].join('\n') + '\n',
+  );
+  const out = createWriteStream(logFile, { flags: 'a' });
+  const child = spawn(bin.right, ['-c', confFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout!.pipe(out);
+  child.stderr!.pipe(out);
+  const exited = waitForExit(child);
+  let hasExited = false;
+  void exited.then(() => (hasExited = true));
+  const url = `nats://${host}:${opts.port}`;
+  const ready = await waitReady(url, Date.now() + (opts.readyTimeoutMs ?? 15000), () => hasExited);
+  const stop = async (graceMs = 5000) => {
+    if (hasExited) return;
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+    await exited;
+    clearTimeout(timer);
+  };
+  if (E.isLeft(ready)) {
+    await stop(1000);
+    return E.left(`${ready.left} (port ${opts.port}). Last lines of ${logFile}:\n${tail(logFile)}`);
+  }
+  return E.right({
+    url,
+    port: opts.port,
+    pid: child.pid!,
+    logFile,
+    stop,
+    kill: async () => {
+      if (!hasExited) child.kill('SIGKILL');
+      await exited;
+    },
+    exited,
+  });
+};

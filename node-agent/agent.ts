@@ -1,0 +1,207 @@
+// The node agent: joins its node to the mesh, reconciles the dataplane with the node's desired
+// state, then carries out its node's commands from a durable consumer and reports each result
+// back to the control plane as a command. Heartbeats on nsm.<domain>.hb.<node>.
+import * as E from 'fp-ts/lib/Either.js';
+import { AckPolicy, DeliverPolicy, nanos, type ConsumerMessages, type NatsConnection } from 'nats';
+import { errorText, type Logger } from '../infra/log.ts';
+import { ensureStreams } from '../infra/nats/streams.ts';
+import { MeshClient, stableId } from '../src/client.ts';
+import * as D from '../src/contracts/decode.ts';
+import { decodeNodeCommand, type SideSpec } from '../src/contracts/nodeCommands.ts';
+import { sideKey, type Dataplane } from './dataplane.ts';
+
+export interface NodeAgentOptions {
+  readonly nc: NatsConnection;
+  readonly domain: string;
+  readonly node: string;
+  readonly dataplane: Dataplane;
+  readonly log: Logger;
+  readonly heartbeatMs?: number;
+  readonly underlayAddress?: string;
+  readonly mtu?: number;
+  readonly publicKeys?: Record<string, string>;
+}
+
+export interface NodeAgent {
+  /** Resolves when the first reconciliation is done and commands are being consumed. */
+  readonly ready: Promise<void>;
+  stop(): Promise<void>;
+}
+
+type Report = 'programmed' | 'removed' | 'failed';
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export const agentConsumerName = (node: string) => `agent-${node}`;
+
+export const startNodeAgent = async (opts: NodeAgentOptions): Promise<NodeAgent> => {
+  const { nc, node, dataplane } = opts;
+  const log = opts.log.child({ node });
+  const client = MeshClient.over(nc, { domain: opts.domain, actor: `agent:${node}` });
+  const subjects = client.subjects;
+  const jsm = await nc.jetstreamManager();
+  await ensureStreams(jsm, subjects);
+  let stopping = false;
+  /** Highest generation acted on per side: older commands arriving late are ignored. */
+  const applied = new Map<string, { generation: number; desired: 'present' | 'absent' }>();
+
+  const report = async (spec: Pick<SideSpec, 'connectionId' | 'generation' | 'side'>, result: Report, error?: string) => {
+    const id = stableId(`report:${spec.connectionId}:${spec.generation}:${spec.side}:${result}`);
+    const r = await client.send(
+      'connection.report',
+      { connectionId: spec.connectionId, node, side: spec.side, generation: spec.generation, result, ...(error ? { error } : {}) },
+      { id, wait: false },
+    );
+    if (E.isLeft(r)) throw new Error(`could not report ${result} for ${spec.connectionId}: ${r.left.message}`);
+  };
+
+  const apply = async (spec: SideSpec, origin: string) => {
+    const key = sideKey(spec);
+    const seen = applied.get(key);
+    if (seen && (spec.generation < seen.generation || (spec.generation === seen.generation && seen.desired === spec.desired))) {
+      log.debug('node command already applied', { connectionId: spec.connectionId, side: spec.side, generation: spec.generation, desired: spec.desired });
+      if (spec.generation === seen.generation) await report(spec, spec.desired === 'present' ? 'programmed' : 'removed');
+      return;
+    }
+    if (spec.desired === 'present') {
+      const r = await dataplane.program(spec)();
+      applied.set(key, { generation: spec.generation, desired: 'present' });
+      if (E.isLeft(r)) {
+        log.warn('programming failed', { connectionId: spec.connectionId, side: spec.side, error: r.left.message, origin });
+        await report(spec, 'failed', r.left.message);
+      } else {
+        log.info('side programmed', { connectionId: spec.connectionId, side: spec.side, generation: spec.generation, origin });
+        await report(spec, 'programmed');
+      }
+    } else {
+      const r = await dataplane.remove(spec)();
+      if (E.isLeft(r)) {
+        log.warn('removal failed', { connectionId: spec.connectionId, side: spec.side, error: r.left.message, origin });
+        throw new Error(r.left.message);
+      }
+      applied.set(key, { generation: spec.generation, desired: 'absent' });
+      log.info('side removed', { connectionId: spec.connectionId, side: spec.side, generation: spec.generation, origin });
+      await report(spec, 'removed');
+    }
+  };
+
+  const join = async () => {
+    const r = await client.send(
+      'node.join',
+      {
+        name: node,
+        mechanisms: [...dataplane.capabilities()],
+        dataplane: dataplane.kind,
+        ...(opts.underlayAddress ? { underlayAddress: opts.underlayAddress } : {}),
+        ...(opts.mtu ? { mtu: opts.mtu } : {}),
+        ...(opts.publicKeys ? { publicKeys: opts.publicKeys } : {}),
+      },
+      { wait: false },
+    );
+    if (E.isLeft(r)) throw new Error(`could not join: ${r.left.message}`);
+  };
+
+  /** Desired state from the control plane's projection against what the dataplane has. */
+  const reconcile = async () => {
+    let desired: SideSpec[] | undefined;
+    for (let attempt = 1; !desired && !stopping; attempt++) {
+      const r = await client.query<{ sides: SideSpec[] }>('node-desired', { node }, 3000);
+      if (E.isRight(r)) desired = r.right.sides;
+      else {
+        if (attempt === 1 || attempt % 10 === 0) log.warn('waiting for the control plane to reconcile', { error: r.left.message });
+        await sleep(Math.min(2000, 100 * attempt));
+      }
+    }
+    if (!desired) return;
+    const observed = await dataplane.observe()();
+    if (E.isLeft(observed)) throw new Error(`cannot read the dataplane: ${observed.left.message}`);
+    const want = new Map(desired.map((s) => [sideKey(s), s]));
+    let created = 0;
+    let removed = 0;
+    for (const o of observed.right) {
+      if (!want.has(sideKey(o))) {
+        log.info('reconcile: removing a side that is no longer wanted', { connectionId: o.connectionId, side: o.side });
+        await apply({ ...o, desired: 'absent' } as SideSpec, 'reconcile');
+        removed++;
+      }
+    }
+    const have = new Map(observed.right.map((o) => [sideKey(o), o]));
+    for (const s of want.values()) {
+      const h = have.get(sideKey(s));
+      if (!h || h.generation !== s.generation) {
+        log.info('reconcile: programming a missing side', { connectionId: s.connectionId, side: s.side, generation: s.generation });
+        created++;
+      }
+      // Programming is idempotent; doing it for present sides too re-asserts addresses and routes.
+      await apply(s, 'reconcile');
+    }
+    log.info('reconciled', { desired: want.size, observed: observed.right.length, created, removed });
+  };
+
+  let messages: ConsumerMessages | undefined;
+  const consumeLoop = async () => {
+    const durable = agentConsumerName(node);
+    try {
+      await jsm.consumers.info(subjects.streams.nodeCommands, durable);
+    } catch {
+      await jsm.consumers.add(subjects.streams.nodeCommands, {
+        durable_name: durable,
+        filter_subject: subjects.nodeCommands(node),
+        ack_policy: AckPolicy.Explicit,
+        deliver_policy: DeliverPolicy.All,
+        ack_wait: nanos(30_000),
+        max_ack_pending: 1000,
+      });
+    }
+    const consumer = await nc.jetstream().consumers.get(subjects.streams.nodeCommands, durable);
+    messages = await consumer.consume({ max_messages: 256 });
+    // Wrapped so that awaiting the setup does not await the endless loop.
+    const done = (async () => {
+      for await (const m of messages!) {
+        const parsed = D.parseJson(m.data, 256 * 1024);
+        const cmd = E.isRight(parsed) ? decodeNodeCommand(parsed.right) : parsed;
+        if (E.isLeft(cmd)) {
+          log.error('refusing a malformed node command', { error: D.formatDecodeError(cmd.left) });
+          m.term();
+          continue;
+        }
+        if (cmd.right.spec.node !== node) {
+          log.error('refusing a command for another node', { for: cmd.right.spec.node });
+          m.term();
+          continue;
+        }
+        try {
+          await apply(cmd.right.spec, 'command');
+          m.ack();
+        } catch (e) {
+          log.warn('node command failed; will retry', { id: cmd.right.id, error: errorText(e) });
+          m.nak(1000);
+        }
+      }
+    })();
+    return { done };
+  };
+
+  const heartbeat = () =>
+    nc.publish(subjects.heartbeat(node), new TextEncoder().encode(JSON.stringify({ node, connections: [...applied.values()].filter((a) => a.desired === 'present').length })));
+  const hbTimer = setInterval(heartbeat, opts.heartbeatMs ?? 5000);
+
+  let loop: Promise<void> | undefined;
+  const ready = (async () => {
+    await join();
+    heartbeat();
+    await reconcile();
+    if (!stopping) loop = (await consumeLoop()).done;
+    log.info('node agent ready', { dataplane: dataplane.kind });
+  })();
+
+  return {
+    ready,
+    stop: async () => {
+      stopping = true;
+      clearInterval(hbTimer);
+      await ready.catch(() => undefined);
+      messages?.stop();
+      await loop?.catch(() => undefined);
+    },
+  };
+};

@@ -1,0 +1,47 @@
+// A dataplane that records what it was asked to program and touches nothing on the host.
+// Used for tests, benchmarks and laptops; connections it "establishes" carry no packets.
+import * as E from 'fp-ts/lib/Either.js';
+import { MECHANISM_TYPES, type MechanismType } from '../aggregates/domain.ts';
+import type { SideSpec } from '../src/contracts/nodeCommands.ts';
+import { sideKey, type Dataplane, type DataplaneError } from './dataplane.ts';
+
+export interface SimulatedDataplane extends Dataplane {
+  /** What is programmed now, by "<connectionId>/<side>". */
+  readonly programmed: ReadonlyMap<string, SideSpec>;
+  /** Every call in order, for tests. */
+  readonly journal: readonly { readonly op: 'program' | 'remove'; readonly key: string; readonly generation: number }[];
+  /** Makes the next program() of this connection fail with the message (fault injection). */
+  failNext(connectionId: string, message: string): void;
+}
+
+export const simulatedDataplane = (mechanisms: readonly MechanismType[] = MECHANISM_TYPES): SimulatedDataplane => {
+  const programmed = new Map<string, SideSpec>();
+  const journal: { op: 'program' | 'remove'; key: string; generation: number }[] = [];
+  const failures = new Map<string, string>();
+  return {
+    kind: 'simulated',
+    programmed,
+    journal,
+    failNext: (id, message) => void failures.set(id, message),
+    capabilities: () => mechanisms,
+    program: (spec) => async () => {
+      const key = sideKey(spec);
+      journal.push({ op: 'program', key, generation: spec.generation });
+      const failure = failures.get(spec.connectionId);
+      if (failure) {
+        failures.delete(spec.connectionId);
+        return E.left<DataplaneError>({ connectionId: spec.connectionId, side: spec.side, message: failure });
+      }
+      programmed.set(key, spec);
+      return E.right(undefined);
+    },
+    remove: (spec) => async () => {
+      const key = sideKey(spec);
+      journal.push({ op: 'remove', key, generation: spec.generation });
+      programmed.delete(key);
+      return E.right(undefined);
+    },
+    observe: () => async () =>
+      E.right([...programmed.values()].map((s) => ({ connectionId: s.connectionId, side: s.side, generation: s.generation }))),
+  };
+};

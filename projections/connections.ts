@@ -1,0 +1,75 @@
+// Connections read model: every connection's current state, by id, with indexes for the
+// questions operators ask (by client node, endpoint, state) and the load per endpoint.
+import { castDraft, type Draft } from 'immer';
+import { connection, evolveDraft, isTerminal, type ConnectionEvent, type ConnectionPhase, type ConnectionState } from '../aggregates/connection.ts';
+import type { DomainEvent } from '../aggregates/index.ts';
+import type { EventEnvelope } from '../src/contracts/envelope.ts';
+
+export interface ConnectionRow {
+  readonly id: string;
+  readonly state: ConnectionState;
+  /** Who asked for it (the actor of the request command). */
+  readonly actor: string;
+  readonly requestedAt: string;
+  readonly updatedAt: string;
+  readonly establishedAt?: string;
+  readonly closedAt?: string;
+  /** Stream position of the last event applied, for read-your-writes checks. */
+  readonly position: number;
+}
+
+export interface ConnectionsModel {
+  readonly byId: Readonly<Record<string, ConnectionRow>>;
+  /** Connections not closed or failed, per endpoint: the load used for selection. */
+  readonly activeByEndpoint: Readonly<Record<string, number>>;
+}
+
+export const emptyConnections: ConnectionsModel = { byId: {}, activeByEndpoint: {} };
+
+const isConnectionEvent = (e: EventEnvelope<DomainEvent>): e is EventEnvelope<ConnectionEvent> => e.stream.startsWith('connection.');
+
+const holdsEndpoint = (s: ConnectionState): string | undefined => (s.endpoint && !isTerminal(s.phase) ? s.endpoint.name : undefined);
+
+export const applyConnections = (m: Draft<ConnectionsModel>, e: EventEnvelope<DomainEvent>, position: number): void => {
+  if (!isConnectionEvent(e)) return;
+  const id = e.stream.slice('connection.'.length);
+  let row = m.byId[id];
+  if (!row) {
+    // A fresh copy: evolveDraft mutates the row's state in place, and the aggregate's
+    // initialState is shared with every other row and with the command side.
+    const state = structuredClone(connection.initialState);
+    row = m.byId[id] = castDraft({ id, state, actor: e.actor, requestedAt: e.time, updatedAt: e.time, position });
+  }
+  const before = holdsEndpoint(row.state as ConnectionState);
+  evolveDraft(row.state, e.data);
+  const after = holdsEndpoint(row.state as ConnectionState);
+  if (before !== after) {
+    if (before) m.activeByEndpoint[before] = (m.activeByEndpoint[before] ?? 1) - 1;
+    if (after) m.activeByEndpoint[after] = (m.activeByEndpoint[after] ?? 0) + 1;
+  }
+  row.updatedAt = e.time;
+  row.position = position;
+  if (e.data.type === 'ConnectionEstablished') row.establishedAt = e.time;
+  if (e.data.type === 'ConnectionClosed') row.closedAt = e.time;
+};
+
+export interface ConnectionFilter {
+  readonly state?: ConnectionPhase;
+  readonly node?: string;
+  readonly endpoint?: string;
+  readonly service?: string;
+  readonly actor?: string;
+  /** Include closed connections (default: only those not closed). */
+  readonly includeClosed?: boolean;
+}
+
+export const listConnections = (m: ConnectionsModel, f: ConnectionFilter = {}): ConnectionRow[] =>
+  Object.values(m.byId).filter((r) => {
+    const s = r.state;
+    if (f.state ? s.phase !== f.state : !f.includeClosed && s.phase === 'closed') return false;
+    if (f.node && s.request?.clientNode !== f.node && s.endpoint?.node !== f.node) return false;
+    if (f.endpoint && s.endpoint?.name !== f.endpoint) return false;
+    if (f.service && s.request?.networkService !== f.service) return false;
+    if (f.actor && r.actor !== f.actor) return false;
+    return true;
+  });

@@ -1,0 +1,62 @@
+// What each node should have programmed, derived from connection state: used by the process
+// manager to command agents and by agents to reconcile after a restart.
+import { SIDES, isTerminal, nodeOfSide, type ConnectionState, type Side } from '../aggregates/connection.ts';
+import type { SideSpec } from '../src/contracts/nodeCommands.ts';
+import type { ConnectionsModel } from './connections.ts';
+import type { NodeRow } from './nodes.ts';
+
+/** The spec for one side of a planned connection, or undefined when nothing was planned yet. */
+export const sideSpecOf = (
+  s: ConnectionState,
+  side: Side,
+  nodes: Readonly<Record<string, NodeRow>>,
+  desired: 'present' | 'absent',
+): SideSpec | undefined => {
+  const node = nodeOfSide(s, side);
+  if (!s.plan || !s.request || !node || !s.endpoint) return undefined;
+  const { ipContext, mtu } = s.plan.context;
+  const peerNode = side === 'client' ? s.endpoint.node : s.request.clientNode;
+  const peer = nodes[peerNode];
+  return {
+    connectionId: s.request.connectionId,
+    generation: s.generation,
+    side,
+    node,
+    desired,
+    networkService: s.request.networkService,
+    payload: s.request.payload,
+    interfaceName: side === 'client' ? s.plan.clientInterface : s.plan.endpointInterface,
+    mechanism: { ...s.plan.mechanism },
+    addresses: [...(side === 'client' ? ipContext.srcIpAddrs : ipContext.dstIpAddrs)],
+    routes: (side === 'client' ? ipContext.srcRoutes : ipContext.dstRoutes).map((r) => r.prefix),
+    mtu,
+    ...(side === 'client' && s.request.clientNetns ? { netns: s.request.clientNetns } : {}),
+    ...(peerNode !== node
+      ? {
+          peer: {
+            node: peerNode,
+            ...(peer?.underlayAddress ? { underlayAddress: peer.underlayAddress } : {}),
+            publicKeys: { ...(peer?.publicKeys ?? {}) },
+            mechanisms: [...(peer?.mechanisms ?? [])],
+          },
+        }
+      : {}),
+  };
+};
+
+/** Sides that should be up: planned or established, not failed or closed. */
+export const isDesiredPresent = (s: ConnectionState): boolean => !isTerminal(s.phase) && s.plan !== undefined;
+
+export const desiredForNode = (
+  model: ConnectionsModel,
+  nodes: Readonly<Record<string, NodeRow>>,
+  node: string,
+): SideSpec[] =>
+  Object.values(model.byId).flatMap((row) =>
+    isDesiredPresent(row.state)
+      ? SIDES.filter((side) => nodeOfSide(row.state, side) === node).flatMap((side) => {
+          const spec = sideSpecOf(row.state, side, nodes, 'present');
+          return spec ? [spec] : [];
+        })
+      : [],
+  );

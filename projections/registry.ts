@@ -1,0 +1,68 @@
+// Registry read model: network services and endpoints as they are now.
+import { castDraft, type Draft } from 'immer';
+import type { Labels, Match, Payload } from '../aggregates/domain.ts';
+import type { EndpointSpec } from '../aggregates/endpoint.ts';
+import type { DomainEvent } from '../aggregates/index.ts';
+import type { EventEnvelope } from '../src/contracts/envelope.ts';
+
+export interface ServiceRow {
+  readonly name: string;
+  readonly payload: Payload;
+  readonly matches: readonly Match[];
+  readonly registeredAt: string;
+  readonly updatedAt: string;
+}
+
+export interface EndpointRow extends EndpointSpec {
+  readonly expirationTime: string;
+  readonly registeredAt: string;
+  readonly updatedAt: string;
+}
+
+export interface RegistryModel {
+  readonly services: Readonly<Record<string, ServiceRow>>;
+  readonly endpoints: Readonly<Record<string, EndpointRow>>;
+}
+
+export const emptyRegistry: RegistryModel = { services: {}, endpoints: {} };
+
+export const applyRegistry = (m: Draft<RegistryModel>, e: EventEnvelope<DomainEvent>): void => {
+  const d = e.data;
+  switch (d.type) {
+    case 'NetworkServiceRegistered':
+    case 'NetworkServiceUpdated': {
+      const prev = m.services[d.spec.name];
+      m.services[d.spec.name] = castDraft({ ...d.spec, registeredAt: prev?.registeredAt ?? e.time, updatedAt: e.time });
+      break;
+    }
+    case 'NetworkServiceUnregistered':
+      delete m.services[d.name];
+      break;
+    case 'EndpointRegistered':
+    case 'EndpointUpdated': {
+      const prev = m.endpoints[d.spec.name];
+      m.endpoints[d.spec.name] = castDraft({
+        ...d.spec,
+        expirationTime: d.expirationTime,
+        registeredAt: prev?.registeredAt ?? e.time,
+        updatedAt: e.time,
+      });
+      break;
+    }
+    case 'EndpointRefreshed': {
+      const row = m.endpoints[e.stream.slice('endpoint.'.length)];
+      if (row) {
+        row.expirationTime = d.expirationTime;
+        row.updatedAt = e.time;
+      }
+      break;
+    }
+    case 'EndpointUnregistered':
+      delete m.endpoints[d.name];
+  }
+};
+
+export const endpointsOfService = (m: RegistryModel, service: string): EndpointRow[] =>
+  Object.values(m.endpoints).filter((ep) => ep.networkServiceNames.includes(service));
+
+export const labelsFor = (ep: EndpointRow, service: string): Labels => ep.networkServiceLabels[service]?.labels ?? {};

@@ -1,0 +1,51 @@
+// Where the process manager has got to in the log, kept in a NATS KV bucket so that a
+// restarted control plane resumes in-flight workflows from there.
+import type { KV, NatsConnection } from 'nats';
+
+export interface Checkpoints {
+  read(name: string): Promise<number>;
+  write(name: string, position: number): Promise<void>;
+}
+
+export const natsCheckpoints = async (nc: NatsConnection, domain: string): Promise<Checkpoints> => {
+  const kv: KV = await nc.jetstream().views.kv(`nsm_${domain.replace(/-/g, '_')}_checkpoints`, { history: 1 });
+  return {
+    read: async (name) => {
+      const e = await kv.get(name);
+      return e && e.operation === 'PUT' ? Number(e.string()) : 0;
+    },
+    write: async (name, position) => {
+      await kv.put(name, String(position));
+    },
+  };
+};
+
+/** Lowest position not yet handled, given positions delivered in order and finished in any order. */
+export class Watermark {
+  private readonly inFlight = new Set<number>();
+  private lastDelivered: number;
+
+  constructor(start: number) {
+    this.lastDelivered = start;
+  }
+
+  begin(position: number): void {
+    this.inFlight.add(position);
+    this.lastDelivered = Math.max(this.lastDelivered, position);
+  }
+
+  end(position: number): void {
+    this.inFlight.delete(position);
+  }
+
+  skip(position: number): void {
+    this.lastDelivered = Math.max(this.lastDelivered, position);
+  }
+
+  /** Everything at or below this position is done. */
+  get done(): number {
+    let min = Infinity;
+    for (const p of this.inFlight) if (p < min) min = p;
+    return min === Infinity ? this.lastDelivered : min - 1;
+  }
+}

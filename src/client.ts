@@ -1,0 +1,134 @@
+// The SDK that the CLI, node agents and tests use to talk to a mesh: durable commands with
+// an answer, queries, and waiting for a connection to settle.
+import { createHash, randomUUID } from 'node:crypto';
+import * as E from 'fp-ts/lib/Either.js';
+import { connect, type NatsConnection } from 'nats';
+import type { ConnectionEvent } from '../aggregates/connection.ts';
+import { subjectsFor, type Subjects } from '../infra/nats/subjects.ts';
+import type { CommandBody, CommandKind } from './contracts/commands.ts';
+import type { Commit } from './contracts/envelope.ts';
+import type { CommandReply, QueryReply } from './contracts/replies.ts';
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+export type OkReply = Extract<CommandReply, { ok: true }>;
+export type ClientError = { readonly code: string; readonly message: string };
+
+/** A command id that is the same for the same key: retries and redeliveries dedupe on it. */
+export const stableId = (key: string): string => 'k' + createHash('sha256').update(key).digest('hex').slice(0, 40);
+
+export interface MeshClientOptions {
+  readonly domain: string;
+  readonly actor: string;
+  readonly timeoutMs?: number;
+}
+
+export class MeshClient {
+  readonly subjects: Subjects;
+  private constructor(
+    readonly nc: NatsConnection,
+    private readonly opts: MeshClientOptions,
+    private readonly owned: boolean,
+  ) {
+    this.subjects = subjectsFor(opts.domain);
+  }
+
+  static async connect(url: string, opts: MeshClientOptions): Promise<E.Either<ClientError, MeshClient>> {
+    try {
+      const nc = await connect({ servers: url, timeout: 3000, name: `nsm ${opts.actor}` });
+      return E.right(new MeshClient(nc, opts, true));
+    } catch (e) {
+      return E.left({ code: 'unavailable', message: `cannot reach NATS at ${url}: ${(e as Error).message}` });
+    }
+  }
+
+  static over(nc: NatsConnection, opts: MeshClientOptions): MeshClient {
+    return new MeshClient(nc, opts, false);
+  }
+
+  /**
+   * Sends a command durably and waits for the control plane's answer. A timeout does not mean
+   * the command was lost: it stays queued and will be carried out when a control plane runs.
+   */
+  async send<K extends CommandKind>(
+    kind: K,
+    body: CommandBody<K>,
+    o: { id?: string; correlationId?: string; causationId?: string; timeoutMs?: number; wait?: boolean } = {},
+  ): Promise<E.Either<ClientError, OkReply | { queued: true; commandId: string }>> {
+    const id = o.id ?? randomUUID();
+    const timeout = o.timeoutMs ?? this.opts.timeoutMs ?? 10000;
+    const wait = o.wait ?? true;
+    const sub = wait ? this.nc.subscribe(this.subjects.reply(id), { max: 1, timeout }) : undefined;
+    const data = enc.encode(
+      JSON.stringify({ id, actor: this.opts.actor, body, ...(o.correlationId ? { correlationId: o.correlationId } : {}), ...(o.causationId ? { causationId: o.causationId } : {}) }),
+    );
+    const [aggregate, verb] = kind.split('.') as [string, string];
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.nc.jetstream().publish(this.subjects.command(aggregate, verb), data, { msgID: id, timeout: 5000 });
+        break;
+      } catch (e) {
+        const code = (e as { code?: string }).code;
+        if (attempt < 4 && (code === 'TIMEOUT' || code === '503')) continue;
+        sub?.unsubscribe();
+        const message = code === '503' ? `no command stream for domain "${this.opts.domain}": is a mesh running there?` : (e as Error).message;
+        return E.left({ code: 'unavailable', message });
+      }
+    }
+    if (!sub) return E.right({ queued: true, commandId: id });
+    try {
+      for await (const m of sub) {
+        const r = JSON.parse(dec.decode(m.data)) as CommandReply;
+        return r.ok ? E.right(r) : E.left({ code: r.error.code, message: r.error.message });
+      }
+      return E.left({ code: 'timeout', message: `no answer within ${timeout} ms; the command ${id} is queued and will run when a control plane is up` });
+    } catch {
+      return E.left({ code: 'timeout', message: `no answer within ${timeout} ms; the command ${id} is queued and will run when a control plane is up` });
+    }
+  }
+
+  async query<T = unknown>(name: string, params: unknown = {}, timeoutMs?: number): Promise<E.Either<ClientError, T>> {
+    try {
+      const m = await this.nc.request(this.subjects.query(name), enc.encode(JSON.stringify(params)), { timeout: timeoutMs ?? this.opts.timeoutMs ?? 10000 });
+      const r = JSON.parse(dec.decode(m.data)) as QueryReply<T>;
+      return r.ok ? E.right(r.result) : E.left({ code: 'query', message: r.error });
+    } catch (e) {
+      const code = (e as { code?: string }).code;
+      return E.left({
+        code: 'unavailable',
+        message: code === '503' ? `no control plane answers queries for domain "${this.opts.domain}"` : (e as Error).message,
+      });
+    }
+  }
+
+  /** Resolves with the connection's settled state: established, failed or closed. */
+  async waitForConnection(id: string, timeoutMs: number): Promise<E.Either<ClientError, { state: string; reason?: string }>> {
+    const settled = (ev: ConnectionEvent): { state: string; reason?: string } | undefined =>
+      ev.type === 'ConnectionEstablished' ? { state: 'established' } : ev.type === 'ConnectionFailed' ? { state: 'failed', reason: ev.reason } : ev.type === 'ConnectionClosed' ? { state: 'closed', reason: ev.reason } : undefined;
+    const sub = this.nc.subscribe(this.subjects.event(`connection.${id}`), { timeout: timeoutMs });
+    try {
+      // Subscribed first, so an event after this query cannot be missed.
+      const now = await this.query<{ state: string; failure?: { reason: string }; closeReason?: string }>('connection', { id });
+      if (E.isRight(now) && ['established', 'failed', 'closed'].includes(now.right.state)) {
+        return E.right({ state: now.right.state, ...(now.right.failure ? { reason: now.right.failure.reason } : now.right.closeReason ? { reason: now.right.closeReason } : {}) });
+      }
+      for await (const m of sub) {
+        const commit = JSON.parse(dec.decode(m.data)) as Commit;
+        for (const env of commit.events) {
+          const s = settled(env.data as ConnectionEvent);
+          if (s) return E.right(s);
+        }
+      }
+      return E.left({ code: 'timeout', message: `connection ${id} did not settle within ${timeoutMs} ms` });
+    } catch {
+      return E.left({ code: 'timeout', message: `connection ${id} did not settle within ${timeoutMs} ms` });
+    } finally {
+      sub.unsubscribe();
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.owned) await this.nc.close();
+  }
+}

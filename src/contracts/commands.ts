@@ -1,0 +1,111 @@
+// Commands as they travel on nsm.<domain>.cmd.<aggregate>.<verb>, with the decoders the
+// control plane runs before anything else happens.
+import * as E from 'fp-ts/lib/Either.js';
+import { MECHANISM_TYPES, NAME_HINT, NAME_PATTERN, type Labels, type Match, type MechanismType, type Payload } from '../../aggregates/domain.ts';
+import { parseCidr } from '../../aggregates/ip.ts';
+import * as D from './decode.ts';
+
+export const ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+const ID_HINT = 'use 1-64 letters, digits, "-" or "_"';
+
+export const name = D.string({ min: 1, max: 63, pattern: NAME_PATTERN, patternHint: NAME_HINT });
+export const id = D.string({ min: 1, max: 64, pattern: ID_PATTERN, patternHint: ID_HINT });
+// Label keys and values follow Kubernetes label syntax, so they are safe anywhere they are shown or matched.
+const labelKey = D.string({ min: 1, max: 63, pattern: /^[A-Za-z0-9]([A-Za-z0-9_.\/-]{0,61}[A-Za-z0-9])?$/, patternHint: 'a label key: letters, digits, "-", "_", ".", "/"' });
+const labelValue = D.string({ max: 63, pattern: /^([A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?)?$/, patternHint: 'a label value: letters, digits, "-", "_", "."' });
+export const labels: D.Decoder<Labels> = D.record(labelKey, labelValue, { max: 32 });
+// Destination selectors may also hold "{{.key}}" templates that refer to the client's labels.
+const selectorValue = D.string({ max: 63, pattern: /^[A-Za-z0-9_.{} -]*$/, patternHint: 'a label value or a {{.key}} template' });
+const selector: D.Decoder<Labels> = D.record(labelKey, selectorValue, { max: 32 });
+export const cidr = D.refine(D.string({ min: 1, max: 43 }), (s) => {
+  const r = parseCidr(s);
+  return E.isLeft(r) ? r.left : undefined;
+});
+const payload: D.Decoder<Payload> = D.literal('IP', 'ETHERNET');
+const mechanism: D.Decoder<MechanismType> = D.literal(...MECHANISM_TYPES);
+const actor = D.string({ min: 1, max: 128, pattern: /^[\x21-\x7e]+$/, patternHint: 'printable ASCII without spaces' });
+
+const match: D.Decoder<Match> = D.map(
+  D.object(
+    { routes: D.array(D.object({ destinationSelector: selector }, { weight: D.integer({ min: 0, max: 1000 }) }), { max: 16 }) },
+    { sourceSelector: selector, fallthrough: D.boolean },
+  ),
+  (m) => ({ sourceSelector: m.sourceSelector ?? {}, routes: m.routes, fallthrough: m.fallthrough ?? false }),
+);
+
+export const bodies = {
+  'service.register': D.object({ name }, { payload, matches: D.array(match, { max: 32 }) }),
+  'service.unregister': D.object({ name }),
+  'endpoint.register': D.object(
+    { name, networkServiceNames: D.array(name, { min: 1, max: 16 }), node: name },
+    {
+      networkServiceLabels: D.record(name, D.object({ labels }), { max: 16 }),
+      prefix: cidr,
+      excludedPrefixes: D.array(cidr, { max: 64 }),
+      expirationSeconds: D.integer({ min: 1, max: 86400 * 365 }),
+    },
+  ),
+  'endpoint.unregister': D.object({ name }),
+  'node.join': D.object(
+    { name, mechanisms: D.array(mechanism, { min: 1, max: 8 }), dataplane: D.literal('simulated', 'linux') },
+    {
+      underlayAddress: D.string({ min: 1, max: 45, pattern: /^[0-9a-fA-F.:]+$/, patternHint: 'an IP address' }),
+      mtu: D.integer({ min: 576, max: 65535 }),
+      publicKeys: D.record(name, D.string({ min: 1, max: 256, pattern: /^[A-Za-z0-9+\/=_-]+$/, patternHint: 'a base64 public key' }), { max: 8 }),
+    },
+  ),
+  'node.leave': D.object({ name }),
+  'connection.request': D.object(
+    { connectionId: id, networkService: name, clientNode: name },
+    {
+      labels,
+      clientNetns: D.string({ min: 1, max: 255, pattern: /^[A-Za-z0-9_.\/-]+$/, patternHint: 'a namespace name or path' }),
+      clientInterface: D.string({ min: 1, max: 15, pattern: /^[A-Za-z0-9_-]+$/, patternHint: 'a Linux interface name (at most 15 characters)' }),
+      mechanismPreferences: D.array(mechanism, { max: 8 }),
+    },
+  ),
+  'connection.close': D.object({ connectionId: id }, { reason: D.string({ max: 256 }) }),
+  'connection.report': D.object(
+    {
+      connectionId: id,
+      node: name,
+      side: D.literal('client', 'endpoint'),
+      generation: D.integer({ min: 1, max: 2 ** 31 }),
+      result: D.literal('programmed', 'removed', 'failed'),
+    },
+    { error: D.string({ max: 1024 }) },
+  ),
+} as const;
+
+export type CommandKind = keyof typeof bodies;
+export const COMMAND_KINDS = Object.keys(bodies) as CommandKind[];
+export type CommandBody<K extends CommandKind> = (typeof bodies)[K] extends D.Decoder<infer A> ? A : never;
+
+export interface CommandMessage<K extends CommandKind = CommandKind> {
+  readonly kind: K;
+  readonly id: string;
+  readonly actor: string;
+  readonly correlationId?: string;
+  readonly causationId?: string;
+  readonly body: CommandBody<K>;
+}
+
+const envelopeShape = D.object(
+  { id, actor, body: (v, _p) => E.right(v) },
+  { correlationId: id, causationId: D.string({ min: 1, max: 200, pattern: /^[A-Za-z0-9_.:-]+$/, patternHint: 'an id' }) },
+);
+
+export const kindFromSubject = (subject: string, domain: string): CommandKind | undefined => {
+  const prefix = `nsm.${domain}.cmd.`;
+  if (!subject.startsWith(prefix)) return undefined;
+  const kind = subject.slice(prefix.length);
+  return (COMMAND_KINDS as string[]).includes(kind) ? (kind as CommandKind) : undefined;
+};
+
+export const decodeCommand = <K extends CommandKind>(kind: K, input: unknown): E.Either<D.DecodeError, CommandMessage<K>> => {
+  const env = envelopeShape(input, '');
+  if (E.isLeft(env)) return env;
+  const body = bodies[kind](env.right.body, 'body');
+  if (E.isLeft(body)) return body;
+  return E.right({ ...env.right, kind, body: body.right as CommandBody<K> });
+};

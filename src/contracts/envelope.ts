@@ -1,0 +1,42 @@
+// The envelope every stored event travels in, and the commit that groups one decision's events.
+
+export interface EventEnvelope<E extends { readonly type: string } = { readonly type: string }> {
+  readonly id: string;
+  readonly type: E['type'];
+  /** Canonical stream name "<aggregate>.<id>", e.g. "connection.7f0c...". */
+  readonly stream: string;
+  /** 1-based position of this event within its stream. */
+  readonly version: number;
+  readonly time: string;
+  /** The id that ties a whole workflow together (the originating client command's id). */
+  readonly correlationId: string;
+  /** The id of the command or event that directly caused this event. */
+  readonly causationId: string;
+  readonly domain: string;
+  /** Who issued the command. Self-declared by the client until authentication lands. */
+  readonly actor: string;
+  /** Shape version of `data`, for upcasting older logs. */
+  readonly schema: number;
+  readonly data: E;
+}
+
+/** All events of one decision; stored atomically as one unit. */
+export interface Commit {
+  readonly commitId: string;
+  readonly stream: string;
+  readonly events: readonly EventEnvelope[];
+}
+
+export interface StoredCommit extends Commit {
+  /** The stream's revision after this commit: pass it back as the expected version. */
+  readonly revision: number;
+  /** Global position in the store's log (JetStream stream sequence, EventStoreDB commit position). */
+  readonly position: bigint;
+}
+
+export const streamName = (aggregate: string, id: string): string => `${aggregate}.${id}`;
+
+export const parseStreamName = (stream: string): { aggregate: string; id: string } => {
+  const dot = stream.indexOf('.');
+  return { aggregate: stream.slice(0, dot), id: stream.slice(dot + 1) };
+};

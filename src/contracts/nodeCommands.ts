@@ -1,0 +1,45 @@
+// Commands to node agents on nsm.<domain>.node.<node>.cmd: each one states the desired
+// result for one side of one connection, so applying it twice, or late, is harmless.
+import * as E from 'fp-ts/lib/Either.js';
+import { MECHANISM_TYPES } from '../../aggregates/domain.ts';
+import { cidr, id, name } from './commands.ts';
+import * as D from './decode.ts';
+
+const ifname = D.string({ min: 1, max: 15, pattern: /^[A-Za-z0-9_-]+$/, patternHint: 'a Linux interface name' });
+const mech = D.literal(...MECHANISM_TYPES);
+const address = D.string({ min: 1, max: 45, pattern: /^[0-9a-fA-F.:]+$/, patternHint: 'an IP address' });
+
+export const sideSpec = D.object(
+  {
+    connectionId: id,
+    generation: D.integer({ min: 0, max: 2 ** 31 }),
+    side: D.literal('client', 'endpoint'),
+    node: name,
+    desired: D.literal('present', 'absent'),
+    networkService: name,
+    payload: D.literal('IP', 'ETHERNET'),
+    interfaceName: ifname,
+    mechanism: D.object({ local: D.literal('kernel') }, { remote: D.literal('vxlan', 'wireguard') }),
+    addresses: D.array(cidr, { max: 16 }),
+    routes: D.array(cidr, { max: 64 }),
+    mtu: D.integer({ min: 0, max: 65535 }),
+  },
+  {
+    netns: D.string({ min: 1, max: 255 }),
+    peer: D.object(
+      { node: name },
+      { underlayAddress: address, publicKeys: D.record(name, D.string({ min: 1, max: 256 }), { max: 8 }), mechanisms: D.array(mech, { max: 8 }) },
+    ),
+  },
+);
+
+export type SideSpec = typeof sideSpec extends D.Decoder<infer A> ? A : never;
+
+export const nodeCommand = D.object({ id: D.string({ min: 1, max: 200 }), spec: sideSpec });
+export type NodeCommand = typeof nodeCommand extends D.Decoder<infer A> ? A : never;
+
+export const decodeNodeCommand = (input: unknown): E.Either<D.DecodeError, NodeCommand> => nodeCommand(input, '');
+
+/** Dedupe id of a node command: the same desired result for the same generation is one command. */
+export const nodeCommandId = (s: Pick<SideSpec, 'connectionId' | 'generation' | 'side' | 'desired'>): string =>
+  `${s.connectionId}:${s.generation}:${s.side}:${s.desired}`;

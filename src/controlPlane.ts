@@ -1,0 +1,249 @@
+// The control plane process: folds the log into its view, consumes client and agent commands
+// from the durable command stream, runs the process manager, and answers queries.
+import * as E from 'fp-ts/lib/Either.js';
+import { AckPolicy, DeliverPolicy, nanos, type ConsumerMessages, type JsMsg, type NatsConnection, type Subscription as NatsSub } from 'nats';
+import { errorText, type Logger } from '../infra/log.ts';
+import { jetStreamEventStore } from '../infra/eventstore/jetstream.ts';
+import { COMMAND_MAX_BYTES, ensureStreams } from '../infra/nats/streams.ts';
+import { subjectsFor, type Subjects } from '../infra/nats/subjects.ts';
+import { natsCheckpoints, Watermark, type Checkpoints } from './checkpoint.ts';
+import { decodeCommand, kindFromSubject, type CommandMessage } from './contracts/commands.ts';
+import * as D from './contracts/decode.ts';
+import type { StoredCommit } from './contracts/envelope.ts';
+import type { NodeCommand } from './contracts/nodeCommands.ts';
+import type { CommandReply, QueryReply, ReplyErrorCode } from './contracts/replies.ts';
+import type { EventStore } from './eventStore.ts';
+import { execErrorMessage, execute } from './execute.ts';
+import { route } from './handlers.ts';
+import { KeyedQueue } from './keyedQueue.ts';
+import { MeshView } from './meshView.ts';
+import { createProcessManager, RetryLater } from './processManager.ts';
+import { runQuery } from './queries.ts';
+import { Repository } from './repository.ts';
+
+export interface ControlPlaneOptions {
+  readonly nc: NatsConnection;
+  readonly domain: string;
+  readonly log: Logger;
+  /** Defaults to the JetStream store of the domain. */
+  readonly store?: EventStore;
+  readonly now?: () => Date;
+  readonly concurrency?: number;
+}
+
+export interface ControlPlane {
+  readonly view: MeshView;
+  readonly store: EventStore;
+  readonly subjects: Subjects;
+  readonly heartbeats: Map<string, { at: string; connections?: number }>;
+  stop(): Promise<void>;
+}
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+export const CONTROL_PLANE_CONSUMER = 'control-plane';
+const PM_CHECKPOINT = 'process-manager';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export const startControlPlane = async (opts: ControlPlaneOptions): Promise<ControlPlane> => {
+  const { nc, log } = opts;
+  const now = opts.now ?? (() => new Date());
+  const subjects = subjectsFor(opts.domain);
+  const jsm = await nc.jetstreamManager();
+  const js = nc.jetstream();
+  await ensureStreams(jsm, subjects);
+  const store = opts.store ?? (await jetStreamEventStore(nc, subjects));
+  const repo = new Repository(store);
+  const view = new MeshView();
+  const checkpoints: Checkpoints = await natsCheckpoints(nc, opts.domain);
+  const heartbeats = new Map<string, { at: string; connections?: number }>();
+  let stopping = false;
+
+  const sendNodeCommand = async (node: string, cmd: NodeCommand) => {
+    await js.publish(subjects.nodeCommands(node), enc.encode(JSON.stringify(cmd)), { msgID: cmd.id });
+  };
+  const pm = createProcessManager({ store, repo, view, subjects, log, now, sendNodeCommand });
+
+  // Process manager, driven by the ordered subscription from its checkpoint.
+  const pmStart = await checkpoints.read(PM_CHECKPOINT);
+  const watermark = new Watermark(pmStart);
+  const pmQueue = new KeyedQueue(opts.concurrency ?? 256);
+  const handleWithRetry = async (commit: StoredCommit) => {
+    for (let attempt = 1; !stopping; attempt++) {
+      try {
+        await pm.handle(commit);
+        return;
+      } catch (e) {
+        const level = e instanceof RetryLater ? 'warn' : 'error';
+        log[level]('process manager step failed; retrying', { stream: commit.stream, position: commit.position, attempt, error: errorText(e) });
+        await sleep(Math.min(5000, 100 * 2 ** attempt));
+      }
+    }
+  };
+  const feedProcessManager = (commit: StoredCommit) => {
+    const position = Number(commit.position);
+    if (position <= pmStart || !commit.stream.startsWith('connection.')) {
+      watermark.skip(position);
+      return;
+    }
+    watermark.begin(position);
+    void pmQueue.enqueue(commit.stream, async () => {
+      await handleWithRetry(commit);
+      watermark.end(position);
+    });
+  };
+  let savedCheckpoint = pmStart;
+  const checkpointTimer = setInterval(() => {
+    const done = watermark.done;
+    if (done > savedCheckpoint) {
+      checkpoints.write(PM_CHECKPOINT, done).then(
+        () => (savedCheckpoint = Math.max(savedCheckpoint, done)),
+        (e) => log.warn('could not save process manager checkpoint', { error: errorText(e) }),
+      );
+    }
+  }, 1000);
+
+  const subscription = await store.subscribeAll(0n, {
+    onCommit: (c) => {
+      repo.apply(c);
+      view.push(c);
+      feedProcessManager(c);
+    },
+    onError: (e) => log.error('event subscription stopped', { error: e.message, kind: e.kind }),
+  });
+  await subscription.caughtUp;
+  view.flush();
+  log.info('control plane caught up', { position: view.current.position, streams: repo.size, resumeFrom: pmStart });
+
+  // Commands: one durable consumer shared by every replica.
+  try {
+    await jsm.consumers.info(subjects.streams.commands, CONTROL_PLANE_CONSUMER);
+  } catch {
+    await jsm.consumers.add(subjects.streams.commands, {
+      durable_name: CONTROL_PLANE_CONSUMER,
+      ack_policy: AckPolicy.Explicit,
+      deliver_policy: DeliverPolicy.All,
+      ack_wait: nanos(10_000),
+      max_ack_pending: 2000,
+    });
+  }
+  const reply = (commandId: string, r: CommandReply) => {
+    if (/^[A-Za-z0-9_-]{1,64}$/.test(commandId)) nc.publish(subjects.reply(commandId), enc.encode(JSON.stringify(r)));
+  };
+  const rejectMsg = (m: JsMsg, commandId: string | undefined, code: ReplyErrorCode, message: string) => {
+    log.info('command rejected', { subject: m.subject, commandId, code, reason: message });
+    if (commandId) reply(commandId, { ok: false, commandId, error: { code, message } });
+    m.term();
+  };
+
+  const handleCommand = async (m: JsMsg, msg: CommandMessage) => {
+    const routed = route(msg, view.current, now());
+    const r = await execute({ store, repo }, routed.stream, routed.command, {
+      commandId: msg.id,
+      correlationId: msg.correlationId ?? msg.id,
+      causationId: msg.causationId ?? msg.id,
+      actor: msg.actor,
+      domain: opts.domain,
+      now,
+    });
+    if (E.isLeft(r)) {
+      if (r.left.kind === 'domain') return rejectMsg(m, msg.id, r.left.error.code, r.left.error.message);
+      // Infrastructure trouble: leave the command for redelivery.
+      log.warn('command deferred', { commandId: msg.id, error: execErrorMessage(r.left) });
+      m.nak(1000);
+      return;
+    }
+    // Answer only once our own view holds the commit, so the client's next command sees it.
+    if (r.right.position !== undefined) await view.waitFor(Number(r.right.position)).catch(() => undefined);
+    reply(msg.id, {
+      ok: true,
+      commandId: msg.id,
+      stream: r.right.stream,
+      events: r.right.events.map((e) => ({ type: e.type, version: e.version })),
+      ...(r.right.position !== undefined ? { position: r.right.position.toString() } : {}),
+      noop: r.right.events.length === 0,
+    });
+    m.ack();
+  };
+
+  const cmdQueue = new KeyedQueue(opts.concurrency ?? 256);
+  const consumer = await js.consumers.get(subjects.streams.commands, CONTROL_PLANE_CONSUMER);
+  const messages: ConsumerMessages = await consumer.consume({ max_messages: 512 });
+  const commandLoop = (async () => {
+    for await (const m of messages) {
+      const kind = kindFromSubject(m.subject, opts.domain);
+      const parsed = D.parseJson(m.data, COMMAND_MAX_BYTES);
+      const claimedId = E.isRight(parsed) && typeof (parsed.right as { id?: unknown })?.id === 'string' ? ((parsed.right as { id: string }).id) : undefined;
+      if (!kind) {
+        rejectMsg(m, claimedId, 'unknown-command', `unknown command "${m.subject.split('.').slice(3).join('.')}"`);
+        continue;
+      }
+      if (E.isLeft(parsed)) {
+        rejectMsg(m, undefined, 'invalid', parsed.left.message);
+        continue;
+      }
+      const decoded = decodeCommand(kind, parsed.right);
+      if (E.isLeft(decoded)) {
+        rejectMsg(m, claimedId, 'invalid', `${kind}: ${D.formatDecodeError(decoded.left)}`);
+        continue;
+      }
+      const key = route(decoded.right, view.current, now()).stream;
+      await cmdQueue.enqueue(key, () =>
+        handleCommand(m, decoded.right).catch((e) => {
+          log.error('command handler crashed', { commandId: decoded.right.id, error: errorText(e) });
+          m.nak(1000);
+        }),
+      );
+    }
+  })();
+
+  // Queries and heartbeats.
+  const querySub: NatsSub = nc.subscribe(subjects.allQueries, {
+    queue: 'nsm-query',
+    callback: (err, m) => {
+      if (err) return;
+      const name = m.subject.slice(subjects.query('').length);
+      const parsed = m.data.length === 0 ? E.right({}) : D.parseJson(m.data, 64 * 1024);
+      const answer = (r: QueryReply) => m.respond(enc.encode(JSON.stringify(r)));
+      if (E.isLeft(parsed)) return answer({ ok: false, error: parsed.left.message });
+      runQuery({ model: view.current, store, heartbeats }, name, parsed.right).then(
+        (r) => answer(E.isRight(r) ? { ok: true, result: r.right } : { ok: false, error: r.left }),
+        (e) => answer({ ok: false, error: errorText(e) }),
+      );
+    },
+  });
+  const hbSub = nc.subscribe(subjects.allHeartbeats, {
+    callback: (err, m) => {
+      if (err) return;
+      const node = m.subject.split('.').pop()!;
+      try {
+        const body = JSON.parse(dec.decode(m.data)) as { connections?: unknown };
+        heartbeats.set(node, { at: now().toISOString(), ...(typeof body.connections === 'number' ? { connections: body.connections } : {}) });
+      } catch {
+        heartbeats.set(node, { at: now().toISOString() });
+      }
+    },
+  });
+
+  return {
+    view,
+    store,
+    subjects,
+    heartbeats,
+    stop: async () => {
+      stopping = true;
+      clearInterval(checkpointTimer);
+      messages.stop();
+      await commandLoop.catch(() => undefined);
+      await cmdQueue.drain();
+      querySub.unsubscribe();
+      hbSub.unsubscribe();
+      await subscription.stop();
+      await pmQueue.drain();
+      const done = watermark.done;
+      if (done > savedCheckpoint) await checkpoints.write(PM_CHECKPOINT, done).catch(() => undefined);
+      await store.close();
+    },
+  };
+};

@@ -1,0 +1,98 @@
+// Load, decide, append with the expected version; on a conflict reload and decide again,
+// a bounded number of times.
+import { randomUUID } from 'node:crypto';
+import * as E from 'fp-ts/lib/Either.js';
+import type { DomainError } from '../aggregates/domain.ts';
+import type { Commit, EventEnvelope, StoredCommit } from './contracts/envelope.ts';
+import type { EventStore, StoreError } from './eventStore.ts';
+import { aggregateOf, type Repository } from './repository.ts';
+
+export interface CommandMeta {
+  /** Becomes the commit id: a command retried within the duplicate window is stored once. */
+  readonly commandId: string;
+  readonly correlationId: string;
+  readonly causationId: string;
+  readonly actor: string;
+  readonly domain: string;
+  readonly now: () => Date;
+}
+
+export type ExecError =
+  | { readonly kind: 'domain'; readonly error: DomainError }
+  | { readonly kind: 'store'; readonly error: StoreError }
+  | { readonly kind: 'conflict'; readonly message: string };
+
+export interface ExecResult {
+  readonly stream: string;
+  readonly events: readonly EventEnvelope[];
+  readonly position?: bigint;
+  readonly duplicate: boolean;
+  /** Aggregate state after the command. */
+  readonly state: unknown;
+}
+
+export const MAX_ATTEMPTS = 10;
+export const SCHEMA_VERSION = 1;
+
+export const execute = async (
+  deps: { readonly store: EventStore; readonly repo: Repository },
+  stream: string,
+  command: unknown,
+  meta: CommandMeta,
+): Promise<E.Either<ExecError, ExecResult>> => {
+  const agg = aggregateOf(stream);
+  if (!agg) return E.left({ kind: 'domain', error: { code: 'invalid', message: `unknown stream ${stream}` } });
+  let forceFresh = false;
+  for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
+    const loaded = await deps.repo.load(stream, { fresh: forceFresh });
+    if (E.isLeft(loaded)) return E.left({ kind: 'store', error: loaded.left });
+    const decision = agg.decide(command, loaded.right.state);
+    if (E.isLeft(decision)) {
+      // A cached state can lag behind another replica's append: confirm a rejection against the store.
+      if (!loaded.right.fresh) {
+        forceFresh = true;
+        attempt--;
+        continue;
+      }
+      return E.left({ kind: 'domain', error: decision.left });
+    }
+    const data = decision.right;
+    if (data.length === 0) return E.right({ stream, events: [], duplicate: false, state: loaded.right.state });
+    const time = meta.now().toISOString();
+    const events: EventEnvelope[] = data.map((d, i) => ({
+      id: randomUUID(),
+      type: (d as { type: string }).type,
+      stream,
+      version: loaded.right.count + i + 1,
+      time,
+      correlationId: meta.correlationId,
+      causationId: meta.causationId,
+      domain: meta.domain,
+      actor: meta.actor,
+      schema: SCHEMA_VERSION,
+      data: d as { type: string },
+    }));
+    const commit: Commit = { commitId: meta.commandId, stream, events };
+    const appended = await deps.store.append(commit, loaded.right.revision)();
+    if (E.isLeft(appended)) {
+      if (appended.left.kind === 'wrong-expected-version') {
+        forceFresh = true;
+        continue;
+      }
+      return E.left({ kind: 'store', error: appended.left });
+    }
+    if (appended.right.duplicate) {
+      // Stored earlier under this command id: report what is stored, not what we just built.
+      const fresh = await deps.repo.load(stream, { fresh: true });
+      return E.right({ stream, events: [], position: appended.right.position, duplicate: true, state: E.isRight(fresh) ? fresh.right.state : loaded.right.state });
+    }
+    const stored: StoredCommit = { ...commit, revision: appended.right.revision, position: appended.right.position };
+    deps.repo.apply(stored);
+    const after = data.reduce((s, e) => agg.evolve(s, e), loaded.right.state);
+    return E.right({ stream, events, position: appended.right.position, duplicate: false, state: after });
+  }
+  return E.left({ kind: 'conflict', message: `gave up on ${stream} after ${MAX_ATTEMPTS} version conflicts` });
+};
+
+export const execErrorMessage = (e: ExecError): string =>
+  e.kind === 'domain' ? e.error.message : e.kind === 'store' ? `event store ${e.error.kind}: ${e.error.message}` : e.message;

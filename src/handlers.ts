@@ -1,0 +1,135 @@
+// From a decoded wire command to the aggregate stream and the aggregate command, with the
+// context the decision needs (registry, loads, time) read from the control plane's view.
+import type { AddressPoolCommand } from '../aggregates/addressPool.ts';
+import { interfaceNameFor, type ConnectionCommand } from '../aggregates/connection.ts';
+import type { EndpointCommand } from '../aggregates/endpoint.ts';
+import type { NetworkServiceCommand } from '../aggregates/networkService.ts';
+import type { NodeCommand } from '../aggregates/node.ts';
+import type { MeshModel } from '../projections/mesh.ts';
+import { endpointsOfService, labelsFor } from '../projections/registry.ts';
+import type { CommandKind, CommandMessage } from './contracts/commands.ts';
+import { streamName } from './contracts/envelope.ts';
+
+export type AnyAggregateCommand = NetworkServiceCommand | EndpointCommand | NodeCommand | ConnectionCommand | AddressPoolCommand;
+
+export interface Routed {
+  readonly stream: string;
+  readonly command: AnyAggregateCommand;
+}
+
+export const DEFAULT_ENDPOINT_PREFIX = '169.254.0.0/16';
+export const DEFAULT_EXPIRATION_SECONDS = 60;
+export const DEFAULT_MTU = 1500;
+
+export const route = (msg: CommandMessage, model: MeshModel, now: Date): Routed => {
+  switch (msg.kind as CommandKind) {
+    case 'service.register': {
+      const b = (msg as CommandMessage<'service.register'>).body;
+      return {
+        stream: streamName('service', b.name),
+        command: { type: 'RegisterNetworkService', spec: { name: b.name, payload: b.payload ?? 'IP', matches: b.matches ?? [] } },
+      };
+    }
+    case 'service.unregister': {
+      const b = (msg as CommandMessage<'service.unregister'>).body;
+      return { stream: streamName('service', b.name), command: { type: 'UnregisterNetworkService', name: b.name } };
+    }
+    case 'endpoint.register': {
+      const b = (msg as CommandMessage<'endpoint.register'>).body;
+      const expiresAt = new Date(now.getTime() + (b.expirationSeconds ?? DEFAULT_EXPIRATION_SECONDS) * 1000);
+      return {
+        stream: streamName('endpoint', b.name),
+        command: {
+          type: 'RegisterEndpoint',
+          spec: {
+            name: b.name,
+            networkServiceNames: b.networkServiceNames,
+            networkServiceLabels: b.networkServiceLabels ?? {},
+            node: b.node,
+            prefix: b.prefix ?? DEFAULT_ENDPOINT_PREFIX,
+            excludedPrefixes: b.excludedPrefixes ?? [],
+          },
+          expirationTime: expiresAt.toISOString(),
+          registeredServices: b.networkServiceNames.filter((s) => model.registry.services[s] !== undefined),
+        },
+      };
+    }
+    case 'endpoint.unregister': {
+      const b = (msg as CommandMessage<'endpoint.unregister'>).body;
+      return { stream: streamName('endpoint', b.name), command: { type: 'UnregisterEndpoint', name: b.name } };
+    }
+    case 'node.join': {
+      const b = (msg as CommandMessage<'node.join'>).body;
+      return {
+        stream: streamName('node', b.name),
+        command: {
+          type: 'JoinNode',
+          spec: {
+            name: b.name,
+            mechanisms: b.mechanisms,
+            dataplane: b.dataplane,
+            ...(b.underlayAddress ? { underlayAddress: b.underlayAddress } : {}),
+            mtu: b.mtu ?? DEFAULT_MTU,
+            publicKeys: b.publicKeys ?? {},
+          },
+        },
+      };
+    }
+    case 'node.leave': {
+      const b = (msg as CommandMessage<'node.leave'>).body;
+      return { stream: streamName('node', b.name), command: { type: 'LeaveNode', name: b.name } };
+    }
+    case 'connection.request': {
+      const b = (msg as CommandMessage<'connection.request'>).body;
+      const service = model.registry.services[b.networkService];
+      return {
+        stream: streamName('connection', b.connectionId),
+        command: {
+          type: 'RequestConnection',
+          request: {
+            connectionId: b.connectionId,
+            networkService: b.networkService,
+            payload: service?.payload ?? 'IP',
+            labels: b.labels ?? {},
+            clientNode: b.clientNode,
+            ...(b.clientNetns ? { clientNetns: b.clientNetns } : {}),
+            clientInterface: b.clientInterface ?? interfaceNameFor('nsm', b.connectionId),
+            mechanismPreferences: b.mechanismPreferences ?? [],
+            requestId: msg.id,
+          },
+          registry: {
+            ...(service ? { service: { payload: service.payload, matches: service.matches } } : {}),
+            endpoints: endpointsOfService(model.registry, b.networkService).map((ep) => ({
+              name: ep.name,
+              node: ep.node,
+              labels: labelsFor(ep, b.networkService),
+              load: model.connections.activeByEndpoint[ep.name] ?? 0,
+            })),
+          },
+        },
+      };
+    }
+    case 'connection.close': {
+      const b = (msg as CommandMessage<'connection.close'>).body;
+      return {
+        stream: streamName('connection', b.connectionId),
+        command: { type: 'CloseConnection', connectionId: b.connectionId, reason: b.reason ?? `closed by ${msg.actor}` },
+      };
+    }
+    case 'connection.report': {
+      const b = (msg as CommandMessage<'connection.report'>).body;
+      return {
+        stream: streamName('connection', b.connectionId),
+        command: {
+          type: 'ReportDataplane',
+          connectionId: b.connectionId,
+          node: b.node,
+          side: b.side,
+          generation: b.generation,
+          result: b.result,
+          ...(b.error ? { error: b.error } : {}),
+        },
+      };
+    }
+  }
+};

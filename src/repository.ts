@@ -1,0 +1,63 @@
+// Aggregate states by stream, kept current from the store subscription and from our own
+// appends; read from the store when missing, stale, or after a version conflict.
+import * as E from 'fp-ts/lib/Either.js';
+import { AGGREGATES, type AnyAggregate } from '../aggregates/index.ts';
+import { parseStreamName, type StoredCommit } from './contracts/envelope.ts';
+import type { EventStore, ExpectedVersion, StoreError } from './eventStore.ts';
+
+export interface Loaded {
+  readonly state: unknown;
+  readonly revision: ExpectedVersion;
+  /** Number of events in the stream, for the next envelope's version. */
+  readonly count: number;
+  /** True when read from the store just now rather than from the cache. */
+  readonly fresh: boolean;
+}
+
+export const aggregateOf = (stream: string): AnyAggregate | undefined => AGGREGATES[parseStreamName(stream).aggregate];
+
+const fold = (agg: AnyAggregate, state: unknown, commit: StoredCommit): unknown =>
+  commit.events.reduce((s, e) => agg.evolve(s, e.data), state);
+
+export class Repository {
+  private readonly cache = new Map<string, Omit<Loaded, 'fresh'>>();
+
+  constructor(private readonly store: EventStore) {}
+
+  /** Applies a stored commit if it is the next one for its stream; a gap drops the entry so the next load reads the store. */
+  apply(commit: StoredCommit): void {
+    const agg = aggregateOf(commit.stream);
+    if (!agg) return;
+    const cur = this.cache.get(commit.stream) ?? { state: agg.initialState, revision: 'none' as ExpectedVersion, count: 0 };
+    if (cur.revision !== 'none' && commit.revision <= (cur.revision as number)) return;
+    const first = commit.events[0];
+    if (first && first.version !== cur.count + 1) {
+      this.cache.delete(commit.stream);
+      return;
+    }
+    this.cache.set(commit.stream, { state: fold(agg, cur.state, commit), revision: commit.revision, count: cur.count + commit.events.length });
+  }
+
+  async load(stream: string, opts: { fresh?: boolean; minRevision?: number } = {}): Promise<E.Either<StoreError, Loaded>> {
+    const agg = aggregateOf(stream);
+    if (!agg) return E.left({ kind: 'corrupt', message: `no aggregate for stream ${stream}` });
+    const cached = this.cache.get(stream);
+    const recentEnough = opts.minRevision === undefined || (cached !== undefined && cached.revision !== 'none' && (cached.revision as number) >= opts.minRevision);
+    if (cached && !opts.fresh && recentEnough) return E.right({ ...cached, fresh: false });
+    const read = await this.store.readStream(stream)();
+    if (E.isLeft(read)) return read;
+    let state: unknown = agg.initialState;
+    let count = 0;
+    for (const c of read.right.commits) {
+      state = fold(agg, state, c);
+      count += c.events.length;
+    }
+    const loaded = { state, revision: read.right.revision, count };
+    this.cache.set(stream, loaded);
+    return E.right({ ...loaded, fresh: true });
+  }
+
+  get size(): number {
+    return this.cache.size;
+  }
+}
