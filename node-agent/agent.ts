@@ -44,22 +44,23 @@ export const startNodeAgent = async (opts: NodeAgentOptions): Promise<NodeAgent>
   /** Highest generation acted on per side: older commands arriving late are ignored. */
   const applied = new Map<string, { generation: number; desired: 'present' | 'absent' }>();
 
-  const report = async (spec: Pick<SideSpec, 'connectionId' | 'generation' | 'side'>, result: Report, error?: string) => {
+  type Trace = { correlationId?: string; causationId?: string };
+  const report = async (spec: Pick<SideSpec, 'connectionId' | 'generation' | 'side'>, result: Report, error?: string, trace: Trace = {}) => {
     const id = stableId(`report:${spec.connectionId}:${spec.generation}:${spec.side}:${result}`);
     const r = await client.send(
       'connection.report',
       { connectionId: spec.connectionId, node, side: spec.side, generation: spec.generation, result, ...(error ? { error } : {}) },
-      { id, wait: false },
+      { id, wait: false, ...trace },
     );
     if (E.isLeft(r)) throw new Error(`could not report ${result} for ${spec.connectionId}: ${r.left.message}`);
   };
 
-  const apply = async (spec: SideSpec, origin: string) => {
+  const apply = async (spec: SideSpec, origin: string, trace: Trace = {}) => {
     const key = sideKey(spec);
     const seen = applied.get(key);
     if (seen && (spec.generation < seen.generation || (spec.generation === seen.generation && seen.desired === spec.desired))) {
       log.debug('node command already applied', { connectionId: spec.connectionId, side: spec.side, generation: spec.generation, desired: spec.desired });
-      if (spec.generation === seen.generation) await report(spec, spec.desired === 'present' ? 'programmed' : 'removed');
+      if (spec.generation === seen.generation) await report(spec, spec.desired === 'present' ? 'programmed' : 'removed', undefined, trace);
       return;
     }
     if (spec.desired === 'present') {
@@ -67,10 +68,10 @@ export const startNodeAgent = async (opts: NodeAgentOptions): Promise<NodeAgent>
       applied.set(key, { generation: spec.generation, desired: 'present' });
       if (E.isLeft(r)) {
         log.warn('programming failed', { connectionId: spec.connectionId, side: spec.side, error: r.left.message, origin });
-        await report(spec, 'failed', r.left.message);
+        await report(spec, 'failed', r.left.message, trace);
       } else {
         log.info('side programmed', { connectionId: spec.connectionId, side: spec.side, generation: spec.generation, origin });
-        await report(spec, 'programmed');
+        await report(spec, 'programmed', undefined, trace);
       }
     } else {
       const r = await dataplane.remove(spec)();
@@ -80,7 +81,7 @@ export const startNodeAgent = async (opts: NodeAgentOptions): Promise<NodeAgent>
       }
       applied.set(key, { generation: spec.generation, desired: 'absent' });
       log.info('side removed', { connectionId: spec.connectionId, side: spec.side, generation: spec.generation, origin });
-      await report(spec, 'removed');
+      await report(spec, 'removed', undefined, trace);
     }
   };
 
@@ -170,7 +171,7 @@ export const startNodeAgent = async (opts: NodeAgentOptions): Promise<NodeAgent>
           continue;
         }
         try {
-          await apply(cmd.right.spec, 'command');
+          await apply(cmd.right.spec, 'command', { ...(cmd.right.correlationId ? { correlationId: cmd.right.correlationId } : {}), ...(cmd.right.causationId ? { causationId: cmd.right.causationId } : {}) });
           m.ack();
         } catch (e) {
           log.warn('node command failed; will retry', { id: cmd.right.id, error: errorText(e) });

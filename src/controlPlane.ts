@@ -137,16 +137,29 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
     m.term();
   };
 
-  const handleCommand = async (m: JsMsg, msg: CommandMessage) => {
-    const routed = route(msg, view.current, now());
-    const r = await execute({ store, repo }, routed.stream, routed.command, {
+  // Selections decided but not yet folded into the view still count as load.
+  const pendingLoad = new Map<string, number>();
+  const loadOf = (ep: string) => (view.current.connections.activeByEndpoint[ep] ?? 0) + (pendingLoad.get(ep) ?? 0);
+  const countSelection = (events: readonly unknown[]) => {
+    const sel = events.find((e) => (e as { type: string }).type === 'EndpointSelected') as { endpoint: string } | undefined;
+    if (!sel) return;
+    pendingLoad.set(sel.endpoint, (pendingLoad.get(sel.endpoint) ?? 0) + 1);
+    return () => {
+      const n = (pendingLoad.get(sel.endpoint) ?? 1) - 1;
+      if (n > 0) pendingLoad.set(sel.endpoint, n);
+      else pendingLoad.delete(sel.endpoint);
+    };
+  };
+
+  const handleCommand = async (m: JsMsg, msg: CommandMessage, stream: string) => {
+    const r = await execute({ store, repo }, stream, () => route(msg, view.current, now(), loadOf).command, {
       commandId: msg.id,
       correlationId: msg.correlationId ?? msg.id,
       causationId: msg.causationId ?? msg.id,
       actor: msg.actor,
       domain: opts.domain,
       now,
-    });
+    }, { onDecided: countSelection });
     if (E.isLeft(r)) {
       if (r.left.kind === 'domain') return rejectMsg(m, msg.id, r.left.error.code, r.left.error.message);
       // Infrastructure trouble: leave the command for redelivery.
@@ -156,6 +169,7 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
     }
     // Answer only once our own view holds the commit, so the client's next command sees it.
     if (r.right.position !== undefined) await view.waitFor(Number(r.right.position)).catch(() => undefined);
+    r.right.settle?.();
     reply(msg.id, {
       ok: true,
       commandId: msg.id,
@@ -188,9 +202,9 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
         rejectMsg(m, claimedId, 'invalid', `${kind}: ${D.formatDecodeError(decoded.left)}`);
         continue;
       }
-      const key = route(decoded.right, view.current, now()).stream;
-      await cmdQueue.enqueue(key, () =>
-        handleCommand(m, decoded.right).catch((e) => {
+      const stream = route(decoded.right, view.current, now()).stream;
+      await cmdQueue.enqueue(stream, () =>
+        handleCommand(m, decoded.right, stream).catch((e) => {
           log.error('command handler crashed', { commandId: decoded.right.id, error: errorText(e) });
           m.nak(1000);
         }),

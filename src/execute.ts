@@ -29,6 +29,13 @@ export interface ExecResult {
   readonly duplicate: boolean;
   /** Aggregate state after the command. */
   readonly state: unknown;
+  /** Undo of what onDecided recorded; call once the read model holds the commit. */
+  readonly settle?: () => void;
+}
+
+export interface ExecHooks {
+  /** Runs right after a decision with events, before the append: may return an undo. */
+  onDecided?(events: readonly unknown[]): (() => void) | void;
 }
 
 export const MAX_ATTEMPTS = 10;
@@ -37,8 +44,10 @@ export const SCHEMA_VERSION = 1;
 export const execute = async (
   deps: { readonly store: EventStore; readonly repo: Repository },
   stream: string,
-  command: unknown,
+  /** The command, or a function building it from current context right before the decision. */
+  command: unknown | (() => unknown),
   meta: CommandMeta,
+  hooks: ExecHooks = {},
 ): Promise<E.Either<ExecError, ExecResult>> => {
   const agg = aggregateOf(stream);
   if (!agg) return E.left({ kind: 'domain', error: { code: 'invalid', message: `unknown stream ${stream}` } });
@@ -46,7 +55,10 @@ export const execute = async (
   for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
     const loaded = await deps.repo.load(stream, { fresh: forceFresh });
     if (E.isLeft(loaded)) return E.left({ kind: 'store', error: loaded.left });
-    const decision = agg.decide(command, loaded.right.state);
+    // Built after the (asynchronous) load and decided without a pause, so context read here
+    // (endpoint loads) plus onDecided cannot interleave with another decision.
+    const cmd = typeof command === 'function' ? (command as () => unknown)() : command;
+    const decision = agg.decide(cmd, loaded.right.state);
     if (E.isLeft(decision)) {
       // A cached state can lag behind another replica's append: confirm a rejection against the store.
       if (!loaded.right.fresh) {
@@ -73,7 +85,9 @@ export const execute = async (
       data: d as { type: string },
     }));
     const commit: Commit = { commitId: meta.commandId, stream, events };
+    const undo = hooks.onDecided?.(data) ?? undefined;
     const appended = await deps.store.append(commit, loaded.right.revision)();
+    if (E.isLeft(appended) || appended.right.duplicate) undo?.();
     if (E.isLeft(appended)) {
       if (appended.left.kind === 'wrong-expected-version') {
         forceFresh = true;
@@ -89,7 +103,7 @@ export const execute = async (
     const stored: StoredCommit = { ...commit, revision: appended.right.revision, position: appended.right.position };
     deps.repo.apply(stored);
     const after = data.reduce((s, e) => agg.evolve(s, e), loaded.right.state);
-    return E.right({ stream, events, position: appended.right.position, duplicate: false, state: after });
+    return E.right({ stream, events, position: appended.right.position, duplicate: false, state: after, ...(undo ? { settle: undo } : {}) });
   }
   return E.left({ kind: 'conflict', message: `gave up on ${stream} after ${MAX_ATTEMPTS} version conflicts` });
 };

@@ -21,7 +21,10 @@ export const DEFAULT_ENDPOINT_PREFIX = '169.254.0.0/16';
 export const DEFAULT_EXPIRATION_SECONDS = 60;
 export const DEFAULT_MTU = 1500;
 
-export const route = (msg: CommandMessage, model: MeshModel, now: Date): Routed => {
+/** Endpoint load as the control plane sees it: folded connections plus selections not yet folded. */
+export type LoadOf = (endpoint: string) => number;
+
+export const route = (msg: CommandMessage, model: MeshModel, now: Date, loadOf: LoadOf = (ep) => model.connections.activeByEndpoint[ep] ?? 0): Routed => {
   switch (msg.kind as CommandKind) {
     case 'service.register': {
       const b = (msg as CommandMessage<'service.register'>).body;
@@ -103,7 +106,7 @@ export const route = (msg: CommandMessage, model: MeshModel, now: Date): Routed 
               name: ep.name,
               node: ep.node,
               labels: labelsFor(ep, b.networkService),
-              load: model.connections.activeByEndpoint[ep.name] ?? 0,
+              load: loadOf(ep.name),
             })),
           },
         },

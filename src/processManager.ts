@@ -52,11 +52,11 @@ export const createProcessManager = (deps: ProcessManagerDeps) => {
     return loaded.right.state as ConnectionState;
   };
 
-  const sendSides = async (s: ConnectionState, desired: 'present' | 'absent') => {
+  const sendSides = async (s: ConnectionState, desired: 'present' | 'absent', env: EventEnvelope) => {
     const nodes = deps.view.current.nodes.nodes;
     for (const side of SIDES) {
       const spec = sideSpecOf(s, side, nodes, desired);
-      if (spec) await deps.sendNodeCommand(spec.node, { id: nodeCommandId(spec), spec });
+      if (spec) await deps.sendNodeCommand(spec.node, { id: nodeCommandId(spec), spec, correlationId: env.correlationId, causationId: env.id });
     }
   };
 
@@ -122,11 +122,11 @@ export const createProcessManager = (deps: ProcessManagerDeps) => {
           if (s.phase === 'endpoint-selected' && s.endpoint?.name === env.data.endpoint) await planPath(id, s, env);
           break;
         case 'PathPlanned':
-          if (s.phase === 'path-planned' && s.generation === env.data.generation) await sendSides(s, 'present');
+          if (s.phase === 'path-planned' && s.generation === env.data.generation) await sendSides(s, 'present', env);
           break;
         case 'ConnectionClosed':
         case 'ConnectionFailed':
-          await sendSides(s, 'absent');
+          await sendSides(s, 'absent', env);
           await release(s, env);
           break;
         default:

@@ -35,7 +35,9 @@ export const sideSpec = D.object(
 
 export type SideSpec = typeof sideSpec extends D.Decoder<infer A> ? A : never;
 
-export const nodeCommand = D.object({ id: D.string({ min: 1, max: 200 }), spec: sideSpec });
+const traceId = D.string({ min: 1, max: 200, pattern: /^[A-Za-z0-9_.:-]+$/, patternHint: 'an id' });
+/** correlationId/causationId carry the workflow's ids through the agent into its report. */
+export const nodeCommand = D.object({ id: D.string({ min: 1, max: 200 }), spec: sideSpec }, { correlationId: traceId, causationId: traceId });
 export type NodeCommand = typeof nodeCommand extends D.Decoder<infer A> ? A : never;
 
 export const decodeNodeCommand = (input: unknown): E.Either<D.DecodeError, NodeCommand> => nodeCommand(input, '');

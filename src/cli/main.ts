@@ -1,0 +1,324 @@
+// The nsm command line. Exceptions stop here: every failure becomes one line on stderr and a
+// non-zero exit code.
+import { randomUUID } from 'node:crypto';
+import { homedir, hostname, userInfo } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import * as E from 'fp-ts/lib/Either.js';
+import { NAME_PATTERN } from '../../aggregates/domain.ts';
+import { DOMAIN_HINT, DOMAIN_PATTERN } from '../../infra/nats/subjects.ts';
+import { MeshClient, type ClientError } from '../client.ts';
+import type { CommandBody, CommandKind } from '../contracts/commands.ts';
+import { parseDuration, parseLabels, parseMatch } from './parse.ts';
+import { age, labelsText, table } from './table.ts';
+import { runAgent, runControlPlane, runUp, StartupError } from './up.ts';
+
+class CliError extends Error {}
+const fail = (msg: string): never => {
+  throw new CliError(msg);
+};
+const must = <T>(r: E.Either<string | ClientError, T>): T =>
+  E.isRight(r) ? r.right : fail(typeof r.left === 'string' ? r.left : r.left.message);
+
+const USAGE = `nsm - Network Service Mesh, event-sourced on NATS
+
+Run a mesh:
+  nsm up [--data-dir DIR] [--nats-port N] [--http-port N] [--domain D] [--node NAME] [--dataplane simulated|linux]
+  nsm control-plane [--server URL] [--domain D] [--http-port N]
+  nsm agent --node NAME [--server URL] [--domain D] [--dataplane simulated|linux]
+
+Use it (--server URL or NSM_NATS_URL, --domain D or NSM_DOMAIN, --json for scripts):
+  nsm service register NAME [--payload IP|ETHERNET] [--match 'SRC=>DST[|DST][;fallthrough]']...
+  nsm service unregister NAME
+  nsm endpoint register NAME --service SVC [--service SVC]... [--label k=v]... [--node N]
+                        [--prefix CIDR] [--exclude CIDR]... [--expiration 60s]
+  nsm endpoint unregister NAME
+  nsm connect SVC [--label k=v]... [--node N] [--netns NS] [--interface IF] [--mechanism M]...
+              [--id ID] [--wait] [--timeout 30s]
+  nsm close ID
+  nsm ls services|endpoints|connections|nodes|addresses [--all] [--state S] [--node N] [--endpoint E]
+  nsm history ID
+  nsm status
+`;
+
+const common = {
+  server: { type: 'string' },
+  domain: { type: 'string' },
+  json: { type: 'boolean' },
+  actor: { type: 'string' },
+  timeout: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+const parse = <O extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: O) => {
+  try {
+    return parseArgs({ args, options: { ...common, ...options }, allowPositionals: true, strict: true });
+  } catch (e) {
+    return fail(`${(e as Error).message.replace(/^Unknown option/, 'unknown option').split('. ')[0]}; see nsm --help`);
+  }
+};
+
+const env = (k: string): string | undefined => (process.env[k] && process.env[k]!.length > 0 ? process.env[k] : undefined);
+const defaultDomain = () => env('NSM_DOMAIN') ?? 'default';
+const defaultNode = () => env('NSM_NODE') ?? (hostname().replace(/[^A-Za-z0-9_-]/g, '-').slice(0, 63) || 'node');
+const defaultActor = () => env('NSM_ACTOR') ?? `${userInfo().username}@${hostname()}`.replace(/[^\x21-\x7e]/g, '_');
+export const defaultDataDir = (domain: string) => join(env('XDG_DATA_HOME') ?? join(homedir(), '.local', 'share'), 'nsm', domain);
+
+const checkDomain = (d: string) => (DOMAIN_PATTERN.test(d) ? d : fail(`--domain ${JSON.stringify(d)}: ${DOMAIN_HINT}`));
+const checkName = (what: string, n: string | undefined) =>
+  n === undefined ? fail(`missing ${what}; see nsm --help`) : NAME_PATTERN.test(n) ? n : fail(`${what} ${JSON.stringify(n)}: use 1-63 letters, digits, "-" or "_"`);
+const port = (s: string | undefined, flag: string, dflt: number) => {
+  if (s === undefined) return dflt;
+  const n = Number(s);
+  return Number.isInteger(n) && n > 0 && n < 65536 ? n : fail(`${flag} ${JSON.stringify(s)}: expected a port number`);
+};
+
+type Values = { server?: string; domain?: string; json?: boolean; actor?: string; timeout?: string };
+
+const withClient = async <T>(v: Values, fn: (c: MeshClient) => Promise<T>): Promise<T> => {
+  const url = v.server ?? env('NSM_NATS_URL') ?? 'nats://127.0.0.1:4222';
+  const timeoutMs = v.timeout ? must(parseDuration(v.timeout, '--timeout')) * 1000 : 10000;
+  const client = must(await MeshClient.connect(url, { domain: checkDomain(v.domain ?? defaultDomain()), actor: v.actor ?? defaultActor(), timeoutMs }));
+  try {
+    return await fn(client);
+  } finally {
+    await client.close();
+  }
+};
+
+const out = (v: Values, json: unknown, human: () => string) => {
+  process.stdout.write((v.json ? JSON.stringify(json, null, 2) : human()) + '\n');
+};
+
+const sendAndReport = async <K extends CommandKind>(v: Values, kind: K, body: CommandBody<K>, done: string) =>
+  withClient(v, async (c) => {
+    const r = must(await c.send(kind, body));
+    out(v, r, () => ('noop' in r && r.noop ? `${done} (no change)` : done));
+  });
+
+const commands: Record<string, (args: string[]) => Promise<void>> = {
+  async up(args) {
+    const { values: v } = parse(args, {
+      'data-dir': { type: 'string' },
+      'nats-port': { type: 'string' },
+      'http-port': { type: 'string' },
+      node: { type: 'string' },
+      dataplane: { type: 'string' },
+    });
+    const domain = checkDomain(v.domain ?? defaultDomain());
+    await runUp({
+      domain,
+      dataDir: v['data-dir'] ?? defaultDataDir(domain),
+      natsPort: port(v['nats-port'], '--nats-port', 4222),
+      httpPort: port(v['http-port'], '--http-port', 8080),
+      node: checkName('--node', v.node ?? defaultNode()),
+      dataplane: v.dataplane ?? 'simulated',
+    });
+  },
+  async 'control-plane'(args) {
+    const { values: v } = parse(args, { 'http-port': { type: 'string' } });
+    await runControlPlane({
+      url: v.server ?? env('NSM_NATS_URL') ?? 'nats://127.0.0.1:4222',
+      domain: checkDomain(v.domain ?? defaultDomain()),
+      ...(v['http-port'] ? { httpPort: port(v['http-port'], '--http-port', 0) } : {}),
+    });
+  },
+  async agent(args) {
+    const { values: v } = parse(args, { node: { type: 'string' }, dataplane: { type: 'string' } });
+    await runAgent({
+      url: v.server ?? env('NSM_NATS_URL') ?? 'nats://127.0.0.1:4222',
+      domain: checkDomain(v.domain ?? defaultDomain()),
+      node: checkName('--node', v.node ?? defaultNode()),
+      dataplane: v.dataplane ?? 'simulated',
+    });
+  },
+  async service(args) {
+    const { values: v, positionals: [verb, name] } = parse(args, { payload: { type: 'string' }, match: { type: 'string', multiple: true } });
+    const svc = checkName('service name', name);
+    if (verb === 'register') {
+      const payload = v.payload ?? 'IP';
+      if (payload !== 'IP' && payload !== 'ETHERNET') fail(`--payload ${JSON.stringify(payload)}: expected IP or ETHERNET`);
+      const matches = (v.match ?? []).map((m) => must(parseMatch(m)));
+      return sendAndReport(v, 'service.register', { name: svc, payload: payload as 'IP' | 'ETHERNET', matches }, `service ${svc} registered`);
+    }
+    if (verb === 'unregister') return sendAndReport(v, 'service.unregister', { name: svc }, `service ${svc} unregistered`);
+    fail(`unknown "nsm service ${verb ?? ''}"; use register or unregister`);
+  },
+  async endpoint(args) {
+    const { values: v, positionals: [verb, name] } = parse(args, {
+      service: { type: 'string', multiple: true },
+      label: { type: 'string', multiple: true },
+      node: { type: 'string' },
+      prefix: { type: 'string' },
+      exclude: { type: 'string', multiple: true },
+      expiration: { type: 'string' },
+    });
+    const ep = checkName('endpoint name', name);
+    if (verb === 'unregister') return sendAndReport(v, 'endpoint.unregister', { name: ep }, `endpoint ${ep} unregistered`);
+    if (verb !== 'register') fail(`unknown "nsm endpoint ${verb ?? ''}"; use register or unregister`);
+    const services = v.service ?? fail('endpoint register needs at least one --service');
+    const labels = must(parseLabels(v.label ?? []));
+    return sendAndReport(
+      v,
+      'endpoint.register',
+      {
+        name: ep,
+        networkServiceNames: services,
+        networkServiceLabels: Object.fromEntries(services.map((s) => [s, { labels }])),
+        node: checkName('--node', v.node ?? defaultNode()),
+        ...(v.prefix ? { prefix: v.prefix } : {}),
+        ...(v.exclude ? { excludedPrefixes: v.exclude } : {}),
+        ...(v.expiration ? { expirationSeconds: Math.ceil(must(parseDuration(v.expiration, '--expiration'))) } : {}),
+      },
+      `endpoint ${ep} registered`,
+    );
+  },
+  async connect(args) {
+    const { values: v, positionals: [svc] } = parse(args, {
+      label: { type: 'string', multiple: true },
+      node: { type: 'string' },
+      netns: { type: 'string' },
+      interface: { type: 'string' },
+      mechanism: { type: 'string', multiple: true },
+      id: { type: 'string' },
+      wait: { type: 'boolean' },
+    });
+    const service = checkName('network service', svc);
+    const id = v.id ?? randomUUID();
+    const waitMs = v.timeout ? must(parseDuration(v.timeout, '--timeout')) * 1000 : 30000;
+    await withClient(v, async (c) => {
+      const mechanisms = (v.mechanism ?? []).map((m) => (['kernel', 'vxlan', 'wireguard'].includes(m) ? m : fail(`--mechanism ${JSON.stringify(m)}: expected kernel, vxlan or wireguard`)));
+      must(
+        await c.send('connection.request', {
+          connectionId: id,
+          networkService: service,
+          clientNode: checkName('--node', v.node ?? defaultNode()),
+          labels: must(parseLabels(v.label ?? [])),
+          ...(v.netns ? { clientNetns: v.netns } : {}),
+          ...(v.interface ? { clientInterface: v.interface } : {}),
+          ...(mechanisms.length > 0 ? { mechanismPreferences: mechanisms as ('kernel' | 'vxlan' | 'wireguard')[] } : {}),
+        }),
+      );
+      if (!v.wait) return out(v, { id, state: 'requested' }, () => id);
+      const settled = must(await c.waitForConnection(id, waitMs));
+      const conn = must(await c.query<Record<string, unknown>>('connection', { id }));
+      if (settled.state !== 'established') {
+        if (v.json) out(v, conn, () => '');
+        fail(`connection ${id} ${settled.state}: ${settled.reason ?? 'no reason given'}`);
+      }
+      const ctx = conn.context as { ipContext: { srcIpAddrs: string[]; dstIpAddrs: string[] } } | undefined;
+      out(v, conn, () => `${id} established via ${String(conn.networkServiceEndpointName)} (${ctx?.ipContext.srcIpAddrs.join(',')} -> ${ctx?.ipContext.dstIpAddrs.join(',')})`);
+    });
+  },
+  async close(args) {
+    const { values: v, positionals: [id] } = parse(args, {});
+    if (!id) fail('missing connection ID; see nsm --help');
+    return sendAndReport(v, 'connection.close', { connectionId: id! }, `connection ${id} closed`);
+  },
+  async ls(args) {
+    const { values: v, positionals: [what] } = parse(args, {
+      all: { type: 'boolean' },
+      state: { type: 'string' },
+      node: { type: 'string' },
+      endpoint: { type: 'string' },
+    });
+    await withClient(v, async (c) => {
+      switch (what) {
+        case 'services': {
+          const rows = must(await c.query<{ name: string; payload: string; matches: unknown[]; updatedAt: string }[]>('services'));
+          return out(v, rows, () => table(['name', 'payload', 'matches', 'updated'], rows.map((r) => [r.name, r.payload, r.matches.length, age(r.updatedAt)])));
+        }
+        case 'endpoints': {
+          const rows = must(await c.query<{ name: string; networkServiceNames: string[]; networkServiceLabels: Record<string, { labels: Record<string, string> }>; node: string; prefix: string; connections: number; expirationTime: string }[]>('endpoints'));
+          return out(v, rows, () =>
+            table(
+              ['name', 'services', 'labels', 'node', 'prefix', 'connections', 'expires'],
+              rows.map((r) => [r.name, r.networkServiceNames.join(','), r.networkServiceNames.map((s) => labelsText(r.networkServiceLabels[s]?.labels)).filter(Boolean).join(' '), r.node, r.prefix, r.connections, r.expirationTime]),
+            ),
+          );
+        }
+        case 'connections': {
+          const params = { ...(v.all ? { includeClosed: true } : {}), ...(v.state ? { state: v.state } : {}), ...(v.node ? { node: v.node } : {}), ...(v.endpoint ? { endpoint: v.endpoint } : {}) };
+          const rows = must(await c.query<Record<string, any>[]>('connections', params));
+          return out(v, rows, () =>
+            table(
+              ['id', 'service', 'state', 'endpoint', 'client node', 'mechanism', 'client addr', 'endpoint addr', 'updated'],
+              rows.map((r) => [r.id, r.networkService, r.state, r.networkServiceEndpointName, r.clientNode, r.mechanism ? [r.mechanism.local, r.mechanism.remote].filter(Boolean).join('+') : '', r.context?.ipContext.srcIpAddrs.join(','), r.context?.ipContext.dstIpAddrs.join(','), age(r.updatedAt)]),
+            ),
+          );
+        }
+        case 'nodes': {
+          const rows = must(await c.query<{ name: string; dataplane: string; mechanisms: string[]; mtu: number; underlayAddress?: string; lastHeartbeat?: string }[]>('nodes'));
+          return out(v, rows, () => table(['name', 'dataplane', 'mechanisms', 'mtu', 'underlay', 'heartbeat'], rows.map((r) => [r.name, r.dataplane, r.mechanisms.join(','), r.mtu, r.underlayAddress, r.lastHeartbeat ? age(r.lastHeartbeat) : 'never'])));
+        }
+        case 'addresses': {
+          const rows = must(await c.query<{ endpoint: string; connectionId: string; src: string; dst: string }[]>('addresses'));
+          return out(v, rows, () => table(['endpoint', 'connection', 'client addr', 'endpoint addr'], rows.map((r) => [r.endpoint, r.connectionId, r.src, r.dst])));
+        }
+        default:
+          fail(`nsm ls ${what ?? ''}: expected services, endpoints, connections, nodes or addresses`);
+      }
+    });
+  },
+  async history(args) {
+    const { values: v, positionals: [id] } = parse(args, {});
+    if (!id) fail('missing ID; see nsm --help');
+    await withClient(v, async (c) => {
+      const rows = must(await c.query<{ stream: string; position: string; event: { type: string; time: string; actor: string; version: number; correlationId: string; causationId: string; data: Record<string, unknown> } }[]>('history', { id }));
+      out(v, rows, () =>
+        table(
+          ['position', 'time', 'stream', 'v', 'event', 'actor', 'correlation', 'detail'],
+          rows.map((r) => {
+            const { type: _t, ...d } = r.event.data;
+            const detail = JSON.stringify(d);
+            return [r.position, r.event.time, r.stream, r.event.version, r.event.type, r.event.actor, r.event.correlationId.slice(0, 12), detail.length > 90 ? detail.slice(0, 87) + '...' : detail];
+          }),
+        ),
+      );
+    });
+  },
+  async status(args) {
+    const { values: v } = parse(args, {});
+    await withClient(v, async (c) => {
+      const s = must(await c.query<Record<string, number>>('status'));
+      out(v, s, () => Object.entries(s).map(([k, n]) => `${k}: ${n}`).join('\n'));
+    });
+  },
+};
+
+/** Global options may come before the command: "nsm --server URL ls nodes". */
+const hoistGlobals = (argv: string[]): string[] => {
+  const globals: string[] = [];
+  let i = 0;
+  while (i < argv.length && argv[i]!.startsWith('--') && argv[i] !== '--help') {
+    const flag = argv[i]!;
+    const takesValue = !flag.includes('=') && flag !== '--json';
+    globals.push(...argv.slice(i, i + (takesValue ? 2 : 1)));
+    i += takesValue ? 2 : 1;
+  }
+  return argv.length > i ? [argv[i]!, ...globals, ...argv.slice(i + 1)] : argv;
+};
+
+export const main = async (argv: string[]): Promise<number> => {
+  const [cmd, ...rest] = hoistGlobals(argv);
+  if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help' || rest.includes('--help') || rest.includes('-h')) {
+    process.stdout.write(USAGE);
+    return cmd ? 0 : 2;
+  }
+  const run = commands[cmd];
+  if (!run) {
+    process.stderr.write(`nsm: unknown command "${cmd}"; see nsm --help\n`);
+    return 2;
+  }
+  try {
+    await run(rest);
+    return 0;
+  } catch (e) {
+    const expected = e instanceof CliError || e instanceof StartupError;
+    process.stderr.write(`nsm ${cmd}: ${expected ? (e as Error).message : (e as Error).stack ?? String(e)}\n`);
+    return 1;
+  }
+};
+
+const code = await main(process.argv.slice(2));
+if (code !== 0 || !['up', 'control-plane', 'agent'].includes(process.argv[2] ?? '')) process.exit(code);

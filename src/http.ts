@@ -1,0 +1,54 @@
+// HTTP JSON API over the same queries the NATS query service answers.
+import { createServer, type Server } from 'node:http';
+import * as E from 'fp-ts/lib/Either.js';
+import type { Logger } from '../infra/log.ts';
+import { runQuery, type QueryContext } from './queries.ts';
+
+const routes: { pattern: RegExp; query: string; params: (m: RegExpMatchArray, q: URLSearchParams) => Record<string, unknown> }[] = [
+  { pattern: /^\/api\/v1\/services$/, query: 'services', params: () => ({}) },
+  { pattern: /^\/api\/v1\/endpoints$/, query: 'endpoints', params: () => ({}) },
+  { pattern: /^\/api\/v1\/nodes$/, query: 'nodes', params: () => ({}) },
+  { pattern: /^\/api\/v1\/addresses$/, query: 'addresses', params: () => ({}) },
+  { pattern: /^\/api\/v1\/status$/, query: 'status', params: () => ({}) },
+  { pattern: /^\/api\/v1\/connections\/([^/]+)$/, query: 'connection', params: (m) => ({ id: decodeURIComponent(m[1]!) }) },
+  { pattern: /^\/api\/v1\/history\/([^/]+)$/, query: 'history', params: (m) => ({ id: decodeURIComponent(m[1]!) }) },
+  { pattern: /^\/api\/v1\/nodes\/([^/]+)\/desired$/, query: 'node-desired', params: (m) => ({ node: decodeURIComponent(m[1]!) }) },
+  {
+    pattern: /^\/api\/v1\/connections$/,
+    query: 'connections',
+    params: (_m, q) => {
+      const p: Record<string, unknown> = {};
+      for (const k of ['state', 'node', 'endpoint', 'service', 'actor']) if (q.has(k)) p[k] = q.get(k);
+      if (q.has('includeClosed')) p.includeClosed = q.get('includeClosed') === 'true';
+      return p;
+    },
+  },
+];
+
+export const startHttpApi = (port: number, host: string, ctx: () => QueryContext, log: Logger): Promise<Server> =>
+  new Promise((resolve, reject) => {
+    const server = createServer((req, res) => {
+      const send = (status: number, body: unknown) => {
+        res.writeHead(status, { 'content-type': 'application/json' });
+        res.end(JSON.stringify(body, (_k, v) => (typeof v === 'bigint' ? v.toString() : v)) + '\n');
+      };
+      const url = new URL(req.url ?? '/', 'http://localhost');
+      if (req.method !== 'GET') return send(405, { error: 'only GET is served; send commands with the nsm CLI or over NATS' });
+      if (url.pathname === '/healthz') return send(200, { ok: true });
+      for (const r of routes) {
+        const m = url.pathname.match(r.pattern);
+        if (!m) continue;
+        runQuery(ctx(), r.query, r.params(m, url.searchParams)).then(
+          (out) => (E.isRight(out) ? send(200, out.right) : send(/does not exist|nothing has happened/.test(out.left) ? 404 : 400, { error: out.left })),
+          (e) => send(500, { error: (e as Error).message }),
+        );
+        return;
+      }
+      send(404, { error: `no such resource ${url.pathname}; see /api/v1/{services,endpoints,connections,nodes,addresses,status,history/ID}` });
+    });
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      log.info('HTTP API listening', { url: `http://${host}:${port}/api/v1/` });
+      resolve(server);
+    });
+  });
