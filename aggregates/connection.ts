@@ -6,6 +6,7 @@ import { castDraft, produce, type Draft } from 'immer';
 import { reject, type Aggregate, type IpContext, type Labels, type Match, type MechanismType, type Payload } from './domain.ts';
 import { negotiateMechanism, TUNNEL_OVERHEAD, type NegotiatedMechanism } from './mechanism.ts';
 import { selectEndpoint, type Candidate } from './selection.ts';
+import type { TunnelParameters } from './tunnelPool.ts';
 
 export type Side = 'client' | 'endpoint';
 export const SIDES: readonly Side[] = ['client', 'endpoint'];
@@ -37,6 +38,10 @@ export interface ConnectionPlan {
   readonly path: { readonly index: number; readonly pathSegments: readonly PathSegment[] };
   readonly clientInterface: string;
   readonly endpointInterface: string;
+  /** Namespace the endpoint side lives in (the endpoint's own); absent for a simulated endpoint. */
+  readonly endpointNetns?: string;
+  /** Wire parameters of the tunnel between the nodes; present exactly when mechanism.remote is. */
+  readonly tunnel?: TunnelParameters;
 }
 
 export interface NodeFacts {
@@ -60,7 +65,10 @@ export type ConnectionCommand =
       readonly type: 'PlanPath';
       readonly connectionId: string;
       readonly endpoint: string;
-      readonly allocation: { readonly src: string; readonly dst: string; readonly excludedPrefixes: readonly string[] };
+      readonly allocation: { readonly src: string; readonly dst: string; readonly prefix: string; readonly excludedPrefixes: readonly string[] };
+      /** Allocated for every connection whose client and endpoint are on different nodes. */
+      readonly tunnel?: TunnelParameters;
+      readonly endpointNetns?: string;
       /** Absent when the node has not joined (or has left). */
       readonly clientNodeFacts?: NodeFacts;
       readonly endpointNodeFacts?: NodeFacts;
@@ -110,6 +118,24 @@ export const interfaceNameFor = (role: 'nsm' | 'nse', connectionId: string): str
 
 export const nodeOfSide = (s: ConnectionState, side: Side): string | undefined =>
   side === 'client' ? s.request?.clientNode : s.endpoint?.node;
+
+/**
+ * IP payload: each side gets a /32 and a route to the other's /32 (routed point to point).
+ * ETHERNET payload: both addresses carry the pool's prefix length, so the two sides share a
+ * subnet on one L2 segment and find each other by ARP.
+ */
+const ipContextFor = (
+  payload: Payload,
+  a: { readonly src: string; readonly dst: string; readonly prefix: string },
+  excludedPrefixes: readonly string[],
+): IpContext => {
+  if (payload === 'ETHERNET') {
+    const len = a.prefix.split('/')[1];
+    const withLen = (cidr: string) => `${cidr.split('/')[0]}/${len}`;
+    return { srcIpAddrs: [withLen(a.src)], dstIpAddrs: [withLen(a.dst)], srcRoutes: [], dstRoutes: [], excludedPrefixes };
+  }
+  return { srcIpAddrs: [a.src], dstIpAddrs: [a.dst], srcRoutes: [{ prefix: a.dst }], dstRoutes: [{ prefix: a.src }], excludedPrefixes };
+};
 
 const unknownConnection = (id: string) => reject('not-found', `connection "${id}" does not exist`);
 
@@ -213,21 +239,18 @@ export const connection: Aggregate<ConnectionState, ConnectionCommand, Connectio
         if (E.isLeft(mechanism)) {
           return E.right([{ type: 'ConnectionFailed', code: 'no-mechanism', reason: mechanism.left }]);
         }
+        if (mechanism.right.remote && !command.tunnel) {
+          return reject('invalid', `connection "${command.connectionId}" crosses nodes and needs a tunnel id`);
+        }
         const overhead = mechanism.right.remote ? TUNNEL_OVERHEAD[mechanism.right.remote] : 0;
-        const { src, dst, excludedPrefixes } = command.allocation;
+        const { excludedPrefixes } = command.allocation;
         return E.right([
           {
             type: 'PathPlanned',
             generation: state.generation + 1,
             mechanism: mechanism.right,
             context: {
-              ipContext: {
-                srcIpAddrs: [src],
-                dstIpAddrs: [dst],
-                srcRoutes: [{ prefix: dst }],
-                dstRoutes: [{ prefix: src }],
-                excludedPrefixes,
-              },
+              ipContext: ipContextFor(request.payload, command.allocation, excludedPrefixes),
               mtu: Math.min(command.clientNodeFacts.mtu, command.endpointNodeFacts.mtu) - overhead,
             },
             path: {
@@ -239,6 +262,8 @@ export const connection: Aggregate<ConnectionState, ConnectionCommand, Connectio
             },
             clientInterface: request.clientInterface,
             endpointInterface: interfaceNameFor('nse', request.connectionId),
+            ...(command.endpointNetns ? { endpointNetns: command.endpointNetns } : {}),
+            ...(mechanism.right.remote && command.tunnel ? { tunnel: command.tunnel } : {}),
           },
         ]);
       }

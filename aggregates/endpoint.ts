@@ -12,6 +12,8 @@ export interface EndpointSpec {
   /** Prefix that client/endpoint address pairs are allocated from. */
   readonly prefix: string;
   readonly excludedPrefixes: readonly string[];
+  /** Network namespace the endpoint's side of each connection goes into; absent for a simulated endpoint. */
+  readonly netns?: string;
 }
 
 export type EndpointCommand =

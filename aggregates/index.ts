@@ -5,8 +5,9 @@ import type { Aggregate } from './domain.ts';
 import { endpoint, type EndpointEvent } from './endpoint.ts';
 import { networkService, type NetworkServiceEvent } from './networkService.ts';
 import { node, type NodeEvent } from './node.ts';
+import { tunnelPool, type TunnelPoolEvent } from './tunnelPool.ts';
 
-export type DomainEvent = NetworkServiceEvent | EndpointEvent | NodeEvent | ConnectionEvent | AddressPoolEvent;
+export type DomainEvent = NetworkServiceEvent | EndpointEvent | NodeEvent | ConnectionEvent | AddressPoolEvent | TunnelPoolEvent;
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type AnyAggregate = Aggregate<any, any, any>;
@@ -17,7 +18,8 @@ export const AGGREGATES: Readonly<Record<string, AnyAggregate>> = {
   [node.name]: node,
   [connection.name]: connection,
   [addressPool.name]: addressPool,
+  [tunnelPool.name]: tunnelPool,
 };
 
-export type AggregateName = 'service' | 'endpoint' | 'node' | 'connection' | 'pool';
-export const AGGREGATE_NAMES: readonly AggregateName[] = ['service', 'endpoint', 'node', 'connection', 'pool'];
+export type AggregateName = 'service' | 'endpoint' | 'node' | 'connection' | 'pool' | 'tunnel';
+export const AGGREGATE_NAMES: readonly AggregateName[] = ['service', 'endpoint', 'node', 'connection', 'pool', 'tunnel'];

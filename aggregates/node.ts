@@ -12,6 +12,8 @@ export interface NodeSpec {
   readonly mtu: number;
   /** Public keys only; private keys never leave the node. */
   readonly publicKeys: Readonly<Record<string, string>>;
+  /** Prefixes the node already routes (its own networks): never handed out as connection addresses. */
+  readonly localPrefixes?: readonly string[];
 }
 
 export type NodeCommand =

@@ -31,6 +31,8 @@ export const sideSpecOf = (
     routes: (side === 'client' ? ipContext.srcRoutes : ipContext.dstRoutes).map((r) => r.prefix),
     mtu,
     ...(side === 'client' && s.request.clientNetns ? { netns: s.request.clientNetns } : {}),
+    ...(side === 'endpoint' && s.plan.endpointNetns ? { netns: s.plan.endpointNetns } : {}),
+    ...(s.plan.tunnel ? { tunnel: { ...s.plan.tunnel } } : {}),
     ...(peerNode !== node
       ? {
           peer: {

@@ -41,13 +41,21 @@ export interface ExecHooks {
 export const MAX_ATTEMPTS = 10;
 export const SCHEMA_VERSION = 1;
 
-export const execute = async (
+export const execute = (
   deps: { readonly store: EventStore; readonly repo: Repository },
   stream: string,
   /** The command, or a function building it from current context right before the decision. */
   command: unknown | (() => unknown),
   meta: CommandMeta,
   hooks: ExecHooks = {},
+): Promise<E.Either<ExecError, ExecResult>> => deps.repo.exclusive(stream, () => executeExclusive(deps, stream, command, meta, hooks));
+
+const executeExclusive = async (
+  deps: { readonly store: EventStore; readonly repo: Repository },
+  stream: string,
+  command: unknown | (() => unknown),
+  meta: CommandMeta,
+  hooks: ExecHooks,
 ): Promise<E.Either<ExecError, ExecResult>> => {
   const agg = aggregateOf(stream);
   if (!agg) return E.left({ kind: 'domain', error: { code: 'invalid', message: `unknown stream ${stream}` } });

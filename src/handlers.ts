@@ -51,6 +51,7 @@ export const route = (msg: CommandMessage, model: MeshModel, now: Date, loadOf: 
             node: b.node,
             prefix: b.prefix ?? DEFAULT_ENDPOINT_PREFIX,
             excludedPrefixes: b.excludedPrefixes ?? [],
+            ...(b.netns ? { netns: b.netns } : {}),
           },
           expirationTime: expiresAt.toISOString(),
           registeredServices: b.networkServiceNames.filter((s) => model.registry.services[s] !== undefined),
@@ -74,6 +75,7 @@ export const route = (msg: CommandMessage, model: MeshModel, now: Date, loadOf: 
             ...(b.underlayAddress ? { underlayAddress: b.underlayAddress } : {}),
             mtu: b.mtu ?? DEFAULT_MTU,
             publicKeys: b.publicKeys ?? {},
+            ...(b.localPrefixes && b.localPrefixes.length > 0 ? { localPrefixes: b.localPrefixes } : {}),
           },
         },
       };

@@ -4,6 +4,7 @@
 // redelivered event repeats nothing.
 import * as E from 'fp-ts/lib/Either.js';
 import type { AddressPoolState } from '../aggregates/addressPool.ts';
+import { TUNNEL_STREAM_ID, tunnelParameters, type TunnelPoolState } from '../aggregates/tunnelPool.ts';
 import { SIDES, isTerminal, type ConnectionEvent, type ConnectionState } from '../aggregates/connection.ts';
 import type { Logger } from '../infra/log.ts';
 import type { Subjects } from '../infra/nats/subjects.ts';
@@ -26,6 +27,8 @@ export interface ProcessManagerDeps {
   /** Publishes a node command durably (JetStream, msgID = command id). */
   readonly sendNodeCommand: (node: string, cmd: NodeCommand) => Promise<void>;
 }
+
+const TUNNEL_STREAM = streamName('tunnel', TUNNEL_STREAM_ID);
 
 /** An infrastructure failure: the event must be redelivered and the step retried. */
 export class RetryLater extends Error {}
@@ -62,10 +65,17 @@ export const createProcessManager = (deps: ProcessManagerDeps) => {
 
   const release = async (s: ConnectionState, env: EventEnvelope) => {
     if (!s.endpoint || !s.request) return;
+    const id = s.request.connectionId;
     const pool = await deps.repo.load(streamName('pool', s.endpoint.name));
     if (E.isLeft(pool)) throw new RetryLater(pool.left.message);
-    if (!(pool.right.state as AddressPoolState).allocations[s.request.connectionId]) return;
-    await run(streamName('pool', s.endpoint.name), { type: 'ReleaseAddresses', pool: s.endpoint.name, connectionId: s.request.connectionId }, metaFor(env, 'release'));
+    if ((pool.right.state as AddressPoolState).allocations[id]) {
+      await run(streamName('pool', s.endpoint.name), { type: 'ReleaseAddresses', pool: s.endpoint.name, connectionId: id }, metaFor(env, 'release'));
+    }
+    const tunnels = await deps.repo.load(TUNNEL_STREAM);
+    if (E.isLeft(tunnels)) throw new RetryLater(tunnels.left.message);
+    if ((tunnels.right.state as TunnelPoolState).byConnection[id] !== undefined) {
+      await run(TUNNEL_STREAM, { type: 'ReleaseTunnel', connectionId: id }, metaFor(env, 'release-tunnel'));
+    }
   };
 
   const fail = (id: string, env: EventEnvelope, code: string, reason: string) =>
@@ -79,9 +89,17 @@ export const createProcessManager = (deps: ProcessManagerDeps) => {
       await fail(id, env, 'no-endpoint', `endpoint "${ep.name}" was unregistered before the path was planned`);
       return;
     }
+    // Configured exclusions plus what either node already routes: such an address would be shadowed.
+    const excludedPrefixes = [
+      ...new Set([
+        ...registration.excludedPrefixes,
+        ...(model.nodes.nodes[s.request!.clientNode]?.localPrefixes ?? []),
+        ...(model.nodes.nodes[ep.node]?.localPrefixes ?? []),
+      ]),
+    ];
     const alloc = await run(
       streamName('pool', ep.name),
-      { type: 'AllocateAddresses', pool: ep.name, prefix: registration.prefix, excludedPrefixes: registration.excludedPrefixes, connectionId: id },
+      { type: 'AllocateAddresses', pool: ep.name, prefix: registration.prefix, excludedPrefixes, connectionId: id },
       metaFor(env, 'allocate'),
     );
     if (E.isLeft(alloc)) {
@@ -89,6 +107,15 @@ export const createProcessManager = (deps: ProcessManagerDeps) => {
       return;
     }
     const allocation = (alloc.right.state as AddressPoolState).allocations[id]!;
+    let tunnel;
+    if (s.request!.clientNode !== ep.node) {
+      const t = await run(TUNNEL_STREAM, { type: 'AllocateTunnel', connectionId: id }, metaFor(env, 'allocate-tunnel'));
+      if (E.isLeft(t)) {
+        await fail(id, env, 'address', execErrorMessage(t.left as ExecError));
+        return;
+      }
+      tunnel = tunnelParameters((t.right.state as TunnelPoolState).byConnection[id]!);
+    }
     const facts = (node: string) => {
       const n = model.nodes.nodes[node];
       return n ? { mechanisms: n.mechanisms, mtu: n.mtu } : undefined;
@@ -101,7 +128,9 @@ export const createProcessManager = (deps: ProcessManagerDeps) => {
         type: 'PlanPath',
         connectionId: id,
         endpoint: ep.name,
-        allocation: { src: allocation.src, dst: allocation.dst, excludedPrefixes: registration.excludedPrefixes },
+        allocation: { src: allocation.src, dst: allocation.dst, prefix: registration.prefix, excludedPrefixes },
+        ...(tunnel ? { tunnel } : {}),
+        ...(registration.netns ? { endpointNetns: registration.netns } : {}),
         ...(clientFacts ? { clientNodeFacts: clientFacts } : {}),
         ...(endpointFacts ? { endpointNodeFacts: endpointFacts } : {}),
       },

@@ -21,6 +21,26 @@ const fold = (agg: AnyAggregate, state: unknown, commit: StoredCommit): unknown 
 
 export class Repository {
   private readonly cache = new Map<string, Omit<Loaded, 'fresh'>>();
+  private readonly locks = new Map<string, Promise<unknown>>();
+
+  /**
+   * Runs `fn` after every earlier `exclusive` call on the same stream has finished. Decisions on
+   * one stream made in this process then never race each other to a version conflict; only
+   * another replica can cause one.
+   */
+  exclusive<T>(stream: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.locks.get(stream) ?? Promise.resolve();
+    const run = prev.then(fn, fn);
+    const tail = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.locks.set(stream, tail);
+    void tail.then(() => {
+      if (this.locks.get(stream) === tail) this.locks.delete(stream);
+    });
+    return run;
+  }
 
   constructor(private readonly store: EventStore) {}
 

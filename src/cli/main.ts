@@ -31,7 +31,7 @@ Use it (--server URL or NSM_NATS_URL, --domain D or NSM_DOMAIN, --json for scrip
   nsm service register NAME [--payload IP|ETHERNET] [--match 'SRC=>DST[|DST][;fallthrough]']...
   nsm service unregister NAME
   nsm endpoint register NAME --service SVC [--service SVC]... [--label k=v]... [--node N]
-                        [--prefix CIDR] [--exclude CIDR]... [--expiration 60s]
+                        [--prefix CIDR] [--exclude CIDR]... [--expiration 60s] [--netns NS]
   nsm endpoint unregister NAME
   nsm connect SVC [--label k=v]... [--node N] [--netns NS] [--interface IF] [--mechanism M]...
               [--id ID] [--wait] [--timeout 30s]
@@ -152,6 +152,7 @@ const commands: Record<string, (args: string[]) => Promise<void>> = {
       prefix: { type: 'string' },
       exclude: { type: 'string', multiple: true },
       expiration: { type: 'string' },
+      netns: { type: 'string' },
     });
     const ep = checkName('endpoint name', name);
     if (verb === 'unregister') return sendAndReport(v, 'endpoint.unregister', { name: ep }, `endpoint ${ep} unregistered`);
@@ -168,6 +169,7 @@ const commands: Record<string, (args: string[]) => Promise<void>> = {
         node: checkName('--node', v.node ?? defaultNode()),
         ...(v.prefix ? { prefix: v.prefix } : {}),
         ...(v.exclude ? { excludedPrefixes: v.exclude } : {}),
+        ...(v.netns ? { netns: v.netns } : {}),
         ...(v.expiration ? { expirationSeconds: Math.ceil(must(parseDuration(v.expiration, '--expiration'))) } : {}),
       },
       `endpoint ${ep} registered`,

@@ -21,6 +21,8 @@ export const cidr = D.refine(D.string({ min: 1, max: 43 }), (s) => {
   const r = parseCidr(s);
   return E.isLeft(r) ? r.left : undefined;
 });
+/** A named namespace (ip netns) or a path such as /proc/<pid>/ns/net. */
+export const netns = D.string({ min: 1, max: 255, pattern: /^[A-Za-z0-9_.\/-]+$/, patternHint: 'a namespace name or path' });
 const payload: D.Decoder<Payload> = D.literal('IP', 'ETHERNET');
 const mechanism: D.Decoder<MechanismType> = D.literal(...MECHANISM_TYPES);
 const actor = D.string({ min: 1, max: 128, pattern: /^[\x21-\x7e]+$/, patternHint: 'printable ASCII without spaces' });
@@ -43,6 +45,7 @@ export const bodies = {
       prefix: cidr,
       excludedPrefixes: D.array(cidr, { max: 64 }),
       expirationSeconds: D.integer({ min: 1, max: 86400 * 365 }),
+      netns,
     },
   ),
   'endpoint.unregister': D.object({ name }),
@@ -52,6 +55,7 @@ export const bodies = {
       underlayAddress: D.string({ min: 1, max: 45, pattern: /^[0-9a-fA-F.:]+$/, patternHint: 'an IP address' }),
       mtu: D.integer({ min: 576, max: 65535 }),
       publicKeys: D.record(name, D.string({ min: 1, max: 256, pattern: /^[A-Za-z0-9+\/=_-]+$/, patternHint: 'a base64 public key' }), { max: 8 }),
+      localPrefixes: D.array(cidr, { max: 256 }),
     },
   ),
   'node.leave': D.object({ name }),
@@ -59,7 +63,7 @@ export const bodies = {
     { connectionId: id, networkService: name, clientNode: name },
     {
       labels,
-      clientNetns: D.string({ min: 1, max: 255, pattern: /^[A-Za-z0-9_.\/-]+$/, patternHint: 'a namespace name or path' }),
+      clientNetns: netns,
       clientInterface: D.string({ min: 1, max: 15, pattern: /^[A-Za-z0-9_-]+$/, patternHint: 'a Linux interface name (at most 15 characters)' }),
       mechanismPreferences: D.array(mechanism, { max: 8 }),
     },

@@ -2,7 +2,7 @@
 // result for one side of one connection, so applying it twice, or late, is harmless.
 import * as E from 'fp-ts/lib/Either.js';
 import { MECHANISM_TYPES } from '../../aggregates/domain.ts';
-import { cidr, id, name } from './commands.ts';
+import { cidr, id, name, netns } from './commands.ts';
 import * as D from './decode.ts';
 
 const ifname = D.string({ min: 1, max: 15, pattern: /^[A-Za-z0-9_-]+$/, patternHint: 'a Linux interface name' });
@@ -25,7 +25,13 @@ export const sideSpec = D.object(
     mtu: D.integer({ min: 0, max: 65535 }),
   },
   {
-    netns: D.string({ min: 1, max: 255 }),
+    netns,
+    tunnel: D.object({
+      id: D.integer({ min: 0, max: 2 ** 24 }),
+      vni: D.integer({ min: 1, max: 2 ** 24 - 1 }),
+      vxlanPort: D.integer({ min: 1, max: 65535 }),
+      wireguardPort: D.integer({ min: 1, max: 65535 }),
+    }),
     peer: D.object(
       { node: name },
       { underlayAddress: address, publicKeys: D.record(name, D.string({ min: 1, max: 256 }), { max: 8 }), mechanisms: D.array(mech, { max: 8 }) },

@@ -9,6 +9,7 @@ import {
 } from '../../aggregates/connection.ts';
 import type { Match } from '../../aggregates/domain.ts';
 import type { Candidate } from '../../aggregates/selection.ts';
+import { tunnelParameters } from '../../aggregates/tunnelPool.ts';
 import { given } from '../lib/gwt.ts';
 import { suite } from '../lib/harness.ts';
 
@@ -38,7 +39,8 @@ const planCmd = (over: Partial<Extract<ConnectionCommand, { type: 'PlanPath' }>>
   type: 'PlanPath',
   connectionId: 'conn-1',
   endpoint: 'nse-b',
-  allocation: { src: '10.60.0.3/32', dst: '10.60.0.2/32', excludedPrefixes: ['10.0.0.0/8'] },
+  allocation: { src: '10.60.0.3/32', dst: '10.60.0.2/32', prefix: '10.60.0.0/24', excludedPrefixes: ['10.0.0.0/8'] },
+  tunnel: tunnelParameters(7),
   clientNodeFacts: allFacts,
   endpointNodeFacts: { mechanisms: ['kernel', 'vxlan', 'wireguard'], mtu: 1420 },
   ...over,
@@ -84,6 +86,7 @@ const planned: ConnectionEvent = {
   },
   clientInterface: 'nsm0',
   endpointInterface: 'nseconn1',
+  tunnel: tunnelParameters(7),
 };
 const clientProgrammed: ConnectionEvent = { type: 'DataplaneProgrammed', generation: 1, node: 'node-a', side: 'client' };
 const endpointProgrammed: ConnectionEvent = { type: 'DataplaneProgrammed', generation: 1, node: 'node-b', side: 'endpoint' };
@@ -374,3 +377,36 @@ failures('closing an unknown connection is not-found', () => {
 });
 
 failures.run();
+
+const dataplaneFacts = suite('connection: what the plan carries for the dataplane');
+
+dataplaneFacts('an ETHERNET payload puts both sides in the pool subnet with no routes (one L2 segment, ARP)', () => {
+  const evs = given(connection, [{ ...requested, payload: 'ETHERNET', mechanismPreferences: ['kernel', 'vxlan'] }, selected]).when(planCmd()).events();
+  const ev = evs[0]!;
+  if (ev.type !== 'PathPlanned') return assert.unreachable(`expected PathPlanned, got ${ev.type}`);
+  assert.equal(ev.context.ipContext.srcIpAddrs, ['10.60.0.3/24']);
+  assert.equal(ev.context.ipContext.dstIpAddrs, ['10.60.0.2/24']);
+  assert.equal(ev.context.ipContext.srcRoutes, []);
+  assert.equal(ev.context.ipContext.dstRoutes, []);
+  assert.equal(ev.mechanism, { local: 'kernel', remote: 'vxlan' });
+});
+
+dataplaneFacts('a cross-node plan without a tunnel id is refused (a process-manager bug, not a user error)', () => {
+  const { tunnel: _t, ...cmd } = planCmd() as Extract<ConnectionCommand, { type: 'PlanPath' }>;
+  given(connection, atSelected).when(cmd).thenRejected('invalid', 'needs a tunnel id');
+});
+
+dataplaneFacts('a same-node plan carries no tunnel even when one is offered', () => {
+  const sameNode: ConnectionEvent = { type: 'EndpointSelected', endpoint: 'nse-b', endpointNode: 'node-a', considered: 1, excluded: [] };
+  const ev = given(connection, [requested, sameNode]).when(planCmd()).events()[0]!;
+  if (ev.type !== 'PathPlanned') return assert.unreachable(`expected PathPlanned, got ${ev.type}`);
+  assert.is(ev.tunnel, undefined);
+});
+
+dataplaneFacts("the endpoint's namespace is recorded in the plan", () => {
+  const ev = given(connection, atSelected).when(planCmd({ endpointNetns: 'nse-ns' })).events()[0]!;
+  if (ev.type !== 'PathPlanned') return assert.unreachable(`expected PathPlanned, got ${ev.type}`);
+  assert.is(ev.endpointNetns, 'nse-ns');
+  assert.equal(ev.tunnel, { id: 7, vni: 10007, vxlanPort: 4789, wireguardPort: 40007 });
+});
+dataplaneFacts.run();
