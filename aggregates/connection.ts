@@ -1,6 +1,7 @@
 // Connection: one client's connection to a network service, from request to close.
 // requested -> endpoint-selected -> path-planned -> (dataplane programmed on each side) ->
 // established; failed (with a reason) and closed are terminal for this lifecycle.
+import { createHash } from 'node:crypto';
 import * as E from 'fp-ts/lib/Either.js';
 import { castDraft, produce, type Draft } from 'immer';
 import { reject, type Aggregate, type IpContext, type Labels, type Match, type MechanismType, type Payload } from './domain.ts';
@@ -112,9 +113,13 @@ export interface ConnectionState {
 
 export const isTerminal = (phase: ConnectionPhase): boolean => phase === 'closed' || phase === 'failed';
 
-/** Linux interface names are at most 15 bytes: a 3-letter role prefix and 12 characters of the id. */
+/**
+ * Linux interface names are at most 15 bytes and, for userspace WireGuard, unique host-wide:
+ * a 3-letter role, the id's first 4 letters or digits (to recognise it) and 8 hex digits of
+ * its hash (so ids sharing a prefix, like "web-client-1" and "web-client-2", never collide).
+ */
 export const interfaceNameFor = (role: 'nsm' | 'nse', connectionId: string): string =>
-  role + connectionId.replace(/[^A-Za-z0-9]/g, '').slice(0, 12).toLowerCase();
+  role + connectionId.replace(/[^A-Za-z0-9]/g, '').slice(0, 4).toLowerCase() + createHash('sha256').update(connectionId).digest('hex').slice(0, 8);
 
 export const nodeOfSide = (s: ConnectionState, side: Side): string | undefined =>
   side === 'client' ? s.request?.clientNode : s.endpoint?.node;

@@ -85,7 +85,7 @@ const planned: ConnectionEvent = {
     ],
   },
   clientInterface: 'nsm0',
-  endpointInterface: 'nseconn1',
+  endpointInterface: interfaceNameFor('nse', 'conn-1'),
   tunnel: tunnelParameters(7),
 };
 const clientProgrammed: ConnectionEvent = { type: 'DataplaneProgrammed', generation: 1, node: 'node-a', side: 'client' };
@@ -184,10 +184,12 @@ lifecycle('programmed reported twice for one side: the second emits nothing', ()
   given(connection, [...atPlanned, clientProgrammed]).when(report('client', 'programmed')).thenEvents([]);
 });
 
-lifecycle('interface names: "nse" + first 12 alphanumerics of the id, lower-cased, at most 15 bytes', () => {
-  assert.is(interfaceNameFor('nse', 'conn-1'), 'nseconn1');
-  assert.is(interfaceNameFor('nsm', 'ABC-def-123-456-789'), 'nsmabcdef123456');
+lifecycle('interface names: role + 4 characters of the id + 8 hex digits of its hash, at most 15 bytes', () => {
+  assert.match(interfaceNameFor('nse', 'conn-1'), /^nseconn[0-9a-f]{8}$/);
+  assert.match(interfaceNameFor('nsm', 'ABC-def-123-456-789'), /^nsmabcd[0-9a-f]{8}$/);
   assert.is(interfaceNameFor('nse', 'ABC-def-123-456-789').length, 15);
+  assert.is(interfaceNameFor('nse', 'x').length, 12);
+  assert.is.not(interfaceNameFor('nsm', 'web-client-1'), interfaceNameFor('nsm', 'web-client-2'), 'ids sharing a prefix get distinct names');
 });
 
 lifecycle.run();
