@@ -4,15 +4,28 @@
 import { createHash } from 'node:crypto';
 import * as E from 'fp-ts/lib/Either.js';
 import { castDraft, produce, type Draft } from 'immer';
-import { reject, type Aggregate, type IpContext, type Labels, type Match, type MechanismType, type Payload } from './domain.ts';
+import { reject, type Aggregate, type DomainError, type IpContext, type Labels, type Match, type MechanismType, type Payload } from './domain.ts';
 import { negotiateMechanism, TUNNEL_OVERHEAD, type NegotiatedMechanism } from './mechanism.ts';
-import { selectEndpoint, type Candidate } from './selection.ts';
+import { matchEndpoints, selectEndpoint, type Candidate } from './selection.ts';
 import type { TunnelParameters } from './tunnelPool.ts';
 
 export type Side = 'client' | 'endpoint';
 export const SIDES: readonly Side[] = ['client', 'endpoint'];
 
-export type ConnectionPhase = 'none' | 'requested' | 'endpoint-selected' | 'path-planned' | 'established' | 'failed' | 'closed';
+/**
+ * waiting: its endpoint is gone and no other matches; it recovers when one registers.
+ * down: the client's node is lost; it is restored when the node returns, or closed after a grace period.
+ */
+export type ConnectionPhase =
+  | 'none'
+  | 'requested'
+  | 'endpoint-selected'
+  | 'path-planned'
+  | 'established'
+  | 'waiting'
+  | 'down'
+  | 'failed'
+  | 'closed';
 
 export interface ConnectionRequest {
   readonly connectionId: string;
@@ -26,6 +39,8 @@ export interface ConnectionRequest {
   readonly mechanismPreferences: readonly MechanismType[];
   /** Id of the command that asked for it: a retry of the same command is a no-op. */
   readonly requestId: string;
+  /** When set, the client must refresh the connection before this time or it is torn down. */
+  readonly expirationTime?: string;
 }
 
 export interface PathSegment {
@@ -45,6 +60,15 @@ export interface ConnectionPlan {
   readonly tunnel?: TunnelParameters;
 }
 
+/** What a heal leaves behind: the sides of the previous plan, so they can be torn down. */
+export interface RetiredPath {
+  readonly generation: number;
+  readonly endpoint: { readonly name: string; readonly node: string };
+  readonly plan: ConnectionPlan;
+  /** Which sides must be removed: the endpoint side when the endpoint changes, both when nothing replaces them. */
+  readonly sides: readonly Side[];
+}
+
 export interface NodeFacts {
   readonly mechanisms: readonly MechanismType[];
   readonly mtu: number;
@@ -52,15 +76,26 @@ export interface NodeFacts {
 
 export type FailureCode = 'no-endpoint' | 'no-mechanism' | 'node-unknown' | 'address' | 'dataplane';
 
+export type HealCause =
+  | 'endpoint-expired'
+  | 'endpoint-unregistered'
+  | 'endpoint-available'
+  | 'node-recovered'
+  | 'datapath'
+  | 'dataplane';
+
+export interface RegistryContext {
+  /** Absent means the service is not (or no longer) registered. */
+  readonly service?: { readonly payload: Payload; readonly matches: readonly Match[] };
+  readonly endpoints: readonly Candidate[];
+}
+
 export type ConnectionCommand =
   | {
       readonly type: 'RequestConnection';
       readonly request: ConnectionRequest;
       /** Registry context read by the command handler; `service` absent means unknown service. */
-      readonly registry: {
-        readonly service?: { readonly payload: Payload; readonly matches: readonly Match[] };
-        readonly endpoints: readonly Candidate[];
-      };
+      readonly registry: RegistryContext;
     }
   | {
       readonly type: 'PlanPath';
@@ -80,22 +115,72 @@ export type ConnectionCommand =
       readonly node: string;
       readonly side: Side;
       readonly generation: number;
-      readonly result: 'programmed' | 'removed' | 'failed';
+      /** broken: the datapath was programmed but its liveness probe fails. */
+      readonly result: 'programmed' | 'removed' | 'failed' | 'broken';
       readonly error?: string;
+      /** When the control plane received the report (ISO); heal durations are measured with it. */
+      readonly at: string;
     }
+  | {
+      readonly type: 'HealConnection';
+      readonly connectionId: string;
+      readonly cause: HealCause;
+      /** Id of the event that caused the heal: the same cause heals a connection once. */
+      readonly causeId: string;
+      readonly at: string;
+      /** Endpoints that must not be chosen (the one that died). */
+      readonly exclude: readonly string[];
+      /** A second datapath failure within this long of an in-place repair reselects instead. */
+      readonly escalateWithinMs: number;
+      readonly registry: RegistryContext;
+    }
+  | { readonly type: 'MarkConnectionDown'; readonly connectionId: string; readonly node: string; readonly at: string }
+  | { readonly type: 'RefreshConnection'; readonly connectionId: string; readonly expirationTime: string }
+  | { readonly type: 'ExpireConnection'; readonly connectionId: string; readonly at: string }
   | { readonly type: 'FailConnection'; readonly connectionId: string; readonly code: FailureCode; readonly reason: string }
   | { readonly type: 'CloseConnection'; readonly connectionId: string; readonly reason: string };
 
 export type ConnectionEvent =
   | ({ readonly type: 'ConnectionRequested' } & ConnectionRequest)
-  | { readonly type: 'EndpointSelected'; readonly endpoint: string; readonly endpointNode: string; readonly considered: number; readonly excluded: readonly string[] }
+  | {
+      readonly type: 'EndpointSelected';
+      readonly endpoint: string;
+      readonly endpointNode: string;
+      readonly considered: number;
+      readonly excluded: readonly string[];
+      /** Set when a heal moves the connection off a path that was planned before. */
+      readonly replaces?: RetiredPath;
+    }
   | ({ readonly type: 'PathPlanned'; readonly generation: number } & ConnectionPlan)
   | { readonly type: 'DataplaneProgrammed'; readonly generation: number; readonly node: string; readonly side: Side }
   | { readonly type: 'DataplaneFailed'; readonly generation: number; readonly node: string; readonly side: Side; readonly error: string }
   | { readonly type: 'ConnectionEstablished'; readonly generation: number }
   | { readonly type: 'ConnectionFailed'; readonly code: FailureCode; readonly reason: string }
   | { readonly type: 'ConnectionClosed'; readonly reason: string }
-  | { readonly type: 'DataplaneRemoved'; readonly generation: number; readonly node: string; readonly side: Side };
+  | { readonly type: 'DataplaneRemoved'; readonly generation: number; readonly node: string; readonly side: Side }
+  | { readonly type: 'DatapathDown'; readonly generation: number; readonly node: string; readonly side: Side; readonly error: string }
+  | {
+      readonly type: 'ConnectionHealing';
+      readonly cause: HealCause;
+      readonly causeId: string;
+      readonly oldEndpoint?: string;
+      /** Repair on the same endpoint (re-plan and re-program) rather than a new selection. */
+      readonly inPlace: boolean;
+      readonly startedAt: string;
+    }
+  | { readonly type: 'ConnectionWaiting'; readonly reason: string; readonly since: string; readonly replaces?: RetiredPath }
+  | {
+      readonly type: 'ConnectionHealed';
+      readonly generation: number;
+      readonly cause: HealCause;
+      readonly oldEndpoint?: string;
+      readonly newEndpoint: string;
+      readonly startedAt: string;
+      readonly durationMs: number;
+    }
+  | { readonly type: 'ConnectionDown'; readonly node: string; readonly since: string }
+  | { readonly type: 'ConnectionRefreshed'; readonly expirationTime: string }
+  | { readonly type: 'ConnectionExpired'; readonly expirationTime: string };
 
 export interface ConnectionState {
   readonly phase: ConnectionPhase;
@@ -109,6 +194,16 @@ export interface ConnectionState {
   readonly removed: readonly Side[];
   readonly failure?: { readonly code: FailureCode; readonly reason: string };
   readonly closeReason?: string;
+  /** Set from the first ConnectionHealing until the connection is established again. */
+  readonly healing?: { readonly cause: HealCause; readonly oldEndpoint?: string; readonly inPlace: boolean; readonly startedAt: string };
+  /** The last completed heal, for escalating a datapath that keeps failing. */
+  readonly lastHeal?: { readonly cause: HealCause; readonly inPlace: boolean; readonly at: string };
+  /** Ids of the events whose heal this connection already started (bounded). */
+  readonly healCauses: readonly string[];
+  readonly heals: number;
+  readonly waitingSince?: string;
+  readonly down?: { readonly node: string; readonly since: string };
+  readonly expirationTime?: string;
 }
 
 export const isTerminal = (phase: ConnectionPhase): boolean => phase === 'closed' || phase === 'failed';
@@ -144,6 +239,12 @@ const ipContextFor = (
 
 const unknownConnection = (id: string) => reject('not-found', `connection "${id}" does not exist`);
 
+/** How many heal cause ids a connection remembers (redelivered causes arrive soon after the first). */
+const REMEMBERED_CAUSES = 32;
+
+const retire = (s: ConnectionState, sides: readonly Side[]): RetiredPath | undefined =>
+  s.plan && s.endpoint ? { generation: s.generation, endpoint: s.endpoint, plan: s.plan, sides } : undefined;
+
 /** The state transition as an immer recipe, shared with the connections projection. */
 export const evolveDraft = (s: Draft<ConnectionState>, event: ConnectionEvent): void => {
   switch (event.type) {
@@ -151,11 +252,17 @@ export const evolveDraft = (s: Draft<ConnectionState>, event: ConnectionEvent): 
       const { type: _t, ...request } = event;
       s.phase = 'requested';
       s.request = castDraft(request);
+      if (request.expirationTime) s.expirationTime = request.expirationTime;
       break;
     }
     case 'EndpointSelected':
       s.phase = 'endpoint-selected';
       s.endpoint = { name: event.endpoint, node: event.endpointNode };
+      s.excluded = [...event.excluded];
+      // The old plan stops being desired: its sides are replaced by the next plan or removed.
+      if (event.replaces) delete s.plan;
+      delete s.waitingSince;
+      delete s.down;
       break;
     case 'PathPlanned': {
       const { type: _t, generation, ...plan } = event;
@@ -173,6 +280,7 @@ export const evolveDraft = (s: Draft<ConnectionState>, event: ConnectionEvent): 
       s.phase = 'established';
       break;
     case 'DataplaneFailed':
+    case 'DatapathDown':
       break;
     case 'ConnectionFailed':
       s.phase = 'failed';
@@ -184,12 +292,113 @@ export const evolveDraft = (s: Draft<ConnectionState>, event: ConnectionEvent): 
       break;
     case 'DataplaneRemoved':
       s.removed.push(event.side);
+      break;
+    case 'ConnectionHealing':
+      s.healing ??= { cause: event.cause, inPlace: event.inPlace, startedAt: event.startedAt, ...(event.oldEndpoint ? { oldEndpoint: event.oldEndpoint } : {}) };
+      s.healing.cause = event.cause;
+      s.healing.inPlace = event.inPlace;
+      s.healCauses.push(event.causeId);
+      if (s.healCauses.length > REMEMBERED_CAUSES) s.healCauses.splice(0, s.healCauses.length - REMEMBERED_CAUSES);
+      break;
+    case 'ConnectionWaiting':
+      s.phase = 'waiting';
+      s.waitingSince = event.since;
+      delete s.endpoint;
+      delete s.plan;
+      break;
+    case 'ConnectionHealed':
+      s.lastHeal = { cause: event.cause, inPlace: s.healing?.inPlace ?? false, at: new Date(Date.parse(event.startedAt) + event.durationMs).toISOString() };
+      s.heals += 1;
+      delete s.healing;
+      break;
+    case 'ConnectionDown':
+      s.phase = 'down';
+      s.down = { node: event.node, since: event.since };
+      break;
+    case 'ConnectionRefreshed':
+      s.expirationTime = event.expirationTime;
+      break;
+    case 'ConnectionExpired':
+      break;
   }
+};
+
+/** Candidates for a (re)selection: the connection's own rules, minus the excluded endpoints. */
+const select = (request: ConnectionRequest, registry: RegistryContext, exclude: readonly string[]) =>
+  registry.service
+    ? selectEndpoint({
+        service: request.networkService,
+        matches: registry.service.matches,
+        clientLabels: request.labels,
+        clientNode: request.clientNode,
+        endpoints: registry.endpoints,
+        exclude,
+      })
+    : ({ kind: 'none', reason: `network service "${request.networkService}" is no longer registered` } as const);
+
+const decideHeal = (command: Extract<ConnectionCommand, { type: 'HealConnection' }>, state: ConnectionState): E.Either<DomainError, readonly ConnectionEvent[]> => {
+  if (state.phase === 'none') return unknownConnection(command.connectionId);
+  if (isTerminal(state.phase) || state.healCauses.includes(command.causeId)) return E.right([]);
+  // A lost client node cannot take a new path; the node's return heals it.
+  if (state.phase === 'down' && command.cause !== 'node-recovered') return E.right([]);
+  if (state.phase !== 'down' && command.cause === 'node-recovered') return E.right([]);
+  // Only a waiting connection has anything to gain from a newly registered endpoint.
+  if (command.cause === 'endpoint-available' && state.phase !== 'waiting') return E.right([]);
+  const request = state.request!;
+  const current = state.endpoint;
+  // A datapath that fails again soon after an in-place repair is not going to be fixed in place.
+  const escalate =
+    (command.cause === 'datapath' &&
+      state.lastHeal?.cause === 'datapath' &&
+      state.lastHeal.inPlace &&
+      Date.parse(command.at) - Date.parse(state.lastHeal.at) < command.escalateWithinMs) ||
+    command.cause === 'dataplane';
+  const exclude = [...new Set([...command.exclude, ...(escalate && current ? [current.name] : [])])];
+  // A repair (datapath, the client's node back) keeps the endpoint when the rules still allow it.
+  const keepCurrent =
+    current !== undefined &&
+    (command.cause === 'datapath' || command.cause === 'node-recovered') &&
+    allows(request, command.registry, exclude, current.name);
+  const selection = keepCurrent
+    ? ({ kind: 'selected', endpoint: current!, considered: 1 } as const)
+    : select(request, command.registry, exclude);
+  const healing: ConnectionEvent = {
+    type: 'ConnectionHealing',
+    cause: command.cause,
+    causeId: command.causeId,
+    ...(current ? { oldEndpoint: current.name } : {}),
+    inPlace: selection.kind === 'selected' && current !== undefined && selection.endpoint.name === current.name,
+    startedAt: state.healing?.startedAt ?? command.at,
+  };
+  if (selection.kind === 'none') {
+    if (state.phase === 'waiting') return E.right([]);
+    const replaces = retire(state, SIDES);
+    return E.right([healing, { type: 'ConnectionWaiting', reason: selection.reason, since: command.at, ...(replaces ? { replaces } : {}) }]);
+  }
+  const moved = current === undefined || selection.endpoint.name !== current.name;
+  const replaces = retire(state, moved ? ['endpoint'] : []);
+  return E.right([
+    healing,
+    {
+      type: 'EndpointSelected',
+      endpoint: selection.endpoint.name,
+      endpointNode: selection.endpoint.node,
+      considered: selection.considered,
+      excluded: exclude,
+      ...(replaces ? { replaces } : {}),
+    },
+  ]);
+};
+
+/** True when `name` is registered for the service and allowed by the connection's matching rules. */
+const allows = (request: ConnectionRequest, reg: RegistryContext, exclude: readonly string[], name: string): boolean => {
+  if (!reg.service || exclude.includes(name)) return false;
+  return matchEndpoints(reg.service.matches, request.labels, reg.endpoints).some((ep) => ep.name === name);
 };
 
 export const connection: Aggregate<ConnectionState, ConnectionCommand, ConnectionEvent> = {
   name: 'connection',
-  initialState: { phase: 'none', excluded: [], generation: 0, programmed: [], removed: [] },
+  initialState: { phase: 'none', excluded: [], generation: 0, programmed: [], removed: [], healCauses: [], heals: 0 },
   decide(command, state) {
     switch (command.type) {
       case 'RequestConnection': {
@@ -202,14 +411,7 @@ export const connection: Aggregate<ConnectionState, ConnectionCommand, Connectio
           return reject('not-found', `network service "${request.networkService}" is not registered`);
         }
         const requested: ConnectionEvent = { type: 'ConnectionRequested', ...request, payload: registry.service.payload };
-        const selection = selectEndpoint({
-          service: request.networkService,
-          matches: registry.service.matches,
-          clientLabels: request.labels,
-          clientNode: request.clientNode,
-          endpoints: registry.endpoints,
-          exclude: state.excluded,
-        });
+        const selection = select(request, registry, state.excluded);
         if (selection.kind === 'none') {
           return E.right([requested, { type: 'ConnectionFailed', code: 'no-endpoint', reason: selection.reason }]);
         }
@@ -277,6 +479,8 @@ export const connection: Aggregate<ConnectionState, ConnectionCommand, Connectio
         if (command.generation !== state.generation) return E.right([]);
         const expectedNode = nodeOfSide(state, command.side);
         if (expectedNode !== command.node) {
+          // A report about a path the connection has since left (a heal moved it): stale, not an attack.
+          if (state.plan === undefined) return E.right([]);
           return reject('invalid', `node "${command.node}" reported the ${command.side} side, which belongs to node "${expectedNode}"`);
         }
         const { generation, node, side } = command;
@@ -286,23 +490,55 @@ export const connection: Aggregate<ConnectionState, ConnectionCommand, Connectio
             const events: ConnectionEvent[] = [{ type: 'DataplaneProgrammed', generation, node, side }];
             if (SIDES.every((s) => s === side || state.programmed.includes(s))) {
               events.push({ type: 'ConnectionEstablished', generation });
+              if (state.healing) {
+                events.push({
+                  type: 'ConnectionHealed',
+                  generation,
+                  cause: state.healing.cause,
+                  ...(state.healing.oldEndpoint ? { oldEndpoint: state.healing.oldEndpoint } : {}),
+                  newEndpoint: state.endpoint!.name,
+                  startedAt: state.healing.startedAt,
+                  durationMs: Math.max(0, Date.parse(command.at) - Date.parse(state.healing.startedAt)),
+                });
+              }
             }
             return E.right(events);
           }
           case 'failed': {
             if (state.phase !== 'path-planned' && state.phase !== 'established') return E.right([]);
             const error = command.error ?? 'unknown error';
-            return E.right([
-              { type: 'DataplaneFailed', generation, node, side, error },
-              { type: 'ConnectionFailed', code: 'dataplane', reason: `dataplane on node ${node} (${side} side): ${error}` },
-            ]);
+            const failed: ConnectionEvent = { type: 'DataplaneFailed', generation, node, side, error };
+            // While healing, the process manager moves the connection to another endpoint instead.
+            if (state.healing) return E.right([failed]);
+            return E.right([failed, { type: 'ConnectionFailed', code: 'dataplane', reason: `dataplane on node ${node} (${side} side): ${error}` }]);
           }
+          case 'broken':
+            if (state.phase !== 'established') return E.right([]);
+            return E.right([{ type: 'DatapathDown', generation, node, side, error: command.error ?? 'liveness probe failed' }]);
           case 'removed':
             if (!isTerminal(state.phase) || state.removed.includes(side)) return E.right([]);
             return E.right([{ type: 'DataplaneRemoved', generation, node, side }]);
         }
       }
       // falls through: unreachable, every result returns
+      case 'HealConnection':
+        return decideHeal(command, state);
+      case 'MarkConnectionDown':
+        if (state.phase === 'none') return unknownConnection(command.connectionId);
+        if (isTerminal(state.phase) || state.phase === 'down' || state.request?.clientNode !== command.node) return E.right([]);
+        return E.right([{ type: 'ConnectionDown', node: command.node, since: command.at }]);
+      case 'RefreshConnection':
+        if (state.phase === 'none') return unknownConnection(command.connectionId);
+        if (isTerminal(state.phase)) return reject('wrong-state', `connection "${command.connectionId}" is ${state.phase}; request a new one`);
+        if (state.expirationTime === command.expirationTime) return E.right([]);
+        return E.right([{ type: 'ConnectionRefreshed', expirationTime: command.expirationTime }]);
+      case 'ExpireConnection':
+        if (state.phase === 'none') return unknownConnection(command.connectionId);
+        if (isTerminal(state.phase) || !state.expirationTime || Date.parse(state.expirationTime) > Date.parse(command.at)) return E.right([]);
+        return E.right([
+          { type: 'ConnectionExpired', expirationTime: state.expirationTime },
+          { type: 'ConnectionClosed', reason: `expired: the client did not refresh it before ${state.expirationTime}` },
+        ]);
       case 'FailConnection':
         if (state.phase === 'none') return unknownConnection(command.connectionId);
         if (isTerminal(state.phase)) return E.right([]);

@@ -20,18 +20,21 @@ export type EndpointCommand =
   | {
       readonly type: 'RegisterEndpoint';
       readonly spec: EndpointSpec;
-      /** ISO time after which the registration lapses unless refreshed. */
-      readonly expirationTime: string;
+      /** ISO time after which the registration lapses unless refreshed; absent: a static registration. */
+      readonly expirationTime?: string;
       /** Context from the registry: which of the endpoint's services are registered. */
       readonly registeredServices: readonly string[];
     }
-  | { readonly type: 'UnregisterEndpoint'; readonly name: string };
+  | { readonly type: 'UnregisterEndpoint'; readonly name: string }
+  /** expired: its registration lapsed (checked against `at`); node-lost: its node stopped answering. */
+  | { readonly type: 'ExpireEndpoint'; readonly name: string; readonly cause: 'expired' | 'node-lost'; readonly at: string };
 
 export type EndpointEvent =
-  | { readonly type: 'EndpointRegistered'; readonly spec: EndpointSpec; readonly expirationTime: string }
-  | { readonly type: 'EndpointUpdated'; readonly spec: EndpointSpec; readonly expirationTime: string }
-  | { readonly type: 'EndpointRefreshed'; readonly expirationTime: string }
-  | { readonly type: 'EndpointUnregistered'; readonly name: string };
+  | { readonly type: 'EndpointRegistered'; readonly spec: EndpointSpec; readonly expirationTime?: string }
+  | { readonly type: 'EndpointUpdated'; readonly spec: EndpointSpec; readonly expirationTime?: string }
+  | { readonly type: 'EndpointRefreshed'; readonly expirationTime?: string }
+  | { readonly type: 'EndpointUnregistered'; readonly name: string }
+  | { readonly type: 'EndpointExpired'; readonly name: string; readonly cause: 'expired' | 'node-lost'; readonly expirationTime?: string };
 
 export interface EndpointState {
   readonly registered: boolean;
@@ -57,9 +60,8 @@ export const endpoint: Aggregate<EndpointState, EndpointCommand, EndpointEvent> 
         if (stray.length > 0) {
           return reject('invalid', `labels given for service "${stray[0]}" which the endpoint does not provide`);
         }
-        if (!state.registered) {
-          return E.right([{ type: 'EndpointRegistered', spec, expirationTime: command.expirationTime }]);
-        }
+        const expiry = command.expirationTime ? { expirationTime: command.expirationTime } : {};
+        if (!state.registered) return E.right([{ type: 'EndpointRegistered', spec, ...expiry }]);
         if (state.spec && state.spec.node !== spec.node) {
           return reject('conflict', `endpoint "${spec.name}" is registered on node ${state.spec.node}, not ${spec.node}; unregister it first`);
         }
@@ -67,14 +69,22 @@ export const endpoint: Aggregate<EndpointState, EndpointCommand, EndpointEvent> 
           return reject('conflict', `endpoint "${spec.name}" allocates from ${state.spec.prefix}; changing its prefix needs unregister first`);
         }
         if (!jsonEqual(state.spec, spec)) {
-          return E.right([{ type: 'EndpointUpdated', spec, expirationTime: command.expirationTime }]);
+          return E.right([{ type: 'EndpointUpdated', spec, ...expiry }]);
         }
         if (state.expirationTime === command.expirationTime) return E.right([]);
-        return E.right([{ type: 'EndpointRefreshed', expirationTime: command.expirationTime }]);
+        return E.right([{ type: 'EndpointRefreshed', ...expiry }]);
       }
       case 'UnregisterEndpoint':
         if (!state.registered) return reject('not-found', `endpoint "${command.name}" is not registered`);
         return E.right([{ type: 'EndpointUnregistered', name: command.name }]);
+      case 'ExpireEndpoint': {
+        if (!state.registered) return E.right([]);
+        // Refreshed since the detector looked, or static: nothing lapsed.
+        if (command.cause === 'expired' && (!state.expirationTime || Date.parse(state.expirationTime) > Date.parse(command.at))) return E.right([]);
+        return E.right([
+          { type: 'EndpointExpired', name: command.name, cause: command.cause, ...(state.expirationTime ? { expirationTime: state.expirationTime } : {}) },
+        ]);
+      }
     }
   },
   evolve: (state, event) =>
@@ -84,12 +94,15 @@ export const endpoint: Aggregate<EndpointState, EndpointCommand, EndpointEvent> 
         case 'EndpointUpdated':
           s.registered = true;
           s.spec = castDraft(event.spec);
-          s.expirationTime = event.expirationTime;
+          if (event.expirationTime) s.expirationTime = event.expirationTime;
+          else delete s.expirationTime;
           break;
         case 'EndpointRefreshed':
-          s.expirationTime = event.expirationTime;
+          if (event.expirationTime) s.expirationTime = event.expirationTime;
+          else delete s.expirationTime;
           break;
         case 'EndpointUnregistered':
+        case 'EndpointExpired':
           s.registered = false;
       }
     }),

@@ -18,30 +18,45 @@ export interface NodeSpec {
 
 export type NodeCommand =
   | { readonly type: 'JoinNode'; readonly spec: NodeSpec }
-  | { readonly type: 'LeaveNode'; readonly name: string };
+  | { readonly type: 'LeaveNode'; readonly name: string }
+  /** From the leader's detector: no heartbeat since `lastSeen`. */
+  | { readonly type: 'LoseNode'; readonly name: string; readonly lastSeen: string; readonly timeoutMs: number }
+  /** A lost node is heard from again. */
+  | { readonly type: 'RecoverNode'; readonly name: string };
 
 export type NodeEvent =
   | { readonly type: 'NodeJoined'; readonly spec: NodeSpec }
   | { readonly type: 'NodeUpdated'; readonly spec: NodeSpec }
-  | { readonly type: 'NodeLeft'; readonly name: string };
+  | { readonly type: 'NodeLeft'; readonly name: string }
+  | { readonly type: 'NodeLost'; readonly name: string; readonly lastSeen: string; readonly timeoutMs: number }
+  | { readonly type: 'NodeRecovered'; readonly name: string };
 
 export interface NodeState {
   readonly joined: boolean;
+  readonly lost: boolean;
   readonly spec?: NodeSpec;
 }
 
 export const node: Aggregate<NodeState, NodeCommand, NodeEvent> = {
   name: 'node',
-  initialState: { joined: false },
+  initialState: { joined: false, lost: false },
   decide(command, state) {
     switch (command.type) {
-      case 'JoinNode':
+      case 'JoinNode': {
         if (!state.joined) return E.right([{ type: 'NodeJoined', spec: command.spec }]);
-        if (jsonEqual(state.spec, command.spec)) return E.right([]);
-        return E.right([{ type: 'NodeUpdated', spec: command.spec }]);
+        const events: NodeEvent[] = state.lost ? [{ type: 'NodeRecovered', name: command.spec.name }] : [];
+        if (!jsonEqual(state.spec, command.spec)) events.push({ type: 'NodeUpdated', spec: command.spec });
+        return E.right(events);
+      }
       case 'LeaveNode':
         if (!state.joined) return reject('not-found', `node "${command.name}" has not joined`);
         return E.right([{ type: 'NodeLeft', name: command.name }]);
+      case 'LoseNode':
+        if (!state.joined || state.lost) return E.right([]);
+        return E.right([{ type: 'NodeLost', name: command.name, lastSeen: command.lastSeen, timeoutMs: command.timeoutMs }]);
+      case 'RecoverNode':
+        if (!state.joined || !state.lost) return E.right([]);
+        return E.right([{ type: 'NodeRecovered', name: command.name }]);
     }
   },
   evolve: (state, event) =>
@@ -54,6 +69,13 @@ export const node: Aggregate<NodeState, NodeCommand, NodeEvent> = {
           break;
         case 'NodeLeft':
           s.joined = false;
+          s.lost = false;
+          break;
+        case 'NodeLost':
+          s.lost = true;
+          break;
+        case 'NodeRecovered':
+          s.lost = false;
       }
     }),
 };

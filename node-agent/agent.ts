@@ -20,7 +20,15 @@ export interface NodeAgentOptions {
   readonly underlayAddress?: string;
   readonly mtu?: number;
   readonly publicKeys?: Record<string, string>;
+  readonly localPrefixes?: readonly string[];
+  /** How often each programmed client side's datapath is probed; 0 turns probing off. */
+  readonly livenessIntervalMs?: number;
+  /** Consecutive failed probes before the datapath is reported broken. */
+  readonly livenessFailures?: number;
 }
+
+export const DEFAULT_LIVENESS_INTERVAL_MS = 2000;
+export const DEFAULT_LIVENESS_FAILURES = 3;
 
 export interface NodeAgent {
   /** Resolves when the first reconciliation is done and commands are being consumed. */
@@ -28,7 +36,7 @@ export interface NodeAgent {
   stop(): Promise<void>;
 }
 
-type Report = 'programmed' | 'removed' | 'failed';
+type Report = 'programmed' | 'removed' | 'failed' | 'broken';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export const agentConsumerName = (node: string) => `agent-${node}`;
@@ -43,6 +51,8 @@ export const startNodeAgent = async (opts: NodeAgentOptions): Promise<NodeAgent>
   let stopping = false;
   /** Highest generation acted on per side: older commands arriving late are ignored. */
   const applied = new Map<string, { generation: number; desired: 'present' | 'absent' }>();
+  /** Client sides that are programmed, for the liveness probe. */
+  const probed = new Map<string, { spec: SideSpec; failures: number; reported: boolean }>();
 
   type Trace = { correlationId?: string; causationId?: string };
   const report = async (spec: Pick<SideSpec, 'connectionId' | 'generation' | 'side'>, result: Report, error?: string, trace: Trace = {}) => {
@@ -71,6 +81,7 @@ export const startNodeAgent = async (opts: NodeAgentOptions): Promise<NodeAgent>
         await report(spec, 'failed', r.left.message, trace);
       } else {
         log.info('side programmed', { connectionId: spec.connectionId, side: spec.side, generation: spec.generation, origin });
+        if (spec.side === 'client') probed.set(key, { spec, failures: 0, reported: false });
         await report(spec, 'programmed', undefined, trace);
       }
     } else {
@@ -80,6 +91,7 @@ export const startNodeAgent = async (opts: NodeAgentOptions): Promise<NodeAgent>
         throw new Error(r.left.message);
       }
       applied.set(key, { generation: spec.generation, desired: 'absent' });
+      probed.delete(key);
       log.info('side removed', { connectionId: spec.connectionId, side: spec.side, generation: spec.generation, origin });
       await report(spec, 'removed', undefined, trace);
     }
@@ -95,6 +107,7 @@ export const startNodeAgent = async (opts: NodeAgentOptions): Promise<NodeAgent>
         ...(opts.underlayAddress ? { underlayAddress: opts.underlayAddress } : {}),
         ...(opts.mtu ? { mtu: opts.mtu } : {}),
         ...(opts.publicKeys ? { publicKeys: opts.publicKeys } : {}),
+        ...(opts.localPrefixes && opts.localPrefixes.length > 0 ? { localPrefixes: [...opts.localPrefixes] } : {}),
       },
       { wait: false },
     );
@@ -182,6 +195,39 @@ export const startNodeAgent = async (opts: NodeAgentOptions): Promise<NodeAgent>
     return { done };
   };
 
+  const probeAll = async () => {
+    const threshold = opts.livenessFailures ?? DEFAULT_LIVENESS_FAILURES;
+    for (const [key, p] of probed) {
+      if (stopping) return;
+      const r = await dataplane.probe(p.spec)();
+      if (probed.get(key) !== p) continue; // reprogrammed or removed meanwhile
+      const detail = E.isLeft(r) ? `probe could not run: ${r.left.message}` : r.right.detail;
+      if (E.isRight(r) && r.right.alive) {
+        p.failures = 0;
+        continue;
+      }
+      p.failures++;
+      if (p.failures >= threshold && !p.reported) {
+        p.reported = true;
+        log.warn('datapath broken', { connectionId: p.spec.connectionId, generation: p.spec.generation, failures: p.failures, detail });
+        try {
+          await report(p.spec, 'broken', `${p.failures} liveness probes failed: ${detail ?? 'no answer'}`);
+        } catch (e) {
+          p.reported = false;
+          log.warn('could not report a broken datapath; will retry', { connectionId: p.spec.connectionId, error: errorText(e) });
+        }
+      }
+    }
+  };
+  let probing = Promise.resolve();
+  const livenessMs = opts.livenessIntervalMs ?? DEFAULT_LIVENESS_INTERVAL_MS;
+  const probeTimer =
+    livenessMs > 0
+      ? setInterval(() => {
+          probing = probing.then(probeAll).catch((e) => log.warn('liveness probing failed', { error: errorText(e) }));
+        }, livenessMs)
+      : undefined;
+
   const heartbeat = () =>
     nc.publish(subjects.heartbeat(node), new TextEncoder().encode(JSON.stringify({ node, connections: [...applied.values()].filter((a) => a.desired === 'present').length })));
   const hbTimer = setInterval(heartbeat, opts.heartbeatMs ?? 5000);
@@ -200,6 +246,8 @@ export const startNodeAgent = async (opts: NodeAgentOptions): Promise<NodeAgent>
     stop: async () => {
       stopping = true;
       clearInterval(hbTimer);
+      if (probeTimer) clearInterval(probeTimer);
+      await probing;
       await ready.catch(() => undefined);
       messages?.stop();
       await loop?.catch(() => undefined);

@@ -30,6 +30,17 @@ export interface Dataplane {
   /** Remove everything of the side; removing a side that is not there succeeds. */
   remove(spec: Pick<SideSpec, 'connectionId' | 'side' | 'generation'>): TE.TaskEither<DataplaneError, void>;
   observe(): TE.TaskEither<DataplaneError, readonly ObservedSide[]>;
+  /**
+   * Checks that traffic gets through a programmed client side to the endpoint (like the
+   * original NSM's liveness ping). Left: the probe itself could not run; right(false): it ran
+   * and nothing came back.
+   */
+  probe(spec: SideSpec): TE.TaskEither<DataplaneError, ProbeResult>;
+}
+
+export interface ProbeResult {
+  readonly alive: boolean;
+  readonly detail?: string;
 }
 
 export const sideKey = (s: { connectionId: string; side: string }): string => `${s.connectionId}/${s.side}`;

@@ -12,17 +12,23 @@ export interface SimulatedDataplane extends Dataplane {
   readonly journal: readonly { readonly op: 'program' | 'remove'; readonly key: string; readonly generation: number }[];
   /** Makes the next program() of this connection fail with the message (fault injection). */
   failNext(connectionId: string, message: string): void;
+  /** Drops traffic towards this endpoint-side address (CIDR as in the spec) until restored. */
+  cutDatapathTo(address: string): void;
+  restoreDatapathTo(address: string): void;
 }
 
 export const simulatedDataplane = (mechanisms: readonly MechanismType[] = MECHANISM_TYPES): SimulatedDataplane => {
   const programmed = new Map<string, SideSpec>();
   const journal: { op: 'program' | 'remove'; key: string; generation: number }[] = [];
   const failures = new Map<string, string>();
+  const cut = new Set<string>();
   return {
     kind: 'simulated',
     programmed,
     journal,
     failNext: (id, message) => void failures.set(id, message),
+    cutDatapathTo: (address) => void cut.add(address),
+    restoreDatapathTo: (address) => void cut.delete(address),
     capabilities: () => mechanisms,
     program: (spec) => async () => {
       const key = sideKey(spec);
@@ -40,6 +46,11 @@ export const simulatedDataplane = (mechanisms: readonly MechanismType[] = MECHAN
       journal.push({ op: 'remove', key, generation: spec.generation });
       programmed.delete(key);
       return E.right(undefined);
+    },
+    probe: (spec) => async () => {
+      const blocked = spec.remoteAddresses.find((t) => cut.has(t));
+      if (!programmed.has(sideKey(spec))) return E.right({ alive: false, detail: 'side is not programmed' });
+      return E.right(blocked ? { alive: false, detail: `traffic to ${blocked} is dropped (simulated cut)` } : { alive: true });
     },
     observe: () => async () =>
       E.right([...programmed.values()].map((s) => ({ connectionId: s.connectionId, side: s.side, generation: s.generation }))),

@@ -14,6 +14,8 @@ export interface ConnectionRow {
   readonly updatedAt: string;
   readonly establishedAt?: string;
   readonly closedAt?: string;
+  /** Time of the last refresh by the client (connections with an expiry). */
+  readonly refreshedAt?: string;
   /** Stream position of the last event applied, for read-your-writes checks. */
   readonly position: number;
 }
@@ -51,6 +53,7 @@ export const applyConnections = (m: Draft<ConnectionsModel>, e: EventEnvelope<Do
   row.position = position;
   if (e.data.type === 'ConnectionEstablished') row.establishedAt = e.time;
   if (e.data.type === 'ConnectionClosed') row.closedAt = e.time;
+  if (e.data.type === 'ConnectionRefreshed') row.refreshedAt = e.time;
 };
 
 export interface ConnectionFilter {

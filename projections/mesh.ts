@@ -1,6 +1,6 @@
 // The whole mesh read model, folded from commits in batches (one immer produce per batch:
 // per-event produce is slow on large states).
-import { Immer } from 'immer';
+import { Immer, type Draft } from 'immer';
 import type { DomainEvent } from '../aggregates/index.ts';
 import type { EventEnvelope, StoredCommit } from '../src/contracts/envelope.ts';
 import { applyConnections, emptyConnections, type ConnectionsModel } from './connections.ts';
@@ -28,19 +28,31 @@ export const emptyMesh: MeshModel = {
 // Read models are replaced wholesale and never handed to untrusted code: freezing buys nothing.
 const immer = new Immer({ autoFreeze: false });
 
+const foldInto = (m: Draft<MeshModel>, commits: readonly StoredCommit[]): void => {
+  for (const c of commits) {
+    const position = Number(c.position);
+    if (position <= m.position) continue;
+    for (const env of c.events as readonly EventEnvelope<DomainEvent>[]) {
+      applyRegistry(m.registry, env);
+      applyNodes(m.nodes, env);
+      applyPools(m.pools, env);
+      applyConnections(m.connections, env, position);
+    }
+    m.position = position;
+  }
+};
+
+/** A new model with the commits folded in; `model` is left as it was. */
 export const applyCommits = (model: MeshModel, commits: readonly StoredCommit[]): MeshModel =>
-  commits.length === 0
-    ? model
-    : immer.produce(model, (m) => {
-        for (const c of commits) {
-          const position = Number(c.position);
-          if (position <= m.position) continue;
-          for (const env of c.events as readonly EventEnvelope<DomainEvent>[]) {
-            applyRegistry(m.registry, env);
-            applyNodes(m.nodes, env);
-            applyPools(m.pools, env);
-            applyConnections(m.connections, env, position);
-          }
-          m.position = position;
-        }
-      });
+  commits.length === 0 ? model : immer.produce(model, (m) => foldInto(m, commits));
+
+/**
+ * Folds the commits into `model` itself, in time proportional to the commits, not to the model:
+ * immer's finalisation walks every key of a modified map, which made each small batch cost
+ * O(connections) in the live view. For the one owner of a live model (src/meshView.ts); the
+ * fold only sets and deletes fields of objects it created, never objects taken from events.
+ */
+export const applyCommitsInPlace = (model: Draft<MeshModel>, commits: readonly StoredCommit[]): void => foldInto(model, commits);
+
+/** A fresh model that applyCommitsInPlace may mutate (emptyMesh itself is shared). */
+export const newMutableMesh = (): Draft<MeshModel> => structuredClone(emptyMesh) as Draft<MeshModel>;

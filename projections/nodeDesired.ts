@@ -28,6 +28,7 @@ export const sideSpecOf = (
     interfaceName: side === 'client' ? s.plan.clientInterface : s.plan.endpointInterface,
     mechanism: { ...s.plan.mechanism },
     addresses: [...(side === 'client' ? ipContext.srcIpAddrs : ipContext.dstIpAddrs)],
+    remoteAddresses: [...(side === 'client' ? ipContext.dstIpAddrs : ipContext.srcIpAddrs)],
     routes: (side === 'client' ? ipContext.srcRoutes : ipContext.dstRoutes).map((r) => r.prefix),
     mtu,
     ...(side === 'client' && s.request.clientNetns ? { netns: s.request.clientNetns } : {}),

@@ -7,6 +7,9 @@ import type { EventEnvelope } from '../src/contracts/envelope.ts';
 export interface NodeRow extends NodeSpec {
   readonly joinedAt: string;
   readonly updatedAt: string;
+  /** lost: no heartbeat within the timeout; its endpoints expired and its clients' connections are down. */
+  readonly status: 'ready' | 'lost';
+  readonly lostAt?: string;
 }
 
 export interface NodesModel {
@@ -21,10 +24,32 @@ export const applyNodes = (m: Draft<NodesModel>, e: EventEnvelope<DomainEvent>):
     case 'NodeJoined':
     case 'NodeUpdated': {
       const prev = m.nodes[d.spec.name];
-      m.nodes[d.spec.name] = castDraft({ ...d.spec, joinedAt: prev?.joinedAt ?? e.time, updatedAt: e.time });
+      m.nodes[d.spec.name] = castDraft({
+        ...d.spec,
+        joinedAt: prev?.joinedAt ?? e.time,
+        updatedAt: e.time,
+        status: prev?.status ?? 'ready',
+        ...(prev?.lostAt ? { lostAt: prev.lostAt } : {}),
+      });
       break;
     }
     case 'NodeLeft':
       delete m.nodes[d.name];
+      break;
+    case 'NodeLost': {
+      const row = m.nodes[d.name];
+      if (row) {
+        row.status = 'lost';
+        row.lostAt = e.time;
+      }
+      break;
+    }
+    case 'NodeRecovered': {
+      const row = m.nodes[d.name];
+      if (row) {
+        row.status = 'ready';
+        delete row.lostAt;
+      }
+    }
   }
 };

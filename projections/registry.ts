@@ -14,7 +14,10 @@ export interface ServiceRow {
 }
 
 export interface EndpointRow extends EndpointSpec {
-  readonly expirationTime: string;
+  /** Absent for a static registration. */
+  readonly expirationTime?: string;
+  /** Time of the last registration or refresh: expirationTime minus this is the endpoint's refresh period. */
+  readonly refreshedAt: string;
   readonly registeredAt: string;
   readonly updatedAt: string;
 }
@@ -43,7 +46,8 @@ export const applyRegistry = (m: Draft<RegistryModel>, e: EventEnvelope<DomainEv
       const prev = m.endpoints[d.spec.name];
       m.endpoints[d.spec.name] = castDraft({
         ...d.spec,
-        expirationTime: d.expirationTime,
+        ...(d.expirationTime ? { expirationTime: d.expirationTime } : {}),
+        refreshedAt: e.time,
         registeredAt: prev?.registeredAt ?? e.time,
         updatedAt: e.time,
       });
@@ -52,12 +56,15 @@ export const applyRegistry = (m: Draft<RegistryModel>, e: EventEnvelope<DomainEv
     case 'EndpointRefreshed': {
       const row = m.endpoints[e.stream.slice('endpoint.'.length)];
       if (row) {
-        row.expirationTime = d.expirationTime;
+        if (d.expirationTime) row.expirationTime = d.expirationTime;
+        else delete row.expirationTime;
+        row.refreshedAt = e.time;
         row.updatedAt = e.time;
       }
       break;
     }
     case 'EndpointUnregistered':
+    case 'EndpointExpired':
       delete m.endpoints[d.name];
   }
 };

@@ -13,11 +13,15 @@ import type { StoredCommit } from './contracts/envelope.ts';
 import type { NodeCommand } from './contracts/nodeCommands.ts';
 import type { CommandReply, QueryReply, ReplyErrorCode } from './contracts/replies.ts';
 import type { EventStore } from './eventStore.ts';
+import { randomUUID } from 'node:crypto';
 import { execErrorMessage, execute } from './execute.ts';
 import { route } from './handlers.ts';
 import { KeyedQueue } from './keyedQueue.ts';
 import { MeshView } from './meshView.ts';
-import { createProcessManager, RetryLater } from './processManager.ts';
+import { DEFAULT_HEALING, type HealingConfig } from './healing/detector.ts';
+import { startLease } from './healing/lease.ts';
+import { startTimers } from './healing/timers.ts';
+import { createProcessManager, drivesProcessManager, RetryLater } from './processManager.ts';
 import { runQuery } from './queries.ts';
 import { Repository } from './repository.ts';
 
@@ -29,6 +33,10 @@ export interface ControlPlaneOptions {
   readonly store?: EventStore;
   readonly now?: () => Date;
   readonly concurrency?: number;
+  /** Death detection and healing timings; defaults in src/healing/detector.ts. */
+  readonly healing?: Partial<HealingConfig>;
+  /** Names this replica in the leadership lease and logs. */
+  readonly replicaId?: string;
 }
 
 export interface ControlPlane {
@@ -36,6 +44,8 @@ export interface ControlPlane {
   readonly store: EventStore;
   readonly subjects: Subjects;
   readonly heartbeats: Map<string, { at: string; connections?: number }>;
+  /** True while this replica holds the lease and runs the timers. */
+  isLeader(): boolean;
   stop(): Promise<void>;
 }
 
@@ -63,7 +73,33 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
   const sendNodeCommand = async (node: string, cmd: NodeCommand) => {
     await js.publish(subjects.nodeCommands(node), enc.encode(JSON.stringify(cmd)), { msgID: cmd.id });
   };
-  const pm = createProcessManager({ store, repo, view, subjects, log, now, sendNodeCommand });
+  // Selections decided but not yet folded into the view still count as load.
+  const pendingLoad = new Map<string, number>();
+  const loadOf = (ep: string) => (view.current.connections.activeByEndpoint[ep] ?? 0) + (pendingLoad.get(ep) ?? 0);
+  const countSelection = (events: readonly unknown[]) => {
+    const sel = events.find((e) => (e as { type: string }).type === 'EndpointSelected') as { endpoint: string } | undefined;
+    if (!sel) return;
+    pendingLoad.set(sel.endpoint, (pendingLoad.get(sel.endpoint) ?? 0) + 1);
+    return () => {
+      const n = (pendingLoad.get(sel.endpoint) ?? 1) - 1;
+      if (n > 0) pendingLoad.set(sel.endpoint, n);
+      else pendingLoad.delete(sel.endpoint);
+    };
+  };
+
+  const healing: HealingConfig = { ...DEFAULT_HEALING, ...opts.healing };
+  const pm = createProcessManager({
+    store,
+    repo,
+    view,
+    subjects,
+    log,
+    now,
+    sendNodeCommand,
+    loadOf,
+    selectionHooks: { onDecided: countSelection },
+    escalateWithinMs: healing.escalateWithinMs,
+  });
 
   // Process manager, driven by the ordered subscription from its checkpoint.
   const pmStart = await checkpoints.read(PM_CHECKPOINT);
@@ -83,7 +119,7 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
   };
   const feedProcessManager = (commit: StoredCommit) => {
     const position = Number(commit.position);
-    if (position <= pmStart || !commit.stream.startsWith('connection.')) {
+    if (position <= pmStart || !drivesProcessManager(commit.stream)) {
       watermark.skip(position);
       return;
     }
@@ -135,20 +171,6 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
     log.info('command rejected', { subject: m.subject, commandId, code, reason: message });
     if (commandId) reply(commandId, { ok: false, commandId, error: { code, message } });
     m.term();
-  };
-
-  // Selections decided but not yet folded into the view still count as load.
-  const pendingLoad = new Map<string, number>();
-  const loadOf = (ep: string) => (view.current.connections.activeByEndpoint[ep] ?? 0) + (pendingLoad.get(ep) ?? 0);
-  const countSelection = (events: readonly unknown[]) => {
-    const sel = events.find((e) => (e as { type: string }).type === 'EndpointSelected') as { endpoint: string } | undefined;
-    if (!sel) return;
-    pendingLoad.set(sel.endpoint, (pendingLoad.get(sel.endpoint) ?? 0) + 1);
-    return () => {
-      const n = (pendingLoad.get(sel.endpoint) ?? 1) - 1;
-      if (n > 0) pendingLoad.set(sel.endpoint, n);
-      else pendingLoad.delete(sel.endpoint);
-    };
   };
 
   const handleCommand = async (m: JsMsg, msg: CommandMessage, stream: string) => {
@@ -240,13 +262,21 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
     },
   });
 
+  // Exactly one replica declares deaths and runs expiries; the others stand by.
+  const replicaId = opts.replicaId ?? randomUUID();
+  const lease = await startLease({ nc, domain: opts.domain, replicaId, ttlMs: healing.leaseTtlMs, log: log.child({ replica: replicaId }) });
+  const timers = startTimers({ store, repo, view, lease, heartbeats, domain: opts.domain, log, now, config: healing });
+
   return {
     view,
     store,
     subjects,
     heartbeats,
+    isLeader: () => lease.leaderSince() !== undefined,
     stop: async () => {
       stopping = true;
+      await timers.stop();
+      await lease.stop();
       clearInterval(checkpointTimer);
       messages.stop();
       await commandLoop.catch(() => undefined);

@@ -1,7 +1,7 @@
 // From a decoded wire command to the aggregate stream and the aggregate command, with the
 // context the decision needs (registry, loads, time) read from the control plane's view.
 import type { AddressPoolCommand } from '../aggregates/addressPool.ts';
-import { interfaceNameFor, type ConnectionCommand } from '../aggregates/connection.ts';
+import { interfaceNameFor, type ConnectionCommand, type RegistryContext } from '../aggregates/connection.ts';
 import type { EndpointCommand } from '../aggregates/endpoint.ts';
 import type { NetworkServiceCommand } from '../aggregates/networkService.ts';
 import type { NodeCommand } from '../aggregates/node.ts';
@@ -39,7 +39,6 @@ export const route = (msg: CommandMessage, model: MeshModel, now: Date, loadOf: 
     }
     case 'endpoint.register': {
       const b = (msg as CommandMessage<'endpoint.register'>).body;
-      const expiresAt = new Date(now.getTime() + (b.expirationSeconds ?? DEFAULT_EXPIRATION_SECONDS) * 1000);
       return {
         stream: streamName('endpoint', b.name),
         command: {
@@ -53,7 +52,8 @@ export const route = (msg: CommandMessage, model: MeshModel, now: Date, loadOf: 
             excludedPrefixes: b.excludedPrefixes ?? [],
             ...(b.netns ? { netns: b.netns } : {}),
           },
-          expirationTime: expiresAt.toISOString(),
+          // No expiration asked for: a static registration, kept until unregistered.
+          ...(b.expirationSeconds ? { expirationTime: new Date(now.getTime() + b.expirationSeconds * 1000).toISOString() } : {}),
           registeredServices: b.networkServiceNames.filter((s) => model.registry.services[s] !== undefined),
         },
       };
@@ -101,16 +101,9 @@ export const route = (msg: CommandMessage, model: MeshModel, now: Date, loadOf: 
             clientInterface: b.clientInterface ?? interfaceNameFor('nsm', b.connectionId),
             mechanismPreferences: b.mechanismPreferences ?? [],
             requestId: msg.id,
+            ...(b.expirationSeconds ? { expirationTime: new Date(now.getTime() + b.expirationSeconds * 1000).toISOString() } : {}),
           },
-          registry: {
-            ...(service ? { service: { payload: service.payload, matches: service.matches } } : {}),
-            endpoints: endpointsOfService(model.registry, b.networkService).map((ep) => ({
-              name: ep.name,
-              node: ep.node,
-              labels: labelsFor(ep, b.networkService),
-              load: loadOf(ep.name),
-            })),
-          },
+          registry: registryContext(model, b.networkService, loadOf),
         },
       };
     }
@@ -133,8 +126,30 @@ export const route = (msg: CommandMessage, model: MeshModel, now: Date, loadOf: 
           generation: b.generation,
           result: b.result,
           ...(b.error ? { error: b.error } : {}),
+          at: now.toISOString(),
         },
       };
     }
+    case 'connection.refresh': {
+      const b = (msg as CommandMessage<'connection.refresh'>).body;
+      return {
+        stream: streamName('connection', b.connectionId),
+        command: { type: 'RefreshConnection', connectionId: b.connectionId, expirationTime: new Date(now.getTime() + b.expirationSeconds * 1000).toISOString() },
+      };
+    }
   }
+};
+
+/** What a (re)selection needs from the registry: the service's rules and its endpoints with their load. */
+export const registryContext = (model: MeshModel, service: string, loadOf: LoadOf): RegistryContext => {
+  const row = model.registry.services[service];
+  return {
+    ...(row ? { service: { payload: row.payload, matches: row.matches } } : {}),
+    endpoints: endpointsOfService(model.registry, service).map((ep) => ({
+      name: ep.name,
+      node: ep.node,
+      labels: labelsFor(ep, service),
+      load: loadOf(ep.name),
+    })),
+  };
 };

@@ -1,10 +1,13 @@
 // The control plane's live read model: commits arrive from the store subscription, are folded
 // in batches, and callers can wait until a given position has been folded (read-your-writes).
+// The model is mutated in place (see applyCommitsInPlace): `current` is always the same object,
+// so a reader that needs a stable picture across an await must copy what it needs first.
 import type { StoredCommit } from './contracts/envelope.ts';
-import { applyCommits, emptyMesh, type MeshModel } from '../projections/mesh.ts';
+import type { Draft } from 'immer';
+import { applyCommitsInPlace, newMutableMesh, type MeshModel } from '../projections/mesh.ts';
 
 export class MeshView {
-  private model: MeshModel = emptyMesh;
+  private readonly model: Draft<MeshModel> = newMutableMesh();
   private pending: StoredCommit[] = [];
   private scheduled = false;
   private waiters: { position: number; resolve: () => void }[] = [];
@@ -28,7 +31,7 @@ export class MeshView {
     if (this.pending.length === 0) return;
     const batch = this.pending;
     this.pending = [];
-    this.model = applyCommits(this.model, batch);
+    applyCommitsInPlace(this.model, batch);
     for (const l of this.listeners) l(this.model, batch);
     const ready = this.waiters.filter((w) => w.position <= this.model.position);
     this.waiters = this.waiters.filter((w) => w.position > this.model.position);

@@ -18,7 +18,7 @@ export interface QueryContext {
   readonly heartbeats: ReadonlyMap<string, { at: string; connections?: number }>;
 }
 
-const PHASES: readonly ConnectionPhase[] = ['requested', 'endpoint-selected', 'path-planned', 'established', 'failed', 'closed'];
+const PHASES: readonly ConnectionPhase[] = ['requested', 'endpoint-selected', 'path-planned', 'established', 'waiting', 'down', 'failed', 'closed'];
 
 export const connectionView = (r: ConnectionRow) => {
   const s = r.state;
@@ -40,6 +40,12 @@ export const connectionView = (r: ConnectionRow) => {
     programmed: s.programmed,
     failure: s.failure,
     closeReason: s.closeReason,
+    healing: s.healing,
+    heals: s.heals,
+    lastHeal: s.lastHeal,
+    waitingSince: s.waitingSince,
+    down: s.down,
+    expirationTime: s.expirationTime,
     actor: r.actor,
     requestedAt: r.requestedAt,
     establishedAt: r.establishedAt,

@@ -2,7 +2,7 @@
 // control plane runs before anything else happens.
 import * as E from 'fp-ts/lib/Either.js';
 import { MECHANISM_TYPES, NAME_HINT, NAME_PATTERN, type Labels, type Match, type MechanismType, type Payload } from '../../aggregates/domain.ts';
-import { parseCidr } from '../../aggregates/ip.ts';
+import { parseCidr, parseIpv4 } from '../../aggregates/ip.ts';
 import * as D from './decode.ts';
 
 export const ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
@@ -20,6 +20,11 @@ const selector: D.Decoder<Labels> = D.record(labelKey, selectorValue, { max: 32 
 export const cidr = D.refine(D.string({ min: 1, max: 43 }), (s) => {
   const r = parseCidr(s);
   return E.isLeft(r) ? r.left : undefined;
+});
+/** An interface address "a.b.c.d/len": host bits allowed, unlike a prefix. */
+export const interfaceAddress = D.refine(D.string({ min: 9, max: 18, pattern: /^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/, patternHint: 'an IPv4 address with prefix length, like 10.0.0.2/24' }), (s) => {
+  const [addr, len] = s.split('/');
+  return parseIpv4(addr!) === undefined || Number(len) > 32 ? `"${s}" is not an IPv4 address with prefix length` : undefined;
 });
 /** A named namespace (ip netns) or a path such as /proc/<pid>/ns/net. */
 export const netns = D.string({ min: 1, max: 255, pattern: /^[A-Za-z0-9_.\/-]+$/, patternHint: 'a namespace name or path' });
@@ -66,8 +71,10 @@ export const bodies = {
       clientNetns: netns,
       clientInterface: D.string({ min: 1, max: 15, pattern: /^[A-Za-z0-9_-]+$/, patternHint: 'a Linux interface name (at most 15 characters)' }),
       mechanismPreferences: D.array(mechanism, { max: 8 }),
+      expirationSeconds: D.integer({ min: 1, max: 86400 * 365 }),
     },
   ),
+  'connection.refresh': D.object({ connectionId: id, expirationSeconds: D.integer({ min: 1, max: 86400 * 365 }) }),
   'connection.close': D.object({ connectionId: id }, { reason: D.string({ max: 256 }) }),
   'connection.report': D.object(
     {
@@ -75,7 +82,7 @@ export const bodies = {
       node: name,
       side: D.literal('client', 'endpoint'),
       generation: D.integer({ min: 1, max: 2 ** 31 }),
-      result: D.literal('programmed', 'removed', 'failed'),
+      result: D.literal('programmed', 'removed', 'failed', 'broken'),
     },
     { error: D.string({ max: 1024 }) },
   ),
@@ -94,10 +101,9 @@ export interface CommandMessage<K extends CommandKind = CommandKind> {
   readonly body: CommandBody<K>;
 }
 
-const envelopeShape = D.object(
-  { id, actor, body: (v, _p) => E.right(v) },
-  { correlationId: id, causationId: D.string({ min: 1, max: 200, pattern: /^[A-Za-z0-9_.:-]+$/, patternHint: 'an id' }) },
-);
+/** Correlation and causation ids may be any event, command or workflow id: a wider charset than command ids. */
+const traceId = D.string({ min: 1, max: 200, pattern: /^[A-Za-z0-9_.:-]+$/, patternHint: 'an id' });
+const envelopeShape = D.object({ id, actor, body: (v, _p) => E.right(v) }, { correlationId: traceId, causationId: traceId });
 
 export const kindFromSubject = (subject: string, domain: string): CommandKind | undefined => {
   const prefix = `nsm.${domain}.cmd.`;

@@ -2,7 +2,7 @@
 // result for one side of one connection, so applying it twice, or late, is harmless.
 import * as E from 'fp-ts/lib/Either.js';
 import { MECHANISM_TYPES } from '../../aggregates/domain.ts';
-import { cidr, id, name, netns } from './commands.ts';
+import { cidr, id, interfaceAddress, name, netns } from './commands.ts';
 import * as D from './decode.ts';
 
 const ifname = D.string({ min: 1, max: 15, pattern: /^[A-Za-z0-9_-]+$/, patternHint: 'a Linux interface name' });
@@ -20,7 +20,9 @@ export const sideSpec = D.object(
     payload: D.literal('IP', 'ETHERNET'),
     interfaceName: ifname,
     mechanism: D.object({ local: D.literal('kernel') }, { remote: D.literal('vxlan', 'wireguard') }),
-    addresses: D.array(cidr, { max: 16 }),
+    addresses: D.array(interfaceAddress, { max: 16 }),
+    /** The other side's addresses: what a liveness probe pings. */
+    remoteAddresses: D.array(interfaceAddress, { max: 16 }),
     routes: D.array(cidr, { max: 64 }),
     mtu: D.integer({ min: 0, max: 65535 }),
   },

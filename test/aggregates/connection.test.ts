@@ -57,6 +57,7 @@ const report = (
   generation: over.generation ?? 1,
   result,
   ...(over.error !== undefined ? { error: over.error } : {}),
+  at: '2026-01-01T00:00:10.000Z',
 });
 const close: ConnectionCommand = { type: 'CloseConnection', connectionId: 'conn-1', reason: 'client closed' };
 

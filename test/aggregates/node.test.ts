@@ -18,7 +18,7 @@ const s = suite('node');
 
 s('a new node joins', () => {
   const next = given(node).when(join(spec)).thenEvents([joined]);
-  assert.equal(next.state, { joined: true, spec });
+  assert.equal(next.state, { joined: true, lost: false, spec });
 });
 
 s('joining again with the same spec is a no-op', () => {

@@ -7,6 +7,7 @@ import { startNodeAgent, type NodeAgent } from '../../node-agent/agent.ts';
 import { simulatedDataplane, type SimulatedDataplane } from '../../node-agent/simulatedDataplane.ts';
 import { MeshClient } from '../../src/client.ts';
 import { startControlPlane, type ControlPlane } from '../../src/controlPlane.ts';
+import type { HealingConfig } from '../../src/healing/detector.ts';
 import { startTestNats, type TestNats } from './nats.ts';
 
 export interface TestMesh {
@@ -16,11 +17,24 @@ export interface TestMesh {
   readonly agents: Map<string, { agent: NodeAgent; dataplane: SimulatedDataplane; nc: NatsConnection }>;
   client(actor?: string): Promise<MeshClient>;
   startControlPlane(): Promise<ControlPlane>;
-  addNode(name: string): Promise<SimulatedDataplane>;
+  /** Starts an agent; pass the dataplane of a stopped agent to model a restart on the same host. */
+  addNode(name: string, dataplane?: SimulatedDataplane): Promise<SimulatedDataplane>;
+  /** Stops the agent (its heartbeats and consumer stop; what it programmed stays). */
+  stopNode(name: string): Promise<SimulatedDataplane>;
   stop(): Promise<void>;
 }
 
-export const startTestMesh = async (opts: { nodes?: string[]; domain?: string; controlPlane?: boolean } = {}): Promise<TestMesh> => {
+export interface TestMeshOptions {
+  nodes?: string[];
+  domain?: string;
+  controlPlane?: boolean;
+  /** Healing timings for every control plane this mesh starts. */
+  healing?: Partial<HealingConfig>;
+  /** Agent timings for every node added. */
+  agent?: { heartbeatMs?: number; livenessIntervalMs?: number; livenessFailures?: number };
+}
+
+export const startTestMesh = async (opts: TestMeshOptions = {}): Promise<TestMesh> => {
   const nats = await startTestNats();
   const domain = opts.domain ?? 'test';
   const log = createLogger('test-mesh');
@@ -35,15 +49,23 @@ export const startTestMesh = async (opts: { nodes?: string[]; domain?: string; c
       return c;
     },
     startControlPlane: async () => {
-      mesh.cp = await startControlPlane({ nc: await nats.connect(), domain, log: log.child({ component: 'control-plane' }) });
+      mesh.cp = await startControlPlane({ nc: await nats.connect(), domain, log: log.child({ component: 'control-plane' }), ...(opts.healing ? { healing: opts.healing } : {}) });
       return mesh.cp;
     },
-    addNode: async (name) => {
-      const dataplane = simulatedDataplane();
+    addNode: async (name, existing) => {
+      const dataplane = existing ?? simulatedDataplane();
       const nc = await nats.connect();
-      const agent = await startNodeAgent({ nc, domain, node: name, dataplane, log: log.child({ component: 'agent' }), heartbeatMs: 1000 });
+      const agent = await startNodeAgent({ nc, domain, node: name, dataplane, log: log.child({ component: 'agent' }), heartbeatMs: 1000, ...opts.agent });
       mesh.agents.set(name, { agent, dataplane, nc });
       return dataplane;
+    },
+    stopNode: async (name) => {
+      const a = mesh.agents.get(name);
+      if (!a) throw new Error(`no agent for node ${name}`);
+      await a.agent.stop();
+      await a.nc.close();
+      mesh.agents.delete(name);
+      return a.dataplane;
     },
     stop: async () => {
       for (const a of mesh.agents.values()) await a.agent.stop().catch(() => undefined);

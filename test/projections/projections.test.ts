@@ -143,7 +143,7 @@ registry('services and endpoints appear with their registration time', () => {
   const m = fold(setup);
   assert.equal(Object.keys(m.registry.services).sort(), ['l2-net', 'secure-net']);
   assert.equal(m.registry.services['secure-net'], { ...secureNet, registeredAt: timeAt(1), updatedAt: timeAt(1) });
-  assert.equal(m.registry.endpoints['nse-b'], { ...nseB, expirationTime: EXP1, registeredAt: timeAt(5), updatedAt: timeAt(5) });
+  assert.equal(m.registry.endpoints['nse-b'], { ...nseB, expirationTime: EXP1, refreshedAt: timeAt(5), registeredAt: timeAt(5), updatedAt: timeAt(5) });
   assert.equal(endpointsOfService(m.registry, 'secure-net').map((e) => e.name).sort(), ['nse-a', 'nse-b', 'nse-c']);
   assert.equal(labelsFor(m.registry.endpoints['nse-b']!, 'secure-net'), { tier: 'gold' });
   assert.equal(labelsFor(m.registry.endpoints['nse-b']!, 'l2-net'), {});
@@ -151,7 +151,7 @@ registry('services and endpoints appear with their registration time', () => {
 
 registry('a refresh moves expirationTime and updatedAt, keeping the spec and registeredAt', () => {
   const row = atEnd().registry.endpoints['nse-b'];
-  assert.equal(row, { ...nseB, expirationTime: EXP2, registeredAt: timeAt(5), updatedAt: timeAt(18) });
+  assert.equal(row, { ...nseB, expirationTime: EXP2, refreshedAt: timeAt(18), registeredAt: timeAt(5), updatedAt: timeAt(18) });
 });
 
 registry('unregistering removes the endpoint and the service', () => {
@@ -202,7 +202,7 @@ conns('connections folded in one batch keep separate states and leave the aggreg
   assert.is(m.connections.byId['conn-2']!.state.request?.connectionId, 'conn-2');
   assert.is(m.connections.byId['conn-3']!.state.request?.connectionId, 'conn-3');
   assert.is.not(m.connections.byId['conn-1']!.state, m.connections.byId['conn-2']!.state);
-  assert.equal(connection.initialState, { phase: 'none', excluded: [], generation: 0, programmed: [], removed: [] });
+  assert.equal(connection.initialState, { phase: 'none', excluded: [], generation: 0, programmed: [], removed: [], healCauses: [], heals: 0 });
 });
 
 conns('final states: closed, planned, failed with their reasons', () => {
@@ -281,8 +281,8 @@ poolsNodes('allocations appear per endpoint and disappear on release', () => {
 
 poolsNodes('nodes: joined with their spec; an update keeps joinedAt; leaving removes', () => {
   const m = atEnd();
-  assert.equal(m.nodes.nodes['node-a'], { ...nodeA, joinedAt: timeAt(3), updatedAt: timeAt(3) });
-  assert.equal(m.nodes.nodes['node-b'], { ...nodeB, mtu: 9000, joinedAt: timeAt(4), updatedAt: timeAt(26) });
+  assert.equal(m.nodes.nodes['node-a'], { ...nodeA, joinedAt: timeAt(3), updatedAt: timeAt(3), status: 'ready' });
+  assert.equal(m.nodes.nodes['node-b'], { ...nodeB, mtu: 9000, joinedAt: timeAt(4), updatedAt: timeAt(26), status: 'ready' });
   const leave = log()('node.node-a', [{ type: 'NodeLeft', name: 'node-a' }]);
   const left = applyCommits(m, [{ ...leave, position: 27n }]);
   assert.equal(Object.keys(left.nodes.nodes), ['node-b']);

@@ -1,0 +1,86 @@
+// Death detection: what has lapsed at a given moment, from the read model and the heartbeats
+// this replica heard. Pure, so the rules are tested without clocks; the leader's timer loop
+// (./timers.ts) turns findings into commands.
+import { isTerminal } from '../../aggregates/connection.ts';
+import type { MeshModel } from '../../projections/mesh.ts';
+
+export interface HealingConfig {
+  /** A node with no heartbeat for this long is lost. */
+  readonly nodeTimeoutMs: number;
+  /** A connection whose client node is lost is closed after this long. */
+  readonly downGraceMs: number;
+  /** How often the leader looks. */
+  readonly tickMs: number;
+  /** Leadership lease; a dead leader is replaced after at most this long. */
+  readonly leaseTtlMs: number;
+  /** A second datapath failure within this long of an in-place repair moves the connection. */
+  readonly escalateWithinMs: number;
+}
+
+export const DEFAULT_HEALING: HealingConfig = {
+  nodeTimeoutMs: 15_000,
+  downGraceMs: 5 * 60_000,
+  tickMs: 1_000,
+  leaseTtlMs: 10_000,
+  escalateWithinMs: 60_000,
+};
+
+export interface Findings {
+  readonly expiredEndpoints: readonly { readonly name: string; readonly expirationTime: string }[];
+  readonly lostNodes: readonly { readonly name: string; readonly lastSeen: string }[];
+  readonly recoveredNodes: readonly { readonly name: string; readonly heardAt: string }[];
+  readonly expiredConnections: readonly { readonly id: string; readonly expirationTime: string }[];
+  readonly downPastGrace: readonly { readonly id: string; readonly node: string; readonly since: string }[];
+}
+
+export const noFindings: Findings = { expiredEndpoints: [], lostNodes: [], recoveredNodes: [], expiredConnections: [], downPastGrace: [] };
+
+const ms = (iso: string | undefined): number => (iso ? Date.parse(iso) : NaN);
+
+/**
+ * `leaderSince` is when this replica became the one that declares deaths. Until a full period
+ * has passed since then, nothing is declared dead on the strength of this replica's own silence
+ * (it may simply not have heard the heartbeats or refreshes yet).
+ */
+export const findDeaths = (
+  model: MeshModel,
+  heartbeats: ReadonlyMap<string, { readonly at: string }>,
+  now: number,
+  leaderSince: number,
+  cfg: Pick<HealingConfig, 'nodeTimeoutMs' | 'downGraceMs'>,
+): Findings => {
+  const expiredEndpoints = Object.values(model.registry.endpoints).flatMap((ep) => {
+    if (!ep.expirationTime) return [];
+    const expires = ms(ep.expirationTime);
+    const period = Math.max(0, expires - ms(ep.refreshedAt));
+    return now > expires && now > leaderSince + period ? [{ name: ep.name, expirationTime: ep.expirationTime }] : [];
+  });
+
+  const lostNodes: { name: string; lastSeen: string }[] = [];
+  const recoveredNodes: { name: string; heardAt: string }[] = [];
+  for (const node of Object.values(model.nodes.nodes)) {
+    const heard = heartbeats.get(node.name)?.at;
+    if (node.status === 'lost') {
+      if (heard && ms(heard) > ms(node.lostAt)) recoveredNodes.push({ name: node.name, heardAt: heard });
+      continue;
+    }
+    const lastSeen = Math.max(ms(heard) || 0, ms(node.updatedAt) || 0, leaderSince);
+    if (now - lastSeen > cfg.nodeTimeoutMs) lostNodes.push({ name: node.name, lastSeen: new Date(lastSeen).toISOString() });
+  }
+
+  const expiredConnections: { id: string; expirationTime: string }[] = [];
+  const downPastGrace: { id: string; node: string; since: string }[] = [];
+  for (const row of Object.values(model.connections.byId)) {
+    const s = row.state;
+    if (isTerminal(s.phase)) continue;
+    if (s.expirationTime) {
+      const expires = ms(s.expirationTime);
+      const period = Math.max(0, expires - ms(row.refreshedAt ?? row.requestedAt));
+      if (now > expires && now > leaderSince + period) expiredConnections.push({ id: row.id, expirationTime: s.expirationTime });
+    }
+    if (s.phase === 'down' && s.down && now - ms(s.down.since) > cfg.downGraceMs) {
+      downPastGrace.push({ id: row.id, node: s.down.node, since: s.down.since });
+    }
+  }
+  return { expiredEndpoints, lostNodes, recoveredNodes, expiredConnections, downPastGrace };
+};
