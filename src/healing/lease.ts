@@ -76,7 +76,7 @@ export const startLease = async (opts: {
       await running;
       // Hand over at once instead of making the next leader wait out the TTL.
       if (revision !== undefined) await kv.delete(KEY, { previousSeq: revision }).catch(() => undefined);
-      become(false);
+      become(false, 'stopping');
     },
   };
 };
