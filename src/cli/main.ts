@@ -24,8 +24,9 @@ const USAGE = `nsm - Network Service Mesh, event-sourced on NATS
 
 Run a mesh:
   nsm up [--data-dir DIR] [--nats-port N] [--http-port N] [--domain D] [--node NAME] [--dataplane simulated|linux]
-  nsm control-plane [--server URL] [--domain D] [--http-port N]
-  nsm agent --node NAME [--server URL] [--domain D] [--dataplane simulated|linux]
+         [--node-timeout 15s] [--down-grace 5m] [--liveness-interval 2s] [--heartbeat 5s]
+  nsm control-plane [--server URL] [--domain D] [--http-port N] [--node-timeout 15s] [--down-grace 5m]
+  nsm agent --node NAME [--server URL] [--domain D] [--dataplane simulated|linux] [--liveness-interval 2s] [--heartbeat 5s]
 
 Use it (--server URL or NSM_NATS_URL, --domain D or NSM_DOMAIN, --json for scripts):
   nsm service register NAME [--payload IP|ETHERNET] [--match 'SRC=>DST[|DST][;fallthrough]']...
@@ -34,7 +35,8 @@ Use it (--server URL or NSM_NATS_URL, --domain D or NSM_DOMAIN, --json for scrip
                         [--prefix CIDR] [--exclude CIDR]... [--expiration 60s] [--netns NS]
   nsm endpoint unregister NAME
   nsm connect SVC [--label k=v]... [--node N] [--netns NS] [--interface IF] [--mechanism M]...
-              [--id ID] [--wait] [--timeout 30s]
+              [--id ID] [--wait] [--timeout 30s] [--expiration D [--hold]]
+  nsm refresh ID [--expiration 60s]
   nsm close ID
   nsm ls services|endpoints|connections|nodes|addresses [--all] [--state S] [--node N] [--endpoint E]
   nsm history ID
@@ -75,6 +77,21 @@ const port = (s: string | undefined, flag: string, dflt: number) => {
 
 type Values = { server?: string; domain?: string; json?: boolean; actor?: string; timeout?: string };
 
+const healingFlags = { 'node-timeout': { type: 'string' }, 'down-grace': { type: 'string' } } as const;
+const agentFlags = { 'liveness-interval': { type: 'string' }, heartbeat: { type: 'string' } } as const;
+const msFlag = (v: string | undefined, flag: string) => (v === undefined ? undefined : Math.round(must(parseDuration(v, flag)) * 1000));
+const healingOptions = (v: { 'node-timeout'?: string; 'down-grace'?: string }) => {
+  const nodeTimeoutMs = msFlag(v['node-timeout'], '--node-timeout');
+  const downGraceMs = msFlag(v['down-grace'], '--down-grace');
+  return { ...(nodeTimeoutMs !== undefined ? { nodeTimeoutMs } : {}), ...(downGraceMs !== undefined ? { downGraceMs } : {}) };
+};
+const agentOptions = (v: { 'liveness-interval'?: string; heartbeat?: string }) => {
+  const livenessIntervalMs = msFlag(v['liveness-interval'], '--liveness-interval');
+  const heartbeatMs = msFlag(v.heartbeat, '--heartbeat');
+  if (heartbeatMs !== undefined && heartbeatMs < 100) fail('--heartbeat must be at least 100ms');
+  return { ...(livenessIntervalMs !== undefined ? { livenessIntervalMs } : {}), ...(heartbeatMs !== undefined ? { heartbeatMs } : {}) };
+};
+
 const withClient = async <T>(v: Values, fn: (c: MeshClient) => Promise<T>): Promise<T> => {
   const url = v.server ?? env('NSM_NATS_URL') ?? 'nats://127.0.0.1:4222';
   const timeoutMs = v.timeout ? must(parseDuration(v.timeout, '--timeout')) * 1000 : 10000;
@@ -96,6 +113,24 @@ const sendAndReport = async <K extends CommandKind>(v: Values, kind: K, body: Co
     out(v, r, () => ('noop' in r && r.noop ? `${done} (no change)` : done));
   });
 
+/** Refreshes the connection every third of its expiration until SIGINT/SIGTERM, then closes it. */
+const holdConnection = (c: MeshClient, id: string, expirationSeconds: number): Promise<void> =>
+  new Promise((resolve) => {
+    process.stderr.write(`holding ${id}: refreshing every ${Math.round(expirationSeconds / 3)} s; Ctrl-C closes it\n`);
+    const timer = setInterval(async () => {
+      const r = await c.send('connection.refresh', { connectionId: id, expirationSeconds });
+      if (E.isLeft(r)) process.stderr.write(`refresh failed (will retry): ${r.left.message}\n`);
+    }, (expirationSeconds * 1000) / 3);
+    const done = async () => {
+      clearInterval(timer);
+      const r = await c.send('connection.close', { connectionId: id, reason: 'the holding client stopped' });
+      process.stderr.write(E.isLeft(r) ? `close failed: ${r.left.message}\n` : `connection ${id} closed\n`);
+      resolve();
+    };
+    process.once('SIGINT', done);
+    process.once('SIGTERM', done);
+  });
+
 const commands: Record<string, (args: string[]) => Promise<void>> = {
   async up(args) {
     const { values: v } = parse(args, {
@@ -104,9 +139,13 @@ const commands: Record<string, (args: string[]) => Promise<void>> = {
       'http-port': { type: 'string' },
       node: { type: 'string' },
       dataplane: { type: 'string' },
+      ...healingFlags,
+      ...agentFlags,
     });
     const domain = checkDomain(v.domain ?? defaultDomain());
     await runUp({
+      healing: healingOptions(v),
+      agent: agentOptions(v),
       domain,
       dataDir: v['data-dir'] ?? defaultDataDir(domain),
       natsPort: port(v['nats-port'], '--nats-port', 4222),
@@ -116,16 +155,18 @@ const commands: Record<string, (args: string[]) => Promise<void>> = {
     });
   },
   async 'control-plane'(args) {
-    const { values: v } = parse(args, { 'http-port': { type: 'string' } });
+    const { values: v } = parse(args, { 'http-port': { type: 'string' }, ...healingFlags });
     await runControlPlane({
+      healing: healingOptions(v),
       url: v.server ?? env('NSM_NATS_URL') ?? 'nats://127.0.0.1:4222',
       domain: checkDomain(v.domain ?? defaultDomain()),
       ...(v['http-port'] ? { httpPort: port(v['http-port'], '--http-port', 0) } : {}),
     });
   },
   async agent(args) {
-    const { values: v } = parse(args, { node: { type: 'string' }, dataplane: { type: 'string' } });
+    const { values: v } = parse(args, { node: { type: 'string' }, dataplane: { type: 'string' }, ...agentFlags });
     await runAgent({
+      agent: agentOptions(v),
       url: v.server ?? env('NSM_NATS_URL') ?? 'nats://127.0.0.1:4222',
       domain: checkDomain(v.domain ?? defaultDomain()),
       node: checkName('--node', v.node ?? defaultNode()),
@@ -184,8 +225,12 @@ const commands: Record<string, (args: string[]) => Promise<void>> = {
       mechanism: { type: 'string', multiple: true },
       id: { type: 'string' },
       wait: { type: 'boolean' },
+      expiration: { type: 'string' },
+      hold: { type: 'boolean' },
     });
     const service = checkName('network service', svc);
+    const expirationSeconds = v.expiration ? Math.ceil(must(parseDuration(v.expiration, '--expiration'))) : undefined;
+    if (v.hold && expirationSeconds === undefined) fail('--hold keeps a connection alive by refreshing it: give it an --expiration too');
     const id = v.id ?? randomUUID();
     const waitMs = v.timeout ? must(parseDuration(v.timeout, '--timeout')) * 1000 : 30000;
     await withClient(v, async (c) => {
@@ -199,9 +244,10 @@ const commands: Record<string, (args: string[]) => Promise<void>> = {
           ...(v.netns ? { clientNetns: v.netns } : {}),
           ...(v.interface ? { clientInterface: v.interface } : {}),
           ...(mechanisms.length > 0 ? { mechanismPreferences: mechanisms as ('kernel' | 'vxlan' | 'wireguard')[] } : {}),
+          ...(expirationSeconds !== undefined ? { expirationSeconds } : {}),
         }),
       );
-      if (!v.wait) return out(v, { id, state: 'requested' }, () => id);
+      if (!v.wait && !v.hold) return out(v, { id, state: 'requested' }, () => id);
       const settled = must(await c.waitForConnection(id, waitMs));
       const conn = must(await c.query<Record<string, unknown>>('connection', { id }));
       if (settled.state !== 'established') {
@@ -210,7 +256,14 @@ const commands: Record<string, (args: string[]) => Promise<void>> = {
       }
       const ctx = conn.context as { ipContext: { srcIpAddrs: string[]; dstIpAddrs: string[] } } | undefined;
       out(v, conn, () => `${id} established via ${String(conn.networkServiceEndpointName)} (${ctx?.ipContext.srcIpAddrs.join(',')} -> ${ctx?.ipContext.dstIpAddrs.join(',')})`);
+      if (v.hold) await holdConnection(c, id, expirationSeconds!);
     });
+  },
+  async refresh(args) {
+    const { values: v, positionals: [id] } = parse(args, { expiration: { type: 'string' } });
+    if (!id) fail('missing connection ID; see nsm --help');
+    const expirationSeconds = Math.ceil(must(parseDuration(v.expiration ?? '60s', '--expiration')));
+    return sendAndReport(v, 'connection.refresh', { connectionId: id!, expirationSeconds }, `connection ${id} refreshed for ${expirationSeconds} s`);
   },
   async close(args) {
     const { values: v, positionals: [id] } = parse(args, {});
@@ -245,13 +298,13 @@ const commands: Record<string, (args: string[]) => Promise<void>> = {
           return out(v, rows, () =>
             table(
               ['id', 'service', 'state', 'endpoint', 'client node', 'mechanism', 'client addr', 'endpoint addr', 'updated'],
-              rows.map((r) => [r.id, r.networkService, r.state, r.networkServiceEndpointName, r.clientNode, r.mechanism ? [r.mechanism.local, r.mechanism.remote].filter(Boolean).join('+') : '', r.context?.ipContext.srcIpAddrs.join(','), r.context?.ipContext.dstIpAddrs.join(','), age(r.updatedAt)]),
+              rows.map((r) => [r.id, r.networkService, r.healing ? `${r.state} (healing: ${r.healing.cause})` : r.state, r.networkServiceEndpointName, r.clientNode, r.mechanism ? [r.mechanism.local, r.mechanism.remote].filter(Boolean).join('+') : '', r.context?.ipContext.srcIpAddrs.join(','), r.context?.ipContext.dstIpAddrs.join(','), age(r.updatedAt)]),
             ),
           );
         }
         case 'nodes': {
-          const rows = must(await c.query<{ name: string; dataplane: string; mechanisms: string[]; mtu: number; underlayAddress?: string; lastHeartbeat?: string }[]>('nodes'));
-          return out(v, rows, () => table(['name', 'dataplane', 'mechanisms', 'mtu', 'underlay', 'heartbeat'], rows.map((r) => [r.name, r.dataplane, r.mechanisms.join(','), r.mtu, r.underlayAddress, r.lastHeartbeat ? age(r.lastHeartbeat) : 'never'])));
+          const rows = must(await c.query<{ name: string; status: string; dataplane: string; mechanisms: string[]; mtu: number; underlayAddress?: string; lastHeartbeat?: string }[]>('nodes'));
+          return out(v, rows, () => table(['name', 'status', 'dataplane', 'mechanisms', 'mtu', 'underlay', 'heartbeat'], rows.map((r) => [r.name, r.status, r.dataplane, r.mechanisms.join(','), r.mtu, r.underlayAddress, r.lastHeartbeat ? age(r.lastHeartbeat) : 'never'])));
         }
         case 'addresses': {
           const rows = must(await c.query<{ endpoint: string; connectionId: string; src: string; dst: string }[]>('addresses'));

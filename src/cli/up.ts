@@ -8,6 +8,7 @@ import { startNodeAgent, type NodeAgent } from '../../node-agent/agent.ts';
 import type { Dataplane } from '../../node-agent/dataplane.ts';
 import { simulatedDataplane } from '../../node-agent/simulatedDataplane.ts';
 import { startControlPlane, type ControlPlane } from '../controlPlane.ts';
+import type { HealingConfig } from '../healing/detector.ts';
 import { startHttpApi } from '../http.ts';
 
 export class StartupError extends Error {}
@@ -48,7 +49,21 @@ const untilSignal = (log: Logger, stops: (() => Promise<unknown>)[]): Promise<vo
     process.once('SIGTERM', () => onSignal('SIGTERM'));
   });
 
-export const runUp = async (o: { domain: string; dataDir: string; natsPort: number; httpPort: number; node: string; dataplane: string }) => {
+export interface AgentTimings {
+  readonly heartbeatMs?: number;
+  readonly livenessIntervalMs?: number;
+}
+
+export const runUp = async (o: {
+  domain: string;
+  dataDir: string;
+  natsPort: number;
+  httpPort: number;
+  node: string;
+  dataplane: string;
+  healing?: Partial<HealingConfig>;
+  agent?: AgentTimings;
+}) => {
   const log = createLogger('nsm-up', { domain: o.domain });
   const stops: (() => Promise<unknown>)[] = [];
   const dataplane = dataplaneFor(o.dataplane, log);
@@ -61,7 +76,7 @@ export const runUp = async (o: { domain: string; dataDir: string; natsPort: numb
     log.info('nats-server started', { url: nats.url, dataDir: o.dataDir, pid: nats.pid });
     const nc = await connectNats(nats.url, 'nsm-control-plane');
     stops.push(() => nc.close());
-    const cp = await startControlPlane({ nc, domain: o.domain, log: createLogger('control-plane', { domain: o.domain }) });
+    const cp = await startControlPlane({ nc, domain: o.domain, log: createLogger('control-plane', { domain: o.domain }), ...(o.healing ? { healing: o.healing } : {}) });
     stops.push(() => cp.stop());
     const http = await startHttpApi(o.httpPort, '127.0.0.1', () => ({ model: cp.view.current, store: cp.store, heartbeats: cp.heartbeats }), log).catch((e) => {
       throw new StartupError(`HTTP API cannot listen on 127.0.0.1:${o.httpPort}: ${errorText(e)}`);
@@ -69,7 +84,7 @@ export const runUp = async (o: { domain: string; dataDir: string; natsPort: numb
     stops.push(() => new Promise((r) => http.close(r)));
     const anc = await connectNats(nats.url, `nsm-agent-${o.node}`);
     stops.push(() => anc.close());
-    const agent = await startNodeAgent({ nc: anc, domain: o.domain, node: o.node, dataplane, log: createLogger('agent', { domain: o.domain }) });
+    const agent = await startNodeAgent({ nc: anc, domain: o.domain, node: o.node, dataplane, log: createLogger('agent', { domain: o.domain }), ...o.agent });
     stops.push(() => agent.stop());
     await agent.ready;
     process.stderr.write(
@@ -83,10 +98,10 @@ export const runUp = async (o: { domain: string; dataDir: string; natsPort: numb
   await untilSignal(log, stops);
 };
 
-export const runControlPlane = async (o: { url: string; domain: string; httpPort?: number }) => {
+export const runControlPlane = async (o: { url: string; domain: string; httpPort?: number; healing?: Partial<HealingConfig> }) => {
   const log = createLogger('control-plane', { domain: o.domain });
   const nc = await connectNats(o.url, 'nsm-control-plane');
-  const cp: ControlPlane = await startControlPlane({ nc, domain: o.domain, log });
+  const cp: ControlPlane = await startControlPlane({ nc, domain: o.domain, log, ...(o.healing ? { healing: o.healing } : {}) });
   const stops: (() => Promise<unknown>)[] = [() => nc.close(), () => cp.stop()];
   if (o.httpPort !== undefined) {
     const http: Server = await startHttpApi(o.httpPort, '127.0.0.1', () => ({ model: cp.view.current, store: cp.store, heartbeats: cp.heartbeats }), log);
@@ -96,11 +111,11 @@ export const runControlPlane = async (o: { url: string; domain: string; httpPort
   await untilSignal(log, stops);
 };
 
-export const runAgent = async (o: { url: string; domain: string; node: string; dataplane: string }) => {
+export const runAgent = async (o: { url: string; domain: string; node: string; dataplane: string; agent?: AgentTimings }) => {
   const log = createLogger('agent', { domain: o.domain });
   const dataplane = dataplaneFor(o.dataplane, log);
   const nc = await connectNats(o.url, `nsm-agent-${o.node}`);
-  const agent: NodeAgent = await startNodeAgent({ nc, domain: o.domain, node: o.node, dataplane, log });
+  const agent: NodeAgent = await startNodeAgent({ nc, domain: o.domain, node: o.node, dataplane, log, ...o.agent });
   await agent.ready;
   await untilSignal(log, [() => nc.close(), () => agent.stop()]);
 };
