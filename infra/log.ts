@@ -12,13 +12,19 @@ export interface Logger {
   child(fields: Record<string, unknown>): Logger;
 }
 
-const threshold = (): number => {
-  const v = (process.env.NSM_LOG_LEVEL ?? 'info').toLowerCase();
+const threshold = (level?: string): number => {
+  const v = (level ?? process.env.NSM_LOG_LEVEL ?? 'info').toLowerCase();
   return v in ORDER ? ORDER[v as Level] : ORDER.info;
 };
 
-export const createLogger = (component: string, base: Record<string, unknown> = {}, sink: (line: string) => void = (l) => process.stderr.write(l + '\n')): Logger => {
-  const min = threshold();
+export const createLogger = (
+  component: string,
+  base: Record<string, unknown> = {},
+  sink: (line: string) => void = (l) => process.stderr.write(l + '\n'),
+  /** Overrides NSM_LOG_LEVEL for this logger and its children. */
+  level?: string,
+): Logger => {
+  const min = threshold(level);
   const write = (level: Level, msg: string, fields?: Record<string, unknown>) => {
     if (ORDER[level] < min) return;
     sink(JSON.stringify({ time: new Date().toISOString(), level, component, msg, ...base, ...fields }, (_k, v) => (typeof v === 'bigint' ? v.toString() : v)));
@@ -28,7 +34,7 @@ export const createLogger = (component: string, base: Record<string, unknown> = 
     info: (m, f) => write('info', m, f),
     warn: (m, f) => write('warn', m, f),
     error: (m, f) => write('error', m, f),
-    child: (fields) => createLogger(component, { ...base, ...fields }, sink),
+    child: (fields) => createLogger(component, { ...base, ...fields }, sink, level),
   };
 };
 
