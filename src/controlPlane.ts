@@ -15,7 +15,7 @@ import type { CommandReply, QueryReply, ReplyErrorCode } from './contracts/repli
 import type { EventStore } from './eventStore.ts';
 import { execErrorMessage, execute } from './execute.ts';
 import { route } from './handlers.ts';
-import { KeyedQueue } from './keyedQueue.ts';
+import { KeyedLock, KeyedQueue } from './keyedQueue.ts';
 import { MeshView } from './meshView.ts';
 import { createProcessManager, RetryLater } from './processManager.ts';
 import { runQuery } from './queries.ts';
@@ -63,7 +63,9 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
   const sendNodeCommand = async (node: string, cmd: NodeCommand) => {
     await js.publish(subjects.nodeCommands(node), enc.encode(JSON.stringify(cmd)), { msgID: cmd.id });
   };
-  const pm = createProcessManager({ store, repo, view, subjects, log, now, sendNodeCommand });
+  // One lock per stream shared by command handling and the process manager.
+  const locks = new KeyedLock();
+  const pm = createProcessManager({ store, repo, locks, view, subjects, log, now, sendNodeCommand });
 
   // Process manager, driven by the ordered subscription from its checkpoint.
   const pmStart = await checkpoints.read(PM_CHECKPOINT);
@@ -152,7 +154,7 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
   };
 
   const handleCommand = async (m: JsMsg, msg: CommandMessage, stream: string) => {
-    const r = await execute({ store, repo }, stream, () => route(msg, view.current, now(), loadOf).command, {
+    const r = await execute({ store, repo, locks }, stream, () => route(msg, view.current, now(), loadOf).command, {
       commandId: msg.id,
       correlationId: msg.correlationId ?? msg.id,
       causationId: msg.causationId ?? msg.id,

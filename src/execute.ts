@@ -5,6 +5,7 @@ import * as E from 'fp-ts/lib/Either.js';
 import type { DomainError } from '../aggregates/domain.ts';
 import type { Commit, EventEnvelope, StoredCommit } from './contracts/envelope.ts';
 import type { EventStore, StoreError } from './eventStore.ts';
+import type { KeyedLock } from './keyedQueue.ts';
 import { aggregateOf, type Repository } from './repository.ts';
 
 export interface CommandMeta {
@@ -41,13 +42,33 @@ export interface ExecHooks {
 export const MAX_ATTEMPTS = 10;
 export const SCHEMA_VERSION = 1;
 
-export const execute = async (
-  deps: { readonly store: EventStore; readonly repo: Repository },
+export interface ExecDeps {
+  readonly store: EventStore;
+  readonly repo: Repository;
+  /**
+   * Serializes decisions per stream inside this process. Without it, concurrent workflow steps
+   * on one stream (allocations from one endpoint's pool) all decide on the same revision, all
+   * but one conflict, and retrying them together makes the cost grow with the square of the load.
+   */
+  readonly locks?: KeyedLock;
+}
+
+export const execute = (
+  deps: ExecDeps,
   stream: string,
   /** The command, or a function building it from current context right before the decision. */
   command: unknown | (() => unknown),
   meta: CommandMeta,
   hooks: ExecHooks = {},
+): Promise<E.Either<ExecError, ExecResult>> =>
+  deps.locks ? deps.locks.run(stream, () => decideAndAppend(deps, stream, command, meta, hooks)) : decideAndAppend(deps, stream, command, meta, hooks);
+
+const decideAndAppend = async (
+  deps: ExecDeps,
+  stream: string,
+  command: unknown | (() => unknown),
+  meta: CommandMeta,
+  hooks: ExecHooks,
 ): Promise<E.Either<ExecError, ExecResult>> => {
   const agg = aggregateOf(stream);
   if (!agg) return E.left({ kind: 'domain', error: { code: 'invalid', message: `unknown stream ${stream}` } });

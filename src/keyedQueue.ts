@@ -9,18 +9,38 @@ export class KeyedQueue {
 
   /** Waits for a free slot, then queues the task behind earlier tasks of the same key. */
   async enqueue(key: string, task: () => Promise<void>): Promise<void> {
-    while (this.inFlight >= this.limit) await new Promise<void>((r) => this.slotWaiters.push(r));
-    this.inFlight++;
+    // A freed slot is handed straight to the oldest waiter, so a newcomer cannot overtake it
+    // and tasks of one key start in the order they were enqueued.
+    if (this.inFlight >= this.limit || this.slotWaiters.length > 0) await new Promise<void>((r) => this.slotWaiters.push(r));
+    else this.inFlight++;
     const prev = this.tails.get(key) ?? Promise.resolve();
     const run = prev.then(task).catch(() => undefined).finally(() => {
-      this.inFlight--;
       if (this.tails.get(key) === run) this.tails.delete(key);
-      this.slotWaiters.shift()?.();
+      const next = this.slotWaiters.shift();
+      if (next) next();
+      else this.inFlight--;
     });
     this.tails.set(key, run);
   }
 
   async drain(): Promise<void> {
     while (this.tails.size > 0) await Promise.all([...this.tails.values()]);
+  }
+}
+
+/** Mutual exclusion per key: a replica never races itself on one aggregate stream. */
+export class KeyedLock {
+  private readonly tails = new Map<string, Promise<unknown>>();
+
+  async run<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.tails.get(key) ?? Promise.resolve();
+    const result = prev.then(fn);
+    const tail = result.catch(() => undefined);
+    this.tails.set(key, tail);
+    try {
+      return await result;
+    } finally {
+      if (this.tails.get(key) === tail) this.tails.delete(key);
+    }
   }
 }
