@@ -36,6 +36,8 @@ export interface ControlPlane {
   readonly store: EventStore;
   readonly subjects: Subjects;
   readonly heartbeats: Map<string, { at: string; connections?: number }>;
+  /** What this replica did since it started (replicas share the work). */
+  readonly stats: { commandsApplied: number; commandsRejected: number; workflowSteps: number };
   stop(): Promise<void>;
 }
 
@@ -59,6 +61,7 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
   const checkpoints: Checkpoints = await natsCheckpoints(nc, opts.domain);
   const heartbeats = new Map<string, { at: string; connections?: number }>();
   let stopping = false;
+  const stats = { commandsApplied: 0, commandsRejected: 0, workflowSteps: 0 };
 
   const sendNodeCommand = async (node: string, cmd: NodeCommand) => {
     await js.publish(subjects.nodeCommands(node), enc.encode(JSON.stringify(cmd)), { msgID: cmd.id });
@@ -75,6 +78,7 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
     for (let attempt = 1; !stopping; attempt++) {
       try {
         await pm.handle(commit);
+        stats.workflowSteps++;
         return;
       } catch (e) {
         const level = e instanceof RetryLater ? 'warn' : 'error';
@@ -136,6 +140,7 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
   const rejectMsg = (m: JsMsg, commandId: string | undefined, code: ReplyErrorCode, message: string) => {
     log.info('command rejected', { subject: m.subject, commandId, code, reason: message });
     if (commandId) reply(commandId, { ok: false, commandId, error: { code, message } });
+    stats.commandsRejected++;
     m.term();
   };
 
@@ -180,6 +185,7 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
       ...(r.right.position !== undefined ? { position: r.right.position.toString() } : {}),
       noop: r.right.events.length === 0,
     });
+    stats.commandsApplied++;
     m.ack();
   };
 
@@ -247,6 +253,7 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
     store,
     subjects,
     heartbeats,
+    stats,
     stop: async () => {
       stopping = true;
       clearInterval(checkpointTimer);

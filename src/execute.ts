@@ -80,15 +80,15 @@ const decideAndAppend = async (
     // (endpoint loads) plus onDecided cannot interleave with another decision.
     const cmd = typeof command === 'function' ? (command as () => unknown)() : command;
     const decision = agg.decide(cmd, loaded.right.state);
-    if (E.isLeft(decision)) {
-      // A cached state can lag behind another replica's append: confirm a rejection against the store.
-      if (!loaded.right.fresh) {
-        forceFresh = true;
-        attempt--;
-        continue;
-      }
-      return E.left({ kind: 'domain', error: decision.left });
+    // A cached state can lag behind another replica's append. A decision with events is checked
+    // by the expected version on append; a rejection or a no-op is not, so confirm it against the
+    // store (a report for a path this replica has not seen yet is not stale, it is early).
+    if ((E.isLeft(decision) || decision.right.length === 0) && !loaded.right.fresh) {
+      forceFresh = true;
+      attempt--;
+      continue;
     }
+    if (E.isLeft(decision)) return E.left({ kind: 'domain', error: decision.left });
     const data = decision.right;
     if (data.length === 0) return E.right({ stream, events: [], duplicate: false, state: loaded.right.state });
     const time = meta.now().toISOString();

@@ -87,7 +87,7 @@ export const runControlPlane = async (o: { url: string; domain: string; httpPort
   const log = createLogger('control-plane', { domain: o.domain });
   const nc = await connectNats(o.url, 'nsm-control-plane');
   const cp: ControlPlane = await startControlPlane({ nc, domain: o.domain, log });
-  const stops: (() => Promise<unknown>)[] = [() => nc.close(), () => cp.stop()];
+  const stops: (() => Promise<unknown>)[] = [async () => log.info('control plane stopped', { ...cp.stats }), () => nc.close(), () => cp.stop()];
   if (o.httpPort !== undefined) {
     const http: Server = await startHttpApi(o.httpPort, '127.0.0.1', () => ({ model: cp.view.current, store: cp.store, heartbeats: cp.heartbeats }), log);
     stops.push(() => new Promise((r) => http.close(r)));
