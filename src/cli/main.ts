@@ -201,7 +201,12 @@ const commands: Record<string, (args: string[]) => Promise<void>> = {
       );
       if (!v.wait) return out(v, { id, state: 'requested' }, () => id);
       const settled = must(await c.waitForConnection(id, waitMs));
-      const conn = must(await c.query<Record<string, unknown>>('connection', { id }));
+      // The settling event can reach us before the queried read model has folded it.
+      let conn = must(await c.query<Record<string, unknown>>('connection', { id }));
+      for (let i = 0; i < 50 && conn.state !== settled.state; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        conn = must(await c.query<Record<string, unknown>>('connection', { id }));
+      }
       if (settled.state !== 'established') {
         if (v.json) out(v, conn, () => '');
         fail(`connection ${id} ${settled.state}: ${settled.reason ?? 'no reason given'}`);

@@ -74,7 +74,7 @@ export const runUp = async (o: { domain: string; dataDir: string; natsPort: numb
     await agent.ready;
     process.stderr.write(
       `\nmesh "${o.domain}" is up\n  NATS      ${nats.url}\n  HTTP API  http://127.0.0.1:${o.httpPort}/api/v1/\n  node      ${o.node} (${dataplane.kind} dataplane)\n  data      ${o.dataDir}\n` +
-        `Try: nsm --help   (from another shell; add --server ${nats.url} if not the default)\nStop with Ctrl-C.\n\n`,
+        `Use it from another shell:\n  export NSM_NATS_URL=${nats.url} NSM_DOMAIN=${o.domain}\n  nsm status; nsm --help\nStop with Ctrl-C.\n\n`,
     );
   } catch (e) {
     for (const stop of stops.reverse()) await stop().catch(() => undefined);
