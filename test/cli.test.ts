@@ -138,6 +138,11 @@ s('nsm up starts a mesh; register, connect --wait, list, history, status, close'
   assert.ok(jNodes[0]!.lastHeartbeat, 'the node heartbeats');
   const filtered = await nsmJson<unknown[]>(m, 'ls', 'connections', '--state', 'failed');
   assert.equal(filtered, []);
+  for (const f of [['--node', 'node-1'], ['--endpoint', 'ep-1'], ['--service', 'web-svc'], ['--client', 'cli-test'], ['--state', 'established']]) {
+    const rows = await nsmJson<{ id: string }[]>(m, 'ls', 'connections', ...f);
+    assert.equal(rows.map((r) => r.id), [connectionId], `ls connections ${f.join(' ')}`);
+  }
+  assert.equal(await nsmJson<unknown[]>(m, 'ls', 'connections', '--client', 'someone-else'), []);
 
   // History of the connection, in log order.
   const history = tableRows(await nsm(m, 'history', connectionId));
@@ -236,6 +241,17 @@ s('nsm up without nats-server fails with exit code 1 and the install hint', asyn
   });
   assert.is(r.code, 1);
   assert.ok(r.stderr.includes(INSTALL_HINT), r.stderr);
+});
+
+s('a NATS port in use is one line and exit code 1', async (ctx) => {
+  const busy = startNsm(['up', '--data-dir', tempDir(ctx), '--nats-port', String(await freePort()), '--http-port', String(await freePort()), '--domain', `busy-${runId()}`]);
+  await busy.waitFor('is up', 60000);
+  const natsPort = /NATS\s+nats:\/\/127\.0\.0\.1:(\d+)/.exec(busy.stderr())![1]!;
+  const r = await runNsm(['up', '--data-dir', tempDir(ctx), '--nats-port', natsPort, '--http-port', String(await freePort()), '--domain', 'busy2'], { NSM_LOG_LEVEL: 'error' });
+  await busy.stop('SIGTERM', 20000);
+  assert.is(r.code, 1);
+  assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+  assert.equal(r.stderr, `nsm up: cannot start nats-server: 127.0.0.1:${natsPort} is already in use (another nsm up or nats-server?)\n`);
 });
 
 s('an unreachable --server is one line and a non-zero exit', async () => {

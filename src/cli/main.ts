@@ -36,7 +36,8 @@ Use it (--server URL or NSM_NATS_URL, --domain D or NSM_DOMAIN, --json for scrip
   nsm connect SVC [--label k=v]... [--node N] [--netns NS] [--interface IF] [--mechanism M]...
               [--id ID] [--wait] [--timeout 30s]
   nsm close ID
-  nsm ls services|endpoints|connections|nodes|addresses [--all] [--state S] [--node N] [--endpoint E]
+  nsm ls services|endpoints|nodes|addresses
+  nsm ls connections [--all] [--state S] [--node N] [--endpoint E] [--service SVC] [--client ACTOR]
   nsm history ID
   nsm status
 `;
@@ -226,6 +227,8 @@ const commands: Record<string, (args: string[]) => Promise<void>> = {
       state: { type: 'string' },
       node: { type: 'string' },
       endpoint: { type: 'string' },
+      service: { type: 'string' },
+      client: { type: 'string' },
     });
     await withClient(v, async (c) => {
       switch (what) {
@@ -243,7 +246,14 @@ const commands: Record<string, (args: string[]) => Promise<void>> = {
           );
         }
         case 'connections': {
-          const params = { ...(v.all ? { includeClosed: true } : {}), ...(v.state ? { state: v.state } : {}), ...(v.node ? { node: v.node } : {}), ...(v.endpoint ? { endpoint: v.endpoint } : {}) };
+          const params = {
+            ...(v.all ? { includeClosed: true } : {}),
+            ...(v.state ? { state: v.state } : {}),
+            ...(v.node ? { node: v.node } : {}),
+            ...(v.endpoint ? { endpoint: v.endpoint } : {}),
+            ...(v.service ? { service: v.service } : {}),
+            ...(v.client ? { actor: v.client } : {}),
+          };
           const rows = must(await c.query<Record<string, any>[]>('connections', params));
           return out(v, rows, () =>
             table(
@@ -319,8 +329,11 @@ export const main = async (argv: string[]): Promise<number> => {
     await run(rest);
     return 0;
   } catch (e) {
+    // One line for people; the stack only when asked for (NSM_LOG_LEVEL=debug).
     const expected = e instanceof CliError || e instanceof StartupError;
-    process.stderr.write(`nsm ${cmd}: ${expected ? (e as Error).message : (e as Error).stack ?? String(e)}\n`);
+    const debug = env('NSM_LOG_LEVEL') === 'debug';
+    const text = !expected && debug ? ((e as Error).stack ?? String(e)) : (e instanceof Error ? e.message : String(e)).split('\n')[0];
+    process.stderr.write(`nsm ${cmd}: ${text}\n`);
     return 1;
   }
 };
