@@ -30,8 +30,7 @@ const tempDir = (ctx: Ctx) => {
   return d;
 };
 
-const startUp = async (ctx: Ctx, domain: string, node: string): Promise<Mesh> => {
-  const dataDir = tempDir(ctx);
+const startUp = async (ctx: Ctx, domain: string, node: string, dataDir = tempDir(ctx)): Promise<Mesh> => {
   const natsPort = await freePort();
   const httpPort = await freePort();
   // Info logs: the nats-server pid is read from them.
@@ -211,6 +210,18 @@ s('SIGTERM stops nsm up with exit code 0 and takes its nats-server with it', asy
   assert.ok(ms < 10000, `stopped in ${ms} ms`);
   assert.not.ok(isAlive(natsPid!), `nats-server (pid ${natsPid}) is gone`);
   assert.equal(childrenOf(m.up.pid), [], 'no process left behind');
+});
+
+s('nsm up again on the same data dir finds the mesh as it was left', async (ctx) => {
+  const before = ctx.meshes[0]!;
+  const m = await startUp(ctx, before.domain, before.node, before.dataDir);
+  assert.equal((await nsmJson<{ name: string }[]>(m, 'ls', 'services')).map((x) => x.name), ['web-svc']);
+  const all = await nsmJson<{ id: string; state: string }[]>(m, 'ls', 'connections', '--all');
+  assert.equal(all.map((c) => [c.id, c.state]), [[ctx.connectionId, 'closed']]);
+  const again = (await nsm(m, 'connect', 'web-svc', '--wait')).trim();
+  assert.match(again, /established via ep-1 \(10\.50\.0\.\d+\/32 -> 10\.50\.0\.\d+\/32\)$/);
+  const r = await m.up.stop('SIGTERM', 20000);
+  assert.is(r.code, 0, r.stderr.slice(-2000));
 });
 
 s('two nsm up side by side on different ports and domains', async (ctx) => {
