@@ -4,6 +4,7 @@ import { createWriteStream, mkdirSync, readFileSync, writeFileSync } from 'node:
 import { join } from 'node:path';
 import * as E from 'fp-ts/lib/Either.js';
 import { connect } from 'nats';
+import { portIsFree } from './net.ts';
 
 export interface NatsServerOptions {
   readonly dataDir: string;
@@ -77,6 +78,9 @@ export const startNatsServer = async (opts: NatsServerOptions): Promise<E.Either
   const bin = natsServerBinary();
   if (E.isLeft(bin)) return bin;
   const host = opts.host ?? '127.0.0.1';
+  // Checked first: a server already on the port would answer the readiness probe below in
+  // place of ours, which exits on the failed bind.
+  if (!(await portIsFree(opts.port, host))) return E.left(`cannot start nats-server: ${host}:${opts.port} is already in use (another nsm up or nats-server?)`);
   mkdirSync(join(opts.dataDir, 'jetstream'), { recursive: true });
   const confFile = join(opts.dataDir, 'nats-server.conf');
   const logFile = join(opts.dataDir, 'nats-server.log');
@@ -99,6 +103,8 @@ export const startNatsServer = async (opts: NatsServerOptions): Promise<E.Either
   void exited.then(() => (hasExited = true));
   const url = `nats://${host}:${opts.port}`;
   const ready = await waitReady(url, Date.now() + (opts.readyTimeoutMs ?? 15000), () => hasExited);
+  // Our child may have lost a race for the port: then whatever answered was not ours.
+  if (E.isRight(ready) && hasExited) return E.left(`nats-server exited during start (port ${opts.port}); full log in ${logFile}`);
   const stop = async (graceMs = 5000) => {
     if (hasExited) return;
     child.kill('SIGTERM');
@@ -108,7 +114,10 @@ export const startNatsServer = async (opts: NatsServerOptions): Promise<E.Either
   };
   if (E.isLeft(ready)) {
     await stop(1000);
-    return E.left(`${ready.left} (port ${opts.port}). Last lines of ${logFile}:\n${tail(logFile)}`);
+    // One line a person can act on: the server's own fatal error, and where the full log is.
+    const fatal = tail(logFile, 50).split('\n').reverse().find((l) => /\[(FTL|ERR)\]/.test(l));
+    const why = fatal ? `: ${fatal.replace(/^.*?\[(FTL|ERR)\]\s*/, '')}` : '';
+    return E.left(`${ready.left} (port ${opts.port})${why}; full log in ${logFile}`);
   }
   return E.right({
     url,

@@ -4,6 +4,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import * as E from 'fp-ts/lib/Either.js';
 import { connect, type NatsConnection } from 'nats';
 import type { ConnectionEvent } from '../aggregates/connection.ts';
+import { COMMAND_MAX_BYTES } from '../infra/nats/streams.ts';
 import { subjectsFor, type Subjects } from '../infra/nats/subjects.ts';
 import type { CommandBody, CommandKind } from './contracts/commands.ts';
 import type { Commit } from './contracts/envelope.ts';
@@ -63,6 +64,11 @@ export class MeshClient {
     const data = enc.encode(
       JSON.stringify({ id, actor: this.opts.actor, body, ...(o.correlationId ? { correlationId: o.correlationId } : {}), ...(o.causationId ? { causationId: o.causationId } : {}) }),
     );
+    // The command stream refuses larger messages; say so in the caller's terms before trying.
+    if (data.byteLength > COMMAND_MAX_BYTES) {
+      sub?.unsubscribe();
+      return E.left({ code: 'invalid', message: `${kind}: command too large (${data.byteLength} bytes, at most ${COMMAND_MAX_BYTES})` });
+    }
     const [aggregate, verb] = kind.split('.') as [string, string];
     for (let attempt = 1; ; attempt++) {
       try {

@@ -7,7 +7,7 @@ import { jetStreamEventStore } from '../infra/eventstore/jetstream.ts';
 import { COMMAND_MAX_BYTES, ensureStreams } from '../infra/nats/streams.ts';
 import { subjectsFor, type Subjects } from '../infra/nats/subjects.ts';
 import { natsCheckpoints, Watermark, type Checkpoints } from './checkpoint.ts';
-import { decodeCommand, kindFromSubject, type CommandMessage } from './contracts/commands.ts';
+import { COMMAND_KINDS, decodeCommand, ID_PATTERN, kindFromSubject, type CommandMessage } from './contracts/commands.ts';
 import * as D from './contracts/decode.ts';
 import type { StoredCommit } from './contracts/envelope.ts';
 import type { NodeCommand } from './contracts/nodeCommands.ts';
@@ -46,6 +46,8 @@ export interface ControlPlane {
   readonly heartbeats: Map<string, { at: string; connections?: number }>;
   /** True while this replica holds the lease and runs the timers. */
   isLeader(): boolean;
+  /** What this replica did since it started (replicas share the work). */
+  readonly stats: { commandsApplied: number; commandsRejected: number; workflowSteps: number };
   stop(): Promise<void>;
 }
 
@@ -69,6 +71,7 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
   const checkpoints: Checkpoints = await natsCheckpoints(nc, opts.domain);
   const heartbeats = new Map<string, { at: string; connections?: number }>();
   let stopping = false;
+  const stats = { commandsApplied: 0, commandsRejected: 0, workflowSteps: 0 };
 
   const sendNodeCommand = async (node: string, cmd: NodeCommand) => {
     await js.publish(subjects.nodeCommands(node), enc.encode(JSON.stringify(cmd)), { msgID: cmd.id });
@@ -109,6 +112,7 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
     for (let attempt = 1; !stopping; attempt++) {
       try {
         await pm.handle(commit);
+        stats.workflowSteps++;
         return;
       } catch (e) {
         const level = e instanceof RetryLater ? 'warn' : 'error';
@@ -165,11 +169,12 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
     });
   }
   const reply = (commandId: string, r: CommandReply) => {
-    if (/^[A-Za-z0-9_-]{1,64}$/.test(commandId)) nc.publish(subjects.reply(commandId), enc.encode(JSON.stringify(r)));
+    if (ID_PATTERN.test(commandId)) nc.publish(subjects.reply(commandId), enc.encode(JSON.stringify(r)));
   };
   const rejectMsg = (m: JsMsg, commandId: string | undefined, code: ReplyErrorCode, message: string) => {
     log.info('command rejected', { subject: m.subject, commandId, code, reason: message });
     if (commandId) reply(commandId, { ok: false, commandId, error: { code, message } });
+    stats.commandsRejected++;
     m.term();
   };
 
@@ -200,6 +205,7 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
       ...(r.right.position !== undefined ? { position: r.right.position.toString() } : {}),
       noop: r.right.events.length === 0,
     });
+    stats.commandsApplied++;
     m.ack();
   };
 
@@ -210,13 +216,17 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
     for await (const m of messages) {
       const kind = kindFromSubject(m.subject, opts.domain);
       const parsed = D.parseJson(m.data, COMMAND_MAX_BYTES);
-      const claimedId = E.isRight(parsed) && typeof (parsed.right as { id?: unknown })?.id === 'string' ? ((parsed.right as { id: string }).id) : undefined;
+      // Where to answer: the command's own id, else its JetStream msgID, so that even a message
+      // that is not JSON, or has no usable id, gets its error on nsm.<domain>.reply.<id>.
+      const bodyId = E.isRight(parsed) ? (parsed.right as { id?: unknown } | null)?.id : undefined;
+      const msgId = m.headers?.get('Nats-Msg-Id');
+      const claimedId = typeof bodyId === 'string' && ID_PATTERN.test(bodyId) ? bodyId : msgId && ID_PATTERN.test(msgId) ? msgId : undefined;
       if (!kind) {
-        rejectMsg(m, claimedId, 'unknown-command', `unknown command "${m.subject.split('.').slice(3).join('.')}"`);
+        rejectMsg(m, claimedId, 'unknown-command', `unknown command "${m.subject.split('.').slice(3).join('.')}"; known: ${COMMAND_KINDS.join(', ')}`);
         continue;
       }
       if (E.isLeft(parsed)) {
-        rejectMsg(m, undefined, 'invalid', parsed.left.message);
+        rejectMsg(m, claimedId, 'invalid', `${kind}: ${parsed.left.message}`);
         continue;
       }
       const decoded = decodeCommand(kind, parsed.right);
@@ -273,6 +283,7 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
     subjects,
     heartbeats,
     isLeader: () => lease.leaderSince() !== undefined,
+    stats,
     stop: async () => {
       stopping = true;
       await timers.stop();

@@ -41,17 +41,28 @@ export interface ExecHooks {
 export const MAX_ATTEMPTS = 10;
 export const SCHEMA_VERSION = 1;
 
+export interface ExecDeps {
+  readonly store: EventStore;
+  /**
+   * Also serializes decisions per stream inside this process (Repository.exclusive). Without
+   * that, concurrent workflow steps on one stream (allocations from one endpoint's pool) all
+   * decide on the same revision, all but one conflict, and retrying them together makes the
+   * cost grow with the square of the load.
+   */
+  readonly repo: Repository;
+}
+
 export const execute = (
-  deps: { readonly store: EventStore; readonly repo: Repository },
+  deps: ExecDeps,
   stream: string,
   /** The command, or a function building it from current context right before the decision. */
   command: unknown | (() => unknown),
   meta: CommandMeta,
   hooks: ExecHooks = {},
-): Promise<E.Either<ExecError, ExecResult>> => deps.repo.exclusive(stream, () => executeExclusive(deps, stream, command, meta, hooks));
+): Promise<E.Either<ExecError, ExecResult>> => deps.repo.exclusive(stream, () => decideAndAppend(deps, stream, command, meta, hooks));
 
-const executeExclusive = async (
-  deps: { readonly store: EventStore; readonly repo: Repository },
+const decideAndAppend = async (
+  deps: ExecDeps,
   stream: string,
   command: unknown | (() => unknown),
   meta: CommandMeta,
@@ -67,15 +78,15 @@ const executeExclusive = async (
     // (endpoint loads) plus onDecided cannot interleave with another decision.
     const cmd = typeof command === 'function' ? (command as () => unknown)() : command;
     const decision = agg.decide(cmd, loaded.right.state);
-    if (E.isLeft(decision)) {
-      // A cached state can lag behind another replica's append: confirm a rejection against the store.
-      if (!loaded.right.fresh) {
-        forceFresh = true;
-        attempt--;
-        continue;
-      }
-      return E.left({ kind: 'domain', error: decision.left });
+    // A cached state can lag behind another replica's append. A decision with events is checked
+    // by the expected version on append; a rejection or a no-op is not, so confirm it against the
+    // store (a report for a path this replica has not seen yet is not stale, it is early).
+    if ((E.isLeft(decision) || decision.right.length === 0) && !loaded.right.fresh) {
+      forceFresh = true;
+      attempt--;
+      continue;
     }
+    if (E.isLeft(decision)) return E.left({ kind: 'domain', error: decision.left });
     const data = decision.right;
     if (data.length === 0) return E.right({ stream, events: [], duplicate: false, state: loaded.right.state });
     const time = meta.now().toISOString();

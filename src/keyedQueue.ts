@@ -9,13 +9,16 @@ export class KeyedQueue {
 
   /** Waits for a free slot, then queues the task behind earlier tasks of the same key. */
   async enqueue(key: string, task: () => Promise<void>): Promise<void> {
-    while (this.inFlight >= this.limit) await new Promise<void>((r) => this.slotWaiters.push(r));
-    this.inFlight++;
+    // A freed slot is handed straight to the oldest waiter, so a newcomer cannot overtake it
+    // and tasks of one key start in the order they were enqueued.
+    if (this.inFlight >= this.limit || this.slotWaiters.length > 0) await new Promise<void>((r) => this.slotWaiters.push(r));
+    else this.inFlight++;
     const prev = this.tails.get(key) ?? Promise.resolve();
     const run = prev.then(task).catch(() => undefined).finally(() => {
-      this.inFlight--;
       if (this.tails.get(key) === run) this.tails.delete(key);
-      this.slotWaiters.shift()?.();
+      const next = this.slotWaiters.shift();
+      if (next) next();
+      else this.inFlight--;
     });
     this.tails.set(key, run);
   }

@@ -15,15 +15,11 @@ import { sideSpecOf } from '../projections/nodeDesired.ts';
 import type { EventEnvelope, StoredCommit } from './contracts/envelope.ts';
 import { streamName } from './contracts/envelope.ts';
 import { nodeCommandId, type NodeCommand } from './contracts/nodeCommands.ts';
-import { execErrorMessage, execute, type CommandMeta, type ExecError, type ExecHooks } from './execute.ts';
+import { execErrorMessage, execute, type CommandMeta, type ExecDeps, type ExecError, type ExecHooks } from './execute.ts';
 import { registryContext, type LoadOf } from './handlers.ts';
 import type { MeshView } from './meshView.ts';
-import type { EventStore } from './eventStore.ts';
-import type { Repository } from './repository.ts';
 
-export interface ProcessManagerDeps {
-  readonly store: EventStore;
-  readonly repo: Repository;
+export interface ProcessManagerDeps extends ExecDeps {
   readonly view: MeshView;
   readonly subjects: Subjects;
   readonly log: Logger;

@@ -7,7 +7,9 @@
 //   npx tsx test/run.ts nats registry        files whose path contains a substring
 //   npx tsx test/run.ts test/x.fixture.ts    an explicit file, whatever its name
 //
-// Env: NSM_TEST_FILE_TIMEOUT_MS (per file, default 15 min), NSM_TEST_FILTER (substring).
+// Env: NSM_TEST_FILE_TIMEOUT_MS (per file, default 15 min), NSM_TEST_FILTER (substring),
+// NSM_LOG_LEVEL (the components' JSON logs; defaults to `warn` for test processes so that
+// failures stay readable: run with NSM_LOG_LEVEL=info or debug to see everything).
 // The last line of output is always `N passed, N failed`; exit status is 1 on any
 // failure, or when no test ran at all.
 
@@ -92,6 +94,7 @@ function killGroup(pid: number): boolean {
 async function runFile(file: string, timeoutMs: number): Promise<Outcome> {
   const started = Date.now();
   const env: NodeJS.ProcessEnv = { ...process.env, [PROTOCOL_ENV]: '1' };
+  if (!env.NSM_LOG_LEVEL) env.NSM_LOG_LEVEL = 'warn';
   if (process.stdout.isTTY && env.FORCE_COLOR === undefined && env.NO_COLOR === undefined) env.FORCE_COLOR = '1';
 
   // detached: the child leads its own process group, so a timeout also kills

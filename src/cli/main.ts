@@ -38,7 +38,8 @@ Use it (--server URL or NSM_NATS_URL, --domain D or NSM_DOMAIN, --json for scrip
               [--id ID] [--wait] [--timeout 30s] [--expiration D [--hold]]
   nsm refresh ID [--expiration 60s]
   nsm close ID
-  nsm ls services|endpoints|connections|nodes|addresses [--all] [--state S] [--node N] [--endpoint E]
+  nsm ls services|endpoints|nodes|addresses
+  nsm ls connections [--all] [--state S] [--node N] [--endpoint E] [--service SVC] [--client ACTOR]
   nsm history ID
   nsm status
 `;
@@ -249,7 +250,12 @@ const commands: Record<string, (args: string[]) => Promise<void>> = {
       );
       if (!v.wait && !v.hold) return out(v, { id, state: 'requested' }, () => id);
       const settled = must(await c.waitForConnection(id, waitMs));
-      const conn = must(await c.query<Record<string, unknown>>('connection', { id }));
+      // The settling event can reach us before the queried read model has folded it.
+      let conn = must(await c.query<Record<string, unknown>>('connection', { id }));
+      for (let i = 0; i < 50 && conn.state !== settled.state; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        conn = must(await c.query<Record<string, unknown>>('connection', { id }));
+      }
       if (settled.state !== 'established') {
         if (v.json) out(v, conn, () => '');
         fail(`connection ${id} ${settled.state}: ${settled.reason ?? 'no reason given'}`);
@@ -276,6 +282,8 @@ const commands: Record<string, (args: string[]) => Promise<void>> = {
       state: { type: 'string' },
       node: { type: 'string' },
       endpoint: { type: 'string' },
+      service: { type: 'string' },
+      client: { type: 'string' },
     });
     await withClient(v, async (c) => {
       switch (what) {
@@ -293,7 +301,14 @@ const commands: Record<string, (args: string[]) => Promise<void>> = {
           );
         }
         case 'connections': {
-          const params = { ...(v.all ? { includeClosed: true } : {}), ...(v.state ? { state: v.state } : {}), ...(v.node ? { node: v.node } : {}), ...(v.endpoint ? { endpoint: v.endpoint } : {}) };
+          const params = {
+            ...(v.all ? { includeClosed: true } : {}),
+            ...(v.state ? { state: v.state } : {}),
+            ...(v.node ? { node: v.node } : {}),
+            ...(v.endpoint ? { endpoint: v.endpoint } : {}),
+            ...(v.service ? { service: v.service } : {}),
+            ...(v.client ? { actor: v.client } : {}),
+          };
           const rows = must(await c.query<Record<string, any>[]>('connections', params));
           return out(v, rows, () =>
             table(
@@ -369,8 +384,11 @@ export const main = async (argv: string[]): Promise<number> => {
     await run(rest);
     return 0;
   } catch (e) {
+    // One line for people; the stack only when asked for (NSM_LOG_LEVEL=debug).
     const expected = e instanceof CliError || e instanceof StartupError;
-    process.stderr.write(`nsm ${cmd}: ${expected ? (e as Error).message : (e as Error).stack ?? String(e)}\n`);
+    const debug = env('NSM_LOG_LEVEL') === 'debug';
+    const text = !expected && debug ? ((e as Error).stack ?? String(e)) : (e instanceof Error ? e.message : String(e)).split('\n')[0];
+    process.stderr.write(`nsm ${cmd}: ${text}\n`);
     return 1;
   }
 };

@@ -89,7 +89,7 @@ export const runUp = async (o: {
     await agent.ready;
     process.stderr.write(
       `\nmesh "${o.domain}" is up\n  NATS      ${nats.url}\n  HTTP API  http://127.0.0.1:${o.httpPort}/api/v1/\n  node      ${o.node} (${dataplane.kind} dataplane)\n  data      ${o.dataDir}\n` +
-        `Try: nsm --help   (from another shell; add --server ${nats.url} if not the default)\nStop with Ctrl-C.\n\n`,
+        `Use it from another shell:\n  export NSM_NATS_URL=${nats.url} NSM_DOMAIN=${o.domain}\n  nsm status; nsm --help\nStop with Ctrl-C.\n\n`,
     );
   } catch (e) {
     for (const stop of stops.reverse()) await stop().catch(() => undefined);
@@ -102,7 +102,7 @@ export const runControlPlane = async (o: { url: string; domain: string; httpPort
   const log = createLogger('control-plane', { domain: o.domain });
   const nc = await connectNats(o.url, 'nsm-control-plane');
   const cp: ControlPlane = await startControlPlane({ nc, domain: o.domain, log, ...(o.healing ? { healing: o.healing } : {}) });
-  const stops: (() => Promise<unknown>)[] = [() => nc.close(), () => cp.stop()];
+  const stops: (() => Promise<unknown>)[] = [async () => log.info('control plane stopped', { ...cp.stats }), () => nc.close(), () => cp.stop()];
   if (o.httpPort !== undefined) {
     const http: Server = await startHttpApi(o.httpPort, '127.0.0.1', () => ({ model: cp.view.current, store: cp.store, heartbeats: cp.heartbeats }), log);
     stops.push(() => new Promise((r) => http.close(r)));
