@@ -3,6 +3,7 @@
 // no address can be handed out twice.
 import * as E from 'fp-ts/lib/Either.js';
 import { produce } from 'immer';
+import { deleteIn, getIn, setIn, type Buckets } from './buckets.ts';
 import { reject, type Aggregate } from './domain.ts';
 import { contains, formatIpv4, parseCidr, prefixSize, type Ipv4Prefix } from './ip.ts';
 
@@ -31,10 +32,16 @@ export type AddressPoolEvent =
 
 export interface AddressPoolState {
   readonly prefix?: string;
-  readonly allocations: Readonly<Record<string, Allocation>>;
-  /** Pair index -> connection id. */
-  readonly used: Readonly<Record<number, string>>;
+  /** Connection id -> its pair (bucketed: see ./buckets.ts). */
+  readonly allocations: Buckets<Allocation>;
+  /** Pair index -> connection id (bucketed). */
+  readonly used: Buckets<string>;
+  readonly count: number;
+  /** No pair below this index is free: the search for a free pair starts here. */
+  readonly lowestFree: number;
 }
+
+export const allocationOf = (s: AddressPoolState, connectionId: string): Allocation | undefined => getIn(s.allocations, connectionId);
 
 /** Pair i is (base+2i, base+2i+1); for prefixes up to /30 the pairs holding the network and broadcast addresses are skipped. */
 const pairRange = (p: Ipv4Prefix): { first: number; last: number } => {
@@ -45,12 +52,12 @@ const pairRange = (p: Ipv4Prefix): { first: number; last: number } => {
 
 const findFreePair = (
   p: Ipv4Prefix,
-  used: Readonly<Record<number, string>>,
+  state: AddressPoolState,
   excluded: readonly Ipv4Prefix[],
 ): number | undefined => {
   const { first, last } = pairRange(p);
-  for (let i = first; i <= last; i++) {
-    if (used[i] !== undefined) continue;
+  for (let i = Math.max(first, state.lowestFree); i <= last; i++) {
+    if (getIn(state.used, i) !== undefined) continue;
     const a = p.base + 2 * i;
     if (excluded.some((x) => contains(x, a) || contains(x, a + 1))) continue;
     return i;
@@ -58,14 +65,19 @@ const findFreePair = (
   return undefined;
 };
 
+const firstPair = (prefix: string): number => {
+  const p = parseCidr(prefix);
+  return E.isRight(p) ? pairRange(p.right).first : 0;
+};
+
 export const addressPool: Aggregate<AddressPoolState, AddressPoolCommand, AddressPoolEvent> = {
   name: 'pool',
-  initialState: { allocations: {}, used: {} },
+  initialState: { allocations: {}, used: {}, count: 0, lowestFree: 0 },
   decide(command, state) {
     switch (command.type) {
       case 'AllocateAddresses': {
-        if (state.allocations[command.connectionId]) return E.right([]);
-        if (state.prefix !== undefined && state.prefix !== command.prefix && Object.keys(state.used).length > 0) {
+        if (allocationOf(state, command.connectionId)) return E.right([]);
+        if (state.prefix !== undefined && state.prefix !== command.prefix && state.count > 0) {
           return reject('conflict', `pool "${command.pool}" still has allocations from ${state.prefix}`);
         }
         const prefix = parseCidr(command.prefix);
@@ -76,11 +88,12 @@ export const addressPool: Aggregate<AddressPoolState, AddressPoolCommand, Addres
           if (E.isLeft(parsed)) return reject('invalid', `excluded prefix: ${parsed.left}`);
           excluded.push(parsed.right);
         }
-        const index = findFreePair(prefix.right, state.used, excluded);
+        // A new prefix starts from its first pair.
+        const index = findFreePair(prefix.right, state.prefix === command.prefix ? state : { ...state, lowestFree: 0 }, excluded);
         if (index === undefined) {
           return reject(
             'pool-exhausted',
-            `no free address pair left in ${command.prefix} of endpoint "${command.pool}" (${Object.keys(state.used).length} in use)`,
+            `no free address pair left in ${command.prefix} of endpoint "${command.pool}" (${state.count} in use)`,
           );
         }
         const dst = prefix.right.base + 2 * index;
@@ -96,7 +109,7 @@ export const addressPool: Aggregate<AddressPoolState, AddressPoolCommand, Addres
         ]);
       }
       case 'ReleaseAddresses': {
-        const allocation = state.allocations[command.connectionId];
+        const allocation = allocationOf(state, command.connectionId);
         if (!allocation) return E.right([]);
         return E.right([{ type: 'AddressesReleased', connectionId: command.connectionId, index: allocation.index }]);
       }
@@ -106,13 +119,20 @@ export const addressPool: Aggregate<AddressPoolState, AddressPoolCommand, Addres
     produce(state, (s) => {
       switch (event.type) {
         case 'AddressesAllocated':
+          if (s.prefix !== event.prefix) s.lowestFree = 0;
           s.prefix = event.prefix;
-          s.allocations[event.connectionId] = { index: event.index, src: event.src, dst: event.dst };
-          s.used[event.index] = event.connectionId;
+          setIn(s.allocations, event.connectionId, { index: event.index, src: event.src, dst: event.dst });
+          setIn(s.used, event.index, event.connectionId);
+          s.count += 1;
+          s.lowestFree = Math.max(s.lowestFree, firstPair(event.prefix));
+          // Amortised O(1): each used pair is stepped over once until it is released.
+          while (getIn(s.used, s.lowestFree) !== undefined) s.lowestFree += 1;
           break;
         case 'AddressesReleased':
-          delete s.allocations[event.connectionId];
-          delete s.used[event.index];
+          deleteIn(s.allocations, event.connectionId);
+          deleteIn(s.used, event.index);
+          s.count -= 1;
+          if (event.index < s.lowestFree) s.lowestFree = event.index;
       }
     }),
 };

@@ -5,6 +5,7 @@
 // makes uniqueness a matter of the expected version.
 import * as E from 'fp-ts/lib/Either.js';
 import { produce } from 'immer';
+import { deleteIn, getIn, setIn, type Buckets } from './buckets.ts';
 import { reject, type Aggregate } from './domain.ts';
 
 /** Concurrent cross-node connections per domain; each id maps to one VNI and one UDP port. */
@@ -40,14 +41,16 @@ export type TunnelPoolEvent =
   | { readonly type: 'TunnelReleased'; readonly connectionId: string; readonly id: number };
 
 export interface TunnelPoolState {
-  /** connection id -> tunnel id */
-  readonly byConnection: Readonly<Record<string, number>>;
-  /** tunnel id -> connection id */
-  readonly used: Readonly<Record<number, string>>;
+  /** connection id -> tunnel id (bucketed: see ./buckets.ts) */
+  readonly byConnection: Buckets<number>;
+  /** tunnel id -> connection id (bucketed) */
+  readonly used: Buckets<string>;
   /** Where the search for a free id starts: ids are reused only after the range wraps, so a
    * late packet for a closed tunnel does not land in a new connection straight away. */
   readonly cursor: number;
 }
+
+export const tunnelOf = (s: TunnelPoolState, connectionId: string): number | undefined => getIn(s.byConnection, connectionId);
 
 export const tunnelPool: Aggregate<TunnelPoolState, TunnelPoolCommand, TunnelPoolEvent> = {
   name: 'tunnel',
@@ -55,15 +58,15 @@ export const tunnelPool: Aggregate<TunnelPoolState, TunnelPoolCommand, TunnelPoo
   decide(command, state) {
     switch (command.type) {
       case 'AllocateTunnel': {
-        if (state.byConnection[command.connectionId] !== undefined) return E.right([]);
+        if (tunnelOf(state, command.connectionId) !== undefined) return E.right([]);
         for (let k = 0; k < TUNNEL_IDS; k++) {
           const id = (state.cursor + k) % TUNNEL_IDS;
-          if (state.used[id] === undefined) return E.right([{ type: 'TunnelAllocated', connectionId: command.connectionId, id }]);
+          if (getIn(state.used, id) === undefined) return E.right([{ type: 'TunnelAllocated', connectionId: command.connectionId, id }]);
         }
         return reject('pool-exhausted', `all ${TUNNEL_IDS} tunnel ids of the domain are in use by cross-node connections`);
       }
       case 'ReleaseTunnel': {
-        const id = state.byConnection[command.connectionId];
+        const id = tunnelOf(state, command.connectionId);
         if (id === undefined) return E.right([]);
         return E.right([{ type: 'TunnelReleased', connectionId: command.connectionId, id }]);
       }
@@ -73,13 +76,13 @@ export const tunnelPool: Aggregate<TunnelPoolState, TunnelPoolCommand, TunnelPoo
     produce(state, (s) => {
       switch (event.type) {
         case 'TunnelAllocated':
-          s.byConnection[event.connectionId] = event.id;
-          s.used[event.id] = event.connectionId;
+          setIn(s.byConnection, event.connectionId, event.id);
+          setIn(s.used, event.id, event.connectionId);
           s.cursor = (event.id + 1) % TUNNEL_IDS;
           break;
         case 'TunnelReleased':
-          delete s.byConnection[event.connectionId];
-          delete s.used[event.id];
+          deleteIn(s.byConnection, event.connectionId);
+          deleteIn(s.used, event.id);
       }
     }),
 };

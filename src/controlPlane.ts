@@ -66,8 +66,9 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
   const js = nc.jetstream();
   await ensureStreams(jsm, subjects);
   const store = opts.store ?? (await jetStreamEventStore(nc, subjects));
-  const repo = new Repository(store);
   const view = new MeshView();
+  // A new connection id is the common case for a request: skip the read that would find nothing.
+  const repo = new Repository(store, (stream) => stream.startsWith('connection.') && view.current.connections.byId[stream.slice('connection.'.length)] === undefined);
   const checkpoints: Checkpoints = await natsCheckpoints(nc, opts.domain);
   const heartbeats = new Map<string, { at: string; connections?: number }>();
   let stopping = false;

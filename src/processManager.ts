@@ -4,11 +4,11 @@
 // node is lost or comes back, or a datapath breaks, the affected connections are healed.
 // Every step is keyed by the causing event's id, so a redelivered event repeats nothing.
 import * as E from 'fp-ts/lib/Either.js';
-import type { AddressPoolState } from '../aggregates/addressPool.ts';
+import { allocationOf, type AddressPoolState } from '../aggregates/addressPool.ts';
 import { SIDES, isTerminal, type ConnectionEvent, type ConnectionState, type HealCause, type RetiredPath } from '../aggregates/connection.ts';
 import type { EndpointEvent } from '../aggregates/endpoint.ts';
 import type { NodeEvent } from '../aggregates/node.ts';
-import { TUNNEL_STREAM_ID, tunnelParameters, type TunnelPoolState } from '../aggregates/tunnelPool.ts';
+import { TUNNEL_STREAM_ID, tunnelOf, tunnelParameters, type TunnelPoolState } from '../aggregates/tunnelPool.ts';
 import type { Logger } from '../infra/log.ts';
 import type { Subjects } from '../infra/nats/subjects.ts';
 import { sideSpecOf } from '../projections/nodeDesired.ts';
@@ -98,7 +98,7 @@ export const createProcessManager = (deps: ProcessManagerDeps) => {
   const releasePool = async (endpointName: string, id: string, env: EventEnvelope, step: string) => {
     const pool = await deps.repo.load(streamName('pool', endpointName));
     if (E.isLeft(pool)) throw new RetryLater(pool.left.message);
-    if (!(pool.right.state as AddressPoolState).allocations[id]) return;
+    if (!allocationOf(pool.right.state as AddressPoolState, id)) return;
     await run(streamName('pool', endpointName), { type: 'ReleaseAddresses', pool: endpointName, connectionId: id }, metaFor(env, step));
   };
 
@@ -108,7 +108,7 @@ export const createProcessManager = (deps: ProcessManagerDeps) => {
     if (s.endpoint) await releasePool(s.endpoint.name, id, env, 'release');
     const tunnels = await deps.repo.load(TUNNEL_STREAM);
     if (E.isLeft(tunnels)) throw new RetryLater(tunnels.left.message);
-    if ((tunnels.right.state as TunnelPoolState).byConnection[id] !== undefined) {
+    if (tunnelOf(tunnels.right.state as TunnelPoolState, id) !== undefined) {
       await run(TUNNEL_STREAM, { type: 'ReleaseTunnel', connectionId: id }, metaFor(env, 'release-tunnel'));
     }
   };
@@ -143,7 +143,7 @@ export const createProcessManager = (deps: ProcessManagerDeps) => {
       await fail(id, env, 'address', execErrorMessage(alloc.left as ExecError));
       return;
     }
-    const allocation = (alloc.right.state as AddressPoolState).allocations[id]!;
+    const allocation = allocationOf(alloc.right.state as AddressPoolState, id)!;
     let tunnel;
     if (s.request!.clientNode !== ep.node) {
       const t = await run(TUNNEL_STREAM, { type: 'AllocateTunnel', connectionId: id }, metaFor(env, 'allocate-tunnel'));
@@ -151,7 +151,7 @@ export const createProcessManager = (deps: ProcessManagerDeps) => {
         await fail(id, env, 'address', execErrorMessage(t.left as ExecError));
         return;
       }
-      tunnel = tunnelParameters((t.right.state as TunnelPoolState).byConnection[id]!);
+      tunnel = tunnelParameters(tunnelOf(t.right.state as TunnelPoolState, id)!);
     }
     const facts = (node: string) => {
       const n = model.nodes.nodes[node];

@@ -42,7 +42,16 @@ export class Repository {
     return run;
   }
 
-  constructor(private readonly store: EventStore) {}
+  constructor(
+    private readonly store: EventStore,
+    /**
+     * Streams the caller is confident do not exist yet (a connection id its caught-up read model
+     * has never seen). They start from the initial state without a read; the append's expected
+     * version ('none') still catches one created meanwhile by another replica, and a rejection
+     * or no-op decided on such a state is confirmed against the store, as for any cached state.
+     */
+    private readonly presumeNew: (stream: string) => boolean = () => false,
+  ) {}
 
   /** Applies a stored commit if it is the next one for its stream; a gap drops the entry so the next load reads the store. */
   apply(commit: StoredCommit): void {
@@ -64,6 +73,9 @@ export class Repository {
     const cached = this.cache.get(stream);
     const recentEnough = opts.minRevision === undefined || (cached !== undefined && cached.revision !== 'none' && (cached.revision as number) >= opts.minRevision);
     if (cached && !opts.fresh && recentEnough) return E.right({ ...cached, fresh: false });
+    if (!cached && !opts.fresh && opts.minRevision === undefined && this.presumeNew(stream)) {
+      return E.right({ state: agg.initialState, revision: 'none', count: 0, fresh: false });
+    }
     const read = await this.store.readStream(stream)();
     if (E.isLeft(read)) return read;
     let state: unknown = agg.initialState;

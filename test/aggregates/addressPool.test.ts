@@ -1,5 +1,6 @@
 import * as assert from 'uvu/assert';
-import { addressPool, type AddressPoolCommand, type AddressPoolEvent } from '../../aggregates/addressPool.ts';
+import { entriesOf } from '../../aggregates/buckets.ts';
+import { allocationOf, addressPool, type AddressPoolCommand, type AddressPoolEvent } from '../../aggregates/addressPool.ts';
 import { given, type Scenario } from '../lib/gwt.ts';
 import { suite } from '../lib/harness.ts';
 
@@ -39,13 +40,28 @@ const drain = (start: Pool, prefix: string, excluded: readonly string[] = [], ma
 
 const s = suite('addressPool');
 
+s('a large pool: each allocation takes the lowest free pair, found without scanning the used ones', () => {
+  let state = addressPool.initialState;
+  for (let i = 0; i < 3000; i++) {
+    const r = addressPool.decide(allocate(`c${i}`, '10.0.0.0/16'), state);
+    if (r._tag === 'Left') throw new Error(r.left.message);
+    state = r.right.reduce(addressPool.evolve, state);
+  }
+  assert.is(state.count, 3000);
+  assert.is(state.lowestFree, 3001);
+  assert.equal(allocationOf(state, 'c2999'), { index: 3000, src: '10.0.23.113/32', dst: '10.0.23.112/32' });
+  // Free one in the middle: it is the next one handed out.
+  state = [{ type: 'AddressesReleased', connectionId: 'c500', index: 501 } as const].reduce(addressPool.evolve, state);
+  const r = addressPool.decide(allocate('again', '10.0.0.0/16'), state);
+  assert.equal(r._tag === 'Right' && (r.right[0] as { index: number }).index, 501);
+});
+
 s('the first pair of a /24 skips the network address: dst .2, src .3', () => {
   const next = given(addressPool).when(allocate('c1')).thenEvents([allocated('c1', 1, '10.60.0.2/32', '10.60.0.3/32')]);
-  assert.equal(next.state, {
-    prefix: '10.60.0.0/24',
-    allocations: { c1: { index: 1, src: '10.60.0.3/32', dst: '10.60.0.2/32' } },
-    used: { 1: 'c1' },
-  });
+  assert.is(next.state.prefix, '10.60.0.0/24');
+  assert.equal(allocationOf(next.state, 'c1'), { index: 1, src: '10.60.0.3/32', dst: '10.60.0.2/32' });
+  assert.equal(entriesOf(next.state.used), [['1', 'c1']]);
+  assert.is(next.state.count, 1);
 });
 
 s('consecutive allocations get distinct pairs', () => {
@@ -117,8 +133,9 @@ s('an exclusion covering the whole pool exhausts it', () => {
 s('release then re-allocate reuses the freed pair', () => {
   const two = given(addressPool, [allocated('c1', 1, '10.60.0.2/32', '10.60.0.3/32'), allocated('c2', 2, '10.60.0.4/32', '10.60.0.5/32')]);
   const afterRelease = two.when(release('c1')).thenEvents([{ type: 'AddressesReleased', connectionId: 'c1', index: 1 }]);
-  assert.equal(afterRelease.state.allocations, { c2: { index: 2, src: '10.60.0.5/32', dst: '10.60.0.4/32' } });
-  assert.equal(afterRelease.state.used, { 2: 'c2' });
+  assert.equal(entriesOf(afterRelease.state.allocations), [['c2', { index: 2, src: '10.60.0.5/32', dst: '10.60.0.4/32' }]]);
+  assert.equal(entriesOf(afterRelease.state.used), [['2', 'c2']]);
+  assert.is(afterRelease.state.lowestFree, 1, 'the search starts at the freed pair');
   afterRelease.when(allocate('c3')).thenEvents([allocated('c3', 1, '10.60.0.2/32', '10.60.0.3/32')]);
 });
 

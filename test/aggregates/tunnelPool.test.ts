@@ -43,13 +43,9 @@ s('release frees the id; releasing what is not held is a no-op', () => {
 });
 
 s('an exhausted range is refused with the reason', () => {
-  const used: Record<number, string> = {};
-  const byConnection: Record<string, number> = {};
-  for (let i = 0; i < TUNNEL_IDS; i++) {
-    used[i] = `c${i}`;
-    byConnection[`c${i}`] = i;
-  }
-  const r = tunnelPool.decide({ type: 'AllocateTunnel', connectionId: 'new' }, { used, byConnection, cursor: 0 });
+  const full = Array.from({ length: TUNNEL_IDS }, (_, i): TunnelPoolEvent => ({ type: 'TunnelAllocated', connectionId: `c${i}`, id: i }));
+  const state = full.reduce(tunnelPool.evolve, tunnelPool.initialState);
+  const r = tunnelPool.decide({ type: 'AllocateTunnel', connectionId: 'new' }, state);
   assert.ok(r._tag === 'Left' && r.left.code === 'pool-exhausted' && r.left.message.includes(`${TUNNEL_IDS}`));
 });
 s.run();
