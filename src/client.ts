@@ -12,6 +12,9 @@ import type { CommandReply, QueryReply } from './contracts/replies.ts';
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
+/** How often waitForConnection asks for the connection's state besides listening for its events. */
+const POLL_MS = 250;
+
 export type OkReply = Extract<CommandReply, { ok: true }>;
 export type ClientError = { readonly code: string; readonly message: string };
 
@@ -106,23 +109,42 @@ export class MeshClient {
   async waitForConnection(id: string, timeoutMs: number): Promise<E.Either<ClientError, { state: string; reason?: string }>> {
     const settled = (ev: ConnectionEvent): { state: string; reason?: string } | undefined =>
       ev.type === 'ConnectionEstablished' ? { state: 'established' } : ev.type === 'ConnectionFailed' ? { state: 'failed', reason: ev.reason } : ev.type === 'ConnectionClosed' ? { state: 'closed', reason: ev.reason } : undefined;
-    const sub = this.nc.subscribe(this.subjects.event(`connection.${id}`), { timeout: timeoutMs });
+    const deadline = Date.now() + timeoutMs;
+    const asked = async (): Promise<{ state: string; reason?: string } | undefined> => {
+      const now = await this.query<{ state: string; failure?: { reason: string }; closeReason?: string }>('connection', { id }, Math.max(100, deadline - Date.now()));
+      if (E.isLeft(now) || !['established', 'failed', 'closed'].includes(now.right.state)) return undefined;
+      return { state: now.right.state, ...(now.right.failure ? { reason: now.right.failure.reason } : now.right.closeReason ? { reason: now.right.closeReason } : {}) };
+    };
+    const timeout: ClientError = { code: 'timeout', message: `connection ${id} did not settle within ${timeoutMs} ms` };
+    // Commits reach this subject only with the JetStream event store; with EventStoreDB the
+    // query, asked again every POLL_MS, is what sees the connection settle.
+    const sub = this.nc.subscribe(this.subjects.event(`connection.${id}`));
+    const messages = sub[Symbol.asyncIterator]();
     try {
       // Subscribed first, so an event after this query cannot be missed.
-      const now = await this.query<{ state: string; failure?: { reason: string }; closeReason?: string }>('connection', { id });
-      if (E.isRight(now) && ['established', 'failed', 'closed'].includes(now.right.state)) {
-        return E.right({ state: now.right.state, ...(now.right.failure ? { reason: now.right.failure.reason } : now.right.closeReason ? { reason: now.right.closeReason } : {}) });
-      }
-      for await (const m of sub) {
-        const commit = JSON.parse(dec.decode(m.data)) as Commit;
+      const now = await asked();
+      if (now) return E.right(now);
+      let next = messages.next();
+      for (let left = deadline - Date.now(); left > 0; left = deadline - Date.now()) {
+        let timer: NodeJS.Timeout | undefined;
+        const tick = new Promise<'tick'>((r) => (timer = setTimeout(() => r('tick'), Math.min(POLL_MS, left))));
+        const got = await Promise.race([next, tick]).finally(() => clearTimeout(timer));
+        if (got === 'tick') {
+          const polled = await asked();
+          if (polled) return E.right(polled);
+          continue;
+        }
+        if (got.done) break;
+        const commit = JSON.parse(dec.decode(got.value.data)) as Commit;
         for (const env of commit.events) {
           const s = settled(env.data as ConnectionEvent);
           if (s) return E.right(s);
         }
+        next = messages.next();
       }
-      return E.left({ code: 'timeout', message: `connection ${id} did not settle within ${timeoutMs} ms` });
+      return E.left(timeout);
     } catch {
-      return E.left({ code: 'timeout', message: `connection ${id} did not settle within ${timeoutMs} ms` });
+      return E.left(timeout);
     } finally {
       sub.unsubscribe();
     }

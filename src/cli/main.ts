@@ -11,6 +11,7 @@ import { MeshClient, type ClientError } from '../client.ts';
 import type { CommandBody, CommandKind } from '../contracts/commands.ts';
 import { parseDuration, parseLabels, parseMatch } from './parse.ts';
 import { age, labelsText, table } from './table.ts';
+import { chooseStore, STORE_OPTIONS } from './storeOption.ts';
 import { runAgent, runControlPlane, runUp, StartupError } from './up.ts';
 
 class CliError extends Error {}
@@ -24,7 +25,9 @@ const USAGE = `nsm - Network Service Mesh, event-sourced on NATS
 
 Run a mesh:
   nsm up [--data-dir DIR] [--nats-port N] [--http-port N] [--domain D] [--node NAME] [--dataplane simulated|linux]
-  nsm control-plane [--server URL] [--domain D] [--http-port N]
+         [--store jetstream|esdb] [--esdb-url URL]
+  nsm control-plane [--server URL] [--domain D] [--http-port N] [--store jetstream|esdb] [--esdb-url URL]
+    (--store esdb keeps events in EventStoreDB: --esdb-url or NSM_ESDB_URL, e.g. esdb://127.0.0.1:2113?tls=false)
   nsm agent --node NAME [--server URL] [--domain D] [--dataplane simulated|linux]
 
 Use it (--server URL or NSM_NATS_URL, --domain D or NSM_DOMAIN, --json for scripts):
@@ -104,6 +107,7 @@ const commands: Record<string, (args: string[]) => Promise<void>> = {
       'http-port': { type: 'string' },
       node: { type: 'string' },
       dataplane: { type: 'string' },
+      ...STORE_OPTIONS,
     });
     const domain = checkDomain(v.domain ?? defaultDomain());
     await runUp({
@@ -113,11 +117,13 @@ const commands: Record<string, (args: string[]) => Promise<void>> = {
       httpPort: port(v['http-port'], '--http-port', 8080),
       node: checkName('--node', v.node ?? defaultNode()),
       dataplane: v.dataplane ?? 'simulated',
+      store: must(chooseStore(v, env)),
     });
   },
   async 'control-plane'(args) {
-    const { values: v } = parse(args, { 'http-port': { type: 'string' } });
+    const { values: v } = parse(args, { 'http-port': { type: 'string' }, ...STORE_OPTIONS });
     await runControlPlane({
+      store: must(chooseStore(v, env)),
       url: v.server ?? env('NSM_NATS_URL') ?? 'nats://127.0.0.1:4222',
       domain: checkDomain(v.domain ?? defaultDomain()),
       ...(v['http-port'] ? { httpPort: port(v['http-port'], '--http-port', 0) } : {}),
