@@ -285,6 +285,8 @@ adapter('an append failing in transit is retried, then reported unavailable', as
   fake.appendFaults.push(...[1, 2, 3].map(() => ({ error: new UnavailableError() })));
   const r = await store.append(makeCommit('connection.down'), 'none')();
   assert.ok(E.isLeft(r) && r.left.kind === 'unavailable', 'gives up after appendAttempts');
+  const conflict = await store.append(makeCommit('connection.flaky'), 'none')();
+  assert.ok(E.isLeft(conflict) && conflict.left.message === 'stream connection.flaky is not at revision none (it is at 0)', E.isLeft(conflict) ? conflict.left.message : 'appended');
   const bad = await store.append(makeCommit('connection.x'), -3)();
   assert.ok(E.isLeft(bad) && bad.left.kind === 'wrong-expected-version' && /not a stream revision/.test(bad.left.message));
 });

@@ -181,7 +181,10 @@ export const esdbEventStore = (client: EsdbClient, domain: string, opts: EsdbSto
           if (errType(e) === ErrorType.WRONG_EXPECTED_VERSION) {
             // Lost a race against another append of this very commit?
             const raced = await findCommit(name, commit.commitId);
-            return raced ? stored(raced, true) : wrongVersion(`stream ${commit.stream} is not at revision ${String(expected)}: ${errorText(e)}`);
+            if (raced) return stored(raced, true);
+            const actual = (e as { actualVersion?: unknown }).actualVersion;
+            const at = actual === undefined ? '' : actual === 'no_stream' ? ' (it does not exist)' : ` (it is at ${String(actual)})`;
+            return wrongVersion(`stream ${commit.stream} is not at revision ${String(expected)}${at}`);
           }
           if (TRANSIENT.includes(errType(e) ?? '') && attempt < appendAttempts) {
             await sleep(Math.min(2000, 50 * 2 ** attempt));
