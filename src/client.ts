@@ -12,8 +12,9 @@ import type { CommandReply, QueryReply } from './contracts/replies.ts';
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
-/** How often waitForConnection asks for the connection's state besides listening for its events. */
+/** waitForConnection also asks for the connection's state, first after POLL_MS, then less often. */
 const POLL_MS = 250;
+const POLL_MAX_MS = 2000;
 
 export type OkReply = Extract<CommandReply, { ok: true }>;
 export type ClientError = { readonly code: string; readonly message: string };
@@ -117,7 +118,7 @@ export class MeshClient {
     };
     const timeout: ClientError = { code: 'timeout', message: `connection ${id} did not settle within ${timeoutMs} ms` };
     // Commits reach this subject only with the JetStream event store; with EventStoreDB the
-    // query, asked again every POLL_MS, is what sees the connection settle.
+    // query, asked again with a growing interval, is what sees the connection settle.
     const sub = this.nc.subscribe(this.subjects.event(`connection.${id}`));
     const messages = sub[Symbol.asyncIterator]();
     try {
@@ -125,13 +126,15 @@ export class MeshClient {
       const now = await asked();
       if (now) return E.right(now);
       let next = messages.next();
+      let pollMs = POLL_MS;
       for (let left = deadline - Date.now(); left > 0; left = deadline - Date.now()) {
         let timer: NodeJS.Timeout | undefined;
-        const tick = new Promise<'tick'>((r) => (timer = setTimeout(() => r('tick'), Math.min(POLL_MS, left))));
+        const tick = new Promise<'tick'>((r) => (timer = setTimeout(() => r('tick'), Math.min(pollMs, left))));
         const got = await Promise.race([next, tick]).finally(() => clearTimeout(timer));
         if (got === 'tick') {
           const polled = await asked();
           if (polled) return E.right(polled);
+          pollMs = Math.min(POLL_MAX_MS, pollMs * 2);
           continue;
         }
         if (got.done) break;
