@@ -13,6 +13,10 @@ import type { CommandReply, QueryReply } from './contracts/replies.ts';
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
+/** waitForConnection also asks for the connection's state, first after POLL_MS, then less often. */
+const POLL_MS = 250;
+const POLL_MAX_MS = 2000;
+
 export type OkReply = Extract<CommandReply, { ok: true }>;
 export type ClientError = { readonly code: string; readonly message: string };
 
@@ -112,23 +116,50 @@ export class MeshClient {
   async waitForConnection(id: string, timeoutMs: number): Promise<E.Either<ClientError, { state: string; reason?: string }>> {
     const settled = (ev: ConnectionEvent): { state: string; reason?: string } | undefined =>
       ev.type === 'ConnectionEstablished' ? { state: 'established' } : ev.type === 'ConnectionFailed' ? { state: 'failed', reason: ev.reason } : ev.type === 'ConnectionClosed' ? { state: 'closed', reason: ev.reason } : undefined;
-    const sub = this.nc.subscribe(this.subjects.event(`connection.${id}`), { timeout: timeoutMs });
+    const deadline = Date.now() + timeoutMs;
+    const asked = async (): Promise<{ state: string; reason?: string } | undefined> => {
+      const now = await this.query<{ state: string; failure?: { reason: string }; closeReason?: string }>('connection', { id }, Math.max(100, deadline - Date.now()));
+      if (E.isLeft(now) || !['established', 'failed', 'closed'].includes(now.right.state)) return undefined;
+      return { state: now.right.state, ...(now.right.failure ? { reason: now.right.failure.reason } : now.right.closeReason ? { reason: now.right.closeReason } : {}) };
+    };
+    const timeout: ClientError = { code: 'timeout', message: `connection ${id} did not settle within ${timeoutMs} ms` };
+    // Commits reach this subject only with the JetStream event store; with EventStoreDB the
+    // query, asked again with a growing interval, is what sees the connection settle.
+    const sub = this.nc.subscribe(this.subjects.event(`connection.${id}`));
+    const messages = sub[Symbol.asyncIterator]();
     try {
       // Subscribed first, so an event after this query cannot be missed.
-      const now = await this.query<{ state: string; failure?: { reason: string }; closeReason?: string }>('connection', { id });
-      if (E.isRight(now) && ['established', 'failed', 'closed'].includes(now.right.state)) {
-        return E.right({ state: now.right.state, ...(now.right.failure ? { reason: now.right.failure.reason } : now.right.closeReason ? { reason: now.right.closeReason } : {}) });
-      }
-      for await (const m of sub) {
-        const commit = JSON.parse(dec.decode(m.data)) as Commit;
-        for (const env of commit.events) {
-          const s = settled(env.data as ConnectionEvent);
-          if (s) return E.right(s);
+      const now = await asked();
+      if (now) return E.right(now);
+      let next = messages.next();
+      let pollMs = POLL_MS;
+      for (let left = deadline - Date.now(); left > 0; left = deadline - Date.now()) {
+        let timer: NodeJS.Timeout | undefined;
+        const tick = new Promise<'tick'>((r) => (timer = setTimeout(() => r('tick'), Math.min(pollMs, left))));
+        const got = await Promise.race([next, tick]).finally(() => clearTimeout(timer));
+        if (got === 'tick') {
+          const polled = await asked();
+          if (polled) return E.right(polled);
+          pollMs = Math.min(POLL_MAX_MS, pollMs * 2);
+          continue;
         }
+        if (got.done) break;
+        const commit = JSON.parse(dec.decode(got.value.data)) as Commit;
+        if (commit.events.some((env) => settled(env.data as ConnectionEvent))) {
+          // Read-your-writes: answer once the read model shows it too, so the caller's next
+          // query (addresses, endpoint) sees the settled connection.
+          for (;;) {
+            const confirmed = await asked();
+            if (confirmed) return E.right(confirmed);
+            if (Date.now() > deadline) return E.left(timeout);
+            await new Promise((r) => setTimeout(r, 10));
+          }
+        }
+        next = messages.next();
       }
-      return E.left({ code: 'timeout', message: `connection ${id} did not settle within ${timeoutMs} ms` });
+      return E.left(timeout);
     } catch {
-      return E.left({ code: 'timeout', message: `connection ${id} did not settle within ${timeoutMs} ms` });
+      return E.left(timeout);
     } finally {
       sub.unsubscribe();
     }

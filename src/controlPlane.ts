@@ -105,8 +105,10 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
     escalateWithinMs: healing.escalateWithinMs,
   });
 
-  // Process manager, driven by the ordered subscription from its checkpoint.
-  const pmStart = await checkpoints.read(PM_CHECKPOINT);
+  // Process manager, driven by the ordered subscription from its checkpoint. Positions belong to
+  // one store: a domain moved to another store must not resume from the old store's position.
+  const pmCheckpoint = store.kind === 'jetstream' ? PM_CHECKPOINT : `${PM_CHECKPOINT}-${store.kind}`;
+  const pmStart = await checkpoints.read(pmCheckpoint);
   const watermark = new Watermark(pmStart);
   const pmQueue = new KeyedQueue(opts.concurrency ?? 256);
   const handleWithRetry = async (commit: StoredCommit) => {
@@ -138,7 +140,7 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
   const checkpointTimer = setInterval(() => {
     const done = watermark.done;
     if (done > savedCheckpoint) {
-      checkpoints.write(PM_CHECKPOINT, done).then(
+      checkpoints.write(pmCheckpoint, done).then(
         () => (savedCheckpoint = Math.max(savedCheckpoint, done)),
         (e) => log.warn('could not save process manager checkpoint', { error: errorText(e) }),
       );
@@ -298,7 +300,7 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
       await subscription.stop();
       await pmQueue.drain();
       const done = watermark.done;
-      if (done > savedCheckpoint) await checkpoints.write(PM_CHECKPOINT, done).catch(() => undefined);
+      if (done > savedCheckpoint) await checkpoints.write(pmCheckpoint, done).catch(() => undefined);
       await store.close();
     },
   };

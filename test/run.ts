@@ -11,7 +11,8 @@
 // NSM_LOG_LEVEL (the components' JSON logs; defaults to `warn` for test processes so that
 // failures stay readable: run with NSM_LOG_LEVEL=info or debug to see everything).
 // The last line of output is always `N passed, N failed`; exit status is 1 on any
-// failure, or when no test ran at all.
+// failure, or when no test ran at all (a selection whose tests were all skipped, each for a
+// reason it printed, is not a failure: it says so and exits 0).
 
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
@@ -185,10 +186,10 @@ function summaryLine(o: Outcome): string {
   return `[${status}] ${rel(o.file)}: ${o.passed} passed, ${o.failed} failed${skipped} (${o.ms} ms)\n`;
 }
 
-function finish(passed: number, failed: number, why?: string): void {
+function finish(passed: number, failed: number, why?: string, allSkipped = false): void {
   if (why) out(`\n${why}\n`);
   out(`${passed} passed, ${failed} failed\n`);
-  process.exitCode = failed > 0 || passed === 0 ? 1 : 0;
+  process.exitCode = failed > 0 || (passed === 0 && !allSkipped) ? 1 : 0;
 }
 
 async function main(): Promise<void> {
@@ -238,9 +239,12 @@ async function main(): Promise<void> {
     }
   }
   if (interrupted) out(`\nInterrupted: ${files.length - outcomes.length} file(s) not run.\n`);
+  const skipped = outcomes.reduce((n, o) => n + o.skipped, 0);
+  const allSkipped = passed + failed === 0 && skipped > 0;
   let why: string | undefined;
-  if (passed + failed === 0) why = 'No tests ran: the selected files registered no tests.';
-  finish(passed, interrupted && failed === 0 ? 1 : failed, why);
+  if (allSkipped) why = `No tests ran: all ${skipped} selected test(s) were skipped; each printed why.`;
+  else if (passed + failed === 0) why = 'No tests ran: the selected files registered no tests.';
+  finish(passed, interrupted && failed === 0 ? 1 : failed, why, allSkipped);
   if (interrupted) process.exitCode = 130;
 }
 

@@ -39,6 +39,8 @@ const CASES = {
   crash: { args: ['crash'] },
   rawUvu: { args: ['raw-uvu'] },
   empty: { args: ['empty'] },
+  skipOnly: { args: ['skip-only'] },
+  passAndSkipOnly: { args: ['pass', 'skip-only'] },
   aggregate: { args: ['pass', 'fail-assert'] },
   noMatch: { args: [], env: { NSM_TEST_FILTER: 'no-such-test-file-anywhere' } },
 } satisfies Record<string, Case>;
@@ -184,6 +186,20 @@ s('file registering no tests', async (ctx) => {
   const r = await result(ctx, 'empty');
   expect(r, 1, '0 passed, 1 failed');
   assert.match(r.stdout, 'no tests registered');
+});
+
+s('file whose only test is skipped: not a failure, not "no tests registered", says all were skipped', async (ctx) => {
+  const r = await result(ctx, 'skipOnly');
+  expect(r, 0, '0 passed, 0 failed');
+  assert.match(r.stdout, /\[PASS\] test\/fixtures\/runner\/skip-only\.fixture\.ts: 0 passed, 0 failed, 1 skipped \(\d+ ms\)/);
+  assert.match(r.stdout, 'No tests ran: all 1 selected test(s) were skipped');
+  assert.not.match(r.stdout, 'no tests registered');
+});
+
+s('a skip-only file among others adds nothing but its skip', async (ctx) => {
+  const r = await result(ctx, 'passAndSkipOnly');
+  expect(r, 0, '6 passed, 0 failed');
+  assert.not.match(r.stdout, 'No tests ran');
 });
 
 s('timeout kills the file and everything it spawned', async (ctx) => {

@@ -11,6 +11,7 @@ import { MeshClient, type ClientError } from '../client.ts';
 import type { CommandBody, CommandKind } from '../contracts/commands.ts';
 import { parseDuration, parseLabels, parseMatch } from './parse.ts';
 import { age, labelsText, table } from './table.ts';
+import { chooseStore, STORE_OPTIONS } from './storeOption.ts';
 import { runAgent, runControlPlane, runUp, StartupError } from './up.ts';
 
 class CliError extends Error {}
@@ -25,7 +26,10 @@ const USAGE = `nsm - Network Service Mesh, event-sourced on NATS
 Run a mesh:
   nsm up [--data-dir DIR] [--nats-port N] [--http-port N] [--domain D] [--node NAME] [--dataplane simulated|linux]
          [--node-timeout 15s] [--down-grace 5m] [--liveness-interval 2s] [--heartbeat 5s]
+         [--store jetstream|esdb] [--esdb-url URL]
   nsm control-plane [--server URL] [--domain D] [--http-port N] [--node-timeout 15s] [--down-grace 5m]
+                    [--store jetstream|esdb] [--esdb-url URL]
+    (--store esdb keeps events in EventStoreDB: --esdb-url or NSM_ESDB_URL, e.g. esdb://127.0.0.1:2113?tls=false)
   nsm agent --node NAME [--server URL] [--domain D] [--dataplane simulated|linux] [--liveness-interval 2s] [--heartbeat 5s]
 
 Use it (--server URL or NSM_NATS_URL, --domain D or NSM_DOMAIN, --json for scripts):
@@ -142,6 +146,7 @@ const commands: Record<string, (args: string[]) => Promise<void>> = {
       dataplane: { type: 'string' },
       ...healingFlags,
       ...agentFlags,
+      ...STORE_OPTIONS,
     });
     const domain = checkDomain(v.domain ?? defaultDomain());
     await runUp({
@@ -153,12 +158,14 @@ const commands: Record<string, (args: string[]) => Promise<void>> = {
       httpPort: port(v['http-port'], '--http-port', 8080),
       node: checkName('--node', v.node ?? defaultNode()),
       dataplane: v.dataplane ?? 'simulated',
+      store: must(chooseStore(v, env)),
     });
   },
   async 'control-plane'(args) {
-    const { values: v } = parse(args, { 'http-port': { type: 'string' }, ...healingFlags });
+    const { values: v } = parse(args, { 'http-port': { type: 'string' }, ...healingFlags, ...STORE_OPTIONS });
     await runControlPlane({
       healing: healingOptions(v),
+      store: must(chooseStore(v, env)),
       url: v.server ?? env('NSM_NATS_URL') ?? 'nats://127.0.0.1:4222',
       domain: checkDomain(v.domain ?? defaultDomain()),
       ...(v['http-port'] ? { httpPort: port(v['http-port'], '--http-port', 0) } : {}),

@@ -2,6 +2,7 @@
 import type { Server } from 'node:http';
 import * as E from 'fp-ts/lib/Either.js';
 import { connect, type NatsConnection } from 'nats';
+import { connectEsdbEventStore } from '../../infra/eventstore/esdb.ts';
 import { createLogger, errorText, type Logger } from '../../infra/log.ts';
 import { startNatsServer, type RunningNatsServer } from '../../infra/natsServer.ts';
 import { startNodeAgent, type NodeAgent } from '../../node-agent/agent.ts';
@@ -9,7 +10,9 @@ import type { Dataplane } from '../../node-agent/dataplane.ts';
 import { simulatedDataplane } from '../../node-agent/simulatedDataplane.ts';
 import { startControlPlane, type ControlPlane } from '../controlPlane.ts';
 import type { HealingConfig } from '../healing/detector.ts';
+import type { EventStore } from '../eventStore.ts';
 import { startHttpApi } from '../http.ts';
+import { redactUrl, type StoreChoice } from './storeOption.ts';
 
 export class StartupError extends Error {}
 
@@ -29,6 +32,27 @@ const connectNats = async (url: string, name: string): Promise<NatsConnection> =
     throw new StartupError(`cannot reach NATS at ${url}: ${errorText(e)}`);
   }
 };
+
+/** The EventStoreDB store when chosen, checked to answer; undefined: the control plane's JetStream default. */
+const openStore = async (choice: StoreChoice, domain: string, log: Logger): Promise<EventStore | undefined> => {
+  if (choice.kind === 'jetstream') return undefined;
+  const where = redactUrl(choice.url);
+  let store: EventStore;
+  try {
+    store = connectEsdbEventStore(choice.url, domain, { log: createLogger('eventstore-esdb', { domain }) });
+  } catch (e) {
+    throw new StartupError(`--esdb-url ${where}: ${errorText(e)}`);
+  }
+  const last = await store.lastPosition()();
+  if (E.isLeft(last)) {
+    await store.close().catch(() => undefined);
+    throw new StartupError(`cannot use EventStoreDB at ${where}: ${last.left.message}`);
+  }
+  log.info('event store: EventStoreDB', { url: where, lastPosition: last.right });
+  return store;
+};
+
+const storeLabel = (choice: StoreChoice): string => (choice.kind === 'esdb' ? `EventStoreDB ${redactUrl(choice.url)}` : 'JetStream');
 
 /** Stops everything in reverse order on SIGINT/SIGTERM, then exits. */
 const untilSignal = (log: Logger, stops: (() => Promise<unknown>)[]): Promise<void> =>
@@ -63,6 +87,7 @@ export const runUp = async (o: {
   dataplane: string;
   healing?: Partial<HealingConfig>;
   agent?: AgentTimings;
+  store: StoreChoice;
 }) => {
   const log = createLogger('nsm-up', { domain: o.domain });
   const stops: (() => Promise<unknown>)[] = [];
@@ -76,7 +101,12 @@ export const runUp = async (o: {
     log.info('nats-server started', { url: nats.url, dataDir: o.dataDir, pid: nats.pid });
     const nc = await connectNats(nats.url, 'nsm-control-plane');
     stops.push(() => nc.close());
-    const cp = await startControlPlane({ nc, domain: o.domain, log: createLogger('control-plane', { domain: o.domain }), ...(o.healing ? { healing: o.healing } : {}) });
+    const store = await openStore(o.store, o.domain, log);
+    // Until the control plane owns the store (its stop() closes it).
+    const unowned = { store };
+    stops.push(async () => unowned.store?.close());
+    const cp = await startControlPlane({ nc, domain: o.domain, log: createLogger('control-plane', { domain: o.domain }), store, ...(o.healing ? { healing: o.healing } : {}) });
+    unowned.store = undefined;
     stops.push(() => cp.stop());
     const http = await startHttpApi(o.httpPort, '127.0.0.1', () => ({ model: cp.view.current, store: cp.store, heartbeats: cp.heartbeats }), log).catch((e) => {
       throw new StartupError(`HTTP API cannot listen on 127.0.0.1:${o.httpPort}: ${errorText(e)}`);
@@ -88,7 +118,7 @@ export const runUp = async (o: {
     stops.push(() => agent.stop());
     await agent.ready;
     process.stderr.write(
-      `\nmesh "${o.domain}" is up\n  NATS      ${nats.url}\n  HTTP API  http://127.0.0.1:${o.httpPort}/api/v1/\n  node      ${o.node} (${dataplane.kind} dataplane)\n  data      ${o.dataDir}\n` +
+      `\nmesh "${o.domain}" is up\n  NATS      ${nats.url}\n  events    ${storeLabel(o.store)}\n  HTTP API  http://127.0.0.1:${o.httpPort}/api/v1/\n  node      ${o.node} (${dataplane.kind} dataplane)\n  data      ${o.dataDir}\n` +
         `Use it from another shell:\n  export NSM_NATS_URL=${nats.url} NSM_DOMAIN=${o.domain}\n  nsm status; nsm --help\nStop with Ctrl-C.\n\n`,
     );
   } catch (e) {
@@ -98,16 +128,25 @@ export const runUp = async (o: {
   await untilSignal(log, stops);
 };
 
-export const runControlPlane = async (o: { url: string; domain: string; httpPort?: number; healing?: Partial<HealingConfig> }) => {
+export const runControlPlane = async (o: { url: string; domain: string; httpPort?: number; healing?: Partial<HealingConfig>; store: StoreChoice }) => {
   const log = createLogger('control-plane', { domain: o.domain });
   const nc = await connectNats(o.url, 'nsm-control-plane');
-  const cp: ControlPlane = await startControlPlane({ nc, domain: o.domain, log, ...(o.healing ? { healing: o.healing } : {}) });
+  let store: EventStore | undefined;
+  let cp: ControlPlane;
+  try {
+    store = await openStore(o.store, o.domain, log);
+    cp = await startControlPlane({ nc, domain: o.domain, log, store, ...(o.healing ? { healing: o.healing } : {}) });
+  } catch (e) {
+    await store?.close().catch(() => undefined);
+    await nc.close().catch(() => undefined);
+    throw e;
+  }
   const stops: (() => Promise<unknown>)[] = [async () => log.info('control plane stopped', { ...cp.stats }), () => nc.close(), () => cp.stop()];
   if (o.httpPort !== undefined) {
     const http: Server = await startHttpApi(o.httpPort, '127.0.0.1', () => ({ model: cp.view.current, store: cp.store, heartbeats: cp.heartbeats }), log);
     stops.push(() => new Promise((r) => http.close(r)));
   }
-  log.info('control plane running', { url: o.url });
+  log.info('control plane running', { url: o.url, events: storeLabel(o.store) });
   await untilSignal(log, stops);
 };
 
