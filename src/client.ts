@@ -5,7 +5,7 @@ import * as E from 'fp-ts/lib/Either.js';
 import { connect, type NatsConnection } from 'nats';
 import type { ConnectionEvent } from '../aggregates/connection.ts';
 import { COMMAND_MAX_BYTES } from '../infra/nats/streams.ts';
-import { subjectsFor, type Subjects } from '../infra/nats/subjects.ts';
+import { subjectsFor, toActorToken, type Subjects } from '../infra/nats/subjects.ts';
 import type { CommandBody, CommandKind } from './contracts/commands.ts';
 import type { Commit } from './contracts/envelope.ts';
 import type { CommandReply, QueryReply } from './contracts/replies.ts';
@@ -31,12 +31,15 @@ export interface MeshClientOptions {
 
 export class MeshClient {
   readonly subjects: Subjects;
+  /** The actor as it appears in subjects (see ACTOR_PATTERN). */
+  readonly actor: string;
   private constructor(
     readonly nc: NatsConnection,
     private readonly opts: MeshClientOptions,
     private readonly owned: boolean,
   ) {
     this.subjects = subjectsFor(opts.domain);
+    this.actor = toActorToken(opts.actor);
   }
 
   static async connect(url: string, opts: MeshClientOptions): Promise<E.Either<ClientError, MeshClient>> {
@@ -64,9 +67,9 @@ export class MeshClient {
     const id = o.id ?? randomUUID();
     const timeout = o.timeoutMs ?? this.opts.timeoutMs ?? 10000;
     const wait = o.wait ?? true;
-    const sub = wait ? this.nc.subscribe(this.subjects.reply(id), { max: 1, timeout }) : undefined;
+    const sub = wait ? this.nc.subscribe(this.subjects.reply(this.actor, id), { max: 1, timeout }) : undefined;
     const data = enc.encode(
-      JSON.stringify({ id, actor: this.opts.actor, body, ...(o.correlationId ? { correlationId: o.correlationId } : {}), ...(o.causationId ? { causationId: o.causationId } : {}) }),
+      JSON.stringify({ id, actor: this.actor, body, ...(o.correlationId ? { correlationId: o.correlationId } : {}), ...(o.causationId ? { causationId: o.causationId } : {}) }),
     );
     // The command stream refuses larger messages; say so in the caller's terms before trying.
     if (data.byteLength > COMMAND_MAX_BYTES) {
@@ -76,7 +79,7 @@ export class MeshClient {
     const [aggregate, verb] = kind.split('.') as [string, string];
     for (let attempt = 1; ; attempt++) {
       try {
-        await this.nc.jetstream().publish(this.subjects.command(aggregate, verb), data, { msgID: id, timeout: 5000 });
+        await this.nc.jetstream().publish(this.subjects.command(aggregate, verb, this.actor), data, { msgID: id, timeout: 5000 });
         break;
       } catch (e) {
         const code = (e as { code?: string }).code;
@@ -100,7 +103,7 @@ export class MeshClient {
 
   async query<T = unknown>(name: string, params: unknown = {}, timeoutMs?: number): Promise<E.Either<ClientError, T>> {
     try {
-      const m = await this.nc.request(this.subjects.query(name), enc.encode(JSON.stringify(params)), { timeout: timeoutMs ?? this.opts.timeoutMs ?? 10000 });
+      const m = await this.nc.request(this.subjects.query(this.actor, name), enc.encode(JSON.stringify(params)), { timeout: timeoutMs ?? this.opts.timeoutMs ?? 10000 });
       const r = JSON.parse(dec.decode(m.data)) as QueryReply<T>;
       return r.ok ? E.right(r.result) : E.left({ code: 'query', message: r.error });
     } catch (e) {
@@ -123,9 +126,9 @@ export class MeshClient {
       return { state: now.right.state, ...(now.right.failure ? { reason: now.right.failure.reason } : now.right.closeReason ? { reason: now.right.closeReason } : {}) };
     };
     const timeout: ClientError = { code: 'timeout', message: `connection ${id} did not settle within ${timeoutMs} ms` };
-    // Commits reach this subject only with the JetStream event store; with EventStoreDB the
-    // query, asked again with a growing interval, is what sees the connection settle.
-    const sub = this.nc.subscribe(this.subjects.event(`connection.${id}`));
+    // The control plane announces the connection's commits to the actor that asked for it; the
+    // query, asked again with a growing interval, covers a connection asked for by someone else.
+    const sub = this.nc.subscribe(this.subjects.notify(this.actor, `connection.${id}`));
     const messages = sub[Symbol.asyncIterator]();
     try {
       // Subscribed first, so an event after this query cannot be missed.

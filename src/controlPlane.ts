@@ -5,9 +5,10 @@ import { AckPolicy, DeliverPolicy, nanos, type ConsumerMessages, type JsMsg, typ
 import { errorText, type Logger } from '../infra/log.ts';
 import { jetStreamEventStore } from '../infra/eventstore/jetstream.ts';
 import { COMMAND_MAX_BYTES, ensureStreams } from '../infra/nats/streams.ts';
-import { subjectsFor, type Subjects } from '../infra/nats/subjects.ts';
+import { ACTOR_PATTERN, parseCommandSubject, parseQuerySubject, subjectsFor, toActorToken, type Subjects } from '../infra/nats/subjects.ts';
+import { withConnectionNotifications } from './notifications.ts';
 import { natsCheckpoints, Watermark, type Checkpoints } from './checkpoint.ts';
-import { COMMAND_KINDS, decodeCommand, ID_PATTERN, kindFromSubject, type CommandMessage } from './contracts/commands.ts';
+import { COMMAND_KINDS, decodeCommand, ID_PATTERN, isCommandKind, senderProblem, type CommandMessage } from './contracts/commands.ts';
 import * as D from './contracts/decode.ts';
 import type { StoredCommit } from './contracts/envelope.ts';
 import type { NodeCommand } from './contracts/nodeCommands.ts';
@@ -65,8 +66,13 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
   const jsm = await nc.jetstreamManager();
   const js = nc.jetstream();
   await ensureStreams(jsm, subjects);
-  const store = opts.store ?? (await jetStreamEventStore(nc, subjects));
   const view = new MeshView();
+  const rawStore = opts.store ?? (await jetStreamEventStore(nc, subjects));
+  const store = withConnectionNotifications(
+    rawStore,
+    (id) => view.current.connections.byId[id]?.actor,
+    (actor, commit) => nc.publish(subjects.notify(toActorToken(actor), commit.stream), enc.encode(JSON.stringify(commit))),
+  );
   // A new connection id is the common case for a request: skip the read that would find nothing.
   const repo = new Repository(store, (stream) => stream.startsWith('connection.') && view.current.connections.byId[stream.slice('connection.'.length)] === undefined);
   const checkpoints: Checkpoints = await natsCheckpoints(nc, opts.domain);
@@ -171,12 +177,12 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
       max_ack_pending: 2000,
     });
   }
-  const reply = (commandId: string, r: CommandReply) => {
-    if (ID_PATTERN.test(commandId)) nc.publish(subjects.reply(commandId), enc.encode(JSON.stringify(r)));
+  const reply = (actor: string, commandId: string, r: CommandReply) => {
+    if (ID_PATTERN.test(commandId) && ACTOR_PATTERN.test(actor)) nc.publish(subjects.reply(actor, commandId), enc.encode(JSON.stringify(r)));
   };
-  const rejectMsg = (m: JsMsg, commandId: string | undefined, code: ReplyErrorCode, message: string) => {
+  const rejectMsg = (m: JsMsg, actor: string | undefined, commandId: string | undefined, code: ReplyErrorCode, message: string) => {
     log.info('command rejected', { subject: m.subject, commandId, code, reason: message });
-    if (commandId) reply(commandId, { ok: false, commandId, error: { code, message } });
+    if (commandId && actor) reply(actor, commandId, { ok: false, commandId, error: { code, message } });
     stats.commandsRejected++;
     m.term();
   };
@@ -191,7 +197,7 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
       now,
     }, { onDecided: countSelection });
     if (E.isLeft(r)) {
-      if (r.left.kind === 'domain') return rejectMsg(m, msg.id, r.left.error.code, r.left.error.message);
+      if (r.left.kind === 'domain') return rejectMsg(m, msg.actor, msg.id, r.left.error.code, r.left.error.message);
       // Infrastructure trouble: leave the command for redelivery.
       log.warn('command deferred', { commandId: msg.id, error: execErrorMessage(r.left) });
       m.nak(1000);
@@ -200,7 +206,7 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
     // Answer only once our own view holds the commit, so the client's next command sees it.
     if (r.right.position !== undefined) await view.waitFor(Number(r.right.position)).catch(() => undefined);
     r.right.settle?.();
-    reply(msg.id, {
+    reply(msg.actor, msg.id, {
       ok: true,
       commandId: msg.id,
       stream: r.right.stream,
@@ -217,24 +223,34 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
   const messages: ConsumerMessages = await consumer.consume({ max_messages: 512 });
   const commandLoop = (async () => {
     for await (const m of messages) {
-      const kind = kindFromSubject(m.subject, opts.domain);
+      const addressed = parseCommandSubject(subjects, m.subject);
       const parsed = D.parseJson(m.data, COMMAND_MAX_BYTES);
       // Where to answer: the command's own id, else its JetStream msgID, so that even a message
-      // that is not JSON, or has no usable id, gets its error on nsm.<domain>.reply.<id>.
+      // that is not JSON, or has no usable id, gets its error on nsm.<domain>.reply.<actor>.<id>.
       const bodyId = E.isRight(parsed) ? (parsed.right as { id?: unknown } | null)?.id : undefined;
       const msgId = m.headers?.get('Nats-Msg-Id');
       const claimedId = typeof bodyId === 'string' && ID_PATTERN.test(bodyId) ? bodyId : msgId && ID_PATTERN.test(msgId) ? msgId : undefined;
-      if (!kind) {
-        rejectMsg(m, claimedId, 'unknown-command', `unknown command "${m.subject.split('.').slice(3).join('.')}"; known: ${COMMAND_KINDS.join(', ')}`);
+      if (!addressed) {
+        rejectMsg(m, undefined, claimedId, 'unknown-command', `"${m.subject}" is not a command subject (nsm.${opts.domain}.cmd.<aggregate>.<verb>.<actor>)`);
+        continue;
+      }
+      const { kind, actor } = addressed;
+      if (!isCommandKind(kind)) {
+        rejectMsg(m, actor, claimedId, 'unknown-command', `unknown command "${kind}"; known: ${COMMAND_KINDS.join(', ')}`);
         continue;
       }
       if (E.isLeft(parsed)) {
-        rejectMsg(m, claimedId, 'invalid', `${kind}: ${parsed.left.message}`);
+        rejectMsg(m, actor, claimedId, 'invalid', `${kind}: ${parsed.left.message}`);
         continue;
       }
-      const decoded = decodeCommand(kind, parsed.right);
+      const decoded = decodeCommand(kind, actor, parsed.right);
       if (E.isLeft(decoded)) {
-        rejectMsg(m, claimedId, 'invalid', `${kind}: ${D.formatDecodeError(decoded.left)}`);
+        rejectMsg(m, actor, claimedId, 'invalid', `${kind}: ${D.formatDecodeError(decoded.left)}`);
+        continue;
+      }
+      const impostor = senderProblem(decoded.right);
+      if (impostor) {
+        rejectMsg(m, actor, claimedId, 'forbidden', impostor);
         continue;
       }
       const stream = route(decoded.right, view.current, now()).stream;
@@ -252,7 +268,9 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
     queue: 'nsm-query',
     callback: (err, m) => {
       if (err) return;
-      const name = m.subject.slice(subjects.query('').length);
+      const addressed = parseQuerySubject(subjects, m.subject);
+      if (!addressed) return;
+      const { name } = addressed;
       const parsed = m.data.length === 0 ? E.right({}) : D.parseJson(m.data, 64 * 1024);
       const answer = (r: QueryReply) => m.respond(enc.encode(JSON.stringify(r)));
       if (E.isLeft(parsed)) return answer({ ok: false, error: parsed.left.message });

@@ -3,18 +3,30 @@
 export const DOMAIN_PATTERN = /^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$/;
 export const DOMAIN_HINT = 'use 1-32 lowercase letters, digits or "-"';
 
+/**
+ * Who sends a command or asks a query is a token of its subject, so that NATS permissions can
+ * pin each identity to its own subjects (a user may publish only nsm.<d>.cmd.*.*.<itself>).
+ * Subject tokens cannot hold ".", "*", ">" or spaces.
+ */
+export const ACTOR_PATTERN = /^[A-Za-z0-9_:@+=-]{1,128}$/;
+export const ACTOR_HINT = 'letters, digits and _ : @ + = - (no dots or spaces), at most 128';
+/** A name made into an actor token: other characters become "_". */
+export const toActorToken = (s: string): string => s.replace(/[^A-Za-z0-9_:@+=-]/g, '_').slice(0, 128) || '_';
+
 export interface Subjects {
   readonly domain: string;
   event(stream: string): string;
   readonly allEvents: string;
-  command(aggregate: string, verb: string): string;
+  command(aggregate: string, verb: string, actor: string): string;
   readonly allCommands: string;
-  reply(commandId: string): string;
+  reply(actor: string, commandId: string): string;
+  /** Progress of one stream for the actor that owns it (a client's own connections). */
+  notify(actor: string, stream: string): string;
   nodeCommands(node: string): string;
   readonly allNodeCommands: string;
   heartbeat(node: string): string;
   readonly allHeartbeats: string;
-  query(name: string): string;
+  query(actor: string, name: string): string;
   readonly allQueries: string;
   readonly streams: { readonly events: string; readonly commands: string; readonly nodeCommands: string };
 }
@@ -26,15 +38,16 @@ export const subjectsFor = (domain: string): Subjects => {
     domain,
     event: (stream) => `${p}.evt.${stream}`,
     allEvents: `${p}.evt.>`,
-    command: (aggregate, verb) => `${p}.cmd.${aggregate}.${verb}`,
+    command: (aggregate, verb, actor) => `${p}.cmd.${aggregate}.${verb}.${actor}`,
     allCommands: `${p}.cmd.>`,
-    reply: (commandId) => `${p}.reply.${commandId}`,
+    reply: (actor, commandId) => `${p}.reply.${actor}.${commandId}`,
+    notify: (actor, stream) => `${p}.notify.${actor}.${stream}`,
     nodeCommands: (node) => `${p}.node.${node}.cmd`,
     allNodeCommands: `${p}.node.*.cmd`,
     heartbeat: (node) => `${p}.hb.${node}`,
     allHeartbeats: `${p}.hb.*`,
-    query: (name) => `${p}.query.${name}`,
-    allQueries: `${p}.query.>`,
+    query: (actor, name) => `${p}.query.${actor}.${name}`,
+    allQueries: `${p}.query.*.*`,
     streams: { events: `NSM_${upper}_EVENTS`, commands: `NSM_${upper}_COMMANDS`, nodeCommands: `NSM_${upper}_NODE` },
   };
 };
@@ -42,3 +55,18 @@ export const subjectsFor = (domain: string): Subjects => {
 /** The stream name ("connection.<id>") from an event subject. */
 export const streamFromEventSubject = (subjects: Subjects, subject: string): string =>
   subject.slice(`nsm.${subjects.domain}.evt.`.length);
+
+/** "nsm.<d>.cmd.<aggregate>.<verb>.<actor>" -> its parts; undefined when it has another shape. */
+export const parseCommandSubject = (subjects: Subjects, subject: string): { kind: string; actor: string } | undefined => {
+  const prefix = `nsm.${subjects.domain}.cmd.`;
+  if (!subject.startsWith(prefix)) return undefined;
+  const tokens = subject.slice(prefix.length).split('.');
+  if (tokens.length !== 3) return undefined;
+  return { kind: `${tokens[0]}.${tokens[1]}`, actor: tokens[2]! };
+};
+
+/** "nsm.<d>.query.<actor>.<name>" -> its parts. */
+export const parseQuerySubject = (subjects: Subjects, subject: string): { actor: string; name: string } | undefined => {
+  const tokens = subject.slice(`nsm.${subjects.domain}.query.`.length).split('.');
+  return tokens.length === 2 ? { actor: tokens[0]!, name: tokens[1]! } : undefined;
+};

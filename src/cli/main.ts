@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import * as E from 'fp-ts/lib/Either.js';
 import { NAME_PATTERN } from '../../aggregates/domain.ts';
-import { DOMAIN_HINT, DOMAIN_PATTERN } from '../../infra/nats/subjects.ts';
+import { DOMAIN_HINT, DOMAIN_PATTERN, toActorToken } from '../../infra/nats/subjects.ts';
 import { MeshClient, type ClientError } from '../client.ts';
 import type { CommandBody, CommandKind } from '../contracts/commands.ts';
 import { parseDuration, parseLabels, parseMatch } from './parse.ts';
@@ -68,7 +68,8 @@ const parse = <O extends NonNullable<ParseArgsConfig['options']>>(args: string[]
 const env = (k: string): string | undefined => (process.env[k] && process.env[k]!.length > 0 ? process.env[k] : undefined);
 const defaultDomain = () => env('NSM_DOMAIN') ?? 'default';
 const defaultNode = () => env('NSM_NODE') ?? (hostname().replace(/[^A-Za-z0-9_-]/g, '-').slice(0, 63) || 'node');
-const defaultActor = () => env('NSM_ACTOR') ?? `${userInfo().username}@${hostname()}`.replace(/[^\x21-\x7e]/g, '_');
+// The actor is a subject token: a host name's dots become "_" (toActorToken).
+const defaultActor = () => toActorToken(env('NSM_ACTOR') ?? `${userInfo().username}@${hostname()}`);
 export const defaultDataDir = (domain: string) => join(env('XDG_DATA_HOME') ?? join(homedir(), '.local', 'share'), 'nsm', domain);
 
 const checkDomain = (d: string) => (DOMAIN_PATTERN.test(d) ? d : fail(`--domain ${JSON.stringify(d)}: ${DOMAIN_HINT}`));

@@ -3,6 +3,7 @@
 import * as E from 'fp-ts/lib/Either.js';
 import { MECHANISM_TYPES, NAME_HINT, NAME_PATTERN, type Labels, type Match, type MechanismType, type Payload } from '../../aggregates/domain.ts';
 import { parseCidr, parseIpv4 } from '../../aggregates/ip.ts';
+import { ACTOR_HINT, ACTOR_PATTERN } from '../../infra/nats/subjects.ts';
 import * as D from './decode.ts';
 
 export const ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
@@ -30,7 +31,7 @@ export const interfaceAddress = D.refine(D.string({ min: 9, max: 18, pattern: /^
 export const netns = D.string({ min: 1, max: 255, pattern: /^[A-Za-z0-9_.\/-]+$/, patternHint: 'a namespace name or path' });
 const payload: D.Decoder<Payload> = D.literal('IP', 'ETHERNET');
 const mechanism: D.Decoder<MechanismType> = D.literal(...MECHANISM_TYPES);
-const actor = D.string({ min: 1, max: 128, pattern: /^[\x21-\x7e]+$/, patternHint: 'printable ASCII without spaces' });
+const actor = D.string({ min: 1, max: 128, pattern: ACTOR_PATTERN, patternHint: ACTOR_HINT });
 
 const match: D.Decoder<Match> = D.map(
   D.object(
@@ -103,19 +104,33 @@ export interface CommandMessage<K extends CommandKind = CommandKind> {
 
 /** Correlation and causation ids may be any event, command or workflow id: a wider charset than command ids. */
 const traceId = D.string({ min: 1, max: 200, pattern: /^[A-Za-z0-9_.:-]+$/, patternHint: 'an id' });
-const envelopeShape = D.object({ id, actor, body: (v, _p) => E.right(v) }, { correlationId: traceId, causationId: traceId });
+// The actor is the subject's last token; the body may repeat it, and then it must agree.
+const envelopeShape = D.object({ id, body: (v, _p) => E.right(v) }, { actor, correlationId: traceId, causationId: traceId });
 
-export const kindFromSubject = (subject: string, domain: string): CommandKind | undefined => {
-  const prefix = `nsm.${domain}.cmd.`;
-  if (!subject.startsWith(prefix)) return undefined;
-  const kind = subject.slice(prefix.length);
-  return (COMMAND_KINDS as string[]).includes(kind) ? (kind as CommandKind) : undefined;
-};
+export const isCommandKind = (kind: string): kind is CommandKind => (COMMAND_KINDS as string[]).includes(kind);
 
-export const decodeCommand = <K extends CommandKind>(kind: K, input: unknown): E.Either<D.DecodeError, CommandMessage<K>> => {
+export const decodeCommand = <K extends CommandKind>(kind: K, subjectActor: string, input: unknown): E.Either<D.DecodeError, CommandMessage<K>> => {
+  if (!ACTOR_PATTERN.test(subjectActor)) return E.left({ path: 'subject', message: `actor token ${JSON.stringify(subjectActor)}: ${ACTOR_HINT}` });
   const env = envelopeShape(input, '');
   if (E.isLeft(env)) return env;
+  if (env.right.actor !== undefined && env.right.actor !== subjectActor) {
+    return E.left({ path: 'actor', message: `"${env.right.actor}" differs from the sender named in the subject, "${subjectActor}"` });
+  }
   const body = bodies[kind](env.right.body, 'body');
   if (E.isLeft(body)) return body;
-  return E.right({ ...env.right, kind, body: body.right as CommandBody<K> });
+  const { actor: _a, ...rest } = env.right;
+  return E.right({ ...rest, actor: subjectActor, kind, body: body.right as CommandBody<K> });
 };
+
+/**
+ * Commands that speak for a node must come from that node's agent: its actor is "agent:<node>".
+ * With authentication on, NATS permissions make the subject's actor trustworthy; this check
+ * then keeps one node from reporting on or joining as another.
+ */
+export const senderProblem = (msg: CommandMessage): string | undefined => {
+  const node = msg.kind === 'connection.report' ? (msg as CommandMessage<'connection.report'>).body.node : msg.kind === 'node.join' ? (msg as CommandMessage<'node.join'>).body.name : undefined;
+  if (node === undefined || msg.actor === agentActor(node)) return undefined;
+  return `${msg.kind} for node "${node}" must come from its agent ("${agentActor(node)}"), not "${msg.actor}"`;
+};
+
+export const agentActor = (node: string): string => `agent:${node}`;

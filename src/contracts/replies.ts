@@ -8,7 +8,8 @@ export type ReplyErrorCode =
   | 'wrong-state'
   | 'pool-exhausted'
   | 'unsupported'
-  | 'unavailable';
+  | 'unavailable'
+  | 'forbidden';
 
 export type CommandReply =
   | {

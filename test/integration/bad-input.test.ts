@@ -36,14 +36,14 @@ s.after(async (ctx) => {
 });
 
 /**
- * Publishes raw bytes onto a command subject with a msgID, as any NATS client could, and
- * returns the control plane's answer on nsm.<domain>.reply.<msgID>.
+ * Publishes raw bytes onto a command subject (nsm.<domain>.cmd.<kind>.<actor>) with a msgID, as
+ * any NATS client could, and returns the control plane's answer on nsm.<domain>.reply.<actor>.<msgID>.
  */
-const raw = async (ctx: Ctx, subjectTail: string, payload: string | Uint8Array | ((id: string) => string)): Promise<CommandReply> => {
+const raw = async (ctx: Ctx, subjectTail: string, payload: string | Uint8Array | ((id: string) => string), actor = 'tester'): Promise<CommandReply> => {
   const id = randomUUID();
   const bytes = typeof payload === 'function' ? enc.encode(payload(id)) : typeof payload === 'string' ? enc.encode(payload) : payload;
-  const sub = ctx.nc!.subscribe(`nsm.bad.reply.${id}`, { max: 1, timeout: 10000 });
-  await ctx.nc!.jetstream().publish(`nsm.bad.cmd.${subjectTail}`, bytes, { msgID: id });
+  const sub = ctx.nc!.subscribe(`nsm.bad.reply.${actor}.${id}`, { max: 1, timeout: 10000 });
+  await ctx.nc!.jetstream().publish(`nsm.bad.cmd.${subjectTail}.${actor}`, bytes, { msgID: id });
   for await (const m of sub) return JSON.parse(dec.decode(m.data)) as CommandReply;
   throw new Error(`no reply to ${subjectTail}`);
 };
@@ -65,7 +65,7 @@ s('missing fields are named by their path', async (ctx) => {
   rejected(await raw(ctx, 'service.register', envelope({})), 'invalid', 'service.register', 'body.name: is required');
   rejected(await raw(ctx, 'endpoint.register', envelope({ name: 'ep2', node: 'n1' })), 'invalid', 'body.networkServiceNames: is required');
   rejected(await raw(ctx, 'connection.request', envelope({ connectionId: 'c1', networkService: 'svc' })), 'invalid', 'body.clientNode: is required');
-  rejected(await raw(ctx, 'service.register', (id) => JSON.stringify({ id, body: { name: 'x' } })), 'invalid', 'actor: is required');
+  rejected(await raw(ctx, 'service.register', (id) => JSON.stringify({ id, actor: 'someone-else', body: { name: 'x' } })), 'invalid', 'actor: "someone-else" differs from the sender named in the subject, "tester"');
   rejected(await raw(ctx, 'service.register', (id) => JSON.stringify({ id, actor: 'tester' })), 'invalid', 'body: is required');
 });
 
@@ -107,6 +107,14 @@ s('bad CIDRs and bad names', async (ctx) => {
   rejected(await raw(ctx, 'connection.request', envelope({ connectionId: 'has space', networkService: 'svc', clientNode: 'n1' })), 'invalid', 'body.connectionId: invalid value');
 });
 
+s('a command that speaks for a node must come from that node\'s agent', async (ctx) => {
+  const report = envelope({ connectionId: 'c1', node: 'n1', side: 'client', generation: 1, result: 'programmed' });
+  rejected(await raw(ctx, 'connection.report', report), 'forbidden', 'connection.report for node "n1" must come from its agent ("agent:n1"), not "tester"');
+  const reportWithoutActor = (id: string) => JSON.stringify({ id, body: { connectionId: 'c1', node: 'n1', side: 'client', generation: 1, result: 'programmed' } });
+  rejected(await raw(ctx, 'connection.report', reportWithoutActor, 'agent:n2'), 'forbidden', 'not "agent:n2"');
+  rejected(await raw(ctx, 'node.join', envelope({ name: 'n9', mechanisms: ['kernel'], dataplane: 'simulated' })), 'forbidden', 'node.join for node "n9"');
+});
+
 s('an unknown command verb or aggregate', async (ctx) => {
   rejected(await raw(ctx, 'service.explode', envelope({ name: 'x' })), 'unknown-command', 'unknown command "service.explode"', 'service.register');
   rejected(await raw(ctx, 'widget.register', envelope({ name: 'x' })), 'unknown-command', 'unknown command "widget.register"');
@@ -136,14 +144,14 @@ s('an oversize command is refused when it is published', async (ctx) => {
   const id = randomUUID();
   const err = await ctx
     .nc!.jetstream()
-    .publish('nsm.bad.cmd.service.register', enc.encode(envelope(big)(id)), { msgID: id })
+    .publish('nsm.bad.cmd.service.register.tester', enc.encode(envelope(big)(id)), { msgID: id })
     .then(() => undefined, (e: Error) => e);
   assert.ok(err, 'the server refuses the publish');
   assert.match(err!.message, /message size exceeds maximum allowed/);
   // A core NATS publish gets no ack and is not stored: nothing reaches the control plane.
   const h = headers();
   h.set('Nats-Msg-Id', randomUUID());
-  ctx.nc!.publish('nsm.bad.cmd.service.register', enc.encode(envelope(big)(randomUUID())), { headers: h });
+  ctx.nc!.publish('nsm.bad.cmd.service.register.tester', enc.encode(envelope(big)(randomUUID())), { headers: h });
   await ctx.nc!.flush();
 });
 
