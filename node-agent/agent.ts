@@ -19,7 +19,9 @@ export interface NodeAgentOptions {
   readonly heartbeatMs?: number;
   readonly underlayAddress?: string;
   readonly mtu?: number;
-  readonly publicKeys?: Record<string, string>;
+  readonly publicKeys?: Readonly<Record<string, string>>;
+  /** Prefixes the node routes itself: excluded from address allocation. */
+  readonly localPrefixes?: readonly string[];
 }
 
 export interface NodeAgent {
@@ -94,7 +96,8 @@ export const startNodeAgent = async (opts: NodeAgentOptions): Promise<NodeAgent>
         dataplane: dataplane.kind,
         ...(opts.underlayAddress ? { underlayAddress: opts.underlayAddress } : {}),
         ...(opts.mtu ? { mtu: opts.mtu } : {}),
-        ...(opts.publicKeys ? { publicKeys: opts.publicKeys } : {}),
+        ...(opts.publicKeys ? { publicKeys: { ...opts.publicKeys } } : {}),
+        ...(opts.localPrefixes && opts.localPrefixes.length > 0 ? { localPrefixes: [...opts.localPrefixes] } : {}),
       },
       { wait: false },
     );
