@@ -2,12 +2,20 @@
 // result for one side of one connection, so applying it twice, or late, is harmless.
 import * as E from 'fp-ts/lib/Either.js';
 import { MECHANISM_TYPES } from '../../aggregates/domain.ts';
+import { parseIpv4 } from '../../aggregates/ip.ts';
 import { cidr, id, name, netns } from './commands.ts';
 import * as D from './decode.ts';
 
 const ifname = D.string({ min: 1, max: 15, pattern: /^[A-Za-z0-9_-]+$/, patternHint: 'a Linux interface name' });
 const mech = D.literal(...MECHANISM_TYPES);
 const address = D.string({ min: 1, max: 45, pattern: /^[0-9a-fA-F.:]+$/, patternHint: 'an IP address' });
+/** An interface address with its prefix length, e.g. "10.0.0.3/24" (ETHERNET payload): host bits set on purpose. */
+const interfaceAddress = D.refine(D.string({ min: 1, max: 18 }), (s) => {
+  const [addr, len, ...rest] = s.split('/');
+  return rest.length === 0 && addr !== undefined && parseIpv4(addr) !== undefined && len !== undefined && /^\d{1,2}$/.test(len) && Number(len) <= 32
+    ? undefined
+    : `${JSON.stringify(s)} is not an IPv4 interface address like 10.0.0.3/24`;
+});
 
 export const sideSpec = D.object(
   {
@@ -20,7 +28,7 @@ export const sideSpec = D.object(
     payload: D.literal('IP', 'ETHERNET'),
     interfaceName: ifname,
     mechanism: D.object({ local: D.literal('kernel') }, { remote: D.literal('vxlan', 'wireguard') }),
-    addresses: D.array(cidr, { max: 16 }),
+    addresses: D.array(interfaceAddress, { max: 16 }),
     routes: D.array(cidr, { max: 64 }),
     mtu: D.integer({ min: 0, max: 65535 }),
   },
