@@ -10,7 +10,7 @@ import type { MeshClient } from '../../src/client.ts';
 import { installCounters, startCapture, type Packet } from '../lib/capture.ts';
 import { suite } from '../lib/harness.ts';
 import { must } from '../lib/mesh.ts';
-import { addressOf, leftovers, linksIn, rulesIn, sh, startLab, type ConnectionView, type Lab } from '../lib/netns.ts';
+import { addressOf, leftovers, linksIn, meshRoutesIn, rulesIn, sh, startLab, type ConnectionView, type Lab } from '../lib/netns.ts';
 
 const PATTERN = 'feedfacecafebeef';
 const PATTERN_BYTES = Buffer.from(PATTERN, 'hex');
@@ -54,6 +54,8 @@ const closeAndCheck = async (lab: Lab, c: MeshClient, id: string, iface: string,
     ...(await rulesIn(lab.ns('n1'))).filter((r) => r.iif?.includes(idPart)).map((r) => `n1 rule iif ${r.iif}`),
     ...(await rulesIn(lab.ns('n2'))).filter((r) => r.iif?.includes(idPart)).map((r) => `n2 rule iif ${r.iif}`),
     ...leftovers(idPart).filter((l) => !l.startsWith('netns')),
+    ...(await meshRoutesIn(lab.ns('n1'))).map((r) => `n1 route ${r}`),
+    ...(await meshRoutesIn(lab.ns('n2'))).map((r) => `n2 route ${r}`),
   ];
   let left = await mine();
   for (let i = 0; i < 100 && left.length > 0; i++) {

@@ -4,7 +4,7 @@
 import * as assert from 'uvu/assert';
 import { suite } from '../lib/harness.ts';
 import { must } from '../lib/mesh.ts';
-import { addressOf, leftovers, linksIn, rulesIn, startLab, type ConnectionView, type Lab } from '../lib/netns.ts';
+import { addressOf, leftovers, linksIn, meshRoutesIn, rulesIn, startLab, type ConnectionView, type Lab } from '../lib/netns.ts';
 
 const s = suite<{ lab?: Lab }>('e2e: same node, kernel mechanism', {});
 
@@ -60,6 +60,9 @@ s('the client pings the endpoint through a kernel connection', async (ctx) => {
   assert.equal((await linksIn(lab.ns('ep'))).map((l) => l.ifname), ['lo'], 'only loopback is left in the endpoint namespace');
   assert.equal((await linksIn(lab.ns('n1'))).map((l) => l.ifname).sort(), ['lo', 'ul0'], 'the node namespace holds only its own interfaces');
   assert.equal((await rulesIn(lab.ns('n1'))).filter((r) => r.iif !== undefined), [], 'no policy rule of the connection is left');
+  assert.equal(await meshRoutesIn(lab.ns('n1')), [], 'no route of the connection is left in the node');
+  const wlRoutes = JSON.parse((await lab.nsm(['--json', 'ls', 'connections'])).stdout || '[]') as unknown[];
+  assert.equal(wlRoutes, [], 'no open connection is listed');
 });
 
 s.run();

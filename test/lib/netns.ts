@@ -19,6 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { createLogger } from '../../infra/log.ts';
 import { MeshClient } from '../../src/client.ts';
 import { startControlPlane, type ControlPlane } from '../../src/controlPlane.ts';
+import { TABLE_FIRST, TABLE_LAST } from '../../node-agent/linux/names.ts';
 import { WG_SOCKET_DIR } from '../../node-agent/linux/tunnels.ts';
 import { runId, startTestNats, type TestNats } from './nats.ts';
 
@@ -176,7 +177,7 @@ export const leftovers = (run: string): string[] => [
 ];
 
 /** Lab namespaces are "<run>-<role>" where run = runId() = "t" + pid (base 36) + 4 characters. */
-const LAB_NETNS = /^(t([0-9a-z]+)[0-9a-z]{4})-(ul|n\d+|[a-z][a-z0-9]*)$/;
+const LAB_NETNS = /^(t([0-9a-z]+)[0-9a-z]{4})-([a-z][a-z0-9-]*)$/;
 
 /** Sweeps runs whose test process is gone (killed before its cleanup could run). */
 export const sweepAbandonedRuns = (): string[] => {
@@ -326,7 +327,7 @@ const installExitHooks = () => {
 export const UNDERLAY_PREFIX = '172.31.0';
 export const underlayAddress = (i: number) => `${UNDERLAY_PREFIX}.${10 + i}`;
 
-export const startLab = async (o: { nodes: readonly string[]; domain?: string; agents?: boolean; logLevel?: string }): Promise<Lab> => {
+export const startLab = async (o: { nodes: readonly string[]; domain?: string; agents?: boolean }): Promise<Lab> => {
   requireNetnsLab();
   sweepAbandonedRuns();
   installExitHooks();
@@ -382,7 +383,8 @@ export const startLab = async (o: { nodes: readonly string[]; domain?: string; a
     nats = await startTestNats();
     cp = await startControlPlane({ nc: await nats.connect(), domain, log: createLogger('control-plane', { lab: run }) });
     const natsUrl = nats.url;
-    const childEnv = { NSM_LOG_LEVEL: o.logLevel ?? 'info' };
+    // The lab waits for the agents' and endpoints' info lines, whatever this process logs.
+    const childEnv = { NSM_LOG_LEVEL: 'info' };
 
     const lab: Lab = {
       run,
@@ -467,6 +469,12 @@ export const addressOf = (cidr: string): string => cidr.split('/')[0]!;
 /** Interfaces of a namespace (names), for "nothing is left" checks. */
 export const linksIn = async (ns: string): Promise<{ ifname: string; ifalias?: string; mtu: number; ifindex: number }[]> =>
   JSON.parse(await sh(['ip', '-n', ns, '-json', 'link', 'show'])) as { ifname: string; ifalias?: string; mtu: number; ifindex: number }[];
+
+/** Routes in the mesh's policy-routing tables of a namespace (should be none once its connections are closed). */
+export const meshRoutesIn = async (ns: string): Promise<string[]> => {
+  const all = JSON.parse(await sh(['ip', '-n', ns, '-json', '-4', 'route', 'show', 'table', 'all'])) as { dst: string; dev?: string; table?: string }[];
+  return all.filter((r) => r.table !== undefined && /^\d+$/.test(r.table) && Number(r.table) >= TABLE_FIRST && Number(r.table) <= TABLE_LAST).map((r) => `${r.dst} dev ${r.dev ?? '?'} table ${r.table}`);
+};
 
 export const rulesIn = async (ns: string): Promise<{ priority: number; iif?: string; table?: string }[]> =>
   JSON.parse(await sh(['ip', '-n', ns, '-json', '-4', 'rule', 'show'])) as { priority: number; iif?: string; table?: string }[];
