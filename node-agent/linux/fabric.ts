@@ -10,7 +10,7 @@
 // ETHERNET payload (bridged): one bridge per connection on the node holds the veth end(s) and,
 // across nodes, the VXLAN device: a single L2 segment, ARP included.
 import * as E from 'fp-ts/lib/Either.js';
-import { links, neighbours, normalizePrefix, routes, rules, type Rule } from './iproute.ts';
+import { links, neighbours, normalizePrefix, routes, rules, type Link, type Neighbour, type Rule } from './iproute.ts';
 import { ip, sysctl, type Netns } from './netns.ts';
 import { RULE_PRIORITY, TABLE_FIRST, TABLE_LAST } from './names.ts';
 import { Changes, step, type Outcome } from './result.ts';
@@ -38,33 +38,41 @@ export const routedInterfaceSysctls = (ns: Netns, devs: readonly string[]) =>
  * the same node may have made it), else the lowest free one. Rules whose interface is gone
  * (a workload namespace was deleted under us) are dropped on the way, so tables are reused.
  */
-export const connectionTable = async (ns: Netns, connectionInterfaces: readonly string[], changes: Changes): Promise<Outcome<number>> => {
+export const connectionTable = async (
+  ns: Netns,
+  connectionInterfaces: readonly string[],
+  nodeLinks: readonly Link[],
+  changes: Changes,
+): Promise<Outcome<{ table: number; rules: Rule[] }>> => {
   const rs = await step(rules(ns));
   if (E.isLeft(rs)) return rs;
-  const ls = await step(links(ns));
-  if (E.isLeft(ls)) return ls;
-  const present = new Set(ls.right.map((l) => l.ifname));
+  const present = new Set(nodeLinks.map((l) => l.ifname));
   const ours = rs.right.find((r) => r.iif !== undefined && connectionInterfaces.includes(r.iif) && inRange(numericTable(r)));
-  if (ours) return E.right(numericTable(ours)!);
+  if (ours) return E.right({ table: numericTable(ours)!, rules: rs.right });
   const used = new Set<number>();
+  const kept: Rule[] = [];
   for (const r of rs.right) {
+    kept.push(r);
     const t = numericTable(r);
     if (!inRange(t)) continue;
     if (r.iif !== undefined && !present.has(r.iif)) {
       const del = await step(ip(ns, ['rule', 'del', 'pref', String(r.priority), 'iif', r.iif, 'table', String(t)]));
       if (E.isLeft(del)) return del;
       changes.add(`dropped rule for vanished interface ${r.iif}`);
+      kept.pop();
       continue;
     }
     used.add(t);
   }
-  for (let t = TABLE_FIRST; t <= TABLE_LAST; t++) if (!used.has(t)) return E.right(t);
+  for (let t = TABLE_FIRST; t <= TABLE_LAST; t++) if (!used.has(t)) return E.right({ table: t, rules: kept });
   return E.left(`all ${TABLE_LAST - TABLE_FIRST + 1} routing tables of the mesh are in use on this node`);
 };
 
 export interface RoutedSide {
   readonly ns: Netns;
   readonly table: number;
+  /** The node's rules as connectionTable read them. */
+  readonly rules: readonly Rule[];
   /** This side's interfaces that feed the table: the veth end, and the tunnel across nodes. */
   readonly interfaces: readonly string[];
   /** Every interface name this side could ever have used (stale rules of these are removed). */
@@ -79,9 +87,7 @@ export const ensureRouted = async (s: RoutedSide, changes: Changes): Promise<Out
   const sys = await routedInterfaceSysctls(s.ns, s.interfaces);
   if (E.isLeft(sys)) return sys;
 
-  const rs = await step(rules(s.ns));
-  if (E.isLeft(rs)) return rs;
-  for (const r of rs.right) {
+  for (const r of s.rules) {
     if (r.iif === undefined || !s.allInterfaces.includes(r.iif)) continue;
     if (s.interfaces.includes(r.iif) && numericTable(r) === s.table && r.priority === RULE_PRIORITY) continue;
     const del = await step(ip(s.ns, ['rule', 'del', 'pref', String(r.priority), 'iif', r.iif, ...(r.table ? ['table', r.table] : [])]));
@@ -89,7 +95,7 @@ export const ensureRouted = async (s: RoutedSide, changes: Changes): Promise<Out
     changes.add(`removed stale rule iif ${r.iif}`);
   }
   for (const dev of s.interfaces) {
-    if (rs.right.some((r) => r.iif === dev && numericTable(r) === s.table && r.priority === RULE_PRIORITY)) continue;
+    if (s.rules.some((r) => r.iif === dev && numericTable(r) === s.table && r.priority === RULE_PRIORITY)) continue;
     const add = await step(ip(s.ns, ['rule', 'add', 'pref', String(RULE_PRIORITY), 'iif', dev, 'table', String(s.table)]));
     if (E.isLeft(add)) return add;
     changes.add(`rule iif ${dev} -> table ${s.table}`);
@@ -114,10 +120,15 @@ export const ensureRouted = async (s: RoutedSide, changes: Changes): Promise<Out
     changes.add(`removed route ${h.prefix} dev ${h.dev} from table ${s.table}`);
   }
 
-  for (const n of s.neighbours) {
-    const cur = await step(neighbours(s.ns, n.dev));
+  const devs = [...new Set(s.neighbours.map((n) => n.dev))];
+  const current = new Map<string, Neighbour[]>();
+  for (const dev of devs) {
+    const cur = await step(neighbours(s.ns, dev));
     if (E.isLeft(cur)) return cur;
-    if (cur.right.some((c) => c.dst === n.address && c.lladdr === n.mac && c.state?.includes('PERMANENT'))) continue;
+    current.set(dev, cur.right);
+  }
+  for (const n of s.neighbours) {
+    if ((current.get(n.dev) ?? []).some((c) => c.dst === n.address && c.lladdr === n.mac && c.state?.includes('PERMANENT'))) continue;
     const add = await step(ip(s.ns, ['neigh', 'replace', n.address, 'lladdr', n.mac, 'dev', n.dev, 'nud', 'permanent']));
     if (E.isLeft(add)) return add;
     changes.add(`neighbour ${n.address} at ${n.mac} on ${n.dev}`);

@@ -98,7 +98,7 @@ export const createLinuxDataplane = async (o: LinuxDataplaneOptions): Promise<E.
     return { names, found, foreign };
   };
 
-  const programSide = async (spec: SideSpec, changes: Changes): Promise<Outcome<void>> => {
+  const programSide = async (spec: SideSpec, all: readonly Link[], changes: Changes): Promise<Outcome<void>> => {
     if (spec.netns === undefined) {
       return E.left(`the linux dataplane needs the ${spec.side === 'client' ? "workload's network namespace (nsm connect --netns NS)" : "endpoint's network namespace (register the endpoint with --netns NS)"}`);
     }
@@ -111,15 +111,13 @@ export const createLinuxDataplane = async (o: LinuxDataplaneOptions): Promise<E.
     if (remote && !spec.peer?.underlayAddress) return E.left(`node ${spec.peer?.node ?? '?'} has no underlay address; start its agent with --underlay`);
     if (remote === 'wireguard' && spec.payload === 'ETHERNET') return E.left('WireGuard carries IP only; an ETHERNET service needs vxlan');
 
-    const all = await step(links(ns));
-    if (E.isLeft(all)) return all;
-    const { names, foreign } = sideLinks(all.right, spec);
+    const { names, foreign } = sideLinks(all, spec);
     if (foreign) return E.left(`interface ${foreign.ifname} belongs to ${foreign.ifalias}; two connection ids share their first 12 characters`);
     const mark = markOf(spec);
     const alias = aliasOf(mark);
     const port = { nodeNs: ns, hostVeth: names.hostVeth, workloadNs: workloadNs.right, interfaceName: spec.interfaceName, mtu: spec.mtu, alias, mark };
 
-    const pair = await ensureVethPair(port, changes);
+    const pair = await ensureVethPair(port, all, changes);
     if (E.isLeft(pair)) return pair;
     const wl = await configureWorkloadEnd(port, { addresses: spec.addresses, routes: spec.payload === 'IP' ? spec.routes : [] }, changes);
     if (E.isLeft(wl)) return wl;
@@ -133,6 +131,7 @@ export const createLinuxDataplane = async (o: LinuxDataplaneOptions): Promise<E.
       const v = await ensureVxlan(
         ns,
         { name: names.vxlan, vni: spec.tunnel.vni, port: spec.tunnel.vxlanPort, local: ul.address, remote: spec.peer.underlayAddress, mac: vxlanMac(spec.connectionId, spec.side), mtu: spec.mtu, alias },
+        all,
         changes,
       );
       if (E.isLeft(v)) return v;
@@ -154,11 +153,12 @@ export const createLinuxDataplane = async (o: LinuxDataplaneOptions): Promise<E.
           mtu: spec.mtu,
           alias,
         },
+        all,
         changes,
       );
       if (E.isLeft(w)) return w;
     }
-    const present = new Set(all.right.map((l) => l.ifname));
+    const present = new Set(all.map((l) => l.ifname));
     if (tunnel !== names.vxlan && present.has(names.vxlan)) {
       const del = await step(ip(ns, ['link', 'del', 'dev', names.vxlan]));
       if (E.isLeft(del)) return del;
@@ -173,7 +173,10 @@ export const createLinuxDataplane = async (o: LinuxDataplaneOptions): Promise<E.
       return ensureBridged({ ns, bridge: bridgeName(spec.connectionId), bridgeAlias: bridgeAlias(o.domain, spec.connectionId), mtu: spec.mtu, ports: [names.hostVeth, ...(tunnel ? [tunnel] : [])] }, changes);
     }
     const connectionInterfaces = [...allSideInterfaces(names), ...allSideInterfaces(sideNames(spec.connectionId, otherSide(spec.side)))];
-    const table = await connectionTable(ns, connectionInterfaces, changes);
+    // Interfaces may have come and gone above: the table choice needs the current list.
+    const now = changes.list.length > 0 ? await step(links(ns)) : E.right<string, readonly Link[]>(all);
+    if (E.isLeft(now)) return now;
+    const table = await connectionTable(ns, connectionInterfaces, now.right, changes);
     if (E.isLeft(table)) return table;
     const own = spec.addresses.map((a) => ({ prefix: a, dev: names.hostVeth }));
     const across = tunnel ? spec.routes.map((r) => ({ prefix: r, dev: tunnel! })) : [];
@@ -181,7 +184,8 @@ export const createLinuxDataplane = async (o: LinuxDataplaneOptions): Promise<E.
     return ensureRouted(
       {
         ns,
-        table: table.right,
+        table: table.right.table,
+        rules: table.right.rules,
         interfaces: [names.hostVeth, ...(tunnel ? [tunnel] : [])],
         allInterfaces: allSideInterfaces(names),
         routes: [...own, ...across],
@@ -230,7 +234,7 @@ export const createLinuxDataplane = async (o: LinuxDataplaneOptions): Promise<E.
       const changes = new Changes();
       const before = await step(links(ns));
       const existed = E.isRight(before) && sideLinks(before.right, spec).found.length > 0;
-      const r = await programSide(spec, changes);
+      const r = E.isLeft(before) ? before : await programSide(spec, before.right, changes);
       const fields = { connectionId: spec.connectionId, side: spec.side, generation: spec.generation };
       if (E.isLeft(r)) {
         log.warn('programming failed', { ...fields, error: r.left, done: changes.list });

@@ -27,10 +27,8 @@ const sameVxlan = (l: Link, v: VxlanSpec): boolean => {
   return d.id === v.vni && d.remote === v.remote && d.local === v.local && d.port === v.port && l.address === v.mac;
 };
 
-export const ensureVxlan = async (ns: Netns, v: VxlanSpec, changes: Changes): Promise<Outcome<void>> => {
-  const ls = await step(links(ns));
-  if (E.isLeft(ls)) return ls;
-  const existing = ls.right.find((l) => l.ifname === v.name);
+export const ensureVxlan = async (ns: Netns, v: VxlanSpec, nodeLinks: readonly Link[], changes: Changes): Promise<Outcome<void>> => {
+  const existing = nodeLinks.find((l) => l.ifname === v.name);
   if (existing && !sameVxlan(existing, v)) {
     const del = await step(ip(ns, ['link', 'del', 'dev', v.name]));
     if (E.isLeft(del)) return del;
@@ -90,10 +88,8 @@ const startWireguardGo = async (ns: Netns, name: string): Promise<Outcome<void>>
   return stepDone(run(inNetnsArgv(ns, ['wireguard-go', name]), { env, detached: true, timeoutMs: 10000 }));
 };
 
-export const ensureWireguard = async (ns: Netns, mode: WireguardMode, w: WireguardSpec, changes: Changes): Promise<Outcome<void>> => {
-  const ls = await step(links(ns));
-  if (E.isLeft(ls)) return ls;
-  const existing = ls.right.find((l) => l.ifname === w.name);
+export const ensureWireguard = async (ns: Netns, mode: WireguardMode, w: WireguardSpec, nodeLinks: readonly Link[], changes: Changes): Promise<Outcome<void>> => {
+  const existing = nodeLinks.find((l) => l.ifname === w.name);
   const kind = mode === 'kernel' ? 'wireguard' : 'tun';
   if (existing && existing.linkinfo?.info_kind !== kind) {
     const del = await step(ip(ns, ['link', 'del', 'dev', w.name]));

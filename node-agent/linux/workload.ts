@@ -26,13 +26,11 @@ const belongsTo = (l: Link, m: Mark): boolean => {
 const oursOrUnmarked = (l: Link, m: Mark): boolean => l.ifalias === undefined || l.ifalias === '' || belongsTo(l, m);
 
 /** Makes sure the pair exists and joins the right two interfaces; returns the workload end's MAC. */
-export const ensureVethPair = async (p: WorkloadPort, changes: Changes): Promise<Outcome<{ workloadMac: string }>> => {
+export const ensureVethPair = async (p: WorkloadPort, nodeLinks: readonly Link[], changes: Changes): Promise<Outcome<{ workloadMac: string }>> => {
   if (!netnsExists(p.workloadNs)) return E.left(`network namespace ${netnsLabel(p.workloadNs)} does not exist`);
-  const nodeLinks = await step(links(p.nodeNs));
-  if (E.isLeft(nodeLinks)) return nodeLinks;
   const wlLinks = await step(links(p.workloadNs));
   if (E.isLeft(wlLinks)) return wlLinks;
-  const host = nodeLinks.right.find((l) => l.ifname === p.hostVeth);
+  const host = nodeLinks.find((l) => l.ifname === p.hostVeth);
   const wl = wlLinks.right.find((l) => l.ifname === p.interfaceName);
   if (host) {
     if (!oursOrUnmarked(host, p.mark)) {
