@@ -88,14 +88,16 @@ export const createLinuxDataplane = async (o: LinuxDataplaneOptions): Promise<E.
   const markOf = (spec: Pick<SideSpec, 'connectionId' | 'side' | 'generation'>): Mark => ({ domain: o.domain, connectionId: spec.connectionId, side: spec.side, generation: spec.generation });
 
   /** The side's interfaces in the node namespace, with a refusal if one belongs to something else. */
+  /** Marked for this side, or unmarked (a crash between creating and marking it). */
+  const oursOrUnmarked = (l: Link, spec: Pick<SideSpec, 'connectionId' | 'side'>): boolean => {
+    const m = parseAlias(l.ifalias);
+    return m === undefined || (m.domain === o.domain && m.connectionId === spec.connectionId && m.side === spec.side);
+  };
+
   const sideLinks = (all: readonly Link[], spec: Pick<SideSpec, 'connectionId' | 'side'>) => {
     const names = sideNames(spec.connectionId, spec.side);
     const found = all.filter((l) => allSideInterfaces(names).includes(l.ifname));
-    const foreign = found.find((l) => {
-      const m = parseAlias(l.ifalias);
-      return m !== undefined && (m.domain !== o.domain || m.connectionId !== spec.connectionId || m.side !== spec.side);
-    });
-    return { names, found, foreign };
+    return { names, found, foreign: found.find((l) => !oursOrUnmarked(l, spec)) };
   };
 
   const programSide = async (spec: SideSpec, all: readonly Link[], changes: Changes): Promise<Outcome<void>> => {
@@ -202,13 +204,19 @@ export const createLinuxDataplane = async (o: LinuxDataplaneOptions): Promise<E.
   const removeSide = async (spec: Pick<SideSpec, 'connectionId' | 'side'>, changes: Changes): Promise<Outcome<void>> => {
     const all = await step(links(ns));
     if (E.isLeft(all)) return all;
-    const { names, found, foreign } = sideLinks(all.right, spec);
-    if (foreign) return E.left(`interface ${foreign.ifname} belongs to ${foreign.ifalias}, not to this side; leaving it alone`);
-    const has = (n: string) => found.some((l) => l.ifname === n);
-    const rules = await removeRules(ns, allSideInterfaces(names), changes);
+    const { names, found } = sideLinks(all.right, spec);
+    // Interfaces under our names but marked for another connection (ids sharing their first 12
+    // characters) are not ours to delete: skip them, with their rules.
+    const foreign = new Set(found.filter((l) => !oursOrUnmarked(l, spec)).map((l) => l.ifname));
+    for (const f of foreign) log.warn('not removing an interface of another connection', { connectionId: spec.connectionId, side: spec.side, interface: f });
+    const mine = allSideInterfaces(names).filter((n) => !foreign.has(n));
+    const has = (n: string) => mine.includes(n) && found.some((l) => l.ifname === n);
+    const rules = await removeRules(ns, mine, changes);
     if (E.isLeft(rules)) return rules;
-    const wg = await removeWireguard(ns, names.wireguard, has(names.wireguard), changes);
-    if (E.isLeft(wg)) return wg;
+    if (mine.includes(names.wireguard)) {
+      const wg = await removeWireguard(ns, names.wireguard, has(names.wireguard), changes);
+      if (E.isLeft(wg)) return wg;
+    }
     for (const dev of [names.vxlan, names.hostVeth]) {
       if (!has(dev)) continue;
       // Deleting the host end of the veth also deletes the workload's end (and its addresses and routes).

@@ -176,8 +176,9 @@ s('no private key in any event or log; only public keys travel', async (ctx) => 
     assert.not.ok(joined.includes(k), 'a private key is in the event log');
     assert.not.ok(logs.includes(k), 'a private key is in an agent log');
   }
-  const nodes = must(await ctx.c!.query<{ name: string; publicKeys: Record<string, string> }[]>('nodes'));
+  const nodes = must(await ctx.c!.query<{ name: string; publicKeys: Record<string, string>; localPrefixes?: string[] }[]>('nodes'));
   assert.equal(nodes.map((n) => Object.keys(n.publicKeys)), [['wireguard'], ['wireguard']]);
+  assert.equal(nodes.map((n) => n.localPrefixes), [['172.31.0.0/24'], ['172.31.0.0/24']], "each node reported its own routes, which addresses never come from");
   assert.ok(nodes.every((n) => joined.includes(n.publicKeys.wireguard!)), 'public keys are in the events');
 });
 
