@@ -163,7 +163,8 @@ const commands: Record<string, (args: string[]) => Promise<void>> = {
     fail(`unknown "nsm service ${verb ?? ''}"; use register or unregister`);
   },
   async endpoint(args) {
-    if (args[0] === 'run') return endpointRun(args.slice(1));
+    const verbAt = firstPositional(args);
+    if (verbAt !== undefined && args[verbAt] === 'run') return endpointRun([...args.slice(0, verbAt), ...args.slice(verbAt + 1)]);
     const { values: v, positionals: [verb, name] } = parse(args, {
       service: { type: 'string', multiple: true },
       label: { type: 'string', multiple: true },
@@ -305,6 +306,16 @@ const commands: Record<string, (args: string[]) => Promise<void>> = {
       out(v, s, () => Object.entries(s).map(([k, n]) => `${k}: ${n}`).join('\n'));
     });
   },
+};
+
+/** Index of the first argument that is not an option or an option's value (globals may come first). */
+const firstPositional = (args: readonly string[]): number | undefined => {
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (!a.startsWith('-')) return i;
+    if (!a.includes('=') && a !== '--json' && a !== '--help' && a !== '-h') i++;
+  }
+  return undefined;
 };
 
 /** `nsm endpoint run KIND ...`: runs until Ctrl-C (see src/endpoint/run.ts). */

@@ -117,8 +117,8 @@ export const runEndpoint = async (client: MeshClient, o: EndpointRunOptions): Pr
         if (first && (c.state === 'closed' || c.state === 'failed')) continue;
         log.info(`connection ${c.state}`, {
           connectionId: c.id,
-          client: c.context?.ipContext.srcIpAddrs,
-          endpoint: c.context?.ipContext.dstIpAddrs,
+          clientAddresses: c.context?.ipContext.srcIpAddrs,
+          endpointAddresses: c.context?.ipContext.dstIpAddrs,
           interface: c.interfaces?.endpoint,
         });
       }

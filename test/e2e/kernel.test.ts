@@ -65,4 +65,24 @@ s('the client pings the endpoint through a kernel connection', async (ctx) => {
   assert.equal(wlRoutes, [], 'no open connection is listed');
 });
 
+s("addresses skip the node's own routes and the configured exclusions", async (ctx) => {
+  const lab = ctx.lab!;
+  const c = await lab.client();
+  must(await c.send('service.register', { name: 'near' }));
+  // 172.31.0.0/24 is the node's underlay (reported by its agent); 172.31.1.0/28 is excluded by configuration.
+  await lab.startEndpoint({ name: 'near-responder', service: 'near', node: 'n1', role: 'ep-near', prefix: '172.31.0.0/23', exclude: ['172.31.1.0/28'] });
+  const id = lab.connectionId('ex');
+  must(await c.send('connection.request', { connectionId: id, networkService: 'near', clientNode: 'n1', clientNetns: lab.ns('client'), clientInterface: 'nsm-ex' }));
+  const settled = must(await c.waitForConnection(id, 30000));
+  assert.is(settled.state, 'established', settled.reason);
+  const conn = must(await c.query<ConnectionView>('connection', { id }));
+  assert.equal(conn.context!.ipContext.srcIpAddrs, ['172.31.1.17/32']);
+  assert.equal(conn.context!.ipContext.dstIpAddrs, ['172.31.1.16/32']);
+  const ping = await lab.ping('client', '172.31.1.16');
+  assert.is(ping.code, 0, ping.stdout + ping.stderr);
+  must(await c.send('connection.close', { connectionId: id }));
+  for (let i = 0; i < 50 && (await linksIn(lab.ns('client'))).some((l) => l.ifname === 'nsm-ex'); i++) await new Promise((r) => setTimeout(r, 100));
+  assert.not.ok((await linksIn(lab.ns('client'))).some((l) => l.ifname === 'nsm-ex'));
+});
+
 s.run();

@@ -302,7 +302,7 @@ export interface Lab {
   addNamespace(role: string): Promise<string>;
   startAgent(node: string): Promise<LabProcess>;
   /** `nsm endpoint run icmp-responder ...` as a process; resolves once it is registered. */
-  startEndpoint(o: { name: string; service: string; node: string; role: string; prefix?: string; labels?: Record<string, string>; expiration?: string }): Promise<LabProcess>;
+  startEndpoint(o: { name: string; service: string; node: string; role: string; prefix?: string; exclude?: readonly string[]; labels?: Record<string, string>; expiration?: string }): Promise<LabProcess>;
   /** bin/nsm with the lab's server and domain. */
   nsm(args: readonly string[], timeoutMs?: number): Promise<Exec>;
   ping(role: string, address: string, opts?: { count?: number; timeoutS?: number; size?: number; pattern?: string; dontFragment?: boolean }): Promise<Exec>;
@@ -421,6 +421,7 @@ export const startLab = async (o: { nodes: readonly string[]; domain?: string; a
           [
             NSM_BIN, 'endpoint', 'run', 'icmp-responder', '--name', e.name, '--service', e.service, '--node', e.node, '--netns', ns(e.role),
             ...(e.prefix ? ['--prefix', e.prefix] : []),
+            ...(e.exclude ?? []).flatMap((x) => ['--exclude', x]),
             ...Object.entries(e.labels ?? {}).flatMap(([k, v]) => ['--label', `${k}=${v}`]),
             ...(e.expiration ? ['--expiration', e.expiration] : []),
             '--server', natsUrl, '--domain', domain,
