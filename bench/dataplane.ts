@@ -1,13 +1,14 @@
 // Benchmark of the Linux dataplane on a namespace lab (needs root): not a test, a measurement.
 //
-//   npm run bench:dataplane -- [--connections N] [--seconds S]
+//   npm run bench:dataplane -- [--connections N] [--seconds S] [--rounds R]
 //
 // 1. Connection setup latency, request sent -> ConnectionEstablished seen by the client, for N
 //    connections in a row per mechanism: kernel (client and endpoint on one node), vxlan and
 //    wireguard (client on n1, endpoint on n2). p50/p99/max.
 // 2. TCP throughput with iperf3 through one connection of each mechanism, as a ratio to a bare
 //    veth pair between two namespaces measured in the same run (the best a veth-based path can do
-//    on this machine).
+//    on this machine). R rounds, each measuring the baseline and every mechanism one after the
+//    other, so that a busy moment of the machine hits all of them; medians are compared.
 // Writes bench/results/dataplane.json and prints a table.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, release, totalmem } from 'node:os';
@@ -22,9 +23,11 @@ const MECHANISMS: readonly Mechanism[] = ['kernel', 'vxlan', 'wireguard'];
 
 // The in-process control plane's info lines would drown the figures.
 process.env.NSM_LOG_LEVEL ??= 'warn';
-const { values: args } = parseArgs({ options: { connections: { type: 'string' }, seconds: { type: 'string' } } });
+const { values: args } = parseArgs({ options: { connections: { type: 'string' }, seconds: { type: 'string' }, rounds: { type: 'string' } } });
 const N = Number(args.connections ?? 20);
 const SECONDS = Number(args.seconds ?? 5);
+/** Throughput rounds: each measures the baseline and every mechanism, interleaved; medians are reported. */
+const ROUNDS = Number(args.rounds ?? 3);
 
 const quantile = (sorted: readonly number[], q: number): number => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
 const round = (x: number, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
@@ -37,13 +40,16 @@ const version = async (argv: string[]) => {
 
 const serviceFor = (m: Mechanism) => (m === 'kernel' ? 'bench-local' : 'bench-remote');
 
-const connectOne = async (lab: Lab, c: MeshClient, id: string, m: Mechanism, iface: string): Promise<{ ms: number; view: ConnectionView }> => {
+/** Setup time as the client sees it, and the part spent programming both nodes (PathPlanned -> ConnectionEstablished, from event times). */
+const connectOne = async (lab: Lab, c: MeshClient, id: string, m: Mechanism, iface: string): Promise<{ ms: number; dataplaneMs: number; view: ConnectionView }> => {
   const t0 = performance.now();
   must(await c.send('connection.request', { connectionId: id, networkService: serviceFor(m), clientNode: 'n1', clientNetns: lab.ns('client'), clientInterface: iface, mechanismPreferences: [m] }));
   const settled = must(await c.waitForConnection(id, 60000));
   const ms = performance.now() - t0;
   if (settled.state !== 'established') throw new Error(`connection ${id} (${m}) ${settled.state}: ${settled.reason ?? ''}`);
-  return { ms, view: must(await c.query<ConnectionView>('connection', { id })) };
+  const history = must(await c.query<{ event: { type: string; time: string } }[]>('history', { id }));
+  const at = (type: string) => Date.parse(history.find((h) => h.event.type === type)?.event.time ?? '');
+  return { ms, dataplaneMs: at('ConnectionEstablished') - at('PathPlanned'), view: must(await c.query<ConnectionView>('connection', { id })) };
 };
 
 const closeAll = async (c: MeshClient, ids: readonly string[]) => {
@@ -82,19 +88,31 @@ const main = async () => {
     await lab.startEndpoint({ name: 'ep-remote', service: 'bench-remote', node: 'n2', role: 'ep2', prefix: '10.91.0.0/16' });
     await lab.addNamespace('client');
 
-    const setup: Record<string, { n: number; p50: number; p99: number; max: number; mean: number }> = {};
+    const setup: Record<string, { n: number; p50: number; p99: number; max: number; mean: number; dataplaneP50: number; dataplaneP99: number }> = {};
     for (const m of MECHANISMS) {
       const times: number[] = [];
+      const dataplane: number[] = [];
       const ids: string[] = [];
       for (let i = 0; i < N; i++) {
         const id = lab.connectionId(`${m[0]}${i}`);
         ids.push(id);
-        times.push((await connectOne(lab, c, id, m, `b${m[0]}${i}`)).ms);
+        const r = await connectOne(lab, c, id, m, `b${m[0]}${i}`);
+        times.push(r.ms);
+        dataplane.push(r.dataplaneMs);
       }
       await closeAll(c, ids);
       const sorted = [...times].sort((a, b) => a - b);
-      setup[m] = { n: N, p50: round(quantile(sorted, 0.5)), p99: round(quantile(sorted, 0.99)), max: round(sorted.at(-1)!), mean: round(times.reduce((a, b) => a + b, 0) / N) };
-      say(`  setup ${m}: p50 ${setup[m]!.p50} ms, p99 ${setup[m]!.p99} ms`);
+      const dp = [...dataplane].sort((a, b) => a - b);
+      setup[m] = {
+        n: N,
+        p50: round(quantile(sorted, 0.5)),
+        p99: round(quantile(sorted, 0.99)),
+        max: round(sorted.at(-1)!),
+        mean: round(times.reduce((a, b) => a + b, 0) / N),
+        dataplaneP50: quantile(dp, 0.5),
+        dataplaneP99: quantile(dp, 0.99),
+      };
+      say(`  setup ${m}: p50 ${setup[m]!.p50} ms, p99 ${setup[m]!.p99} ms (programming both nodes: p50 ${setup[m]!.dataplaneP50} ms)`);
     }
 
     // The baseline: two namespaces joined by one veth pair, nothing else.
@@ -105,17 +123,28 @@ const main = async () => {
     await sh(['ip', '-n', b, 'addr', 'add', '10.99.0.2/24', 'dev', 'bare0']);
     await sh(['ip', '-n', a, 'link', 'set', 'bare0', 'up']);
     await sh(['ip', '-n', b, 'link', 'set', 'bare0', 'up']);
-    const baseline = await iperf(lab, b, a, '10.99.0.2');
-    say(`  iperf3 bare veth pair: ${round(baseline)} Mbit/s`);
 
-    const throughput: Record<string, { mbps: number; ratio: number; mtu: number }> = {};
+    const paths: { name: string; serverNs: string; address: string; mtu: number; id?: string }[] = [{ name: 'bare-veth', serverNs: b, address: '10.99.0.2', mtu: 1500 }];
     for (const m of MECHANISMS) {
       const id = lab.connectionId(`${m[0]}t`);
       const { view } = await connectOne(lab, c, id, m, `t${m[0]}`);
-      const mbps = await iperf(lab, lab.ns(m === 'kernel' ? 'ep1' : 'ep2'), lab.ns('client'), addressOf(view.context!.ipContext.dstIpAddrs[0]!));
-      throughput[m] = { mbps: round(mbps), ratio: round(mbps / baseline, 3), mtu: view.context!.mtu };
-      say(`  iperf3 ${m}: ${round(mbps)} Mbit/s (${round((100 * mbps) / baseline)}% of the bare veth pair)`);
-      await closeAll(c, [id]);
+      paths.push({ name: m, serverNs: lab.ns(m === 'kernel' ? 'ep1' : 'ep2'), address: addressOf(view.context!.ipContext.dstIpAddrs[0]!), mtu: view.context!.mtu, id });
+    }
+    const samples = new Map<string, number[]>(paths.map((p) => [p.name, []]));
+    for (let r = 1; r <= ROUNDS; r++) {
+      for (const p of paths) {
+        const mbps = await iperf(lab, p.serverNs, p.name === 'bare-veth' ? a : lab.ns('client'), p.address);
+        samples.get(p.name)!.push(round(mbps));
+        say(`  round ${r}/${ROUNDS} iperf3 ${p.name}: ${round(mbps)} Mbit/s`);
+      }
+    }
+    await closeAll(c, paths.flatMap((p) => (p.id ? [p.id] : [])));
+    const median = (xs: readonly number[]) => quantile([...xs].sort((x, y) => x - y), 0.5);
+    const baseline = median(samples.get('bare-veth')!);
+    const throughput: Record<string, { mbps: number; ratio: number; mtu: number; samples: number[] }> = {};
+    for (const m of MECHANISMS) {
+      const xs = samples.get(m)!;
+      throughput[m] = { mbps: median(xs), ratio: round(median(xs) / baseline, 3), mtu: paths.find((p) => p.name === m)!.mtu, samples: xs };
     }
 
     const agentLog = lab.nodes.get('n1')!.agent!.output();
@@ -131,18 +160,18 @@ const main = async () => {
         wireguardGo: await version(['wireguard-go', '--version']),
         natsServer: await version(['nats-server', '--version']),
       },
-      parameters: { connectionsPerMechanism: N, iperfSeconds: SECONDS, wireguard: wireguardMode, underlayMtu: 1500, topology: 'kernel: client and endpoint on n1; vxlan/wireguard: client on n1, endpoint on n2; nodes are namespaces on one underlay bridge' },
+      parameters: { connectionsPerMechanism: N, iperfSeconds: SECONDS, throughputRounds: ROUNDS, statistic: 'median of rounds', wireguard: wireguardMode, underlayMtu: 1500, topology: 'kernel: client and endpoint on n1; vxlan/wireguard: client on n1, endpoint on n2; nodes are namespaces on one underlay bridge' },
       setupLatencyMs: setup,
-      throughput: { bareVethMbps: round(baseline), ...throughput },
+      throughput: { bareVeth: { mbps: baseline, samples: samples.get('bare-veth') }, ...throughput },
     };
     mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
     writeFileSync(join(ROOT, 'bench', 'results', 'dataplane.json'), JSON.stringify(result, null, 2) + '\n');
 
-    const rows = MECHANISMS.map((m) => [m, setup[m]!.p50, setup[m]!.p99, throughput[m]!.mtu, throughput[m]!.mbps, `${round(throughput[m]!.ratio * 100)}%`]);
-    const header = ['mechanism', 'setup p50 ms', 'setup p99 ms', 'mtu', 'iperf3 Mbit/s', 'vs bare veth'];
+    const rows = MECHANISMS.map((m) => [m, setup[m]!.p50, setup[m]!.p99, setup[m]!.dataplaneP50, throughput[m]!.mtu, throughput[m]!.mbps, `${round(throughput[m]!.ratio * 100)}%`]);
+    const header = ['mechanism', 'setup p50 ms', 'setup p99 ms', 'programming p50 ms', 'mtu', 'iperf3 Mbit/s', 'vs bare veth'];
     const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i]).length)));
     const line = (r: readonly unknown[]) => r.map((x, i) => String(x).padEnd(widths[i]!)).join('  ');
-    process.stdout.write(`\n${line(header)}\n${rows.map(line).join('\n')}\nbare veth pair: ${round(baseline)} Mbit/s (baseline, same run)   wireguard: ${wireguardMode}\n`);
+    process.stdout.write(`\n${line(header)}\n${rows.map(line).join('\n')}\nbare veth pair: ${round(baseline)} Mbit/s (baseline, same run; medians of ${ROUNDS} rounds of ${SECONDS}s)   wireguard: ${wireguardMode}\n`);
     process.stdout.write(`written to bench/results/dataplane.json\n`);
   } finally {
     await lab.stop();
