@@ -223,7 +223,12 @@ const commands: Record<string, (args: string[]) => Promise<void>> = {
       );
       if (!v.wait) return out(v, { id, state: 'requested' }, () => id);
       const settled = must(await c.waitForConnection(id, waitMs));
-      const conn = must(await c.query<Record<string, unknown>>('connection', { id }));
+      // The event can reach us before the control plane's read model has folded it: ask until it has.
+      let conn = must(await c.query<Record<string, unknown>>('connection', { id }));
+      for (let i = 0; i < 40 && conn.state !== settled.state; i++) {
+        await new Promise((r) => setTimeout(r, 50));
+        conn = must(await c.query<Record<string, unknown>>('connection', { id }));
+      }
       if (settled.state !== 'established') {
         if (v.json) out(v, conn, () => '');
         fail(`connection ${id} ${settled.state}: ${settled.reason ?? 'no reason given'}`);

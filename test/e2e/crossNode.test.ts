@@ -5,6 +5,7 @@
 // ping's payload in clear, which shows the check can see plaintext when there is some.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import * as E from 'fp-ts/lib/Either.js';
 import * as assert from 'uvu/assert';
 import type { MeshClient } from '../../src/client.ts';
 import { installCounters, startCapture, type Packet } from '../lib/capture.ts';
@@ -36,7 +37,7 @@ const connect = async (lab: Lab, c: MeshClient, id: string, service: string, mec
   must(await c.send('connection.request', { connectionId: id, networkService: service, clientNode: 'n1', clientNetns: lab.ns('client'), clientInterface: iface, mechanismPreferences: [mechanism as 'vxlan'] }));
   const settled = await c.waitForConnection(id, 30000);
   const logs = () => `\n--- agent n1:\n${lab.nodes.get('n1')!.agent!.output().slice(-3000)}\n--- agent n2:\n${lab.nodes.get('n2')!.agent!.output().slice(-3000)}`;
-  if (settled._tag === 'Left') throw new Error(`connection ${id}: ${settled.left.message}${logs()}`);
+  if (E.isLeft(settled)) throw new Error(`connection ${id}: ${settled.left.message}${logs()}`);
   const view = must(await c.query<ConnectionView>('connection', { id }));
   assert.is(settled.right.state, 'established', `connection ${id}: ${settled.right.reason ?? ''}${logs()}`);
   return view;
@@ -154,7 +155,12 @@ s('ETHERNET over WireGuard is refused at negotiation with a clear reason', async
   const lab = ctx.lab!;
   const id = lab.connectionId('nx');
   must(await ctx.c!.send('connection.request', { connectionId: id, networkService: 'l2', clientNode: 'n1', clientNetns: lab.ns('client'), mechanismPreferences: ['wireguard'] }));
-  const settled = must(await ctx.c!.waitForConnection(id, 20000));
+  const waited = await ctx.c!.waitForConnection(id, 20000);
+  if (E.isLeft(waited)) {
+    const history = await ctx.c!.query('history', { id });
+    throw new Error(`${waited.left.message}; history: ${JSON.stringify(history)}`);
+  }
+  const settled = waited.right;
   assert.is(settled.state, 'failed');
   assert.match(settled.reason ?? '', /no mechanism joins node n1 .* and node n2 .* for ETHERNET payload; client asked for wireguard/);
 });
