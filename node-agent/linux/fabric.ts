@@ -9,6 +9,7 @@
 //
 // ETHERNET payload (bridged): one bridge per connection on the node holds the veth end(s) and,
 // across nodes, the VXLAN device: a single L2 segment, ARP included.
+import { createHash } from 'node:crypto';
 import * as E from 'fp-ts/lib/Either.js';
 import { links, neighbours, normalizePrefix, routes, rules, type Link, type Neighbour, type Rule } from './iproute.ts';
 import { ip, sysctl, type Netns } from './netns.ts';
@@ -35,11 +36,12 @@ export const routedInterfaceSysctls = (ns: Netns, devs: readonly string[]) =>
 
 /**
  * The connection's table on this node: the one its rules already point to (the other side on
- * the same node may have made it), else the lowest free one. Rules whose interface is gone
+ * the same node may have made it), else a free one. Rules whose interface is gone
  * (a workload namespace was deleted under us) are dropped on the way, so tables are reused.
  */
 export const connectionTable = async (
   ns: Netns,
+  connectionId: string,
   connectionInterfaces: readonly string[],
   nodeLinks: readonly Link[],
   changes: Changes,
@@ -64,7 +66,14 @@ export const connectionTable = async (
     }
     used.add(t);
   }
-  for (let t = TABLE_FIRST; t <= TABLE_LAST; t++) if (!used.has(t)) return E.right({ table: t, rules: kept });
+  // Start where the connection id hashes to: two agents (two meshes on one host) programming at
+  // the same moment are unlikely to reach for the same free table.
+  const size = TABLE_LAST - TABLE_FIRST + 1;
+  const start = createHash('sha256').update(connectionId).digest().readUInt32BE(0) % size;
+  for (let k = 0; k < size; k++) {
+    const t = TABLE_FIRST + ((start + k) % size);
+    if (!used.has(t)) return E.right({ table: t, rules: kept });
+  }
   return E.left(`all ${TABLE_LAST - TABLE_FIRST + 1} routing tables of the mesh are in use on this node`);
 };
 

@@ -178,7 +178,7 @@ export const createLinuxDataplane = async (o: LinuxDataplaneOptions): Promise<E.
     // Interfaces may have come and gone above: the table choice needs the current list.
     const now = changes.list.length > 0 ? await step(links(ns)) : E.right<string, readonly Link[]>(all);
     if (E.isLeft(now)) return now;
-    const table = await connectionTable(ns, connectionInterfaces, now.right, changes);
+    const table = await connectionTable(ns, spec.connectionId, connectionInterfaces, now.right, changes);
     if (E.isLeft(table)) return table;
     const own = spec.addresses.map((a) => ({ prefix: a, dev: names.hostVeth }));
     const across = tunnel ? spec.routes.map((r) => ({ prefix: r, dev: tunnel! })) : [];

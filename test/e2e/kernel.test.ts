@@ -85,4 +85,16 @@ s("addresses skip the node's own routes and the configured exclusions", async (c
   assert.not.ok((await linksIn(lab.ns('client'))).some((l) => l.ifname === 'nsm-ex'));
 });
 
+s('a workload without a namespace gets a clear failure, and nothing is left half-made', async (ctx) => {
+  const lab = ctx.lab!;
+  const r = await lab.nsm(['connect', 'icmp', '--node', 'n1', '--id', lab.connectionId('nn'), '--wait']);
+  assert.is(r.code, 1);
+  assert.match(r.stderr, /failed: dataplane on node n1 \(client side\): the linux dataplane needs the workload's network namespace \(nsm connect --netns NS\)/);
+  const missing = await lab.nsm(['connect', 'icmp', '--node', 'n1', '--netns', lab.ns('nowhere'), '--id', lab.connectionId('nw'), '--wait']);
+  assert.is(missing.code, 1);
+  assert.match(missing.stderr, new RegExp(`network namespace ${lab.ns('nowhere')} does not exist`));
+  for (let i = 0; i < 50 && (await linksIn(lab.ns('n1'))).length > 2; i++) await new Promise((res) => setTimeout(res, 100));
+  assert.equal((await linksIn(lab.ns('n1'))).map((l) => l.ifname).sort(), ['lo', 'ul0']);
+});
+
 s.run();
