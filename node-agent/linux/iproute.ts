@@ -62,13 +62,6 @@ const listLinks = jsonList(link, 'links');
 /** Every link of the namespace, with kind details (-d). */
 export const links = (ns: Netns): TE.TaskEither<CommandError, Link[]> => listLinks(ns, ['-d', 'link', 'show']);
 
-/** One link by name, or undefined when there is none. */
-export const linkByName = (ns: Netns, name: string): TE.TaskEither<CommandError, Link | undefined> =>
-  pipe(
-    links(ns),
-    TE.map((ls) => ls.find((l) => l.ifname === name)),
-  );
-
 export const addresses = (ns: Netns, dev: string): TE.TaskEither<CommandError, AddrInfo[]> =>
   pipe(
     jsonList(addr, 'addresses')(ns, ['-4', 'addr', 'show', 'dev', dev]),

@@ -87,13 +87,13 @@ export const createLinuxDataplane = async (o: LinuxDataplaneOptions): Promise<E.
 
   const markOf = (spec: Pick<SideSpec, 'connectionId' | 'side' | 'generation'>): Mark => ({ domain: o.domain, connectionId: spec.connectionId, side: spec.side, generation: spec.generation });
 
-  /** The side's interfaces in the node namespace, with a refusal if one belongs to something else. */
   /** Marked for this side, or unmarked (a crash between creating and marking it). */
   const oursOrUnmarked = (l: Link, spec: Pick<SideSpec, 'connectionId' | 'side'>): boolean => {
     const m = parseAlias(l.ifalias);
     return m === undefined || (m.domain === o.domain && m.connectionId === spec.connectionId && m.side === spec.side);
   };
 
+  /** The side's interfaces in the node namespace, and the first one that belongs to something else. */
   const sideLinks = (all: readonly Link[], spec: Pick<SideSpec, 'connectionId' | 'side'>) => {
     const names = sideNames(spec.connectionId, spec.side);
     const found = all.filter((l) => allSideInterfaces(names).includes(l.ifname));

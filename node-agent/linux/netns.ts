@@ -12,7 +12,6 @@ export type Netns =
   | { readonly kind: 'path'; readonly path: string };
 
 export const NETNS_RUN_DIR = '/run/netns';
-export const currentNetns: Netns = { kind: 'current' };
 
 const NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}$/;
 const PATH = /^\/[A-Za-z0-9_.\/-]{1,254}$/;
@@ -36,8 +35,6 @@ export const netnsExists = (ns: Netns): boolean => {
 
 /** What `ip link set ... netns X` and `veth peer ... netns X` take: a name or a path. */
 export const netnsArg = (ns: Netns): string => (ns.kind === 'named' ? ns.name : ns.kind === 'path' ? ns.path : String(process.pid));
-
-export const sameNetns = (a: Netns, b: Netns): boolean => netnsLabel(a) === netnsLabel(b) && a.kind === b.kind;
 
 /** argv for `ip ARGS` inside the namespace. */
 export const ipArgv = (ns: Netns, args: readonly string[]): string[] =>

@@ -13,15 +13,6 @@ export const step = async <A>(t: TE.TaskEither<CommandError, A>): Promise<Outcom
 /** Like step, for commands whose output does not matter. */
 export const stepDone = async (t: TE.TaskEither<CommandError, unknown>): Promise<Outcome<void>> => E.map(() => undefined)(await step(t));
 
-/** Runs the tasks one after the other; stops at the first failure. */
-export const inOrder = async (tasks: readonly (() => Promise<Outcome<unknown>>)[]): Promise<Outcome<void>> => {
-  for (const t of tasks) {
-    const r = await t();
-    if (E.isLeft(r)) return r;
-  }
-  return E.right(undefined);
-};
-
 /** Records what a step changed, so that a repair can say what it repaired. */
 export class Changes {
   readonly list: string[] = [];
