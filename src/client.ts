@@ -104,26 +104,45 @@ export class MeshClient {
 
   /** Resolves with the connection's settled state: established, failed or closed. */
   async waitForConnection(id: string, timeoutMs: number): Promise<E.Either<ClientError, { state: string; reason?: string }>> {
-    const settled = (ev: ConnectionEvent): { state: string; reason?: string } | undefined =>
+    type Settled = { state: string; reason?: string };
+    const settled = (ev: ConnectionEvent): Settled | undefined =>
       ev.type === 'ConnectionEstablished' ? { state: 'established' } : ev.type === 'ConnectionFailed' ? { state: 'failed', reason: ev.reason } : ev.type === 'ConnectionClosed' ? { state: 'closed', reason: ev.reason } : undefined;
-    const sub = this.nc.subscribe(this.subjects.event(`connection.${id}`), { timeout: timeoutMs });
+    const sub = this.nc.subscribe(this.subjects.event(`connection.${id}`));
+    let timer: NodeJS.Timeout | undefined;
+    let poll: NodeJS.Timeout | undefined;
     try {
-      // Subscribed first, so an event after this query cannot be missed.
-      const now = await this.query<{ state: string; failure?: { reason: string }; closeReason?: string }>('connection', { id });
-      if (E.isRight(now) && ['established', 'failed', 'closed'].includes(now.right.state)) {
-        return E.right({ state: now.right.state, ...(now.right.failure ? { reason: now.right.failure.reason } : now.right.closeReason ? { reason: now.right.closeReason } : {}) });
-      }
-      for await (const m of sub) {
-        const commit = JSON.parse(dec.decode(m.data)) as Commit;
-        for (const env of commit.events) {
-          const s = settled(env.data as ConnectionEvent);
-          if (s) return E.right(s);
-        }
-      }
-      return E.left({ code: 'timeout', message: `connection ${id} did not settle within ${timeoutMs} ms` });
-    } catch {
-      return E.left({ code: 'timeout', message: `connection ${id} did not settle within ${timeoutMs} ms` });
+      return await new Promise<E.Either<ClientError, Settled>>((resolve) => {
+        let done = false;
+        const finish = (r: E.Either<ClientError, Settled>) => {
+          if (done) return;
+          done = true;
+          resolve(r);
+        };
+        timer = setTimeout(() => finish(E.left({ code: 'timeout', message: `connection ${id} did not settle within ${timeoutMs} ms` })), timeoutMs);
+        const ask = async () => {
+          const now = await this.query<{ state: string; failure?: { reason: string }; closeReason?: string }>('connection', { id });
+          if (E.isRight(now) && ['established', 'failed', 'closed'].includes(now.right.state)) {
+            finish(E.right({ state: now.right.state, ...(now.right.failure ? { reason: now.right.failure.reason } : now.right.closeReason ? { reason: now.right.closeReason } : {}) }));
+          }
+        };
+        // Subscribed first, so an event after this query cannot be missed. An event stored just
+        // before we subscribed can still be missing from the control plane's read model when the
+        // query arrives (the model folds the log a moment later), so ask again now and then.
+        void ask();
+        poll = setInterval(() => void ask(), 250);
+        void (async () => {
+          for await (const m of sub) {
+            const commit = JSON.parse(dec.decode(m.data)) as Commit;
+            for (const env of commit.events) {
+              const s = settled(env.data as ConnectionEvent);
+              if (s) return finish(E.right(s));
+            }
+          }
+        })().catch(() => undefined);
+      });
     } finally {
+      clearTimeout(timer);
+      clearInterval(poll);
       sub.unsubscribe();
     }
   }
