@@ -60,9 +60,11 @@ export const startNodeAgent = async (opts: NodeAgentOptions): Promise<NodeAgent>
   const apply = async (spec: SideSpec, origin: string, trace: Trace = {}) => {
     const key = sideKey(spec);
     const seen = applied.get(key);
-    if (seen && (spec.generation < seen.generation || (spec.generation === seen.generation && seen.desired === spec.desired))) {
+    // Removal is final for a generation: a "present" redelivered after its "absent" must not
+    // bring the side back.
+    if (seen && (spec.generation < seen.generation || (spec.generation === seen.generation && (seen.desired === spec.desired || seen.desired === 'absent')))) {
       log.debug('node command already applied', { connectionId: spec.connectionId, side: spec.side, generation: spec.generation, desired: spec.desired });
-      if (spec.generation === seen.generation) await report(spec, spec.desired === 'present' ? 'programmed' : 'removed', undefined, trace);
+      if (spec.generation === seen.generation) await report(spec, seen.desired === 'present' ? 'programmed' : 'removed', undefined, trace);
       return;
     }
     if (spec.desired === 'present') {

@@ -24,12 +24,14 @@ const loose =
 
 const str = D.string({ max: 4096 });
 const int = D.integer({ min: 0, max: 2 ** 32 });
+/** link_netnsid is -1 when the peer's namespace has no id here (e.g. it is being deleted). */
+const signedInt = D.integer({ min: -(2 ** 31), max: 2 ** 32 });
 const anyValue: D.Decoder<unknown> = (v) => E.right(v);
 
 const linkInfo = loose({}, { info_kind: str, info_data: anyValue, info_slave_kind: str });
 const link = loose(
   { ifindex: int, ifname: str },
-  { flags: D.array(str, { max: 64 }), mtu: int, address: str, ifalias: str, link_index: int, link_netnsid: int, master: str, operstate: str, linkinfo: linkInfo },
+  { flags: D.array(str, { max: 64 }), mtu: int, address: str, ifalias: str, link_index: int, link_netnsid: signedInt, master: str, operstate: str, linkinfo: linkInfo },
 );
 export type Link = typeof link extends D.Decoder<infer A> ? A : never;
 

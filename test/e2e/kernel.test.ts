@@ -93,7 +93,18 @@ s('a workload without a namespace gets a clear failure, and nothing is left half
   const missing = await lab.nsm(['connect', 'icmp', '--node', 'n1', '--netns', lab.ns('nowhere'), '--id', lab.connectionId('nw'), '--wait']);
   assert.is(missing.code, 1);
   assert.match(missing.stderr, new RegExp(`network namespace ${lab.ns('nowhere')} does not exist`));
-  for (let i = 0; i < 50 && (await linksIn(lab.ns('n1'))).length > 2; i++) await new Promise((res) => setTimeout(res, 100));
+  // Both present commands went out together: the endpoint side may be built after the client
+  // side failed, and is then removed. Wait until the control plane has both removals.
+  const c = await lab.client();
+  for (const id of [lab.connectionId('nn'), lab.connectionId('nw')]) {
+    let removed: string[] = [];
+    for (let i = 0; i < 100 && removed.length < 2; i++) {
+      const history = must(await c.query<{ event: { type: string; data: { side?: string } } }[]>('history', { id }));
+      removed = history.filter((h) => h.event.type === 'DataplaneRemoved').map((h) => h.event.data.side ?? '');
+      if (removed.length < 2) await new Promise((res) => setTimeout(res, 100));
+    }
+    assert.equal(removed.sort(), ['client', 'endpoint'], `both sides of ${id} reported removed`);
+  }
   assert.equal((await linksIn(lab.ns('n1'))).map((l) => l.ifname).sort(), ['lo', 'ul0']);
 });
 
