@@ -189,6 +189,17 @@ export const sweepAbandonedRuns = (): string[] => {
     const alive = existsSync(`/proc/${pid}`) && !isZombie(pid);
     if (!alive) runs.add(m[1]!);
   }
+  // Lab directories (logs, keys) of runs whose process is gone, unless kept on purpose.
+  if (!process.env.NSM_KEEP_LAB_LOGS) {
+    for (const d of readdirSync(tmpdir()).filter((f) => f.startsWith('nsm-lab-'))) {
+      const m = /^nsm-lab-(t([0-9a-z]+)[0-9a-z]{4})-/.exec(d);
+      const pid = m ? parseInt(m[2]!, 36) : undefined;
+      if (m && pid !== undefined && !(existsSync(`/proc/${pid}`) && !isZombie(pid))) {
+        rmSync(join(tmpdir(), d), { recursive: true, force: true });
+        runs.add(m[1]!);
+      }
+    }
+  }
   return [...runs].flatMap((r) => sweepSync(r));
 };
 
