@@ -19,7 +19,8 @@ export interface NodeAgentOptions {
   readonly heartbeatMs?: number;
   readonly underlayAddress?: string;
   readonly mtu?: number;
-  readonly publicKeys?: Record<string, string>;
+  readonly publicKeys?: Readonly<Record<string, string>>;
+  /** Prefixes the node routes itself: excluded from address allocation. */
   readonly localPrefixes?: readonly string[];
   /** How often each programmed client side's datapath is probed; 0 turns probing off. */
   readonly livenessIntervalMs?: number;
@@ -68,9 +69,11 @@ export const startNodeAgent = async (opts: NodeAgentOptions): Promise<NodeAgent>
   const apply = async (spec: SideSpec, origin: string, trace: Trace = {}) => {
     const key = sideKey(spec);
     const seen = applied.get(key);
-    if (seen && (spec.generation < seen.generation || (spec.generation === seen.generation && seen.desired === spec.desired))) {
+    // Removal is final for a generation: a "present" redelivered after its "absent" must not
+    // bring the side back.
+    if (seen && (spec.generation < seen.generation || (spec.generation === seen.generation && (seen.desired === spec.desired || seen.desired === 'absent')))) {
       log.debug('node command already applied', { connectionId: spec.connectionId, side: spec.side, generation: spec.generation, desired: spec.desired });
-      if (spec.generation === seen.generation) await report(spec, spec.desired === 'present' ? 'programmed' : 'removed', undefined, trace);
+      if (spec.generation === seen.generation) await report(spec, seen.desired === 'present' ? 'programmed' : 'removed', undefined, trace);
       return;
     }
     if (spec.desired === 'present') {
@@ -106,7 +109,7 @@ export const startNodeAgent = async (opts: NodeAgentOptions): Promise<NodeAgent>
         dataplane: dataplane.kind,
         ...(opts.underlayAddress ? { underlayAddress: opts.underlayAddress } : {}),
         ...(opts.mtu ? { mtu: opts.mtu } : {}),
-        ...(opts.publicKeys ? { publicKeys: opts.publicKeys } : {}),
+        ...(opts.publicKeys ? { publicKeys: { ...opts.publicKeys } } : {}),
         ...(opts.localPrefixes && opts.localPrefixes.length > 0 ? { localPrefixes: [...opts.localPrefixes] } : {}),
       },
       { wait: false },

@@ -3,7 +3,7 @@
 // Each call is about one *side* of one connection (a workload interface or an endpoint
 // interface, with its addresses, routes and, across nodes, its tunnel to the peer). Calls state
 // the desired result, so they are idempotent. Multi-point segments and network-function
-// chains are new kinds of side (see README, "Extending the dataplane"), not new methods.
+// chains are new kinds of side (see docs/dataplane.md, "Extending the port"), not new methods.
 import type * as TE from 'fp-ts/lib/TaskEither.js';
 import type { MechanismType } from '../aggregates/domain.ts';
 import type { SideSpec } from '../src/contracts/nodeCommands.ts';

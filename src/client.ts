@@ -117,7 +117,8 @@ export class MeshClient {
 
   /** Resolves with the connection's settled state: established, failed or closed. */
   async waitForConnection(id: string, timeoutMs: number): Promise<E.Either<ClientError, { state: string; reason?: string }>> {
-    const settled = (ev: ConnectionEvent): { state: string; reason?: string } | undefined =>
+    type Settled = { state: string; reason?: string };
+    const settled = (ev: ConnectionEvent): Settled | undefined =>
       ev.type === 'ConnectionEstablished' ? { state: 'established' } : ev.type === 'ConnectionFailed' ? { state: 'failed', reason: ev.reason } : ev.type === 'ConnectionClosed' ? { state: 'closed', reason: ev.reason } : undefined;
     const deadline = Date.now() + timeoutMs;
     const asked = async (): Promise<{ state: string; reason?: string } | undefined> => {

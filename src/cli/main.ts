@@ -13,6 +13,7 @@ import { parseDuration, parseLabels, parseMatch } from './parse.ts';
 import { age, labelsText, table } from './table.ts';
 import { chooseStore, STORE_OPTIONS } from './storeOption.ts';
 import { runAgent, runControlPlane, runUp, StartupError } from './up.ts';
+import { ENDPOINT_KINDS, EndpointRunError, runEndpoint, type EndpointKind } from '../endpoint/run.ts';
 
 class CliError extends Error {}
 const fail = (msg: string): never => {
@@ -25,12 +26,15 @@ const USAGE = `nsm - Network Service Mesh, event-sourced on NATS
 
 Run a mesh:
   nsm up [--data-dir DIR] [--nats-port N] [--http-port N] [--domain D] [--node NAME] [--dataplane simulated|linux]
-         [--node-timeout 15s] [--down-grace 5m] [--liveness-interval 2s] [--heartbeat 5s]
+         [--underlay ADDR] [--node-timeout 15s] [--down-grace 5m] [--liveness-interval 2s] [--heartbeat 5s]
          [--store jetstream|esdb] [--esdb-url URL]
   nsm control-plane [--server URL] [--domain D] [--http-port N] [--node-timeout 15s] [--down-grace 5m]
                     [--store jetstream|esdb] [--esdb-url URL]
     (--store esdb keeps events in EventStoreDB: --esdb-url or NSM_ESDB_URL, e.g. esdb://127.0.0.1:2113?tls=false)
-  nsm agent --node NAME [--server URL] [--domain D] [--dataplane simulated|linux] [--liveness-interval 2s] [--heartbeat 5s]
+  nsm agent --node NAME [--server URL] [--domain D] [--dataplane simulated|linux]
+            [--netns NODE_NS] [--underlay ADDR] [--state-dir DIR] [--liveness-interval 2s] [--heartbeat 5s]
+  nsm endpoint run icmp-responder --name N --service SVC [--service SVC]... --netns NS [--prefix CIDR]
+            [--exclude CIDR]... [--label k=v]... [--expiration 60s] [--node N] [--dataplane linux|simulated]
 
 Use it (--server URL or NSM_NATS_URL, --domain D or NSM_DOMAIN, --json for scripts):
   nsm service register NAME [--payload IP|ETHERNET] [--match 'SRC=>DST[|DST][;fallthrough]']...
@@ -148,6 +152,7 @@ const commands: Record<string, (args: string[]) => Promise<void>> = {
       ...healingFlags,
       ...agentFlags,
       ...STORE_OPTIONS,
+      underlay: { type: 'string' },
     });
     const domain = checkDomain(v.domain ?? defaultDomain());
     await runUp({
@@ -160,6 +165,7 @@ const commands: Record<string, (args: string[]) => Promise<void>> = {
       node: checkName('--node', v.node ?? defaultNode()),
       dataplane: v.dataplane ?? 'simulated',
       store: must(chooseStore(v, env)),
+      ...(v.underlay ? { underlay: v.underlay } : {}),
     });
   },
   async 'control-plane'(args) {
@@ -173,13 +179,25 @@ const commands: Record<string, (args: string[]) => Promise<void>> = {
     });
   },
   async agent(args) {
-    const { values: v } = parse(args, { node: { type: 'string' }, dataplane: { type: 'string' }, ...agentFlags });
+    const { values: v } = parse(args, {
+      node: { type: 'string' },
+      dataplane: { type: 'string' },
+      netns: { type: 'string' },
+      underlay: { type: 'string' },
+      'state-dir': { type: 'string' },
+      ...agentFlags,
+    });
+    const domain = checkDomain(v.domain ?? defaultDomain());
+    const node = checkName('--node', v.node ?? defaultNode());
     await runAgent({
       agent: agentOptions(v),
       url: v.server ?? env('NSM_NATS_URL') ?? 'nats://127.0.0.1:4222',
-      domain: checkDomain(v.domain ?? defaultDomain()),
-      node: checkName('--node', v.node ?? defaultNode()),
+      domain,
+      node,
       dataplane: v.dataplane ?? 'simulated',
+      ...(v.netns ? { netns: v.netns } : {}),
+      ...(v.underlay ? { underlay: v.underlay } : {}),
+      stateDir: v['state-dir'] ?? join(defaultDataDir(domain), `agent-${node}`),
     });
   },
   async service(args) {
@@ -195,6 +213,8 @@ const commands: Record<string, (args: string[]) => Promise<void>> = {
     fail(`unknown "nsm service ${verb ?? ''}"; use register or unregister`);
   },
   async endpoint(args) {
+    const verbAt = firstPositional(args);
+    if (verbAt !== undefined && args[verbAt] === 'run') return endpointRun([...args.slice(0, verbAt), ...args.slice(verbAt + 1)]);
     const { values: v, positionals: [verb, name] } = parse(args, {
       service: { type: 'string', multiple: true },
       label: { type: 'string', multiple: true },
@@ -206,7 +226,7 @@ const commands: Record<string, (args: string[]) => Promise<void>> = {
     });
     const ep = checkName('endpoint name', name);
     if (verb === 'unregister') return sendAndReport(v, 'endpoint.unregister', { name: ep }, `endpoint ${ep} unregistered`);
-    if (verb !== 'register') fail(`unknown "nsm endpoint ${verb ?? ''}"; use register or unregister`);
+    if (verb !== 'register') fail(`unknown "nsm endpoint ${verb ?? ''}"; use register, unregister or run`);
     const services = v.service ?? fail('endpoint register needs at least one --service');
     const labels = must(parseLabels(v.label ?? []));
     return sendAndReport(
@@ -362,6 +382,56 @@ const commands: Record<string, (args: string[]) => Promise<void>> = {
       out(v, s, () => Object.entries(s).map(([k, n]) => `${k}: ${n}`).join('\n'));
     });
   },
+};
+
+/** Index of the first argument that is not an option or an option's value (globals may come first). */
+const firstPositional = (args: readonly string[]): number | undefined => {
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (!a.startsWith('-')) return i;
+    if (!a.includes('=') && a !== '--json' && a !== '--help' && a !== '-h') i++;
+  }
+  return undefined;
+};
+
+/** `nsm endpoint run KIND ...`: runs until Ctrl-C (see src/endpoint/run.ts). */
+const endpointRun = async (args: string[]) => {
+  const { values: v, positionals: [kind] } = parse(args, {
+    name: { type: 'string' },
+    service: { type: 'string', multiple: true },
+    label: { type: 'string', multiple: true },
+    node: { type: 'string' },
+    prefix: { type: 'string' },
+    exclude: { type: 'string', multiple: true },
+    expiration: { type: 'string' },
+    netns: { type: 'string' },
+    dataplane: { type: 'string' },
+  });
+  if (!ENDPOINT_KINDS.includes(kind as EndpointKind)) fail(`nsm endpoint run ${kind ?? ''}: expected one of ${ENDPOINT_KINDS.join(', ')}`);
+  const dataplane = v.dataplane ?? 'linux';
+  if (dataplane !== 'linux' && dataplane !== 'simulated') fail(`--dataplane ${JSON.stringify(dataplane)}: expected linux or simulated`);
+  if (dataplane === 'linux' && !v.netns) fail('nsm endpoint run needs --netns NS with the linux dataplane (the namespace that answers)');
+  const expiration = v.expiration ? must(parseDuration(v.expiration, '--expiration')) : 60;
+  if (expiration < 3) fail('--expiration must be at least 3s (the registration is refreshed every third of it)');
+  await withClient(v, async (c) => {
+    try {
+      await runEndpoint(c, {
+        kind: kind as EndpointKind,
+        name: checkName('--name', v.name),
+        services: (v.service ?? fail('nsm endpoint run needs at least one --service')).map((s) => checkName('--service', s)),
+        labels: must(parseLabels(v.label ?? [])),
+        node: checkName('--node', v.node ?? defaultNode()),
+        ...(v.prefix ? { prefix: v.prefix } : {}),
+        ...(v.exclude ? { excludedPrefixes: v.exclude } : {}),
+        expirationSeconds: Math.ceil(expiration),
+        netns: v.netns ?? '',
+        dataplane: dataplane as 'linux' | 'simulated',
+      });
+    } catch (e) {
+      if (e instanceof EndpointRunError) fail(e.message);
+      throw e;
+    }
+  });
 };
 
 /** Global options may come before the command: "nsm --server URL ls nodes". */

@@ -1,11 +1,13 @@
 // Long-running processes: a whole single-node mesh (`nsm up`), a control plane replica, an agent.
 import type { Server } from 'node:http';
+import { join } from 'node:path';
 import * as E from 'fp-ts/lib/Either.js';
 import { connect, type NatsConnection } from 'nats';
 import { connectEsdbEventStore } from '../../infra/eventstore/esdb.ts';
 import { createLogger, errorText, type Logger } from '../../infra/log.ts';
 import { startNatsServer, type RunningNatsServer } from '../../infra/natsServer.ts';
-import { startNodeAgent, type NodeAgent } from '../../node-agent/agent.ts';
+import { startNodeAgent, type NodeAgent, type NodeAgentOptions } from '../../node-agent/agent.ts';
+import { createLinuxDataplane, nodeNetnsFrom } from '../../node-agent/linux/linuxDataplane.ts';
 import type { Dataplane } from '../../node-agent/dataplane.ts';
 import { simulatedDataplane } from '../../node-agent/simulatedDataplane.ts';
 import { startControlPlane, type ControlPlane } from '../controlPlane.ts';
@@ -16,13 +18,35 @@ import { redactUrl, type StoreChoice } from './storeOption.ts';
 
 export class StartupError extends Error {}
 
-const dataplaneFor = (kind: string, log: Logger): Dataplane => {
-  if (kind === 'simulated') {
+export interface DataplaneChoice {
+  readonly kind: string;
+  readonly domain: string;
+  /** Linux: the node's network namespace (default: the process's own). */
+  readonly netns?: string;
+  /** Linux: the address other nodes reach this one at (default: from the default route). */
+  readonly underlay?: string;
+  /** Linux: where the node keeps its WireGuard private key. */
+  readonly stateDir: string;
+}
+
+type AgentFacts = Pick<NodeAgentOptions, 'underlayAddress' | 'mtu' | 'publicKeys' | 'localPrefixes'>;
+
+const dataplaneFor = async (c: DataplaneChoice, log: Logger): Promise<{ dataplane: Dataplane; facts: AgentFacts }> => {
+  if (c.kind === 'simulated') {
     log.warn('simulated dataplane: connections are recorded and reported established, but no interface is created and no packet is forwarded');
-    return simulatedDataplane();
+    return { dataplane: simulatedDataplane(), facts: {} };
   }
-  if (kind === 'linux') throw new StartupError('the linux dataplane is not implemented yet; run with --dataplane simulated');
-  throw new StartupError(`--dataplane ${JSON.stringify(kind)}: expected simulated or linux`);
+  if (c.kind !== 'linux') throw new StartupError(`--dataplane ${JSON.stringify(c.kind)}: expected simulated or linux`);
+  const netns = nodeNetnsFrom(c.netns);
+  if (E.isLeft(netns)) throw new StartupError(netns.left);
+  const dp = await createLinuxDataplane({ domain: c.domain, nodeNetns: netns.right, ...(c.underlay ? { underlayAddress: c.underlay } : {}), stateDir: c.stateDir, log });
+  if (E.isLeft(dp)) throw new StartupError(dp.left);
+  const f = dp.right.facts;
+  log.info('linux dataplane ready', { mechanisms: dp.right.capabilities(), underlay: f.underlayAddress, mtu: f.mtu, wireguard: dp.right.wireguardMode, stateDir: c.stateDir });
+  return {
+    dataplane: dp.right,
+    facts: { ...(f.underlayAddress ? { underlayAddress: f.underlayAddress } : {}), mtu: f.mtu, publicKeys: f.publicKeys, localPrefixes: f.localPrefixes.slice(0, 256) },
+  };
 };
 
 const connectNats = async (url: string, name: string): Promise<NatsConnection> => {
@@ -88,10 +112,14 @@ export const runUp = async (o: {
   healing?: Partial<HealingConfig>;
   agent?: AgentTimings;
   store: StoreChoice;
+  underlay?: string;
 }) => {
   const log = createLogger('nsm-up', { domain: o.domain });
   const stops: (() => Promise<unknown>)[] = [];
-  const dataplane = dataplaneFor(o.dataplane, log);
+  const { dataplane, facts } = await dataplaneFor(
+    { kind: o.dataplane, domain: o.domain, ...(o.underlay ? { underlay: o.underlay } : {}), stateDir: join(o.dataDir, `agent-${o.node}`) },
+    log,
+  );
   let nats: RunningNatsServer | undefined;
   try {
     const started = await startNatsServer({ dataDir: o.dataDir, port: o.natsPort, serverName: `nsm-${o.domain}-${o.node}` });
@@ -114,7 +142,7 @@ export const runUp = async (o: {
     stops.push(() => new Promise((r) => http.close(r)));
     const anc = await connectNats(nats.url, `nsm-agent-${o.node}`);
     stops.push(() => anc.close());
-    const agent = await startNodeAgent({ nc: anc, domain: o.domain, node: o.node, dataplane, log: createLogger('agent', { domain: o.domain }), ...o.agent });
+    const agent = await startNodeAgent({ nc: anc, domain: o.domain, node: o.node, dataplane, ...facts, log: createLogger('agent', { domain: o.domain }), ...o.agent });
     stops.push(() => agent.stop());
     await agent.ready;
     process.stderr.write(
@@ -150,11 +178,14 @@ export const runControlPlane = async (o: { url: string; domain: string; httpPort
   await untilSignal(log, stops);
 };
 
-export const runAgent = async (o: { url: string; domain: string; node: string; dataplane: string; agent?: AgentTimings }) => {
-  const log = createLogger('agent', { domain: o.domain });
-  const dataplane = dataplaneFor(o.dataplane, log);
+export const runAgent = async (o: { url: string; domain: string; node: string; dataplane: string; netns?: string; underlay?: string; stateDir: string; agent?: AgentTimings }) => {
+  const log = createLogger('agent', { domain: o.domain, node: o.node });
+  const { dataplane, facts } = await dataplaneFor(
+    { kind: o.dataplane, domain: o.domain, ...(o.netns ? { netns: o.netns } : {}), ...(o.underlay ? { underlay: o.underlay } : {}), stateDir: o.stateDir },
+    log,
+  );
   const nc = await connectNats(o.url, `nsm-agent-${o.node}`);
-  const agent: NodeAgent = await startNodeAgent({ nc, domain: o.domain, node: o.node, dataplane, log, ...o.agent });
+  const agent: NodeAgent = await startNodeAgent({ nc, domain: o.domain, node: o.node, dataplane, ...facts, log, ...o.agent });
   await agent.ready;
   await untilSignal(log, [() => nc.close(), () => agent.stop()]);
 };

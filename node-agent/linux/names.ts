@@ -1,0 +1,79 @@
+// Names and marks of everything the Linux dataplane creates. Interface names are derived from
+// the connection id and the side, so they can be found again after a restart without a local
+// database; each interface also carries an alias (`ip link set dev X alias ...`, returned by
+// `ip -json link` as "ifalias") that says which mesh, connection, side and generation it
+// belongs to. The alias is what reconciliation trusts; the name is how we look it up.
+import { createHash } from 'node:crypto';
+import type { Side } from '../../aggregates/connection.ts';
+
+/** Linux interface names: at most 15 bytes, and nothing an `ip` argument parser could misread. */
+export const IFNAME = /^[A-Za-z0-9_][A-Za-z0-9_-]{0,14}$/;
+
+/** Up to 12 characters of the connection id: the same rule as interfaceNameFor in aggregates/connection.ts. */
+const idPart = (connectionId: string): string => connectionId.replace(/[^A-Za-z0-9]/g, '').slice(0, 12).toLowerCase();
+const sideLetter = (side: Side): string => (side === 'client' ? 'c' : 'e');
+
+export interface SideNames {
+  /** Node-namespace end of the veth pair whose other end is the workload's interface. */
+  readonly hostVeth: string;
+  readonly vxlan: string;
+  /** Unique host-wide (wireguard-go's control sockets share /var/run/wireguard across namespaces). */
+  readonly wireguard: string;
+}
+
+/** Role prefixes: "nv" veth, "nx" vxlan, "nw" wireguard, "nb" bridge; then c|e for the side. */
+export const sideNames = (connectionId: string, side: Side): SideNames => {
+  const id = idPart(connectionId);
+  const s = sideLetter(side);
+  return { hostVeth: `nv${s}${id}`, vxlan: `nx${s}${id}`, wireguard: `nw${s}${id}` };
+};
+
+/** The L2 segment of an ETHERNET connection on one node, shared by both sides when they are on the same node. */
+export const bridgeName = (connectionId: string): string => `nbx${idPart(connectionId)}`;
+
+/** Every name a side may use in the node namespace (a changed mechanism leaves the old tunnel to remove). */
+export const allSideInterfaces = (n: SideNames): readonly string[] => [n.hostVeth, n.vxlan, n.wireguard];
+
+export const MESH_INTERFACE = /^(n[vxw][ce]|nbx)[a-z0-9]{1,12}$/;
+
+export interface Mark {
+  readonly domain: string;
+  readonly connectionId: string;
+  readonly side: Side;
+  readonly generation: number;
+}
+
+const ALIAS_PREFIX = 'nsm';
+
+export const aliasOf = (m: Mark): string => `${ALIAS_PREFIX}:${m.domain}:${m.connectionId}:${m.side}:${m.generation}`;
+
+export const parseAlias = (alias: string | undefined): Mark | undefined => {
+  if (!alias) return undefined;
+  const parts = alias.split(':');
+  if (parts.length !== 5 || parts[0] !== ALIAS_PREFIX) return undefined;
+  const [, domain, connectionId, side, gen] = parts as [string, string, string, string, string];
+  const generation = Number(gen);
+  if ((side !== 'client' && side !== 'endpoint') || !Number.isInteger(generation) || !domain || !connectionId) return undefined;
+  return { domain, connectionId, side, generation };
+};
+
+/** Marks of the bridge, which belongs to the connection on this node rather than to one side. */
+export const bridgeAlias = (domain: string, connectionId: string): string => `${ALIAS_PREFIX}:${domain}:${connectionId}:segment`;
+
+/**
+ * A fixed, locally administered MAC for a side's VXLAN device. Both nodes can compute the peer's
+ * MAC from the connection id, so routed (IP payload) VXLAN needs no ARP across the tunnel.
+ */
+export const vxlanMac = (connectionId: string, side: Side): string => {
+  const h = createHash('sha256').update(`vxlan:${connectionId}:${side}`).digest();
+  const bytes = [0x02, h[0]!, h[1]!, h[2]!, h[3]!, h[4]!];
+  return bytes.map((b) => b.toString(16).padStart(2, '0')).join(':');
+};
+
+/**
+ * Policy-routing tables of IP connections: one per connection on a node, picked from this range
+ * and found again through the rules that point to it (`ip rule ... iif <side interface>`).
+ */
+export const TABLE_FIRST = 0x4e530000;
+export const TABLE_LAST = TABLE_FIRST + 0xffff;
+export const RULE_PRIORITY = 1000;

@@ -1,0 +1,108 @@
+// The agent of a node is killed (SIGKILL) while its connections are up, and started again:
+// - connections keep carrying packets while it is down, and are not rebuilt when it returns
+//   (same interfaces, same wireguard-go process);
+// - a connection closed while it was down is torn down on its side when it comes back;
+// - drift made while it was down (a route deleted in a workload) is repaired and logged.
+import * as assert from 'uvu/assert';
+import type { MeshClient } from '../../src/client.ts';
+import { wireguardGoPids } from '../../node-agent/linux/tunnels.ts';
+import { suite } from '../lib/harness.ts';
+import { must } from '../lib/mesh.ts';
+import { addressOf, leftovers, linksIn, sh, startLab, type ConnectionView, type Lab } from '../lib/netns.ts';
+
+interface Ctx {
+  lab?: Lab;
+  c?: MeshClient;
+  conns: Map<string, ConnectionView>;
+}
+const s = suite<Ctx>('e2e: agent killed and restarted with connections up', { conns: new Map() });
+
+const idPart = (id: string) => id.toLowerCase().slice(0, 12);
+
+s.before(async (ctx) => {
+  const lab = (ctx.lab = await startLab({ nodes: ['n1', 'n2'] }));
+  const c = (ctx.c = await lab.client());
+  must(await c.send('service.register', { name: 'local' }));
+  must(await c.send('service.register', { name: 'remote' }));
+  await lab.startEndpoint({ name: 'ep-local', service: 'local', node: 'n1', role: 'ep1', prefix: '10.80.0.0/24' });
+  await lab.startEndpoint({ name: 'ep-remote', service: 'remote', node: 'n2', role: 'ep2', prefix: '10.81.0.0/24' });
+  await lab.addNamespace('client');
+  const want: [string, string, 'kernel' | 'wireguard' | 'vxlan'][] = [
+    ['c1', 'local', 'kernel'],
+    ['c2', 'remote', 'wireguard'],
+    ['c3', 'remote', 'vxlan'],
+  ];
+  for (const [name, service, mechanism] of want) {
+    const id = lab.connectionId(name);
+    must(await c.send('connection.request', { connectionId: id, networkService: service, clientNode: 'n1', clientNetns: lab.ns('client'), clientInterface: `nsm-${name}`, mechanismPreferences: [mechanism] }));
+    const settled = must(await c.waitForConnection(id, 30000));
+    assert.is(settled.state, 'established', `${name}: ${settled.reason ?? ''}`);
+    ctx.conns.set(name, must(await c.query<ConnectionView>('connection', { id })));
+  }
+});
+s.after(async (ctx) => {
+  const run = ctx.lab?.run;
+  await ctx.lab?.stop();
+  if (run) assert.equal(leftovers(run), [], 'nothing of the run is left');
+});
+
+const pingOk = async (ctx: Ctx, name: string) => {
+  const conn = ctx.conns.get(name)!;
+  const r = await ctx.lab!.ping('client', addressOf(conn.context!.ipContext.dstIpAddrs[0]!), { count: 2 });
+  return r.code === 0;
+};
+
+s('connections survive the agent, closed ones are removed and drift is repaired when it returns', async (ctx) => {
+  const lab = ctx.lab!;
+  const c = ctx.c!;
+  const n1 = lab.nodes.get('n1')!;
+  const id = (name: string) => lab.connectionId(name);
+  for (const name of ['c1', 'c2', 'c3']) assert.ok(await pingOk(ctx, name), `${name} pings before the restart`);
+  const before = new Map((await linksIn(lab.ns('n1'))).map((l) => [l.ifname, l.ifindex]));
+  const wgName = `nwc${idPart(id('c2'))}`;
+  const wgPids = wireguardGoPids(wgName);
+  assert.is(wgPids.length, 1, 'one wireguard-go serves the client side of c2');
+
+  await n1.agent!.kill();
+  for (const name of ['c1', 'c2', 'c3']) assert.ok(await pingOk(ctx, name), `${name} still pings while the agent is down`);
+
+  // Closed while the agent of n1 is down: n2 removes its side at once, n1's side stays for now.
+  must(await c.send('connection.close', { connectionId: id('c3') }));
+  for (let i = 0; i < 100 && (await linksIn(lab.ns('n2'))).some((l) => l.ifname.includes(idPart(id('c3')))); i++) await new Promise((r) => setTimeout(r, 100));
+  assert.not.ok((await linksIn(lab.ns('n2'))).some((l) => l.ifname.includes(idPart(id('c3')))), 'n2 removed its side of c3');
+  assert.ok((await linksIn(lab.ns('n1'))).some((l) => l.ifname === `nxc${idPart(id('c3'))}`), "n1's side of c3 is still there while its agent is down");
+
+  // Drift while the agent is down: c1's route in the workload goes missing.
+  const c1Dst = ctx.conns.get('c1')!.context!.ipContext.dstIpAddrs[0]!;
+  await sh(['ip', '-n', lab.ns('client'), 'route', 'del', c1Dst, 'dev', 'nsm-c1']);
+  assert.not.ok(await pingOk(ctx, 'c1'), 'c1 is broken by the deleted route');
+
+  const agent = await lab.startAgent('n1');
+  await agent.waitFor(/"msg":"reconciled"/, 30000);
+
+  const after = await linksIn(lab.ns('n1'));
+  assert.not.ok(after.some((l) => l.ifname.includes(idPart(id('c3')))), "n1's side of c3 was removed on return");
+  assert.not.ok((await linksIn(lab.ns('client'))).some((l) => l.ifname === 'nsm-c3'), 'the workload lost the c3 interface');
+  assert.ok(await pingOk(ctx, 'c1'), 'c1 pings again: its route was repaired');
+  assert.ok(await pingOk(ctx, 'c2'), 'c2 still pings');
+  for (const l of after.filter((x) => x.ifname.includes(idPart(id('c1'))) || x.ifname.includes(idPart(id('c2'))))) {
+    assert.is(l.ifindex, before.get(l.ifname), `${l.ifname} was kept, not recreated`);
+  }
+  assert.equal(wireguardGoPids(wgName), wgPids, 'the same wireguard-go process still serves c2');
+
+  const log = agent.output();
+  assert.match(log, new RegExp(`"msg":"reconcile: removing a side that is no longer wanted","domain":"lab","node":"n1","connectionId":"${id('c3')}","side":"client"`));
+  assert.match(log, new RegExp(`"msg":"repaired side".*"connectionId":"${id('c1')}","side":"client".*route ${c1Dst.replace(/[./]/g, '\\$&')} via nsm-c1`));
+
+  // The control plane learnt that n1's side of c3 is gone.
+  let events: string[] = [];
+  for (let i = 0; i < 50; i++) {
+    const history = must(await c.query<{ event: { type: string; data: { side?: string } } }[]>('history', { id: id('c3') }));
+    events = history.map((h) => `${h.event.type}${h.event.data.side ? `:${h.event.data.side}` : ''}`);
+    if (events.includes('DataplaneRemoved:client')) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.ok(events.includes('DataplaneRemoved:client') && events.includes('DataplaneRemoved:endpoint'), `history of c3: ${events.join(', ')}`);
+});
+
+s.run();
