@@ -19,6 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { createLogger } from '../../infra/log.ts';
 import { MeshClient } from '../../src/client.ts';
 import { startControlPlane, type ControlPlane } from '../../src/controlPlane.ts';
+import type { HealingConfig } from '../../src/healing/detector.ts';
 import { TABLE_FIRST, TABLE_LAST } from '../../node-agent/linux/names.ts';
 import { WG_SOCKET_DIR } from '../../node-agent/linux/tunnels.ts';
 import { runId, startTestNats, type TestNats } from './nats.ts';
@@ -338,7 +339,15 @@ const installExitHooks = () => {
 export const UNDERLAY_PREFIX = '172.31.0';
 export const underlayAddress = (i: number) => `${UNDERLAY_PREFIX}.${10 + i}`;
 
-export const startLab = async (o: { nodes: readonly string[]; domain?: string; agents?: boolean }): Promise<Lab> => {
+export const startLab = async (o: {
+  nodes: readonly string[];
+  domain?: string;
+  agents?: boolean;
+  /** Healing timings of the lab's control plane. */
+  healing?: Partial<HealingConfig>;
+  /** Extra arguments for every agent process (e.g. --liveness-interval 500ms). */
+  agentArgs?: readonly string[];
+}): Promise<Lab> => {
   requireNetnsLab();
   sweepAbandonedRuns();
   installExitHooks();
@@ -392,7 +401,7 @@ export const startLab = async (o: { nodes: readonly string[]; domain?: string; a
       nodes.set(name, { name, netns: nodeNs, underlay: address, stateDir: join(dir, `state-${name}`) });
     }
     nats = await startTestNats();
-    cp = await startControlPlane({ nc: await nats.connect(), domain, log: createLogger('control-plane', { lab: run }) });
+    cp = await startControlPlane({ nc: await nats.connect(), domain, log: createLogger('control-plane', { lab: run }), ...(o.healing ? { healing: o.healing } : {}) });
     const natsUrl = nats.url;
     // The lab waits for the agents' and endpoints' info lines, whatever this process logs.
     const childEnv = { NSM_LOG_LEVEL: 'info' };
@@ -417,7 +426,7 @@ export const startLab = async (o: { nodes: readonly string[]; domain?: string; a
         if (!n) throw new Error(`no node ${node} in this lab`);
         const p = startProcess(
           `agent-${node}`,
-          [NSM_BIN, 'agent', '--dataplane', 'linux', '--node', node, '--netns', n.netns, '--underlay', n.underlay, '--state-dir', n.stateDir, '--server', natsUrl, '--domain', domain],
+          [NSM_BIN, 'agent', '--dataplane', 'linux', '--node', node, '--netns', n.netns, '--underlay', n.underlay, '--state-dir', n.stateDir, '--server', natsUrl, '--domain', domain, ...(o.agentArgs ?? [])],
           dir,
           childEnv,
         );
