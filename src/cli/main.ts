@@ -28,7 +28,7 @@ Run a mesh:
   nsm up [--data-dir DIR] [--nats-port N] [--http-port N] [--domain D] [--node NAME] [--dataplane simulated|linux]
          [--underlay ADDR] [--node-timeout 15s] [--down-grace 5m] [--liveness-interval 2s] [--heartbeat 5s]
          [--store jetstream|esdb] [--esdb-url URL]
-  nsm control-plane [--server URL] [--domain D] [--http-port N] [--node-timeout 15s] [--down-grace 5m]
+  nsm control-plane [--server URL] [--domain D] [--http-port N] [--node-timeout 15s] [--down-grace 5m] [--lease-ttl 10s]
                     [--store jetstream|esdb] [--esdb-url URL]
     (--store esdb keeps events in EventStoreDB: --esdb-url or NSM_ESDB_URL, e.g. esdb://127.0.0.1:2113?tls=false)
   nsm agent --node NAME [--server URL] [--domain D] [--dataplane simulated|linux]
@@ -87,13 +87,19 @@ const port = (s: string | undefined, flag: string, dflt: number) => {
 
 type Values = { server?: string; domain?: string; json?: boolean; actor?: string; timeout?: string };
 
-const healingFlags = { 'node-timeout': { type: 'string' }, 'down-grace': { type: 'string' } } as const;
+const healingFlags = { 'node-timeout': { type: 'string' }, 'down-grace': { type: 'string' }, 'lease-ttl': { type: 'string' } } as const;
 const agentFlags = { 'liveness-interval': { type: 'string' }, heartbeat: { type: 'string' } } as const;
 const msFlag = (v: string | undefined, flag: string) => (v === undefined ? undefined : Math.round(must(parseDuration(v, flag)) * 1000));
-const healingOptions = (v: { 'node-timeout'?: string; 'down-grace'?: string }) => {
+const healingOptions = (v: { 'node-timeout'?: string; 'down-grace'?: string; 'lease-ttl'?: string }) => {
   const nodeTimeoutMs = msFlag(v['node-timeout'], '--node-timeout');
   const downGraceMs = msFlag(v['down-grace'], '--down-grace');
-  return { ...(nodeTimeoutMs !== undefined ? { nodeTimeoutMs } : {}), ...(downGraceMs !== undefined ? { downGraceMs } : {}) };
+  const leaseTtlMs = msFlag(v['lease-ttl'], '--lease-ttl');
+  if (leaseTtlMs !== undefined && leaseTtlMs < 1000) fail('--lease-ttl must be at least 1s');
+  return {
+    ...(nodeTimeoutMs !== undefined ? { nodeTimeoutMs } : {}),
+    ...(downGraceMs !== undefined ? { downGraceMs } : {}),
+    ...(leaseTtlMs !== undefined ? { leaseTtlMs } : {}),
+  };
 };
 const agentOptions = (v: { 'liveness-interval'?: string; heartbeat?: string }) => {
   const livenessIntervalMs = msFlag(v['liveness-interval'], '--liveness-interval');
