@@ -3,7 +3,7 @@
 // established; failed (with a reason) and closed are terminal for this lifecycle.
 import * as E from 'fp-ts/lib/Either.js';
 import { castDraft, produce, type Draft } from 'immer';
-import { reject, type Aggregate, type IpContext, type Labels, type Match, type MechanismType, type Payload } from './domain.ts';
+import { reject, type Aggregate, type ConnectionContext, type Labels, type Match, type MechanismType, type Payload } from './domain.ts';
 import { negotiateMechanism, TUNNEL_OVERHEAD, type NegotiatedMechanism } from './mechanism.ts';
 import { selectEndpoint, type Candidate } from './selection.ts';
 
@@ -33,7 +33,7 @@ export interface PathSegment {
 
 export interface ConnectionPlan {
   readonly mechanism: NegotiatedMechanism;
-  readonly context: { readonly ipContext: IpContext; readonly mtu: number };
+  readonly context: ConnectionContext;
   readonly path: { readonly index: number; readonly pathSegments: readonly PathSegment[] };
   readonly clientInterface: string;
   readonly endpointInterface: string;
@@ -228,6 +228,8 @@ export const connection: Aggregate<ConnectionState, ConnectionCommand, Connectio
                 dstRoutes: [{ prefix: src }],
                 excludedPrefixes,
               },
+              dnsContext: { configs: [] },
+              ethernetContext: {},
               mtu: Math.min(command.clientNodeFacts.mtu, command.endpointNodeFacts.mtu) - overhead,
             },
             path: {

@@ -3,6 +3,7 @@
 import { Immer } from 'immer';
 import type { DomainEvent } from '../aggregates/index.ts';
 import type { EventEnvelope, StoredCommit } from '../src/contracts/envelope.ts';
+import { upcastEvent } from '../src/contracts/upcast.ts';
 import { applyConnections, emptyConnections, type ConnectionsModel } from './connections.ts';
 import { applyNodes, emptyNodes, type NodesModel } from './nodes.ts';
 import { applyPools, emptyPools, type PoolsModel } from './pools.ts';
@@ -16,6 +17,13 @@ export interface MeshModel {
   /** Position of the last commit folded in. */
   readonly position: number;
 }
+
+/**
+ * Version of the read model's shape and of the folds that build it. Bump it whenever a change
+ * to projections/ would fold the same log into a different model: snapshots of another version
+ * are not loaded, the model is folded again from the log.
+ */
+export const MESH_PROJECTION_VERSION = 2;
 
 export const emptyMesh: MeshModel = {
   registry: emptyRegistry,
@@ -35,7 +43,8 @@ export const applyCommits = (model: MeshModel, commits: readonly StoredCommit[])
         for (const c of commits) {
           const position = Number(c.position);
           if (position <= m.position) continue;
-          for (const env of c.events as readonly EventEnvelope<DomainEvent>[]) {
+          for (const stored of c.events as readonly EventEnvelope<DomainEvent>[]) {
+            const env = upcastEvent(stored);
             applyRegistry(m.registry, env);
             applyNodes(m.nodes, env);
             applyPools(m.pools, env);

@@ -18,7 +18,8 @@ import { route } from './handlers.ts';
 import { KeyedQueue } from './keyedQueue.ts';
 import { MeshView } from './meshView.ts';
 import { createProcessManager, RetryLater } from './processManager.ts';
-import { runQuery } from './queries.ts';
+import { runQuery, type QueryContext } from './queries.ts';
+import { prepareAudit, type AuditOptions, type AuditRuntime } from './audit/runtime.ts';
 import { Repository } from './repository.ts';
 
 export interface ControlPlaneOptions {
@@ -29,6 +30,8 @@ export interface ControlPlaneOptions {
   readonly store?: EventStore;
   readonly now?: () => Date;
   readonly concurrency?: number;
+  /** Snapshots of the read model and sealing of the log (docs/audit.md). */
+  readonly audit?: AuditOptions;
 }
 
 export interface ControlPlane {
@@ -36,6 +39,9 @@ export interface ControlPlane {
   readonly store: EventStore;
   readonly subjects: Subjects;
   readonly heartbeats: Map<string, { at: string; connections?: number }>;
+  readonly audit: AuditRuntime;
+  /** What queries (NATS and HTTP) run against: the live model, the store, replays. */
+  queryContext(): QueryContext;
   stop(): Promise<void>;
 }
 
@@ -104,7 +110,9 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
     }
   }, 1000);
 
-  const subscription = await store.subscribeAll(0n, {
+  // Resume the read model from its snapshot; the process manager may need to start earlier.
+  const audit = await prepareAudit({ nc, subjects, store, view, log, options: opts.audit ?? {} });
+  const subscription = await store.subscribeAll(BigInt(Math.min(view.current.position, pmStart)), {
     onCommit: (c) => {
       repo.apply(c);
       view.push(c);
@@ -114,7 +122,9 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
   });
   await subscription.caughtUp;
   view.flush();
-  log.info('control plane caught up', { position: view.current.position, streams: repo.size, resumeFrom: pmStart });
+  log.info('control plane caught up', { position: view.current.position, streams: repo.size, resumeFrom: pmStart, folded: view.folded, model: audit.resumed.from });
+  await audit.start();
+  const queryContext = (): QueryContext => ({ model: view.current, store, heartbeats, replay: audit.replay, rebuild: audit.rebuild });
 
   // Commands: one durable consumer shared by every replica.
   try {
@@ -221,7 +231,7 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
       const parsed = m.data.length === 0 ? E.right({}) : D.parseJson(m.data, 64 * 1024);
       const answer = (r: QueryReply) => m.respond(enc.encode(JSON.stringify(r)));
       if (E.isLeft(parsed)) return answer({ ok: false, error: parsed.left.message });
-      runQuery({ model: view.current, store, heartbeats }, name, parsed.right).then(
+      runQuery(queryContext(), name, parsed.right).then(
         (r) => answer(E.isRight(r) ? { ok: true, result: r.right } : { ok: false, error: r.left }),
         (e) => answer({ ok: false, error: errorText(e) }),
       );
@@ -245,6 +255,8 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
     store,
     subjects,
     heartbeats,
+    audit,
+    queryContext,
     stop: async () => {
       stopping = true;
       clearInterval(checkpointTimer);
@@ -253,6 +265,7 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
       await cmdQueue.drain();
       querySub.unsubscribe();
       hbSub.unsubscribe();
+      await audit.stop();
       await subscription.stop();
       await pmQueue.drain();
       const done = watermark.done;

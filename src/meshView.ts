@@ -9,9 +9,22 @@ export class MeshView {
   private scheduled = false;
   private waiters: { position: number; resolve: () => void }[] = [];
   private readonly listeners = new Set<(m: MeshModel, commits: readonly StoredCommit[]) => void>();
+  /** Commits folded by this view since it was created (not those of a loaded snapshot). */
+  folded = 0;
 
   get current(): MeshModel {
     return this.model;
+  }
+
+  /**
+   * Swaps in another model (a snapshot at start, a rebuilt model): only at or past the current
+   * position, so nothing folded is lost. Queued commits are folded onto it by the next flush.
+   */
+  replace(model: MeshModel): boolean {
+    if (model.position < this.model.position) return false;
+    this.model = model;
+    this.wake();
+    return true;
   }
 
   /** Queue a commit; the fold runs once per burst of commits. */
@@ -28,8 +41,14 @@ export class MeshView {
     if (this.pending.length === 0) return;
     const batch = this.pending;
     this.pending = [];
+    const before = this.model.position;
+    for (const c of batch) if (Number(c.position) > before) this.folded++;
     this.model = applyCommits(this.model, batch);
     for (const l of this.listeners) l(this.model, batch);
+    this.wake();
+  }
+
+  private wake(): void {
     const ready = this.waiters.filter((w) => w.position <= this.model.position);
     this.waiters = this.waiters.filter((w) => w.position > this.model.position);
     for (const w of ready) w.resolve();

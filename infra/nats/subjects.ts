@@ -16,7 +16,13 @@ export interface Subjects {
   readonly allHeartbeats: string;
   query(name: string): string;
   readonly allQueries: string;
-  readonly streams: { readonly events: string; readonly commands: string; readonly nodeCommands: string };
+  /** Seal records of the audit chain (one subject, so its last sequence orders the appends). */
+  readonly seal: string;
+  /** Progress reports of a long operation (a projection rebuild), by operation id. */
+  progress(id: string): string;
+  readonly streams: { readonly events: string; readonly commands: string; readonly nodeCommands: string; readonly seals: string };
+  /** Object store bucket of projection snapshots. */
+  readonly snapshotBucket: string;
 }
 
 export const subjectsFor = (domain: string): Subjects => {
@@ -35,7 +41,10 @@ export const subjectsFor = (domain: string): Subjects => {
     allHeartbeats: `${p}.hb.*`,
     query: (name) => `${p}.query.${name}`,
     allQueries: `${p}.query.>`,
-    streams: { events: `NSM_${upper}_EVENTS`, commands: `NSM_${upper}_COMMANDS`, nodeCommands: `NSM_${upper}_NODE` },
+    seal: `${p}.seal`,
+    progress: (id) => `${p}.progress.${id}`,
+    streams: { events: `NSM_${upper}_EVENTS`, commands: `NSM_${upper}_COMMANDS`, nodeCommands: `NSM_${upper}_NODE`, seals: `NSM_${upper}_SEALS` },
+    snapshotBucket: `nsm_${domain.replace(/-/g, '_')}_snapshots`,
   };
 };
 
