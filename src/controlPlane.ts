@@ -115,7 +115,9 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
   const subscription = await store.subscribeAll(BigInt(Math.min(view.current.position, pmStart)), {
     onCommit: (c) => {
       repo.apply(c);
-      view.push(c);
+      // Up to where the process manager resumes, nothing reads the view: fold in bulk.
+      if (Number(c.position) <= pmStart) view.bulk(c);
+      else view.push(c);
       feedProcessManager(c);
     },
     onError: (e) => log.error('event subscription stopped', { error: e.message, kind: e.kind }),

@@ -25,11 +25,14 @@ export interface JetStreamStoreOptions {
 }
 
 const decodeCommit = (data: Uint8Array, seq: number): StoredCommit => {
-  const raw = JSON.parse(dec.decode(data)) as Commit;
+  const raw = JSON.parse(dec.decode(data)) as Commit & { revision: number; position: bigint };
   if (typeof raw?.commitId !== 'string' || typeof raw.stream !== 'string' || !Array.isArray(raw.events)) {
     throw new Error(`message ${seq} in the event stream is not a commit`);
   }
-  return { ...raw, revision: seq, position: BigInt(seq) };
+  // Completed in place: the object is fresh from JSON.parse, and a copy per commit shows in replays.
+  raw.revision = seq;
+  raw.position = BigInt(seq);
+  return raw;
 };
 
 const apiCode = (e: unknown): number | undefined => (e as NatsError)?.api_error?.err_code;
@@ -127,13 +130,14 @@ export const jetStreamEventStore = async (
     const last = BigInt(await lastSeq());
     const end = until === undefined || until > last ? last : until;
     if (end <= after) return;
+    const endSeq = Number(end);
     const consumer = await orderedFrom(after);
     const messages = await consumer.consume({ max_messages: 1000 });
     try {
       for await (const m of messages) {
-        if (BigInt(m.seq) > end) break;
+        if (m.seq > endSeq) break;
         yield decodeCommit(m.data, m.seq);
-        if (BigInt(m.seq) >= end) break;
+        if (m.seq >= endSeq) break;
       }
     } finally {
       messages.stop();

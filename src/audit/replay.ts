@@ -1,7 +1,7 @@
 // Time travel: the whole mesh read model as of a log position or a moment, folded from the log
 // alone with the same pure projections the control plane uses (no snapshot needed).
 import * as E from 'fp-ts/lib/Either.js';
-import { applyCommits, emptyMesh, type MeshModel } from '../../projections/mesh.ts';
+import { emptyMesh, meshBuilder, type MeshModel } from '../../projections/mesh.ts';
 import type { StoredCommit } from '../contracts/envelope.ts';
 import type { EventStore } from '../eventStore.ts';
 
@@ -16,7 +16,7 @@ export interface FoldProgress {
 export interface FoldOptions {
   /** Start from this model instead of the empty one (a snapshot, a model being caught up). */
   readonly from?: MeshModel;
-  /** Commits per immer produce (default 1000). */
+  /** Commits folded between two looks at the event loop and two progress reports (default 1000). */
   readonly batch?: number;
   /** Called after every batch. */
   readonly onBatch?: (p: FoldProgress) => void;
@@ -36,19 +36,19 @@ export interface FoldResult {
 
 const tick = () => new Promise<void>((r) => setImmediate(r));
 
-/** Folds commits in log order into the mesh model, one immer produce per batch. */
+/** Folds commits in log order into the mesh model, in place on a private copy (projections/mesh.ts meshBuilder). */
 export const foldLog = async (commits: AsyncIterable<StoredCommit>, o: FoldOptions = {}): Promise<FoldResult> => {
   const size = o.batch ?? 1000;
-  let model = o.from ?? emptyMesh;
+  const builder = meshBuilder(o.from ?? emptyMesh);
   let batch: StoredCommit[] = [];
   let count = 0;
   let events = 0;
   let time: string | undefined;
   const cutoff = o.beforeTime?.getTime();
   const apply = async () => {
-    model = applyCommits(model, batch);
+    builder.apply(batch);
     batch = [];
-    o.onBatch?.({ commits: count, events, position: model.position });
+    o.onBatch?.({ commits: count, events, position: builder.position });
     if (o.yieldEvery !== false) await tick();
   };
   for await (const c of commits) {
@@ -61,7 +61,7 @@ export const foldLog = async (commits: AsyncIterable<StoredCommit>, o: FoldOptio
     if (batch.length >= size) await apply();
   }
   if (batch.length > 0) await apply();
-  return { model, commits: count, events, ...(time ? { time } : {}) };
+  return { model: builder.finish(), commits: count, events, ...(time ? { time } : {}) };
 };
 
 /** A moment in the log: a position, or a time (stored at or before it, to the millisecond). */

@@ -67,7 +67,19 @@ export const prepareAudit = async (o: {
     }
   }
   let sealer: Sealer | undefined;
-  let snapshotter: Snapshotter | undefined;
+  // Started now, so that a long fold at start already leaves checkpoints behind.
+  const snapshotter: Snapshotter | undefined = snapshots
+    ? startSnapshotter(
+        {
+          view,
+          snapshots,
+          log,
+          ...(o.options.snapshotEveryPositions !== undefined ? { everyPositions: o.options.snapshotEveryPositions } : {}),
+          ...(o.options.snapshotIntervalMs !== undefined ? { intervalMs: o.options.snapshotIntervalMs } : {}),
+        },
+        resumed.from === 'snapshot' ? resumed.position : 0,
+      )
+    : undefined;
   let running: { id: string; done: Promise<void> } | undefined;
   const replay = createReplayer(store, () => view.current);
 
@@ -85,17 +97,8 @@ export const prepareAudit = async (o: {
     sealer: () => sealer,
     snapshotter: () => snapshotter,
     start: async () => {
-      if (snapshots) {
-        snapshotter = startSnapshotter({
-          view,
-          snapshots,
-          log,
-          ...(o.options.snapshotEveryPositions !== undefined ? { everyPositions: o.options.snapshotEveryPositions } : {}),
-          ...(o.options.snapshotIntervalMs !== undefined ? { intervalMs: o.options.snapshotIntervalMs } : {}),
-        }, resumed.from === 'snapshot' ? resumed.position : 0);
-        // A model folded from the log is worth keeping right away.
-        if (resumed.from === 'log') void snapshotter.save();
-      }
+      // A model folded from the log is worth keeping right away.
+      if (snapshotter && resumed.from === 'log') void snapshotter.save();
       if (o.options.seals !== false) {
         const seals = o.options.seals ?? (await jetStreamSealStore(nc, subjects));
         sealer = await startSealer({ store, seals, log, ...o.options.sealer });

@@ -27,6 +27,10 @@ export interface Sealer {
   stop(): Promise<void>;
   /** Seals this sealer appended itself (not those another replica won). */
   readonly appended: Seal[];
+  /** Seals found already stored (the same run sealed by another replica, or a retry). */
+  readonly duplicates: () => number;
+  /** Appends refused because another replica's seal landed first. */
+  readonly lost: () => number;
 }
 
 export const startSealer = async (o: SealerOptions): Promise<Sealer> => {
@@ -38,6 +42,8 @@ export const startSealer = async (o: SealerOptions): Promise<Sealer> => {
   let timer: NodeJS.Timeout | undefined;
   let stopped = false;
   const appended: Seal[] = [];
+  let duplicates = 0;
+  let lost = 0;
   const sealedTo = () => (last ? BigInt(last.seal.to) : 0n);
 
   /** Drops what a seal now covers; says so when another replica saw different hashes. */
@@ -60,11 +66,13 @@ export const startSealer = async (o: SealerOptions): Promise<Sealer> => {
     const seal = makeSeal(entries, last?.seal.sealHash ?? GENESIS_HASH);
     const r = await o.seals.append(seal, last?.sequence ?? 0);
     if (r.kind === 'appended') {
-      if (!r.duplicate) appended.push(seal);
+      if (r.duplicate) duplicates++;
+      else appended.push(seal);
       adopt({ sequence: r.sequence, seal });
       log.debug('sealed', { from: seal.from, to: seal.to, commits: entries.length, duplicate: r.duplicate });
       return;
     }
+    lost++;
     const winner = await o.seals.last();
     if (!winner) throw new Error('the seal store refused a first seal but holds none');
     log.debug('another replica sealed first', { from: winner.seal.from, to: winner.seal.to });
@@ -119,6 +127,8 @@ export const startSealer = async (o: SealerOptions): Promise<Sealer> => {
     sealedUpTo: sealedTo,
     flush,
     appended,
+    duplicates: () => duplicates,
+    lost: () => lost,
     stop: async () => {
       await subscription.stop();
       await flush().catch(() => undefined);

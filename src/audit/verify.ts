@@ -100,7 +100,9 @@ export const verifyLog = async (input: VerifyInput): Promise<VerifyReport> => {
   let sealedUpTo = -1n;
   /** Sealed positions not yet matched by a commit -> hash. */
   const expected = new Map<bigint, string>();
-  const expectedByHash = new Map<string, bigint>();
+  /** Hash -> sealed position for the most recent seal entries: names a commit found at the wrong position. */
+  const recentSealed = new Map<string, bigint>();
+  const recentOrder: string[] = [];
   /** Sealed positions in seal order, to find those the commits move past. */
   const sealedQueue: bigint[] = [];
   let sealedHead = 0;
@@ -130,8 +132,13 @@ export const verifyLog = async (input: VerifyInput): Promise<VerifyReport> => {
       prev = p;
       if (!inRange(p)) continue;
       expected.set(p, hash);
-      expectedByHash.set(hash, p);
       sealedQueue.push(p);
+      recentSealed.set(hash, p);
+      recentOrder.push(hash);
+      if (recentOrder.length > 4 * REORDER_WINDOW) {
+        const old = recentOrder.splice(0, REORDER_WINDOW);
+        for (const x of old) recentSealed.delete(x);
+      }
     }
     if (s.entries[0]?.[0] !== s.from || s.entries[s.entries.length - 1]?.[0] !== s.to) add({ kind: 'seal-broken', position: s.from, message: `${where}: from/to do not match its entries` });
     if (BigInt(s.to) > sealedUpTo) sealedUpTo = BigInt(s.to);
@@ -146,10 +153,7 @@ export const verifyLog = async (input: VerifyInput): Promise<VerifyReport> => {
   };
   const takeExpected = (p: bigint): string | undefined => {
     const h = expected.get(p);
-    if (h !== undefined) {
-      expected.delete(p);
-      if (expectedByHash.get(h) === p) expectedByHash.delete(h);
-    }
+    if (h !== undefined) expected.delete(p);
     return h;
   };
   const reportRemovedSeal = (p: bigint) => {
@@ -224,8 +228,8 @@ export const verifyLog = async (input: VerifyInput): Promise<VerifyReport> => {
     if (sealed !== undefined) {
       counts.sealed++;
       if (sealed !== computed && !named) {
-        const elsewhere = expectedByHash.get(computed);
-        if (elsewhere !== undefined) add({ kind: 'reordered', ...at, message: `position ${ps} holds the commit sealed at position ${elsewhere}` });
+        const elsewhere = recentSealed.get(computed);
+        if (elsewhere !== undefined && elsewhere !== p) add({ kind: 'reordered', ...at, message: `position ${ps} holds the commit sealed at position ${elsewhere}` });
         else add({ kind: 'altered', ...at, message: `the commit at position ${ps} differs from what was sealed (its hash was recomputed after a change)` });
         named = true;
       }

@@ -6,7 +6,7 @@ import { createLogger } from '../../infra/log.ts';
 import { startNodeAgent, type NodeAgent } from '../../node-agent/agent.ts';
 import { simulatedDataplane, type SimulatedDataplane } from '../../node-agent/simulatedDataplane.ts';
 import { MeshClient } from '../../src/client.ts';
-import { startControlPlane, type ControlPlane } from '../../src/controlPlane.ts';
+import { startControlPlane, type ControlPlane, type ControlPlaneOptions } from '../../src/controlPlane.ts';
 import { startTestNats, type TestNats } from './nats.ts';
 
 export interface TestMesh {
@@ -20,7 +20,7 @@ export interface TestMesh {
   stop(): Promise<void>;
 }
 
-export const startTestMesh = async (opts: { nodes?: string[]; domain?: string; controlPlane?: boolean } = {}): Promise<TestMesh> => {
+export const startTestMesh = async (opts: { nodes?: string[]; domain?: string; controlPlane?: boolean; audit?: ControlPlaneOptions['audit'] } = {}): Promise<TestMesh> => {
   const nats = await startTestNats();
   const domain = opts.domain ?? 'test';
   const log = createLogger('test-mesh');
@@ -35,7 +35,7 @@ export const startTestMesh = async (opts: { nodes?: string[]; domain?: string; c
       return c;
     },
     startControlPlane: async () => {
-      mesh.cp = await startControlPlane({ nc: await nats.connect(), domain, log: log.child({ component: 'control-plane' }) });
+      mesh.cp = await startControlPlane({ nc: await nats.connect(), domain, log: log.child({ component: 'control-plane' }), ...(opts.audit ? { audit: opts.audit } : {}) });
       return mesh.cp;
     },
     addNode: async (name) => {
