@@ -159,7 +159,7 @@ export const rebuildBeside = async (
     const done = { commits, events };
     const r = await foldLog(o.store.readAll(from, BigInt(target)), {
       ...(model ? { from: model } : {}),
-      batch: o.batch ?? 1000,
+      ...(o.batch ? { batch: o.batch } : {}),
       onBatch: (p) => o.onProgress?.({ commits: done.commits + p.commits, events: done.events + p.events, position: p.position, target: o.view.current.position, elapsedMs: Date.now() - started }),
     });
     model = r.model;

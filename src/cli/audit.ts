@@ -55,7 +55,7 @@ export const auditCommands = (kit: CliKit): Record<string, (args: string[]) => P
     if (v.json) print(json(r));
     else {
       const c = r.counts;
-      const summary = `${c.commits} commits (${c.events} events) in ${c.streams} streams, positions ${r.firstPosition ?? '-'}..${r.lastPosition ?? '-'}; ${c.sealed} sealed by ${c.seals} seals, ${c.unsealed} not sealed yet`;
+      const summary = `${c.commits} commits (${c.events} events) in ${c.streams} streams, positions ${r.firstPosition ?? '-'}..${r.lastPosition ?? '-'}; ${c.sealed} sealed by ${c.seals} seal${c.seals === 1 ? '' : 's'}, ${c.unsealed} not sealed yet`;
       if (r.ok) print(`audit verify: OK: ${summary}`);
       else {
         const first = r.findings[0]!;
