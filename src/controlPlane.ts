@@ -126,7 +126,12 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
   view.flush();
   log.info('control plane caught up', { position: view.current.position, streams: repo.size, resumeFrom: pmStart, folded: view.folded, model: audit.resumed.from });
   await audit.start();
-  const queryContext = (): QueryContext => ({ model: view.current, store, heartbeats, replay: audit.replay, rebuild: audit.rebuild });
+  const queryContext = (): QueryContext => {
+    // Commits already received but not yet folded: fold them first, so that a client that saw an
+    // event on its subject and then asks gets an answer that includes it.
+    view.flush();
+    return { model: view.current, store, heartbeats, replay: audit.replay, rebuild: audit.rebuild };
+  };
 
   // Commands: one durable consumer shared by every replica.
   try {
