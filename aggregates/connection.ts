@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto';
 import * as E from 'fp-ts/lib/Either.js';
 import { castDraft, produce, type Draft } from 'immer';
-import { reject, type Aggregate, type DomainError, type IpContext, type Labels, type Match, type MechanismType, type Payload } from './domain.ts';
+import { reject, type Aggregate, type ConnectionContext, type DomainError, type IpContext, type Labels, type Match, type MechanismType, type Payload } from './domain.ts';
 import { negotiateMechanism, TUNNEL_OVERHEAD, type NegotiatedMechanism } from './mechanism.ts';
 import { matchEndpoints, selectEndpoint, type Candidate } from './selection.ts';
 import type { TunnelParameters } from './tunnelPool.ts';
@@ -50,7 +50,7 @@ export interface PathSegment {
 
 export interface ConnectionPlan {
   readonly mechanism: NegotiatedMechanism;
-  readonly context: { readonly ipContext: IpContext; readonly mtu: number };
+  readonly context: ConnectionContext;
   readonly path: { readonly index: number; readonly pathSegments: readonly PathSegment[] };
   readonly clientInterface: string;
   readonly endpointInterface: string;
@@ -458,6 +458,8 @@ export const connection: Aggregate<ConnectionState, ConnectionCommand, Connectio
             mechanism: mechanism.right,
             context: {
               ipContext: ipContextFor(request.payload, command.allocation, excludedPrefixes),
+              dnsContext: { configs: [] },
+              ethernetContext: {},
               mtu: Math.min(command.clientNodeFacts.mtu, command.endpointNodeFacts.mtu) - overhead,
             },
             path: {

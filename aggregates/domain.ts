@@ -40,6 +40,26 @@ export interface IpContext {
   readonly excludedPrefixes: readonly string[];
 }
 
+export interface DnsConfig {
+  readonly dnsServerIps: readonly string[];
+  readonly searchDomains: readonly string[];
+}
+export interface DnsContext {
+  readonly configs: readonly DnsConfig[];
+}
+export interface EthernetContext {
+  readonly srcMac?: string;
+  readonly dstMac?: string;
+  readonly vlanTag?: number;
+}
+/** The original API's ConnectionContext. */
+export interface ConnectionContext {
+  readonly ipContext: IpContext;
+  readonly dnsContext: DnsContext;
+  readonly ethernetContext: EthernetContext;
+  readonly mtu: number;
+}
+
 export type DomainErrorCode =
   | 'invalid'
   | 'not-found'

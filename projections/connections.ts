@@ -30,6 +30,14 @@ export const emptyConnections: ConnectionsModel = { byId: {}, activeByEndpoint: 
 
 const isConnectionEvent = (e: EventEnvelope<DomainEvent>): e is EventEnvelope<ConnectionEvent> => e.stream.startsWith('connection.');
 
+/** A deep copy of plain JSON data; far cheaper than structuredClone for the small objects copied per connection. */
+const copyPlain = <T>(v: T): T =>
+  Array.isArray(v)
+    ? (v.map(copyPlain) as T)
+    : v !== null && typeof v === 'object'
+      ? (Object.fromEntries(Object.entries(v).map(([k, x]) => [k, copyPlain(x)])) as T)
+      : v;
+
 const holdsEndpoint = (s: ConnectionState): string | undefined => (s.endpoint && !isTerminal(s.phase) ? s.endpoint.name : undefined);
 
 export const applyConnections = (m: Draft<ConnectionsModel>, e: EventEnvelope<DomainEvent>, position: number): void => {
@@ -39,7 +47,7 @@ export const applyConnections = (m: Draft<ConnectionsModel>, e: EventEnvelope<Do
   if (!row) {
     // A fresh copy: evolveDraft mutates the row's state in place, and the aggregate's
     // initialState is shared with every other row and with the command side.
-    const state = structuredClone(connection.initialState);
+    const state = copyPlain(connection.initialState);
     row = m.byId[id] = castDraft({ id, state, actor: e.actor, requestedAt: e.time, updatedAt: e.time, position });
   }
   const before = holdsEndpoint(row.state as ConnectionState);

@@ -12,13 +12,14 @@ export const emptyPools: PoolsModel = { pools: {} };
 
 export const applyPools = (m: Draft<PoolsModel>, e: EventEnvelope<DomainEvent>): void => {
   const d = e.data;
-  const pool = e.stream.slice('pool.'.length);
   switch (d.type) {
     case 'AddressesAllocated':
-      (m.pools[pool] ??= {})[d.connectionId] = { src: d.src, dst: d.dst };
+      (m.pools[e.stream.slice('pool.'.length)] ??= {})[d.connectionId] = { src: d.src, dst: d.dst };
       break;
-    case 'AddressesReleased':
-      if (m.pools[pool]) delete m.pools[pool][d.connectionId];
+    case 'AddressesReleased': {
+      const pool = m.pools[e.stream.slice('pool.'.length)];
+      if (pool) delete pool[d.connectionId];
+    }
   }
 };
 

@@ -23,7 +23,8 @@ import { DEFAULT_HEALING, type HealingConfig } from './healing/detector.ts';
 import { startLease } from './healing/lease.ts';
 import { startTimers } from './healing/timers.ts';
 import { createProcessManager, drivesProcessManager, RetryLater } from './processManager.ts';
-import { runQuery } from './queries.ts';
+import { runQuery, type QueryContext } from './queries.ts';
+import { prepareAudit, type AuditOptions, type AuditRuntime } from './audit/runtime.ts';
 import { Repository } from './repository.ts';
 
 export interface ControlPlaneOptions {
@@ -38,6 +39,8 @@ export interface ControlPlaneOptions {
   readonly healing?: Partial<HealingConfig>;
   /** Names this replica in the leadership lease and logs. */
   readonly replicaId?: string;
+  /** Snapshots of the read model and sealing of the log (docs/audit.md). */
+  readonly audit?: AuditOptions;
 }
 
 export interface ControlPlane {
@@ -49,6 +52,9 @@ export interface ControlPlane {
   isLeader(): boolean;
   /** What this replica did since it started (replicas share the work). */
   readonly stats: { commandsApplied: number; commandsRejected: number; workflowSteps: number };
+  readonly audit: AuditRuntime;
+  /** What queries (NATS and HTTP) run against: the live model, the store, replays. */
+  queryContext(): QueryContext;
   stop(): Promise<void>;
 }
 
@@ -153,17 +159,28 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
     }
   }, 1000);
 
-  const subscription = await store.subscribeAll(0n, {
+  // Resume the read model from its snapshot; the process manager may need to start earlier.
+  const audit = await prepareAudit({ nc, subjects, store, view, log, options: opts.audit ?? {} });
+  const subscription = await store.subscribeAll(BigInt(Math.min(view.current.position, pmStart)), {
     onCommit: (c) => {
       repo.apply(c);
-      view.push(c);
+      // Up to where the process manager resumes, nothing reads the view: fold in bulk.
+      if (Number(c.position) <= pmStart) view.bulk(c);
+      else view.push(c);
       feedProcessManager(c);
     },
     onError: (e) => log.error('event subscription stopped', { error: e.message, kind: e.kind }),
   });
   await subscription.caughtUp;
   view.flush();
-  log.info('control plane caught up', { position: view.current.position, streams: repo.size, resumeFrom: pmStart });
+  log.info('control plane caught up', { position: view.current.position, streams: repo.size, resumeFrom: pmStart, folded: view.folded, model: audit.resumed.from });
+  await audit.start();
+  const queryContext = (): QueryContext => {
+    // Commits already received but not yet folded: fold them first, so that a client that saw an
+    // event on its subject and then asks gets an answer that includes it.
+    view.flush();
+    return { model: view.current, store, heartbeats, replay: audit.replay, rebuild: audit.rebuild };
+  };
 
   // Commands: one durable consumer shared by every replica.
   try {
@@ -274,7 +291,7 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
       const parsed = m.data.length === 0 ? E.right({}) : D.parseJson(m.data, 64 * 1024);
       const answer = (r: QueryReply) => m.respond(enc.encode(JSON.stringify(r)));
       if (E.isLeft(parsed)) return answer({ ok: false, error: parsed.left.message });
-      runQuery({ model: view.current, store, heartbeats }, name, parsed.right).then(
+      runQuery(queryContext(), name, parsed.right).then(
         (r) => answer(E.isRight(r) ? { ok: true, result: r.right } : { ok: false, error: r.left }),
         (e) => answer({ ok: false, error: errorText(e) }),
       );
@@ -305,6 +322,8 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
     heartbeats,
     isLeader: () => lease.leaderSince() !== undefined,
     stats,
+    audit,
+    queryContext,
     stop: async () => {
       stopping = true;
       await timers.stop();
@@ -315,6 +334,7 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
       await cmdQueue.drain();
       querySub.unsubscribe();
       hbSub.unsubscribe();
+      await audit.stop();
       await subscription.stop();
       await pmQueue.drain();
       const done = watermark.done;

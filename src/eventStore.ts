@@ -45,6 +45,11 @@ export interface EventStore {
   readAll(after: bigint, until?: bigint): AsyncIterable<StoredCommit>;
   /** Catch up from `after`, then stay live; no gap, no duplicate. */
   subscribeAll(after: bigint, handlers: SubscribeHandlers): Promise<Subscription>;
+  /**
+   * The last position stored at or before `time` by the store's own clock (0n: none). Optional:
+   * without it, time bounds fall back to the envelopes' times (src/audit/replay.ts).
+   */
+  positionAt?(time: Date): TE.TaskEither<StoreError, bigint>;
   /** Position of the last stored commit (0n when empty). */
   lastPosition(): TE.TaskEither<StoreError, bigint>;
   close(): Promise<void>;

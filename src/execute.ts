@@ -3,7 +3,9 @@
 import { randomUUID } from 'node:crypto';
 import * as E from 'fp-ts/lib/Either.js';
 import type { DomainError } from '../aggregates/domain.ts';
+import { commitHash } from './audit/hash.ts';
 import type { Commit, EventEnvelope, StoredCommit } from './contracts/envelope.ts';
+import { schemaOf } from './contracts/upcast.ts';
 import type { EventStore, StoreError } from './eventStore.ts';
 import { aggregateOf, type Repository } from './repository.ts';
 
@@ -39,7 +41,6 @@ export interface ExecHooks {
 }
 
 export const MAX_ATTEMPTS = 10;
-export const SCHEMA_VERSION = 1;
 
 export interface ExecDeps {
   readonly store: EventStore;
@@ -100,10 +101,11 @@ const decideAndAppend = async (
       causationId: meta.causationId,
       domain: meta.domain,
       actor: meta.actor,
-      schema: SCHEMA_VERSION,
+      schema: schemaOf((d as { type: string }).type),
       data: d as { type: string },
     }));
-    const commit: Commit = { commitId: meta.commandId, stream, events };
+    const prevHash = loaded.right.hash;
+    const commit: Commit = { commitId: meta.commandId, stream, events, prevHash, hash: commitHash({ commitId: meta.commandId, stream, events, prevHash }) };
     const undo = hooks.onDecided?.(data) ?? undefined;
     const appended = await deps.store.append(commit, loaded.right.revision)();
     if (E.isLeft(appended) || appended.right.duplicate) undo?.();

@@ -4,20 +4,28 @@ import * as E from 'fp-ts/lib/Either.js';
 import type { Logger } from '../infra/log.ts';
 import { runQuery, type QueryContext } from './queries.ts';
 
+/** `?at=TIME|POSITION`: the answer as of that moment, replayed from the log. */
+const at = (q: URLSearchParams): Record<string, unknown> => (q.has('at') ? { at: q.get('at') } : {});
+
 const routes: { pattern: RegExp; query: string; params: (m: RegExpMatchArray, q: URLSearchParams) => Record<string, unknown> }[] = [
-  { pattern: /^\/api\/v1\/services$/, query: 'services', params: () => ({}) },
-  { pattern: /^\/api\/v1\/endpoints$/, query: 'endpoints', params: () => ({}) },
-  { pattern: /^\/api\/v1\/nodes$/, query: 'nodes', params: () => ({}) },
-  { pattern: /^\/api\/v1\/addresses$/, query: 'addresses', params: () => ({}) },
-  { pattern: /^\/api\/v1\/status$/, query: 'status', params: () => ({}) },
-  { pattern: /^\/api\/v1\/connections\/([^/]+)$/, query: 'connection', params: (m) => ({ id: decodeURIComponent(m[1]!) }) },
+  { pattern: /^\/api\/v1\/services$/, query: 'services', params: (_m, q) => at(q) },
+  { pattern: /^\/api\/v1\/endpoints$/, query: 'endpoints', params: (_m, q) => at(q) },
+  { pattern: /^\/api\/v1\/nodes$/, query: 'nodes', params: (_m, q) => at(q) },
+  { pattern: /^\/api\/v1\/addresses$/, query: 'addresses', params: (_m, q) => at(q) },
+  { pattern: /^\/api\/v1\/status$/, query: 'status', params: (_m, q) => at(q) },
+  {
+    pattern: /^\/api\/v1\/replay$/,
+    query: 'replay',
+    params: (_m, q) => ({ until: q.get('until') ?? q.get('at') ?? '', ...(q.has('includeClosed') ? { includeClosed: q.get('includeClosed') === 'true' } : {}) }),
+  },
+  { pattern: /^\/api\/v1\/connections\/([^/]+)$/, query: 'connection', params: (m, q) => ({ id: decodeURIComponent(m[1]!), ...at(q) }) },
   { pattern: /^\/api\/v1\/history\/([^/]+)$/, query: 'history', params: (m) => ({ id: decodeURIComponent(m[1]!) }) },
   { pattern: /^\/api\/v1\/nodes\/([^/]+)\/desired$/, query: 'node-desired', params: (m) => ({ node: decodeURIComponent(m[1]!) }) },
   {
     pattern: /^\/api\/v1\/connections$/,
     query: 'connections',
     params: (_m, q) => {
-      const p: Record<string, unknown> = {};
+      const p: Record<string, unknown> = at(q);
       for (const k of ['state', 'node', 'endpoint', 'service', 'actor']) if (q.has(k)) p[k] = q.get(k);
       if (q.has('includeClosed')) p.includeClosed = q.get('includeClosed') === 'true';
       return p;
@@ -44,7 +52,7 @@ export const startHttpApi = (port: number, host: string, ctx: () => QueryContext
         );
         return;
       }
-      send(404, { error: `no such resource ${url.pathname}; see /api/v1/{services,endpoints,connections,nodes,addresses,status,history/ID}` });
+      send(404, { error: `no such resource ${url.pathname}; see /api/v1/{services,endpoints,connections,nodes,addresses,status,history/ID,replay?until=} (lists also take ?at=TIME|POSITION)` });
     });
     server.once('error', reject);
     server.listen(port, host, () => {

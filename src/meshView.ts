@@ -4,21 +4,66 @@
 // so a reader that needs a stable picture across an await must copy what it needs first.
 import type { StoredCommit } from './contracts/envelope.ts';
 import type { Draft } from 'immer';
-import { applyCommitsInPlace, newMutableMesh, type MeshModel } from '../projections/mesh.ts';
+import { applyCommitsInPlace, emptyMesh, meshBuilder, type MeshBuilder, type MeshModel } from '../projections/mesh.ts';
 
 export class MeshView {
-  private readonly model: Draft<MeshModel> = newMutableMesh();
+  /** Mutated in place by flush(); replaced whole by a snapshot, a rebuild or the end of a bulk fold. */
+  private model: Draft<MeshModel> = structuredClone(emptyMesh) as Draft<MeshModel>;
   private pending: StoredCommit[] = [];
   private scheduled = false;
   private waiters: { position: number; resolve: () => void }[] = [];
   private readonly listeners = new Set<(m: MeshModel, commits: readonly StoredCommit[]) => void>();
+  /** Commits folded by this view since it was created (not those of a loaded snapshot). */
+  folded = 0;
+  private builder: MeshBuilder | undefined;
+  private bulked = 0;
+
+  /** @param bulkCheckpoint in bulk mode, hand the model to listeners (snapshots) every so many commits. */
+  constructor(private readonly bulkCheckpoint = 100_000) {}
 
   get current(): MeshModel {
+    this.endBulk();
     return this.model;
+  }
+
+  /**
+   * Folds a commit in place on a private copy of the model: for catching up with a long log
+   * while nothing reads the model (a fold from scratch is many times faster this way, see
+   * projections/mesh.ts meshBuilder). Reading `current`, push() and flush() end it.
+   */
+  bulk(commit: StoredCommit): void {
+    if (this.pending.length > 0) this.flush();
+    const b = (this.builder ??= meshBuilder(this.model));
+    if (Number(commit.position) > b.position) this.folded++;
+    b.apply([commit]);
+    if (++this.bulked >= this.bulkCheckpoint) this.endBulk();
+  }
+
+  private endBulk(): void {
+    if (!this.builder) return;
+    this.model = this.builder.finish() as Draft<MeshModel>;
+    this.builder = undefined;
+    this.bulked = 0;
+    for (const l of this.listeners) l(this.model, []);
+    this.wake();
+  }
+
+  /**
+   * Swaps in another model (a snapshot at start, a rebuilt model): only at or past the current
+   * position, so nothing folded is lost. Queued commits are folded onto it by the next flush.
+   */
+  replace(model: MeshModel): boolean {
+    this.endBulk();
+    if (model.position < this.model.position) return false;
+    // The view mutates its model from now on: it must be the only holder of this one.
+    this.model = model as Draft<MeshModel>;
+    this.wake();
+    return true;
   }
 
   /** Queue a commit; the fold runs once per burst of commits. */
   push(commit: StoredCommit): void {
+    this.endBulk();
     this.pending.push(commit);
     if (!this.scheduled) {
       this.scheduled = true;
@@ -27,12 +72,19 @@ export class MeshView {
   }
 
   flush(): void {
+    this.endBulk();
     this.scheduled = false;
     if (this.pending.length === 0) return;
     const batch = this.pending;
     this.pending = [];
+    const before = this.model.position;
+    for (const c of batch) if (Number(c.position) > before) this.folded++;
     applyCommitsInPlace(this.model, batch);
     for (const l of this.listeners) l(this.model, batch);
+    this.wake();
+  }
+
+  private wake(): void {
     const ready = this.waiters.filter((w) => w.position <= this.model.position);
     this.waiters = this.waiters.filter((w) => w.position > this.model.position);
     for (const w of ready) w.resolve();
@@ -40,7 +92,7 @@ export class MeshView {
 
   /** Resolves once everything up to `position` is folded in, or rejects after the timeout. */
   waitFor(position: number, timeoutMs = 10000): Promise<void> {
-    if (this.model.position >= position) return Promise.resolve();
+    if (this.current.position >= position) return Promise.resolve();
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.waiters = this.waiters.filter((w) => w !== waiter);

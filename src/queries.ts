@@ -10,12 +10,18 @@ import * as D from './contracts/decode.ts';
 import { id, name } from './contracts/commands.ts';
 import { streamName, type EventEnvelope } from './contracts/envelope.ts';
 import type { EventStore } from './eventStore.ts';
+import { parseBound, replayAt, type Bound, type MeshAt } from './audit/replay.ts';
+import type { RebuildStart } from './audit/runtime.ts';
 
 export interface QueryContext {
   readonly model: MeshModel;
   readonly store: EventStore;
   /** Last heartbeat per node (ISO time), from the heartbeat subject. */
   readonly heartbeats: ReadonlyMap<string, { at: string; connections?: number }>;
+  /** The model as of a moment (cached by a server); default: folded from the store each time. */
+  readonly replay?: (bound: Bound) => Promise<E.Either<string, MeshAt>>;
+  /** Starts a rebuild of the read model beside the live one (control plane only). */
+  readonly rebuild?: (id: string) => RebuildStart;
 }
 
 const PHASES: readonly ConnectionPhase[] = ['requested', 'endpoint-selected', 'path-planned', 'established', 'waiting', 'down', 'failed', 'closed'];
@@ -59,13 +65,47 @@ const connectionFilter = D.object(
   { state: D.literal(...PHASES), node: name, endpoint: name, service: name, actor: D.string({ min: 1, max: 128 }), includeClosed: D.boolean },
 );
 
-export type QueryName = 'services' | 'endpoints' | 'connections' | 'connection' | 'nodes' | 'node-desired' | 'addresses' | 'history' | 'status';
-export const QUERY_NAMES: readonly QueryName[] = ['services', 'endpoints', 'connections', 'connection', 'nodes', 'node-desired', 'addresses', 'history', 'status'];
+export type QueryName = 'services' | 'endpoints' | 'connections' | 'connection' | 'nodes' | 'node-desired' | 'addresses' | 'history' | 'status' | 'replay' | 'projections-rebuild';
+export const QUERY_NAMES: readonly QueryName[] = ['services', 'endpoints', 'connections', 'connection', 'nodes', 'node-desired', 'addresses', 'history', 'status', 'replay', 'projections-rebuild'];
+/** Queries over the model that also answer for a past moment, with an `at` parameter. */
+export const TIME_TRAVEL_QUERIES: readonly QueryName[] = ['services', 'endpoints', 'connections', 'connection', 'nodes', 'addresses', 'status'];
+
+const boundText = D.string({ min: 1, max: 64 });
+
+/** The whole mesh as of a replayed moment: what `nsm replay` prints and the `replay` query answers. */
+export const meshAtView = (at: MeshAt, o: { includeClosed?: boolean } = {}) => {
+  const m = at.model;
+  return {
+    position: m.position,
+    until: at.until.toString(),
+    ...(at.time ? { time: at.time } : {}),
+    services: Object.values(m.registry.services),
+    endpoints: Object.values(m.registry.endpoints).map((ep) => ({ ...ep, connections: m.connections.activeByEndpoint[ep.name] ?? 0 })),
+    connections: listConnections(m.connections, { includeClosed: o.includeClosed ?? true }).map(connectionView),
+    nodes: Object.values(m.nodes.nodes),
+    addresses: allocatedAddresses(m.pools),
+  };
+};
 
 export const runQuery = async (ctx: QueryContext, q: string, params: unknown): Promise<E.Either<string, unknown>> => {
-  const p = params ?? {};
   const bad = (e: D.DecodeError) => E.left(`invalid query parameters: ${D.formatDecodeError(e)}`);
-  const m = ctx.model;
+  const replay = (b: Bound) => (ctx.replay ? ctx.replay(b) : replayAt(ctx.store, b));
+  let p = params ?? {};
+  let m = ctx.model;
+  let past = false;
+  // `at`: answer from the model as of that moment, replayed from the log.
+  if (typeof p === 'object' && p !== null && 'at' in p && (TIME_TRAVEL_QUERIES as readonly string[]).includes(q)) {
+    const { at, ...rest } = p as { at: unknown };
+    const text = boundText(at, 'params.at');
+    if (E.isLeft(text)) return bad(text.left);
+    const bound = parseBound(text.right, 'params.at');
+    if (E.isLeft(bound)) return E.left(`invalid query parameters: ${bound.left}`);
+    const r = await replay(bound.right);
+    if (E.isLeft(r)) return r;
+    m = r.right.model;
+    p = rest;
+    past = true;
+  }
   switch (q as QueryName) {
     case 'services':
       return E.right(Object.values(m.registry.services));
@@ -86,7 +126,8 @@ export const runQuery = async (ctx: QueryContext, q: string, params: unknown): P
     }
     case 'nodes':
       return E.right(
-        Object.values(m.nodes.nodes).map((n) => ({ ...n, lastHeartbeat: ctx.heartbeats.get(n.name)?.at })),
+        // Heartbeats are not in the log: a past moment has none to show.
+        Object.values(m.nodes.nodes).map((n) => (past ? n : { ...n, lastHeartbeat: ctx.heartbeats.get(n.name)?.at })),
       );
     case 'node-desired': {
       const f = D.object({ node: name })(p, 'params');
@@ -103,14 +144,48 @@ export const runQuery = async (ctx: QueryContext, q: string, params: unknown): P
         nodes: Object.keys(m.nodes.nodes).length,
         connections: Object.keys(m.connections.byId).length,
       });
+    case 'replay': {
+      const f = D.object({ until: boundText }, { includeClosed: D.boolean })(p, 'params');
+      if (E.isLeft(f)) return bad(f.left);
+      const bound = parseBound(f.right.until, 'params.until');
+      if (E.isLeft(bound)) return E.left(`invalid query parameters: ${bound.left}`);
+      const r = await replay(bound.right);
+      return E.isLeft(r) ? r : E.right(meshAtView(r.right, { includeClosed: f.right.includeClosed ?? true }));
+    }
+    case 'projections-rebuild': {
+      const f = D.object({ id: D.string({ min: 1, max: 64, pattern: /^[A-Za-z0-9_-]+$/, patternHint: 'an id' }) })(p, 'params');
+      if (E.isLeft(f)) return bad(f.left);
+      if (!ctx.rebuild) return E.left('only a control plane rebuilds projections');
+      return E.right(ctx.rebuild(f.right.id));
+    }
     case 'history': {
       const f = D.object({ id: D.string({ min: 1, max: 64, pattern: /^[A-Za-z0-9_-]+$/, patternHint: 'an id or name' }) })(p, 'params');
       if (E.isLeft(f)) return bad(f.left);
-      const found: { stream: string; position: string; event: EventEnvelope }[] = [];
-      for (const agg of AGGREGATE_NAMES) {
-        const read = await ctx.store.readStream(streamName(agg, f.right.id))();
+      const found: { stream: string; position: string; commitId: string; hash?: string; event: EventEnvelope }[] = [];
+      const seen = new Set<string>();
+      const collect = async (stream: string, keep: (e: EventEnvelope) => boolean = () => true) => {
+        const read = await ctx.store.readStream(stream)();
         if (E.isLeft(read)) return E.left(`event store: ${read.left.message}`);
-        for (const c of read.right.commits) for (const ev of c.events) found.push({ stream: c.stream, position: c.position.toString(), event: ev });
+        for (const c of read.right.commits) {
+          for (const ev of c.events) {
+            if (!keep(ev) || seen.has(ev.id)) continue;
+            seen.add(ev.id);
+            found.push({ stream: c.stream, position: c.position.toString(), commitId: c.commitId, ...(c.hash ? { hash: c.hash } : {}), event: ev });
+          }
+        }
+        return E.right(read.right.commits);
+      };
+      for (const agg of AGGREGATE_NAMES) {
+        const r = await collect(streamName(agg, f.right.id));
+        if (E.isLeft(r)) return r;
+        // A connection's addresses live in its endpoint's pool stream: show those events too.
+        if (agg === 'connection') {
+          const endpoints = new Set(r.right.flatMap((c) => c.events.flatMap((e) => ((e.data as unknown as { type: string; endpoint: string }).type === 'EndpointSelected' ? [(e.data as unknown as { endpoint: string }).endpoint] : []))));
+          for (const ep of endpoints) {
+            const pr = await collect(streamName('pool', ep), (e) => (e.data as unknown as { connectionId?: string }).connectionId === f.right.id);
+            if (E.isLeft(pr)) return pr;
+          }
+        }
       }
       if (found.length === 0) return E.left(`nothing has happened to "${f.right.id}": no service, endpoint, node, connection or pool has that id`);
       found.sort((a, b) => (BigInt(a.position) < BigInt(b.position) ? -1 : BigInt(a.position) > BigInt(b.position) ? 1 : 0));

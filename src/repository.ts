@@ -2,7 +2,9 @@
 // appends; read from the store when missing, stale, or after a version conflict.
 import * as E from 'fp-ts/lib/Either.js';
 import { AGGREGATES, type AnyAggregate } from '../aggregates/index.ts';
+import { commitHash, GENESIS_HASH } from './audit/hash.ts';
 import { parseStreamName, type StoredCommit } from './contracts/envelope.ts';
+import { upcastCommit } from './contracts/upcast.ts';
 import type { EventStore, ExpectedVersion, StoreError } from './eventStore.ts';
 
 export interface Loaded {
@@ -10,6 +12,8 @@ export interface Loaded {
   readonly revision: ExpectedVersion;
   /** Number of events in the stream, for the next envelope's version. */
   readonly count: number;
+  /** Hash of the stream's last commit (GENESIS_HASH when empty): the next commit's prevHash. */
+  readonly hash: string;
   /** True when read from the store just now rather than from the cache. */
   readonly fresh: boolean;
 }
@@ -17,7 +21,10 @@ export interface Loaded {
 export const aggregateOf = (stream: string): AnyAggregate | undefined => AGGREGATES[parseStreamName(stream).aggregate];
 
 const fold = (agg: AnyAggregate, state: unknown, commit: StoredCommit): unknown =>
-  commit.events.reduce((s, e) => agg.evolve(s, e.data), state);
+  upcastCommit(commit).events.reduce((s, e) => agg.evolve(s, e.data), state);
+
+/** A commit written before chaining has no hash of its own: chain onto its content hash. */
+const hashOf = (commit: StoredCommit): string => commit.hash ?? commitHash(commit);
 
 export class Repository {
   private readonly cache = new Map<string, Omit<Loaded, 'fresh'>>();
@@ -57,14 +64,14 @@ export class Repository {
   apply(commit: StoredCommit): void {
     const agg = aggregateOf(commit.stream);
     if (!agg) return;
-    const cur = this.cache.get(commit.stream) ?? { state: agg.initialState, revision: 'none' as ExpectedVersion, count: 0 };
+    const cur = this.cache.get(commit.stream) ?? { state: agg.initialState, revision: 'none' as ExpectedVersion, count: 0, hash: GENESIS_HASH };
     if (cur.revision !== 'none' && commit.revision <= (cur.revision as number)) return;
     const first = commit.events[0];
     if (first && first.version !== cur.count + 1) {
       this.cache.delete(commit.stream);
       return;
     }
-    this.cache.set(commit.stream, { state: fold(agg, cur.state, commit), revision: commit.revision, count: cur.count + commit.events.length });
+    this.cache.set(commit.stream, { state: fold(agg, cur.state, commit), revision: commit.revision, count: cur.count + commit.events.length, hash: hashOf(commit) });
   }
 
   async load(stream: string, opts: { fresh?: boolean; minRevision?: number } = {}): Promise<E.Either<StoreError, Loaded>> {
@@ -74,17 +81,19 @@ export class Repository {
     const recentEnough = opts.minRevision === undefined || (cached !== undefined && cached.revision !== 'none' && (cached.revision as number) >= opts.minRevision);
     if (cached && !opts.fresh && recentEnough) return E.right({ ...cached, fresh: false });
     if (!cached && !opts.fresh && opts.minRevision === undefined && this.presumeNew(stream)) {
-      return E.right({ state: agg.initialState, revision: 'none', count: 0, fresh: false });
+      return E.right({ state: agg.initialState, revision: 'none', count: 0, hash: GENESIS_HASH, fresh: false });
     }
     const read = await this.store.readStream(stream)();
     if (E.isLeft(read)) return read;
     let state: unknown = agg.initialState;
     let count = 0;
+    let hash = GENESIS_HASH;
     for (const c of read.right.commits) {
       state = fold(agg, state, c);
       count += c.events.length;
+      hash = hashOf(c);
     }
-    const loaded = { state, revision: read.right.revision, count };
+    const loaded = { state, revision: read.right.revision, count, hash };
     this.cache.set(stream, loaded);
     return E.right({ ...loaded, fresh: true });
   }

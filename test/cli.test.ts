@@ -147,7 +147,8 @@ s('nsm up starts a mesh; register, connect --wait, list, history, status, close'
   const history = tableRows(await nsm(m, 'history', connectionId));
   assert.equal(history[0]!.slice(0, 5), ['POSITION', 'TIME', 'STREAM', 'V', 'EVENT']);
   const events = history.slice(1).map((r) => r[4]);
-  assert.equal(events.slice(0, 3), ['ConnectionRequested', 'EndpointSelected', 'PathPlanned']);
+  // The connection's own events, with its address allocation from the endpoint's pool in between.
+  assert.equal(events.slice(0, 4), ['ConnectionRequested', 'EndpointSelected', 'AddressesAllocated', 'PathPlanned']);
   assert.equal(events.filter((e) => e === 'DataplaneProgrammed').length, 2);
   assert.is(events[events.length - 1], 'ConnectionEstablished');
   const jHistory = await nsmJson<{ event: { type: string; actor: string } }[]>(m, 'history', connectionId);

@@ -7,6 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import * as E from 'fp-ts/lib/Either.js';
 import * as assert from 'uvu/assert';
+import { commitHash, GENESIS_HASH } from '../src/audit/hash.ts';
 import type { Commit, EventEnvelope, StoredCommit } from '../src/contracts/envelope.ts';
 import type { AppendResult, EventStore, ExpectedVersion, StoreError, StreamRead } from '../src/eventStore.ts';
 import { suite } from './lib/harness.ts';
@@ -396,6 +397,35 @@ export function conformanceSuite(name: string, factory: () => Promise<StoreUnder
       assert.is(calls, 1, 'no commit delivered after the failing one');
       assert.is(errors.length, 1);
       assert.match(errors[0]!.message, /handler refused/);
+    } finally {
+      await sub.stop();
+    }
+  });
+
+  s('commit-level fields (prevHash, hash) round-trip through append, readStream, readAll and subscribeAll', async (ctx) => {
+    const st = store(ctx);
+    const before = await lastOk(st);
+    const stream = freshStream('connection');
+    const chained = (c: Commit, prevHash: string): Commit => {
+      const withPrev = { ...c, prevHash };
+      return { ...withPrev, hash: commitHash(withPrev) };
+    };
+    const c1 = chained(makeCommit(stream, 2, 1), GENESIS_HASH);
+    const r1 = await appendOk(st, c1, 'none');
+    const c2 = chained(makeCommit(stream, 1, 3), c1.hash!);
+    const r2 = await appendOk(st, c2, r1.revision);
+    const expected = [stored(c1, r1), stored(c2, r2)];
+
+    const read = await readOk(st, stream);
+    assert.equal(read.commits, expected, 'readStream keeps prevHash and hash');
+    assert.is(read.commits[1]!.prevHash, read.commits[0]!.hash, 'the link survives the store');
+    for (const c of read.commits) assert.is(commitHash(c), c.hash, 'the hash still matches the content read back');
+    assert.equal(await collect(st.readAll(before), 'readAll of chained commits'), expected, 'readAll keeps them');
+    const received: StoredCommit[] = [];
+    const sub = await st.subscribeAll(before, { onCommit: (c) => void received.push(c) });
+    try {
+      await waitFor('both chained commits', () => received.length >= 2);
+      assert.equal(received, expected, 'subscribeAll keeps them');
     } finally {
       await sub.stop();
     }

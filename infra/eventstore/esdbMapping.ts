@@ -70,6 +70,9 @@ export interface EsdbEventMetadata {
   readonly commitSize: number;
   /** Random per append call: tells our own write from an earlier one that ESDB reports as idempotent. */
   readonly appendId: string;
+  /** The commit's place in its stream's hash chain (docs/audit.md); on the commit's first event only. */
+  readonly commitPrevHash?: string;
+  readonly commitHash?: string;
   // ESDB's own conventions, so its by-correlation projections work on our events.
   readonly $correlationId: string;
   readonly $causationId: string;
@@ -91,6 +94,8 @@ export const toEsdbEvents = (commit: Commit, appendId: string): EventData[] =>
       commitIndex: i,
       commitSize: commit.events.length,
       appendId,
+      ...(i === 0 && commit.prevHash !== undefined ? { commitPrevHash: commit.prevHash } : {}),
+      ...(i === 0 && commit.hash !== undefined ? { commitHash: commit.hash } : {}),
       $correlationId: ev.correlationId,
       $causationId: ev.causationId,
     };
@@ -104,6 +109,7 @@ export const toEsdbEvents = (commit: Commit, appendId: string): EventData[] =>
 
 const text = D.string({ min: 1, max: 1024 });
 const count = D.integer({ min: 0, max: Number.MAX_SAFE_INTEGER });
+const hashText = D.string({ min: 1, max: 128, pattern: /^[0-9a-f]+$/, patternHint: 'a hex hash' });
 const metadataDecoder = D.object({
   id: text,
   stream: text,
@@ -118,8 +124,8 @@ const metadataDecoder = D.object({
   commitIndex: count,
   commitSize: D.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }),
   appendId: text,
-});
-const METADATA_KEYS = ['id', 'stream', 'version', 'time', 'correlationId', 'causationId', 'domain', 'actor', 'schema', 'commitId', 'commitIndex', 'commitSize', 'appendId'] as const;
+}, { commitPrevHash: hashText, commitHash: hashText });
+const METADATA_KEYS = ['id', 'stream', 'version', 'time', 'correlationId', 'causationId', 'domain', 'actor', 'schema', 'commitId', 'commitIndex', 'commitSize', 'appendId', 'commitPrevHash', 'commitHash'] as const;
 export type DecodedMetadata = Omit<EsdbEventMetadata, '$correlationId' | '$causationId'>;
 
 /**
@@ -240,7 +246,16 @@ export class CommitAssembler {
     this.pending = [];
     const revision = revisionToNumber(ev.revision);
     if (E.isLeft(revision)) return revision;
-    return E.right({ commitId: m.commitId, stream: ev.stream, events: events.map((e) => e.envelope), revision: revision.right, position: ev.position });
+    const chain = events[0]!.meta;
+    return E.right({
+      commitId: m.commitId,
+      stream: ev.stream,
+      events: events.map((e) => e.envelope),
+      ...(chain.commitPrevHash !== undefined ? { prevHash: chain.commitPrevHash } : {}),
+      ...(chain.commitHash !== undefined ? { hash: chain.commitHash } : {}),
+      revision: revision.right,
+      position: ev.position,
+    });
   }
 
   /** True while a commit has started but not ended. */

@@ -10,7 +10,7 @@ import { subjectsFor, type Subjects } from '../nats/subjects.ts';
 
 const WRONG_LAST_SEQUENCE = 10071;
 interface DirectGet {
-  getMessage(stream: string, query: { seq: number; next_by_subj: string }): Promise<{ seq: number; data: Uint8Array }>;
+  getMessage(stream: string, query: { seq: number; next_by_subj?: string }): Promise<{ seq: number; data: Uint8Array; time: Date }>;
 }
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -20,14 +20,19 @@ export interface JetStreamStoreOptions {
   readonly publishTimeoutMs?: number;
   /** Attempts for a publish that timed out or found no responder; same msgID, so never stored twice. */
   readonly publishAttempts?: number;
+  /** false: open an existing log only (readers such as `nsm audit`), never create the streams. */
+  readonly create?: boolean;
 }
 
 const decodeCommit = (data: Uint8Array, seq: number): StoredCommit => {
-  const raw = JSON.parse(dec.decode(data)) as Commit;
+  const raw = JSON.parse(dec.decode(data)) as Commit & { revision: number; position: bigint };
   if (typeof raw?.commitId !== 'string' || typeof raw.stream !== 'string' || !Array.isArray(raw.events)) {
     throw new Error(`message ${seq} in the event stream is not a commit`);
   }
-  return { ...raw, revision: seq, position: BigInt(seq) };
+  // Completed in place: the object is fresh from JSON.parse, and a copy per commit shows in replays.
+  raw.revision = seq;
+  raw.position = BigInt(seq);
+  return raw;
 };
 
 const apiCode = (e: unknown): number | undefined => (e as NatsError)?.api_error?.err_code;
@@ -47,8 +52,15 @@ export const jetStreamEventStore = async (
   // The implementation exposes direct get (2.9+, allow_direct) though the interface type omits it.
   const direct = (jsm as unknown as { direct?: DirectGet }).direct;
   if (!direct) throw new Error('this nats client has no direct get API');
-  await ensureStreams(jsm, subjects, { replicas: opts.replicas });
   const streamName = subjects.streams.events;
+  if (opts.create === false) {
+    try {
+      await jsm.streams.info(streamName);
+    } catch (e) {
+      if (natsCode(e) === '404') throw new Error(`no event log for domain "${subjects.domain}" (stream ${streamName} does not exist)`);
+      throw e;
+    }
+  } else await ensureStreams(jsm, subjects, { replicas: opts.replicas });
   const attempts = opts.publishAttempts ?? 5;
   const timeout = opts.publishTimeoutMs ?? 5000;
   const live = new Set<ConsumerMessages>();
@@ -118,13 +130,14 @@ export const jetStreamEventStore = async (
     const last = BigInt(await lastSeq());
     const end = until === undefined || until > last ? last : until;
     if (end <= after) return;
+    const endSeq = Number(end);
     const consumer = await orderedFrom(after);
     const messages = await consumer.consume({ max_messages: 1000 });
     try {
       for await (const m of messages) {
-        if (BigInt(m.seq) > end) break;
+        if (m.seq > endSeq) break;
         yield decodeCommit(m.data, m.seq);
-        if (BigInt(m.seq) >= end) break;
+        if (m.seq >= endSeq) break;
       }
     } finally {
       messages.stop();
@@ -169,12 +182,34 @@ export const jetStreamEventStore = async (
     };
   };
 
+  // The last position stored at or before `time` (to the millisecond), by binary search over the
+  // server's store timestamps: one clock for the whole log, unlike the envelopes' times.
+  const positionAt = (time: Date) => async (): Promise<E.Either<StoreError, bigint>> => {
+    try {
+      const { state } = await jsm.streams.info(streamName);
+      if (state.messages === 0 || Date.parse(state.first_ts) > time.getTime()) return E.right(0n);
+      if (Date.parse(state.last_ts) <= time.getTime()) return E.right(BigInt(state.last_seq));
+      let lo = state.first_seq; // stored at or before `time`
+      let hi = state.last_seq; // stored after it
+      while (hi - lo > 1) {
+        const mid = Math.floor((lo + hi) / 2);
+        const m = await direct.getMessage(streamName, { seq: mid });
+        if (m.time.getTime() <= time.getTime()) lo = mid;
+        else hi = mid;
+      }
+      return E.right(BigInt(lo));
+    } catch (e) {
+      return E.left(unavailable(e));
+    }
+  };
+
   return {
     kind: 'jetstream',
     append,
     readStream,
     readAll,
     subscribeAll,
+    positionAt,
     lastPosition: () => async () => {
       try {
         return E.right(BigInt(await lastSeq()));

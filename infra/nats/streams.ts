@@ -33,8 +33,25 @@ export const eventStreamConfig = (s: Subjects, opts: StreamOptions = {}): Partia
   num_replicas: opts.replicas ?? 1,
 });
 
+/** The audit chain's seals: as permanent as the log they seal. */
+export const sealStreamConfig = (s: Subjects, opts: StreamOptions = {}): Partial<StreamConfig> & { name: string } => ({
+  name: s.streams.seals,
+  subjects: [s.seal],
+  storage: StorageType.File,
+  retention: RetentionPolicy.Limits,
+  discard: DiscardPolicy.New,
+  deny_delete: true,
+  deny_purge: true,
+  allow_direct: true,
+  duplicate_window: nanos(DUPLICATE_WINDOW_MS),
+  // A seal of 1000 entries is about 80 KB.
+  max_msg_size: 1024 * 1024,
+  num_replicas: opts.replicas ?? 1,
+});
+
 export const ensureStreams = async (jsm: JetStreamManager, s: Subjects, opts: StreamOptions = {}): Promise<void> => {
   await ensure(jsm, eventStreamConfig(s, opts));
+  await ensure(jsm, sealStreamConfig(s, opts));
   await ensure(jsm, {
     name: s.streams.commands,
     subjects: [s.allCommands],

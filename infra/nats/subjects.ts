@@ -28,7 +28,13 @@ export interface Subjects {
   readonly allHeartbeats: string;
   query(actor: string, name: string): string;
   readonly allQueries: string;
-  readonly streams: { readonly events: string; readonly commands: string; readonly nodeCommands: string };
+  /** Seal records of the audit chain (one subject, so its last sequence orders the appends). */
+  readonly seal: string;
+  /** Progress reports of a long operation (a projection rebuild), by operation id. */
+  progress(id: string): string;
+  readonly streams: { readonly events: string; readonly commands: string; readonly nodeCommands: string; readonly seals: string };
+  /** Object store bucket of projection snapshots. */
+  readonly snapshotBucket: string;
 }
 
 export const subjectsFor = (domain: string): Subjects => {
@@ -48,7 +54,10 @@ export const subjectsFor = (domain: string): Subjects => {
     allHeartbeats: `${p}.hb.*`,
     query: (actor, name) => `${p}.query.${actor}.${name}`,
     allQueries: `${p}.query.*.*`,
-    streams: { events: `NSM_${upper}_EVENTS`, commands: `NSM_${upper}_COMMANDS`, nodeCommands: `NSM_${upper}_NODE` },
+    seal: `${p}.seal`,
+    progress: (id) => `${p}.progress.${id}`,
+    streams: { events: `NSM_${upper}_EVENTS`, commands: `NSM_${upper}_COMMANDS`, nodeCommands: `NSM_${upper}_NODE`, seals: `NSM_${upper}_SEALS` },
+    snapshotBucket: `nsm_${domain.replace(/-/g, '_')}_snapshots`,
   };
 };
 

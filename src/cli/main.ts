@@ -9,6 +9,8 @@ import { NAME_PATTERN } from '../../aggregates/domain.ts';
 import { DOMAIN_HINT, DOMAIN_PATTERN, toActorToken } from '../../infra/nats/subjects.ts';
 import { MeshClient, type ClientError } from '../client.ts';
 import type { CommandBody, CommandKind } from '../contracts/commands.ts';
+import { auditCommands } from './audit.ts';
+import { common } from './options.ts';
 import { parseDuration, parseLabels, parseMatch } from './parse.ts';
 import { age, labelsText, table } from './table.ts';
 import { chooseStore, STORE_OPTIONS } from './storeOption.ts';
@@ -48,18 +50,16 @@ Use it (--server URL or NSM_NATS_URL, --domain D or NSM_DOMAIN, --json for scrip
   nsm close ID
   nsm ls services|endpoints|nodes|addresses
   nsm ls connections [--all] [--state S] [--node N] [--endpoint E] [--service SVC] [--client ACTOR]
-  nsm history ID
+  nsm history ID [--wide]
   nsm status
+
+Audit (reads the log and seals straight from JetStream; see docs/audit.md):
+  nsm replay --until TIME|POSITION [--all]      the whole mesh as of that moment
+  nsm audit verify [--file EXPORT.jsonl]        check hashes, chains and seals; names the first broken link
+  nsm audit export [--since T] [--until T] [--format jsonl] [--output FILE]
+  nsm projections rebuild                       rebuild the control plane's read model beside the live one
 `;
 
-const common = {
-  server: { type: 'string' },
-  domain: { type: 'string' },
-  json: { type: 'boolean' },
-  actor: { type: 'string' },
-  timeout: { type: 'string' },
-  help: { type: 'boolean', short: 'h' },
-} as const;
 
 const parse = <O extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: O) => {
   try {
@@ -365,17 +365,18 @@ const commands: Record<string, (args: string[]) => Promise<void>> = {
     });
   },
   async history(args) {
-    const { values: v, positionals: [id] } = parse(args, {});
+    const { values: v, positionals: [id] } = parse(args, { wide: { type: 'boolean' } });
     if (!id) fail('missing ID; see nsm --help');
     await withClient(v, async (c) => {
       const rows = must(await c.query<{ stream: string; position: string; event: { type: string; time: string; actor: string; version: number; correlationId: string; causationId: string; data: Record<string, unknown> } }[]>('history', { id }));
+      const short = (s: string) => (v.wide ? s : s.slice(0, 12));
       out(v, rows, () =>
         table(
-          ['position', 'time', 'stream', 'v', 'event', 'actor', 'correlation', 'detail'],
+          ['position', 'time', 'stream', 'v', 'event', 'actor', 'correlation', 'causation', 'detail'],
           rows.map((r) => {
             const { type: _t, ...d } = r.event.data;
             const detail = JSON.stringify(d);
-            return [r.position, r.event.time, r.stream, r.event.version, r.event.type, r.event.actor, r.event.correlationId.slice(0, 12), detail.length > 90 ? detail.slice(0, 87) + '...' : detail];
+            return [r.position, r.event.time, r.stream, r.event.version, r.event.type, r.event.actor, short(r.event.correlationId), short(r.event.causationId), v.wide || detail.length <= 90 ? detail : detail.slice(0, 87) + '...'];
           }),
         ),
       );
@@ -439,6 +440,8 @@ const endpointRun = async (args: string[]) => {
     }
   });
 };
+
+Object.assign(commands, auditCommands({ fail, withClient }));
 
 /** Global options may come before the command: "nsm --server URL ls nodes". */
 const hoistGlobals = (argv: string[]): string[] => {

@@ -136,7 +136,7 @@ export const runUp = async (o: {
     const cp = await startControlPlane({ nc, domain: o.domain, log: createLogger('control-plane', { domain: o.domain }), store, ...(o.healing ? { healing: o.healing } : {}) });
     unowned.store = undefined;
     stops.push(() => cp.stop());
-    const http = await startHttpApi(o.httpPort, '127.0.0.1', () => ({ model: cp.view.current, store: cp.store, heartbeats: cp.heartbeats }), log).catch((e) => {
+    const http = await startHttpApi(o.httpPort, '127.0.0.1', () => cp.queryContext(), log).catch((e) => {
       throw new StartupError(`HTTP API cannot listen on 127.0.0.1:${o.httpPort}: ${errorText(e)}`);
     });
     stops.push(() => new Promise((r) => http.close(r)));
@@ -171,7 +171,7 @@ export const runControlPlane = async (o: { url: string; domain: string; httpPort
   }
   const stops: (() => Promise<unknown>)[] = [async () => log.info('control plane stopped', { ...cp.stats }), () => nc.close(), () => cp.stop()];
   if (o.httpPort !== undefined) {
-    const http: Server = await startHttpApi(o.httpPort, '127.0.0.1', () => ({ model: cp.view.current, store: cp.store, heartbeats: cp.heartbeats }), log);
+    const http: Server = await startHttpApi(o.httpPort, '127.0.0.1', () => cp.queryContext(), log);
     stops.push(() => new Promise((r) => http.close(r)));
   }
   log.info('control plane running', { url: o.url, events: storeLabel(o.store) });

@@ -25,6 +25,13 @@ export interface Commit {
   readonly commitId: string;
   readonly stream: string;
   readonly events: readonly EventEnvelope[];
+  /**
+   * Hash of the previous commit of this stream (GENESIS_HASH for the first), and this commit's
+   * own hash over {commitId, stream, events, prevHash} (src/audit/hash.ts). Set on every append
+   * since the audit chain; absent only in commits written before it ("unchained").
+   */
+  readonly prevHash?: string;
+  readonly hash?: string;
 }
 
 export interface StoredCommit extends Commit {

@@ -76,6 +76,8 @@ const planned: ConnectionEvent = {
       dstRoutes: [{ prefix: '10.60.0.3/32' }],
       excludedPrefixes: ['10.0.0.0/8'],
     },
+    dnsContext: { configs: [] },
+    ethernetContext: {},
     mtu: 1420 - 80,
   },
   path: {

@@ -26,6 +26,8 @@ const plan = (generation: number, dst: string): ConnectionEvent => ({
   mechanism: { local: 'kernel' },
   context: {
     ipContext: { srcIpAddrs: ['10.0.0.3/32'], dstIpAddrs: [dst], srcRoutes: [{ prefix: dst }], dstRoutes: [{ prefix: '10.0.0.3/32' }], excludedPrefixes: [] },
+    dnsContext: { configs: [] },
+    ethernetContext: {},
     mtu: 1500,
   },
   path: { index: 0, pathSegments: [] },

@@ -6,7 +6,7 @@ import { createLogger } from '../../infra/log.ts';
 import { startNodeAgent, type NodeAgent } from '../../node-agent/agent.ts';
 import { simulatedDataplane, type SimulatedDataplane } from '../../node-agent/simulatedDataplane.ts';
 import { MeshClient } from '../../src/client.ts';
-import { startControlPlane, type ControlPlane } from '../../src/controlPlane.ts';
+import { startControlPlane, type ControlPlane, type ControlPlaneOptions } from '../../src/controlPlane.ts';
 import type { HealingConfig } from '../../src/healing/detector.ts';
 import { startTestNats, type TestNats } from './nats.ts';
 
@@ -32,6 +32,7 @@ export interface TestMeshOptions {
   healing?: Partial<HealingConfig>;
   /** Agent timings for every node added. */
   agent?: { heartbeatMs?: number; livenessIntervalMs?: number; livenessFailures?: number };
+  audit?: ControlPlaneOptions['audit'];
 }
 
 export const startTestMesh = async (opts: TestMeshOptions = {}): Promise<TestMesh> => {
@@ -49,7 +50,7 @@ export const startTestMesh = async (opts: TestMeshOptions = {}): Promise<TestMes
       return c;
     },
     startControlPlane: async () => {
-      mesh.cp = await startControlPlane({ nc: await nats.connect(), domain, log: log.child({ component: 'control-plane' }), ...(opts.healing ? { healing: opts.healing } : {}) });
+      mesh.cp = await startControlPlane({ nc: await nats.connect(), domain, log: log.child({ component: 'control-plane' }), ...(opts.healing ? { healing: opts.healing } : {}), ...(opts.audit ? { audit: opts.audit } : {}) });
       return mesh.cp;
     },
     addNode: async (name, existing) => {

@@ -80,6 +80,8 @@ const planned = (id: string, endpoint: string, src: string, dst: string, remote:
   mechanism: remote ? { local: 'kernel', remote: 'wireguard' } : { local: 'kernel' },
   context: {
     ipContext: { srcIpAddrs: [src], dstIpAddrs: [dst], srcRoutes: [{ prefix: dst }], dstRoutes: [{ prefix: src }], excludedPrefixes: [] },
+    dnsContext: { configs: [] },
+    ethernetContext: {},
     mtu: remote ? 1340 : 1500,
   },
   path: { index: 0, pathSegments: [{ name: 'client@node-a', id }, { name: endpoint, id }] },

@@ -1,0 +1,80 @@
+// The seal store on JetStream: one subject, appends guarded by the subject's last sequence so
+// that of several sealers racing only one seal lands, and msgID seal-<from>-<to> so a retried or
+// identical seal is stored once.
+import * as E from 'fp-ts/lib/Either.js';
+import { DeliverPolicy, type NatsConnection, type NatsError } from 'nats';
+import * as D from '../../src/contracts/decode.ts';
+import type { Seal } from '../../src/audit/hash.ts';
+import { decodeSeal, type InvalidSealRecord, type SealAppend, type SealRecord, type SealStore } from '../../src/audit/seals.ts';
+import { ensureStreams } from './streams.ts';
+import { subjectsFor, type Subjects } from './subjects.ts';
+
+const WRONG_LAST_SEQUENCE = 10071;
+const enc = new TextEncoder();
+
+const parse = (data: Uint8Array, sequence: number): SealRecord | InvalidSealRecord => {
+  const json = D.parseJson(data, 4 * 1024 * 1024);
+  const seal = E.isRight(json) ? decodeSeal(json.right, 'seal') : json;
+  return E.isRight(seal) ? { sequence, seal: seal.right } : { sequence, invalid: D.formatDecodeError(seal.left) };
+};
+
+export const jetStreamSealStore = async (nc: NatsConnection, domain: string | Subjects, opts: { create?: boolean } = {}): Promise<SealStore> => {
+  const subjects = typeof domain === 'string' ? subjectsFor(domain) : domain;
+  const jsm = await nc.jetstreamManager();
+  const js = nc.jetstream();
+  if (opts.create !== false) await ensureStreams(jsm, subjects);
+  const stream = subjects.streams.seals;
+  const exists = async () => {
+    try {
+      return (await jsm.streams.info(stream)).state;
+    } catch (e) {
+      if ((e as NatsError).code === '404') return undefined;
+      throw e;
+    }
+  };
+
+  const last = async (): Promise<SealRecord | undefined> => {
+    let m;
+    try {
+      m = await jsm.streams.getMessage(stream, { last_by_subj: subjects.seal });
+    } catch (e) {
+      if ((e as NatsError).code === '404') return undefined;
+      throw e;
+    }
+    const r = parse(m.data, m.seq);
+    if ('invalid' in r) throw new Error(`the last seal (sequence ${m.seq}) is unreadable: ${r.invalid}`);
+    return r;
+  };
+
+  const append = async (seal: Seal, afterSequence: number): Promise<SealAppend> => {
+    try {
+      const ack = await js.publish(subjects.seal, enc.encode(JSON.stringify(seal)), {
+        msgID: `seal-${seal.from}-${seal.to}`,
+        expect: { lastSubjectSequence: afterSequence },
+      });
+      return { kind: 'appended', sequence: ack.seq, duplicate: ack.duplicate };
+    } catch (e) {
+      if ((e as NatsError).api_error?.err_code === WRONG_LAST_SEQUENCE) return { kind: 'conflict' };
+      throw e;
+    }
+  };
+
+  async function* readAll(): AsyncIterable<SealRecord | InvalidSealRecord> {
+    const state = await exists();
+    if (!state || state.last_seq === 0 || state.messages === 0) return;
+    const end = state.last_seq;
+    const consumer = await js.consumers.get(stream, { filterSubjects: subjects.seal, deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: 1 });
+    const messages = await consumer.consume({ max_messages: 100 });
+    try {
+      for await (const m of messages) {
+        if (m.seq > end) break;
+        yield parse(m.data, m.seq);
+        if (m.seq >= end) break;
+      }
+    } finally {
+      messages.stop();
+    }
+  }
+
+  return { last, append, readAll };
+};
