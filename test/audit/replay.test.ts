@@ -1,5 +1,4 @@
-// Time travel and history on a live mesh: a scripted story (register, connect, a middle step,
-// close), then the whole mesh replayed at three moments, by position and by time, through the
+// Time travel and history on a live mesh: a scripted story (register, connect, heal, close), then the whole mesh replayed at three moments, by position and by time, through the
 // library, the NATS query, the HTTP API and the CLI, checked field by field; and the history of
 // each kind of id with actor, correlation and causation in log order.
 import { spawn } from 'node:child_process';
@@ -29,7 +28,7 @@ interface Ctx {
   base?: string;
   op?: MeshClient;
   moments: Moment[];
-  ids: { request1: string; request2: string; close1: string };
+  ids: { request1: string; request2: string; close1: string; unregister: string };
 }
 
 /** The CLI in a child process, awaited without blocking: the control plane it asks runs in this one. */
@@ -44,7 +43,7 @@ const nsm = (args: string[]): Promise<{ status: number | null; stdout: string; s
     child.once('close', (status) => resolve({ status, stdout, stderr }));
   });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const s = suite<Ctx>('replay at three moments, history of every kind of id', { moments: [], ids: { request1: 'req-c1-0001', request2: 'req-c2-0001', close1: 'close-c1-0001' } });
+const s = suite<Ctx>('replay at three moments, history of every kind of id', { moments: [], ids: { request1: 'req-c1-0001', request2: 'req-c2-0001', close1: 'close-c1-0001', unregister: 'unreg-ep-a-0001' } });
 
 s.before(async (ctx) => {
   const mesh = (ctx.mesh = await startTestMesh({ nodes: ['n1', 'n2'] }));
@@ -64,13 +63,16 @@ s.before(async (ctx) => {
   must(await op.send('connection.request', { connectionId: 'c1', networkService: 'web', clientNode: 'n1' }, { id: ctx.ids.request1 }));
   assert.is(must(await op.waitForConnection('c1', 20_000)).state, 'established');
   await moment(); // 1: c1 up on ep-a
-  // TODO(heal): when healing lands, make this step "ep-a dies and c1 heals onto ep-b" and check
-  // at moment 2 that c1 is served by ep-b; until then an endpoint update and a second connection
-  // to the other endpoint stand in for the middle of the story.
-  must(await op.send('endpoint.register', { name: 'ep-a', node: 'n1', prefix: '10.1.0.0/24', networkServiceNames: ['web'], networkServiceLabels: { web: { labels: { v: '2' } } }, expirationSeconds: 3600 }));
+  // The middle of the story is a heal: ep-a leaves, c1 moves onto ep-b; then c2 arrives on ep-b.
+  must(await op.send('endpoint.unregister', { name: 'ep-a' }, { id: ctx.ids.unregister }));
+  for (let i = 0; i < 200; i++) {
+    const c1 = must(await op.query<{ state: string; networkServiceEndpointName?: string }>('connection', { id: 'c1' }));
+    if (c1.state === 'established' && c1.networkServiceEndpointName === 'ep-b') break;
+    await sleep(50);
+  }
   must(await op.send('connection.request', { connectionId: 'c2', networkService: 'web', clientNode: 'n2' }, { id: ctx.ids.request2 }));
   assert.is(must(await op.waitForConnection('c2', 20_000)).state, 'established');
-  await moment(); // 2: c2 up on ep-b, ep-a relabelled
+  await moment(); // 2: ep-a gone, c1 healed onto ep-b, c2 up on ep-b
   must(await op.send('connection.close', { connectionId: 'c1', reason: 'done' }, { id: ctx.ids.close1 }));
   await moment(); // 3: c1 closed, its addresses released
 });
@@ -86,34 +88,52 @@ const checkMoment = (v: View, n: number, where: string) => {
   const at = `${where}, moment ${n}`;
   assert.equal(v.services.map((x) => [x.name, x.payload, x.matches]), [['web', 'IP', []]], `${at}: services`);
   const eps = Object.fromEntries(v.endpoints.map((e) => [e.name, e]));
-  assert.equal(Object.keys(eps).sort(), ['ep-a', 'ep-b'], `${at}: endpoints`);
-  assert.equal(eps['ep-a']!.networkServiceLabels, { web: { labels: { v: n === 1 ? '1' : '2' } } }, `${at}: ep-a labels`);
-  assert.is(eps['ep-a']!.node, 'n1');
-  assert.is(eps['ep-a']!.prefix, '10.1.0.0/24');
-  assert.is(eps['ep-a']!.connections, n === 3 ? 0 : 1, `${at}: ep-a load`);
-  assert.is(eps['ep-b']!.connections, n === 1 ? 0 : 1, `${at}: ep-b load`);
+  assert.equal(Object.keys(eps).sort(), n === 1 ? ['ep-a', 'ep-b'] : ['ep-b'], `${at}: endpoints`);
+  if (n === 1) {
+    assert.equal(eps['ep-a']!.networkServiceLabels, { web: { labels: { v: '1' } } }, `${at}: ep-a labels`);
+    assert.is(eps['ep-a']!.node, 'n1');
+    assert.is(eps['ep-a']!.prefix, '10.1.0.0/24');
+    assert.is(eps['ep-a']!.connections, 1, `${at}: ep-a load`);
+  }
+  assert.is(eps['ep-b']!.connections, [0, 2, 1][n - 1], `${at}: ep-b load`);
   assert.equal(v.nodes.map((x) => x.name).sort(), ['n1', 'n2'], `${at}: nodes`);
   const c1 = conn(v, 'c1')!;
   assert.is(c1.state, n === 3 ? 'closed' : 'established', `${at}: c1 state`);
-  assert.is(c1.networkServiceEndpointName, 'ep-a', `${at}: c1 endpoint`);
   assert.is(c1.clientNode, 'n1');
-  assert.is(c1.endpointNode, 'n1');
-  assert.equal(c1.mechanism, { local: 'kernel' });
-  assert.equal(c1.context?.ipContext.srcIpAddrs, ['10.1.0.3/32'], `${at}: c1 client address`);
-  assert.equal(c1.context?.ipContext.dstIpAddrs, ['10.1.0.2/32'], `${at}: c1 endpoint address`);
-  assert.equal(c1.context?.dnsContext, { configs: [] });
   assert.is(c1.actor, 'operator');
+  assert.equal(c1.context?.dnsContext, { configs: [] });
+  if (n === 1) {
+    assert.is(c1.networkServiceEndpointName, 'ep-a', `${at}: c1 endpoint`);
+    assert.is(c1.endpointNode, 'n1');
+    assert.equal(c1.mechanism, { local: 'kernel' });
+    assert.equal(c1.context?.ipContext.srcIpAddrs, ['10.1.0.3/32'], `${at}: c1 client address`);
+    assert.equal(c1.context?.ipContext.dstIpAddrs, ['10.1.0.2/32'], `${at}: c1 endpoint address`);
+    assert.is(c1.heals, 0);
+  } else {
+    // Healed onto ep-b, across nodes, with ep-b's addresses: nothing stale from ep-a.
+    assert.is(c1.networkServiceEndpointName, 'ep-b', `${at}: c1 endpoint after the heal`);
+    assert.is(c1.endpointNode, 'n2');
+    assert.equal(c1.mechanism, { local: 'kernel', remote: 'wireguard' });
+    assert.equal(c1.context?.ipContext.srcIpAddrs, ['10.2.0.3/32'], `${at}: c1 client address after the heal`);
+    assert.equal(c1.context?.ipContext.dstIpAddrs, ['10.2.0.2/32'], `${at}: c1 endpoint address after the heal`);
+    assert.is(c1.heals, 1, `${at}: c1 healed once`);
+    assert.is(c1.lastHeal?.cause, 'endpoint-unregistered');
+  }
   assert.is(c1.closeReason, n === 3 ? 'done' : undefined);
   const c2 = conn(v, 'c2');
   if (n === 1) assert.is(c2, undefined, `${at}: c2 not yet requested`);
   else {
     assert.is(c2!.state, 'established', `${at}: c2 state`);
     assert.is(c2!.networkServiceEndpointName, 'ep-b');
-    assert.equal(c2!.context?.ipContext.srcIpAddrs, ['10.2.0.3/32']);
-    assert.equal(c2!.context?.ipContext.dstIpAddrs, ['10.2.0.2/32']);
+    assert.equal(c2!.context?.ipContext.srcIpAddrs, ['10.2.0.5/32']);
+    assert.equal(c2!.context?.ipContext.dstIpAddrs, ['10.2.0.4/32']);
   }
   const addresses = v.addresses.map((a) => `${a.endpoint}/${a.connectionId}/${a.src}/${a.dst}`).sort();
-  const expected = [...(n < 3 ? ['ep-a/c1/10.1.0.3/32/10.1.0.2/32'] : []), ...(n > 1 ? ['ep-b/c2/10.2.0.3/32/10.2.0.2/32'] : [])];
+  const expected = [
+    ...(n === 1 ? ['ep-a/c1/10.1.0.3/32/10.1.0.2/32'] : []),
+    ...(n === 2 ? ['ep-b/c1/10.2.0.3/32/10.2.0.2/32'] : []),
+    ...(n > 1 ? ['ep-b/c2/10.2.0.5/32/10.2.0.4/32'] : []),
+  ];
   assert.equal(addresses, expected, `${at}: allocated addresses`);
 };
 
@@ -159,7 +179,7 @@ s('the same through the NATS query, the HTTP API (?at=) and nsm replay --json', 
     checkMoment(http, i + 1, 'HTTP ?at=');
     // "Which endpoint served connection c1 at that moment?"
     const c1 = (await get(`/connections/c1?at=${at}`)) as { networkServiceEndpointName: string; state: string };
-    assert.is(c1.networkServiceEndpointName, 'ep-a');
+    assert.is(c1.networkServiceEndpointName, i === 0 ? 'ep-a' : 'ep-b');
     assert.is(c1.state, i === 2 ? 'closed' : 'established');
   }
   const bad = await fetch(`${ctx.base}/connections?at=yesterday`);
@@ -178,28 +198,50 @@ s('history of a connection: every event in log order with time, actor, correlati
   const positions = rows.map((r) => Number(r.position));
   assert.equal(positions, [...positions].sort((a, b) => a - b), 'log order');
   const types = rows.map((r) => r.event.type);
+  const at = (r: HistoryRow) => `${r.stream.split('.')[0]}:${r.event.type}`;
+  // 1. requested and established on ep-a.
   assert.equal(types.slice(0, 7), ['ConnectionRequested', 'EndpointSelected', 'AddressesAllocated', 'PathPlanned', 'DataplaneProgrammed', 'DataplaneProgrammed', 'ConnectionEstablished']);
-  assert.equal(types.slice(7).sort(), ['AddressesReleased', 'ConnectionClosed', 'DataplaneRemoved', 'DataplaneRemoved']);
-  assert.is(types[7], 'ConnectionClosed');
-  const by = (t: string) => rows.find((r) => r.event.type === t)!.event;
+  // 2. healed onto ep-b: addresses released from ep-a's pool, taken from ep-b's, re-planned, re-programmed.
+  const healStart = types.indexOf('ConnectionHealing');
+  const closeAt = types.indexOf('ConnectionClosed');
+  assert.is(healStart, 7, 'the heal follows the establishment');
+  assert.equal(
+    rows.slice(healStart, closeAt).map(at).sort(),
+    ['connection:ConnectionEstablished', 'connection:ConnectionHealed', 'connection:ConnectionHealing', 'connection:DataplaneProgrammed', 'connection:DataplaneProgrammed', 'connection:EndpointSelected', 'connection:PathPlanned', 'pool:AddressesAllocated', 'pool:AddressesReleased'],
+  );
+  assert.is(types[closeAt - 1], 'ConnectionHealed');
+  // 3. closed: released from ep-b's pool, both sides removed.
+  assert.equal(rows.slice(closeAt).map(at).sort(), ['connection:ConnectionClosed', 'connection:DataplaneRemoved', 'connection:DataplaneRemoved', 'pool:AddressesReleased']);
+  const first = (t: string, from = 0) => rows.slice(from).find((r) => r.event.type === t)!;
+  const by = (t: string) => first(t).event;
   assert.ok(rows.every((r) => !Number.isNaN(Date.parse(r.event.time))), 'every event has a time');
   // Who asked, and who acted on their behalf.
   assert.is(by('ConnectionRequested').actor, 'operator');
   assert.is(by('AddressesAllocated').actor, 'control-plane');
   assert.is(by('PathPlanned').actor, 'control-plane');
   assert.is(by('DataplaneProgrammed').actor, 'agent:n1');
+  assert.is(by('ConnectionHealing').actor, 'control-plane');
   assert.is(by('ConnectionClosed').actor, 'operator');
   // Why: the request's id correlates its whole workflow; each step names its direct cause.
-  const { request1, close1 } = ctx.ids;
+  const { request1, close1, unregister } = ctx.ids;
   for (const t of ['ConnectionRequested', 'EndpointSelected', 'AddressesAllocated', 'PathPlanned', 'DataplaneProgrammed', 'ConnectionEstablished']) assert.is(by(t).correlationId, request1, `${t} correlation`);
-  for (const t of ['ConnectionClosed', 'AddressesReleased', 'DataplaneRemoved']) assert.is(by(t).correlationId, close1, `${t} correlation`);
   assert.is(by('ConnectionRequested').causationId, request1);
   assert.is(by('AddressesAllocated').causationId, by('EndpointSelected').id, 'allocation caused by the selection');
   assert.is(by('PathPlanned').causationId, by('EndpointSelected').id, 'plan caused by the selection');
   assert.is(by('DataplaneProgrammed').causationId, by('PathPlanned').id, 'programming caused by the plan');
-  assert.is(by('AddressesReleased').causationId, by('ConnectionClosed').id, 'release caused by the close');
-  assert.is(by('DataplaneRemoved').causationId, by('ConnectionClosed').id, 'removal caused by the close');
-  assert.is(rows.find((r) => r.event.type === 'AddressesAllocated')!.stream, 'pool.ep-a', "the address events come from the endpoint's pool");
+  // The heal is correlated with the unregistration that caused it, and caused by its event.
+  const epHistory = must(await ctx.op!.query<HistoryRow[]>('history', { id: 'ep-a' }));
+  const unregistered = epHistory.find((r) => r.event.type === 'EndpointUnregistered')!.event;
+  assert.is(by('ConnectionHealing').correlationId, unregister, 'the heal belongs to the unregistration workflow');
+  assert.is(by('ConnectionHealing').causationId, unregistered.id, 'the heal is caused by EndpointUnregistered');
+  const healed = first('ConnectionHealed', healStart).event;
+  assert.is(healed.correlationId, unregister);
+  for (const t of ['ConnectionClosed', 'DataplaneRemoved']) assert.is(first(t, closeAt).event.correlationId, close1, `${t} correlation`);
+  assert.is(first('AddressesReleased', closeAt).event.correlationId, close1);
+  assert.is(first('AddressesReleased', closeAt).event.causationId, first('ConnectionClosed', closeAt).event.id, 'release caused by the close');
+  assert.is(first('DataplaneRemoved', closeAt).event.causationId, first('ConnectionClosed', closeAt).event.id, 'removal caused by the close');
+  assert.is(first('AddressesAllocated').stream, 'pool.ep-a', "the first addresses come from ep-a's pool");
+  assert.is(first('AddressesAllocated', healStart).stream, 'pool.ep-b', "after the heal, from ep-b's pool");
 
   const cli = await nsm(['history', 'c1', '--wide', '--server', ctx.mesh!.nats.url, '--domain', ctx.mesh!.domain]);
   assert.is(cli.status, 0, cli.stderr);
@@ -214,7 +256,7 @@ s('history of an endpoint, a service and a node', async (ctx) => {
   assert.equal(await types('ep-a'), [
     'endpoint.ep-a:EndpointRegistered:operator',
     'pool.ep-a:AddressesAllocated:control-plane',
-    'endpoint.ep-a:EndpointUpdated:operator',
+    'endpoint.ep-a:EndpointUnregistered:operator',
     'pool.ep-a:AddressesReleased:control-plane',
   ]);
   assert.equal(await types('web'), ['service.web:NetworkServiceRegistered:operator']);
