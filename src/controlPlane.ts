@@ -117,63 +117,97 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
     escalateWithinMs: healing.escalateWithinMs,
   });
 
-  // Process manager, driven by the ordered subscription from its checkpoint. Positions belong to
-  // one store: a domain moved to another store must not resume from the old store's position.
+  // The process manager runs on the leader only (one replica drives every workflow step, so a
+  // lagging replica never repeats old steps), from its checkpoint in KV, on its own ordered
+  // subscription: a replica that takes over catches up from where the last leader got to.
+  // Positions belong to one store: a domain moved to another store must not resume from the old
+  // store's position.
   const pmCheckpoint = store.kind === 'jetstream' ? PM_CHECKPOINT : `${PM_CHECKPOINT}-${store.kind}`;
-  const pmStart = await checkpoints.read(pmCheckpoint);
-  const watermark = new Watermark(pmStart);
   const pmQueue = new KeyedQueue(opts.concurrency ?? 256);
-  const handleWithRetry = async (commit: StoredCommit) => {
-    for (let attempt = 1; !stopping; attempt++) {
+  /** True once handled; false when this replica stopped leading first (the step stays undone). */
+  const handleWithRetry = async (commit: StoredCommit, running: () => boolean): Promise<boolean> => {
+    for (let attempt = 1; !stopping && running(); attempt++) {
       try {
         await pm.handle(commit);
         stats.workflowSteps++;
-        return;
+        return true;
       } catch (e) {
         const level = e instanceof RetryLater ? 'warn' : 'error';
         log[level]('process manager step failed; retrying', { stream: commit.stream, position: commit.position, attempt, error: errorText(e) });
         await sleep(Math.min(5000, 100 * 2 ** attempt));
       }
     }
+    return false;
   };
-  const feedProcessManager = (commit: StoredCommit) => {
-    const position = Number(commit.position);
-    if (position <= pmStart || !drivesProcessManager(commit.stream)) {
-      watermark.skip(position);
-      return;
-    }
-    watermark.begin(position);
-    void pmQueue.enqueue(commit.stream, async () => {
-      await handleWithRetry(commit);
-      watermark.end(position);
-    });
-  };
-  let savedCheckpoint = pmStart;
-  const checkpointTimer = setInterval(() => {
-    const done = watermark.done;
-    if (done > savedCheckpoint) {
-      checkpoints.write(pmCheckpoint, done).then(
-        () => (savedCheckpoint = Math.max(savedCheckpoint, done)),
+  interface PmRun {
+    readonly stop: () => Promise<void>;
+  }
+  const startProcessManager = async (): Promise<PmRun> => {
+    const from = await checkpoints.read(pmCheckpoint);
+    const watermark = new Watermark(from);
+    let running = true;
+    let saved = from;
+    const save = async () => {
+      const done = watermark.done;
+      if (done <= saved) return;
+      await checkpoints.write(pmCheckpoint, done).then(
+        () => (saved = Math.max(saved, done)),
         (e) => log.warn('could not save process manager checkpoint', { error: errorText(e) }),
       );
-    }
-  }, 1000);
+    };
+    const timer = setInterval(() => void save(), 1000);
+    const sub = await store.subscribeAll(BigInt(from), {
+      onCommit: (commit) => {
+        const position = Number(commit.position);
+        if (!drivesProcessManager(commit.stream)) {
+          watermark.skip(position);
+          return;
+        }
+        watermark.begin(position);
+        void pmQueue.enqueue(commit.stream, async () => {
+          // Not handled: it stays in flight, so the checkpoint never passes it.
+          if (running && (await handleWithRetry(commit, () => running))) watermark.end(position);
+        });
+      },
+      onError: (e) => log.error('process manager subscription stopped', { error: e.message, kind: e.kind }),
+    });
+    log.info('process manager running', { resumeFrom: from });
+    return {
+      stop: async () => {
+        running = false;
+        clearInterval(timer);
+        await sub.stop();
+        await pmQueue.drain();
+        await save();
+        log.info('process manager stopped', { checkpoint: saved });
+      },
+    };
+  };
+  // Leadership comes and goes from the lease's timer: start and stop one at a time, in order.
+  let pmRun: Promise<PmRun | undefined> = Promise.resolve(undefined);
+  const leadershipChanged = (leading: boolean) => {
+    pmRun = pmRun.then(async (current) => {
+      if (leading && !current && !stopping) return startProcessManager().catch((e) => (log.error('process manager failed to start', { error: errorText(e) }), undefined));
+      if (!leading && current) await current.stop();
+      return leading ? current : undefined;
+    });
+  };
 
-  // Resume the read model from its snapshot; the process manager may need to start earlier.
+  // Resume the read model from its snapshot; until caught up nothing reads it: fold in bulk.
   const audit = await prepareAudit({ nc, subjects, store, view, log, options: opts.audit ?? {} });
-  const subscription = await store.subscribeAll(BigInt(Math.min(view.current.position, pmStart)), {
+  let caughtUp = false;
+  const subscription = await store.subscribeAll(BigInt(view.current.position), {
     onCommit: (c) => {
       repo.apply(c);
-      // Up to where the process manager resumes, nothing reads the view: fold in bulk.
-      if (Number(c.position) <= pmStart) view.bulk(c);
-      else view.push(c);
-      feedProcessManager(c);
+      if (caughtUp) view.push(c);
+      else view.bulk(c);
     },
     onError: (e) => log.error('event subscription stopped', { error: e.message, kind: e.kind }),
   });
   await subscription.caughtUp;
+  caughtUp = true;
   view.flush();
-  log.info('control plane caught up', { position: view.current.position, streams: repo.size, resumeFrom: pmStart, folded: view.folded, model: audit.resumed.from });
+  log.info('control plane caught up', { position: view.current.position, streams: repo.size, folded: view.folded, model: audit.resumed.from });
   await audit.start();
   const queryContext = (): QueryContext => {
     // Commits already received but not yet folded: fold them first, so that a client that saw an
@@ -312,7 +346,7 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
 
   // Exactly one replica declares deaths and runs expiries; the others stand by.
   const replicaId = opts.replicaId ?? randomUUID();
-  const lease = await startLease({ nc, domain: opts.domain, replicaId, ttlMs: healing.leaseTtlMs, log: log.child({ replica: replicaId }) });
+  const lease = await startLease({ nc, domain: opts.domain, replicaId, ttlMs: healing.leaseTtlMs, log: log.child({ replica: replicaId }), onChange: leadershipChanged });
   const timers = startTimers({ store, repo, view, lease, heartbeats, domain: opts.domain, log, now, config: healing });
 
   return {
@@ -328,7 +362,6 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
       stopping = true;
       await timers.stop();
       await lease.stop();
-      clearInterval(checkpointTimer);
       messages.stop();
       await commandLoop.catch(() => undefined);
       await cmdQueue.drain();
@@ -336,9 +369,8 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
       hbSub.unsubscribe();
       await audit.stop();
       await subscription.stop();
-      await pmQueue.drain();
-      const done = watermark.done;
-      if (done > savedCheckpoint) await checkpoints.write(pmCheckpoint, done).catch(() => undefined);
+      leadershipChanged(false);
+      await pmRun;
       await store.close();
     },
   };
