@@ -126,7 +126,7 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
   const pmQueue = new KeyedQueue(opts.concurrency ?? 256);
   /** True once handled; false when this replica stopped leading first (the step stays undone). */
   const handleWithRetry = async (commit: StoredCommit, running: () => boolean): Promise<boolean> => {
-    for (let attempt = 1; !stopping && running(); attempt++) {
+    for (let attempt = 1; ; attempt++) {
       try {
         await pm.handle(commit);
         stats.workflowSteps++;
@@ -134,10 +134,11 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
       } catch (e) {
         const level = e instanceof RetryLater ? 'warn' : 'error';
         log[level]('process manager step failed; retrying', { stream: commit.stream, position: commit.position, attempt, error: errorText(e) });
+        // Stopping or no longer leading: leave the step to the next leader rather than retry here.
+        if (stopping || !running()) return false;
         await sleep(Math.min(5000, 100 * 2 ** attempt));
       }
     }
-    return false;
   };
   interface PmRun {
     readonly stop: () => Promise<void>;
@@ -147,18 +148,23 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
     const watermark = new Watermark(from);
     let running = true;
     let saved = from;
-    const save = async () => {
-      const done = watermark.done;
-      if (done <= saved) return;
-      await checkpoints.write(pmCheckpoint, done).then(
-        () => (saved = Math.max(saved, done)),
-        (e) => log.warn('could not save process manager checkpoint', { error: errorText(e) }),
-      );
-    };
+    // Saves run one after another: a slow periodic save must not land after the final one.
+    let saving: Promise<void> = Promise.resolve();
+    const save = () =>
+      (saving = saving.then(async () => {
+        const done = watermark.done;
+        if (done <= saved) return;
+        await checkpoints.write(pmCheckpoint, done).then(
+          () => void (saved = done),
+          (e) => log.warn('could not save process manager checkpoint', { error: errorText(e) }),
+        );
+      }));
     const timer = setInterval(() => void save(), 1000);
+    let delivered = from;
     const sub = await store.subscribeAll(BigInt(from), {
       onCommit: (commit) => {
         const position = Number(commit.position);
+        delivered = position;
         if (!drivesProcessManager(commit.stream)) {
           watermark.skip(position);
           return;
@@ -174,10 +180,14 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
     log.info('process manager running', { resumeFrom: from });
     return {
       stop: async () => {
-        running = false;
         clearInterval(timer);
+        // Catch up with what the view has seen (bounded), finish the steps delivered (each is a few
+        // appends), then start nothing new: a clean stop leaves the next leader nothing to redo.
+        const target = view.current.position;
+        for (const until = Date.now() + 5000; delivered < target && Date.now() < until; ) await sleep(20);
         await sub.stop();
         await pmQueue.drain();
+        running = false;
         await save();
         log.info('process manager stopped', { checkpoint: saved });
       },
@@ -361,6 +371,9 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
     stop: async () => {
       stopping = true;
       await timers.stop();
+      // The process manager finishes its delivered steps while the view and the store still run.
+      leadershipChanged(false);
+      await pmRun;
       await lease.stop();
       messages.stop();
       await commandLoop.catch(() => undefined);
@@ -369,8 +382,6 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
       hbSub.unsubscribe();
       await audit.stop();
       await subscription.stop();
-      leadershipChanged(false);
-      await pmRun;
       await store.close();
     },
   };
