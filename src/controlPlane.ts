@@ -23,8 +23,10 @@ import { DEFAULT_HEALING, type HealingConfig } from './healing/detector.ts';
 import { startLease } from './healing/lease.ts';
 import { startTimers } from './healing/timers.ts';
 import { createProcessManager, drivesProcessManager, RetryLater } from './processManager.ts';
-import { runQuery } from './queries.ts';
+import { runQuery, type QueryContext } from './queries.ts';
 import { Repository } from './repository.ts';
+import { createGuard, type ControlPlaneSecurity, type Guard } from './security/guard.ts';
+import { trackPolicy } from './security/policyView.ts';
 
 export interface ControlPlaneOptions {
   readonly nc: NatsConnection;
@@ -38,6 +40,11 @@ export interface ControlPlaneOptions {
   readonly healing?: Partial<HealingConfig>;
   /** Names this replica in the leadership lease and logs. */
   readonly replicaId?: string;
+  /**
+   * Identities, roles and the control plane's signing key (src/security/). Absent: an insecure
+   * mesh, where every actor may do everything and paths carry no signed tokens.
+   */
+  readonly security?: ControlPlaneSecurity;
 }
 
 export interface ControlPlane {
@@ -45,6 +52,10 @@ export interface ControlPlane {
   readonly store: EventStore;
   readonly subjects: Subjects;
   readonly heartbeats: Map<string, { at: string; connections?: number }>;
+  /** Roles and query scopes (the HTTP API answers through it too). */
+  readonly guard: Guard;
+  /** What queries run against, for the HTTP API. */
+  queryContext(): QueryContext;
   /** True while this replica holds the lease and runs the timers. */
   isLeader(): boolean;
   /** What this replica did since it started (replicas share the work). */
@@ -67,6 +78,8 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
   const js = nc.jetstream();
   await ensureStreams(jsm, subjects);
   const view = new MeshView();
+  const guard = createGuard(opts.security);
+  const policy = trackPolicy(view);
   const rawStore = opts.store ?? (await jetStreamEventStore(nc, subjects));
   const store = withConnectionNotifications(
     rawStore,
@@ -109,6 +122,7 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
     loadOf,
     selectionHooks: { onDecided: countSelection },
     escalateWithinMs: healing.escalateWithinMs,
+    planSegments: guard.planSegments,
   });
 
   // Process manager, driven by the ordered subscription from its checkpoint. Positions belong to
@@ -188,7 +202,11 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
   };
 
   const handleCommand = async (m: JsMsg, msg: CommandMessage, stream: string) => {
-    const r = await execute({ store, repo }, stream, () => route(msg, view.current, now(), loadOf).command, {
+    const decide = () => {
+      const at = now();
+      return guard.decorate(msg, route(msg, view.current, at, loadOf, { policy: policy.current() }), view.current, at).command;
+    };
+    const r = await execute({ store, repo }, stream, decide, {
       commandId: msg.id,
       correlationId: msg.correlationId ?? msg.id,
       causationId: msg.causationId ?? msg.id,
@@ -253,6 +271,14 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
         rejectMsg(m, actor, claimedId, 'forbidden', impostor);
         continue;
       }
+      const verdict = guard.checkCommand(decoded.right, view.current, now());
+      if (!verdict.ok) {
+        if (verdict.code === 'retry') {
+          log.debug('command deferred', { commandId: decoded.right.id, reason: verdict.message });
+          m.nak(500);
+        } else rejectMsg(m, actor, claimedId, 'forbidden', verdict.message);
+        continue;
+      }
       const stream = route(decoded.right, view.current, now()).stream;
       await cmdQueue.enqueue(stream, () =>
         handleCommand(m, decoded.right, stream).catch((e) => {
@@ -264,18 +290,21 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
   })();
 
   // Queries and heartbeats.
+  const queryContext = () => ({ model: view.current, store, heartbeats, policy: { version: policy.version(), policy: policy.current() } });
   const querySub: NatsSub = nc.subscribe(subjects.allQueries, {
     queue: 'nsm-query',
     callback: (err, m) => {
       if (err) return;
       const addressed = parseQuerySubject(subjects, m.subject);
       if (!addressed) return;
-      const { name } = addressed;
+      const { actor, name } = addressed;
       const parsed = m.data.length === 0 ? E.right({}) : D.parseJson(m.data, 64 * 1024);
       const answer = (r: QueryReply) => m.respond(enc.encode(JSON.stringify(r)));
       if (E.isLeft(parsed)) return answer({ ok: false, error: parsed.left.message });
-      runQuery({ model: view.current, store, heartbeats }, name, parsed.right).then(
-        (r) => answer(E.isRight(r) ? { ok: true, result: r.right } : { ok: false, error: r.left }),
+      const scope = guard.scopeQuery(actor, name, parsed.right, view.current);
+      if (E.isLeft(scope)) return answer({ ok: false, error: scope.left });
+      runQuery(queryContext(), name, scope.right.params).then(
+        (r) => answer(E.isRight(r) ? { ok: true, result: scope.right.filter ? scope.right.filter(r.right) : r.right } : { ok: false, error: r.left }),
         (e) => answer({ ok: false, error: errorText(e) }),
       );
     },
@@ -303,6 +332,8 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
     store,
     subjects,
     heartbeats,
+    guard,
+    queryContext,
     isLeader: () => lease.leaderSince() !== undefined,
     stats,
     stop: async () => {
@@ -316,6 +347,7 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
       querySub.unsubscribe();
       hbSub.unsubscribe();
       await subscription.stop();
+      policy.stop();
       await pmQueue.drain();
       const done = watermark.done;
       if (done > savedCheckpoint) await checkpoints.write(pmCheckpoint, done).catch(() => undefined);

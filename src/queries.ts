@@ -4,6 +4,7 @@ import { AGGREGATE_NAMES } from '../aggregates/index.ts';
 import type { ConnectionPhase } from '../aggregates/connection.ts';
 import { listConnections, type ConnectionRow } from '../projections/connections.ts';
 import type { MeshModel } from '../projections/mesh.ts';
+import { DEFAULT_POLICY, type Policy } from '../aggregates/policy.ts';
 import { desiredForNode } from '../projections/nodeDesired.ts';
 import { allocatedAddresses } from '../projections/pools.ts';
 import * as D from './contracts/decode.ts';
@@ -16,6 +17,8 @@ export interface QueryContext {
   readonly store: EventStore;
   /** Last heartbeat per node (ISO time), from the heartbeat subject. */
   readonly heartbeats: ReadonlyMap<string, { at: string; connections?: number }>;
+  /** The authorization policy in force and how many times it was changed. */
+  readonly policy?: { readonly version: number; readonly policy: Policy };
 }
 
 const PHASES: readonly ConnectionPhase[] = ['requested', 'endpoint-selected', 'path-planned', 'established', 'waiting', 'down', 'failed', 'closed'];
@@ -59,8 +62,8 @@ const connectionFilter = D.object(
   { state: D.literal(...PHASES), node: name, endpoint: name, service: name, actor: D.string({ min: 1, max: 128 }), includeClosed: D.boolean },
 );
 
-export type QueryName = 'services' | 'endpoints' | 'connections' | 'connection' | 'nodes' | 'node-desired' | 'addresses' | 'history' | 'status';
-export const QUERY_NAMES: readonly QueryName[] = ['services', 'endpoints', 'connections', 'connection', 'nodes', 'node-desired', 'addresses', 'history', 'status'];
+export type QueryName = 'services' | 'endpoints' | 'connections' | 'connection' | 'nodes' | 'node-desired' | 'addresses' | 'history' | 'status' | 'policy';
+export const QUERY_NAMES: readonly QueryName[] = ['services', 'endpoints', 'connections', 'connection', 'nodes', 'node-desired', 'addresses', 'history', 'status', 'policy'];
 
 export const runQuery = async (ctx: QueryContext, q: string, params: unknown): Promise<E.Either<string, unknown>> => {
   const p = params ?? {};
@@ -116,6 +119,8 @@ export const runQuery = async (ctx: QueryContext, q: string, params: unknown): P
       found.sort((a, b) => (BigInt(a.position) < BigInt(b.position) ? -1 : BigInt(a.position) > BigInt(b.position) ? 1 : 0));
       return E.right(found);
     }
+    case 'policy':
+      return E.right(ctx.policy ?? { version: 0, policy: DEFAULT_POLICY });
     default:
       return E.left(`unknown query "${q}"; known: ${QUERY_NAMES.join(', ')}`);
   }
