@@ -302,8 +302,12 @@ export const evolveDraft = (s: Draft<ConnectionState>, event: ConnectionEvent): 
     case 'DataplaneProgrammed': {
       s.programmed.push(event.side);
       // Agent segments follow the client's and the control plane's: client side 2, endpoint side 3.
-      const segment = s.plan?.path.pathSegments[event.side === 'client' ? 2 : 3];
-      if (event.token && segment) segment.token = event.token;
+      // The path came from an event, which must not be mutated: it is replaced.
+      const at = event.side === 'client' ? 2 : 3;
+      const token = event.token;
+      if (token && s.plan && s.plan.path.pathSegments[at]) {
+        s.plan.path = { ...s.plan.path, pathSegments: s.plan.path.pathSegments.map((p, i) => (i === at ? { ...p, token } : p)) };
+      }
       break;
     }
     case 'ConnectionEstablished':
@@ -351,7 +355,7 @@ export const evolveDraft = (s: Draft<ConnectionState>, event: ConnectionEvent): 
       break;
     case 'ConnectionRefreshed':
       s.expirationTime = event.expirationTime;
-      if (event.path && s.plan && s.generation === event.path.generation) s.plan.path.pathSegments = castDraft(event.path.pathSegments);
+      if (event.path && s.plan && s.generation === event.path.generation) s.plan.path = { ...s.plan.path, pathSegments: castDraft(event.path.pathSegments) };
       break;
     case 'ConnectionExpired':
       break;

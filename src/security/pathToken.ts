@@ -70,7 +70,7 @@ export const tokenHash = (token: string): string => createHash('sha256').update(
 const seconds = (d: Date): number => Math.floor(d.getTime() / 1000);
 
 export const signToken = (claims: Omit<PathClaims, 'typ' | 'iss'>, signer: Signer): string => {
-  const payload = Buffer.from(JSON.stringify({ typ: 'nsm-path', iss: signer.publicKey, ...claims })).toString('base64url');
+  const payload = Buffer.from(JSON.stringify({ ...claims, typ: 'nsm-path', iss: signer.publicKey })).toString('base64url');
   const input = `${HEADER}.${payload}`;
   return `${input}.${Buffer.from(signer.sign(Buffer.from(input))).toString('base64url')}`;
 };
@@ -212,6 +212,7 @@ export const agentToken = (o: { signer: Signer; actor: string; segments: readonl
 };
 
 const bareAddress = (cidr: string): string => cidr.split('/')[0]!;
+const ROLES_ANY: readonly Role[] = ['client', 'operator', 'control-plane', 'agent', 'auditor'];
 
 export interface ChainCheck {
   readonly registry: IdentityRegistry;
@@ -246,10 +247,13 @@ export const verifyPathChain = (segments: readonly PathSegment[] | undefined, o:
       if (i < 2) return E.left(where('has no token'));
       continue;
     }
-    const v = verifyToken(seg.token, o.registry, roles[i]!);
+    // Signature first, position next: a genuine token in the wrong place is a re-ordering.
+    const v = verifyToken(seg.token, o.registry, ROLES_ANY);
     if (E.isLeft(v)) return E.left(where(v.left));
     const c = v.right;
     if (c.idx !== i) return E.left(where(`token was issued for segment ${c.idx} (${c.seg}): the path is re-ordered`));
+    const role = o.registry.byKey(c.iss)!.role;
+    if (!roles[i]!.includes(role)) return E.left(where(`issued by ${c.sub} (${role}), where a ${roles[i]!.join(' or ')} token belongs`));
     if (c.seg !== seg.name) return E.left(where(`token names segment "${c.seg}"`));
     if (c.cid !== o.connectionId) return E.left(where(`token is for connection ${c.cid}, not ${o.connectionId}`));
     claims[i] = c;
