@@ -127,6 +127,26 @@ s('spliced: the control plane token of another connection is refused', async (ct
   assert.is((await connection(ctx, 'c-ok')).state, 'established');
 });
 
+s('a heal signs a new path for the new generation, which the agents accept', async (ctx) => {
+  must(await ctx.op!.send('endpoint.register', { name: 'ep-spare', node: 'n1', networkServiceNames: ['svc'], prefix: '10.91.0.0/24' }));
+  must(await ctx.op!.send('endpoint.register', { name: 'ep-heal', node: 'n2', networkServiceNames: ['svc'], prefix: '10.92.0.0/24' }));
+  // Alice's next connection goes to the least loaded endpoint; it is moved when that one leaves.
+  assert.equal(await connectAlice(ctx, 'c-heal'), { state: 'established' });
+  const first = await connection(ctx, 'c-heal');
+  const firstEndpoint = claimsOf(first.path!.pathSegments[1]!.token!).plan!.endpoint;
+  must(await ctx.op!.send('endpoint.unregister', { name: firstEndpoint }));
+  const healed = await eventually('c-heal to be healed', async () => {
+    const c = await connection(ctx, 'c-heal');
+    return c.state === 'established' && c.generation === 2 && c.path!.pathSegments.every((x) => x.token) ? c : undefined;
+  });
+  const claims = healed.path!.pathSegments.map((x) => claimsOf(x.token!));
+  assert.equal(claims.map((c) => c.gen), [0, 2, 2, 2]);
+  assert.is.not(claims[1]!.plan!.endpoint, firstEndpoint);
+  assert.is(claims[0]!.iat, claimsOf(first.path!.pathSegments[0]!.token!).iat, "the client's request token carries over");
+  for (const ep of ['ep-spare', 'ep-heal']) if (ep !== firstEndpoint) must(await ctx.op!.send('endpoint.unregister', { name: ep }));
+  if (firstEndpoint !== 'ep') must(await ctx.op!.send('endpoint.register', { name: 'ep', node: 'n2', networkServiceNames: ['svc'], prefix: '10.90.0.0/24' }));
+});
+
 s('a control plane signing with a key the registry does not know gets nothing programmed', async (ctx) => {
   await ctx.mesh!.cp!.stop();
   await ctx.mesh!.startControlPlane({ signer: signerFromSeed(createUserKey().seed) });
