@@ -6,6 +6,8 @@ import type { EventEnvelope, StoredCommit } from '../src/contracts/envelope.ts';
 import { applyConnections, emptyConnections, type ConnectionsModel } from './connections.ts';
 import { applyNodes, emptyNodes, type NodesModel } from './nodes.ts';
 import { applyPools, emptyPools, type PoolsModel } from './pools.ts';
+import { applyPolicy, emptyPolicy } from './policy.ts';
+import type { PolicyState } from '../aggregates/policy.ts';
 import { applyRegistry, emptyRegistry, type RegistryModel } from './registry.ts';
 
 export interface MeshModel {
@@ -13,6 +15,8 @@ export interface MeshModel {
   readonly connections: ConnectionsModel;
   readonly nodes: NodesModel;
   readonly pools: PoolsModel;
+  /** The authorization policy (aggregates/policy.ts). */
+  readonly policy: PolicyState;
   /** Position of the last commit folded in. */
   readonly position: number;
 }
@@ -22,6 +26,7 @@ export const emptyMesh: MeshModel = {
   connections: emptyConnections,
   nodes: emptyNodes,
   pools: emptyPools,
+  policy: emptyPolicy,
   position: 0,
 };
 
@@ -37,6 +42,7 @@ const foldInto = (m: Draft<MeshModel>, commits: readonly StoredCommit[]): void =
       applyNodes(m.nodes, env);
       applyPools(m.pools, env);
       applyConnections(m.connections, env, position);
+      applyPolicy(m, env);
     }
     m.position = position;
   }

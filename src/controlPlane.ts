@@ -26,7 +26,6 @@ import { createProcessManager, drivesProcessManager, RetryLater } from './proces
 import { runQuery, type QueryContext } from './queries.ts';
 import { Repository } from './repository.ts';
 import { createGuard, type ControlPlaneSecurity, type Guard } from './security/guard.ts';
-import { trackPolicy } from './security/policyView.ts';
 
 export interface ControlPlaneOptions {
   readonly nc: NatsConnection;
@@ -67,6 +66,7 @@ const enc = new TextEncoder();
 const dec = new TextDecoder();
 export const CONTROL_PLANE_CONSUMER = 'control-plane';
 const PM_CHECKPOINT = 'process-manager';
+const MAX_EARLY_REDELIVERIES = 20;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -79,7 +79,6 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
   await ensureStreams(jsm, subjects);
   const view = new MeshView();
   const guard = createGuard(opts.security);
-  const policy = trackPolicy(view);
   const rawStore = opts.store ?? (await jetStreamEventStore(nc, subjects));
   const store = withConnectionNotifications(
     rawStore,
@@ -204,7 +203,7 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
   const handleCommand = async (m: JsMsg, msg: CommandMessage, stream: string) => {
     const decide = () => {
       const at = now();
-      return guard.decorate(msg, route(msg, view.current, at, loadOf, { policy: policy.current() }), view.current, at).command;
+      return guard.decorate(msg, route(msg, view.current, at, loadOf, { policy: view.current.policy.policy }), view.current, at).command;
     };
     const r = await execute({ store, repo }, stream, decide, {
       commandId: msg.id,
@@ -273,7 +272,8 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
       }
       const verdict = guard.checkCommand(decoded.right, view.current, now());
       if (!verdict.ok) {
-        if (verdict.code === 'retry') {
+        // Early (this replica's view lags): try again, a bounded number of times.
+        if (verdict.code === 'retry' && m.info.redeliveryCount < MAX_EARLY_REDELIVERIES) {
           log.debug('command deferred', { commandId: decoded.right.id, reason: verdict.message });
           m.nak(500);
         } else rejectMsg(m, actor, claimedId, 'forbidden', verdict.message);
@@ -290,7 +290,7 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
   })();
 
   // Queries and heartbeats.
-  const queryContext = () => ({ model: view.current, store, heartbeats, policy: { version: policy.version(), policy: policy.current() } });
+  const queryContext = () => ({ model: view.current, store, heartbeats });
   const querySub: NatsSub = nc.subscribe(subjects.allQueries, {
     queue: 'nsm-query',
     callback: (err, m) => {
@@ -347,7 +347,6 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
       querySub.unsubscribe();
       hbSub.unsubscribe();
       await subscription.stop();
-      policy.stop();
       await pmQueue.drain();
       const done = watermark.done;
       if (done > savedCheckpoint) await checkpoints.write(pmCheckpoint, done).catch(() => undefined);

@@ -4,7 +4,6 @@ import { AGGREGATE_NAMES } from '../aggregates/index.ts';
 import type { ConnectionPhase } from '../aggregates/connection.ts';
 import { listConnections, type ConnectionRow } from '../projections/connections.ts';
 import type { MeshModel } from '../projections/mesh.ts';
-import { DEFAULT_POLICY, type Policy } from '../aggregates/policy.ts';
 import { desiredForNode } from '../projections/nodeDesired.ts';
 import { allocatedAddresses } from '../projections/pools.ts';
 import * as D from './contracts/decode.ts';
@@ -17,8 +16,6 @@ export interface QueryContext {
   readonly store: EventStore;
   /** Last heartbeat per node (ISO time), from the heartbeat subject. */
   readonly heartbeats: ReadonlyMap<string, { at: string; connections?: number }>;
-  /** The authorization policy in force and how many times it was changed. */
-  readonly policy?: { readonly version: number; readonly policy: Policy };
 }
 
 const PHASES: readonly ConnectionPhase[] = ['requested', 'endpoint-selected', 'path-planned', 'established', 'waiting', 'down', 'failed', 'closed'];
@@ -120,7 +117,7 @@ export const runQuery = async (ctx: QueryContext, q: string, params: unknown): P
       return E.right(found);
     }
     case 'policy':
-      return E.right(ctx.policy ?? { version: 0, policy: DEFAULT_POLICY });
+      return E.right(m.policy);
     default:
       return E.left(`unknown query "${q}"; known: ${QUERY_NAMES.join(', ')}`);
   }
