@@ -4,9 +4,8 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import * as E from 'fp-ts/lib/Either.js';
 import { nkeyAuthenticator, type ConnectionOptions } from 'nats';
-import { ROLES, type Role } from './identities.ts';
+import { inboxPrefixFor, ROLES, type Role } from './identities.ts';
 import { signerFromSeed, USER_SEED_PATTERN, type Signer } from './keys.ts';
-import { inboxPrefixFor } from './permissions.ts';
 
 export interface Credentials {
   readonly domain: string;

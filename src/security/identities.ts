@@ -30,6 +30,8 @@ export interface IdentityRegistry {
 }
 
 export const CONTROL_PLANE_ACTOR = 'control-plane';
+/** Each identity's private reply inboxes: nobody else may subscribe to them. */
+export const inboxPrefixFor = (actor: string): string => `_INBOX.${actor}`;
 export const actorFor = (role: Role, name: string): string => (role === 'agent' ? `agent:${name}` : role === 'control-plane' ? CONTROL_PLANE_ACTOR : name);
 
 const identity = D.refine(

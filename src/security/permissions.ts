@@ -4,7 +4,7 @@
 import { agentConsumerName } from '../../node-agent/agent.ts';
 import { subjectsFor } from '../../infra/nats/subjects.ts';
 import type { CommandKind } from '../contracts/commands.ts';
-import type { Identity, Role } from './identities.ts';
+import { inboxPrefixFor, type Identity, type Role } from './identities.ts';
 
 /** Commands each role may send (all others are refused by the server and the control plane). */
 export const ROLE_COMMANDS: Readonly<Record<Role, readonly CommandKind[]>> = {
@@ -41,9 +41,6 @@ export interface Permissions {
   readonly publish: { readonly allow: readonly string[]; readonly deny?: readonly string[] };
   readonly subscribe: { readonly allow: readonly string[]; readonly deny?: readonly string[] };
 }
-
-/** Each identity's private reply inboxes: nobody else may subscribe to them. */
-export const inboxPrefixFor = (actor: string): string => `_INBOX.${actor}`;
 
 export const permissionsFor = (domain: string, id: Identity): Permissions => {
   const s = subjectsFor(domain);
