@@ -6,6 +6,7 @@ import * as E from 'fp-ts/lib/Either.js';
 import { castDraft, produce, type Draft } from 'immer';
 import { reject, type Aggregate, type ConnectionContext, type DomainError, type IpContext, type Labels, type Match, type MechanismType, type Payload } from './domain.ts';
 import { negotiateMechanism, TUNNEL_OVERHEAD, type NegotiatedMechanism } from './mechanism.ts';
+import { evaluatePolicy, type Policy } from './policy.ts';
 import { matchEndpoints, selectEndpoint, type Candidate } from './selection.ts';
 import type { TunnelParameters } from './tunnelPool.ts';
 
@@ -41,11 +42,16 @@ export interface ConnectionRequest {
   readonly requestId: string;
   /** When set, the client must refresh the connection before this time or it is torn down. */
   readonly expirationTime?: string;
+  /** The client's signed path segment (src/security/pathToken.ts), when the mesh runs authenticated. */
+  readonly clientSegment?: PathSegment;
 }
 
+/** A hop of the path; with authentication each carries its issuer's signed token. */
 export interface PathSegment {
   readonly name: string;
   readonly id: string;
+  readonly token?: string;
+  readonly expires?: string;
 }
 
 export interface ConnectionPlan {
@@ -74,7 +80,8 @@ export interface NodeFacts {
   readonly mtu: number;
 }
 
-export type FailureCode = 'no-endpoint' | 'no-mechanism' | 'node-unknown' | 'address' | 'dataplane';
+/** denied: the authorization policy refused the request (ConnectionDenied). */
+export type FailureCode = 'no-endpoint' | 'no-mechanism' | 'node-unknown' | 'address' | 'dataplane' | 'denied';
 
 export type HealCause =
   | 'endpoint-expired'
@@ -96,6 +103,8 @@ export type ConnectionCommand =
       readonly request: ConnectionRequest;
       /** Registry context read by the command handler; `service` absent means unknown service. */
       readonly registry: RegistryContext;
+      /** The authorization policy and the requesting client's identity; absent: allowed. */
+      readonly policy?: { readonly policy: Policy; readonly client: string };
     }
   | {
       readonly type: 'PlanPath';
@@ -108,6 +117,8 @@ export type ConnectionCommand =
       /** Absent when the node has not joined (or has left). */
       readonly clientNodeFacts?: NodeFacts;
       readonly endpointNodeFacts?: NodeFacts;
+      /** Signed path segments for this plan (authenticated meshes); absent: unsigned segments. */
+      readonly pathSegments?: readonly PathSegment[];
     }
   | {
       readonly type: 'ReportDataplane';
@@ -120,6 +131,8 @@ export type ConnectionCommand =
       readonly error?: string;
       /** When the control plane received the report (ISO); heal durations are measured with it. */
       readonly at: string;
+      /** The agent's signed path segment for a programmed side (authenticated meshes). */
+      readonly token?: string;
     }
   | {
       readonly type: 'HealConnection';
@@ -135,7 +148,13 @@ export type ConnectionCommand =
       readonly registry: RegistryContext;
     }
   | { readonly type: 'MarkConnectionDown'; readonly connectionId: string; readonly node: string; readonly at: string }
-  | { readonly type: 'RefreshConnection'; readonly connectionId: string; readonly expirationTime: string }
+  | {
+      readonly type: 'RefreshConnection';
+      readonly connectionId: string;
+      readonly expirationTime: string;
+      /** Renewed path tokens for the plan of this generation (authenticated meshes). */
+      readonly path?: RenewedPath;
+    }
   | { readonly type: 'ExpireConnection'; readonly connectionId: string; readonly at: string }
   | { readonly type: 'FailConnection'; readonly connectionId: string; readonly code: FailureCode; readonly reason: string }
   | { readonly type: 'CloseConnection'; readonly connectionId: string; readonly reason: string };
@@ -152,10 +171,12 @@ export type ConnectionEvent =
       readonly replaces?: RetiredPath;
     }
   | ({ readonly type: 'PathPlanned'; readonly generation: number } & ConnectionPlan)
-  | { readonly type: 'DataplaneProgrammed'; readonly generation: number; readonly node: string; readonly side: Side }
+  | { readonly type: 'DataplaneProgrammed'; readonly generation: number; readonly node: string; readonly side: Side; readonly token?: string }
   | { readonly type: 'DataplaneFailed'; readonly generation: number; readonly node: string; readonly side: Side; readonly error: string }
   | { readonly type: 'ConnectionEstablished'; readonly generation: number }
   | { readonly type: 'ConnectionFailed'; readonly code: FailureCode; readonly reason: string }
+  /** The authorization policy refused the request: terminal, like a failure with code "denied". */
+  | { readonly type: 'ConnectionDenied'; readonly rule: string; readonly reason: string }
   | { readonly type: 'ConnectionClosed'; readonly reason: string }
   | { readonly type: 'DataplaneRemoved'; readonly generation: number; readonly node: string; readonly side: Side }
   | { readonly type: 'DatapathDown'; readonly generation: number; readonly node: string; readonly side: Side; readonly error: string }
@@ -179,8 +200,13 @@ export type ConnectionEvent =
       readonly durationMs: number;
     }
   | { readonly type: 'ConnectionDown'; readonly node: string; readonly since: string }
-  | { readonly type: 'ConnectionRefreshed'; readonly expirationTime: string }
+  | { readonly type: 'ConnectionRefreshed'; readonly expirationTime: string; readonly path?: RenewedPath }
   | { readonly type: 'ConnectionExpired'; readonly expirationTime: string };
+
+export interface RenewedPath {
+  readonly generation: number;
+  readonly pathSegments: readonly PathSegment[];
+}
 
 export interface ConnectionState {
   readonly phase: ConnectionPhase;
@@ -273,9 +299,17 @@ export const evolveDraft = (s: Draft<ConnectionState>, event: ConnectionEvent): 
       s.removed = [];
       break;
     }
-    case 'DataplaneProgrammed':
+    case 'DataplaneProgrammed': {
       s.programmed.push(event.side);
+      // Agent segments follow the client's and the control plane's: client side 2, endpoint side 3.
+      // The path came from an event, which must not be mutated: it is replaced.
+      const at = event.side === 'client' ? 2 : 3;
+      const token = event.token;
+      if (token && s.plan && s.plan.path.pathSegments[at]) {
+        s.plan.path = { ...s.plan.path, pathSegments: s.plan.path.pathSegments.map((p, i) => (i === at ? { ...p, token } : p)) };
+      }
       break;
+    }
     case 'ConnectionEstablished':
       s.phase = 'established';
       break;
@@ -285,6 +319,10 @@ export const evolveDraft = (s: Draft<ConnectionState>, event: ConnectionEvent): 
     case 'ConnectionFailed':
       s.phase = 'failed';
       s.failure = { code: event.code, reason: event.reason };
+      break;
+    case 'ConnectionDenied':
+      s.phase = 'failed';
+      s.failure = { code: 'denied', reason: event.reason };
       break;
     case 'ConnectionClosed':
       s.phase = 'closed';
@@ -317,6 +355,7 @@ export const evolveDraft = (s: Draft<ConnectionState>, event: ConnectionEvent): 
       break;
     case 'ConnectionRefreshed':
       s.expirationTime = event.expirationTime;
+      if (event.path && s.plan && s.generation === event.path.generation) s.plan.path = { ...s.plan.path, pathSegments: castDraft(event.path.pathSegments) };
       break;
     case 'ConnectionExpired':
       break;
@@ -411,6 +450,10 @@ export const connection: Aggregate<ConnectionState, ConnectionCommand, Connectio
           return reject('not-found', `network service "${request.networkService}" is not registered`);
         }
         const requested: ConnectionEvent = { type: 'ConnectionRequested', ...request, payload: registry.service.payload };
+        if (command.policy) {
+          const decision = evaluatePolicy(command.policy.policy, { client: command.policy.client, labels: request.labels, service: request.networkService });
+          if (!decision.allowed) return E.right([requested, { type: 'ConnectionDenied', rule: decision.rule, reason: decision.reason }]);
+        }
         const selection = select(request, registry, state.excluded);
         if (selection.kind === 'none') {
           return E.right([requested, { type: 'ConnectionFailed', code: 'no-endpoint', reason: selection.reason }]);
@@ -464,7 +507,7 @@ export const connection: Aggregate<ConnectionState, ConnectionCommand, Connectio
             },
             path: {
               index: 0,
-              pathSegments: [
+              pathSegments: command.pathSegments ?? [
                 { name: `client@${request.clientNode}`, id: request.connectionId },
                 { name: command.endpoint, id: request.connectionId },
               ],
@@ -489,7 +532,7 @@ export const connection: Aggregate<ConnectionState, ConnectionCommand, Connectio
         switch (command.result) {
           case 'programmed': {
             if (state.phase !== 'path-planned' || state.programmed.includes(side)) return E.right([]);
-            const events: ConnectionEvent[] = [{ type: 'DataplaneProgrammed', generation, node, side }];
+            const events: ConnectionEvent[] = [{ type: 'DataplaneProgrammed', generation, node, side, ...(command.token ? { token: command.token } : {}) }];
             if (SIDES.every((s) => s === side || state.programmed.includes(s))) {
               events.push({ type: 'ConnectionEstablished', generation });
               if (state.healing) {
@@ -532,8 +575,12 @@ export const connection: Aggregate<ConnectionState, ConnectionCommand, Connectio
       case 'RefreshConnection':
         if (state.phase === 'none') return unknownConnection(command.connectionId);
         if (isTerminal(state.phase)) return reject('wrong-state', `connection "${command.connectionId}" is ${state.phase}; request a new one`);
-        if (state.expirationTime === command.expirationTime) return E.right([]);
-        return E.right([{ type: 'ConnectionRefreshed', expirationTime: command.expirationTime }]);
+        {
+          // Tokens renewed for a plan that has since been replaced are dropped: the new plan has its own.
+          const path = command.path && state.plan && command.path.generation === state.generation ? command.path : undefined;
+          if (state.expirationTime === command.expirationTime && !path) return E.right([]);
+          return E.right([{ type: 'ConnectionRefreshed', expirationTime: command.expirationTime, ...(path ? { path } : {}) }]);
+        }
       case 'ExpireConnection':
         if (state.phase === 'none') return unknownConnection(command.connectionId);
         if (isTerminal(state.phase) || !state.expirationTime || Date.parse(state.expirationTime) > Date.parse(command.at)) return E.right([]);

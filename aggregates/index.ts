@@ -5,9 +5,10 @@ import type { Aggregate } from './domain.ts';
 import { endpoint, type EndpointEvent } from './endpoint.ts';
 import { networkService, type NetworkServiceEvent } from './networkService.ts';
 import { node, type NodeEvent } from './node.ts';
+import { policy, type PolicyEvent } from './policy.ts';
 import { tunnelPool, type TunnelPoolEvent } from './tunnelPool.ts';
 
-export type DomainEvent = NetworkServiceEvent | EndpointEvent | NodeEvent | ConnectionEvent | AddressPoolEvent | TunnelPoolEvent;
+export type DomainEvent = NetworkServiceEvent | EndpointEvent | NodeEvent | ConnectionEvent | AddressPoolEvent | TunnelPoolEvent | PolicyEvent;
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type AnyAggregate = Aggregate<any, any, any>;
@@ -19,7 +20,8 @@ export const AGGREGATES: Readonly<Record<string, AnyAggregate>> = {
   [connection.name]: connection,
   [addressPool.name]: addressPool,
   [tunnelPool.name]: tunnelPool,
+  [policy.name]: policy,
 };
 
-export type AggregateName = 'service' | 'endpoint' | 'node' | 'connection' | 'pool' | 'tunnel';
-export const AGGREGATE_NAMES: readonly AggregateName[] = ['service', 'endpoint', 'node', 'connection', 'pool', 'tunnel'];
+export type AggregateName = 'service' | 'endpoint' | 'node' | 'connection' | 'pool' | 'tunnel' | 'policy';
+export const AGGREGATE_NAMES: readonly AggregateName[] = ['service', 'endpoint', 'node', 'connection', 'pool', 'tunnel', 'policy'];

@@ -3,7 +3,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as E from 'fp-ts/lib/Either.js';
-import { connect } from 'nats';
+import { connect, type ConnectionOptions } from 'nats';
 import { portIsFree } from './net.ts';
 
 export interface NatsServerOptions {
@@ -14,6 +14,8 @@ export interface NatsServerOptions {
   /** Lines added verbatim to the generated configuration (leafnodes, accounts, tls...). */
   readonly extraConfig?: string;
   readonly readyTimeoutMs?: number;
+  /** How the readiness probe connects when the server requires credentials and TLS. */
+  readonly probe?: Partial<ConnectionOptions>;
 }
 
 export interface RunningNatsServer {
@@ -53,12 +55,12 @@ const waitForExit = (child: ChildProcess): Promise<number | null> =>
   });
 
 /** Waits until JetStream answers, not just until the port is open. */
-const waitReady = async (url: string, deadline: number, exited: () => boolean): Promise<E.Either<string, void>> => {
+const waitReady = async (url: string, deadline: number, exited: () => boolean, probe: Partial<ConnectionOptions> = {}): Promise<E.Either<string, void>> => {
   let last = 'not started';
   while (Date.now() < deadline) {
     if (exited()) return E.left('nats-server exited during start');
     try {
-      const nc = await connect({ servers: url, reconnect: false, timeout: 500 });
+      const nc = await connect({ ...probe, servers: url, reconnect: false, timeout: 500 });
       try {
         const jsm = await nc.jetstreamManager({ timeout: 1000 });
         await jsm.getAccountInfo();
@@ -102,7 +104,7 @@ export const startNatsServer = async (opts: NatsServerOptions): Promise<E.Either
   let hasExited = false;
   void exited.then(() => (hasExited = true));
   const url = `nats://${host}:${opts.port}`;
-  const ready = await waitReady(url, Date.now() + (opts.readyTimeoutMs ?? 15000), () => hasExited);
+  const ready = await waitReady(url, Date.now() + (opts.readyTimeoutMs ?? 15000), () => hasExited, opts.probe);
   // Our child may have lost a race for the port: then whatever answered was not ours.
   if (E.isRight(ready) && hasExited) return E.left(`nats-server exited during start (port ${opts.port}); full log in ${logFile}`);
   const stop = async (graceMs = 5000) => {

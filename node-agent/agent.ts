@@ -8,6 +8,7 @@ import { ensureStreams } from '../infra/nats/streams.ts';
 import { MeshClient, stableId } from '../src/client.ts';
 import * as D from '../src/contracts/decode.ts';
 import { decodeNodeCommand, type SideSpec } from '../src/contracts/nodeCommands.ts';
+import { pathProblem, programmedToken, type AgentSecurity } from '../src/security/agentSecurity.ts';
 import { sideKey, type Dataplane } from './dataplane.ts';
 
 export interface NodeAgentOptions {
@@ -26,6 +27,11 @@ export interface NodeAgentOptions {
   readonly livenessIntervalMs?: number;
   /** Consecutive failed probes before the datapath is reported broken. */
   readonly livenessFailures?: number;
+  /**
+   * Authenticated mesh: the agent checks every connection's signed path before acting and signs
+   * its own segment; it leaves stream management to the control plane (it has no right to it).
+   */
+  readonly security?: AgentSecurity;
 }
 
 export const DEFAULT_LIVENESS_INTERVAL_MS = 2000;
@@ -47,8 +53,8 @@ export const startNodeAgent = async (opts: NodeAgentOptions): Promise<NodeAgent>
   const log = opts.log.child({ node });
   const client = MeshClient.over(nc, { domain: opts.domain, actor: `agent:${node}` });
   const subjects = client.subjects;
-  const jsm = await nc.jetstreamManager();
-  await ensureStreams(jsm, subjects);
+  const jsm = await nc.jetstreamManager({ checkAPI: false });
+  if (!opts.security) await ensureStreams(jsm, subjects);
   let stopping = false;
   /** Highest generation acted on per side: older commands arriving late are ignored. */
   const applied = new Map<string, { generation: number; desired: 'present' | 'absent' }>();
@@ -58,15 +64,23 @@ export const startNodeAgent = async (opts: NodeAgentOptions): Promise<NodeAgent>
   type Trace = { correlationId?: string; causationId?: string };
   const report = async (spec: Pick<SideSpec, 'connectionId' | 'generation' | 'side'>, result: Report, error?: string, trace: Trace = {}) => {
     const id = stableId(`report:${spec.connectionId}:${spec.generation}:${spec.side}:${result}`);
+    const token = result === 'programmed' && opts.security && 'path' in spec ? programmedToken(opts.security, spec as SideSpec, new Date()) : undefined;
     const r = await client.send(
       'connection.report',
-      { connectionId: spec.connectionId, node, side: spec.side, generation: spec.generation, result, ...(error ? { error } : {}) },
+      { connectionId: spec.connectionId, node, side: spec.side, generation: spec.generation, result, ...(error ? { error } : {}), ...(token ? { token } : {}) },
       { id, wait: false, ...trace },
     );
     if (E.isLeft(r)) throw new Error(`could not report ${result} for ${spec.connectionId}: ${r.left.message}`);
   };
 
   const apply = async (spec: SideSpec, origin: string, trace: Trace = {}) => {
+    // Removing what the control plane's own answer no longer lists needs no token.
+    const refused = opts.security && origin !== 'reconcile-cleanup' ? pathProblem(opts.security, spec, new Date()) : undefined;
+    if (refused) {
+      log.error('refusing to act on a side: its path tokens do not check out', { connectionId: spec.connectionId, side: spec.side, generation: spec.generation, desired: spec.desired, origin, reason: refused });
+      if (spec.desired === 'present') await report(spec, 'failed', refused, trace);
+      return;
+    }
     const key = sideKey(spec);
     const seen = applied.get(key);
     // Removal is final for a generation: a "present" redelivered after its "absent" must not
@@ -100,7 +114,7 @@ export const startNodeAgent = async (opts: NodeAgentOptions): Promise<NodeAgent>
     }
   };
 
-  const join = async () => {
+  const join = async (): Promise<void> => {
     const r = await client.send(
       'node.join',
       {
@@ -114,6 +128,12 @@ export const startNodeAgent = async (opts: NodeAgentOptions): Promise<NodeAgent>
       },
       { wait: false },
     );
+    // An authenticated agent cannot create the command stream: it waits for the control plane to.
+    if (E.isLeft(r) && opts.security && r.left.code === 'unavailable' && !stopping) {
+      log.warn('waiting for the control plane to create the command stream', { error: r.left.message });
+      await sleep(1000);
+      return join();
+    }
     if (E.isLeft(r)) throw new Error(`could not join: ${r.left.message}`);
   };
 
@@ -137,7 +157,7 @@ export const startNodeAgent = async (opts: NodeAgentOptions): Promise<NodeAgent>
     for (const o of observed.right) {
       if (!want.has(sideKey(o))) {
         log.info('reconcile: removing a side that is no longer wanted', { connectionId: o.connectionId, side: o.side });
-        await apply({ ...o, desired: 'absent' } as SideSpec, 'reconcile');
+        await apply({ ...o, desired: 'absent' } as SideSpec, 'reconcile-cleanup');
         removed++;
       }
     }

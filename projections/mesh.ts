@@ -7,6 +7,8 @@ import { upcastEvent } from '../src/contracts/upcast.ts';
 import { applyConnections, emptyConnections, type ConnectionsModel } from './connections.ts';
 import { applyNodes, emptyNodes, type NodesModel } from './nodes.ts';
 import { applyPools, emptyPools, type PoolsModel } from './pools.ts';
+import { applyPolicy, emptyPolicy } from './policy.ts';
+import type { PolicyState } from '../aggregates/policy.ts';
 import { applyRegistry, emptyRegistry, type RegistryModel } from './registry.ts';
 
 export interface MeshModel {
@@ -14,6 +16,8 @@ export interface MeshModel {
   readonly connections: ConnectionsModel;
   readonly nodes: NodesModel;
   readonly pools: PoolsModel;
+  /** The authorization policy (aggregates/policy.ts). */
+  readonly policy: PolicyState;
   /** Position of the last commit folded in. */
   readonly position: number;
 }
@@ -30,6 +34,7 @@ export const emptyMesh: MeshModel = {
   connections: emptyConnections,
   nodes: emptyNodes,
   pools: emptyPools,
+  policy: emptyPolicy,
   position: 0,
 };
 
@@ -44,6 +49,7 @@ const foldInto = (m: Draft<MeshModel>, commits: readonly StoredCommit[]): void =
       applyNodes(m.nodes, env);
       applyPools(m.pools, env);
       applyConnections(m.connections, env, position);
+      applyPolicy(m, env);
     }
     m.position = position;
   }

@@ -34,6 +34,8 @@ export const sideSpecOf = (
     ...(side === 'client' && s.request.clientNetns ? { netns: s.request.clientNetns } : {}),
     ...(side === 'endpoint' && s.plan.endpointNetns ? { netns: s.plan.endpointNetns } : {}),
     ...(s.plan.tunnel ? { tunnel: { ...s.plan.tunnel } } : {}),
+    // Signed segments travel with the command so the agent can check them before acting.
+    ...(s.plan.path.pathSegments.some((p) => p.token) ? { path: { index: s.plan.path.index, pathSegments: s.plan.path.pathSegments.map((p) => ({ ...p })) } } : {}),
     ...(peerNode !== node
       ? {
           peer: {

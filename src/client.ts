@@ -2,13 +2,16 @@
 // an answer, queries, and waiting for a connection to settle.
 import { createHash, randomUUID } from 'node:crypto';
 import * as E from 'fp-ts/lib/Either.js';
-import { connect, type NatsConnection } from 'nats';
+import { connect, type ConnectionOptions, type NatsConnection } from 'nats';
 import type { ConnectionEvent } from '../aggregates/connection.ts';
 import { COMMAND_MAX_BYTES } from '../infra/nats/streams.ts';
 import { subjectsFor, toActorToken, type Subjects } from '../infra/nats/subjects.ts';
 import type { CommandBody, CommandKind } from './contracts/commands.ts';
 import type { Commit } from './contracts/envelope.ts';
 import type { CommandReply, QueryReply } from './contracts/replies.ts';
+import { natsAuthOptions, signerOf, type Credentials } from './security/credentials.ts';
+import type { Signer } from './security/keys.ts';
+import { clientSegment } from './security/pathToken.ts';
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -27,7 +30,29 @@ export interface MeshClientOptions {
   readonly domain: string;
   readonly actor: string;
   readonly timeoutMs?: number;
+  /** Signs the client's path segment on connection requests and refreshes (authenticated meshes). */
+  readonly signer?: Signer;
 }
+
+export interface ConnectOptions extends Omit<MeshClientOptions, 'actor'> {
+  /** Required without credentials; with them it must be theirs. */
+  readonly actor?: string;
+  /** Authenticate as this identity, over TLS (src/security/credentials.ts). */
+  readonly credentials?: Credentials;
+  /** A CA file that overrides the one in the credentials. */
+  readonly tlsCaFile?: string;
+}
+
+/** The least a client needs to live with: a token stays valid this long even for a short-lived request. */
+const CLIENT_TOKEN_MIN_SECONDS = 3600;
+
+const connectError = (url: string, e: unknown): string => {
+  const code = (e as { code?: string }).code;
+  const msg = (e as Error).message;
+  if (code === 'AUTHORIZATION_VIOLATION') return `NATS at ${url} refused the credentials (authorization violation): wrong credentials for this mesh?`;
+  if (/certificate|self.signed|TLS|SSL/i.test(msg) || code === 'tls') return `cannot reach NATS at ${url} over TLS: ${msg} (check --tls-ca, or is the server insecure?)`;
+  return `cannot reach NATS at ${url}: ${msg}`;
+};
 
 export class MeshClient {
   readonly subjects: Subjects;
@@ -42,12 +67,20 @@ export class MeshClient {
     this.actor = toActorToken(opts.actor);
   }
 
-  static async connect(url: string, opts: MeshClientOptions): Promise<E.Either<ClientError, MeshClient>> {
+  static async connect(url: string, opts: ConnectOptions): Promise<E.Either<ClientError, MeshClient>> {
+    const creds = opts.credentials;
+    if (creds && opts.actor !== undefined && opts.actor !== creds.actor) {
+      return E.left({ code: 'invalid', message: `the credentials are ${creds.actor}'s; they cannot act as ${opts.actor}` });
+    }
+    const actor = creds?.actor ?? opts.actor;
+    if (actor === undefined) return E.left({ code: 'invalid', message: 'an actor or credentials are needed' });
+    const auth: Partial<ConnectionOptions> = creds ? natsAuthOptions(creds, opts.tlsCaFile ? { caFile: opts.tlsCaFile } : {}) : opts.tlsCaFile ? { tls: { caFile: opts.tlsCaFile } } : {};
     try {
-      const nc = await connect({ servers: url, timeout: 3000, name: `nsm ${opts.actor}` });
-      return E.right(new MeshClient(nc, opts, true));
+      const nc = await connect({ servers: url, timeout: 3000, name: `nsm ${actor}`, ...auth });
+      const signer = opts.signer ?? (creds ? signerOf(creds) : undefined);
+      return E.right(new MeshClient(nc, { ...opts, actor, ...(signer ? { signer } : {}) }, true));
     } catch (e) {
-      return E.left({ code: 'unavailable', message: `cannot reach NATS at ${url}: ${(e as Error).message}` });
+      return E.left({ code: 'unavailable', message: connectError(url, e) });
     }
   }
 
@@ -67,6 +100,7 @@ export class MeshClient {
     const id = o.id ?? randomUUID();
     const timeout = o.timeoutMs ?? this.opts.timeoutMs ?? 10000;
     const wait = o.wait ?? true;
+    body = this.signed(kind, body);
     const sub = wait ? this.nc.subscribe(this.subjects.reply(this.actor, id), { max: 1, timeout }) : undefined;
     const data = enc.encode(
       JSON.stringify({ id, actor: this.actor, body, ...(o.correlationId ? { correlationId: o.correlationId } : {}), ...(o.causationId ? { causationId: o.causationId } : {}) }),
@@ -101,6 +135,23 @@ export class MeshClient {
     }
   }
 
+  /** Connection requests and refreshes carry the client's signed path segment when it has a key. */
+  private signed<K extends CommandKind>(kind: K, body: CommandBody<K>): CommandBody<K> {
+    const signer = this.opts.signer;
+    if (!signer || (kind !== 'connection.request' && kind !== 'connection.refresh')) return body;
+    const b = body as CommandBody<'connection.request'> | CommandBody<'connection.refresh'>;
+    if (b.token) return body;
+    const segment = clientSegment({
+      signer,
+      actor: this.actor,
+      connectionId: b.connectionId,
+      ...('networkService' in b ? { service: b.networkService } : {}),
+      now: new Date(),
+      lifetimeSeconds: Math.max(b.expirationSeconds ?? 0, CLIENT_TOKEN_MIN_SECONDS),
+    });
+    return { ...(body as object), token: segment.token } as CommandBody<K>;
+  }
+
   async query<T = unknown>(name: string, params: unknown = {}, timeoutMs?: number): Promise<E.Either<ClientError, T>> {
     try {
       const m = await this.nc.request(this.subjects.query(this.actor, name), enc.encode(JSON.stringify(params)), { timeout: timeoutMs ?? this.opts.timeoutMs ?? 10000 });
@@ -119,7 +170,10 @@ export class MeshClient {
   async waitForConnection(id: string, timeoutMs: number): Promise<E.Either<ClientError, { state: string; reason?: string }>> {
     type Settled = { state: string; reason?: string };
     const settled = (ev: ConnectionEvent): Settled | undefined =>
-      ev.type === 'ConnectionEstablished' ? { state: 'established' } : ev.type === 'ConnectionFailed' ? { state: 'failed', reason: ev.reason } : ev.type === 'ConnectionClosed' ? { state: 'closed', reason: ev.reason } : undefined;
+      ev.type === 'ConnectionEstablished' ? { state: 'established' }
+      : ev.type === 'ConnectionFailed' || ev.type === 'ConnectionDenied' ? { state: 'failed', reason: ev.reason }
+      : ev.type === 'ConnectionClosed' ? { state: 'closed', reason: ev.reason }
+      : undefined;
     const deadline = Date.now() + timeoutMs;
     const asked = async (): Promise<{ state: string; reason?: string } | undefined> => {
       const now = await this.query<{ state: string; failure?: { reason: string }; closeReason?: string }>('connection', { id }, Math.max(100, deadline - Date.now()));

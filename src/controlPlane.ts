@@ -26,6 +26,7 @@ import { createProcessManager, drivesProcessManager, RetryLater } from './proces
 import { runQuery, type QueryContext } from './queries.ts';
 import { prepareAudit, type AuditOptions, type AuditRuntime } from './audit/runtime.ts';
 import { Repository } from './repository.ts';
+import { createGuard, type ControlPlaneSecurity, type Guard } from './security/guard.ts';
 
 export interface ControlPlaneOptions {
   readonly nc: NatsConnection;
@@ -41,6 +42,11 @@ export interface ControlPlaneOptions {
   readonly replicaId?: string;
   /** Snapshots of the read model and sealing of the log (docs/audit.md). */
   readonly audit?: AuditOptions;
+  /**
+   * Identities, roles and the control plane's signing key (src/security/). Absent: an insecure
+   * mesh, where every actor may do everything and paths carry no signed tokens.
+   */
+  readonly security?: ControlPlaneSecurity;
 }
 
 export interface ControlPlane {
@@ -48,6 +54,10 @@ export interface ControlPlane {
   readonly store: EventStore;
   readonly subjects: Subjects;
   readonly heartbeats: Map<string, { at: string; connections?: number }>;
+  /** Roles and query scopes (the HTTP API answers through it too). */
+  readonly guard: Guard;
+  /** What queries run against, for the HTTP API. */
+  queryContext(): QueryContext;
   /** True while this replica holds the lease and runs the timers. */
   isLeader(): boolean;
   /** What this replica did since it started (replicas share the work). */
@@ -62,6 +72,7 @@ const enc = new TextEncoder();
 const dec = new TextDecoder();
 export const CONTROL_PLANE_CONSUMER = 'control-plane';
 const PM_CHECKPOINT = 'process-manager';
+const MAX_EARLY_REDELIVERIES = 20;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -73,6 +84,7 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
   const js = nc.jetstream();
   await ensureStreams(jsm, subjects);
   const view = new MeshView();
+  const guard = createGuard(opts.security);
   const rawStore = opts.store ?? (await jetStreamEventStore(nc, subjects));
   const store = withConnectionNotifications(
     rawStore,
@@ -115,6 +127,7 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
     loadOf,
     selectionHooks: { onDecided: countSelection },
     escalateWithinMs: healing.escalateWithinMs,
+    planSegments: guard.planSegments,
   });
 
   // The process manager runs on the leader only (one replica drives every workflow step, so a
@@ -249,7 +262,11 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
   };
 
   const handleCommand = async (m: JsMsg, msg: CommandMessage, stream: string) => {
-    const r = await execute({ store, repo }, stream, () => route(msg, view.current, now(), loadOf).command, {
+    const decide = () => {
+      const at = now();
+      return guard.decorate(msg, route(msg, view.current, at, loadOf, { policy: view.current.policy.policy }), view.current, at).command;
+    };
+    const r = await execute({ store, repo }, stream, decide, {
       commandId: msg.id,
       correlationId: msg.correlationId ?? msg.id,
       causationId: msg.causationId ?? msg.id,
@@ -314,6 +331,15 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
         rejectMsg(m, actor, claimedId, 'forbidden', impostor);
         continue;
       }
+      const verdict = guard.checkCommand(decoded.right, view.current, now());
+      if (!verdict.ok) {
+        // Early (this replica's view lags): try again, a bounded number of times.
+        if (verdict.code === 'retry' && m.info.redeliveryCount < MAX_EARLY_REDELIVERIES) {
+          log.debug('command deferred', { commandId: decoded.right.id, reason: verdict.message });
+          m.nak(500);
+        } else rejectMsg(m, actor, claimedId, 'forbidden', verdict.message);
+        continue;
+      }
       const stream = route(decoded.right, view.current, now()).stream;
       await cmdQueue.enqueue(stream, () =>
         handleCommand(m, decoded.right, stream).catch((e) => {
@@ -331,12 +357,14 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
       if (err) return;
       const addressed = parseQuerySubject(subjects, m.subject);
       if (!addressed) return;
-      const { name } = addressed;
+      const { actor, name } = addressed;
       const parsed = m.data.length === 0 ? E.right({}) : D.parseJson(m.data, 64 * 1024);
       const answer = (r: QueryReply) => m.respond(enc.encode(JSON.stringify(r)));
       if (E.isLeft(parsed)) return answer({ ok: false, error: parsed.left.message });
-      runQuery(queryContext(), name, parsed.right).then(
-        (r) => answer(E.isRight(r) ? { ok: true, result: r.right } : { ok: false, error: r.left }),
+      const scope = guard.scopeQuery(actor, name, parsed.right, view.current);
+      if (E.isLeft(scope)) return answer({ ok: false, error: scope.left });
+      runQuery(queryContext(), name, scope.right.params).then(
+        (r) => answer(E.isRight(r) ? { ok: true, result: scope.right.filter ? scope.right.filter(r.right) : r.right } : { ok: false, error: r.left }),
         (e) => answer({ ok: false, error: errorText(e) }),
       );
     },
@@ -364,6 +392,7 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
     store,
     subjects,
     heartbeats,
+    guard,
     isLeader: () => lease.leaderSince() !== undefined,
     stats,
     audit,

@@ -5,12 +5,13 @@ import { interfaceNameFor, type ConnectionCommand, type RegistryContext } from '
 import type { EndpointCommand } from '../aggregates/endpoint.ts';
 import type { NetworkServiceCommand } from '../aggregates/networkService.ts';
 import type { NodeCommand } from '../aggregates/node.ts';
+import { POLICY_STREAM_ID, type Policy, type PolicyCommand } from '../aggregates/policy.ts';
 import type { MeshModel } from '../projections/mesh.ts';
 import { endpointsOfService, labelsFor } from '../projections/registry.ts';
 import type { CommandKind, CommandMessage } from './contracts/commands.ts';
 import { streamName } from './contracts/envelope.ts';
 
-export type AnyAggregateCommand = NetworkServiceCommand | EndpointCommand | NodeCommand | ConnectionCommand | AddressPoolCommand;
+export type AnyAggregateCommand = NetworkServiceCommand | EndpointCommand | NodeCommand | ConnectionCommand | AddressPoolCommand | PolicyCommand;
 
 export interface Routed {
   readonly stream: string;
@@ -24,7 +25,14 @@ export const DEFAULT_MTU = 1500;
 /** Endpoint load as the control plane sees it: folded connections plus selections not yet folded. */
 export type LoadOf = (endpoint: string) => number;
 
-export const route = (msg: CommandMessage, model: MeshModel, now: Date, loadOf: LoadOf = (ep) => model.connections.activeByEndpoint[ep] ?? 0): Routed => {
+/** What the control plane knows beyond the read model: the authorization policy in force. */
+export interface RouteContext {
+  readonly policy?: Policy;
+}
+
+export const POLICY_STREAM = streamName('policy', POLICY_STREAM_ID);
+
+export const route = (msg: CommandMessage, model: MeshModel, now: Date, loadOf: LoadOf = (ep) => model.connections.activeByEndpoint[ep] ?? 0, ctx: RouteContext = {}): Routed => {
   switch (msg.kind as CommandKind) {
     case 'service.register': {
       const b = (msg as CommandMessage<'service.register'>).body;
@@ -104,6 +112,7 @@ export const route = (msg: CommandMessage, model: MeshModel, now: Date, loadOf: 
             ...(b.expirationSeconds ? { expirationTime: new Date(now.getTime() + b.expirationSeconds * 1000).toISOString() } : {}),
           },
           registry: registryContext(model, b.networkService, loadOf),
+          ...(ctx.policy ? { policy: { policy: ctx.policy, client: msg.actor } } : {}),
         },
       };
     }
@@ -130,6 +139,14 @@ export const route = (msg: CommandMessage, model: MeshModel, now: Date, loadOf: 
         },
       };
     }
+    case 'policy.set':
+      return { stream: POLICY_STREAM, command: { type: 'SetPolicy', policy: (msg as CommandMessage<'policy.set'>).body.policy } };
+    case 'policy.add': {
+      const b = (msg as CommandMessage<'policy.add'>).body;
+      return { stream: POLICY_STREAM, command: { type: 'AddPolicyRule', rule: b.rule, ...(b.position !== undefined ? { position: b.position } : {}) } };
+    }
+    case 'policy.remove':
+      return { stream: POLICY_STREAM, command: { type: 'RemovePolicyRule', name: (msg as CommandMessage<'policy.remove'>).body.name } };
     case 'connection.refresh': {
       const b = (msg as CommandMessage<'connection.refresh'>).body;
       return {

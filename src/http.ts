@@ -3,6 +3,13 @@ import { createServer, type Server } from 'node:http';
 import * as E from 'fp-ts/lib/Either.js';
 import type { Logger } from '../infra/log.ts';
 import { runQuery, type QueryContext } from './queries.ts';
+import type { QueryScope } from './security/guard.ts';
+
+/** An authenticated mesh's API: who is asking (bearer token) and what they may see. */
+export interface HttpAccess {
+  authenticate(authorization: string | undefined): E.Either<string, string>;
+  scope(actor: string, query: string, params: unknown): E.Either<string, QueryScope>;
+}
 
 /** `?at=TIME|POSITION`: the answer as of that moment, replayed from the log. */
 const at = (q: URLSearchParams): Record<string, unknown> => (q.has('at') ? { at: q.get('at') } : {});
@@ -19,6 +26,7 @@ const routes: { pattern: RegExp; query: string; params: (m: RegExpMatchArray, q:
     params: (_m, q) => ({ until: q.get('until') ?? q.get('at') ?? '', ...(q.has('includeClosed') ? { includeClosed: q.get('includeClosed') === 'true' } : {}) }),
   },
   { pattern: /^\/api\/v1\/connections\/([^/]+)$/, query: 'connection', params: (m, q) => ({ id: decodeURIComponent(m[1]!), ...at(q) }) },
+  { pattern: /^\/api\/v1\/policy$/, query: 'policy', params: () => ({}) },
   { pattern: /^\/api\/v1\/history\/([^/]+)$/, query: 'history', params: (m) => ({ id: decodeURIComponent(m[1]!) }) },
   { pattern: /^\/api\/v1\/nodes\/([^/]+)\/desired$/, query: 'node-desired', params: (m) => ({ node: decodeURIComponent(m[1]!) }) },
   {
@@ -33,7 +41,7 @@ const routes: { pattern: RegExp; query: string; params: (m: RegExpMatchArray, q:
   },
 ];
 
-export const startHttpApi = (port: number, host: string, ctx: () => QueryContext, log: Logger): Promise<Server> =>
+export const startHttpApi = (port: number, host: string, ctx: () => QueryContext, log: Logger, access?: HttpAccess): Promise<Server> =>
   new Promise((resolve, reject) => {
     const server = createServer((req, res) => {
       const send = (status: number, body: unknown) => {
@@ -46,8 +54,16 @@ export const startHttpApi = (port: number, host: string, ctx: () => QueryContext
       for (const r of routes) {
         const m = url.pathname.match(r.pattern);
         if (!m) continue;
-        runQuery(ctx(), r.query, r.params(m, url.searchParams)).then(
-          (out) => (E.isRight(out) ? send(200, out.right) : send(/does not exist|nothing has happened/.test(out.left) ? 404 : 400, { error: out.left })),
+        let scope: QueryScope = { params: r.params(m, url.searchParams) };
+        if (access) {
+          const actor = access.authenticate(req.headers.authorization);
+          if (E.isLeft(actor)) return send(401, { error: actor.left });
+          const scoped = access.scope(actor.right, r.query, scope.params);
+          if (E.isLeft(scoped)) return send(/^forbidden/.test(scoped.left) ? 403 : 404, { error: scoped.left });
+          scope = scoped.right;
+        }
+        runQuery(ctx(), r.query, scope.params).then(
+          (out) => (E.isRight(out) ? send(200, scope.filter ? scope.filter(out.right) : out.right) : send(/does not exist|nothing has happened/.test(out.left) ? 404 : 400, { error: out.left })),
           (e) => send(500, { error: (e as Error).message }),
         );
         return;

@@ -5,7 +5,7 @@
 // Every step is keyed by the causing event's id, so a redelivered event repeats nothing.
 import * as E from 'fp-ts/lib/Either.js';
 import { allocationOf, type AddressPoolState } from '../aggregates/addressPool.ts';
-import { SIDES, isTerminal, type ConnectionEvent, type ConnectionState, type HealCause, type RetiredPath } from '../aggregates/connection.ts';
+import { SIDES, isTerminal, type ConnectionEvent, type ConnectionState, type HealCause, type PathSegment, type RetiredPath } from '../aggregates/connection.ts';
 import type { EndpointEvent } from '../aggregates/endpoint.ts';
 import type { NodeEvent } from '../aggregates/node.ts';
 import { TUNNEL_STREAM_ID, tunnelOf, tunnelParameters, type TunnelPoolState } from '../aggregates/tunnelPool.ts';
@@ -33,6 +33,8 @@ export interface ProcessManagerDeps extends ExecDeps {
   readonly escalateWithinMs?: number;
   /** Connections healed at once when an endpoint or node fails. */
   readonly healConcurrency?: number;
+  /** Signs the path of a plan (src/security/guard.ts); undefined or returning undefined: unsigned. */
+  readonly planSegments?: (o: { state: ConnectionState; endpoint: { name: string; node: string }; src: string; dst: string; now: Date }) => readonly PathSegment[] | undefined;
 }
 
 const TUNNEL_STREAM = streamName('tunnel', TUNNEL_STREAM_ID);
@@ -159,6 +161,7 @@ export const createProcessManager = (deps: ProcessManagerDeps) => {
     };
     const clientFacts = facts(s.request!.clientNode);
     const endpointFacts = facts(ep.node);
+    const pathSegments = deps.planSegments?.({ state: s, endpoint: ep, src: allocation.src, dst: allocation.dst, now: deps.now() });
     const planned = await run(
       streamName('connection', id),
       {
@@ -170,6 +173,7 @@ export const createProcessManager = (deps: ProcessManagerDeps) => {
         ...(registration.netns ? { endpointNetns: registration.netns } : {}),
         ...(clientFacts ? { clientNodeFacts: clientFacts } : {}),
         ...(endpointFacts ? { endpointNodeFacts: endpointFacts } : {}),
+        ...(pathSegments ? { pathSegments } : {}),
       },
       metaFor(env, 'plan'),
     );

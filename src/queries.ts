@@ -65,8 +65,8 @@ const connectionFilter = D.object(
   { state: D.literal(...PHASES), node: name, endpoint: name, service: name, actor: D.string({ min: 1, max: 128 }), includeClosed: D.boolean },
 );
 
-export type QueryName = 'services' | 'endpoints' | 'connections' | 'connection' | 'nodes' | 'node-desired' | 'addresses' | 'history' | 'status' | 'replay' | 'projections-rebuild';
-export const QUERY_NAMES: readonly QueryName[] = ['services', 'endpoints', 'connections', 'connection', 'nodes', 'node-desired', 'addresses', 'history', 'status', 'replay', 'projections-rebuild'];
+export type QueryName = 'services' | 'endpoints' | 'connections' | 'connection' | 'nodes' | 'node-desired' | 'addresses' | 'history' | 'status' | 'replay' | 'projections-rebuild' | 'policy';
+export const QUERY_NAMES: readonly QueryName[] = ['services', 'endpoints', 'connections', 'connection', 'nodes', 'node-desired', 'addresses', 'history', 'status', 'replay', 'projections-rebuild', 'policy'];
 /** Queries over the model that also answer for a past moment, with an `at` parameter. */
 export const TIME_TRAVEL_QUERIES: readonly QueryName[] = ['services', 'endpoints', 'connections', 'connection', 'nodes', 'addresses', 'status'];
 
@@ -191,6 +191,8 @@ export const runQuery = async (ctx: QueryContext, q: string, params: unknown): P
       found.sort((a, b) => (BigInt(a.position) < BigInt(b.position) ? -1 : BigInt(a.position) > BigInt(b.position) ? 1 : 0));
       return E.right(found);
     }
+    case 'policy':
+      return E.right(m.policy);
     default:
       return E.left(`unknown query "${q}"; known: ${QUERY_NAMES.join(', ')}`);
   }

@@ -34,7 +34,8 @@ const startUp = async (ctx: Ctx, domain: string, node: string, dataDir = tempDir
   const natsPort = await freePort();
   const httpPort = await freePort();
   // Info logs: the nats-server pid is read from them.
-  const up = startNsm(['up', '--data-dir', dataDir, '--nats-port', String(natsPort), '--http-port', String(httpPort), '--domain', domain, '--node', node], { NSM_LOG_LEVEL: 'info' });
+  // Insecure on purpose: this file covers the everyday commands; test/security/cli.test.ts runs them authenticated.
+  const up = startNsm(['up', '--insecure', '--data-dir', dataDir, '--nats-port', String(natsPort), '--http-port', String(httpPort), '--domain', domain, '--node', node], { NSM_LOG_LEVEL: 'info' });
   const mesh: Mesh = {
     up,
     domain,
@@ -256,10 +257,10 @@ s('nsm up without nats-server fails with exit code 1 and the install hint', asyn
 });
 
 s('a NATS port in use is one line and exit code 1', async (ctx) => {
-  const busy = startNsm(['up', '--data-dir', tempDir(ctx), '--nats-port', String(await freePort()), '--http-port', String(await freePort()), '--domain', `busy-${runId()}`]);
+  const busy = startNsm(['up', '--insecure', '--data-dir', tempDir(ctx), '--nats-port', String(await freePort()), '--http-port', String(await freePort()), '--domain', `busy-${runId()}`]);
   await busy.waitFor('is up', 60000);
   const natsPort = /NATS\s+nats:\/\/127\.0\.0\.1:(\d+)/.exec(busy.stderr())![1]!;
-  const r = await runNsm(['up', '--data-dir', tempDir(ctx), '--nats-port', natsPort, '--http-port', String(await freePort()), '--domain', 'busy2'], { NSM_LOG_LEVEL: 'error' });
+  const r = await runNsm(['up', '--insecure', '--data-dir', tempDir(ctx), '--nats-port', natsPort, '--http-port', String(await freePort()), '--domain', 'busy2'], { NSM_LOG_LEVEL: 'error' });
   await busy.stop('SIGTERM', 20000);
   assert.is(r.code, 1);
   assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);

@@ -56,7 +56,7 @@ export const startBenchMesh = async (opts: { domain?: string; controlPlaneArgs?:
   // Per-connection info logs from the agents would drown the table; warnings still show.
   const log = createLogger('bench', {}, undefined, process.env.NSM_LOG_LEVEL ?? 'warn');
   // Info logs of a control plane under load would cost it CPU; warnings still show.
-  const cp = spawn(process.execPath, [...(opts.nodeOptions ? opts.nodeOptions.split(' ') : []), '--import', 'tsx', join(ROOT, 'src/cli/main.ts'), 'control-plane', '--server', nats.url, '--domain', domain, ...(opts.controlPlaneArgs ?? [])], {
+  const cp = spawn(process.execPath, [...(opts.nodeOptions ? opts.nodeOptions.split(' ') : []), '--import', 'tsx', join(ROOT, 'src/cli/main.ts'), 'control-plane', '--insecure', '--server', nats.url, '--domain', domain, ...(opts.controlPlaneArgs ?? [])], {
     cwd: ROOT,
     env: { ...process.env, NSM_LOG_LEVEL: 'info' },
     stdio: ['ignore', 'ignore', 'pipe'],

@@ -1,8 +1,8 @@
 // The nsm command line. Exceptions stop here: every failure becomes one line on stderr and a
 // non-zero exit code.
 import { randomUUID } from 'node:crypto';
-import { homedir, hostname, userInfo } from 'node:os';
-import { join } from 'node:path';
+import { hostname, userInfo } from 'node:os';
+import { join, resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import * as E from 'fp-ts/lib/Either.js';
 import { NAME_PATTERN } from '../../aggregates/domain.ts';
@@ -16,6 +16,11 @@ import { age, labelsText, table } from './table.ts';
 import { chooseStore, STORE_OPTIONS } from './storeOption.ts';
 import { runAgent, runControlPlane, runUp, StartupError } from './up.ts';
 import { ENDPOINT_KINDS, EndpointRunError, runEndpoint, type EndpointKind } from '../endpoint/run.ts';
+import { defaultDataDir, resolveAccess, resolveIdentities, writePointer, type AccessFlags } from './access.ts';
+import { policyCommand } from './policy.ts';
+import { apiToken, MAX_API_TOKEN_SECONDS } from '../security/apiToken.ts';
+import { signerOf } from '../security/credentials.ts';
+import { initDeployment } from '../security/init.ts';
 
 class CliError extends Error {}
 const fail = (msg: string): never => {
@@ -26,19 +31,26 @@ const must = <T>(r: E.Either<string | ClientError, T>): T =>
 
 const USAGE = `nsm - Network Service Mesh, event-sourced on NATS
 
-Run a mesh:
+Set up identities (nkeys, TLS, NATS permissions) for a deployment:
+  nsm init [--dir DIR] [--domain D] [--nodes n1,n2] [--clients alice,bob] [--operators operator] [--auditors auditor]
+           [--host 127.0.0.1,localhost]
+
+Run a mesh (authenticated and over TLS unless --insecure):
   nsm up [--data-dir DIR] [--nats-port N] [--http-port N] [--domain D] [--node NAME] [--dataplane simulated|linux]
          [--underlay ADDR] [--node-timeout 15s] [--down-grace 5m] [--liveness-interval 2s] [--heartbeat 5s]
-         [--store jetstream|esdb] [--esdb-url URL]
+         [--store jetstream|esdb] [--esdb-url URL] [--insecure] [--host H]... [--token-lifetime 24h]
   nsm control-plane [--server URL] [--domain D] [--http-port N] [--node-timeout 15s] [--down-grace 5m] [--lease-ttl 10s]
-                    [--store jetstream|esdb] [--esdb-url URL]
+                    [--store jetstream|esdb] [--esdb-url URL] [--creds FILE] [--identities FILE] [--insecure]
     (--store esdb keeps events in EventStoreDB: --esdb-url or NSM_ESDB_URL, e.g. esdb://127.0.0.1:2113?tls=false)
   nsm agent --node NAME [--server URL] [--domain D] [--dataplane simulated|linux]
             [--netns NODE_NS] [--underlay ADDR] [--state-dir DIR] [--liveness-interval 2s] [--heartbeat 5s]
+            [--creds FILE] [--identities FILE] [--insecure]
   nsm endpoint run icmp-responder --name N --service SVC [--service SVC]... --netns NS [--prefix CIDR]
             [--exclude CIDR]... [--label k=v]... [--expiration 60s] [--node N] [--dataplane linux|simulated]
 
-Use it (--server URL or NSM_NATS_URL, --domain D or NSM_DOMAIN, --json for scripts):
+Use it (--server URL or NSM_NATS_URL, --domain D or NSM_DOMAIN, --json for scripts;
+        --creds FILE or NSM_CREDS, --tls-ca FILE or NSM_TLS_CA; on the host of nsm init/up the
+        operator's credentials are found without flags):
   nsm service register NAME [--payload IP|ETHERNET] [--match 'SRC=>DST[|DST][;fallthrough]']...
   nsm service unregister NAME
   nsm endpoint register NAME --service SVC [--service SVC]... [--label k=v]... [--node N]
@@ -52,6 +64,10 @@ Use it (--server URL or NSM_NATS_URL, --domain D or NSM_DOMAIN, --json for scrip
   nsm ls connections [--all] [--state S] [--node N] [--endpoint E] [--service SVC] [--client ACTOR]
   nsm history ID [--wide]
   nsm status
+  nsm policy [show] | set FILE | remove NAME | default allow|deny
+  nsm policy allow|deny [--name N] [--client ID]... [--client-label k=v]... [--service SVC]...
+                        [--require k=v]... [--forbid k[=v]]... [--position N]
+  nsm token [--ttl 15m]        (a bearer token for the HTTP API, signed with your credentials)
 
 Audit (reads the log and seals straight from JetStream; see docs/audit.md):
   nsm replay --until TIME|POSITION [--all]      the whole mesh as of that moment
@@ -74,7 +90,6 @@ const defaultDomain = () => env('NSM_DOMAIN') ?? 'default';
 const defaultNode = () => env('NSM_NODE') ?? (hostname().replace(/[^A-Za-z0-9_-]/g, '-').slice(0, 63) || 'node');
 // The actor is a subject token: a host name's dots become "_" (toActorToken).
 const defaultActor = () => toActorToken(env('NSM_ACTOR') ?? `${userInfo().username}@${hostname()}`);
-export const defaultDataDir = (domain: string) => join(env('XDG_DATA_HOME') ?? join(homedir(), '.local', 'share'), 'nsm', domain);
 
 const checkDomain = (d: string) => (DOMAIN_PATTERN.test(d) ? d : fail(`--domain ${JSON.stringify(d)}: ${DOMAIN_HINT}`));
 const checkName = (what: string, n: string | undefined) =>
@@ -85,7 +100,7 @@ const port = (s: string | undefined, flag: string, dflt: number) => {
   return Number.isInteger(n) && n > 0 && n < 65536 ? n : fail(`${flag} ${JSON.stringify(s)}: expected a port number`);
 };
 
-type Values = { server?: string; domain?: string; json?: boolean; actor?: string; timeout?: string };
+type Values = AccessFlags & { domain?: string; json?: boolean; actor?: string; timeout?: string };
 
 const healingFlags = { 'node-timeout': { type: 'string' }, 'down-grace': { type: 'string' }, 'lease-ttl': { type: 'string' } } as const;
 const agentFlags = { 'liveness-interval': { type: 'string' }, heartbeat: { type: 'string' } } as const;
@@ -108,10 +123,36 @@ const agentOptions = (v: { 'liveness-interval'?: string; heartbeat?: string }) =
   return { ...(livenessIntervalMs !== undefined ? { livenessIntervalMs } : {}), ...(heartbeatMs !== undefined ? { heartbeatMs } : {}) };
 };
 
+const processSecurityFlags = { identities: { type: 'string' }, insecure: { type: 'boolean' } } as const;
+
+/** A mesh process's identity: its credentials unless --insecure, which connects without any. */
+const processAccess = (v: Values & { insecure?: boolean }, domain: string, role: 'control-plane' | 'agent', name: string) => {
+  const access = must(resolveAccess(v.insecure ? { ...v, creds: undefined } : v, domain, { role, name }));
+  if (v.insecure) return { url: access.url, ...(access.tlsCaFile ? { tlsCaFile: access.tlsCaFile } : {}) };
+  if (!access.credentials) fail(`no credentials found for ${role === 'agent' ? `agent:${name}` : role}: pass --creds FILE (or NSM_CREDS), or --insecure for a mesh without authentication`);
+  return access;
+};
+const identitiesOf = (v: Values, access: { credentialsFile?: string }, domain: string) => {
+  const f = resolveIdentities(v, access.credentialsFile, domain);
+  return f ? { identitiesFile: f } : {};
+};
+
 const withClient = async <T>(v: Values, fn: (c: MeshClient) => Promise<T>): Promise<T> => {
-  const url = v.server ?? env('NSM_NATS_URL') ?? 'nats://127.0.0.1:4222';
+  const domain = checkDomain(v.domain ?? defaultDomain());
   const timeoutMs = v.timeout ? must(parseDuration(v.timeout, '--timeout')) * 1000 : 10000;
-  const client = must(await MeshClient.connect(url, { domain: checkDomain(v.domain ?? defaultDomain()), actor: v.actor ?? defaultActor(), timeoutMs }));
+  // The operator's credentials, found without flags on the host that ran nsm init / nsm up.
+  const access = must(resolveAccess(v, domain, { role: 'operator', name: 'operator' }));
+  const explicitActor = v.actor ?? env('NSM_ACTOR');
+  const actor = access.credentials ? (explicitActor !== undefined ? toActorToken(explicitActor) : undefined) : explicitActor !== undefined ? toActorToken(explicitActor) : defaultActor();
+  const client = must(
+    await MeshClient.connect(access.url, {
+      domain,
+      timeoutMs,
+      ...(actor !== undefined ? { actor } : {}),
+      ...(access.credentials ? { credentials: access.credentials } : {}),
+      ...(access.tlsCaFile ? { tlsCaFile: access.tlsCaFile } : {}),
+    }),
+  );
   try {
     return await fn(client);
   } finally {
@@ -155,13 +196,20 @@ const commands: Record<string, (args: string[]) => Promise<void>> = {
       'http-port': { type: 'string' },
       node: { type: 'string' },
       dataplane: { type: 'string' },
+      insecure: { type: 'boolean' },
+      host: { type: 'string', multiple: true },
+      'token-lifetime': { type: 'string' },
       ...healingFlags,
       ...agentFlags,
       ...STORE_OPTIONS,
       underlay: { type: 'string' },
     });
     const domain = checkDomain(v.domain ?? defaultDomain());
+    const tokenLifetimeMs = msFlag(v['token-lifetime'], '--token-lifetime');
     await runUp({
+      insecure: v.insecure ?? false,
+      ...(v.host ? { hosts: v.host.flatMap((h) => h.split(',')).filter(Boolean) } : {}),
+      ...(tokenLifetimeMs !== undefined ? { tokenLifetimeMs } : {}),
       healing: healingOptions(v),
       agent: agentOptions(v),
       domain,
@@ -175,12 +223,17 @@ const commands: Record<string, (args: string[]) => Promise<void>> = {
     });
   },
   async 'control-plane'(args) {
-    const { values: v } = parse(args, { 'http-port': { type: 'string' }, ...healingFlags, ...STORE_OPTIONS });
+    const { values: v } = parse(args, { 'http-port': { type: 'string' }, ...processSecurityFlags, 'token-lifetime': { type: 'string' }, ...healingFlags, ...STORE_OPTIONS });
+    const domain = checkDomain(v.domain ?? defaultDomain());
+    const access = processAccess(v, domain, 'control-plane', 'control-plane');
+    const tokenLifetimeMs = msFlag(v['token-lifetime'], '--token-lifetime');
     await runControlPlane({
       healing: healingOptions(v),
       store: must(chooseStore(v, env)),
-      url: v.server ?? env('NSM_NATS_URL') ?? 'nats://127.0.0.1:4222',
-      domain: checkDomain(v.domain ?? defaultDomain()),
+      access,
+      ...identitiesOf(v, access, domain),
+      domain,
+      ...(tokenLifetimeMs !== undefined ? { tokenLifetimeMs } : {}),
       ...(v['http-port'] ? { httpPort: port(v['http-port'], '--http-port', 0) } : {}),
     });
   },
@@ -191,13 +244,16 @@ const commands: Record<string, (args: string[]) => Promise<void>> = {
       netns: { type: 'string' },
       underlay: { type: 'string' },
       'state-dir': { type: 'string' },
+      ...processSecurityFlags,
       ...agentFlags,
     });
     const domain = checkDomain(v.domain ?? defaultDomain());
     const node = checkName('--node', v.node ?? defaultNode());
+    const access = processAccess(v, domain, 'agent', node);
     await runAgent({
       agent: agentOptions(v),
-      url: v.server ?? env('NSM_NATS_URL') ?? 'nats://127.0.0.1:4222',
+      access,
+      ...identitiesOf(v, access, domain),
       domain,
       node,
       dataplane: v.dataplane ?? 'simulated',
@@ -205,6 +261,72 @@ const commands: Record<string, (args: string[]) => Promise<void>> = {
       ...(v.underlay ? { underlay: v.underlay } : {}),
       stateDir: v['state-dir'] ?? join(defaultDataDir(domain), `agent-${node}`),
     });
+  },
+  async init(args) {
+    const { values: v } = parse(args, {
+      dir: { type: 'string' },
+      nodes: { type: 'string', multiple: true },
+      clients: { type: 'string', multiple: true },
+      operators: { type: 'string', multiple: true },
+      auditors: { type: 'string', multiple: true },
+      host: { type: 'string', multiple: true },
+    });
+    const domain = checkDomain(v.domain ?? defaultDomain());
+    const list = (xs: string[] | undefined) => (xs ? xs.flatMap((x) => x.split(',')).map((x) => x.trim()).filter(Boolean) : undefined);
+    const dir = resolve(v.dir ?? defaultDataDir(domain));
+    const operators = list(v.operators);
+    const auditors = list(v.auditors);
+    const hosts = list(v.host);
+    const r = must(
+      initDeployment({
+        dir,
+        domain,
+        nodes: list(v.nodes) ?? [],
+        clients: list(v.clients) ?? [],
+        ...(operators ? { operators } : {}),
+        ...(auditors ? { auditors } : {}),
+        ...(hosts ? { hosts } : {}),
+      }),
+    );
+    const pointer = writePointer(domain, { deployment: dir });
+    const p = r.paths;
+    out(
+      v,
+      { dir, domain, created: r.created, kept: r.kept, tls: r.tlsCreated, identities: p.identities, natsConfig: p.natsConfig, ca: p.caFile, pointer },
+      () =>
+        [
+          `deployment of domain "${domain}" in ${dir}`,
+          ...r.created.map((i) => `  created  ${i.role.padEnd(13)} ${i.actor.padEnd(24)} ${p.creds(i.name, i.role)}`),
+          ...r.kept.map((i) => `  kept     ${i.role.padEnd(13)} ${i.actor.padEnd(24)} (existing key, not replaced)`),
+          ...r.tlsCreated.map((t) => `  created  ${t}`),
+          `  identities (public keys and roles): ${p.identities}`,
+          `  nats-server configuration (users, permissions, TLS): ${p.natsConfig}`,
+          `  CA certificate: ${p.caFile}`,
+          `The CLI on this host finds the operator's credentials through ${pointer}.`,
+          `Copy creds/<name>.creds (secret, 0600) and identities.json to each host that runs that identity.`,
+        ].join('\n'),
+    );
+  },
+  async policy(args) {
+    const { values: v, positionals } = parse(args, {
+      client: { type: 'string', multiple: true },
+      'client-label': { type: 'string', multiple: true },
+      service: { type: 'string', multiple: true },
+      require: { type: 'string', multiple: true },
+      forbid: { type: 'string', multiple: true },
+      name: { type: 'string' },
+      position: { type: 'string' },
+    });
+    await withClient(v, (c) => policyCommand(c, positionals, v, (json, human) => out(v, json, human)));
+  },
+  async token(args) {
+    const { values: v } = parse(args, { ttl: { type: 'string' } });
+    const domain = checkDomain(v.domain ?? defaultDomain());
+    const access = must(resolveAccess(v, domain, { role: 'operator', name: 'operator' }));
+    if (!access.credentials) fail('no credentials found: nsm token signs with yours (--creds FILE or NSM_CREDS)');
+    const ttl = Math.ceil(must(parseDuration(v.ttl ?? '15m', '--ttl')));
+    if (ttl < 1 || ttl > MAX_API_TOKEN_SECONDS) fail(`--ttl must be between 1s and ${MAX_API_TOKEN_SECONDS / 3600}h`);
+    process.stdout.write(apiToken(signerOf(access.credentials!), access.credentials!.actor, new Date(), ttl) + '\n');
   },
   async service(args) {
     const { values: v, positionals: [verb, name] } = parse(args, { payload: { type: 'string' }, match: { type: 'string', multiple: true } });
@@ -337,17 +459,19 @@ const commands: Record<string, (args: string[]) => Promise<void>> = {
         case 'connections': {
           const params = {
             ...(v.all ? { includeClosed: true } : {}),
-            ...(v.state ? { state: v.state } : {}),
+            // "denied" is a failure with code denied (a policy refused the request).
+            ...(v.state ? { state: v.state === 'denied' ? 'failed' : v.state } : {}),
             ...(v.node ? { node: v.node } : {}),
             ...(v.endpoint ? { endpoint: v.endpoint } : {}),
             ...(v.service ? { service: v.service } : {}),
             ...(v.client ? { actor: v.client } : {}),
           };
-          const rows = must(await c.query<Record<string, any>[]>('connections', params));
+          const all = must(await c.query<Record<string, any>[]>('connections', params));
+          const rows = v.state === 'denied' ? all.filter((r) => r.failure?.code === 'denied') : all;
           return out(v, rows, () =>
             table(
               ['id', 'service', 'state', 'endpoint', 'client node', 'mechanism', 'client addr', 'endpoint addr', 'updated'],
-              rows.map((r) => [r.id, r.networkService, r.healing ? `${r.state} (healing: ${r.healing.cause})` : r.state, r.networkServiceEndpointName, r.clientNode, r.mechanism ? [r.mechanism.local, r.mechanism.remote].filter(Boolean).join('+') : '', r.context?.ipContext.srcIpAddrs.join(','), r.context?.ipContext.dstIpAddrs.join(','), age(r.updatedAt)]),
+              rows.map((r) => [r.id, r.networkService, r.healing ? `${r.state} (healing: ${r.healing.cause})` : r.failure?.code === 'denied' ? 'failed (denied)' : r.state, r.networkServiceEndpointName, r.clientNode, r.mechanism ? [r.mechanism.local, r.mechanism.remote].filter(Boolean).join('+') : '', r.context?.ipContext.srcIpAddrs.join(','), r.context?.ipContext.dstIpAddrs.join(','), age(r.updatedAt)]),
             ),
           );
         }
@@ -449,7 +573,7 @@ const hoistGlobals = (argv: string[]): string[] => {
   let i = 0;
   while (i < argv.length && argv[i]!.startsWith('--') && argv[i] !== '--help') {
     const flag = argv[i]!;
-    const takesValue = !flag.includes('=') && flag !== '--json';
+    const takesValue = !flag.includes('=') && flag !== '--json' && flag !== '--insecure';
     globals.push(...argv.slice(i, i + (takesValue ? 2 : 1)));
     i += takesValue ? 2 : 1;
   }

@@ -2,7 +2,7 @@
 import type { Server } from 'node:http';
 import { join } from 'node:path';
 import * as E from 'fp-ts/lib/Either.js';
-import { connect, type NatsConnection } from 'nats';
+import { connect, type ConnectionOptions, type NatsConnection } from 'nats';
 import { connectEsdbEventStore } from '../../infra/eventstore/esdb.ts';
 import { createLogger, errorText, type Logger } from '../../infra/log.ts';
 import { startNatsServer, type RunningNatsServer } from '../../infra/natsServer.ts';
@@ -15,6 +15,11 @@ import type { HealingConfig } from '../healing/detector.ts';
 import type { EventStore } from '../eventStore.ts';
 import { startHttpApi } from '../http.ts';
 import { redactUrl, type StoreChoice } from './storeOption.ts';
+import { forgetPointer, writePointer, type Access } from './access.ts';
+import { verifyApiToken } from '../security/apiToken.ts';
+import { natsAuthOptions, readCredentials, signerOf, type Credentials } from '../security/credentials.ts';
+import { loadRegistry, type IdentityRegistry, type Role } from '../security/identities.ts';
+import { deploymentPaths, hasDeployment, initDeployment } from '../security/init.ts';
 
 export class StartupError extends Error {}
 
@@ -49,12 +54,48 @@ const dataplaneFor = async (c: DataplaneChoice, log: Logger): Promise<{ dataplan
   };
 };
 
-const connectNats = async (url: string, name: string): Promise<NatsConnection> => {
+const connectNats = async (url: string, name: string, auth: Partial<ConnectionOptions> = {}): Promise<NatsConnection> => {
   try {
-    return await connect({ servers: url, name, maxReconnectAttempts: -1, reconnectTimeWait: 500 });
+    return await connect({ servers: url, name, maxReconnectAttempts: -1, reconnectTimeWait: 500, ...auth });
   } catch (e) {
-    throw new StartupError(`cannot reach NATS at ${url}: ${errorText(e)}`);
+    const code = (e as { code?: string }).code;
+    throw new StartupError(code === 'AUTHORIZATION_VIOLATION' ? `NATS at ${url} refused the credentials (authorization violation)` : `cannot reach NATS at ${url}: ${errorText(e)}`);
   }
+};
+
+export const insecureWarning = (url: string) =>
+  `INSECURE MODE: no authentication and no TLS. Anyone who can reach ${url} can act as any identity, read every connection and send any command. For development only.`;
+
+/** The identity registry and a role's credentials, for a process that runs authenticated. */
+const secureIdentity = (access: Access, identitiesFile: string | undefined, role: Role, name: string): { registry: IdentityRegistry; creds: Credentials } => {
+  const creds = access.credentials!;
+  if (creds.role !== role || creds.name !== name) throw new StartupError(`${access.credentialsFile} holds the credentials of ${creds.actor} (${creds.role}), not of the ${role} ${name}`);
+  if (!identitiesFile) throw new StartupError('cannot find identities.json for this deployment: pass --identities FILE (or NSM_IDENTITIES)');
+  const registry = loadRegistry(identitiesFile);
+  if (E.isLeft(registry)) throw new StartupError(registry.left);
+  if (registry.right.byActor(creds.actor)?.publicKey !== signerOf(creds).publicKey) throw new StartupError(`${identitiesFile} does not list the key of ${access.credentialsFile}`);
+  return { registry: registry.right, creds };
+};
+
+/** The deployment in the data dir, created for this single node when there is none. */
+const prepareDeployment = (dataDir: string, domain: string, node: string, hosts: readonly string[] | undefined, log: Logger) => {
+  const paths = deploymentPaths(dataDir);
+  if (!hasDeployment(dataDir)) {
+    const init = initDeployment({ dir: dataDir, domain, nodes: [node], ...(hosts ? { hosts } : {}) });
+    if (E.isLeft(init)) throw new StartupError(`nsm init: ${init.left}`);
+    log.info('created the deployment: identities, credentials, CA and server certificate', { dir: dataDir, identities: init.right.created.map((i) => i.actor) });
+  }
+  const registry = loadRegistry(paths.identities);
+  if (E.isLeft(registry)) throw new StartupError(registry.left);
+  if (registry.right.domain !== domain) throw new StartupError(`${dataDir} holds the deployment of domain "${registry.right.domain}", not "${domain}"`);
+  const credsOf = (actor: string) => {
+    const id = registry.right.byActor(actor);
+    if (!id) throw new StartupError(`${paths.identities} has no identity ${actor}: add it with nsm init --dir ${dataDir} --domain ${domain} ${actor.startsWith('agent:') ? `--nodes ${node}` : ''}`.trim());
+    const c = readCredentials(paths.creds(id.name, id.role));
+    if (E.isLeft(c)) throw new StartupError(c.left);
+    return c.right;
+  };
+  return { paths, registry: registry.right, controlPlane: credsOf('control-plane'), agent: credsOf(`agent:${node}`) };
 };
 
 /** The EventStoreDB store when chosen, checked to answer; undefined: the control plane's JetStream default. */
@@ -97,6 +138,12 @@ const untilSignal = (log: Logger, stops: (() => Promise<unknown>)[]): Promise<vo
     process.once('SIGTERM', () => onSignal('SIGTERM'));
   });
 
+/** The HTTP API of an authenticated mesh answers bearers of an `nsm token`, within their role's scope. */
+const httpAccess = (cp: ControlPlane, registry: IdentityRegistry) => ({
+  authenticate: (h: string | undefined) => verifyApiToken(h, registry, new Date()),
+  scope: (actor: string, query: string, params: unknown) => cp.guard.scopeQuery(actor, query, params, cp.view.current),
+});
+
 export interface AgentTimings {
   readonly heartbeatMs?: number;
   readonly livenessIntervalMs?: number;
@@ -113,6 +160,11 @@ export const runUp = async (o: {
   agent?: AgentTimings;
   store: StoreChoice;
   underlay?: string;
+  /** Run without authentication or TLS (development only). */
+  insecure?: boolean;
+  /** Names and addresses for the server certificate when a deployment is created. */
+  hosts?: readonly string[];
+  tokenLifetimeMs?: number;
 }) => {
   const log = createLogger('nsm-up', { domain: o.domain });
   const stops: (() => Promise<unknown>)[] = [];
@@ -121,32 +173,64 @@ export const runUp = async (o: {
     log,
   );
   let nats: RunningNatsServer | undefined;
+  const url = `nats://127.0.0.1:${o.natsPort}`;
+  if (o.insecure) forgetPointer(o.domain);
+  const sec = o.insecure ? undefined : prepareDeployment(o.dataDir, o.domain, o.node, o.hosts, log);
   try {
-    const started = await startNatsServer({ dataDir: o.dataDir, port: o.natsPort, serverName: `nsm-${o.domain}-${o.node}` });
+    const started = await startNatsServer({
+      dataDir: o.dataDir,
+      port: o.natsPort,
+      serverName: `nsm-${o.domain}-${o.node}`,
+      ...(sec ? { extraConfig: 'include "nats-auth.conf"', probe: natsAuthOptions(sec.controlPlane) } : {}),
+    });
     if (E.isLeft(started)) throw new StartupError(started.left);
     nats = started.right;
     stops.push(() => nats!.stop());
-    log.info('nats-server started', { url: nats.url, dataDir: o.dataDir, pid: nats.pid });
-    const nc = await connectNats(nats.url, 'nsm-control-plane');
+    if (o.insecure) {
+      process.stderr.write(`\n${insecureWarning(url)}\n\n`);
+      log.warn('running insecure: no authentication, no TLS', { url });
+    }
+    log.info('nats-server started', { url: nats.url, dataDir: o.dataDir, pid: nats.pid, authenticated: sec !== undefined });
+    const nc = await connectNats(nats.url, 'nsm-control-plane', sec ? natsAuthOptions(sec.controlPlane) : {});
     stops.push(() => nc.close());
     const store = await openStore(o.store, o.domain, log);
     // Until the control plane owns the store (its stop() closes it).
     const unowned = { store };
     stops.push(async () => unowned.store?.close());
-    const cp = await startControlPlane({ nc, domain: o.domain, log: createLogger('control-plane', { domain: o.domain }), store, ...(o.healing ? { healing: o.healing } : {}) });
+    const cp = await startControlPlane({
+      nc,
+      domain: o.domain,
+      log: createLogger('control-plane', { domain: o.domain }),
+      store,
+      ...(o.healing ? { healing: o.healing } : {}),
+      ...(sec ? { security: { registry: sec.registry, signer: signerOf(sec.controlPlane), ...(o.tokenLifetimeMs ? { tokenLifetimeMs: o.tokenLifetimeMs } : {}) } } : {}),
+    });
     unowned.store = undefined;
     stops.push(() => cp.stop());
-    const http = await startHttpApi(o.httpPort, '127.0.0.1', () => cp.queryContext(), log).catch((e) => {
+    const http = await startHttpApi(o.httpPort, '127.0.0.1', () => cp.queryContext(), log, sec ? httpAccess(cp, sec.registry) : undefined).catch((e) => {
       throw new StartupError(`HTTP API cannot listen on 127.0.0.1:${o.httpPort}: ${errorText(e)}`);
     });
     stops.push(() => new Promise((r) => http.close(r)));
-    const anc = await connectNats(nats.url, `nsm-agent-${o.node}`);
+    const anc = await connectNats(nats.url, `nsm-agent-${o.node}`, sec ? natsAuthOptions(sec.agent) : {});
     stops.push(() => anc.close());
-    const agent = await startNodeAgent({ nc: anc, domain: o.domain, node: o.node, dataplane, ...facts, log: createLogger('agent', { domain: o.domain }), ...o.agent });
+    const agent = await startNodeAgent({
+      nc: anc,
+      domain: o.domain,
+      node: o.node,
+      dataplane,
+      ...facts,
+      log: createLogger('agent', { domain: o.domain }),
+      ...o.agent,
+      ...(sec ? { security: { registry: sec.registry, signer: signerOf(sec.agent) } } : {}),
+    });
     stops.push(() => agent.stop());
     await agent.ready;
+    const pointer = sec ? writePointer(o.domain, { deployment: o.dataDir, url: nats.url }) : undefined;
+    const security = sec
+      ? `  security  nkey authentication, TLS (CA ${sec.paths.caFile})\n  operator  ${sec.paths.creds('operator', 'operator')} (found by the CLI through ${pointer})\n`
+      : `  security  NONE (--insecure)\n`;
     process.stderr.write(
-      `\nmesh "${o.domain}" is up\n  NATS      ${nats.url}\n  events    ${storeLabel(o.store)}\n  HTTP API  http://127.0.0.1:${o.httpPort}/api/v1/\n  node      ${o.node} (${dataplane.kind} dataplane)\n  data      ${o.dataDir}\n` +
+      `\nmesh "${o.domain}" is up\n  NATS      ${nats.url}\n  events    ${storeLabel(o.store)}\n  HTTP API  http://127.0.0.1:${o.httpPort}/api/v1/${sec ? ' (Authorization: Bearer $(nsm token))' : ''}\n  node      ${o.node} (${dataplane.kind} dataplane)\n  data      ${o.dataDir}\n${security}` +
         `Use it from another shell:\n  export NSM_NATS_URL=${nats.url} NSM_DOMAIN=${o.domain}\n  nsm status; nsm --help\nStop with Ctrl-C.\n\n`,
     );
   } catch (e) {
@@ -156,14 +240,32 @@ export const runUp = async (o: {
   await untilSignal(log, stops);
 };
 
-export const runControlPlane = async (o: { url: string; domain: string; httpPort?: number; healing?: Partial<HealingConfig>; store: StoreChoice }) => {
+export const runControlPlane = async (o: {
+  access: Access;
+  identitiesFile?: string;
+  domain: string;
+  httpPort?: number;
+  healing?: Partial<HealingConfig>;
+  store: StoreChoice;
+  tokenLifetimeMs?: number;
+}) => {
   const log = createLogger('control-plane', { domain: o.domain });
-  const nc = await connectNats(o.url, 'nsm-control-plane');
+  const url = o.access.url;
+  const sec = o.access.credentials ? secureIdentity(o.access, o.identitiesFile, 'control-plane', 'control-plane') : undefined;
+  if (!sec) log.warn(insecureWarning(url));
+  const nc = await connectNats(url, 'nsm-control-plane', sec ? natsAuthOptions(sec.creds, o.access.tlsCaFile ? { caFile: o.access.tlsCaFile } : {}) : o.access.tlsCaFile ? { tls: { caFile: o.access.tlsCaFile } } : {});
   let store: EventStore | undefined;
   let cp: ControlPlane;
   try {
     store = await openStore(o.store, o.domain, log);
-    cp = await startControlPlane({ nc, domain: o.domain, log, store, ...(o.healing ? { healing: o.healing } : {}) });
+    cp = await startControlPlane({
+      nc,
+      domain: o.domain,
+      log,
+      store,
+      ...(o.healing ? { healing: o.healing } : {}),
+      ...(sec ? { security: { registry: sec.registry, signer: signerOf(sec.creds), ...(o.tokenLifetimeMs ? { tokenLifetimeMs: o.tokenLifetimeMs } : {}) } } : {}),
+    });
   } catch (e) {
     await store?.close().catch(() => undefined);
     await nc.close().catch(() => undefined);
@@ -171,21 +273,43 @@ export const runControlPlane = async (o: { url: string; domain: string; httpPort
   }
   const stops: (() => Promise<unknown>)[] = [async () => log.info('control plane stopped', { ...cp.stats }), () => nc.close(), () => cp.stop()];
   if (o.httpPort !== undefined) {
-    const http: Server = await startHttpApi(o.httpPort, '127.0.0.1', () => cp.queryContext(), log);
+    const http: Server = await startHttpApi(o.httpPort, '127.0.0.1', () => cp.queryContext(), log, sec ? httpAccess(cp, sec.registry) : undefined);
     stops.push(() => new Promise((r) => http.close(r)));
   }
-  log.info('control plane running', { url: o.url, events: storeLabel(o.store) });
+  log.info('control plane running', { url, events: storeLabel(o.store), authenticated: sec !== undefined });
   await untilSignal(log, stops);
 };
 
-export const runAgent = async (o: { url: string; domain: string; node: string; dataplane: string; netns?: string; underlay?: string; stateDir: string; agent?: AgentTimings }) => {
+export const runAgent = async (o: {
+  access: Access;
+  identitiesFile?: string;
+  domain: string;
+  node: string;
+  dataplane: string;
+  netns?: string;
+  underlay?: string;
+  stateDir: string;
+  agent?: AgentTimings;
+}) => {
   const log = createLogger('agent', { domain: o.domain, node: o.node });
   const { dataplane, facts } = await dataplaneFor(
     { kind: o.dataplane, domain: o.domain, ...(o.netns ? { netns: o.netns } : {}), ...(o.underlay ? { underlay: o.underlay } : {}), stateDir: o.stateDir },
     log,
   );
-  const nc = await connectNats(o.url, `nsm-agent-${o.node}`);
-  const agent: NodeAgent = await startNodeAgent({ nc, domain: o.domain, node: o.node, dataplane, ...facts, log, ...o.agent });
+  const url = o.access.url;
+  const sec = o.access.credentials ? secureIdentity(o.access, o.identitiesFile, 'agent', o.node) : undefined;
+  if (!sec) log.warn(insecureWarning(url));
+  const nc = await connectNats(url, `nsm-agent-${o.node}`, sec ? natsAuthOptions(sec.creds, o.access.tlsCaFile ? { caFile: o.access.tlsCaFile } : {}) : o.access.tlsCaFile ? { tls: { caFile: o.access.tlsCaFile } } : {});
+  const agent: NodeAgent = await startNodeAgent({
+    nc,
+    domain: o.domain,
+    node: o.node,
+    dataplane,
+    ...facts,
+    log,
+    ...o.agent,
+    ...(sec ? { security: { registry: sec.registry, signer: signerOf(sec.creds) } } : {}),
+  });
   await agent.ready;
   await untilSignal(log, [() => nc.close(), () => agent.stop()]);
 };

@@ -2,6 +2,7 @@
 // control plane runs before anything else happens.
 import * as E from 'fp-ts/lib/Either.js';
 import { MECHANISM_TYPES, NAME_HINT, NAME_PATTERN, type Labels, type Match, type MechanismType, type Payload } from '../../aggregates/domain.ts';
+import type { Policy, PolicyRule } from '../../aggregates/policy.ts';
 import { parseCidr, parseIpv4 } from '../../aggregates/ip.ts';
 import { ACTOR_HINT, ACTOR_PATTERN } from '../../infra/nats/subjects.ts';
 import * as D from './decode.ts';
@@ -32,6 +33,34 @@ export const netns = D.string({ min: 1, max: 255, pattern: /^[A-Za-z0-9_.\/-]+$/
 const payload: D.Decoder<Payload> = D.literal('IP', 'ETHERNET');
 const mechanism: D.Decoder<MechanismType> = D.literal(...MECHANISM_TYPES);
 const actor = D.string({ min: 1, max: 128, pattern: ACTOR_PATTERN, patternHint: ACTOR_HINT });
+/** A signed path token (src/security/pathToken.ts): three base64url parts. */
+export const pathToken = D.string({ min: 5, max: 4096, pattern: /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/, patternHint: 'a path token (header.payload.signature, base64url)' });
+
+const policyRule: D.Decoder<PolicyRule> = D.map(
+  D.object(
+    { name, action: D.literal('allow', 'deny') },
+    {
+      clients: D.array(D.string({ min: 1, max: 128, pattern: /^(\*|[A-Za-z0-9_:@+=-]+)$/, patternHint: `"*" or a client identity (${ACTOR_HINT})` }), { max: 256 }),
+      clientLabels: labels,
+      services: D.array(D.string({ min: 1, max: 63, pattern: /^(\*|[A-Za-z0-9][A-Za-z0-9_-]*)$/, patternHint: `"*" or a service name (${NAME_HINT})` }), { max: 256 }),
+      requireLabels: labels,
+      forbidLabels: D.record(labelKey, D.string({ max: 63, pattern: /^(\*|([A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?)?)$/, patternHint: 'a label value or "*"' }), { max: 32 }),
+    },
+  ),
+  (r) => ({
+    name: r.name,
+    action: r.action,
+    clients: r.clients ?? [],
+    clientLabels: r.clientLabels ?? {},
+    services: r.services ?? [],
+    requireLabels: r.requireLabels ?? {},
+    forbidLabels: r.forbidLabels ?? {},
+  }),
+);
+export const policyDecoder: D.Decoder<Policy> = D.map(
+  D.object({ rules: D.array(policyRule, { max: 1000 }) }, { defaultAction: D.literal('allow', 'deny') }),
+  (p) => ({ defaultAction: p.defaultAction ?? 'allow', rules: p.rules }),
+);
 
 const match: D.Decoder<Match> = D.map(
   D.object(
@@ -73,9 +102,10 @@ export const bodies = {
       clientInterface: D.string({ min: 1, max: 15, pattern: /^[A-Za-z0-9_-]+$/, patternHint: 'a Linux interface name (at most 15 characters)' }),
       mechanismPreferences: D.array(mechanism, { max: 8 }),
       expirationSeconds: D.integer({ min: 1, max: 86400 * 365 }),
+      token: pathToken,
     },
   ),
-  'connection.refresh': D.object({ connectionId: id, expirationSeconds: D.integer({ min: 1, max: 86400 * 365 }) }),
+  'connection.refresh': D.object({ connectionId: id, expirationSeconds: D.integer({ min: 1, max: 86400 * 365 }) }, { token: pathToken }),
   'connection.close': D.object({ connectionId: id }, { reason: D.string({ max: 256 }) }),
   'connection.report': D.object(
     {
@@ -85,8 +115,11 @@ export const bodies = {
       generation: D.integer({ min: 1, max: 2 ** 31 }),
       result: D.literal('programmed', 'removed', 'failed', 'broken'),
     },
-    { error: D.string({ max: 1024 }) },
+    { error: D.string({ max: 1024 }), token: pathToken },
   ),
+  'policy.set': D.object({ policy: policyDecoder }),
+  'policy.add': D.object({ rule: policyRule }, { position: D.integer({ min: 0, max: 1000 }) }),
+  'policy.remove': D.object({ name }),
 } as const;
 
 export type CommandKind = keyof typeof bodies;

@@ -76,6 +76,7 @@ export const record = <V>(key: Decoder<string>, value: Decoder<V>, opts: { max: 
   };
 
 type Fields = Record<string, Decoder<unknown>>;
+const hasOwn = (o: object, k: string): boolean => Object.prototype.hasOwnProperty.call(o, k);
 type Out<F extends Fields> = { [K in keyof F]: F[K] extends Decoder<infer A> ? A : never };
 type OptOut<F extends Fields> = { [K in keyof F]?: F[K] extends Decoder<infer A> ? A : never };
 
@@ -87,16 +88,17 @@ export const object = <R extends Fields, O extends Fields = Record<never, never>
   if (!isPlainObject(v)) return fail(path, `expected an object, got ${describe(v)}`);
   const out: Record<string, unknown> = {};
   for (const k of Object.keys(v)) {
-    if (!(k in required) && !(optional && k in optional)) return fail(join(path, k), 'unknown field');
+    // Own properties only: `in` would let "constructor" or "toString" through as known fields.
+    if (!hasOwn(required, k) && !(optional && hasOwn(optional, k))) return fail(join(path, k), 'unknown field');
   }
   for (const [k, d] of Object.entries(required)) {
-    if (!(k in v) || v[k] === undefined) return fail(join(path, k), 'is required');
+    if (!hasOwn(v, k) || v[k] === undefined) return fail(join(path, k), 'is required');
     const r = d(v[k], join(path, k));
     if (E.isLeft(r)) return r;
     out[k] = r.right;
   }
   for (const [k, d] of Object.entries(optional ?? {})) {
-    if (!(k in v) || v[k] === undefined || v[k] === null) continue;
+    if (!hasOwn(v, k) || v[k] === undefined || v[k] === null) continue;
     const r = d(v[k], join(path, k));
     if (E.isLeft(r)) return r;
     out[k] = r.right;

@@ -13,7 +13,11 @@ export interface EventEnvelope<E extends { readonly type: string } = { readonly 
   /** The id of the command or event that directly caused this event. */
   readonly causationId: string;
   readonly domain: string;
-  /** Who issued the command. Self-declared by the client until authentication lands. */
+  /**
+   * Who issued the command: the actor token of its subject. On an authenticated mesh the NATS
+   * permissions pin each identity to its own token, so this is the sender's identity; on an
+   * insecure one it is whatever the sender claimed.
+   */
   readonly actor: string;
   /** Shape version of `data`, for upcasting older logs. */
   readonly schema: number;

@@ -2,7 +2,7 @@
 // result for one side of one connection, so applying it twice, or late, is harmless.
 import * as E from 'fp-ts/lib/Either.js';
 import { MECHANISM_TYPES } from '../../aggregates/domain.ts';
-import { cidr, id, interfaceAddress, name, netns } from './commands.ts';
+import { cidr, id, interfaceAddress, name, netns, pathToken } from './commands.ts';
 import * as D from './decode.ts';
 
 const ifname = D.string({ min: 1, max: 15, pattern: /^[A-Za-z0-9_-]+$/, patternHint: 'a Linux interface name' });
@@ -38,6 +38,14 @@ export const sideSpec = D.object(
       { node: name },
       { underlayAddress: address, publicKeys: D.record(name, D.string({ min: 1, max: 256 }), { max: 8 }), mechanisms: D.array(mech, { max: 8 }) },
     ),
+    /** The connection's signed path (authenticated meshes): the agent verifies it before acting. */
+    path: D.object({
+      index: D.integer({ min: 0, max: 16 }),
+      pathSegments: D.array(
+        D.object({ name: D.string({ min: 1, max: 128 }), id: D.string({ min: 0, max: 64 }) }, { token: pathToken, expires: D.string({ min: 1, max: 40 }) }),
+        { max: 8 },
+      ),
+    }),
   },
 );
 

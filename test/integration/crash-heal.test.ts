@@ -21,7 +21,7 @@ const N = 500;
 
 const startControlPlaneProcess = async (url: string, domain: string): Promise<NsmProcess> => {
   // A short lease, so that the restarted process does not wait out the killed one's.
-  const p = startNsm(['control-plane', '--server', url, '--domain', domain, '--lease-ttl', '2s'], { NSM_LOG_LEVEL: 'info' });
+  const p = startNsm(['control-plane', '--insecure', '--server', url, '--domain', domain, '--lease-ttl', '2s'], { NSM_LOG_LEVEL: 'info' });
   await p.waitFor('"control plane running"', 60000);
   return p;
 };

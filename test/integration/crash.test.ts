@@ -19,7 +19,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** A control plane process; info logs so that its "running" and "stopped" lines can be read. */
 const startControlPlaneProcess = async (url: string, domain: string): Promise<NsmProcess> => {
-  const p = startNsm(['control-plane', '--server', url, '--domain', domain], { NSM_LOG_LEVEL: 'info' });
+  const p = startNsm(['control-plane', '--insecure', '--server', url, '--domain', domain], { NSM_LOG_LEVEL: 'info' });
   await p.waitFor('"control plane running"', 60000);
   return p;
 };

@@ -1,4 +1,6 @@
 // A whole mesh in one test process: private nats-server, control plane, simulated node agents.
+// INSECURE on purpose (no authentication, no TLS, no path tokens): most tests are about other
+// things. test/lib/secureMesh.ts runs the same parts the way `nsm up` does by default.
 import { randomUUID } from 'node:crypto';
 import * as E from 'fp-ts/lib/Either.js';
 import type { NatsConnection } from 'nats';

@@ -426,7 +426,7 @@ export const startLab = async (o: {
         if (!n) throw new Error(`no node ${node} in this lab`);
         const p = startProcess(
           `agent-${node}`,
-          [NSM_BIN, 'agent', '--dataplane', 'linux', '--node', node, '--netns', n.netns, '--underlay', n.underlay, '--state-dir', n.stateDir, '--server', natsUrl, '--domain', domain, ...(o.agentArgs ?? [])],
+          [NSM_BIN, 'agent', '--insecure', '--dataplane', 'linux', '--node', node, '--netns', n.netns, '--underlay', n.underlay, '--state-dir', n.stateDir, '--server', natsUrl, '--domain', domain, ...(o.agentArgs ?? [])],
           dir,
           childEnv,
         );

@@ -1,0 +1,202 @@
+// The control plane's side of authentication: the role of each actor, what each role may send
+// and ask, whose connection is whose, and the path tokens it checks and issues. Without a
+// registry (an insecure mesh) every actor is an operator and no tokens are issued: the mesh
+// behaves as it did before authentication existed.
+import * as E from 'fp-ts/lib/Either.js';
+import type { ConnectionState } from '../../aggregates/connection.ts';
+import type { MeshModel } from '../../projections/mesh.ts';
+import type { CommandMessage } from '../contracts/commands.ts';
+import type { Routed } from '../handlers.ts';
+import type { IdentityRegistry, Role } from './identities.ts';
+import type { Signer } from './keys.ts';
+import { planSegments, readClaims, verifyAgentToken, verifyClientToken, type PathSegment } from './pathToken.ts';
+import { ROLE_COMMANDS, ROLE_QUERIES } from './permissions.ts';
+
+export interface ControlPlaneSecurity {
+  readonly registry: IdentityRegistry;
+  /** The control plane's own key: it signs segment 1 of every path. */
+  readonly signer: Signer;
+  /** Token lifetime of a connection without an expiration time. */
+  readonly tokenLifetimeMs?: number;
+}
+
+export const DEFAULT_TOKEN_LIFETIME_MS = 24 * 3600 * 1000;
+
+export type Verdict = { readonly ok: true } | { readonly ok: false; readonly code: 'forbidden' | 'retry'; readonly message: string };
+const ok: Verdict = { ok: true };
+const forbidden = (message: string): Verdict => ({ ok: false, code: 'forbidden', message });
+
+export interface QueryScope {
+  /** Parameters to run the query with (a client's listing is narrowed to its own connections). */
+  readonly params: unknown;
+  /** Applied to the answer before it leaves the control plane. */
+  readonly filter?: (result: unknown) => unknown;
+}
+
+export interface Guard {
+  readonly secure: boolean;
+  roleOf(actor: string): Role | undefined;
+  /** Whether the sender may send this command now; checked after decoding, before routing. */
+  checkCommand(msg: CommandMessage, model: MeshModel, now: Date): Verdict;
+  /** Adds what the checks established (verified tokens, renewed path) to the routed command. */
+  decorate(msg: CommandMessage, routed: Routed, model: MeshModel, now: Date): Routed;
+  /** Signed segments for a plan; undefined on an insecure mesh. */
+  planSegments(o: { state: ConnectionState; endpoint: { name: string; node: string }; src: string; dst: string; now: Date }): PathSegment[] | undefined;
+  /** Whether the actor may run the query, and how its answer is narrowed. */
+  scopeQuery(actor: string, name: string, params: unknown, model: MeshModel): E.Either<string, QueryScope>;
+}
+
+const bare = (cidr: string) => cidr.split('/')[0]!;
+
+const rowOf = (model: MeshModel, id: string) => model.connections.byId[id];
+
+const segmentFromToken = (token: string): PathSegment => {
+  const c = readClaims(token);
+  return E.isRight(c) ? { name: c.right.seg, id: c.right.cid, token, expires: new Date(c.right.exp * 1000).toISOString() } : { name: 'client', id: '', token };
+};
+
+export const createGuard = (security: ControlPlaneSecurity | undefined): Guard => {
+  if (!security) {
+    return {
+      secure: false,
+      roleOf: () => 'operator',
+      checkCommand: () => ok,
+      decorate: (_m, routed) => routed,
+      planSegments: () => undefined,
+      scopeQuery: (_a, _n, params) => E.right({ params }),
+    };
+  }
+  const { registry, signer } = security;
+  const lifetimeMs = security.tokenLifetimeMs ?? DEFAULT_TOKEN_LIFETIME_MS;
+  const roleOf = (actor: string) => registry.byActor(actor)?.role;
+  const expiryOf = (expirationTime: string | undefined, now: Date) => (expirationTime ? new Date(expirationTime) : new Date(now.getTime() + lifetimeMs));
+
+  const checkCommand = (msg: CommandMessage, model: MeshModel, now: Date): Verdict => {
+    const role = roleOf(msg.actor);
+    if (!role) return forbidden(`"${msg.actor}" is not an identity of this mesh`);
+    if (!ROLE_COMMANDS[role].includes(msg.kind)) return forbidden(`${msg.actor} (${role}) may not send ${msg.kind}`);
+    switch (msg.kind) {
+      case 'connection.request': {
+        const b = (msg as CommandMessage<'connection.request'>).body;
+        if (!b.token) return forbidden('a connection request must carry the client\'s signed path token (the SDK signs it with the client\'s key)');
+        const v = verifyClientToken(b.token, { registry, actor: msg.actor, connectionId: b.connectionId, service: b.networkService, now });
+        return E.isLeft(v) ? forbidden(v.left) : ok;
+      }
+      case 'connection.close':
+      case 'connection.refresh': {
+        const b = (msg as CommandMessage<'connection.close' | 'connection.refresh'>).body;
+        const row = rowOf(model, b.connectionId);
+        // Operators manage every connection; a client only its own (and learns nothing of others').
+        if (role === 'client' && row?.actor !== msg.actor) return forbidden(`connection "${b.connectionId}" is not one of ${msg.actor}'s connections`);
+        const token = msg.kind === 'connection.refresh' ? (msg as CommandMessage<'connection.refresh'>).body.token : undefined;
+        // The client renews its own segment; an operator refreshing someone else's connection
+        // cannot sign for that client, and its token is not used.
+        if (token && row?.actor === msg.actor) {
+          const v = verifyClientToken(token, { registry, actor: msg.actor, connectionId: b.connectionId, now });
+          if (E.isLeft(v)) return forbidden(v.left);
+        }
+        return ok;
+      }
+      case 'connection.report': {
+        const b = (msg as CommandMessage<'connection.report'>).body;
+        if (b.result !== 'programmed') return ok;
+        if (!b.token) return forbidden('a programmed report must carry the agent\'s signed path token');
+        const state = rowOf(model, b.connectionId)?.state;
+        // This replica's view has not folded the plan yet: the report is early, not wrong.
+        if (!state || state.generation < b.generation) return { ok: false, code: 'retry', message: `the plan of generation ${b.generation} is not in this replica's view yet` };
+        if (state.generation > b.generation || !state.plan) return ok;
+        const v = verifyAgentToken(b.token, { registry, node: b.node, side: b.side, connectionId: b.connectionId, generation: b.generation, segments: state.plan.path.pathSegments });
+        return E.isLeft(v) ? forbidden(v.left) : ok;
+      }
+      default:
+        return ok;
+    }
+  };
+
+  const decorate = (msg: CommandMessage, routed: Routed, model: MeshModel, now: Date): Routed => {
+    const c = routed.command;
+    if (c.type === 'RequestConnection') {
+      const token = (msg as CommandMessage<'connection.request'>).body.token;
+      return token ? { ...routed, command: { ...c, request: { ...c.request, clientSegment: segmentFromToken(token) } } } : routed;
+    }
+    if (c.type === 'ReportDataplane') {
+      const token = (msg as CommandMessage<'connection.report'>).body.token;
+      return token && c.result === 'programmed' ? { ...routed, command: { ...c, token } } : routed;
+    }
+    if (c.type === 'RefreshConnection') {
+      const token = (msg as CommandMessage<'connection.refresh'>).body.token;
+      const s = rowOf(model, c.connectionId)?.state;
+      const plan = s?.plan;
+      const cpClaims = plan?.path.pathSegments[1]?.token ? readClaims(plan.path.pathSegments[1].token) : undefined;
+      if (!s || !plan || !s.request || !s.endpoint || !cpClaims || E.isLeft(cpClaims) || !cpClaims.right.plan) return routed;
+      const client = token && rowOf(model, c.connectionId)?.actor === msg.actor ? segmentFromToken(token) : plan.path.pathSegments[0]!;
+      const pathSegments = planSegments({
+        signer,
+        client,
+        connectionId: c.connectionId,
+        generation: s.generation,
+        service: s.request.networkService,
+        plan: cpClaims.right.plan,
+        now,
+        expires: expiryOf(c.expirationTime, now),
+      });
+      return { ...routed, command: { ...c, path: { generation: s.generation, pathSegments } } };
+    }
+    return routed;
+  };
+
+  const scopeQuery = (actor: string, name: string, params: unknown, model: MeshModel): E.Either<string, QueryScope> => {
+    const role = roleOf(actor);
+    if (!role) return E.left(`forbidden: "${actor}" is not an identity of this mesh`);
+    const allowed = ROLE_QUERIES[role];
+    if (allowed !== 'all' && !allowed.includes(name)) return E.left(`forbidden: ${actor} (${role}) may not ask the "${name}" query`);
+    if (role === 'client') {
+      const p = (params ?? {}) as Record<string, unknown>;
+      const own = (id: unknown) => typeof id === 'string' && rowOf(model, id)?.actor === actor;
+      switch (name) {
+        case 'connections':
+          if (p.actor !== undefined && p.actor !== actor) return E.left(`forbidden: ${actor} may list only its own connections`);
+          return E.right({ params: { ...p, actor } });
+        case 'connection':
+          // Someone else's connection looks like no connection at all.
+          return own(p.id) ? E.right({ params }) : E.left(`connection "${String(p.id)}" does not exist`);
+        case 'history':
+          if (!own(p.id)) return E.left(`forbidden: ${actor} may read the history of its own connections only`);
+          return E.right({
+            params,
+            filter: (r) => (Array.isArray(r) ? r.filter((x: { stream?: string }) => x.stream === `connection.${String(p.id)}`) : r),
+          });
+        default:
+          return E.right({ params });
+      }
+    }
+    if (role === 'agent') {
+      const node = registry.byActor(actor)!.name;
+      const p = (params ?? {}) as Record<string, unknown>;
+      if (p.node !== node) return E.left(`forbidden: agent:${node} may read only its own node's desired state`);
+    }
+    return E.right({ params });
+  };
+
+  return {
+    secure: true,
+    roleOf,
+    checkCommand,
+    decorate,
+    planSegments: ({ state, endpoint, src, dst, now }) => {
+      const r = state.request;
+      if (!r?.clientSegment) return undefined;
+      return planSegments({
+        signer,
+        client: r.clientSegment,
+        connectionId: r.connectionId,
+        generation: state.generation + 1,
+        service: r.networkService,
+        plan: { clientNode: r.clientNode, endpoint: endpoint.name, endpointNode: endpoint.node, src: bare(src), dst: bare(dst) },
+        now,
+        expires: expiryOf(state.expirationTime, now),
+      });
+    },
+    scopeQuery,
+  };
+};

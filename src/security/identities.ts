@@ -1,0 +1,85 @@
+// Who may act in the mesh: every identity's public key and role, as `nsm init` writes them to
+// identities.json. Public data only: the control plane loads it to know each actor's role, the
+// agents to check path token signatures. The NATS permissions pin each identity to its own actor
+// token in the subjects, so the actor named by a subject is the identity that sent it.
+import { readFileSync } from 'node:fs';
+import * as E from 'fp-ts/lib/Either.js';
+import { NAME_HINT, NAME_PATTERN } from '../../aggregates/domain.ts';
+import { DOMAIN_HINT, DOMAIN_PATTERN } from '../../infra/nats/subjects.ts';
+import * as D from '../contracts/decode.ts';
+import { isUserPublicKey } from './keys.ts';
+
+export const ROLES = ['control-plane', 'operator', 'agent', 'client', 'auditor'] as const;
+export type Role = (typeof ROLES)[number];
+
+export interface Identity {
+  /** The identity's name: a node name for an agent, else a user or workload name. */
+  readonly name: string;
+  readonly role: Role;
+  /** Its token in subjects: "agent:<node>" for agents, the name otherwise. */
+  readonly actor: string;
+  /** nkey user public key ("U..."). */
+  readonly publicKey: string;
+}
+
+export interface IdentityRegistry {
+  readonly domain: string;
+  readonly identities: readonly Identity[];
+  byActor(actor: string): Identity | undefined;
+  byKey(publicKey: string): Identity | undefined;
+}
+
+export const CONTROL_PLANE_ACTOR = 'control-plane';
+/** Each identity's private reply inboxes: nobody else may subscribe to them. */
+export const inboxPrefixFor = (actor: string): string => `_INBOX.${actor}`;
+export const actorFor = (role: Role, name: string): string => (role === 'agent' ? `agent:${name}` : role === 'control-plane' ? CONTROL_PLANE_ACTOR : name);
+
+const identity = D.refine(
+  D.object({
+    name: D.string({ min: 1, max: 63, pattern: NAME_PATTERN, patternHint: NAME_HINT }),
+    role: D.literal(...ROLES),
+    actor: D.string({ min: 1, max: 128 }),
+    publicKey: D.refine(D.string({ min: 56, max: 56 }), (k) => (isUserPublicKey(k) ? undefined : 'not an nkey user public key')),
+  }),
+  (i) => (i.actor === actorFor(i.role, i.name) ? undefined : `actor must be "${actorFor(i.role, i.name)}" for a ${i.role} named "${i.name}"`),
+);
+
+const registryFile = D.object({
+  version: D.integer({ min: 1, max: 1 }),
+  domain: D.string({ min: 1, max: 32, pattern: DOMAIN_PATTERN, patternHint: DOMAIN_HINT }),
+  identities: D.array(identity, { min: 1, max: 10000 }),
+});
+
+export const registryOf = (domain: string, identities: readonly Identity[]): E.Either<string, IdentityRegistry> => {
+  const byActor = new Map<string, Identity>();
+  const byKey = new Map<string, Identity>();
+  for (const i of identities) {
+    if (byActor.has(i.actor)) return E.left(`two identities act as "${i.actor}"`);
+    if (byKey.has(i.publicKey)) return E.left(`identities "${byKey.get(i.publicKey)!.actor}" and "${i.actor}" share a public key`);
+    byActor.set(i.actor, i);
+    byKey.set(i.publicKey, i);
+  }
+  return E.right({ domain, identities, byActor: (a) => byActor.get(a), byKey: (k) => byKey.get(k) });
+};
+
+export const decodeRegistry = (input: unknown): E.Either<string, IdentityRegistry> => {
+  const r = registryFile(input, '');
+  if (E.isLeft(r)) return E.left(D.formatDecodeError(r.left));
+  return registryOf(r.right.domain, r.right.identities);
+};
+
+export const serializeRegistry = (domain: string, identities: readonly Identity[]): string =>
+  JSON.stringify({ version: 1, domain, identities }, null, 2) + '\n';
+
+export const loadRegistry = (file: string): E.Either<string, IdentityRegistry> => {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    return E.left(`cannot read the identity registry ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  const parsed = D.parseJson(text, 16 * 1024 * 1024);
+  if (E.isLeft(parsed)) return E.left(`${file}: ${parsed.left.message}`);
+  const r = decodeRegistry(parsed.right);
+  return E.isLeft(r) ? E.left(`${file}: ${r.left}`) : r;
+};

@@ -1,0 +1,165 @@
+// `nsm init`: the identities and NATS configuration of a deployment, in one directory:
+//
+//   identities.json          public keys and roles (the control plane and agents load it)
+//   nats-auth.conf           nkey users with least-privilege permissions + TLS, for nats-server
+//   creds/<name>.creds       one credentials file per identity (0600): its nkey seed and the CA
+//   tls/ca.pem, ca-key.pem   the deployment's CA (the key stays here, 0600)
+//   tls/server.pem, server-key.pem   nats-server's certificate, for the given hosts
+//
+// Running it again adds identities that are missing and keeps every key that exists: it never
+// replaces a key or a certificate.
+import { spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { join } from 'node:path';
+import * as E from 'fp-ts/lib/Either.js';
+import { NAME_HINT, NAME_PATTERN } from '../../aggregates/domain.ts';
+import { DOMAIN_HINT, DOMAIN_PATTERN } from '../../infra/nats/subjects.ts';
+import { writeCredentials } from './credentials.ts';
+import { actorFor, loadRegistry, registryOf, serializeRegistry, type Identity, type Role } from './identities.ts';
+import { createUserKey } from './keys.ts';
+import { natsSecurityConfig } from './permissions.ts';
+
+export interface InitOptions {
+  readonly dir: string;
+  readonly domain: string;
+  readonly nodes?: readonly string[];
+  readonly clients?: readonly string[];
+  /** Default: one operator named "operator". */
+  readonly operators?: readonly string[];
+  /** Default: one auditor named "auditor". */
+  readonly auditors?: readonly string[];
+  /** Names and addresses the server certificate is valid for; default 127.0.0.1 and localhost. */
+  readonly hosts?: readonly string[];
+}
+
+export interface DeploymentPaths {
+  readonly dir: string;
+  readonly identities: string;
+  readonly natsConfig: string;
+  readonly caFile: string;
+  readonly caKeyFile: string;
+  readonly certFile: string;
+  readonly keyFile: string;
+  creds(name: string, role: Role): string;
+}
+
+export const deploymentPaths = (dir: string): DeploymentPaths => ({
+  dir,
+  identities: join(dir, 'identities.json'),
+  natsConfig: join(dir, 'nats-auth.conf'),
+  caFile: join(dir, 'tls', 'ca.pem'),
+  caKeyFile: join(dir, 'tls', 'ca-key.pem'),
+  certFile: join(dir, 'tls', 'server.pem'),
+  keyFile: join(dir, 'tls', 'server-key.pem'),
+  creds: (name, role) => join(dir, 'creds', `${role === 'agent' ? `agent-${name}` : name}.creds`),
+});
+
+export const hasDeployment = (dir: string): boolean => existsSync(deploymentPaths(dir).identities);
+
+export interface InitResult {
+  readonly paths: DeploymentPaths;
+  readonly created: readonly Identity[];
+  readonly kept: readonly Identity[];
+  /** What was made this time, for the report: "CA", "server certificate". */
+  readonly tlsCreated: readonly string[];
+}
+
+const openssl = (args: readonly string[]): E.Either<string, void> => {
+  const r = spawnSync('openssl', args, { encoding: 'utf8' });
+  if (r.error) return E.left(`openssl is needed to create TLS certificates: ${(r.error as NodeJS.ErrnoException).code === 'ENOENT' ? 'not found (apt-get install openssl)' : r.error.message}`);
+  if (r.status !== 0) return E.left(`openssl ${args[0]} failed: ${(r.stderr || '').trim().split('\n').pop()}`);
+  return E.right(undefined);
+};
+
+const createCa = (p: DeploymentPaths, domain: string): E.Either<string, void> => {
+  const r = openssl([
+    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
+    '-keyout', p.caKeyFile, '-out', p.caFile, '-days', '3650', '-subj', `/CN=nsm ${domain} CA`,
+    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign',
+  ]);
+  if (E.isRight(r)) chmodSync(p.caKeyFile, 0o600);
+  return r;
+};
+
+const createServerCert = (p: DeploymentPaths, domain: string, hosts: readonly string[]): E.Either<string, void> => {
+  const csr = join(p.dir, 'tls', 'server.csr');
+  const ext = join(p.dir, 'tls', 'server.ext');
+  const san = hosts.map((h) => (isIP(h) ? `IP:${h}` : `DNS:${h}`)).join(',');
+  writeFileSync(ext, `subjectAltName=${san}\nextendedKeyUsage=serverAuth\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n`);
+  try {
+    const req = openssl(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', p.keyFile, '-out', csr, '-subj', `/CN=nsm ${domain} nats-server`]);
+    if (E.isLeft(req)) return req;
+    chmodSync(p.keyFile, 0o600);
+    return openssl(['x509', '-req', '-in', csr, '-CA', p.caFile, '-CAkey', p.caKeyFile, '-CAcreateserial', '-out', p.certFile, '-days', '825', '-extfile', ext]);
+  } finally {
+    rmSync(csr, { force: true });
+    rmSync(ext, { force: true });
+  }
+};
+
+const HOST_PATTERN = /^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$/;
+
+export const initDeployment = (o: InitOptions): E.Either<string, InitResult> => {
+  if (!DOMAIN_PATTERN.test(o.domain)) return E.left(`--domain ${JSON.stringify(o.domain)}: ${DOMAIN_HINT}`);
+  const p = deploymentPaths(o.dir);
+  const hosts = o.hosts && o.hosts.length > 0 ? o.hosts : ['127.0.0.1', 'localhost'];
+  for (const h of hosts) if (!isIP(h) && !HOST_PATTERN.test(h)) return E.left(`--host ${JSON.stringify(h)}: expected an IP address or a host name`);
+  const wanted: { role: Role; name: string }[] = [
+    { role: 'control-plane', name: 'control-plane' },
+    ...(o.operators ?? ['operator']).map((name) => ({ role: 'operator' as const, name })),
+    ...(o.auditors ?? ['auditor']).map((name) => ({ role: 'auditor' as const, name })),
+    ...(o.nodes ?? []).map((name) => ({ role: 'agent' as const, name })),
+    ...(o.clients ?? []).map((name) => ({ role: 'client' as const, name })),
+  ];
+  for (const w of wanted) if (!NAME_PATTERN.test(w.name)) return E.left(`${w.role} name ${JSON.stringify(w.name)}: ${NAME_HINT}`);
+
+  let existing: Identity[] = [];
+  if (existsSync(p.identities)) {
+    const reg = loadRegistry(p.identities);
+    if (E.isLeft(reg)) return reg;
+    if (reg.right.domain !== o.domain) return E.left(`${o.dir} holds the deployment of domain "${reg.right.domain}", not "${o.domain}"`);
+    existing = [...reg.right.identities];
+  }
+  mkdirSync(join(o.dir, 'creds'), { recursive: true, mode: 0o700 });
+  mkdirSync(join(o.dir, 'tls'), { recursive: true, mode: 0o700 });
+
+  const tlsCreated: string[] = [];
+  if (!existsSync(p.caFile)) {
+    if (existsSync(p.certFile)) return E.left(`${p.certFile} exists without its CA ${p.caFile}: restore the CA or remove both`);
+    const r = createCa(p, o.domain);
+    if (E.isLeft(r)) return r;
+    tlsCreated.push('CA');
+  }
+  if (!existsSync(p.certFile)) {
+    const r = createServerCert(p, o.domain, hosts);
+    if (E.isLeft(r)) return r;
+    tlsCreated.push(`server certificate for ${hosts.join(', ')}`);
+  }
+  const ca = readFileSync(p.caFile, 'utf8');
+
+  const created: Identity[] = [];
+  const kept: Identity[] = [];
+  const all = [...existing];
+  for (const w of wanted) {
+    const actor = actorFor(w.role, w.name);
+    const have = all.find((i) => i.actor === actor);
+    if (have) {
+      if (have.role !== w.role) return E.left(`"${actor}" is already a ${have.role}`);
+      kept.push(have);
+      continue;
+    }
+    const file = p.creds(w.name, w.role);
+    if (existsSync(file)) return E.left(`${file} exists but ${actor} is not in ${p.identities}: refusing to overwrite a key; remove the file or restore identities.json`);
+    const key = createUserKey();
+    writeCredentials(file, { domain: o.domain, name: w.name, role: w.role, actor, seed: key.seed, ca });
+    const id: Identity = { name: w.name, role: w.role, actor, publicKey: key.publicKey };
+    all.push(id);
+    created.push(id);
+  }
+  const reg = registryOf(o.domain, all);
+  if (E.isLeft(reg)) return reg;
+  writeFileSync(p.identities, serializeRegistry(o.domain, all));
+  writeFileSync(p.natsConfig, natsSecurityConfig(o.domain, all, { certFile: p.certFile, keyFile: p.keyFile, caFile: p.caFile }), { mode: 0o600 });
+  return E.right({ paths: p, created, kept, tlsCreated });
+};

@@ -1,0 +1,309 @@
+// Path tokens: every connection's path carries one signed token per segment, JWT-shaped
+// (base64url header.payload.signature, alg EdDSA over ed25519 nkeys):
+//
+//   0  the client      signs its request         (audience: the control plane)
+//   1  the control plane signs the plan          (audience: the agents of both nodes)
+//   2  the client node's agent signs when it programs the client side   (audience: the control plane)
+//   3  the endpoint node's agent signs, for the endpoint, when it programs the endpoint side
+//
+// Each token names its issuer (public key and actor), the connection, the generation, its index
+// and segment name, an expiry, and the hash of the token it was issued under (segment 1 under 0;
+// 2 and 3 under 1, being issued in parallel), so a chain cannot be re-ordered or spliced from
+// another connection. Tokens are signed assertions, not secrets. No clock in here: `now` comes in.
+import { createHash } from 'node:crypto';
+import * as E from 'fp-ts/lib/Either.js';
+import type { IdentityRegistry, Role } from './identities.ts';
+import { verifySignature, type Signer } from './keys.ts';
+
+export interface PathSegment {
+  readonly name: string;
+  readonly id: string;
+  readonly token?: string;
+  /** ISO time the token expires. */
+  readonly expires?: string;
+}
+
+/** What the control plane's token binds: the plan it authorizes. */
+export interface PlanBinding {
+  readonly clientNode: string;
+  readonly endpoint: string;
+  readonly endpointNode: string;
+  /** Client and endpoint addresses, without prefix length. */
+  readonly src: string;
+  readonly dst: string;
+}
+
+export interface PathClaims {
+  readonly typ: 'nsm-path';
+  /** Issuer's nkey public key. */
+  readonly iss: string;
+  /** Issuer's actor. */
+  readonly sub: string;
+  readonly aud: readonly string[];
+  /** Seconds since the epoch. */
+  readonly iat: number;
+  readonly exp: number;
+  /** Connection id. */
+  readonly cid: string;
+  /** Generation of the plan (0 for the client's request). */
+  readonly gen: number;
+  readonly idx: number;
+  readonly seg: string;
+  /** base64url SHA-256 of the token this one was issued under. */
+  readonly prev?: string;
+  /** Network service (client and control plane tokens). */
+  readonly svc?: string;
+  readonly plan?: PlanBinding;
+}
+
+export const CLIENT_SEGMENT = 0;
+export const CONTROL_PLANE_SEGMENT = 1;
+export const CLIENT_SIDE_SEGMENT = 2;
+export const ENDPOINT_SIDE_SEGMENT = 3;
+export const segmentOfSide = (side: 'client' | 'endpoint'): number => (side === 'client' ? CLIENT_SIDE_SEGMENT : ENDPOINT_SIDE_SEGMENT);
+
+const HEADER = Buffer.from(JSON.stringify({ alg: 'EdDSA', typ: 'JWT' })).toString('base64url');
+const MAX_TOKEN = 4096;
+
+export const tokenHash = (token: string): string => createHash('sha256').update(token).digest('base64url');
+
+const seconds = (d: Date): number => Math.floor(d.getTime() / 1000);
+
+export const signToken = (claims: Omit<PathClaims, 'typ' | 'iss'>, signer: Signer): string => {
+  const payload = Buffer.from(JSON.stringify({ ...claims, typ: 'nsm-path', iss: signer.publicKey })).toString('base64url');
+  const input = `${HEADER}.${payload}`;
+  return `${input}.${Buffer.from(signer.sign(Buffer.from(input))).toString('base64url')}`;
+};
+
+const isClaims = (v: unknown): v is PathClaims => {
+  const c = v as Record<string, unknown>;
+  return (
+    typeof c === 'object' && c !== null && c.typ === 'nsm-path' && typeof c.iss === 'string' && typeof c.sub === 'string' &&
+    Array.isArray(c.aud) && c.aud.every((a) => typeof a === 'string') && Number.isInteger(c.iat) && Number.isInteger(c.exp) &&
+    typeof c.cid === 'string' && Number.isInteger(c.gen) && Number.isInteger(c.idx) && typeof c.seg === 'string' &&
+    (c.prev === undefined || typeof c.prev === 'string') && (c.svc === undefined || typeof c.svc === 'string')
+  );
+};
+
+/** The claims, without checking the signature: for display, or before looking up the issuer. */
+export const readClaims = (token: string): E.Either<string, PathClaims> => {
+  if (typeof token !== 'string' || token.length > MAX_TOKEN) return E.left('not a token');
+  const parts = token.split('.');
+  if (parts.length !== 3 || parts[0] !== HEADER) return E.left('not an EdDSA JWT');
+  try {
+    const claims: unknown = JSON.parse(Buffer.from(parts[1]!, 'base64url').toString('utf8'));
+    return isClaims(claims) ? E.right(claims) : E.left('its claims are not those of a path token');
+  } catch {
+    return E.left('its payload is not JSON');
+  }
+};
+
+/** Claims of a token whose signature verifies against the key it names, and which the registry lists with one of `roles`. */
+export const verifyToken = (token: string, registry: IdentityRegistry, roles: readonly Role[]): E.Either<string, PathClaims> => {
+  const claims = readClaims(token);
+  if (E.isLeft(claims)) return claims;
+  const c = claims.right;
+  const [h, p, sig] = token.split('.') as [string, string, string];
+  const issuer = registry.byKey(c.iss);
+  if (!issuer) return E.left(`signed by an unknown key ${c.iss.slice(0, 12)}...`);
+  if (!verifySignature(c.iss, Buffer.from(`${h}.${p}`), Buffer.from(sig, 'base64url'))) return E.left(`signature does not verify (forged or altered; issuer claims to be ${issuer.actor})`);
+  if (issuer.actor !== c.sub) return E.left(`issued by ${issuer.actor}, but claims to be ${c.sub}`);
+  if (!roles.includes(issuer.role)) return E.left(`issued by ${issuer.actor} (${issuer.role}), where a ${roles.join(' or ')} token belongs`);
+  return E.right(c);
+};
+
+const expiredAt = (c: PathClaims, now: Date): string | undefined =>
+  c.exp <= seconds(now) ? `expired at ${new Date(c.exp * 1000).toISOString()}` : undefined;
+
+const segmentOf = (token: string, claims: Pick<PathClaims, 'seg' | 'cid' | 'exp'>): PathSegment => ({
+  name: claims.seg,
+  id: claims.cid,
+  token,
+  expires: new Date(claims.exp * 1000).toISOString(),
+});
+
+/** Segment 0: the client asks for a connection to a service. */
+export const clientSegment = (o: { signer: Signer; actor: string; connectionId: string; service?: string; now: Date; lifetimeSeconds: number }): PathSegment => {
+  const claims = {
+    sub: o.actor,
+    aud: ['control-plane'],
+    iat: seconds(o.now),
+    exp: seconds(o.now) + o.lifetimeSeconds,
+    cid: o.connectionId,
+    gen: 0,
+    idx: CLIENT_SEGMENT,
+    seg: o.actor,
+    ...(o.service !== undefined ? { svc: o.service } : {}),
+  };
+  return segmentOf(signToken(claims, o.signer), claims);
+};
+
+/** The control plane's check of a client's request token. */
+export const verifyClientToken = (
+  token: string,
+  o: { registry: IdentityRegistry; actor: string; connectionId: string; service?: string; now: Date },
+): E.Either<string, PathClaims> => {
+  const v = verifyToken(token, o.registry, ['client', 'operator']);
+  if (E.isLeft(v)) return E.left(`client path token: ${v.left}`);
+  const c = v.right;
+  const problem =
+    c.sub !== o.actor ? `is ${c.sub}'s, not ${o.actor}'s`
+    : c.idx !== CLIENT_SEGMENT ? `has index ${c.idx}, not ${CLIENT_SEGMENT}`
+    : c.cid !== o.connectionId ? `is for connection ${c.cid}`
+    : o.service !== undefined && c.svc !== o.service ? `is for service ${c.svc ?? '(none)'}, not ${o.service}`
+    : !c.aud.includes('control-plane') ? 'is not addressed to the control plane'
+    : expiredAt(c, o.now);
+  return problem ? E.left(`client path token ${problem}`) : E.right(c);
+};
+
+/** Segments 0-3 of a plan: the client's, the control plane's, and what each agent will sign. */
+export const planSegments = (o: {
+  signer: Signer;
+  client: PathSegment;
+  connectionId: string;
+  generation: number;
+  service: string;
+  plan: PlanBinding;
+  now: Date;
+  expires: Date;
+}): PathSegment[] => {
+  const agents = [...new Set([`agent:${o.plan.clientNode}`, `agent:${o.plan.endpointNode}`])];
+  const claims = {
+    sub: 'control-plane',
+    aud: agents,
+    iat: seconds(o.now),
+    exp: seconds(o.expires),
+    cid: o.connectionId,
+    gen: o.generation,
+    idx: CONTROL_PLANE_SEGMENT,
+    seg: 'control-plane',
+    prev: tokenHash(o.client.token ?? ''),
+    svc: o.service,
+    plan: o.plan,
+  };
+  const expires = new Date(claims.exp * 1000).toISOString();
+  return [
+    o.client,
+    segmentOf(signToken(claims, o.signer), claims),
+    { name: `agent:${o.plan.clientNode}`, id: o.connectionId, expires },
+    { name: o.plan.endpoint, id: o.connectionId, expires },
+  ];
+};
+
+/** The segment an agent signs once it has programmed its side. */
+export const agentToken = (o: { signer: Signer; actor: string; segments: readonly PathSegment[]; side: 'client' | 'endpoint'; connectionId: string; generation: number; now: Date }): string => {
+  const idx = segmentOfSide(o.side);
+  const cp = o.segments[CONTROL_PLANE_SEGMENT]!;
+  const cpClaims = readClaims(cp.token ?? '');
+  return signToken(
+    {
+      sub: o.actor,
+      aud: ['control-plane'],
+      iat: seconds(o.now),
+      exp: E.isRight(cpClaims) ? cpClaims.right.exp : seconds(o.now),
+      cid: o.connectionId,
+      gen: o.generation,
+      idx,
+      seg: o.segments[idx]?.name ?? o.actor,
+      prev: tokenHash(cp.token ?? ''),
+    },
+    o.signer,
+  );
+};
+
+const bareAddress = (cidr: string): string => cidr.split('/')[0]!;
+const ROLES_ANY: readonly Role[] = ['client', 'operator', 'control-plane', 'agent', 'auditor'];
+
+export interface ChainCheck {
+  readonly registry: IdentityRegistry;
+  readonly connectionId: string;
+  readonly generation: number;
+  /** The checking agent's node and the side it is asked to act on. */
+  readonly node: string;
+  readonly side: 'client' | 'endpoint';
+  /** The side's own addresses, as in its node command. */
+  readonly addresses: readonly string[];
+  readonly now: Date;
+  /** Removal of an expired connection must still go ahead: only programming checks expiry. */
+  readonly checkExpiry: boolean;
+}
+
+/**
+ * What an agent checks before acting on a side: the client's token and the control plane's, each
+ * signed by a registered identity of the right role, in order, chained by hash, for this
+ * connection, generation, node and addresses, and (when programming) not expired; agent segments
+ * already signed must verify too. Left: why not, in words for the connection's failure reason.
+ */
+export const verifyPathChain = (segments: readonly PathSegment[] | undefined, o: ChainCheck): E.Either<string, void> => {
+  if (!segments || segments.length < 2) return E.left('the node command carries no path tokens');
+  if (segments.length > 4) return E.left(`the path has ${segments.length} segments, at most 4`);
+  const at = (i: number, what: string) => (msg: string) => `path segment ${i} (${what}): ${msg}`;
+  const claims: PathClaims[] = [];
+  const roles: readonly (readonly Role[])[] = [['client', 'operator'], ['control-plane'], ['agent'], ['agent']];
+  for (let i = 0; i < segments.length; i++) {
+    const seg = segments[i]!;
+    const where = at(i, seg.name);
+    if (seg.token === undefined) {
+      if (i < 2) return E.left(where('has no token'));
+      continue;
+    }
+    // Signature first, position next: a genuine token in the wrong place is a re-ordering.
+    const v = verifyToken(seg.token, o.registry, ROLES_ANY);
+    if (E.isLeft(v)) return E.left(where(v.left));
+    const c = v.right;
+    if (c.idx !== i) return E.left(where(`token was issued for segment ${c.idx} (${c.seg}): the path is re-ordered`));
+    const role = o.registry.byKey(c.iss)!.role;
+    if (!roles[i]!.includes(role)) return E.left(where(`issued by ${c.sub} (${role}), where a ${roles[i]!.join(' or ')} token belongs`));
+    if (c.seg !== seg.name) return E.left(where(`token names segment "${c.seg}"`));
+    if (c.cid !== o.connectionId) return E.left(where(`token is for connection ${c.cid}, not ${o.connectionId}`));
+    claims[i] = c;
+  }
+  const client = claims[CLIENT_SEGMENT]!;
+  const cp = claims[CONTROL_PLANE_SEGMENT]!;
+  const cpWhere = at(CONTROL_PLANE_SEGMENT, 'control-plane');
+  if (cp.prev !== tokenHash(segments[CLIENT_SEGMENT]!.token!)) return E.left(cpWhere('was not issued under segment 0: the path is re-ordered or spliced'));
+  // A renewed client segment need not name the service again: the control plane's binds it.
+  if (client.svc !== undefined && cp.svc !== client.svc) return E.left(cpWhere(`authorizes service ${cp.svc}, the client asked for ${client.svc}`));
+  if (cp.gen !== o.generation) return E.left(cpWhere(`authorizes generation ${cp.gen}, the command is for generation ${o.generation}`));
+  if (!cp.aud.includes(`agent:${o.node}`)) return E.left(cpWhere(`is not addressed to agent:${o.node}`));
+  const plan = cp.plan;
+  if (!plan) return E.left(cpWhere('binds no plan'));
+  const node = o.side === 'client' ? plan.clientNode : plan.endpointNode;
+  if (node !== o.node) return E.left(cpWhere(`puts the ${o.side} side on node ${node}, not ${o.node}`));
+  const address = o.side === 'client' ? plan.src : plan.dst;
+  if (o.addresses.some((a) => bareAddress(a) !== address)) return E.left(cpWhere(`authorizes address ${address} for the ${o.side} side, the command asks for ${o.addresses.join(', ')}`));
+  if (o.checkExpiry) {
+    const expired = expiredAt(cp, o.now);
+    if (expired) return E.left(cpWhere(`${expired}; refresh the connection to renew its tokens`));
+  }
+  const cpHash = tokenHash(segments[CONTROL_PLANE_SEGMENT]!.token!);
+  for (let i = 2; i < segments.length; i++) {
+    const c = claims[i];
+    if (!c) continue;
+    const where = at(i, segments[i]!.name);
+    if (c.prev !== cpHash) return E.left(where('was not issued under segment 1'));
+    if (c.gen !== cp.gen) return E.left(where(`is for generation ${c.gen}`));
+    const agentNode = i === CLIENT_SIDE_SEGMENT ? plan.clientNode : plan.endpointNode;
+    if (c.sub !== `agent:${agentNode}`) return E.left(where(`signed by ${c.sub}, not agent:${agentNode}`));
+  }
+  return E.right(undefined);
+};
+
+/** The control plane's check of the token an agent reports with a programmed side. */
+export const verifyAgentToken = (
+  token: string,
+  o: { registry: IdentityRegistry; node: string; side: 'client' | 'endpoint'; connectionId: string; generation: number; segments: readonly PathSegment[] },
+): E.Either<string, void> => {
+  const v = verifyToken(token, o.registry, ['agent']);
+  if (E.isLeft(v)) return E.left(`agent path token: ${v.left}`);
+  const c = v.right;
+  const idx = segmentOfSide(o.side);
+  const cp = o.segments[CONTROL_PLANE_SEGMENT]?.token;
+  const problem =
+    c.sub !== `agent:${o.node}` ? `is agent ${c.sub}'s, the report is from agent:${o.node}`
+    : c.idx !== idx ? `has index ${c.idx}, the ${o.side} side's is ${idx}`
+    : c.cid !== o.connectionId || c.gen !== o.generation ? `is for ${c.cid} generation ${c.gen}`
+    : cp === undefined || c.prev !== tokenHash(cp) ? 'was not issued under the control plane token of this plan'
+    : undefined;
+  return problem ? E.left(`agent path token ${problem}`) : E.right(undefined);
+};
