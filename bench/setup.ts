@@ -53,6 +53,7 @@ try {
   // Rate: SUSTAINED requests with INFLIGHT outstanding.
   const before = Number((await (await nc.jetstreamManager()).streams.info(`NSM_${mesh.domain.toUpperCase()}_EVENTS`)).state.last_seq);
   let next = 0;
+  const cpu0 = mesh.cpuSeconds();
   const t0 = performance.now();
   const worker = async () => {
     while (next < SUSTAINED) {
@@ -65,6 +66,13 @@ try {
   };
   await Promise.all(Array.from({ length: INFLIGHT }, worker));
   const sustainedSec = (performance.now() - t0) / 1000;
+  const cpu1 = mesh.cpuSeconds();
+  // Share of one core each process used during the sustained phase (the machine has two).
+  const cpuShare = {
+    controlPlane: (cpu1.controlPlane - cpu0.controlPlane) / sustainedSec,
+    natsServer: (cpu1.natsServer - cpu0.natsServer) / sustainedSec,
+    agentsAndClient: (cpu1.benchProcess - cpu0.benchProcess) / sustainedSec,
+  };
   const jsm = await nc.jetstreamManager();
   const info = await jsm.streams.info(`NSM_${mesh.domain.toUpperCase()}_EVENTS`);
   const commits = Number(info.state.last_seq) - before;
@@ -105,6 +113,9 @@ try {
     ['raw JetStream publishes / s, same in flight (baseline)', rawPerSec],
     ['appends ratio to raw', commitsPerSec / rawPerSec],
     ['control-plane RSS after the run, MiB', rss / 2 ** 20],
+    ['CPU: control plane (cores)', cpuShare.controlPlane],
+    ['CPU: nats-server (cores)', cpuShare.natsServer],
+    ['CPU: agents + client in this process (cores)', cpuShare.agentsAndClient],
   ]);
   const goals = [
     goal('setup p50', setupD.p50, 5, 'lower', ' ms'),
@@ -123,6 +134,7 @@ try {
     ratios: { p50: setupD.p50 / rrD.p50, p99: setupD.p99 / rrD.p99, appendsToRaw: commitsPerSec / rawPerSec },
     sustained: { connectionsPerSec: connPerSec, commitsPerSec, commits, eventsPerCommitSample, seconds: sustainedSec },
     controlPlaneRssBytes: rss,
+    cpuCoresDuringSustained: cpuShare,
     goals,
     chart: svg,
   });

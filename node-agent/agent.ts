@@ -9,6 +9,7 @@ import { MeshClient, stableId } from '../src/client.ts';
 import * as D from '../src/contracts/decode.ts';
 import { decodeNodeCommand, type SideSpec } from '../src/contracts/nodeCommands.ts';
 import { pathProblem, programmedToken, type AgentSecurity } from '../src/security/agentSecurity.ts';
+import { KeyedQueue } from '../src/keyedQueue.ts';
 import { sideKey, type Dataplane } from './dataplane.ts';
 
 export interface NodeAgentOptions {
@@ -175,6 +176,7 @@ export const startNodeAgent = async (opts: NodeAgentOptions): Promise<NodeAgent>
   };
 
   let messages: ConsumerMessages | undefined;
+  const sides = new KeyedQueue(dataplane.concurrency ?? 1);
   const consumeLoop = async () => {
     const durable = agentConsumerName(node);
     try {
@@ -206,14 +208,19 @@ export const startNodeAgent = async (opts: NodeAgentOptions): Promise<NodeAgent>
           m.term();
           continue;
         }
-        try {
-          await apply(cmd.right.spec, 'command', { ...(cmd.right.correlationId ? { correlationId: cmd.right.correlationId } : {}), ...(cmd.right.causationId ? { causationId: cmd.right.causationId } : {}) });
-          m.ack();
-        } catch (e) {
-          log.warn('node command failed; will retry', { id: cmd.right.id, error: errorText(e) });
-          m.nak(1000);
-        }
+        const c = cmd.right;
+        // One side at a time, in order; different sides side by side, as far as the dataplane allows.
+        await sides.enqueue(sideKey(c.spec), async () => {
+          try {
+            await apply(c.spec, 'command', { ...(c.correlationId ? { correlationId: c.correlationId } : {}), ...(c.causationId ? { causationId: c.causationId } : {}) });
+            m.ack();
+          } catch (e) {
+            log.warn('node command failed; will retry', { id: c.id, error: errorText(e) });
+            m.nak(1000);
+          }
+        });
       }
+      await sides.drain();
     })();
     return { done };
   };

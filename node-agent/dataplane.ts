@@ -23,6 +23,8 @@ export interface ObservedSide {
 
 export interface Dataplane {
   readonly kind: 'simulated' | 'linux';
+  /** How many sides it may program at once (different connections); 1 when unknown. */
+  readonly concurrency?: number;
   /** Mechanisms this host can provide; sent when the node joins. */
   capabilities(): readonly MechanismType[];
   /** Create or update the side so that it matches the spec. */

@@ -24,6 +24,7 @@ export const simulatedDataplane = (mechanisms: readonly MechanismType[] = MECHAN
   const cut = new Set<string>();
   return {
     kind: 'simulated',
+    concurrency: 64,
     programmed,
     journal,
     failNext: (id, message) => void failures.set(id, message),

@@ -175,8 +175,9 @@ export class MeshClient {
       : ev.type === 'ConnectionClosed' ? { state: 'closed', reason: ev.reason }
       : undefined;
     const deadline = Date.now() + timeoutMs;
-    const asked = async (): Promise<{ state: string; reason?: string } | undefined> => {
-      const now = await this.query<{ state: string; failure?: { reason: string }; closeReason?: string }>('connection', { id }, Math.max(100, deadline - Date.now()));
+    const asked = async (minPosition?: string): Promise<{ state: string; reason?: string } | undefined> => {
+      const params = { id, ...(minPosition !== undefined ? { minPosition: Number(minPosition) } : {}) };
+      const now = await this.query<{ state: string; failure?: { reason: string }; closeReason?: string }>('connection', params, Math.max(100, deadline - Date.now()));
       if (E.isLeft(now) || !['established', 'failed', 'closed'].includes(now.right.state)) return undefined;
       return { state: now.right.state, ...(now.right.failure ? { reason: now.right.failure.reason } : now.right.closeReason ? { reason: now.right.closeReason } : {}) };
     };
@@ -202,12 +203,13 @@ export class MeshClient {
           continue;
         }
         if (got.done) break;
-        const commit = JSON.parse(dec.decode(got.value.data)) as Commit;
+        const commit = JSON.parse(dec.decode(got.value.data)) as Commit & { position?: string };
         if (commit.events.some((env) => settled(env.data as ConnectionEvent))) {
           // Read-your-writes: answer once the read model shows it too, so the caller's next
-          // query (addresses, endpoint) sees the settled connection.
+          // query (addresses, endpoint) sees the settled connection. The control plane holds the
+          // answer until its model has the commit's position.
           for (;;) {
-            const confirmed = await asked();
+            const confirmed = await asked(commit.position);
             if (confirmed) return E.right(confirmed);
             if (Date.now() > deadline) return E.left(timeout);
             await new Promise((r) => setTimeout(r, 10));

@@ -26,6 +26,7 @@ import { createProcessManager, drivesProcessManager, RetryLater } from './proces
 import { runQuery, type QueryContext } from './queries.ts';
 import { prepareAudit, type AuditOptions, type AuditRuntime } from './audit/runtime.ts';
 import { Repository } from './repository.ts';
+import { createLogFeed } from './logFeed.ts';
 import { createGuard, type ControlPlaneSecurity, type Guard } from './security/guard.ts';
 
 export interface ControlPlaneOptions {
@@ -88,8 +89,9 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
   const rawStore = opts.store ?? (await jetStreamEventStore(nc, subjects));
   const store = withConnectionNotifications(
     rawStore,
+    (c) => view.offer(c),
     (id) => view.current.connections.byId[id]?.actor,
-    (actor, commit) => nc.publish(subjects.notify(toActorToken(actor), commit.stream), enc.encode(JSON.stringify(commit))),
+    (actor, commit) => nc.publish(subjects.notify(toActorToken(actor), commit.stream), enc.encode(JSON.stringify(commit, (_k, v) => (typeof v === 'bigint' ? v.toString() : v)))),
   );
   // A new connection id is the common case for a request: skip the read that would find nothing.
   const repo = new Repository(store, (stream) => stream.startsWith('connection.') && view.current.connections.byId[stream.slice('connection.'.length)] === undefined);
@@ -174,7 +176,7 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
       }));
     const timer = setInterval(() => void save(), 1000);
     let delivered = from;
-    const sub = await store.subscribeAll(BigInt(from), {
+    const sub = await feed.follow(BigInt(from), {
       onCommit: (commit) => {
         const position = Number(commit.position);
         delivered = position;
@@ -217,13 +219,19 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
   };
 
   // Resume the read model from its snapshot; until caught up nothing reads it: fold in bulk.
-  const audit = await prepareAudit({ nc, subjects, store, view, log, options: opts.audit ?? {} });
+  // The sealer and the process manager follow the log through the feed, not consumers of their own.
+  let lastPushed = 0n;
+  const feed = createLogFeed(store, () => lastPushed);
+  const audit = await prepareAudit({ nc, subjects, store: { ...store, subscribeAll: feed.follow }, view, log, options: opts.audit ?? {} });
   let caughtUp = false;
+  lastPushed = BigInt(view.current.position);
   const subscription = await store.subscribeAll(BigInt(view.current.position), {
     onCommit: (c) => {
       repo.apply(c);
       if (caughtUp) view.push(c);
       else view.bulk(c);
+      lastPushed = c.position;
+      feed.push(c);
     },
     onError: (e) => log.error('event subscription stopped', { error: e.message, kind: e.kind }),
   });
@@ -236,7 +244,7 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
     // Commits already received but not yet folded: fold them first, so that a client that saw an
     // event on its subject and then asks gets an answer that includes it.
     view.flush();
-    return { model: view.current, store, heartbeats, replay: audit.replay, rebuild: audit.rebuild };
+    return { model: view.current, store, heartbeats, replay: audit.replay, rebuild: audit.rebuild, waitFor: (position) => view.waitFor(position, 5000) };
   };
 
   // Commands: one durable consumer shared by every replica.

@@ -122,8 +122,9 @@ const decideAndAppend = async (
       return E.right({ stream, events: [], position: appended.right.position, duplicate: true, state: E.isRight(fresh) ? fresh.right.state : loaded.right.state });
     }
     const stored: StoredCommit = { ...commit, revision: appended.right.revision, position: appended.right.position };
-    deps.repo.apply(stored);
     const after = data.reduce((s, e) => agg.evolve(s, e), loaded.right.state);
+    // The state just decided on, folded once: the cache takes it as it is.
+    deps.repo.remember(stored, after, loaded.right.count + events.length);
     return E.right({ stream, events, position: appended.right.position, duplicate: false, state: after, ...(undo ? { settle: undo } : {}) });
   }
   return E.left({ kind: 'conflict', message: `gave up on ${stream} after ${MAX_ATTEMPTS} version conflicts` });

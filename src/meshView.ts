@@ -61,6 +61,19 @@ export class MeshView {
     return true;
   }
 
+  /**
+   * A commit this process just appended: folded at once when it is the very next position of a
+   * log with dense positions (JetStream), so the process reads its own write without waiting for
+   * the subscription to bring it back (which then skips it). Otherwise nothing happens here.
+   */
+  offer(commit: StoredCommit): void {
+    if (this.builder || this.pending.length > 0 || Number(commit.position) !== this.model.position + 1) return;
+    applyCommitsInPlace(this.model, [commit]);
+    this.folded++;
+    for (const l of this.listeners) l(this.model, [commit]);
+    this.wake();
+  }
+
   /** Queue a commit; the fold runs once per burst of commits. */
   push(commit: StoredCommit): void {
     this.endBulk();

@@ -3,23 +3,27 @@
 // requested the connection. Clients wait on that subject rather than on the event stream's, so
 // that permissions can let them see their own connections and nothing else.
 import * as E from 'fp-ts/lib/Either.js';
-import type { Commit } from './contracts/envelope.ts';
+import type { Commit, StoredCommit } from './contracts/envelope.ts';
 import type { EventStore } from './eventStore.ts';
 
 export const withConnectionNotifications = (
   store: EventStore,
+  /** Sees every commit this process stored (the live view folds it right away when it can). */
+  stored: (commit: StoredCommit) => void,
   /** The requester of a connection already known to the read model. */
   requesterOf: (connectionId: string) => string | undefined,
-  publish: (actor: string, commit: Commit) => void,
+  /** The commit as stored, with its log position (so the client can read its own write). */
+  publish: (actor: string, commit: Commit & { readonly position: bigint }) => void,
 ): EventStore => ({
   ...store,
   append: (commit, expected) => async () => {
     const r = await store.append(commit, expected)();
+    if (E.isRight(r) && !r.right.duplicate) stored({ ...commit, revision: r.right.revision, position: r.right.position });
     if (E.isRight(r) && !r.right.duplicate && commit.stream.startsWith('connection.')) {
       const id = commit.stream.slice('connection.'.length);
       // A connection's first commit is its request: the requester is that command's actor.
       const actor = requesterOf(id) ?? commit.events.find((e) => e.type === 'ConnectionRequested')?.actor;
-      if (actor) publish(actor, commit);
+      if (actor) publish(actor, { ...commit, position: r.right.position });
     }
     return r;
   },

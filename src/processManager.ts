@@ -87,10 +87,13 @@ export const createProcessManager = (deps: ProcessManagerDeps) => {
 
   const send = async (s: ConnectionState, sides: readonly (typeof SIDES)[number][], desired: 'present' | 'absent', env: EventEnvelope) => {
     const nodes = deps.view.current.nodes.nodes;
-    for (const side of sides) {
-      const spec = sideSpecOf(s, side, nodes, desired);
-      if (spec) await deps.sendNodeCommand(spec.node, { id: nodeCommandId(spec), spec, correlationId: env.correlationId, causationId: env.id });
-    }
+    // Both sides at once: each command is durable on its own, and their order does not matter.
+    await Promise.all(
+      sides.map((side) => {
+        const spec = sideSpecOf(s, side, nodes, desired);
+        return spec ? deps.sendNodeCommand(spec.node, { id: nodeCommandId(spec), spec, correlationId: env.correlationId, causationId: env.id }) : undefined;
+      }),
+    );
   };
 
   /** Tears down the sides a heal left behind, as they were planned. */

@@ -22,6 +22,8 @@ export interface QueryContext {
   readonly replay?: (bound: Bound) => Promise<E.Either<string, MeshAt>>;
   /** Starts a rebuild of the read model beside the live one (control plane only). */
   readonly rebuild?: (id: string) => RebuildStart;
+  /** Resolves once the live model holds everything up to the position (read-your-writes). */
+  readonly waitFor?: (position: number) => Promise<void>;
 }
 
 const PHASES: readonly ConnectionPhase[] = ['requested', 'endpoint-selected', 'path-planned', 'established', 'waiting', 'down', 'failed', 'closed'];
@@ -91,6 +93,18 @@ export const runQuery = async (ctx: QueryContext, q: string, params: unknown): P
   const bad = (e: D.DecodeError) => E.left(`invalid query parameters: ${D.formatDecodeError(e)}`);
   const replay = (b: Bound) => (ctx.replay ? ctx.replay(b) : replayAt(ctx.store, b));
   let p = params ?? {};
+  // `minPosition`: answer only once the model holds that log position (a client that saw its
+  // commit stored asks with it, and reads its own write).
+  if (typeof p === 'object' && p !== null && 'minPosition' in p) {
+    const { minPosition, ...rest } = p as { minPosition: unknown };
+    const min = D.integer({ min: 0, max: Number.MAX_SAFE_INTEGER })(minPosition, 'params.minPosition');
+    if (E.isLeft(min)) return bad(min.left);
+    if (ctx.waitFor) {
+      const waited = await ctx.waitFor(min.right).then(() => undefined, (e: Error) => e.message);
+      if (waited) return E.left(`the read model has not reached position ${min.right} yet: ${waited}`);
+    }
+    p = rest;
+  }
   let m = ctx.model;
   let past = false;
   // `at`: answer from the model as of that moment, replayed from the log.

@@ -74,6 +74,13 @@ export class Repository {
     this.cache.set(commit.stream, { state: fold(agg, cur.state, commit), revision: commit.revision, count: cur.count + commit.events.length, hash: hashOf(commit) });
   }
 
+  /** Caches the state after a commit this process appended itself (already folded by the caller). */
+  remember(commit: StoredCommit, state: unknown, count: number): void {
+    const cur = this.cache.get(commit.stream);
+    if (cur && cur.revision !== 'none' && commit.revision <= (cur.revision as number)) return;
+    this.cache.set(commit.stream, { state, revision: commit.revision, count, hash: commit.hash ?? hashOf(commit) });
+  }
+
   async load(stream: string, opts: { fresh?: boolean; minRevision?: number } = {}): Promise<E.Either<StoreError, Loaded>> {
     const agg = aggregateOf(stream);
     if (!agg) return E.left({ kind: 'corrupt', message: `no aggregate for stream ${stream}` });

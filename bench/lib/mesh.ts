@@ -26,6 +26,8 @@ export interface BenchMesh {
   addAgents(nodes: readonly string[], opts?: { livenessIntervalMs?: number }): Promise<void>;
   /** Resident set size of the control-plane process, in bytes (from /proc). */
   controlPlaneRss(): number;
+  /** CPU seconds used so far by the control plane, nats-server and this process (from /proc). */
+  cpuSeconds(): { controlPlane: number; natsServer: number; benchProcess: number };
   stop(): Promise<void>;
 }
 
@@ -44,6 +46,13 @@ const waitForLine = (child: ChildProcess, pattern: RegExp, timeoutMs: number): P
     child.stderr!.on('data', onData);
     child.once('exit', (code) => reject(new Error(`control plane exited (${code}) during start:\n${buf.slice(-2000)}`)));
   });
+
+/** utime + stime of a process, in seconds (fields 14 and 15 of /proc/<pid>/stat, in clock ticks). */
+const procCpuSeconds = (pid: number): number => {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+};
 
 export const startBenchMesh = async (opts: { domain?: string; controlPlaneArgs?: string[]; nodeOptions?: string } = {}): Promise<BenchMesh> => {
   const dataDir = mkdtempSync(join(tmpdir(), 'nsm-bench-'));
@@ -84,6 +93,7 @@ export const startBenchMesh = async (opts: { domain?: string; controlPlaneArgs?:
       }
       await Promise.all(agents.map((a) => a.ready));
     },
+    cpuSeconds: () => ({ controlPlane: procCpuSeconds(cp.pid!), natsServer: procCpuSeconds(nats.pid), benchProcess: procCpuSeconds(process.pid) }),
     controlPlaneRss: () => {
       const status = readFileSync(`/proc/${cp.pid}/status`, 'utf8');
       const kb = Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? NaN);

@@ -26,6 +26,14 @@ c('a value and its JSON round trip give the same text', () => {
   assert.is(canonicalJson(JSON.parse(JSON.stringify(v))), canonicalJson(v));
 });
 
+c('strings and keys are written exactly as JSON.stringify writes them (escapes, unicode, lone surrogates)', () => {
+  const tricky = ['', 'plain', 'é ✓ 日本', 'say "hi"', 'back\\slash', 'tab\tnew\nline', '\u0000\u001f', '\u2028\u2029', 'lone \ud800 high', 'lone \udc00 low', 'pair \ud83d\ude00', '</script>'];
+  for (const t of tricky) {
+    assert.is(canonicalJson(t), JSON.stringify(t), JSON.stringify(t));
+    assert.is(canonicalJson({ [t]: t }), `{${JSON.stringify(t)}:${JSON.stringify(t)}}`);
+  }
+});
+
 c('uses toJSON like JSON.stringify', () => {
   assert.is(canonicalJson({ d: new Date(Date.UTC(2024, 0, 2)) }), '{"d":"2024-01-02T00:00:00.000Z"}');
 });
