@@ -95,6 +95,9 @@ export interface RegistryContext {
   /** Absent means the service is not (or no longer) registered. */
   readonly service?: { readonly payload: Payload; readonly matches: readonly Match[] };
   readonly endpoints: readonly Candidate[];
+  /** Endpoint loads, when the candidates do not carry them (a large registry's candidates are
+   * shared between decisions; their loads change with every one). */
+  readonly loadOf?: (endpoint: string) => number;
 }
 
 export type ConnectionCommand =
@@ -372,6 +375,7 @@ const select = (request: ConnectionRequest, registry: RegistryContext, exclude: 
         clientNode: request.clientNode,
         endpoints: registry.endpoints,
         exclude,
+        ...(registry.loadOf ? { loadOf: registry.loadOf } : {}),
       })
     : ({ kind: 'none', reason: `network service "${request.networkService}" is no longer registered` } as const);
 

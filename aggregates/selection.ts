@@ -6,8 +6,9 @@ export interface Candidate {
   readonly node: string;
   /** The endpoint's labels for the requested service (networkServiceLabels[service].labels). */
   readonly labels: Labels;
-  /** Connections currently served (not closed), used to prefer the least loaded endpoint. */
-  readonly load: number;
+  /** Connections currently served (not closed), used to prefer the least loaded endpoint;
+   * absent when the caller passes `loadOf` to the selection instead. */
+  readonly load?: number;
 }
 
 /** Destination selector values may use "{{.key}}" to refer to the client's labels, as in the original. */
@@ -56,6 +57,8 @@ export const selectEndpoint = <C extends Candidate>(input: {
   readonly clientNode: string;
   readonly endpoints: readonly C[];
   readonly exclude: readonly string[];
+  /** Load by endpoint name, asked only for the endpoints that remain after matching and placement. */
+  readonly loadOf?: (endpoint: string) => number;
 }): Selection<C> => {
   const available = input.endpoints.filter((ep) => !input.exclude.includes(ep.name));
   if (input.endpoints.length === 0) {
@@ -73,6 +76,7 @@ export const selectEndpoint = <C extends Candidate>(input: {
   }
   const local = matching.filter((ep) => ep.node === input.clientNode);
   const pool = local.length > 0 ? local : matching;
-  const best = [...pool].sort((a, b) => a.load - b.load || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))[0]!;
+  const loads = new Map(pool.map((ep) => [ep.name, input.loadOf ? input.loadOf(ep.name) : (ep.load ?? 0)]));
+  const best = [...pool].sort((a, b) => loads.get(a.name)! - loads.get(b.name)! || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))[0]!;
   return { kind: 'selected', endpoint: best, considered: matching.length };
 };

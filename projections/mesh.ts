@@ -27,7 +27,7 @@ export interface MeshModel {
  * to projections/ would fold the same log into a different model: snapshots of another version
  * are not loaded, the model is folded again from the log.
  */
-export const MESH_PROJECTION_VERSION = 2;
+export const MESH_PROJECTION_VERSION = 3;
 
 export const emptyMesh: MeshModel = {
   registry: emptyRegistry,

@@ -25,9 +25,12 @@ export interface EndpointRow extends EndpointSpec {
 export interface RegistryModel {
   readonly services: Readonly<Record<string, ServiceRow>>;
   readonly endpoints: Readonly<Record<string, EndpointRow>>;
+  /** Bumped by every change of a service's rules or of the set of endpoints (not by refreshes):
+   * what is derived from the registry (selection candidates) can be cached until it moves. */
+  readonly revision: number;
 }
 
-export const emptyRegistry: RegistryModel = { services: {}, endpoints: {} };
+export const emptyRegistry: RegistryModel = { services: {}, endpoints: {}, revision: 0 };
 
 export const applyRegistry = (m: Draft<RegistryModel>, e: EventEnvelope<DomainEvent>): void => {
   const d = e.data;
@@ -36,10 +39,12 @@ export const applyRegistry = (m: Draft<RegistryModel>, e: EventEnvelope<DomainEv
     case 'NetworkServiceUpdated': {
       const prev = m.services[d.spec.name];
       m.services[d.spec.name] = castDraft({ ...d.spec, registeredAt: prev?.registeredAt ?? e.time, updatedAt: e.time });
+      m.revision = (m.revision ?? 0) + 1;
       break;
     }
     case 'NetworkServiceUnregistered':
       delete m.services[d.name];
+      m.revision = (m.revision ?? 0) + 1;
       break;
     case 'EndpointRegistered':
     case 'EndpointUpdated': {
@@ -51,6 +56,7 @@ export const applyRegistry = (m: Draft<RegistryModel>, e: EventEnvelope<DomainEv
         registeredAt: prev?.registeredAt ?? e.time,
         updatedAt: e.time,
       });
+      m.revision = (m.revision ?? 0) + 1;
       break;
     }
     case 'EndpointRefreshed': {
@@ -66,6 +72,7 @@ export const applyRegistry = (m: Draft<RegistryModel>, e: EventEnvelope<DomainEv
     case 'EndpointUnregistered':
     case 'EndpointExpired':
       delete m.endpoints[d.name];
+      m.revision = (m.revision ?? 0) + 1;
   }
 };
 

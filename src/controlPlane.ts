@@ -16,7 +16,7 @@ import type { CommandReply, QueryReply, ReplyErrorCode } from './contracts/repli
 import type { EventStore } from './eventStore.ts';
 import { randomUUID } from 'node:crypto';
 import { execErrorMessage, execute } from './execute.ts';
-import { route } from './handlers.ts';
+import { route, streamOf } from './handlers.ts';
 import { KeyedQueue } from './keyedQueue.ts';
 import { MeshView } from './meshView.ts';
 import { DEFAULT_HEALING, type HealingConfig } from './healing/detector.ts';
@@ -240,11 +240,18 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
   view.flush();
   log.info('control plane caught up', { position: view.current.position, streams: repo.size, folded: view.folded, model: audit.resumed.from });
   await audit.start();
+  let isLeaderNow = () => false;
+  // For operators and benchmarks: with gc (node --expose-gc), heapUsed is what the process retains.
+  const runtime = (o: { gc: boolean }) => {
+    const gc = (globalThis as { gc?: () => void }).gc;
+    if (o.gc && gc) gc();
+    return { pid: process.pid, uptimeSeconds: process.uptime(), memory: process.memoryUsage(), gcRun: o.gc && gc !== undefined, leader: isLeaderNow(), stats, connections: Object.keys(view.current.connections.byId).length, repositoryStreams: repo.size };
+  };
   const queryContext = (): QueryContext => {
     // Commits already received but not yet folded: fold them first, so that a client that saw an
     // event on its subject and then asks gets an answer that includes it.
     view.flush();
-    return { model: view.current, store, heartbeats, replay: audit.replay, rebuild: audit.rebuild, waitFor: (position) => view.waitFor(position, 5000) };
+    return { model: view.current, store, heartbeats, replay: audit.replay, rebuild: audit.rebuild, waitFor: (position) => view.waitFor(position, 5000), runtime };
   };
 
   // Commands: one durable consumer shared by every replica.
@@ -348,7 +355,7 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
         } else rejectMsg(m, actor, claimedId, 'forbidden', verdict.message);
         continue;
       }
-      const stream = route(decoded.right, view.current, now()).stream;
+      const stream = streamOf(decoded.right);
       await cmdQueue.enqueue(stream, () =>
         handleCommand(m, decoded.right, stream).catch((e) => {
           log.error('command handler crashed', { commandId: decoded.right.id, error: errorText(e) });
@@ -393,6 +400,7 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
   // Exactly one replica declares deaths and runs expiries; the others stand by.
   const replicaId = opts.replicaId ?? randomUUID();
   const lease = await startLease({ nc, domain: opts.domain, replicaId, ttlMs: healing.leaseTtlMs, log: log.child({ replica: replicaId }), onChange: leadershipChanged });
+  isLeaderNow = () => lease.leaderSince() !== undefined;
   const timers = startTimers({ store, repo, view, lease, heartbeats, domain: opts.domain, log, now, config: healing });
 
   return {

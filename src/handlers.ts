@@ -8,6 +8,7 @@ import type { NodeCommand } from '../aggregates/node.ts';
 import { POLICY_STREAM_ID, type Policy, type PolicyCommand } from '../aggregates/policy.ts';
 import type { MeshModel } from '../projections/mesh.ts';
 import { endpointsOfService, labelsFor } from '../projections/registry.ts';
+import type { Candidate } from '../aggregates/selection.ts';
 import type { CommandKind, CommandMessage } from './contracts/commands.ts';
 import { streamName } from './contracts/envelope.ts';
 
@@ -157,16 +158,52 @@ export const route = (msg: CommandMessage, model: MeshModel, now: Date, loadOf: 
   }
 };
 
-/** What a (re)selection needs from the registry: the service's rules and its endpoints with their load. */
+/** Selection candidates per service, rebuilt only when the registry changes (its revision). */
+const candidateCache = new WeakMap<object, Map<string, { revision: number; endpoints: Candidate[] }>>();
+
+const candidatesOf = (model: MeshModel, service: string): Candidate[] => {
+  const reg = model.registry;
+  const byService = candidateCache.get(reg) ?? new Map<string, { revision: number; endpoints: Candidate[] }>();
+  candidateCache.set(reg, byService);
+  const hit = byService.get(service);
+  if (hit && hit.revision === reg.revision) return hit.endpoints;
+  const endpoints = endpointsOfService(reg, service).map((ep) => ({ name: ep.name, node: ep.node, labels: labelsFor(ep, service) }));
+  byService.set(service, { revision: reg.revision, endpoints });
+  return endpoints;
+};
+
+/**
+ * What a (re)selection needs from the registry: the service's rules, its endpoints and their
+ * load. The candidate list is shared between decisions (10,000 endpoints are not copied for every
+ * request); loads are asked for only where the selection needs them.
+ */
 export const registryContext = (model: MeshModel, service: string, loadOf: LoadOf): RegistryContext => {
   const row = model.registry.services[service];
   return {
     ...(row ? { service: { payload: row.payload, matches: row.matches } } : {}),
-    endpoints: endpointsOfService(model.registry, service).map((ep) => ({
-      name: ep.name,
-      node: ep.node,
-      labels: labelsFor(ep, service),
-      load: loadOf(ep.name),
-    })),
+    endpoints: candidatesOf(model, service),
+    loadOf,
   };
+};
+
+/** The stream a command acts on, without building the command (which may read the registry). */
+export const streamOf = (msg: CommandMessage): string => {
+  const b = msg.body as Record<string, unknown>;
+  switch (msg.kind as CommandKind) {
+    case 'service.register':
+    case 'service.unregister':
+      return streamName('service', b.name as string);
+    case 'endpoint.register':
+    case 'endpoint.unregister':
+      return streamName('endpoint', b.name as string);
+    case 'node.join':
+    case 'node.leave':
+      return streamName('node', b.name as string);
+    case 'policy.set':
+    case 'policy.add':
+    case 'policy.remove':
+      return POLICY_STREAM;
+    default:
+      return streamName('connection', b.connectionId as string);
+  }
 };

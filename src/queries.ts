@@ -24,6 +24,8 @@ export interface QueryContext {
   readonly rebuild?: (id: string) => RebuildStart;
   /** Resolves once the live model holds everything up to the position (read-your-writes). */
   readonly waitFor?: (position: number) => Promise<void>;
+  /** The serving process: memory, uptime, what it did (control plane only). */
+  readonly runtime?: (o: { gc: boolean }) => unknown;
 }
 
 const PHASES: readonly ConnectionPhase[] = ['requested', 'endpoint-selected', 'path-planned', 'established', 'waiting', 'down', 'failed', 'closed'];
@@ -67,8 +69,8 @@ const connectionFilter = D.object(
   { state: D.literal(...PHASES), node: name, endpoint: name, service: name, actor: D.string({ min: 1, max: 128 }), includeClosed: D.boolean },
 );
 
-export type QueryName = 'services' | 'endpoints' | 'connections' | 'connection' | 'nodes' | 'node-desired' | 'addresses' | 'history' | 'status' | 'replay' | 'projections-rebuild' | 'policy';
-export const QUERY_NAMES: readonly QueryName[] = ['services', 'endpoints', 'connections', 'connection', 'nodes', 'node-desired', 'addresses', 'history', 'status', 'replay', 'projections-rebuild', 'policy'];
+export type QueryName = 'services' | 'endpoints' | 'connections' | 'connection' | 'nodes' | 'node-desired' | 'addresses' | 'history' | 'status' | 'replay' | 'projections-rebuild' | 'policy' | 'runtime';
+export const QUERY_NAMES: readonly QueryName[] = ['services', 'endpoints', 'connections', 'connection', 'nodes', 'node-desired', 'addresses', 'history', 'status', 'replay', 'projections-rebuild', 'policy', 'runtime'];
 /** Queries over the model that also answer for a past moment, with an `at` parameter. */
 export const TIME_TRAVEL_QUERIES: readonly QueryName[] = ['services', 'endpoints', 'connections', 'connection', 'nodes', 'addresses', 'status'];
 
@@ -158,6 +160,12 @@ export const runQuery = async (ctx: QueryContext, q: string, params: unknown): P
         nodes: Object.keys(m.nodes.nodes).length,
         connections: Object.keys(m.connections.byId).length,
       });
+    case 'runtime': {
+      const f = D.object({}, { gc: D.boolean })(p, 'params');
+      if (E.isLeft(f)) return bad(f.left);
+      if (!ctx.runtime) return E.left('runtime: only a control plane answers this query');
+      return E.right(ctx.runtime({ gc: f.right.gc ?? false }));
+    }
     case 'replay': {
       const f = D.object({ until: boundText }, { includeClosed: D.boolean })(p, 'params');
       if (E.isLeft(f)) return bad(f.left);

@@ -27,7 +27,22 @@ const fold = (agg: AnyAggregate, state: unknown, commit: StoredCommit): unknown 
 const hashOf = (commit: StoredCommit): string => commit.hash ?? commitHash(commit);
 
 export class Repository {
+  /** In least-recently-used order (a Map keeps insertion order; use re-inserts). */
   private readonly cache = new Map<string, Omit<Loaded, 'fresh'>>();
+  private put(stream: string, entry: Omit<Loaded, 'fresh'>): void {
+    this.cache.delete(stream);
+    this.cache.set(stream, entry);
+    // A cache, not the truth: a stream dropped here is read from the store when next needed.
+    while (this.cache.size > this.maxStreams) this.cache.delete(this.cache.keys().next().value!);
+  }
+  private get(stream: string): Omit<Loaded, 'fresh'> | undefined {
+    const e = this.cache.get(stream);
+    if (e) {
+      this.cache.delete(stream);
+      this.cache.set(stream, e);
+    }
+    return e;
+  }
   private readonly locks = new Map<string, Promise<unknown>>();
 
   /**
@@ -58,33 +73,35 @@ export class Repository {
      * or no-op decided on such a state is confirmed against the store, as for any cached state.
      */
     private readonly presumeNew: (stream: string) => boolean = () => false,
+    /** Aggregate states kept in memory; the least recently used beyond this are dropped. */
+    private readonly maxStreams = 10_000,
   ) {}
 
   /** Applies a stored commit if it is the next one for its stream; a gap drops the entry so the next load reads the store. */
   apply(commit: StoredCommit): void {
     const agg = aggregateOf(commit.stream);
     if (!agg) return;
-    const cur = this.cache.get(commit.stream) ?? { state: agg.initialState, revision: 'none' as ExpectedVersion, count: 0, hash: GENESIS_HASH };
+    const cur = this.get(commit.stream) ?? { state: agg.initialState, revision: 'none' as ExpectedVersion, count: 0, hash: GENESIS_HASH };
     if (cur.revision !== 'none' && commit.revision <= (cur.revision as number)) return;
     const first = commit.events[0];
     if (first && first.version !== cur.count + 1) {
       this.cache.delete(commit.stream);
       return;
     }
-    this.cache.set(commit.stream, { state: fold(agg, cur.state, commit), revision: commit.revision, count: cur.count + commit.events.length, hash: hashOf(commit) });
+    this.put(commit.stream, { state: fold(agg, cur.state, commit), revision: commit.revision, count: cur.count + commit.events.length, hash: hashOf(commit) });
   }
 
   /** Caches the state after a commit this process appended itself (already folded by the caller). */
   remember(commit: StoredCommit, state: unknown, count: number): void {
     const cur = this.cache.get(commit.stream);
     if (cur && cur.revision !== 'none' && commit.revision <= (cur.revision as number)) return;
-    this.cache.set(commit.stream, { state, revision: commit.revision, count, hash: commit.hash ?? hashOf(commit) });
+    this.put(commit.stream, { state, revision: commit.revision, count, hash: commit.hash ?? hashOf(commit) });
   }
 
   async load(stream: string, opts: { fresh?: boolean; minRevision?: number } = {}): Promise<E.Either<StoreError, Loaded>> {
     const agg = aggregateOf(stream);
     if (!agg) return E.left({ kind: 'corrupt', message: `no aggregate for stream ${stream}` });
-    const cached = this.cache.get(stream);
+    const cached = this.get(stream);
     const recentEnough = opts.minRevision === undefined || (cached !== undefined && cached.revision !== 'none' && (cached.revision as number) >= opts.minRevision);
     if (cached && !opts.fresh && recentEnough) return E.right({ ...cached, fresh: false });
     if (!cached && !opts.fresh && opts.minRevision === undefined && this.presumeNew(stream)) {
@@ -101,7 +118,7 @@ export class Repository {
       hash = hashOf(c);
     }
     const loaded = { state, revision: read.right.revision, count, hash };
-    this.cache.set(stream, loaded);
+    this.put(stream, loaded);
     return E.right({ ...loaded, fresh: true });
   }
 

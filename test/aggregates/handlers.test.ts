@@ -1,0 +1,32 @@
+// streamOf (used to queue a command before it is built) names the same stream as route does.
+import * as assert from 'uvu/assert';
+import { COMMAND_KINDS, type CommandMessage } from '../../src/contracts/commands.ts';
+import { route, streamOf } from '../../src/handlers.ts';
+import { emptyMesh } from '../../projections/mesh.ts';
+import { suite } from '../lib/harness.ts';
+
+const bodies: Record<string, unknown> = {
+  'service.register': { name: 's1' },
+  'service.unregister': { name: 's1' },
+  'endpoint.register': { name: 'e1', networkServiceNames: ['s1'], node: 'n1' },
+  'endpoint.unregister': { name: 'e1' },
+  'node.join': { name: 'n1', mechanisms: ['kernel'], dataplane: 'simulated' },
+  'node.leave': { name: 'n1' },
+  'connection.request': { connectionId: 'c1', networkService: 's1', clientNode: 'n1' },
+  'connection.refresh': { connectionId: 'c1', expirationSeconds: 60 },
+  'connection.close': { connectionId: 'c1' },
+  'connection.report': { connectionId: 'c1', node: 'n1', side: 'client', generation: 1, result: 'programmed' },
+  'policy.set': { policy: { default: 'allow', rules: [] } },
+  'policy.add': { rule: { name: 'r', effect: 'allow' } },
+  'policy.remove': { name: 'r' },
+};
+
+const s = suite('command routing');
+s('every command kind: streamOf agrees with route', () => {
+  for (const kind of COMMAND_KINDS) {
+    assert.ok(bodies[kind], `a sample body for ${kind}`);
+    const msg = { kind, id: 'x', actor: 'a', body: bodies[kind] } as unknown as CommandMessage;
+    assert.is(streamOf(msg), route(msg, emptyMesh, new Date(0)).stream, kind);
+  }
+});
+s.run();
