@@ -166,6 +166,17 @@ export class MeshClient {
     }
   }
 
+  /** A list query read page by page (an answer must fit one NATS message). */
+  async queryAll<T>(name: string, params: Record<string, unknown> = {}, pageSize = 1000): Promise<E.Either<ClientError, T[]>> {
+    const out: T[] = [];
+    for (let offset = 0; ; offset += pageSize) {
+      const page = await this.query<T[]>(name, { ...params, limit: pageSize, offset });
+      if (E.isLeft(page)) return page;
+      out.push(...page.right);
+      if (page.right.length < pageSize) return E.right(out);
+    }
+  }
+
   /** Resolves with the connection's settled state: established, failed or closed. */
   async waitForConnection(id: string, timeoutMs: number): Promise<E.Either<ClientError, { state: string; reason?: string }>> {
     type Settled = { state: string; reason?: string };

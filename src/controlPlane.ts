@@ -374,7 +374,16 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
       if (!addressed) return;
       const { actor, name } = addressed;
       const parsed = m.data.length === 0 ? E.right({}) : D.parseJson(m.data, 64 * 1024);
-      const answer = (r: QueryReply) => m.respond(enc.encode(JSON.stringify(r)));
+      const answer = (r: QueryReply) => {
+        const bytes = enc.encode(JSON.stringify(r));
+        // An answer must fit one message: say so rather than leave the asker waiting.
+        const max = nc.info?.max_payload ?? 1024 * 1024;
+        m.respond(
+          bytes.byteLength <= max
+            ? bytes
+            : enc.encode(JSON.stringify({ ok: false, error: `the answer to "${name}" is ${bytes.byteLength} bytes, more than one NATS message holds (${max}); page it with limit and offset, narrow it with filters, or use the HTTP API` } satisfies QueryReply)),
+        );
+      };
       if (E.isLeft(parsed)) return answer({ ok: false, error: parsed.left.message });
       const scope = guard.scopeQuery(actor, name, parsed.right, view.current);
       if (E.isLeft(scope)) return answer({ ok: false, error: scope.left });

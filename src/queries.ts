@@ -91,7 +91,25 @@ export const meshAtView = (at: MeshAt, o: { includeClosed?: boolean } = {}) => {
   };
 };
 
+/**
+ * `limit` and `offset` page any list answer (an answer must fit one NATS message; a large mesh's
+ * lists do not). Without them the whole list is answered.
+ */
 export const runQuery = async (ctx: QueryContext, q: string, params: unknown): Promise<E.Either<string, unknown>> => {
+  if (typeof params === 'object' && params !== null && ('limit' in params || 'offset' in params)) {
+    const { limit, offset, ...rest } = params as { limit?: unknown; offset?: unknown };
+    const lim = D.integer({ min: 1, max: 1_000_000 })(limit ?? 1_000_000, 'params.limit');
+    if (E.isLeft(lim)) return E.left(`invalid query parameters: ${D.formatDecodeError(lim.left)}`);
+    const off = D.integer({ min: 0, max: Number.MAX_SAFE_INTEGER })(offset ?? 0, 'params.offset');
+    if (E.isLeft(off)) return E.left(`invalid query parameters: ${D.formatDecodeError(off.left)}`);
+    const r = await answerQuery(ctx, q, rest);
+    if (E.isLeft(r) || !Array.isArray(r.right)) return r;
+    return E.right(r.right.slice(off.right, off.right + lim.right));
+  }
+  return answerQuery(ctx, q, params);
+};
+
+const answerQuery = async (ctx: QueryContext, q: string, params: unknown): Promise<E.Either<string, unknown>> => {
   const bad = (e: D.DecodeError) => E.left(`invalid query parameters: ${D.formatDecodeError(e)}`);
   const replay = (b: Bound) => (ctx.replay ? ctx.replay(b) : replayAt(ctx.store, b));
   let p = params ?? {};

@@ -444,11 +444,11 @@ const commands: Record<string, (args: string[]) => Promise<void>> = {
     await withClient(v, async (c) => {
       switch (what) {
         case 'services': {
-          const rows = must(await c.query<{ name: string; payload: string; matches: unknown[]; updatedAt: string }[]>('services'));
+          const rows = must(await c.queryAll<{ name: string; payload: string; matches: unknown[]; updatedAt: string }>('services'));
           return out(v, rows, () => table(['name', 'payload', 'matches', 'updated'], rows.map((r) => [r.name, r.payload, r.matches.length, age(r.updatedAt)])));
         }
         case 'endpoints': {
-          const rows = must(await c.query<{ name: string; networkServiceNames: string[]; networkServiceLabels: Record<string, { labels: Record<string, string> }>; node: string; prefix: string; connections: number; expirationTime: string }[]>('endpoints'));
+          const rows = must(await c.queryAll<{ name: string; networkServiceNames: string[]; networkServiceLabels: Record<string, { labels: Record<string, string> }>; node: string; prefix: string; connections: number; expirationTime: string }>('endpoints'));
           return out(v, rows, () =>
             table(
               ['name', 'services', 'labels', 'node', 'prefix', 'connections', 'expires'],
@@ -466,7 +466,7 @@ const commands: Record<string, (args: string[]) => Promise<void>> = {
             ...(v.service ? { service: v.service } : {}),
             ...(v.client ? { actor: v.client } : {}),
           };
-          const all = must(await c.query<Record<string, any>[]>('connections', params));
+          const all = must(await c.queryAll<Record<string, any>>('connections', params));
           const rows = v.state === 'denied' ? all.filter((r) => r.failure?.code === 'denied') : all;
           return out(v, rows, () =>
             table(
@@ -476,11 +476,11 @@ const commands: Record<string, (args: string[]) => Promise<void>> = {
           );
         }
         case 'nodes': {
-          const rows = must(await c.query<{ name: string; status: string; dataplane: string; mechanisms: string[]; mtu: number; underlayAddress?: string; lastHeartbeat?: string }[]>('nodes'));
+          const rows = must(await c.queryAll<{ name: string; status: string; dataplane: string; mechanisms: string[]; mtu: number; underlayAddress?: string; lastHeartbeat?: string }>('nodes'));
           return out(v, rows, () => table(['name', 'status', 'dataplane', 'mechanisms', 'mtu', 'underlay', 'heartbeat'], rows.map((r) => [r.name, r.status, r.dataplane, r.mechanisms.join(','), r.mtu, r.underlayAddress, r.lastHeartbeat ? age(r.lastHeartbeat) : 'never'])));
         }
         case 'addresses': {
-          const rows = must(await c.query<{ endpoint: string; connectionId: string; src: string; dst: string }[]>('addresses'));
+          const rows = must(await c.queryAll<{ endpoint: string; connectionId: string; src: string; dst: string }>('addresses'));
           return out(v, rows, () => table(['endpoint', 'connection', 'client addr', 'endpoint addr'], rows.map((r) => [r.endpoint, r.connectionId, r.src, r.dst])));
         }
         default:
@@ -492,7 +492,7 @@ const commands: Record<string, (args: string[]) => Promise<void>> = {
     const { values: v, positionals: [id] } = parse(args, { wide: { type: 'boolean' } });
     if (!id) fail('missing ID; see nsm --help');
     await withClient(v, async (c) => {
-      const rows = must(await c.query<{ stream: string; position: string; event: { type: string; time: string; actor: string; version: number; correlationId: string; causationId: string; data: Record<string, unknown> } }[]>('history', { id }));
+      const rows = must(await c.queryAll<{ stream: string; position: string; event: { type: string; time: string; actor: string; version: number; correlationId: string; causationId: string; data: Record<string, unknown> } }>('history', { id }));
       const short = (s: string) => (v.wide ? s : s.slice(0, 12));
       out(v, rows, () =>
         table(

@@ -78,6 +78,16 @@ s('all 200 are established, by label and placement rules, with unique addresses'
   assert.is(programmed, 400, 'two sides per connection on the simulated dataplanes');
 });
 
+s('lists page with limit and offset (an answer must fit one NATS message)', async (ctx) => {
+  const all = must(await ctx.admin!.query<Row[]>('connections', {}));
+  const paged = must(await ctx.admin!.queryAll<Row>('connections', {}, 7));
+  assert.equal(paged.map((r) => r.id), all.map((r) => r.id));
+  const page = must(await ctx.admin!.query<Row[]>('connections', { limit: 5, offset: 10 }));
+  assert.equal(page.map((r) => r.id), all.slice(10, 15).map((r) => r.id));
+  const bad = await ctx.admin!.query('connections', { limit: 0 });
+  assert.ok(bad._tag === 'Left' && /params\.limit/.test(bad.left.message), JSON.stringify(bad));
+});
+
 s('one at a time, each fallthrough request goes to the least loaded local endpoint', async (ctx) => {
   // Under concurrency the loads seen by each decision depend on timing; sequentially they do not.
   const c = await ctx.mesh!.client('client-5');
