@@ -24,9 +24,11 @@ export interface ConnectionsModel {
   readonly byId: Readonly<Record<string, ConnectionRow>>;
   /** Connections not closed or failed, per endpoint: the load used for selection. */
   readonly activeByEndpoint: Readonly<Record<string, number>>;
+  /** How many rows byId holds (counting the keys of a large object costs O(n) each time). */
+  readonly count: number;
 }
 
-export const emptyConnections: ConnectionsModel = { byId: {}, activeByEndpoint: {} };
+export const emptyConnections: ConnectionsModel = { byId: {}, activeByEndpoint: {}, count: 0 };
 
 const isConnectionEvent = (e: EventEnvelope<DomainEvent>): e is EventEnvelope<ConnectionEvent> => e.stream.startsWith('connection.');
 
@@ -49,6 +51,7 @@ export const applyConnections = (m: Draft<ConnectionsModel>, e: EventEnvelope<Do
     // initialState is shared with every other row and with the command side.
     const state = copyPlain(connection.initialState);
     row = m.byId[id] = castDraft({ id, state, actor: e.actor, requestedAt: e.time, updatedAt: e.time, position });
+    m.count = (m.count ?? 0) + 1;
   }
   const before = holdsEndpoint(row.state as ConnectionState);
   evolveDraft(row.state, e.data);
@@ -74,13 +77,30 @@ export interface ConnectionFilter {
   readonly includeClosed?: boolean;
 }
 
-export const listConnections = (m: ConnectionsModel, f: ConnectionFilter = {}): ConnectionRow[] =>
-  Object.values(m.byId).filter((r) => {
-    const s = r.state;
-    if (f.state ? s.phase !== f.state : !f.includeClosed && s.phase === 'closed') return false;
-    if (f.node && s.request?.clientNode !== f.node && s.endpoint?.node !== f.node) return false;
-    if (f.endpoint && s.endpoint?.name !== f.endpoint) return false;
-    if (f.service && s.request?.networkService !== f.service) return false;
-    if (f.actor && r.actor !== f.actor) return false;
-    return true;
-  });
+const matchesFilter = (r: ConnectionRow, f: ConnectionFilter): boolean => {
+  const s = r.state;
+  if (f.state ? s.phase !== f.state : !f.includeClosed && s.phase === 'closed') return false;
+  if (f.node && s.request?.clientNode !== f.node && s.endpoint?.node !== f.node) return false;
+  if (f.endpoint && s.endpoint?.name !== f.endpoint) return false;
+  if (f.service && s.request?.networkService !== f.service) return false;
+  if (f.actor && r.actor !== f.actor) return false;
+  return true;
+};
+
+/** The rows that pass the filter, in insertion order; with a page, scanning stops once it is full. */
+export const listConnections = (m: ConnectionsModel, f: ConnectionFilter = {}, page?: { offset: number; limit: number }): ConnectionRow[] => {
+  const out: ConnectionRow[] = [];
+  let skip = page?.offset ?? 0;
+  const limit = page?.limit ?? Infinity;
+  for (const id in m.byId) {
+    const r = m.byId[id]!;
+    if (!matchesFilter(r, f)) continue;
+    if (skip > 0) {
+      skip--;
+      continue;
+    }
+    out.push(r);
+    if (out.length >= limit) break;
+  }
+  return out;
+};

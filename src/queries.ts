@@ -102,14 +102,21 @@ export const runQuery = async (ctx: QueryContext, q: string, params: unknown): P
     if (E.isLeft(lim)) return E.left(`invalid query parameters: ${D.formatDecodeError(lim.left)}`);
     const off = D.integer({ min: 0, max: Number.MAX_SAFE_INTEGER })(offset ?? 0, 'params.offset');
     if (E.isLeft(off)) return E.left(`invalid query parameters: ${D.formatDecodeError(off.left)}`);
-    const r = await answerQuery(ctx, q, rest);
-    if (E.isLeft(r) || !Array.isArray(r.right)) return r;
-    return E.right(r.right.slice(off.right, off.right + lim.right));
+    const page = { offset: off.right, limit: lim.right };
+    const r = await answerQuery(ctx, q, rest, page);
+    // Lists that do not page themselves are cut here.
+    if (E.isLeft(r) || !Array.isArray(r.right) || SELF_PAGING.includes(q)) return r;
+    return E.right(r.right.slice(page.offset, page.offset + page.limit));
   }
   return answerQuery(ctx, q, params);
 };
 
-const answerQuery = async (ctx: QueryContext, q: string, params: unknown): Promise<E.Either<string, unknown>> => {
+type Page = { readonly offset: number; readonly limit: number };
+/** Lists that page while they are built (a page of a large model costs the page, not the model). */
+const SELF_PAGING: readonly string[] = ['connections', 'endpoints'];
+const pageOf = <T>(items: readonly T[], page?: Page): readonly T[] => (page ? items.slice(page.offset, page.offset + page.limit) : items);
+
+const answerQuery = async (ctx: QueryContext, q: string, params: unknown, page?: Page): Promise<E.Either<string, unknown>> => {
   const bad = (e: D.DecodeError) => E.left(`invalid query parameters: ${D.formatDecodeError(e)}`);
   const replay = (b: Bound) => (ctx.replay ? ctx.replay(b) : replayAt(ctx.store, b));
   let p = params ?? {};
@@ -145,12 +152,12 @@ const answerQuery = async (ctx: QueryContext, q: string, params: unknown): Promi
       return E.right(Object.values(m.registry.services));
     case 'endpoints':
       return E.right(
-        Object.values(m.registry.endpoints).map((ep) => ({ ...ep, connections: m.connections.activeByEndpoint[ep.name] ?? 0 })),
+        pageOf(Object.values(m.registry.endpoints), page).map((ep) => ({ ...ep, connections: m.connections.activeByEndpoint[ep.name] ?? 0 })),
       );
     case 'connections': {
       const f = connectionFilter(p, 'params');
       if (E.isLeft(f)) return bad(f.left);
-      return E.right(listConnections(m.connections, f.right).map(connectionView));
+      return E.right(listConnections(m.connections, f.right, page).map(connectionView));
     }
     case 'connection': {
       const f = D.object({ id })(p, 'params');
@@ -176,7 +183,7 @@ const answerQuery = async (ctx: QueryContext, q: string, params: unknown): Promi
         services: Object.keys(m.registry.services).length,
         endpoints: Object.keys(m.registry.endpoints).length,
         nodes: Object.keys(m.nodes.nodes).length,
-        connections: Object.keys(m.connections.byId).length,
+        connections: m.connections.count ?? Object.keys(m.connections.byId).length,
       });
     case 'runtime': {
       const f = D.object({}, { gc: D.boolean })(p, 'params');

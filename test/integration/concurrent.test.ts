@@ -84,6 +84,8 @@ s('lists page with limit and offset (an answer must fit one NATS message)', asyn
   assert.equal(paged.map((r) => r.id), all.map((r) => r.id));
   const page = must(await ctx.admin!.query<Row[]>('connections', { limit: 5, offset: 10 }));
   assert.equal(page.map((r) => r.id), all.slice(10, 15).map((r) => r.id));
+  const nodes = must(await ctx.admin!.query<{ name: string }[]>('nodes', {}));
+  assert.equal(must(await ctx.admin!.query<{ name: string }[]>('nodes', { limit: 5, offset: 1 })).map((n) => n.name), nodes.slice(1).map((n) => n.name), 'lists that do not page themselves are cut too');
   const bad = await ctx.admin!.query('connections', { limit: 0 });
   assert.ok(bad._tag === 'Left' && /params\.limit/.test(bad.left.message), JSON.stringify(bad));
 });
