@@ -18,36 +18,27 @@ const ensure = async (jsm: JetStreamManager, config: Partial<StreamConfig> & { n
   }
 };
 
-export const eventStreamConfig = (s: Subjects, opts: StreamOptions = {}): Partial<StreamConfig> & { name: string } => ({
-  name: s.streams.events,
-  subjects: [s.allEvents],
+/** A stream that must never lose or rewrite a message: the log, and the seals that chain it. */
+const permanentStream = (name: string, subject: string, opts: StreamOptions): Partial<StreamConfig> & { name: string } => ({
+  name,
+  subjects: [subject],
   storage: StorageType.File,
   retention: RetentionPolicy.Limits,
   discard: DiscardPolicy.New,
-  // The log is the system of record: it must never lose or rewrite a commit.
   deny_delete: true,
   deny_purge: true,
   allow_direct: true,
   duplicate_window: nanos(DUPLICATE_WINDOW_MS),
+  // A commit, or a seal of 1000 entries (about 80 KB), fits with room to spare.
   max_msg_size: 1024 * 1024,
   num_replicas: opts.replicas ?? 1,
 });
 
+/** The system of record. */
+export const eventStreamConfig = (s: Subjects, opts: StreamOptions = {}) => permanentStream(s.streams.events, s.allEvents, opts);
+
 /** The audit chain's seals: as permanent as the log they seal. */
-export const sealStreamConfig = (s: Subjects, opts: StreamOptions = {}): Partial<StreamConfig> & { name: string } => ({
-  name: s.streams.seals,
-  subjects: [s.seal],
-  storage: StorageType.File,
-  retention: RetentionPolicy.Limits,
-  discard: DiscardPolicy.New,
-  deny_delete: true,
-  deny_purge: true,
-  allow_direct: true,
-  duplicate_window: nanos(DUPLICATE_WINDOW_MS),
-  // A seal of 1000 entries is about 80 KB.
-  max_msg_size: 1024 * 1024,
-  num_replicas: opts.replicas ?? 1,
-});
+export const sealStreamConfig = (s: Subjects, opts: StreamOptions = {}) => permanentStream(s.streams.seals, s.seal, opts);
 
 export const ensureStreams = async (jsm: JetStreamManager, s: Subjects, opts: StreamOptions = {}): Promise<void> => {
   await ensure(jsm, eventStreamConfig(s, opts));

@@ -102,6 +102,17 @@ const port = (s: string | undefined, flag: string, dflt: number) => {
 
 type Values = AccessFlags & { domain?: string; json?: boolean; actor?: string; timeout?: string };
 
+/** What an endpoint is registered with, by `nsm endpoint register` and `nsm endpoint run`. */
+const endpointFlags = {
+  service: { type: 'string', multiple: true },
+  label: { type: 'string', multiple: true },
+  node: { type: 'string' },
+  prefix: { type: 'string' },
+  exclude: { type: 'string', multiple: true },
+  expiration: { type: 'string' },
+  netns: { type: 'string' },
+} as const;
+
 const healingFlags = { 'node-timeout': { type: 'string' }, 'down-grace': { type: 'string' }, 'lease-ttl': { type: 'string' } } as const;
 const agentFlags = { 'liveness-interval': { type: 'string' }, heartbeat: { type: 'string' } } as const;
 const msFlag = (v: string | undefined, flag: string) => (v === undefined ? undefined : Math.round(must(parseDuration(v, flag)) * 1000));
@@ -343,15 +354,7 @@ const commands: Record<string, (args: string[]) => Promise<void>> = {
   async endpoint(args) {
     const verbAt = firstPositional(args);
     if (verbAt !== undefined && args[verbAt] === 'run') return endpointRun([...args.slice(0, verbAt), ...args.slice(verbAt + 1)]);
-    const { values: v, positionals: [verb, name] } = parse(args, {
-      service: { type: 'string', multiple: true },
-      label: { type: 'string', multiple: true },
-      node: { type: 'string' },
-      prefix: { type: 'string' },
-      exclude: { type: 'string', multiple: true },
-      expiration: { type: 'string' },
-      netns: { type: 'string' },
-    });
+    const { values: v, positionals: [verb, name] } = parse(args, endpointFlags);
     const ep = checkName('endpoint name', name);
     if (verb === 'unregister') return sendAndReport(v, 'endpoint.unregister', { name: ep }, `endpoint ${ep} unregistered`);
     if (verb !== 'register') fail(`unknown "nsm endpoint ${verb ?? ''}"; use register, unregister or run`);
@@ -527,17 +530,7 @@ const firstPositional = (args: readonly string[]): number | undefined => {
 
 /** `nsm endpoint run KIND ...`: runs until Ctrl-C (see src/endpoint/run.ts). */
 const endpointRun = async (args: string[]) => {
-  const { values: v, positionals: [kind] } = parse(args, {
-    name: { type: 'string' },
-    service: { type: 'string', multiple: true },
-    label: { type: 'string', multiple: true },
-    node: { type: 'string' },
-    prefix: { type: 'string' },
-    exclude: { type: 'string', multiple: true },
-    expiration: { type: 'string' },
-    netns: { type: 'string' },
-    dataplane: { type: 'string' },
-  });
+  const { values: v, positionals: [kind] } = parse(args, { ...endpointFlags, name: { type: 'string' }, dataplane: { type: 'string' } });
   if (!ENDPOINT_KINDS.includes(kind as EndpointKind)) fail(`nsm endpoint run ${kind ?? ''}: expected one of ${ENDPOINT_KINDS.join(', ')}`);
   const dataplane = v.dataplane ?? 'linux';
   if (dataplane !== 'linux' && dataplane !== 'simulated') fail(`--dataplane ${JSON.stringify(dataplane)}: expected linux or simulated`);
