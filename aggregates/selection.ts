@@ -8,6 +8,8 @@ export interface Candidate {
   readonly labels: Labels;
   /** Connections currently served (not closed), used to prefer the least loaded endpoint. */
   readonly load: number;
+  /** Federation: the endpoint's home domain, for entries of a floating registry. */
+  readonly domain?: string;
 }
 
 /** Destination selector values may use "{{.key}}" to refer to the client's labels, as in the original. */

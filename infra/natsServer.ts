@@ -11,6 +11,8 @@ export interface NatsServerOptions {
   readonly port: number;
   readonly host?: string;
   readonly serverName?: string;
+  /** JetStream domain of this server (federation: each cluster is one domain, joined by leafnodes). */
+  readonly jetstreamDomain?: string;
   /** Lines added verbatim to the generated configuration (leafnodes, accounts, tls...). */
   readonly extraConfig?: string;
   readonly readyTimeoutMs?: number;
@@ -92,7 +94,7 @@ export const startNatsServer = async (opts: NatsServerOptions): Promise<E.Either
       `server_name: ${JSON.stringify(opts.serverName ?? `nsm-${opts.port}`)}`,
       `listen: "${host}:${opts.port}"`,
       'max_payload: 1048576',
-      `jetstream { store_dir: ${JSON.stringify(join(opts.dataDir, 'jetstream'))} }`,
+      `jetstream { store_dir: ${JSON.stringify(join(opts.dataDir, 'jetstream'))}${opts.jetstreamDomain ? `, domain: ${JSON.stringify(opts.jetstreamDomain)}` : ''} }`,
       opts.extraConfig ?? '',
     ].join('\n') + '\n',
   );

@@ -27,6 +27,7 @@ import { runQuery, type QueryContext } from './queries.ts';
 import { prepareAudit, type AuditOptions, type AuditRuntime } from './audit/runtime.ts';
 import { Repository } from './repository.ts';
 import { createGuard, type ControlPlaneSecurity, type Guard } from './security/guard.ts';
+import { createFederation, type Federation, type FederationOptions } from './federation/runtime.ts';
 
 export interface ControlPlaneOptions {
   readonly nc: NatsConnection;
@@ -47,6 +48,8 @@ export interface ControlPlaneOptions {
    * mesh, where every actor may do everything and paths carry no signed tokens.
    */
   readonly security?: ControlPlaneSecurity;
+  /** Membership of a federation of domains joined by NATS leafnodes (docs/federation.md). Absent: not federated. */
+  readonly federation?: FederationOptions;
 }
 
 export interface ControlPlane {
@@ -116,6 +119,9 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
   };
 
   const healing: HealingConfig = { ...DEFAULT_HEALING, ...opts.healing };
+  const federation: Federation | undefined = opts.federation
+    ? await createFederation({ nc, subjects, view, store, repo, log: log.child({ component: 'federation' }), now, options: opts.federation })
+    : undefined;
   const pm = createProcessManager({
     store,
     repo,
@@ -128,6 +134,7 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
     selectionHooks: { onDecided: countSelection },
     escalateWithinMs: healing.escalateWithinMs,
     planSegments: guard.planSegments,
+    ...(federation ? { federation: federation.steps, tunnelIds: federation.route.tunnelIds } : {}),
   });
 
   // The process manager runs on the leader only (one replica drives every workflow step, so a
@@ -236,7 +243,7 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
     // Commits already received but not yet folded: fold them first, so that a client that saw an
     // event on its subject and then asks gets an answer that includes it.
     view.flush();
-    return { model: view.current, store, heartbeats, replay: audit.replay, rebuild: audit.rebuild };
+    return { model: view.current, store, heartbeats, replay: audit.replay, rebuild: audit.rebuild, ...(federation ? { federation: federation.queries } : {}) };
   };
 
   // Commands: one durable consumer shared by every replica.
@@ -264,7 +271,7 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
   const handleCommand = async (m: JsMsg, msg: CommandMessage, stream: string) => {
     const decide = () => {
       const at = now();
-      return guard.decorate(msg, route(msg, view.current, at, loadOf, { policy: view.current.policy.policy }), view.current, at).command;
+      return guard.decorate(msg, route(msg, view.current, at, loadOf, { policy: view.current.policy.policy, ...(federation ? { federation: federation.route } : {}) }), view.current, at).command;
     };
     const r = await execute({ store, repo }, stream, decide, {
       commandId: msg.id,
@@ -386,6 +393,10 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
   const replicaId = opts.replicaId ?? randomUUID();
   const lease = await startLease({ nc, domain: opts.domain, replicaId, ttlMs: healing.leaseTtlMs, log: log.child({ replica: replicaId }), onChange: leadershipChanged });
   const timers = startTimers({ store, repo, view, lease, heartbeats, domain: opts.domain, log, now, config: healing });
+  await federation?.start(
+    () => lease.leaderSince(),
+    (id) => runQuery(queryContext(), 'history', { id }),
+  );
 
   return {
     view,
@@ -399,6 +410,7 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
     queryContext,
     stop: async () => {
       stopping = true;
+      await federation?.stop();
       await timers.stop();
       // The process manager finishes its delivered steps while the view and the store still run.
       leadershipChanged(false);

@@ -12,6 +12,8 @@ import type { Dataplane } from '../../node-agent/dataplane.ts';
 import { simulatedDataplane } from '../../node-agent/simulatedDataplane.ts';
 import { startControlPlane, type ControlPlane } from '../controlPlane.ts';
 import type { HealingConfig } from '../healing/detector.ts';
+import type { FederationOptions } from '../federation/runtime.ts';
+import { leafnodesConfig } from '../../infra/nats/leafnodes.ts';
 import type { EventStore } from '../eventStore.ts';
 import { startHttpApi } from '../http.ts';
 import { redactUrl, type StoreChoice } from './storeOption.ts';
@@ -149,6 +151,15 @@ export interface AgentTimings {
   readonly livenessIntervalMs?: number;
 }
 
+/** `nsm up` in a federation (docs/federation.md): this domain's part, and how its nats-server joins the others. */
+export interface UpFederation {
+  readonly options: FederationOptions;
+  /** Listen for other domains' leafnode connections on this port (the hub). */
+  readonly leafPort?: number;
+  /** Hubs to join: nats-leaf://HOST:PORT. */
+  readonly join?: readonly string[];
+}
+
 export const runUp = async (o: {
   domain: string;
   dataDir: string;
@@ -165,23 +176,32 @@ export const runUp = async (o: {
   /** Names and addresses for the server certificate when a deployment is created. */
   hosts?: readonly string[];
   tokenLifetimeMs?: number;
+  federation?: UpFederation;
+  /** Federation: the node's address as other domains' nodes reach it (NAT). */
+  externalAddress?: string;
 }) => {
   const log = createLogger('nsm-up', { domain: o.domain });
   const stops: (() => Promise<unknown>)[] = [];
-  const { dataplane, facts } = await dataplaneFor(
-    { kind: o.dataplane, domain: o.domain, ...(o.underlay ? { underlay: o.underlay } : {}), stateDir: join(o.dataDir, `agent-${o.node}`) },
-    log,
-  );
+  const fed = o.federation;
+  // A registry-only domain (a floating registry) has no node of its own.
+  const withNode = !fed?.options.registryOnly;
+  const { dataplane, facts } = withNode
+    ? await dataplaneFor({ kind: o.dataplane, domain: o.domain, ...(o.underlay ? { underlay: o.underlay } : {}), stateDir: join(o.dataDir, `agent-${o.node}`) }, log)
+    : { dataplane: undefined, facts: {} };
   let nats: RunningNatsServer | undefined;
   const url = `nats://127.0.0.1:${o.natsPort}`;
   if (o.insecure) forgetPointer(o.domain);
   const sec = o.insecure ? undefined : prepareDeployment(o.dataDir, o.domain, o.node, o.hosts, log);
   try {
+    if (fed && sec) throw new StartupError('federation of authenticated meshes: see docs/federation.md (run with --insecure, or use nsm init --peers)');
+    const leaf = fed ? leafnodesConfig({ ...(fed.leafPort ? { hub: { port: fed.leafPort } } : {}), remotes: (fed.join ?? []).map((url) => ({ url })) }) : '';
     const started = await startNatsServer({
       dataDir: o.dataDir,
       port: o.natsPort,
       serverName: `nsm-${o.domain}-${o.node}`,
-      ...(sec ? { extraConfig: 'include "nats-auth.conf"', probe: natsAuthOptions(sec.controlPlane) } : {}),
+      // Each federated cluster is its own JetStream domain, named like the mesh domain.
+      ...(fed ? { jetstreamDomain: o.domain } : {}),
+      ...(sec ? { extraConfig: 'include "nats-auth.conf"', probe: natsAuthOptions(sec.controlPlane) } : leaf ? { extraConfig: leaf } : {}),
     });
     if (E.isLeft(started)) throw new StartupError(started.left);
     nats = started.right;
@@ -204,6 +224,7 @@ export const runUp = async (o: {
       store,
       ...(o.healing ? { healing: o.healing } : {}),
       ...(sec ? { security: { registry: sec.registry, signer: signerOf(sec.controlPlane), ...(o.tokenLifetimeMs ? { tokenLifetimeMs: o.tokenLifetimeMs } : {}) } } : {}),
+      ...(fed ? { federation: fed.options } : {}),
     });
     unowned.store = undefined;
     stops.push(() => cp.stop());
@@ -211,26 +232,32 @@ export const runUp = async (o: {
       throw new StartupError(`HTTP API cannot listen on 127.0.0.1:${o.httpPort}: ${errorText(e)}`);
     });
     stops.push(() => new Promise((r) => http.close(r)));
-    const anc = await connectNats(nats.url, `nsm-agent-${o.node}`, sec ? natsAuthOptions(sec.agent) : {});
-    stops.push(() => anc.close());
-    const agent = await startNodeAgent({
-      nc: anc,
-      domain: o.domain,
-      node: o.node,
-      dataplane,
-      ...facts,
-      log: createLogger('agent', { domain: o.domain }),
-      ...o.agent,
-      ...(sec ? { security: { registry: sec.registry, signer: signerOf(sec.agent) } } : {}),
-    });
-    stops.push(() => agent.stop());
-    await agent.ready;
+    if (dataplane) {
+      const anc = await connectNats(nats.url, `nsm-agent-${o.node}`, sec ? natsAuthOptions(sec.agent) : {});
+      stops.push(() => anc.close());
+      const agent = await startNodeAgent({
+        nc: anc,
+        domain: o.domain,
+        node: o.node,
+        dataplane,
+        ...facts,
+        ...(o.externalAddress ? { externalAddress: o.externalAddress } : {}),
+        log: createLogger('agent', { domain: o.domain }),
+        ...o.agent,
+        ...(sec ? { security: { registry: sec.registry, signer: signerOf(sec.agent) } } : {}),
+      });
+      stops.push(() => agent.stop());
+      await agent.ready;
+    }
+    const federation = fed
+      ? `  federation ${fed.options.registryOnly ? 'registry only; ' : ''}tunnel ids ${fed.options.tunnelIds ? `${fed.options.tunnelIds.from}-${fed.options.tunnelIds.to}` : 'all (give each domain a disjoint --tunnel-ids range)'}${fed.leafPort ? `; leafnodes on port ${fed.leafPort}` : ''}${fed.join?.length ? `; joined ${fed.join.map(redactUrl).join(', ')}` : ''}\n`
+      : '';
     const pointer = sec ? writePointer(o.domain, { deployment: o.dataDir, url: nats.url }) : undefined;
     const security = sec
       ? `  security  nkey authentication, TLS (CA ${sec.paths.caFile})\n  operator  ${sec.paths.creds('operator', 'operator')} (found by the CLI through ${pointer})\n`
       : `  security  NONE (--insecure)\n`;
     process.stderr.write(
-      `\nmesh "${o.domain}" is up\n  NATS      ${nats.url}\n  events    ${storeLabel(o.store)}\n  HTTP API  http://127.0.0.1:${o.httpPort}/api/v1/${sec ? ' (Authorization: Bearer $(nsm token))' : ''}\n  node      ${o.node} (${dataplane.kind} dataplane)\n  data      ${o.dataDir}\n${security}` +
+      `\nmesh "${o.domain}" is up\n  NATS      ${nats.url}\n  events    ${storeLabel(o.store)}\n  HTTP API  http://127.0.0.1:${o.httpPort}/api/v1/${sec ? ' (Authorization: Bearer $(nsm token))' : ''}\n  node      ${dataplane ? `${o.node} (${dataplane.kind} dataplane)` : 'none (registry only)'}\n  data      ${o.dataDir}\n${federation}${security}` +
         `Use it from another shell:\n  export NSM_NATS_URL=${nats.url} NSM_DOMAIN=${o.domain}\n  nsm status; nsm --help\nStop with Ctrl-C.\n\n`,
     );
   } catch (e) {
@@ -248,6 +275,7 @@ export const runControlPlane = async (o: {
   healing?: Partial<HealingConfig>;
   store: StoreChoice;
   tokenLifetimeMs?: number;
+  federation?: FederationOptions;
 }) => {
   const log = createLogger('control-plane', { domain: o.domain });
   const url = o.access.url;
@@ -265,6 +293,7 @@ export const runControlPlane = async (o: {
       store,
       ...(o.healing ? { healing: o.healing } : {}),
       ...(sec ? { security: { registry: sec.registry, signer: signerOf(sec.creds), ...(o.tokenLifetimeMs ? { tokenLifetimeMs: o.tokenLifetimeMs } : {}) } } : {}),
+      ...(o.federation ? { federation: o.federation } : {}),
     });
   } catch (e) {
     await store?.close().catch(() => undefined);
@@ -290,6 +319,7 @@ export const runAgent = async (o: {
   underlay?: string;
   stateDir: string;
   agent?: AgentTimings;
+  externalAddress?: string;
 }) => {
   const log = createLogger('agent', { domain: o.domain, node: o.node });
   const { dataplane, facts } = await dataplaneFor(
@@ -306,6 +336,7 @@ export const runAgent = async (o: {
     node: o.node,
     dataplane,
     ...facts,
+    ...(o.externalAddress ? { externalAddress: o.externalAddress } : {}),
     log,
     ...o.agent,
     ...(sec ? { security: { registry: sec.registry, signer: signerOf(sec.creds) } } : {}),
