@@ -191,7 +191,8 @@ export const decideRemoteState = (command: ApplyRemote, s: ConnectionState): E.E
       const generation = s.generation + 1;
       const events: ConnectionEvent[] = [];
       if (!first) {
-        const cause = s.phase === 'down' ? 'peer-recovered' : 'remote';
+        // Back from down: the endpoint's domain was unreachable (peer-recovered) or this side's own node was lost.
+        const cause = s.phase === 'down' ? (s.down?.domain ? 'peer-recovered' : 'node-recovered') : 'remote';
         events.push(healing(s, cause, `${from}:${r.generation}:${generation}`, s.endpoint?.name === endpoint, command.at));
       }
       events.push(
@@ -257,21 +258,12 @@ export const decideRedirect = (command: Redirect, s: ConnectionState): E.Either<
 type Heal = Extract<ConnectionCommand, { type: 'HealConnection' }>;
 
 /**
- * Client side of a cross-domain connection: the endpoint's domain does the reselecting. Here
- * only the return of the client's own node heals: its side is planned again on the plan it had.
+ * Client side of a cross-domain connection: the endpoint's domain does every reselection and
+ * every plan; a heal asked for here changes nothing. (When the client's own node comes back,
+ * the process manager asks the endpoint's domain where the connection stands and the answer
+ * re-plans this side: see decideRemoteState from 'down'.)
  */
-export const decideCrossDomainHeal = (command: Heal, s: ConnectionState): E.Either<DomainError, readonly ConnectionEvent[]> => {
-  if (command.cause !== 'node-recovered' || s.phase !== 'down' || s.down?.domain || !s.plan?.remote || !s.endpoint) return E.right([]);
-  const generation = s.generation + 1;
-  const { remote } = s.plan;
-  const events: ConnectionEvent[] = [
-    healing(s, 'node-recovered', command.causeId, true, command.at),
-    { type: 'EndpointSelected', endpoint: s.endpoint.name, endpointNode: s.endpoint.node, considered: 1, excluded: [] },
-    { type: 'PathPlanned', generation, ...s.plan },
-  ];
-  if (s.remoteProgrammed === remote.generation) events.push({ type: 'DataplaneProgrammed', generation, node: s.endpoint.node, side: 'endpoint' });
-  return E.right(events);
-};
+export const decideCrossDomainHeal = (_command: Heal, _s: ConnectionState): E.Either<DomainError, readonly ConnectionEvent[]> => E.right([]);
 
 type MarkDown = Extract<ConnectionCommand, { type: 'MarkConnectionDown' }>;
 

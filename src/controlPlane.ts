@@ -87,7 +87,8 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
   const js = nc.jetstream();
   await ensureStreams(jsm, subjects);
   const view = new MeshView();
-  const guard = createGuard(opts.security);
+  if (opts.security && opts.federation && !opts.federation.peers) throw new Error('an authenticated federation names its peer domains (--peer): each one\'s permissions and subscriptions are its own');
+  const guard = createGuard(opts.security && opts.federation ? { ...opts.security, peers: opts.federation.peers } : opts.security);
   const rawStore = opts.store ?? (await jetStreamEventStore(nc, subjects));
   const store = withConnectionNotifications(
     rawStore,
@@ -120,7 +121,7 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
 
   const healing: HealingConfig = { ...DEFAULT_HEALING, ...opts.healing };
   const federation: Federation | undefined = opts.federation
-    ? await createFederation({ nc, subjects, view, store, repo, log: log.child({ component: 'federation' }), now, options: opts.federation })
+    ? await createFederation({ nc, subjects, view, store, repo, log: log.child({ component: 'federation' }), now, options: opts.federation, remotePlanSegments: guard.remotePlanSegments })
     : undefined;
   const pm = createProcessManager({
     store,

@@ -431,7 +431,11 @@ export const createProcessManager = (deps: ProcessManagerDeps) => {
         }
       } else if (ev.type === 'NodeRecovered') {
         const node = ev.name;
-        await healAll(openConnections((s) => s.phase === 'down' && s.request?.clientNode === node), 'node-recovered', env, []);
+        const down = (s: ConnectionState) => s.phase === 'down' && s.request?.clientNode === node && !s.down?.domain;
+        await healAll(openConnections((s) => down(s) && !s.remoteDomain), 'node-recovered', env, []);
+        // Across domains the endpoint's domain holds the plan: ask it, and re-plan this side from its answer.
+        const fed = deps.federation;
+        if (fed) await eachLimited(openConnections((s) => down(s) && s.remoteDomain !== undefined), deps.healConcurrency ?? 64, (id) => fed.resync(id, env));
       }
     }
   };

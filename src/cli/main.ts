@@ -37,7 +37,7 @@ const USAGE = `nsm - Network Service Mesh, event-sourced on NATS
 
 Set up identities (nkeys, TLS, NATS permissions) for a deployment:
   nsm init [--dir DIR] [--domain D] [--nodes n1,n2] [--clients alice,bob] [--operators operator] [--auditors auditor]
-           [--host 127.0.0.1,localhost]
+           [--host 127.0.0.1,localhost] [--peers b,c]   (--peers: leaf credentials for domains joining this one)
 
 Run a mesh (authenticated and over TLS unless --insecure):
   nsm up [--data-dir DIR] [--nats-port N] [--http-port N] [--domain D] [--node NAME] [--dataplane simulated|linux]
@@ -45,7 +45,7 @@ Run a mesh (authenticated and over TLS unless --insecure):
          [--store jetstream|esdb] [--esdb-url URL] [--insecure] [--host H]... [--token-lifetime 24h]
          [--config FILE]      (the same options as a JSON object keyed by flag name)
     federation (docs/federation.md): [--leaf-port P] [--join nats-leaf://HOST:P]... [--tunnel-ids FROM-TO]
-         [--peer D]... [--peer-timeout 5s] [--registry-only] [--external-address ADDR]
+         [--peer D]... [--peer-timeout 5s] [--registry-only] [--external-address ADDR] [--leaf-creds FILE]...
   nsm control-plane [--server URL] [--domain D] [--http-port N] [--node-timeout 15s] [--down-grace 5m] [--lease-ttl 10s]
                     [--store jetstream|esdb] [--esdb-url URL] [--creds FILE] [--identities FILE] [--insecure]
                     [--federate] [--tunnel-ids FROM-TO] [--peer D]... [--peer-timeout 5s] [--registry-only]
@@ -261,6 +261,7 @@ const commands: Record<string, (args: string[]) => Promise<void>> = {
       ...federationFlags,
       'leaf-port': { type: 'string' },
       join: { type: 'string', multiple: true },
+      'leaf-creds': { type: 'string', multiple: true },
       'external-address': { type: 'string' },
       config: { type: 'string' },
     } as const;
@@ -279,7 +280,7 @@ const commands: Record<string, (args: string[]) => Promise<void>> = {
     const leafPort = v['leaf-port'] !== undefined ? port(v['leaf-port'], '--leaf-port', 7422) : undefined;
     const fedOptions = federationOptions(v, leafPort !== undefined || (join?.length ?? 0) > 0);
     await runUp({
-      ...(fedOptions ? { federation: { options: fedOptions, ...(leafPort !== undefined ? { leafPort } : {}), ...(join ? { join } : {}) } } : {}),
+      ...(fedOptions ? { federation: { options: fedOptions, ...(leafPort !== undefined ? { leafPort } : {}), ...(join ? { join } : {}), ...(v['leaf-creds'] ? { leafCreds: v['leaf-creds'] } : {}) } } : {}),
       ...(v['external-address'] ? { externalAddress: v['external-address'] } : {}),
       insecure: v.insecure ?? false,
       ...(v.host ? { hosts: v.host.flatMap((h) => h.split(',')).filter(Boolean) } : {}),
@@ -348,6 +349,7 @@ const commands: Record<string, (args: string[]) => Promise<void>> = {
       operators: { type: 'string', multiple: true },
       auditors: { type: 'string', multiple: true },
       host: { type: 'string', multiple: true },
+      peers: { type: 'string', multiple: true },
     });
     const domain = checkDomain(v.domain ?? defaultDomain());
     const list = (xs: string[] | undefined) => (xs ? xs.flatMap((x) => x.split(',')).map((x) => x.trim()).filter(Boolean) : undefined);
@@ -355,6 +357,7 @@ const commands: Record<string, (args: string[]) => Promise<void>> = {
     const operators = list(v.operators);
     const auditors = list(v.auditors);
     const hosts = list(v.host);
+    const peers = list(v.peers);
     const r = must(
       initDeployment({
         dir,
@@ -364,6 +367,7 @@ const commands: Record<string, (args: string[]) => Promise<void>> = {
         ...(operators ? { operators } : {}),
         ...(auditors ? { auditors } : {}),
         ...(hosts ? { hosts } : {}),
+        ...(peers ? { peers } : {}),
       }),
     );
     const pointer = writePointer(domain, { deployment: dir });
@@ -377,6 +381,7 @@ const commands: Record<string, (args: string[]) => Promise<void>> = {
           ...r.created.map((i) => `  created  ${i.role.padEnd(13)} ${i.actor.padEnd(24)} ${p.creds(i.name, i.role)}`),
           ...r.kept.map((i) => `  kept     ${i.role.padEnd(13)} ${i.actor.padEnd(24)} (existing key, not replaced)`),
           ...r.tlsCreated.map((t) => `  created  ${t}`),
+          ...r.peersCreated.map((d) => `  created  leaf credentials of peer domain ${d}: ${p.leafCreds(d)} (secret: give it to ${d}'s operator, for nsm up --join ... --leaf-creds FILE)`),
           `  identities (public keys and roles): ${p.identities}`,
           `  nats-server configuration (users, permissions, TLS): ${p.natsConfig}`,
           `  CA certificate: ${p.caFile}`,

@@ -22,6 +22,8 @@ import { verifyApiToken } from '../security/apiToken.ts';
 import { natsAuthOptions, readCredentials, signerOf, type Credentials } from '../security/credentials.ts';
 import { loadRegistry, type IdentityRegistry, type Role } from '../security/identities.ts';
 import { deploymentPaths, hasDeployment, initDeployment } from '../security/init.ts';
+import { parsePeers, readLeafCredentials, secureLeafnodesConfig, type LeafCredentials } from '../security/leaf.ts';
+import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 
 export class StartupError extends Error {}
 
@@ -158,6 +160,8 @@ export interface UpFederation {
   readonly leafPort?: number;
   /** Hubs to join: nats-leaf://HOST:PORT. */
   readonly join?: readonly string[];
+  /** Authenticated: the leaf credentials for each hub joined, in the order of `join` (from the hub's nsm init --peers). */
+  readonly leafCreds?: readonly string[];
 }
 
 export const runUp = async (o: {
@@ -193,15 +197,20 @@ export const runUp = async (o: {
   if (o.insecure) forgetPointer(o.domain);
   const sec = o.insecure ? undefined : prepareDeployment(o.dataDir, o.domain, o.node, o.hosts, log);
   try {
-    if (fed && sec) throw new StartupError('federation of authenticated meshes: see docs/federation.md (run with --insecure, or use nsm init --peers)');
-    const leaf = fed ? leafnodesConfig({ ...(fed.leafPort ? { hub: { port: fed.leafPort } } : {}), remotes: (fed.join ?? []).map((url) => ({ url })) }) : '';
+    const secureFed = fed && sec ? secureFederation(o.dataDir, o.domain, o.node, fed, o.hosts) : undefined;
+    const leaf = secureFed
+      ? secureFed.config
+      : fed
+        ? leafnodesConfig({ ...(fed.leafPort ? { hub: { port: fed.leafPort } } : {}), remotes: (fed.join ?? []).map((url) => ({ url })) })
+        : '';
+    const fedOptions = secureFed ? { ...fed!.options, peers: secureFed.peers } : fed?.options;
     const started = await startNatsServer({
       dataDir: o.dataDir,
       port: o.natsPort,
       serverName: `nsm-${o.domain}-${o.node}`,
       // Each federated cluster is its own JetStream domain, named like the mesh domain.
       ...(fed ? { jetstreamDomain: o.domain } : {}),
-      ...(sec ? { extraConfig: 'include "nats-auth.conf"', probe: natsAuthOptions(sec.controlPlane) } : leaf ? { extraConfig: leaf } : {}),
+      ...(sec ? { extraConfig: `include "nats-auth.conf"\n${leaf}`, probe: natsAuthOptions(sec.controlPlane) } : leaf ? { extraConfig: leaf } : {}),
     });
     if (E.isLeft(started)) throw new StartupError(started.left);
     nats = started.right;
@@ -224,7 +233,7 @@ export const runUp = async (o: {
       store,
       ...(o.healing ? { healing: o.healing } : {}),
       ...(sec ? { security: { registry: sec.registry, signer: signerOf(sec.controlPlane), ...(o.tokenLifetimeMs ? { tokenLifetimeMs: o.tokenLifetimeMs } : {}) } } : {}),
-      ...(fed ? { federation: fed.options } : {}),
+      ...(fedOptions ? { federation: fedOptions } : {}),
     });
     unowned.store = undefined;
     stops.push(() => cp.stop());
@@ -265,6 +274,41 @@ export const runUp = async (o: {
     throw e;
   }
   await untilSignal(log, stops);
+};
+
+/**
+ * An authenticated domain in a federation: as a hub, a leaf user per peer (made by nsm init
+ * --peers, here for the --peer domains that have none yet) and TLS on the leafnode port; as a
+ * joining domain, the leaf credentials of each hub. Its peers: the domains named either way.
+ */
+const secureFederation = (dataDir: string, domain: string, node: string, fed: UpFederation, hosts: readonly string[] | undefined) => {
+  const paths = deploymentPaths(dataDir);
+  const named = fed.options.peers ?? [];
+  if (fed.leafPort !== undefined && named.length > 0) {
+    const init = initDeployment({ dir: dataDir, domain, nodes: fed.options.registryOnly ? [] : [node], peers: named, ...(hosts ? { hosts } : {}) });
+    if (E.isLeft(init)) throw new StartupError(`nsm init --peers: ${init.left}`);
+  }
+  const hubPeers = fed.leafPort !== undefined && existsSync(paths.peers) ? parsePeers(readFileSync(paths.peers, 'utf8'), paths.peers) : E.right([]);
+  if (E.isLeft(hubPeers)) throw new StartupError(hubPeers.left);
+  if (fed.leafPort !== undefined && hubPeers.right.length === 0) throw new StartupError(`--leaf-port on an authenticated mesh: name the domains that may join (--peer D); each gets leaf credentials in ${join(dataDir, 'peers')}`);
+  const joins = (fed.join ?? []).map((url, i) => {
+    const file = fed.leafCreds?.[i];
+    if (!file) throw new StartupError(`--join ${url}: an authenticated mesh joins with the leaf credentials the hub made for it (--leaf-creds FILE, from the hub's ${'peers/<domain>.leaf'}), or run --insecure`);
+    const c = readLeafCredentials(file);
+    if (E.isLeft(c)) throw new StartupError(c.left);
+    if (c.right.peer !== domain) throw new StartupError(`${file} lets domain ${c.right.peer} join ${c.right.hub}, not ${domain}`);
+    mkdirSync(join(dataDir, 'tls'), { recursive: true, mode: 0o700 });
+    const caFile = join(dataDir, 'tls', `hub-${c.right.hub}-ca.pem`);
+    writeFileSync(caFile, c.right.ca);
+    return { url, creds: c.right as LeafCredentials, caFile };
+  });
+  const peers = [...new Set([...named, ...hubPeers.right.map((p) => p.peer), ...joins.map((j) => j.creds.hub)])].filter((p) => p !== domain).sort();
+  const config = secureLeafnodesConfig({
+    domain,
+    ...(fed.leafPort !== undefined ? { hub: { port: fed.leafPort, tls: { certFile: paths.certFile, keyFile: paths.keyFile, caFile: paths.caFile } } } : {}),
+    joins,
+  });
+  return { config, peers };
 };
 
 export const runControlPlane = async (o: {

@@ -25,7 +25,7 @@ import type { Repository } from '../repository.ts';
 import { findPeerChanges, type Heard } from './peerDetector.ts';
 import { remoteStateOf } from './remoteState.ts';
 import { interdomainSender } from './send.ts';
-import { createFederationSteps, type FederationSteps } from './steps.ts';
+import { createFederationSteps, type FederationStepDeps, type FederationSteps } from './steps.ts';
 
 export interface FederationOptions {
   /** This domain's tunnel ids; federated domains must take disjoint ranges. Default: all ids. */
@@ -88,6 +88,8 @@ export const createFederation = async (o: {
   readonly log: Logger;
   readonly now: () => Date;
   readonly options: FederationOptions;
+  /** Signs this side's plan made from a remote one (authenticated meshes: src/security/guard.ts). */
+  readonly remotePlanSegments?: FederationStepDeps['remotePlanSegments'];
 }): Promise<Federation> => {
   const { nc, subjects, view, log, now } = o;
   const self = subjects.domain;
@@ -187,7 +189,7 @@ export const createFederation = async (o: {
     if (E.isLeft(r)) log.warn('federation step refused', { stream, error: execErrorMessage(r.left) });
   };
 
-  const steps = createFederationSteps({ self, tunnelIds, view, log, now, send, ask, apply, ensureRemoteSource });
+  const steps = createFederationSteps({ self, tunnelIds, view, log, now, send, ask, apply, ensureRemoteSource, ...(o.remotePlanSegments ? { remotePlanSegments: o.remotePlanSegments } : {}) });
 
   const knownPeers = (): string[] => [...new Set([...(configuredPeers ?? []), ...Object.keys(view.current.peers.peers)])].filter((p) => p !== self).sort();
 

@@ -2,7 +2,8 @@
 // command (./send.ts) whose id is derived from the event that caused it, so a step retried
 // after a crash or a link cut is stored once on the other side.
 import * as E from 'fp-ts/lib/Either.js';
-import type { ConnectionEvent, ConnectionState } from '../../aggregates/connection.ts';
+import type { ConnectionEvent, ConnectionState, PathSegment } from '../../aggregates/connection.ts';
+import type { RemoteEndpointPlan } from '../../aggregates/crossDomain.ts';
 import type { EndpointSpec } from '../../aggregates/endpoint.ts';
 import type { PeerFacts } from '../../aggregates/peer.ts';
 import type { TunnelIdRange } from '../../aggregates/tunnelPool.ts';
@@ -46,6 +47,8 @@ export interface FederationStepDeps {
   /** Decides and appends a command here; throws RetryLater on infrastructure trouble. */
   readonly apply: (stream: string, command: unknown, commandId: string, env: EventEnvelope) => Promise<void>;
   readonly ensureRemoteSource: (domain: string) => Promise<void>;
+  /** Signed segments for this side's plan from a remote one; absent or undefined: unsigned (insecure mesh). */
+  readonly remotePlanSegments?: (o: { state: ConnectionState; from: string; plan: RemoteEndpointPlan; now: Date }) => readonly PathSegment[] | undefined;
 }
 
 const trace = (env: EventEnvelope, step: string) => ({ id: stableId(`${env.id}:${step}`), correlationId: env.correlationId, causationId: env.id });
@@ -125,7 +128,9 @@ export const createFederationSteps = (deps: FederationStepDeps): FederationSteps
         await deps.apply(stream, { type: 'FailConnection', connectionId, code: 'no-endpoint', reason: `domain ${from} no longer knows this connection` }, id, env);
         return;
       }
-      await deps.apply(stream, { type: 'ApplyRemoteState', connectionId, from, state: remoteStateFrom(body, from), at: deps.now().toISOString() }, id, env);
+      const state = remoteStateFrom(body, from);
+      const pathSegments = state.plan ? deps.remotePlanSegments?.({ state: s, from, plan: state.plan, now: deps.now() }) : undefined;
+      await deps.apply(stream, { type: 'ApplyRemoteState', connectionId, from, state, at: deps.now().toISOString(), ...(pathSegments ? { pathSegments } : {}) }, id, env);
     },
     peerSeen: (facts) => deps.ensureRemoteSource(facts.domain),
   };

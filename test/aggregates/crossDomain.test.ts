@@ -217,21 +217,24 @@ s('client domain: the link goes down, then the same plan comes back: re-planned 
   assert.is(back.state.down, undefined);
 });
 
-s('client domain: its own node recovering re-plans its side on the remote plan it had', () => {
-  establishedInA()
+s("client domain: its own node recovering re-plans its side from the endpoint domain's state; no heal reselects here", () => {
+  const down = establishedInA()
     .when({ type: 'MarkConnectionDown', connectionId: 'x1', node: 'n1', at: T0 })
-    .thenEvents([{ type: 'ConnectionDown', node: 'n1', since: T0 }])
-    .when({ type: 'HealConnection', connectionId: 'x1', cause: 'node-recovered', causeId: 'ev-9', at: T0, exclude: [], escalateWithinMs: 60_000, registry: { endpoints: [] } })
+    .thenEvents([{ type: 'ConnectionDown', node: 'n1', since: T0 }]);
+  // A heal asked for on this side changes nothing: the endpoint's domain selects and plans.
+  down.when({ type: 'HealConnection', connectionId: 'x1', cause: 'node-recovered', causeId: 'ev-9', at: T0, exclude: [], escalateWithinMs: 60_000, registry: { endpoints: [] } }).thenEvents([]);
+  establishedInA()
+    .when({ type: 'HealConnection', connectionId: 'x1', cause: 'datapath', causeId: 'ev-10', at: T0, exclude: [], escalateWithinMs: 60_000, registry: { endpoints: [] } })
+    .thenEvents([]);
+  // The state asked from the endpoint's domain re-plans it.
+  down
+    .when(remote({ generation: 1, phase: 'planned', plan: remotePlan('10.80.0.2/32'), endpointProgrammed: true }, 'b', T0))
     .thenEvents([
-      { type: 'ConnectionHealing', cause: 'node-recovered', causeId: 'ev-9', oldEndpoint: 'ep1@b', inPlace: true, startedAt: T0 },
+      { type: 'ConnectionHealing', cause: 'node-recovered', causeId: 'b:1:2', oldEndpoint: 'ep1@b', inPlace: true, startedAt: T0 },
       { type: 'EndpointSelected', endpoint: 'ep1@b', endpointNode: 'nb1@b', considered: 1, excluded: [] },
       planned(2, 1, '10.80.0.2/32'),
       { type: 'DataplaneProgrammed', generation: 2, node: 'nb1@b', side: 'endpoint' },
     ]);
-  // Other heal causes never reselect on the client's side: the endpoint domain does that.
-  establishedInA()
-    .when({ type: 'HealConnection', connectionId: 'x1', cause: 'datapath', causeId: 'ev-10', at: T0, exclude: [], escalateWithinMs: 60_000, registry: { endpoints: [] } })
-    .thenEvents([]);
 });
 
 s('client domain: waiting, failed and closed over there end or suspend it here', () => {
