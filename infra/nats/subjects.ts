@@ -122,3 +122,22 @@ export const parseQuerySubject = (subjects: Subjects, subject: string): { actor:
   const tokens = subject.slice(`nsm.${subjects.domain}.query.`.length).split('.');
   return tokens.length === 2 ? { actor: tokens[0]!, name: tokens[1]! } : undefined;
 };
+
+/**
+ * Whether some subject matches both patterns ("*" one token, ">" one or more at the end). Two
+ * domains' streams must never overlap: a publish into one domain's subject would be stored by
+ * whichever stream captures it, across the leafnode link too.
+ */
+export const subjectsOverlap = (a: string, b: string): boolean => {
+  const ta = a.split('.');
+  const tb = b.split('.');
+  for (let i = 0; ; i++) {
+    const x = ta[i];
+    const y = tb[i];
+    if (x === undefined && y === undefined) return true;
+    if (x === '>') return y !== undefined;
+    if (y === '>') return x !== undefined;
+    if (x === undefined || y === undefined) return false;
+    if (x !== '*' && y !== '*' && x !== y) return false;
+  }
+};

@@ -8,6 +8,7 @@ import { eventually } from '../lib/eventually.ts';
 import { startTestFederation, type TestFederation } from '../lib/federation.ts';
 import { suite } from '../lib/harness.ts';
 import { must } from '../lib/mesh.ts';
+import { subjectsOverlap } from '../../infra/nats/subjects.ts';
 
 interface Ctx {
   fed?: TestFederation;
@@ -159,6 +160,28 @@ s('link cut: b\'s server stops; a marks its connection down, keeps working alone
     return E.isRight(r) && r.right.some((e) => e.name === 'ep-a') ? r.right : undefined;
   }, { timeoutMs: 20000 });
   assert.ok(bCopy.length >= 1);
+});
+
+s("no stream subject of one domain overlaps another's; the registry copies have no subjects of their own", async (ctx) => {
+  const subjectsOf = new Map<string, string[]>();
+  for (const d of ['a', 'b', 'floating']) {
+    const jsm = await (await ctx.fed!.domain(d).connect()).jetstreamManager();
+    const all: string[] = [];
+    for await (const si of jsm.streams.list()) {
+      const own = si.config.subjects ?? [];
+      if (si.config.name.endsWith('_REMOTE')) assert.equal(own, [], `${si.config.name} captures nothing: it only holds sourced copies`);
+      const bucket = `nsm_${d.replace(/-/g, '_')}_`;
+      for (const subj of own) assert.ok(subj.startsWith(`nsm.${d}.`) || subj.startsWith(`$KV.${bucket}`) || subj.startsWith(`$O.${bucket}`), `${si.config.name} of domain ${d} captures ${subj}`);
+      all.push(...own);
+    }
+    subjectsOf.set(d, all);
+  }
+  for (const [d1, s1] of subjectsOf) for (const [d2, s2] of subjectsOf) {
+    if (d1 >= d2) continue;
+    const clash = s1.flatMap((x) => s2.filter((y) => subjectsOverlap(x, y)).map((y) => `${d1}:${x} / ${d2}:${y}`));
+    assert.equal(clash, [], `subjects of ${d1} and ${d2} overlap`);
+  }
+  assert.ok(subjectsOverlap('nsm.a.>', 'nsm.*.evt.x') && !subjectsOverlap('nsm.a.>', 'nsm.b.>') && !subjectsOverlap('nsm.a', 'nsm.a.>'), 'the overlap check itself');
 });
 
 s.run();
