@@ -538,11 +538,13 @@ const commands: Record<string, (args: string[]) => Promise<void>> = {
           return out(v, rows, () => table(['name', 'payload', 'matches', 'updated'], rows.map((r) => [r.name, r.payload, r.matches.length, age(r.updatedAt)])));
         }
         case 'endpoints': {
-          const rows = must(await c.query<{ name: string; networkServiceNames: string[]; networkServiceLabels: Record<string, { labels: Record<string, string> }>; node: string; prefix: string; connections: number; expirationTime: string }[]>('endpoints'));
+          const rows = must(await c.query<{ name: string; networkServiceNames: string[]; networkServiceLabels: Record<string, { labels: Record<string, string> }>; node: string; prefix: string; connections: number; expirationTime: string; domain?: string }[]>('endpoints'));
+          // A floating registry's entries name their home domain (docs/federation.md).
+          const floating = rows.some((r) => r.domain);
           return out(v, rows, () =>
             table(
-              ['name', 'services', 'labels', 'node', 'prefix', 'connections', 'expires'],
-              rows.map((r) => [r.name, r.networkServiceNames.join(','), r.networkServiceNames.map((s) => labelsText(r.networkServiceLabels[s]?.labels)).filter(Boolean).join(' '), r.node, r.prefix, r.connections, r.expirationTime]),
+              ['name', 'services', 'labels', ...(floating ? ['home domain'] : []), 'node', 'prefix', 'connections', 'expires'],
+              rows.map((r) => [r.name, r.networkServiceNames.join(','), r.networkServiceNames.map((s) => labelsText(r.networkServiceLabels[s]?.labels)).filter(Boolean).join(' '), ...(floating ? [r.domain ?? ''] : []), r.node, r.prefix, r.connections, r.expirationTime]),
             ),
           );
         }
