@@ -110,9 +110,10 @@ export const createFederation = async (o: {
   }
 
   // ---- the copy of peers' registries ----------------------------------------------------------
+  // One stream update at a time; a failed one leaves the next to try again.
   let sourcing: Promise<void> = Promise.resolve();
-  const ensureRemoteSource = (peer: string): Promise<void> =>
-    (sourcing = sourcing.then(async () => {
+  const ensureRemoteSource = (peer: string): Promise<void> => {
+    const run = sourcing.then(async () => {
       if (peer === self || !DOMAIN_PATTERN.test(peer)) return;
       const name = subjects.streams.remote;
       let sources: StreamSource[] = [];
@@ -128,20 +129,26 @@ export const createFederation = async (o: {
       const info = await jsm.streams.info(name);
       await jsm.streams.update(name, { ...info.config, sources: [...sources, remoteSource(peer)] });
       log.info('keeping a copy of a peer domain\'s registry', { peer, stream: name });
-    }).catch((e) => {
+    });
+    sourcing = run.catch(() => undefined);
+    return run.catch((e) => {
       log.warn('could not source a peer domain\'s registry', { peer, error: errorText(e) });
       throw new RetryLater(`sourcing the registry of ${peer}: ${errorText(e)}`);
-    }));
+    });
+  };
 
   const remote = emptyRemoteRegistries();
   let remoteMessages: ConsumerMessages | undefined;
   let remoteLoop: Promise<void> | undefined;
+  let following = false;
   const followRemote = async () => {
+    if (following) return true;
     try {
       await jsm.streams.info(subjects.streams.remote);
     } catch {
       return false;
     }
+    following = true;
     // One filter subject as a string and a start sequence: what a 2.9 server takes (see infra/eventstore/jetstream.ts).
     const consumer = await nc.jetstream().consumers.get(subjects.streams.remote, { filterSubjects: 'nsm.*.evt.endpoint.>', deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: 1 });
     remoteMessages = await consumer.consume({ max_messages: 500 });
@@ -223,8 +230,8 @@ export const createFederation = async (o: {
     const connectionId = typeof p.connectionId === 'string' ? p.connectionId : typeof p.id === 'string' ? p.id : undefined;
     if (!connectionId) return { ok: false, error: 'a connection id is needed' };
     const row = view.current.connections.byId[connectionId];
-    const peerOfRow = row ? (row.state.remoteDomain ?? row.state.request?.remoteClient?.domain) : undefined;
-    const shared = row !== undefined && (peerOfRow === from || row.state.request?.remoteClient?.domain === from);
+    // Shared with `from`: its endpoint is there, or its client (a registry's redirected requests too).
+    const shared = row !== undefined && (row.state.remoteDomain === from || row.state.request?.remoteClient?.domain === from);
     switch (name) {
       case 'connection-state':
         if (!row) return { ok: true, result: null };
