@@ -259,7 +259,7 @@ export const runUp = async (o: {
       await agent.ready;
     }
     const federation = fed
-      ? `  federation ${fed.options.registryOnly ? 'registry only; ' : ''}tunnel ids ${fed.options.tunnelIds ? `${fed.options.tunnelIds.from}-${fed.options.tunnelIds.to}` : 'all (give each domain a disjoint --tunnel-ids range)'}${fed.leafPort ? `; leafnodes on port ${fed.leafPort}` : ''}${fed.join?.length ? `; joined ${fed.join.map(redactUrl).join(', ')}` : ''}\n`
+      ? `  federation ${fed.options.registryOnly ? 'registry only' : `tunnel ids ${fed.options.tunnelIds ? `${fed.options.tunnelIds.from}-${fed.options.tunnelIds.to}` : 'all (give each domain a disjoint --tunnel-ids range)'}`}${fed.leafPort ? `; leafnodes on port ${fed.leafPort}` : ''}${fed.join?.length ? `; joined ${fed.join.map(redactUrl).join(', ')}` : ''}\n`
       : '';
     const pointer = sec ? writePointer(o.domain, { deployment: o.dataDir, url: nats.url }) : undefined;
     const security = sec

@@ -98,7 +98,8 @@ export const createFederation = async (o: {
   const registryOnly = o.options.registryOnly ?? false;
   const configuredPeers = o.options.peers?.filter((p) => p !== self);
   const jsm: JetStreamManager = await nc.jetstreamManager();
-  const myFacts: PeerFacts = { domain: self, tunnelIds, ...(registryOnly ? { registryOnly: true } : {}) };
+  // A registry has no tunnels: it announces no range.
+  const myFacts: PeerFacts = registryOnly ? { domain: self, registryOnly: true } : { domain: self, tunnelIds };
 
   // Commands from peers land in this domain's command stream; with named peers, one subject each,
   // so that each subscription interest fits a peer's leafnode permissions exactly.
