@@ -23,7 +23,7 @@ type View = { state: string; networkServiceEndpointName?: string; endpointNode?:
 s.before(async (ctx) => {
   ctx.fed = await startTestFederation({
     domains: [
-      { name: 'a', nodes: ['n1'], tunnelIds: { from: 0, to: 999 }, underlay: () => '192.0.2.11' },
+      { name: 'a', nodes: ['n1'], tunnelIds: { from: 0, to: 999 }, underlay: () => '192.0.2.11', external: () => '198.51.100.11' },
       { name: 'b', nodes: ['n1', 'n2'], tunnelIds: { from: 1000, to: 1999 }, underlay: (n) => (n === 'n1' ? '192.0.2.21' : '192.0.2.22') },
       { name: 'floating', registryOnly: true },
     ],
@@ -63,7 +63,7 @@ s('svc@b from a: established in both logs, the client side on a, the endpoint si
   assert.equal(aSide.tunnel, bSide.tunnel, 'one tunnel, from the endpoint domain');
   assert.ok(aSide.tunnel!.id >= 1000 && aSide.tunnel!.id <= 1999, `tunnel id from b's range: ${aSide.tunnel!.id}`);
   assert.is(aSide.peer?.underlayAddress, '192.0.2.21', "a's side points at b's node");
-  assert.is(bSide.peer?.underlayAddress, '192.0.2.11', "b's side points at a's node");
+  assert.is(bSide.peer?.underlayAddress, '198.51.100.11', "b's side points at a's node's external address (NAT), not its underlay");
   assert.equal(aSide.addresses, bSide.remoteAddresses);
 
   must(await ctx.a!.send('connection.close', { connectionId: 'x1' }));

@@ -31,6 +31,8 @@ export interface DomainSpec {
   readonly hub?: boolean;
   /** Node facts the agents report (the simulated dataplane has none of its own). */
   readonly underlay?: (node: string) => string;
+  /** Where other domains' nodes reach a node (behind NAT). */
+  readonly external?: (node: string) => string;
 }
 
 export interface TestDomain {
@@ -160,6 +162,7 @@ export const startTestFederation = async (o: FederationTestOptions): Promise<Tes
             heartbeatMs: 1000,
             livenessIntervalMs: 0,
             ...(spec.underlay ? { underlayAddress: spec.underlay(name) } : {}),
+            ...(spec.external ? { externalAddress: spec.external(name) } : {}),
             publicKeys: { wireguard: Buffer.from(`${spec.name}/${name}`.padEnd(32, '.')).toString('base64') },
             ...o.agent,
           });
