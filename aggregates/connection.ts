@@ -8,7 +8,8 @@ import { reject, type Aggregate, type ConnectionContext, type DomainError, type 
 import { negotiateMechanism, TUNNEL_OVERHEAD, type NegotiatedMechanism } from './mechanism.ts';
 import { evaluatePolicy, type Policy } from './policy.ts';
 import { matchEndpoints, selectEndpoint, type Candidate } from './selection.ts';
-import type { TunnelParameters } from './tunnelPool.ts';
+import type { TunnelIdRange, TunnelParameters } from './tunnelPool.ts';
+import { decideCrossDomainHeal, decideMarkDomainDown, decideRedirect, decideRemoteRequest, decideRemoteState, type RemoteState } from './crossDomain.ts';
 
 export type Side = 'client' | 'endpoint';
 export const SIDES: readonly Side[] = ['client', 'endpoint'];
@@ -44,6 +45,38 @@ export interface ConnectionRequest {
   readonly expirationTime?: string;
   /** The client's signed path segment (src/security/pathToken.ts), when the mesh runs authenticated. */
   readonly clientSegment?: PathSegment;
+  /** Federation, client side: the domain asked for ("svc@domain"); the endpoint is chosen there. */
+  readonly domain?: string;
+  /**
+   * Federation, endpoint side: the client's node is in another domain. clientNode is then
+   * "<node>@<domain>", a name no local node has, so nothing local is planned or programmed for it.
+   */
+  readonly remoteClient?: RemoteNode;
+  /** An endpoint to prefer when it matches (a floating registry's choice). */
+  readonly endpointHint?: string;
+}
+
+/** A node of another domain, as its domain describes it (docs/federation.md). */
+export interface RemoteNode {
+  readonly name: string;
+  readonly domain: string;
+  /** Where other nodes reach it: its external address when configured (NAT), else its underlay address. */
+  readonly address?: string;
+  readonly publicKeys: Readonly<Record<string, string>>;
+  readonly mechanisms: readonly MechanismType[];
+  readonly mtu: number;
+  readonly localPrefixes?: readonly string[];
+  /** Its domain's tunnel ids, for the check that federated ranges do not overlap. */
+  readonly tunnelIds?: TunnelIdRange;
+}
+
+/** A plan made by the endpoint's domain, mirrored on the client's side. */
+export interface RemotePlan {
+  readonly domain: string;
+  /** The plan's generation in the endpoint's domain: reports across domains name it. */
+  readonly generation: number;
+  /** The endpoint's node, the peer of the client side's tunnel. */
+  readonly peer: RemoteNode;
 }
 
 /** A hop of the path; with authentication each carries its issuer's signed token. */
@@ -64,6 +97,8 @@ export interface ConnectionPlan {
   readonly endpointNetns?: string;
   /** Wire parameters of the tunnel between the nodes; present exactly when mechanism.remote is. */
   readonly tunnel?: TunnelParameters;
+  /** Federation, client side: the endpoint domain's plan this one mirrors. */
+  readonly remote?: RemotePlan;
 }
 
 /** What a heal leaves behind: the sides of the previous plan, so they can be torn down. */
@@ -89,7 +124,11 @@ export type HealCause =
   | 'endpoint-available'
   | 'node-recovered'
   | 'datapath'
-  | 'dataplane';
+  | 'dataplane'
+  /** Federation: the endpoint's domain moved or repaired the connection. */
+  | 'remote'
+  /** Federation: the endpoint's domain is reachable again. */
+  | 'peer-recovered';
 
 export interface RegistryContext {
   /** Absent means the service is not (or no longer) registered. */
@@ -108,6 +147,33 @@ export type ConnectionCommand =
       readonly registry: RegistryContext;
       /** The authorization policy and the requesting client's identity; absent: allowed. */
       readonly policy?: { readonly policy: Policy; readonly client: string };
+      /** Federation, endpoint side: this domain (named) is a registry only; it names the endpoint's home domain instead. */
+      readonly registryOnly?: string;
+      /** Federation, endpoint side: a reason found by the handler to refuse (overlapping tunnel ids). */
+      readonly refuse?: { readonly code: FailureCode; readonly reason: string };
+    }
+  /** Federation, client side: the endpoint's domain tells where the connection stands there. */
+  | {
+      readonly type: 'ApplyRemoteState';
+      readonly connectionId: string;
+      readonly from: string;
+      readonly state: RemoteState;
+      readonly at: string;
+      /** Signed path segments for a new plan (authenticated meshes). */
+      readonly pathSegments?: readonly PathSegment[];
+    }
+  /** Federation, client side: a registry-only domain names the endpoint's home domain (or cannot). */
+  | {
+      readonly type: 'RedirectConnection';
+      readonly connectionId: string;
+      readonly from: string;
+      readonly domain?: string;
+      readonly endpoint?: string;
+      readonly reason?: string;
+      readonly at: string;
+      /** This domain's name and registry: a redirect back here becomes a local selection. */
+      readonly self: string;
+      readonly registry: RegistryContext;
     }
   | {
       readonly type: 'PlanPath';
@@ -150,7 +216,8 @@ export type ConnectionCommand =
       readonly escalateWithinMs: number;
       readonly registry: RegistryContext;
     }
-  | { readonly type: 'MarkConnectionDown'; readonly connectionId: string; readonly node: string; readonly at: string }
+  /** domain: the endpoint's domain is unreachable (federation); node: the client's node is lost. */
+  | { readonly type: 'MarkConnectionDown'; readonly connectionId: string; readonly node: string; readonly at: string; readonly domain?: string }
   | {
       readonly type: 'RefreshConnection';
       readonly connectionId: string;
@@ -160,7 +227,8 @@ export type ConnectionCommand =
     }
   | { readonly type: 'ExpireConnection'; readonly connectionId: string; readonly at: string }
   | { readonly type: 'FailConnection'; readonly connectionId: string; readonly code: FailureCode; readonly reason: string }
-  | { readonly type: 'CloseConnection'; readonly connectionId: string; readonly reason: string };
+  /** by: the domain that closed it, when another domain of a federated connection did. */
+  | { readonly type: 'CloseConnection'; readonly connectionId: string; readonly reason: string; readonly by?: string };
 
 export type ConnectionEvent =
   | ({ readonly type: 'ConnectionRequested' } & ConnectionRequest)
@@ -177,10 +245,15 @@ export type ConnectionEvent =
   | { readonly type: 'DataplaneProgrammed'; readonly generation: number; readonly node: string; readonly side: Side; readonly token?: string }
   | { readonly type: 'DataplaneFailed'; readonly generation: number; readonly node: string; readonly side: Side; readonly error: string }
   | { readonly type: 'ConnectionEstablished'; readonly generation: number }
-  | { readonly type: 'ConnectionFailed'; readonly code: FailureCode; readonly reason: string }
+  | { readonly type: 'ConnectionFailed'; readonly code: FailureCode; readonly reason: string; readonly by?: string }
   /** The authorization policy refused the request: terminal, like a failure with code "denied". */
   | { readonly type: 'ConnectionDenied'; readonly rule: string; readonly reason: string }
-  | { readonly type: 'ConnectionClosed'; readonly reason: string }
+  | { readonly type: 'ConnectionClosed'; readonly reason: string; readonly by?: string }
+  /**
+   * Federation: a registry-only domain chose an endpoint in `domain`. On the client's side the
+   * connection now goes there (local: it is this domain); in the registry's log it is done.
+   */
+  | { readonly type: 'ConnectionRedirected'; readonly domain: string; readonly endpoint?: string; readonly via: string; readonly local?: boolean }
   | { readonly type: 'DataplaneRemoved'; readonly generation: number; readonly node: string; readonly side: Side }
   | { readonly type: 'DatapathDown'; readonly generation: number; readonly node: string; readonly side: Side; readonly error: string }
   | {
@@ -202,7 +275,7 @@ export type ConnectionEvent =
       readonly startedAt: string;
       readonly durationMs: number;
     }
-  | { readonly type: 'ConnectionDown'; readonly node: string; readonly since: string }
+  | { readonly type: 'ConnectionDown'; readonly node: string; readonly since: string; readonly domain?: string }
   | { readonly type: 'ConnectionRefreshed'; readonly expirationTime: string; readonly path?: RenewedPath }
   | { readonly type: 'ConnectionExpired'; readonly expirationTime: string };
 
@@ -231,8 +304,14 @@ export interface ConnectionState {
   readonly healCauses: readonly string[];
   readonly heals: number;
   readonly waitingSince?: string;
-  readonly down?: { readonly node: string; readonly since: string };
+  readonly down?: { readonly node: string; readonly since: string; readonly domain?: string };
   readonly expirationTime?: string;
+  /** Federation, client side: the domain the endpoint is in (asked for, or named by a registry). */
+  readonly remoteDomain?: string;
+  /** Federation, client side: the endpoint domain's generation whose endpoint side is programmed. */
+  readonly remoteProgrammed?: number;
+  /** Federation, client side: the endpoint a floating registry chose (asked for in its home domain). */
+  readonly redirectEndpoint?: string;
 }
 
 export const isTerminal = (phase: ConnectionPhase): boolean => phase === 'closed' || phase === 'failed';
@@ -282,8 +361,20 @@ export const evolveDraft = (s: Draft<ConnectionState>, event: ConnectionEvent): 
       s.phase = 'requested';
       s.request = castDraft(request);
       if (request.expirationTime) s.expirationTime = request.expirationTime;
+      if (request.domain) s.remoteDomain = request.domain;
       break;
     }
+    case 'ConnectionRedirected':
+      // In the registry that answered, the request is done: it went to the endpoint's home domain.
+      if (s.request?.remoteClient) {
+        s.phase = 'closed';
+        s.closeReason = `redirected to domain ${event.domain}${event.endpoint ? ` (endpoint ${event.endpoint})` : ''}`;
+      } else if (event.local) delete s.remoteDomain;
+      else {
+        s.remoteDomain = event.domain;
+        if (event.endpoint) s.redirectEndpoint = event.endpoint;
+      }
+      break;
     case 'EndpointSelected':
       s.phase = 'endpoint-selected';
       s.endpoint = { name: event.endpoint, node: event.endpointNode };
@@ -304,6 +395,7 @@ export const evolveDraft = (s: Draft<ConnectionState>, event: ConnectionEvent): 
     }
     case 'DataplaneProgrammed': {
       s.programmed.push(event.side);
+      if (event.side === 'endpoint' && s.plan?.remote) s.remoteProgrammed = s.plan.remote.generation;
       // Agent segments follow the client's and the control plane's: client side 2, endpoint side 3.
       // The path came from an event, which must not be mutated: it is replaced.
       const at = event.side === 'client' ? 2 : 3;
@@ -354,7 +446,7 @@ export const evolveDraft = (s: Draft<ConnectionState>, event: ConnectionEvent): 
       break;
     case 'ConnectionDown':
       s.phase = 'down';
-      s.down = { node: event.node, since: event.since };
+      s.down = { node: event.node, since: event.since, ...(event.domain ? { domain: event.domain } : {}) };
       break;
     case 'ConnectionRefreshed':
       s.expirationTime = event.expirationTime;
@@ -382,6 +474,8 @@ const select = (request: ConnectionRequest, registry: RegistryContext, exclude: 
 const decideHeal = (command: Extract<ConnectionCommand, { type: 'HealConnection' }>, state: ConnectionState): E.Either<DomainError, readonly ConnectionEvent[]> => {
   if (state.phase === 'none') return unknownConnection(command.connectionId);
   if (isTerminal(state.phase) || state.healCauses.includes(command.causeId)) return E.right([]);
+  // Federation, client side: only the endpoint's domain selects; here a heal re-plans the client side.
+  if (state.remoteDomain) return decideCrossDomainHeal(command, state);
   // A lost client node cannot take a new path; the node's return heals it.
   if (state.phase === 'down' && command.cause !== 'node-recovered') return E.right([]);
   if (state.phase !== 'down' && command.cause === 'node-recovered') return E.right([]);
@@ -446,10 +540,12 @@ export const connection: Aggregate<ConnectionState, ConnectionCommand, Connectio
     switch (command.type) {
       case 'RequestConnection': {
         const { request, registry } = command;
+        if (request.remoteClient) return decideRemoteRequest(command, state);
         if (state.phase !== 'none') {
           if (state.request?.requestId === request.requestId) return E.right([]);
           return reject('conflict', `connection id "${request.connectionId}" is already in use`);
         }
+        if (request.domain) return decideRemoteRequest(command, state);
         if (!registry.service) {
           return reject('not-found', `network service "${request.networkService}" is not registered`);
         }
@@ -572,8 +668,13 @@ export const connection: Aggregate<ConnectionState, ConnectionCommand, Connectio
       // falls through: unreachable, every result returns
       case 'HealConnection':
         return decideHeal(command, state);
+      case 'ApplyRemoteState':
+        return decideRemoteState(command, state);
+      case 'RedirectConnection':
+        return decideRedirect(command, state);
       case 'MarkConnectionDown':
         if (state.phase === 'none') return unknownConnection(command.connectionId);
+        if (command.domain) return decideMarkDomainDown(command, state);
         if (isTerminal(state.phase) || state.phase === 'down' || state.request?.clientNode !== command.node) return E.right([]);
         return E.right([{ type: 'ConnectionDown', node: command.node, since: command.at }]);
       case 'RefreshConnection':
@@ -599,7 +700,7 @@ export const connection: Aggregate<ConnectionState, ConnectionCommand, Connectio
       case 'CloseConnection':
         if (state.phase === 'none') return unknownConnection(command.connectionId);
         if (state.phase === 'closed') return E.right([]);
-        return E.right([{ type: 'ConnectionClosed', reason: command.reason }]);
+        return E.right([{ type: 'ConnectionClosed', reason: command.reason, ...(command.by ? { by: command.by } : {}) }]);
     }
   },
   evolve: (state, event) => produce(state, (draft) => evolveDraft(draft, event)),

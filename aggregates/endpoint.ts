@@ -14,6 +14,10 @@ export interface EndpointSpec {
   readonly excludedPrefixes: readonly string[];
   /** Network namespace the endpoint's side of each connection goes into; absent for a simulated endpoint. */
   readonly netns?: string;
+  /** Federation: floating registries (domains) this endpoint is also registered in, as svc@<domain>. */
+  readonly floating?: readonly string[];
+  /** Federation, in a floating registry: the endpoint's home domain (its node is "<node>@<domain>"). */
+  readonly domain?: string;
 }
 
 export type EndpointCommand =
@@ -25,7 +29,8 @@ export type EndpointCommand =
       /** Context from the registry: which of the endpoint's services are registered. */
       readonly registeredServices: readonly string[];
     }
-  | { readonly type: 'UnregisterEndpoint'; readonly name: string }
+  /** domain: sent by that domain for its entry in a floating registry; only its own entries. */
+  | { readonly type: 'UnregisterEndpoint'; readonly name: string; readonly domain?: string }
   /** expired: its registration lapsed (checked against `at`); node-lost: its node stopped answering. */
   | { readonly type: 'ExpireEndpoint'; readonly name: string; readonly cause: 'expired' | 'node-lost'; readonly at: string };
 
@@ -76,6 +81,9 @@ export const endpoint: Aggregate<EndpointState, EndpointCommand, EndpointEvent> 
       }
       case 'UnregisterEndpoint':
         if (!state.registered) return reject('not-found', `endpoint "${command.name}" is not registered`);
+        if (command.domain !== undefined && state.spec?.domain !== command.domain) {
+          return reject('conflict', `endpoint "${command.name}" was not registered by domain ${command.domain}`);
+        }
         return E.right([{ type: 'EndpointUnregistered', name: command.name }]);
       case 'ExpireEndpoint': {
         if (!state.registered) return E.right([]);

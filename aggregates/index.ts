@@ -5,10 +5,11 @@ import type { Aggregate } from './domain.ts';
 import { endpoint, type EndpointEvent } from './endpoint.ts';
 import { networkService, type NetworkServiceEvent } from './networkService.ts';
 import { node, type NodeEvent } from './node.ts';
+import { peer, type PeerEvent } from './peer.ts';
 import { policy, type PolicyEvent } from './policy.ts';
 import { tunnelPool, type TunnelPoolEvent } from './tunnelPool.ts';
 
-export type DomainEvent = NetworkServiceEvent | EndpointEvent | NodeEvent | ConnectionEvent | AddressPoolEvent | TunnelPoolEvent | PolicyEvent;
+export type DomainEvent = NetworkServiceEvent | EndpointEvent | NodeEvent | ConnectionEvent | AddressPoolEvent | TunnelPoolEvent | PolicyEvent | PeerEvent;
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type AnyAggregate = Aggregate<any, any, any>;
@@ -21,7 +22,8 @@ export const AGGREGATES: Readonly<Record<string, AnyAggregate>> = {
   [addressPool.name]: addressPool,
   [tunnelPool.name]: tunnelPool,
   [policy.name]: policy,
+  [peer.name]: peer,
 };
 
-export type AggregateName = 'service' | 'endpoint' | 'node' | 'connection' | 'pool' | 'tunnel' | 'policy';
-export const AGGREGATE_NAMES: readonly AggregateName[] = ['service', 'endpoint', 'node', 'connection', 'pool', 'tunnel', 'policy'];
+export type AggregateName = 'service' | 'endpoint' | 'node' | 'connection' | 'pool' | 'tunnel' | 'policy' | 'peer';
+export const AGGREGATE_NAMES: readonly AggregateName[] = ['service', 'endpoint', 'node', 'connection', 'pool', 'tunnel', 'policy', 'peer'];

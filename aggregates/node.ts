@@ -14,6 +14,8 @@ export interface NodeSpec {
   readonly publicKeys: Readonly<Record<string, string>>;
   /** Prefixes the node already routes (its own networks): never handed out as connection addresses. */
   readonly localPrefixes?: readonly string[];
+  /** Federation: where nodes of other domains reach this one when it is behind NAT (default: underlayAddress). */
+  readonly externalAddress?: string;
 }
 
 export type NodeCommand =

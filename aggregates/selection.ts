@@ -9,6 +9,8 @@ export interface Candidate {
   /** Connections currently served (not closed), used to prefer the least loaded endpoint;
    * absent when the caller passes `loadOf` to the selection instead. */
   readonly load?: number;
+  /** Federation: the endpoint's home domain, for entries of a floating registry. */
+  readonly domain?: string;
 }
 
 /** Destination selector values may use "{{.key}}" to refer to the client's labels, as in the original. */

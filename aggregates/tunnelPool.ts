@@ -18,6 +18,32 @@ export const WIREGUARD_PORT_BASE = 40000;
 
 export const TUNNEL_STREAM_ID = 'ids';
 
+/**
+ * Tunnel ids a domain hands out, [from, to] inclusive. Federated domains each take a disjoint
+ * range (nsm up --tunnel-ids FROM-TO): a cross-domain tunnel gets its id from the endpoint's
+ * domain, so on a node that holds tunnels of several domains no two share a VNI or a port.
+ */
+export interface TunnelIdRange {
+  readonly from: number;
+  readonly to: number;
+}
+export const DEFAULT_TUNNEL_RANGE: TunnelIdRange = { from: 0, to: TUNNEL_IDS - 1 };
+
+export const rangeSize = (r: TunnelIdRange): number => r.to - r.from + 1;
+export const rangesOverlap = (a: TunnelIdRange, b: TunnelIdRange): boolean => a.from <= b.to && b.from <= a.to;
+export const formatRange = (r: TunnelIdRange): string => `${r.from}-${r.to}`;
+
+/** "FROM-TO" within the ids whose VNI and WireGuard port are valid; Left: why not. */
+export const parseTunnelRange = (text: string): E.Either<string, TunnelIdRange> => {
+  const m = /^(\d{1,5})-(\d{1,5})$/.exec(text.trim());
+  if (!m) return E.left(`"${text}" is not a range like 1000-1999`);
+  const from = Number(m[1]);
+  const to = Number(m[2]);
+  if (from > to) return E.left(`"${text}": the range is empty (${from} > ${to})`);
+  if (to >= TUNNEL_IDS) return E.left(`"${text}": tunnel ids go up to ${TUNNEL_IDS - 1} (WireGuard port ${WIREGUARD_PORT_BASE + TUNNEL_IDS - 1})`);
+  return E.right({ from, to });
+};
+
 export interface TunnelParameters {
   readonly id: number;
   readonly vni: number;
@@ -33,7 +59,8 @@ export const tunnelParameters = (id: number): TunnelParameters => ({
 });
 
 export type TunnelPoolCommand =
-  | { readonly type: 'AllocateTunnel'; readonly connectionId: string }
+  /** range: the domain's ids (default: all of them). */
+  | { readonly type: 'AllocateTunnel'; readonly connectionId: string; readonly range?: TunnelIdRange }
   | { readonly type: 'ReleaseTunnel'; readonly connectionId: string };
 
 export type TunnelPoolEvent =
@@ -59,11 +86,15 @@ export const tunnelPool: Aggregate<TunnelPoolState, TunnelPoolCommand, TunnelPoo
     switch (command.type) {
       case 'AllocateTunnel': {
         if (tunnelOf(state, command.connectionId) !== undefined) return E.right([]);
-        for (let k = 0; k < TUNNEL_IDS; k++) {
-          const id = (state.cursor + k) % TUNNEL_IDS;
+        const range = command.range ?? DEFAULT_TUNNEL_RANGE;
+        const size = rangeSize(range);
+        // The cursor is where the last allocation left off; outside the range (the range changed) start at its beginning.
+        const start = state.cursor >= range.from && state.cursor <= range.to ? state.cursor - range.from : 0;
+        for (let k = 0; k < size; k++) {
+          const id = range.from + ((start + k) % size);
           if (getIn(state.used, id) === undefined) return E.right([{ type: 'TunnelAllocated', connectionId: command.connectionId, id }]);
         }
-        return reject('pool-exhausted', `all ${TUNNEL_IDS} tunnel ids of the domain are in use by cross-node connections`);
+        return reject('pool-exhausted', `all ${size} tunnel ids of the domain (${formatRange(range)}) are in use by cross-node connections`);
       }
       case 'ReleaseTunnel': {
         const id = tunnelOf(state, command.connectionId);
@@ -78,7 +109,8 @@ export const tunnelPool: Aggregate<TunnelPoolState, TunnelPoolCommand, TunnelPoo
         case 'TunnelAllocated':
           setIn(s.byConnection, event.connectionId, event.id);
           setIn(s.used, event.id, event.connectionId);
-          s.cursor = (event.id + 1) % TUNNEL_IDS;
+          // Past the range's end the next allocation starts over at the range's beginning.
+          s.cursor = event.id + 1;
           break;
         case 'TunnelReleased':
           deleteIn(s.byConnection, event.connectionId);

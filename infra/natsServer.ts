@@ -1,6 +1,6 @@
 // Launches nats-server as a child process with JetStream on loopback, data in a directory.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { createWriteStream, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, createWriteStream, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as E from 'fp-ts/lib/Either.js';
 import { connect, type ConnectionOptions } from 'nats';
@@ -11,6 +11,8 @@ export interface NatsServerOptions {
   readonly port: number;
   readonly host?: string;
   readonly serverName?: string;
+  /** JetStream domain of this server (federation: each cluster is one domain, joined by leafnodes). */
+  readonly jetstreamDomain?: string;
   /** Lines added verbatim to the generated configuration (leafnodes, accounts, tls...). */
   readonly extraConfig?: string;
   readonly readyTimeoutMs?: number;
@@ -92,10 +94,13 @@ export const startNatsServer = async (opts: NatsServerOptions): Promise<E.Either
       `server_name: ${JSON.stringify(opts.serverName ?? `nsm-${opts.port}`)}`,
       `listen: "${host}:${opts.port}"`,
       'max_payload: 1048576',
-      `jetstream { store_dir: ${JSON.stringify(join(opts.dataDir, 'jetstream'))} }`,
+      `jetstream { store_dir: ${JSON.stringify(join(opts.dataDir, 'jetstream'))}${opts.jetstreamDomain ? `, domain: ${JSON.stringify(opts.jetstreamDomain)}` : ''} }`,
       opts.extraConfig ?? '',
     ].join('\n') + '\n',
+    // It may hold a secret: a leafnode remote's password (docs/federation.md).
+    { mode: 0o600 },
   );
+  chmodSync(confFile, 0o600);
   const out = createWriteStream(logFile, { flags: 'a' });
   const child = spawn(bin.right, ['-c', confFile], { stdio: ['ignore', 'pipe', 'pipe'] });
   child.stdout!.pipe(out);

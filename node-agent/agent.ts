@@ -20,6 +20,8 @@ export interface NodeAgentOptions {
   readonly log: Logger;
   readonly heartbeatMs?: number;
   readonly underlayAddress?: string;
+  /** Federation: where nodes of other domains reach this one when it is behind NAT. */
+  readonly externalAddress?: string;
   readonly mtu?: number;
   readonly publicKeys?: Readonly<Record<string, string>>;
   /** Prefixes the node routes itself: excluded from address allocation. */
@@ -123,6 +125,7 @@ export const startNodeAgent = async (opts: NodeAgentOptions): Promise<NodeAgent>
         mechanisms: [...dataplane.capabilities()],
         dataplane: dataplane.kind,
         ...(opts.underlayAddress ? { underlayAddress: opts.underlayAddress } : {}),
+        ...(opts.externalAddress ? { externalAddress: opts.externalAddress } : {}),
         ...(opts.mtu ? { mtu: opts.mtu } : {}),
         ...(opts.publicKeys ? { publicKeys: { ...opts.publicKeys } } : {}),
         ...(opts.localPrefixes && opts.localPrefixes.length > 0 ? { localPrefixes: [...opts.localPrefixes] } : {}),

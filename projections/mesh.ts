@@ -6,6 +6,7 @@ import type { EventEnvelope, StoredCommit } from '../src/contracts/envelope.ts';
 import { upcastEvent } from '../src/contracts/upcast.ts';
 import { applyConnections, emptyConnections, type ConnectionsModel } from './connections.ts';
 import { applyNodes, emptyNodes, type NodesModel } from './nodes.ts';
+import { applyPeers, emptyPeers, type PeersModel } from './peers.ts';
 import { applyPools, emptyPools, type PoolsModel } from './pools.ts';
 import { applyPolicy, emptyPolicy } from './policy.ts';
 import type { PolicyState } from '../aggregates/policy.ts';
@@ -18,6 +19,8 @@ export interface MeshModel {
   readonly pools: PoolsModel;
   /** The authorization policy (aggregates/policy.ts). */
   readonly policy: PolicyState;
+  /** Other domains of the federation (aggregates/peer.ts). */
+  readonly peers: PeersModel;
   /** Position of the last commit folded in. */
   readonly position: number;
 }
@@ -35,6 +38,7 @@ export const emptyMesh: MeshModel = {
   nodes: emptyNodes,
   pools: emptyPools,
   policy: emptyPolicy,
+  peers: emptyPeers,
   position: 0,
 };
 
@@ -50,6 +54,7 @@ const foldInto = (m: Draft<MeshModel>, commits: readonly StoredCommit[]): void =
       applyPools(m.pools, env);
       applyConnections(m.connections, env, position);
       applyPolicy(m, env);
+      applyPeers(m.peers, env);
     }
     m.position = position;
   }

@@ -1,6 +1,7 @@
 // What each node should have programmed, derived from connection state: used by the process
 // manager to command agents and by agents to reconcile after a restart.
-import { SIDES, isTerminal, nodeOfSide, type ConnectionState, type Side } from '../aggregates/connection.ts';
+import { SIDES, isTerminal, nodeOfSide, type ConnectionState, type RemoteNode, type Side } from '../aggregates/connection.ts';
+import { localSides } from '../aggregates/crossDomain.ts';
 import type { SideSpec } from '../src/contracts/nodeCommands.ts';
 import type { ConnectionsModel } from './connections.ts';
 import type { NodeRow } from './nodes.ts';
@@ -16,7 +17,9 @@ export const sideSpecOf = (
   if (!s.plan || !s.request || !node || !s.endpoint) return undefined;
   const { ipContext, mtu } = s.plan.context;
   const peerNode = side === 'client' ? s.endpoint.node : s.request.clientNode;
-  const peer = nodes[peerNode];
+  // Across domains the peer is a node of the other domain, described by that domain.
+  const remotePeer: RemoteNode | undefined = side === 'client' ? s.plan.remote?.peer : s.request.remoteClient;
+  const peer = remotePeer ? { underlayAddress: remotePeer.address, publicKeys: remotePeer.publicKeys, mechanisms: remotePeer.mechanisms } : nodes[peerNode];
   return {
     connectionId: s.request.connectionId,
     generation: s.generation,
@@ -59,7 +62,7 @@ export const desiredForNode = (
 ): SideSpec[] =>
   Object.values(model.byId).flatMap((row) =>
     isDesiredPresent(row.state)
-      ? SIDES.filter((side) => nodeOfSide(row.state, side) === node).flatMap((side) => {
+      ? localSides(row.state).filter((side) => nodeOfSide(row.state, side) === node).flatMap((side) => {
           const spec = sideSpecOf(row.state, side, nodes, 'present');
           return spec ? [spec] : [];
         })

@@ -28,6 +28,7 @@ import { prepareAudit, type AuditOptions, type AuditRuntime } from './audit/runt
 import { Repository } from './repository.ts';
 import { createLogFeed } from './logFeed.ts';
 import { createGuard, type ControlPlaneSecurity, type Guard } from './security/guard.ts';
+import { createFederation, type Federation, type FederationOptions } from './federation/runtime.ts';
 
 export interface ControlPlaneOptions {
   readonly nc: NatsConnection;
@@ -48,6 +49,8 @@ export interface ControlPlaneOptions {
    * mesh, where every actor may do everything and paths carry no signed tokens.
    */
   readonly security?: ControlPlaneSecurity;
+  /** Membership of a federation of domains joined by NATS leafnodes (docs/federation.md). Absent: not federated. */
+  readonly federation?: FederationOptions;
 }
 
 export interface ControlPlane {
@@ -85,7 +88,8 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
   const js = nc.jetstream();
   await ensureStreams(jsm, subjects);
   const view = new MeshView();
-  const guard = createGuard(opts.security);
+  if (opts.security && opts.federation && !opts.federation.peers) throw new Error('an authenticated federation names its peer domains (--peer): each one\'s permissions and subscriptions are its own');
+  const guard = createGuard(opts.security && opts.federation ? { ...opts.security, peers: opts.federation.peers } : opts.security);
   const rawStore = opts.store ?? (await jetStreamEventStore(nc, subjects));
   const store = withConnectionNotifications(
     rawStore,
@@ -118,6 +122,9 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
   };
 
   const healing: HealingConfig = { ...DEFAULT_HEALING, ...opts.healing };
+  const federation: Federation | undefined = opts.federation
+    ? await createFederation({ nc, subjects, view, store, repo, log: log.child({ component: 'federation' }), now, options: opts.federation, remotePlanSegments: guard.remotePlanSegments })
+    : undefined;
   const pm = createProcessManager({
     store,
     repo,
@@ -130,6 +137,7 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
     selectionHooks: { onDecided: countSelection },
     escalateWithinMs: healing.escalateWithinMs,
     planSegments: guard.planSegments,
+    ...(federation ? { federation: federation.steps, tunnelIds: federation.route.tunnelIds } : {}),
   });
 
   // The process manager runs on the leader only (one replica drives every workflow step, so a
@@ -251,7 +259,7 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
     // Commits already received but not yet folded: fold them first, so that a client that saw an
     // event on its subject and then asks gets an answer that includes it.
     view.flush();
-    return { model: view.current, store, heartbeats, replay: audit.replay, rebuild: audit.rebuild, waitFor: (position) => view.waitFor(position, 5000), runtime };
+    return { model: view.current, store, heartbeats, replay: audit.replay, rebuild: audit.rebuild, waitFor: (position) => view.waitFor(position, 5000), runtime, ...(federation ? { federation: federation.queries } : {}) };
   };
 
   // Commands: one durable consumer shared by every replica.
@@ -279,7 +287,7 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
   const handleCommand = async (m: JsMsg, msg: CommandMessage, stream: string) => {
     const decide = () => {
       const at = now();
-      return guard.decorate(msg, route(msg, view.current, at, loadOf, { policy: view.current.policy.policy }), view.current, at).command;
+      return guard.decorate(msg, route(msg, view.current, at, loadOf, { policy: view.current.policy.policy, ...(federation ? { federation: federation.route } : {}) }), view.current, at).command;
     };
     const r = await execute({ store, repo }, stream, decide, {
       commandId: msg.id,
@@ -411,6 +419,10 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
   const lease = await startLease({ nc, domain: opts.domain, replicaId, ttlMs: healing.leaseTtlMs, log: log.child({ replica: replicaId }), onChange: leadershipChanged });
   isLeaderNow = () => lease.leaderSince() !== undefined;
   const timers = startTimers({ store, repo, view, lease, heartbeats, domain: opts.domain, log, now, config: healing });
+  await federation?.start(
+    () => lease.leaderSince(),
+    (id) => runQuery(queryContext(), 'history', { id }),
+  );
 
   return {
     view,
@@ -424,6 +436,7 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
     queryContext,
     stop: async () => {
       stopping = true;
+      await federation?.stop();
       await timers.stop();
       // The process manager finishes its delivered steps while the view and the store still run.
       leadershipChanged(false);

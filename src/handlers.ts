@@ -2,6 +2,9 @@
 // context the decision needs (registry, loads, time) read from the control plane's view.
 import type { AddressPoolCommand } from '../aggregates/addressPool.ts';
 import { interfaceNameFor, type ConnectionCommand, type RegistryContext } from '../aggregates/connection.ts';
+import { remoteName, tunnelRangeConflict } from '../aggregates/crossDomain.ts';
+import type { TunnelIdRange } from '../aggregates/tunnelPool.ts';
+import { domainOfPeerActor } from '../infra/nats/subjects.ts';
 import type { EndpointCommand } from '../aggregates/endpoint.ts';
 import type { NetworkServiceCommand } from '../aggregates/networkService.ts';
 import type { NodeCommand } from '../aggregates/node.ts';
@@ -9,7 +12,7 @@ import { POLICY_STREAM_ID, type Policy, type PolicyCommand } from '../aggregates
 import type { MeshModel } from '../projections/mesh.ts';
 import { endpointsOfService, labelsFor } from '../projections/registry.ts';
 import type { Candidate } from '../aggregates/selection.ts';
-import type { CommandKind, CommandMessage } from './contracts/commands.ts';
+import { splitServiceRef, type CommandKind, type CommandMessage } from './contracts/commands.ts';
 import { streamName } from './contracts/envelope.ts';
 
 export type AnyAggregateCommand = NetworkServiceCommand | EndpointCommand | NodeCommand | ConnectionCommand | AddressPoolCommand | PolicyCommand;
@@ -29,7 +32,18 @@ export type LoadOf = (endpoint: string) => number;
 /** What the control plane knows beyond the read model: the authorization policy in force. */
 export interface RouteContext {
   readonly policy?: Policy;
+  /** Federation: this domain's name, tunnel ids, and whether it is a registry only. */
+  readonly federation?: FederationRoute;
 }
+
+export interface FederationRoute {
+  readonly self: string;
+  readonly tunnelIds: TunnelIdRange;
+  readonly registryOnly: boolean;
+}
+
+/** The peer domain an interdomain command comes from (its actor is "peer:<domain>"). */
+const peerOf = (msg: CommandMessage): string => domainOfPeerActor(msg.actor) ?? msg.actor;
 
 export const POLICY_STREAM = streamName('policy', POLICY_STREAM_ID);
 
@@ -48,22 +62,27 @@ export const route = (msg: CommandMessage, model: MeshModel, now: Date, loadOf: 
     }
     case 'endpoint.register': {
       const b = (msg as CommandMessage<'endpoint.register'>).body;
+      // "svc@floating": the endpoint provides svc here and is also registered in that floating registry.
+      const refs = b.networkServiceNames.map(splitServiceRef);
+      const networkServiceNames = [...new Set(refs.map((r) => r.service))];
+      const floating = [...new Set(refs.flatMap((r) => (r.domain && r.domain !== ctx.federation?.self ? [r.domain] : [])))];
       return {
         stream: streamName('endpoint', b.name),
         command: {
           type: 'RegisterEndpoint',
           spec: {
             name: b.name,
-            networkServiceNames: b.networkServiceNames,
+            networkServiceNames,
             networkServiceLabels: b.networkServiceLabels ?? {},
             node: b.node,
             prefix: b.prefix ?? DEFAULT_ENDPOINT_PREFIX,
             excludedPrefixes: b.excludedPrefixes ?? [],
             ...(b.netns ? { netns: b.netns } : {}),
+            ...(floating.length > 0 ? { floating } : {}),
           },
           // No expiration asked for: a static registration, kept until unregistered.
           ...(b.expirationSeconds ? { expirationTime: new Date(now.getTime() + b.expirationSeconds * 1000).toISOString() } : {}),
-          registeredServices: b.networkServiceNames.filter((s) => model.registry.services[s] !== undefined),
+          registeredServices: networkServiceNames.filter((s) => model.registry.services[s] !== undefined),
         },
       };
     }
@@ -85,6 +104,7 @@ export const route = (msg: CommandMessage, model: MeshModel, now: Date, loadOf: 
             mtu: b.mtu ?? DEFAULT_MTU,
             publicKeys: b.publicKeys ?? {},
             ...(b.localPrefixes && b.localPrefixes.length > 0 ? { localPrefixes: b.localPrefixes } : {}),
+            ...(b.externalAddress ? { externalAddress: b.externalAddress } : {}),
           },
         },
       };
@@ -95,14 +115,18 @@ export const route = (msg: CommandMessage, model: MeshModel, now: Date, loadOf: 
     }
     case 'connection.request': {
       const b = (msg as CommandMessage<'connection.request'>).body;
-      const service = model.registry.services[b.networkService];
+      const ref = splitServiceRef(b.networkService);
+      // "svc@<another domain>": the endpoint is chosen there; this domain plans the client side.
+      const remoteDomain = ref.domain !== undefined && ref.domain !== ctx.federation?.self ? ref.domain : undefined;
+      const service = model.registry.services[ref.service];
       return {
         stream: streamName('connection', b.connectionId),
         command: {
           type: 'RequestConnection',
           request: {
             connectionId: b.connectionId,
-            networkService: b.networkService,
+            networkService: ref.service,
+            ...(remoteDomain ? { domain: remoteDomain } : {}),
             payload: service?.payload ?? 'IP',
             labels: b.labels ?? {},
             clientNode: b.clientNode,
@@ -112,8 +136,124 @@ export const route = (msg: CommandMessage, model: MeshModel, now: Date, loadOf: 
             requestId: msg.id,
             ...(b.expirationSeconds ? { expirationTime: new Date(now.getTime() + b.expirationSeconds * 1000).toISOString() } : {}),
           },
+          registry: remoteDomain ? { endpoints: [] } : registryContext(model, ref.service, loadOf),
+          ...(ctx.policy ? { policy: { policy: ctx.policy, client: msg.actor } } : {}),
+        },
+      };
+    }
+    case 'interdomain.request': {
+      const b = (msg as CommandMessage<'interdomain.request'>).body;
+      const from = peerOf(msg);
+      const client = { ...b.client, publicKeys: b.client.publicKeys ?? {}, domain: from };
+      const conflict = ctx.federation && !ctx.federation.registryOnly ? tunnelRangeConflict({ domain: ctx.federation.self, range: ctx.federation.tunnelIds }, client) : undefined;
+      return {
+        stream: streamName('connection', b.connectionId),
+        command: {
+          type: 'RequestConnection',
+          request: {
+            connectionId: b.connectionId,
+            networkService: b.networkService,
+            payload: model.registry.services[b.networkService]?.payload ?? 'IP',
+            labels: b.labels ?? {},
+            // A name no local node has: nothing of the client side is planned or programmed here.
+            clientNode: remoteName(b.client.name, from),
+            clientInterface: b.clientInterface,
+            mechanismPreferences: b.mechanismPreferences ?? [],
+            requestId: msg.id,
+            remoteClient: client,
+            ...(b.endpointHint ? { endpointHint: b.endpointHint } : {}),
+          },
           registry: registryContext(model, b.networkService, loadOf),
           ...(ctx.policy ? { policy: { policy: ctx.policy, client: msg.actor } } : {}),
+          ...(ctx.federation?.registryOnly ? { registryOnly: ctx.federation.self } : {}),
+          ...(conflict ? { refuse: { code: 'address' as const, reason: conflict } } : {}),
+        },
+      };
+    }
+    case 'interdomain.state': {
+      const b = (msg as CommandMessage<'interdomain.state'>).body;
+      const from = peerOf(msg);
+      return {
+        stream: streamName('connection', b.connectionId),
+        command: {
+          type: 'ApplyRemoteState',
+          connectionId: b.connectionId,
+          from,
+          at: now.toISOString(),
+          state: {
+            generation: b.generation,
+            phase: b.phase,
+            endpointProgrammed: b.endpointProgrammed,
+            ...(b.plan ? { plan: { ...b.plan, node: { ...b.plan.node, publicKeys: b.plan.node.publicKeys ?? {}, domain: from } } } : {}),
+            ...(b.reason !== undefined ? { reason: b.reason } : {}),
+            ...(b.code ? { code: b.code } : {}),
+          },
+        },
+      };
+    }
+    case 'interdomain.report': {
+      const b = (msg as CommandMessage<'interdomain.report'>).body;
+      return {
+        stream: streamName('connection', b.connectionId),
+        command: {
+          type: 'ReportDataplane',
+          connectionId: b.connectionId,
+          // Checked by the aggregate against the connection's client node: one domain cannot report for another's.
+          node: remoteName(b.node, peerOf(msg)),
+          side: 'client',
+          generation: b.generation,
+          result: b.result,
+          ...(b.error ? { error: b.error } : {}),
+          at: now.toISOString(),
+        },
+      };
+    }
+    case 'interdomain.close': {
+      const b = (msg as CommandMessage<'interdomain.close'>).body;
+      const from = peerOf(msg);
+      return {
+        stream: streamName('connection', b.connectionId),
+        command: { type: 'CloseConnection', connectionId: b.connectionId, reason: `closed in domain ${from}${b.reason ? `: ${b.reason}` : ''}`, by: from },
+      };
+    }
+    case 'interdomain.redirect': {
+      const b = (msg as CommandMessage<'interdomain.redirect'>).body;
+      const service = model.connections.byId[b.connectionId]?.state.request?.networkService;
+      return {
+        stream: streamName('connection', b.connectionId),
+        command: {
+          type: 'RedirectConnection',
+          connectionId: b.connectionId,
+          from: peerOf(msg),
+          ...(b.domain ? { domain: b.domain } : {}),
+          ...(b.endpoint ? { endpoint: b.endpoint } : {}),
+          ...(b.reason ? { reason: b.reason } : {}),
+          at: now.toISOString(),
+          self: ctx.federation?.self ?? '',
+          registry: service ? registryContext(model, service, loadOf) : { endpoints: [] },
+        },
+      };
+    }
+    case 'interdomain.endpoint': {
+      const b = (msg as CommandMessage<'interdomain.endpoint'>).body;
+      const from = peerOf(msg);
+      if (b.op === 'unregister') return { stream: streamName('endpoint', b.name), command: { type: 'UnregisterEndpoint', name: b.name, domain: from } };
+      const services = b.networkServiceNames ?? [];
+      return {
+        stream: streamName('endpoint', b.name),
+        command: {
+          type: 'RegisterEndpoint',
+          spec: {
+            name: b.name,
+            networkServiceNames: services,
+            networkServiceLabels: b.networkServiceLabels ?? {},
+            // Its node is in its home domain: a name no local node has.
+            node: remoteName(b.node ?? 'unknown', from),
+            prefix: b.prefix ?? DEFAULT_ENDPOINT_PREFIX,
+            excludedPrefixes: b.excludedPrefixes ?? [],
+            domain: from,
+          },
+          registeredServices: services.filter((s) => model.registry.services[s] !== undefined),
         },
       };
     }
@@ -167,7 +307,7 @@ const candidatesOf = (model: MeshModel, service: string): Candidate[] => {
   candidateCache.set(reg, byService);
   const hit = byService.get(service);
   if (hit && hit.revision === reg.revision) return hit.endpoints;
-  const endpoints = endpointsOfService(reg, service).map((ep) => ({ name: ep.name, node: ep.node, labels: labelsFor(ep, service) }));
+  const endpoints = endpointsOfService(reg, service).map((ep) => ({ name: ep.name, node: ep.node, labels: labelsFor(ep, service), ...(ep.domain ? { domain: ep.domain } : {}) }));
   byService.set(service, { revision: reg.revision, endpoints });
   return endpoints;
 };
@@ -195,6 +335,7 @@ export const streamOf = (msg: CommandMessage): string => {
       return streamName('service', b.name as string);
     case 'endpoint.register':
     case 'endpoint.unregister':
+    case 'interdomain.endpoint':
       return streamName('endpoint', b.name as string);
     case 'node.join':
     case 'node.leave':

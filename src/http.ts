@@ -27,6 +27,8 @@ const routes: { pattern: RegExp; query: string; params: (m: RegExpMatchArray, q:
   },
   { pattern: /^\/api\/v1\/connections\/([^/]+)$/, query: 'connection', params: (m, q) => ({ id: decodeURIComponent(m[1]!), ...at(q) }) },
   { pattern: /^\/api\/v1\/policy$/, query: 'policy', params: () => ({}) },
+  { pattern: /^\/api\/v1\/peers$/, query: 'peers', params: () => ({}) },
+  { pattern: /^\/api\/v1\/remote-endpoints$/, query: 'remote-endpoints', params: (_m, q) => (q.has('domain') ? { domain: q.get('domain') } : {}) },
   { pattern: /^\/api\/v1\/history\/([^/]+)$/, query: 'history', params: (m) => ({ id: decodeURIComponent(m[1]!) }) },
   { pattern: /^\/api\/v1\/nodes\/([^/]+)\/desired$/, query: 'node-desired', params: (m) => ({ node: decodeURIComponent(m[1]!) }) },
   {

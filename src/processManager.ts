@@ -6,9 +6,12 @@
 import * as E from 'fp-ts/lib/Either.js';
 import { allocationOf, type AddressPoolState } from '../aggregates/addressPool.ts';
 import { SIDES, isTerminal, type ConnectionEvent, type ConnectionState, type HealCause, type PathSegment, type RetiredPath } from '../aggregates/connection.ts';
-import type { EndpointEvent } from '../aggregates/endpoint.ts';
+import { localSides } from '../aggregates/crossDomain.ts';
+import type { EndpointEvent, EndpointState } from '../aggregates/endpoint.ts';
 import type { NodeEvent } from '../aggregates/node.ts';
-import { TUNNEL_STREAM_ID, tunnelOf, tunnelParameters, type TunnelPoolState } from '../aggregates/tunnelPool.ts';
+import type { PeerEvent } from '../aggregates/peer.ts';
+import { TUNNEL_STREAM_ID, tunnelOf, tunnelParameters, type TunnelIdRange, type TunnelPoolState } from '../aggregates/tunnelPool.ts';
+import type { FederationSteps } from './federation/steps.ts';
 import type { Logger } from '../infra/log.ts';
 import type { Subjects } from '../infra/nats/subjects.ts';
 import { sideSpecOf } from '../projections/nodeDesired.ts';
@@ -35,6 +38,10 @@ export interface ProcessManagerDeps extends ExecDeps {
   readonly healConcurrency?: number;
   /** Signs the path of a plan (src/security/guard.ts); undefined or returning undefined: unsigned. */
   readonly planSegments?: (o: { state: ConnectionState; endpoint: { name: string; node: string }; src: string; dst: string; now: Date }) => readonly PathSegment[] | undefined;
+  /** Federation (docs/federation.md): what crosses to other domains. Absent: this domain is not federated. */
+  readonly federation?: FederationSteps;
+  /** This domain's tunnel ids (federated domains take disjoint ranges). */
+  readonly tunnelIds?: TunnelIdRange;
 }
 
 const TUNNEL_STREAM = streamName('tunnel', TUNNEL_STREAM_ID);
@@ -87,12 +94,16 @@ export const createProcessManager = (deps: ProcessManagerDeps) => {
 
   const send = async (s: ConnectionState, sides: readonly (typeof SIDES)[number][], desired: 'present' | 'absent', env: EventEnvelope) => {
     const nodes = deps.view.current.nodes.nodes;
-    // Both sides at once: each command is durable on its own, and their order does not matter.
+    // A side whose node is in another domain is that domain's to program. Both local sides at
+    // once: each command is durable on its own, and their order does not matter.
+    const local = localSides(s);
     await Promise.all(
-      sides.map((side) => {
-        const spec = sideSpecOf(s, side, nodes, desired);
-        return spec ? deps.sendNodeCommand(spec.node, { id: nodeCommandId(spec), spec, correlationId: env.correlationId, causationId: env.id }) : undefined;
-      }),
+      sides
+        .filter((x) => local.includes(x))
+        .map((side) => {
+          const spec = sideSpecOf(s, side, nodes, desired);
+          return spec ? deps.sendNodeCommand(spec.node, { id: nodeCommandId(spec), spec, correlationId: env.correlationId, causationId: env.id }) : undefined;
+        }),
     );
   };
 
@@ -132,10 +143,11 @@ export const createProcessManager = (deps: ProcessManagerDeps) => {
       return;
     }
     // Configured exclusions plus what either node already routes: such an address would be shadowed.
+    const remoteClient = s.request!.remoteClient;
     const excludedPrefixes = [
       ...new Set([
         ...registration.excludedPrefixes,
-        ...(model.nodes.nodes[s.request!.clientNode]?.localPrefixes ?? []),
+        ...(remoteClient ? (remoteClient.localPrefixes ?? []) : (model.nodes.nodes[s.request!.clientNode]?.localPrefixes ?? [])),
         ...(model.nodes.nodes[ep.node]?.localPrefixes ?? []),
       ]),
     ];
@@ -151,7 +163,7 @@ export const createProcessManager = (deps: ProcessManagerDeps) => {
     const allocation = allocationOf(alloc.right.state as AddressPoolState, id)!;
     let tunnel;
     if (s.request!.clientNode !== ep.node) {
-      const t = await run(TUNNEL_STREAM, { type: 'AllocateTunnel', connectionId: id }, metaFor(env, 'allocate-tunnel'));
+      const t = await run(TUNNEL_STREAM, { type: 'AllocateTunnel', connectionId: id, ...(deps.tunnelIds ? { range: deps.tunnelIds } : {}) }, metaFor(env, 'allocate-tunnel'));
       if (E.isLeft(t)) {
         await fail(id, env, 'address', execErrorMessage(t.left as ExecError));
         return;
@@ -162,7 +174,8 @@ export const createProcessManager = (deps: ProcessManagerDeps) => {
       const n = model.nodes.nodes[node];
       return n ? { mechanisms: n.mechanisms, mtu: n.mtu } : undefined;
     };
-    const clientFacts = facts(s.request!.clientNode);
+    // A client in another domain: what that domain told us of its node.
+    const clientFacts = remoteClient ? { mechanisms: remoteClient.mechanisms, mtu: remoteClient.mtu } : facts(s.request!.clientNode);
     const endpointFacts = facts(ep.node);
     const pathSegments = deps.planSegments?.({ state: s, endpoint: ep, src: allocation.src, dst: allocation.dst, now: deps.now() });
     const planned = await run(
@@ -222,11 +235,94 @@ export const createProcessManager = (deps: ProcessManagerDeps) => {
     await eachLimited(ids, deps.healConcurrency ?? 64, (id) => heal(id, cause, env, exclude));
   };
 
+  /** The federation's steps, or a failure of the connection when this domain is not federated. */
+  const federation = async (id: string, env: EventEnvelope): Promise<FederationSteps | undefined> => {
+    if (deps.federation) return deps.federation;
+    await fail(id, env, 'no-endpoint', `domain ${deps.subjects.domain} is not federated: it cannot reach another domain (docs/federation.md)`);
+    return undefined;
+  };
+
+  /**
+   * Steps of a connection whose other end is in another domain (docs/federation.md). Returns
+   * false when the ordinary step applies (on the endpoint's side most of them do).
+   */
+  const crossDomainStep = async (id: string, s: ConnectionState, env: EventEnvelope<ConnectionEvent>): Promise<boolean> => {
+    const ev = env.data;
+    if (s.remoteDomain) {
+      // Client side: the endpoint's domain selects and plans; this side mirrors its plan.
+      switch (ev.type) {
+        case 'ConnectionRequested':
+        case 'ConnectionRedirected':
+          if (s.phase === 'requested') await (await federation(id, env))?.request(s, env);
+          return true;
+        case 'EndpointSelected':
+          return true;
+        case 'DataplaneProgrammed':
+          if (ev.side === 'client' && s.generation === ev.generation) await deps.federation?.report(s, 'programmed', env);
+          return true;
+        case 'DatapathDown':
+          if (s.generation === ev.generation) await deps.federation?.report(s, 'broken', env, ev.error);
+          return true;
+        case 'DataplaneFailed':
+          if (s.generation === ev.generation) await deps.federation?.report(s, 'failed', env, ev.error);
+          return true;
+        case 'ConnectionWaiting':
+          if (ev.replaces) await retire(s, ev.replaces, env);
+          return true;
+        case 'ConnectionClosed':
+        case 'ConnectionFailed':
+          await send(s, SIDES, 'absent', env);
+          if (ev.by !== s.remoteDomain) await deps.federation?.close(s, env);
+          return true;
+        default:
+          return false;
+      }
+    }
+    if (s.request?.remoteClient) {
+      // Endpoint side: planned here like a local connection; the client's domain hears of each step.
+      const client = s.request.remoteClient.domain;
+      switch (ev.type) {
+        case 'ConnectionRedirected':
+          await deps.federation?.redirect(s, ev, env);
+          return true;
+        case 'PathPlanned':
+          if (s.phase === 'path-planned' && s.generation === ev.generation) {
+            await send(s, SIDES, 'present', env);
+            await deps.federation?.state(s, env);
+          }
+          return true;
+        case 'DataplaneProgrammed':
+          if (ev.side === 'endpoint' && s.generation === ev.generation) await deps.federation?.state(s, env);
+          return true;
+        case 'ConnectionWaiting':
+          if (ev.replaces) {
+            await retire(s, ev.replaces, env);
+            await releasePool(ev.replaces.endpoint.name, id, env, 'release-old');
+          }
+          await deps.federation?.state(s, env);
+          return true;
+        case 'ConnectionDenied':
+          await deps.federation?.state(s, env);
+          return true;
+        case 'ConnectionClosed':
+        case 'ConnectionFailed':
+          await send(s, SIDES, 'absent', env);
+          await release(s, env);
+          if (ev.by !== client) await deps.federation?.state(s, env);
+          return true;
+        default:
+          return false;
+      }
+    }
+    return false;
+  };
+
   const handleConnection = async (commit: StoredCommit) => {
     const id = commit.stream.slice('connection.'.length);
     for (const env of commit.events as readonly EventEnvelope<ConnectionEvent>[]) {
       const s = await connectionState(id, commit.revision);
       const ev = env.data;
+      if (await crossDomainStep(id, s, env)) continue;
       switch (ev.type) {
         case 'EndpointSelected':
           if (ev.replaces) {
@@ -282,6 +378,44 @@ export const createProcessManager = (deps: ProcessManagerDeps) => {
         default:
           break;
       }
+      await forwardToFloating(commit, env);
+    }
+  };
+
+  /** Endpoints registered as svc@<floating>: their registration follows them into that registry. */
+  const forwardToFloating = async (commit: StoredCommit, env: EventEnvelope<EndpointEvent>) => {
+    if (!deps.federation) return;
+    const ev = env.data;
+    if (ev.type === 'EndpointRegistered' || ev.type === 'EndpointUpdated') {
+      for (const domain of ev.spec.floating ?? []) await deps.federation.forwardEndpoint(domain, { op: 'register', spec: ev.spec }, env);
+    } else if (ev.type === 'EndpointUnregistered' || ev.type === 'EndpointExpired') {
+      const loaded = await deps.repo.load(commit.stream, { minRevision: commit.revision });
+      if (E.isLeft(loaded)) throw new RetryLater(loaded.left.message);
+      const spec = (loaded.right.state as EndpointState).spec;
+      for (const domain of spec?.floating ?? []) await deps.federation.forwardEndpoint(domain, { op: 'unregister', name: ev.name }, env);
+    }
+  };
+
+  /** Another domain lost (its connections here go down) or back (they are brought up to date from there). */
+  const handlePeer = async (commit: StoredCommit) => {
+    for (const env of commit.events as readonly EventEnvelope<PeerEvent>[]) {
+      const ev = env.data;
+      if (ev.type === 'PeerSeen' || ev.type === 'PeerUpdated') {
+        await deps.federation?.peerSeen(ev.facts);
+      } else if (ev.type === 'PeerLost') {
+        const domain = ev.domain;
+        const at = deps.now().toISOString();
+        const affected = openConnections((s) => s.remoteDomain === domain && s.phase !== 'down');
+        deps.log.warn('peer domain lost', { domain, lastSeen: ev.lastSeen, connections: affected.length });
+        await eachLimited(affected, deps.healConcurrency ?? 64, async (id) => {
+          await run(streamName('connection', id), { type: 'MarkConnectionDown', connectionId: id, node: '', domain, at }, metaFor(env, `down-${id}`));
+        });
+      } else if (ev.type === 'PeerRecovered' && deps.federation) {
+        const fed = deps.federation;
+        const down = openConnections((s) => s.remoteDomain === ev.domain && s.phase === 'down' && s.down?.domain === ev.domain);
+        deps.log.info('peer domain back', { domain: ev.domain, connections: down.length });
+        await eachLimited(down, deps.healConcurrency ?? 64, (id) => fed.resync(id, env));
+      }
     }
   };
 
@@ -302,7 +436,11 @@ export const createProcessManager = (deps: ProcessManagerDeps) => {
         }
       } else if (ev.type === 'NodeRecovered') {
         const node = ev.name;
-        await healAll(openConnections((s) => s.phase === 'down' && s.request?.clientNode === node), 'node-recovered', env, []);
+        const down = (s: ConnectionState) => s.phase === 'down' && s.request?.clientNode === node && !s.down?.domain;
+        await healAll(openConnections((s) => down(s) && !s.remoteDomain), 'node-recovered', env, []);
+        // Across domains the endpoint's domain holds the plan: ask it, and re-plan this side from its answer.
+        const fed = deps.federation;
+        if (fed) await eachLimited(openConnections((s) => down(s) && s.remoteDomain !== undefined), deps.healConcurrency ?? 64, (id) => fed.resync(id, env));
       }
     }
   };
@@ -313,6 +451,7 @@ export const createProcessManager = (deps: ProcessManagerDeps) => {
     if (commit.stream.startsWith('connection.')) return handleConnection(commit);
     if (commit.stream.startsWith('endpoint.')) return handleEndpoint(commit);
     if (commit.stream.startsWith('node.')) return handleNode(commit);
+    if (commit.stream.startsWith('peer.')) return handlePeer(commit);
   };
 
   return { handle };
@@ -320,4 +459,4 @@ export const createProcessManager = (deps: ProcessManagerDeps) => {
 
 /** Streams whose commits the process manager reacts to. */
 export const drivesProcessManager = (stream: string): boolean =>
-  stream.startsWith('connection.') || stream.startsWith('endpoint.') || stream.startsWith('node.');
+  stream.startsWith('connection.') || stream.startsWith('endpoint.') || stream.startsWith('node.') || stream.startsWith('peer.');

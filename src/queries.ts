@@ -12,6 +12,7 @@ import { streamName, type EventEnvelope } from './contracts/envelope.ts';
 import type { EventStore } from './eventStore.ts';
 import { parseBound, replayAt, type Bound, type MeshAt } from './audit/replay.ts';
 import type { RebuildStart } from './audit/runtime.ts';
+import type { FederationQueries } from './federation/runtime.ts';
 
 export interface QueryContext {
   readonly model: MeshModel;
@@ -26,6 +27,8 @@ export interface QueryContext {
   readonly waitFor?: (position: number) => Promise<void>;
   /** The serving process: memory, uptime, what it did (control plane only). */
   readonly runtime?: (o: { gc: boolean }) => unknown;
+  /** Other domains of the federation (docs/federation.md); absent when this domain is not federated. */
+  readonly federation?: FederationQueries;
 }
 
 const PHASES: readonly ConnectionPhase[] = ['requested', 'endpoint-selected', 'path-planned', 'established', 'waiting', 'down', 'failed', 'closed'];
@@ -69,8 +72,8 @@ const connectionFilter = D.object(
   { state: D.literal(...PHASES), node: name, endpoint: name, service: name, actor: D.string({ min: 1, max: 128 }), includeClosed: D.boolean },
 );
 
-export type QueryName = 'services' | 'endpoints' | 'connections' | 'connection' | 'nodes' | 'node-desired' | 'addresses' | 'history' | 'status' | 'replay' | 'projections-rebuild' | 'policy' | 'runtime';
-export const QUERY_NAMES: readonly QueryName[] = ['services', 'endpoints', 'connections', 'connection', 'nodes', 'node-desired', 'addresses', 'history', 'status', 'replay', 'projections-rebuild', 'policy', 'runtime'];
+export type QueryName = 'services' | 'endpoints' | 'connections' | 'connection' | 'nodes' | 'node-desired' | 'addresses' | 'history' | 'status' | 'replay' | 'projections-rebuild' | 'policy' | 'runtime' | 'peers' | 'remote-endpoints';
+export const QUERY_NAMES: readonly QueryName[] = ['services', 'endpoints', 'connections', 'connection', 'nodes', 'node-desired', 'addresses', 'history', 'status', 'replay', 'projections-rebuild', 'policy', 'runtime', 'peers', 'remote-endpoints'];
 /** Queries over the model that also answer for a past moment, with an `at` parameter. */
 export const TIME_TRAVEL_QUERIES: readonly QueryName[] = ['services', 'endpoints', 'connections', 'connection', 'nodes', 'addresses', 'status'];
 
@@ -206,8 +209,9 @@ const answerQuery = async (ctx: QueryContext, q: string, params: unknown, page?:
       return E.right(ctx.rebuild(f.right.id));
     }
     case 'history': {
-      const f = D.object({ id: D.string({ min: 1, max: 64, pattern: /^[A-Za-z0-9_-]+$/, patternHint: 'an id or name' }) })(p, 'params');
+      const f = D.object({ id: D.string({ min: 1, max: 64, pattern: /^[A-Za-z0-9_-]+$/, patternHint: 'an id or name' }) }, { allDomains: D.boolean })(p, 'params');
       if (E.isLeft(f)) return bad(f.left);
+      if (f.right.allDomains) return historyAllDomains(ctx, f.right.id);
       const found: { stream: string; position: string; commitId: string; hash?: string; event: EventEnvelope }[] = [];
       const seen = new Set<string>();
       const collect = async (stream: string, keep: (e: EventEnvelope) => boolean = () => true) => {
@@ -240,7 +244,37 @@ const answerQuery = async (ctx: QueryContext, q: string, params: unknown, page?:
     }
     case 'policy':
       return E.right(m.policy);
+    case 'peers':
+      return ctx.federation ? E.right(ctx.federation.peers()) : E.left('this domain is not federated (docs/federation.md)');
+    case 'remote-endpoints': {
+      const f = D.object({}, { domain: D.string({ min: 1, max: 32, pattern: /^[a-z0-9-]+$/, patternHint: 'a domain' }) })(p, 'params');
+      if (E.isLeft(f)) return bad(f.left);
+      if (!ctx.federation) return E.left('this domain is not federated (docs/federation.md)');
+      if (f.right.domain !== undefined && !ctx.federation.peers().some((x) => x.domain === f.right.domain)) {
+        return E.left(`domain ${f.right.domain} is not a peer of domain ${ctx.federation.self}; peers: ${ctx.federation.peers().map((x) => x.domain).join(', ') || 'none yet'}`);
+      }
+      return E.right(ctx.federation.remoteEndpoints(f.right.domain));
+    }
     default:
       return E.left(`unknown query "${q}"; known: ${QUERY_NAMES.join(', ')}`);
   }
+};
+
+/**
+ * A connection's history in every domain it spans, joined by its id: this domain's events and
+ * each peer's (asked over the bus), each row naming its domain, in time order. Domains that do
+ * not answer are listed with the reason.
+ */
+const historyAllDomains = async (ctx: QueryContext, id: string): Promise<E.Either<string, unknown>> => {
+  if (!ctx.federation) return E.left('this domain is not federated (docs/federation.md): --all-domains has no other domain to ask');
+  const self = ctx.federation.self;
+  const local = await runQuery({ ...ctx, federation: undefined }, 'history', { id });
+  const mine = E.isRight(local) ? (local.right as { event: EventEnvelope }[]).map((r) => ({ domain: self, ...r })) : [];
+  const peers = await ctx.federation.peerHistories(id);
+  const theirs = peers.flatMap((p) => (p.rows ?? []).map((r) => ({ domain: p.domain, ...(r as { event: EventEnvelope }) })));
+  const events = [...mine, ...theirs].sort((a, b) => a.event.time.localeCompare(b.event.time) || a.domain.localeCompare(b.domain) || a.event.version - b.event.version);
+  if (events.length === 0) return E.left(`nothing has happened to "${id}" in domain ${self} or its peers`);
+  const domains: Record<string, string> = { [self]: E.isRight(local) ? 'ok' : local.left };
+  for (const p of peers) domains[p.domain] = p.error ?? ((p.rows ?? []).length > 0 ? 'ok' : 'no events');
+  return E.right({ events, domains });
 };

@@ -45,7 +45,8 @@ export const ensureStreams = async (jsm: JetStreamManager, s: Subjects, opts: St
   await ensure(jsm, sealStreamConfig(s, opts));
   await ensure(jsm, {
     name: s.streams.commands,
-    subjects: [s.allCommands],
+    // Commands from peer domains arrive on nsm.<domain>.fed.<peer>.cmd.<verb> (docs/federation.md).
+    subjects: [s.allCommands, ...s.fedCommands()],
     storage: StorageType.File,
     retention: RetentionPolicy.Workqueue,
     duplicate_window: nanos(DUPLICATE_WINDOW_MS),

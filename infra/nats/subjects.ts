@@ -32,7 +32,26 @@ export interface Subjects {
   readonly seal: string;
   /** Progress reports of a long operation (a projection rebuild), by operation id. */
   progress(id: string): string;
-  readonly streams: { readonly events: string; readonly commands: string; readonly nodeCommands: string; readonly seals: string };
+  /**
+   * Federation (docs/federation.md), everything another domain sends here: durable commands
+   * from domain `from` (stored in this domain's command stream), its queries, and this domain's
+   * heartbeat that peers listen to. All under nsm.<domain>.fed, so one prefix names what may
+   * cross a leafnode link.
+   */
+  fedCommand(from: string, verb: string): string;
+  /** The command stream's subjects for commands from these peers (any peer when absent). */
+  fedCommands(peers?: readonly string[]): string[];
+  fedQuery(from: string, name: string): string;
+  fedQueries(peers?: readonly string[]): string[];
+  readonly fedHeartbeat: string;
+  readonly streams: {
+    readonly events: string;
+    readonly commands: string;
+    readonly nodeCommands: string;
+    readonly seals: string;
+    /** Read-only copies of other domains' registry events, kept by stream sourcing (no subjects of its own). */
+    readonly remote: string;
+  };
   /** Object store bucket of projection snapshots. */
   readonly snapshotBucket: string;
 }
@@ -56,7 +75,18 @@ export const subjectsFor = (domain: string): Subjects => {
     allQueries: `${p}.query.*.*`,
     seal: `${p}.seal`,
     progress: (id) => `${p}.progress.${id}`,
-    streams: { events: `NSM_${upper}_EVENTS`, commands: `NSM_${upper}_COMMANDS`, nodeCommands: `NSM_${upper}_NODE`, seals: `NSM_${upper}_SEALS` },
+    fedCommand: (from, verb) => `${p}.fed.${from}.cmd.${verb}`,
+    fedCommands: (peers) => (peers ? peers.map((from) => `${p}.fed.${from}.cmd.*`) : [`${p}.fed.*.cmd.*`]),
+    fedQuery: (from, name) => `${p}.fed.${from}.query.${name}`,
+    fedQueries: (peers) => (peers ? peers.map((from) => `${p}.fed.${from}.query.*`) : [`${p}.fed.*.query.*`]),
+    fedHeartbeat: `${p}.fed.hb`,
+    streams: {
+      events: `NSM_${upper}_EVENTS`,
+      commands: `NSM_${upper}_COMMANDS`,
+      nodeCommands: `NSM_${upper}_NODE`,
+      seals: `NSM_${upper}_SEALS`,
+      remote: `NSM_${upper}_REMOTE`,
+    },
     snapshotBucket: `nsm_${domain.replace(/-/g, '_')}_snapshots`,
   };
 };
@@ -65,8 +95,21 @@ export const subjectsFor = (domain: string): Subjects => {
 export const streamFromEventSubject = (subjects: Subjects, subject: string): string =>
   subject.slice(`nsm.${subjects.domain}.evt.`.length);
 
-/** "nsm.<d>.cmd.<aggregate>.<verb>.<actor>" -> its parts; undefined when it has another shape. */
+/** A peer domain as an actor: the sender of its interdomain commands and queries. */
+export const peerActor = (domain: string): string => `peer:${domain}`;
+export const domainOfPeerActor = (actor: string): string | undefined => (actor.startsWith('peer:') ? actor.slice('peer:'.length) : undefined);
+
+/**
+ * "nsm.<d>.cmd.<aggregate>.<verb>.<actor>" -> its parts; "nsm.<d>.fed.<from>.cmd.<verb>" is the
+ * command "interdomain.<verb>" from actor "peer:<from>". undefined when it has another shape.
+ */
 export const parseCommandSubject = (subjects: Subjects, subject: string): { kind: string; actor: string } | undefined => {
+  const fed = `nsm.${subjects.domain}.fed.`;
+  if (subject.startsWith(fed)) {
+    const tokens = subject.slice(fed.length).split('.');
+    if (tokens.length !== 3 || tokens[1] !== 'cmd' || !DOMAIN_PATTERN.test(tokens[0]!)) return undefined;
+    return { kind: `interdomain.${tokens[2]}`, actor: peerActor(tokens[0]!) };
+  }
   const prefix = `nsm.${subjects.domain}.cmd.`;
   if (!subject.startsWith(prefix)) return undefined;
   const tokens = subject.slice(prefix.length).split('.');
@@ -78,4 +121,23 @@ export const parseCommandSubject = (subjects: Subjects, subject: string): { kind
 export const parseQuerySubject = (subjects: Subjects, subject: string): { actor: string; name: string } | undefined => {
   const tokens = subject.slice(`nsm.${subjects.domain}.query.`.length).split('.');
   return tokens.length === 2 ? { actor: tokens[0]!, name: tokens[1]! } : undefined;
+};
+
+/**
+ * Whether some subject matches both patterns ("*" one token, ">" one or more at the end). Two
+ * domains' streams must never overlap: a publish into one domain's subject would be stored by
+ * whichever stream captures it, across the leafnode link too.
+ */
+export const subjectsOverlap = (a: string, b: string): boolean => {
+  const ta = a.split('.');
+  const tb = b.split('.');
+  for (let i = 0; ; i++) {
+    const x = ta[i];
+    const y = tb[i];
+    if (x === undefined && y === undefined) return true;
+    if (x === '>') return y !== undefined;
+    if (y === '>') return x !== undefined;
+    if (x === undefined || y === undefined) return false;
+    if (x !== '*' && y !== '*' && x !== y) return false;
+  }
 };

@@ -8,7 +8,7 @@ import * as E from 'fp-ts/lib/Either.js';
 import { NAME_PATTERN } from '../../aggregates/domain.ts';
 import { DOMAIN_HINT, DOMAIN_PATTERN, toActorToken } from '../../infra/nats/subjects.ts';
 import { MeshClient, type ClientError } from '../client.ts';
-import type { CommandBody, CommandKind } from '../contracts/commands.ts';
+import { SERVICE_REF_PATTERN, splitServiceRef, type CommandBody, type CommandKind } from '../contracts/commands.ts';
 import { auditCommands } from './audit.ts';
 import { common } from './options.ts';
 import { parseDuration, parseLabels, parseMatch } from './parse.ts';
@@ -21,6 +21,10 @@ import { policyCommand } from './policy.ts';
 import { apiToken, MAX_API_TOKEN_SECONDS } from '../security/apiToken.ts';
 import { signerOf } from '../security/credentials.ts';
 import { initDeployment } from '../security/init.ts';
+import { parseTunnelRange } from '../../aggregates/tunnelPool.ts';
+import { checkLeafUrl } from '../../infra/nats/leafnodes.ts';
+import type { FederationOptions } from '../federation/runtime.ts';
+import { readFileSync } from 'node:fs';
 
 class CliError extends Error {}
 const fail = (msg: string): never => {
@@ -33,18 +37,22 @@ const USAGE = `nsm - Network Service Mesh, event-sourced on NATS
 
 Set up identities (nkeys, TLS, NATS permissions) for a deployment:
   nsm init [--dir DIR] [--domain D] [--nodes n1,n2] [--clients alice,bob] [--operators operator] [--auditors auditor]
-           [--host 127.0.0.1,localhost]
+           [--host 127.0.0.1,localhost] [--peers b,c]   (--peers: leaf credentials for domains joining this one)
 
 Run a mesh (authenticated and over TLS unless --insecure):
   nsm up [--data-dir DIR] [--nats-port N] [--http-port N] [--domain D] [--node NAME] [--dataplane simulated|linux]
          [--underlay ADDR] [--node-timeout 15s] [--down-grace 5m] [--liveness-interval 2s] [--heartbeat 5s]
          [--store jetstream|esdb] [--esdb-url URL] [--insecure] [--host H]... [--token-lifetime 24h]
+         [--config FILE]      (the same options as a JSON object keyed by flag name)
+    federation (docs/federation.md): [--leaf-port P] [--join nats-leaf://HOST:P]... [--tunnel-ids FROM-TO]
+         [--peer D]... [--peer-timeout 5s] [--registry-only] [--external-address ADDR] [--leaf-creds FILE]...
   nsm control-plane [--server URL] [--domain D] [--http-port N] [--node-timeout 15s] [--down-grace 5m] [--lease-ttl 10s]
                     [--store jetstream|esdb] [--esdb-url URL] [--creds FILE] [--identities FILE] [--insecure]
+                    [--federate] [--tunnel-ids FROM-TO] [--peer D]... [--peer-timeout 5s] [--registry-only]
     (--store esdb keeps events in EventStoreDB: --esdb-url or NSM_ESDB_URL, e.g. esdb://127.0.0.1:2113?tls=false)
   nsm agent --node NAME [--server URL] [--domain D] [--dataplane simulated|linux]
-            [--netns NODE_NS] [--underlay ADDR] [--state-dir DIR] [--liveness-interval 2s] [--heartbeat 5s]
-            [--creds FILE] [--identities FILE] [--insecure]
+            [--netns NODE_NS] [--underlay ADDR] [--external-address ADDR] [--state-dir DIR] [--liveness-interval 2s]
+            [--heartbeat 5s] [--creds FILE] [--identities FILE] [--insecure]
   nsm endpoint run icmp-responder --name N --service SVC [--service SVC]... --netns NS [--prefix CIDR]
             [--exclude CIDR]... [--label k=v]... [--expiration 60s] [--node N] [--dataplane linux|simulated]
 
@@ -53,16 +61,17 @@ Use it (--server URL or NSM_NATS_URL, --domain D or NSM_DOMAIN, --json for scrip
         operator's credentials are found without flags):
   nsm service register NAME [--payload IP|ETHERNET] [--match 'SRC=>DST[|DST][;fallthrough]']...
   nsm service unregister NAME
-  nsm endpoint register NAME --service SVC [--service SVC]... [--label k=v]... [--node N]
+  nsm endpoint register NAME --service SVC[@FLOATING] [--service ...]... [--label k=v]... [--node N]
                         [--prefix CIDR] [--exclude CIDR]... [--expiration 60s] [--netns NS]
   nsm endpoint unregister NAME
-  nsm connect SVC [--label k=v]... [--node N] [--netns NS] [--interface IF] [--mechanism M]...
+  nsm connect SVC[@DOMAIN] [--label k=v]... [--node N] [--netns NS] [--interface IF] [--mechanism M]...
               [--id ID] [--wait] [--timeout 30s] [--expiration D [--hold]]
   nsm refresh ID [--expiration 60s]
   nsm close ID
-  nsm ls services|endpoints|nodes|addresses
+  nsm ls services|endpoints|nodes|addresses|peers
+  nsm ls endpoints --domain D | --all-domains [--via HOME]   (other domains' registries, from HOME's copy)
   nsm ls connections [--all] [--state S] [--node N] [--endpoint E] [--service SVC] [--client ACTOR]
-  nsm history ID [--wide]
+  nsm history ID [--wide] [--all-domains]
   nsm status
   nsm policy [show] | set FILE | remove NAME | default allow|deny
   nsm policy allow|deny [--name N] [--client ID]... [--client-label k=v]... [--service SVC]...
@@ -94,6 +103,9 @@ const defaultActor = () => toActorToken(env('NSM_ACTOR') ?? `${userInfo().userna
 const checkDomain = (d: string) => (DOMAIN_PATTERN.test(d) ? d : fail(`--domain ${JSON.stringify(d)}: ${DOMAIN_HINT}`));
 const checkName = (what: string, n: string | undefined) =>
   n === undefined ? fail(`missing ${what}; see nsm --help`) : NAME_PATTERN.test(n) ? n : fail(`${what} ${JSON.stringify(n)}: use 1-63 letters, digits, "-" or "_"`);
+/** A service, or service@domain (federation: a service of another domain, or a floating registry). */
+const checkServiceRef = (what: string, n: string | undefined) =>
+  n === undefined ? fail(`missing ${what}; see nsm --help`) : SERVICE_REF_PATTERN.test(n) ? n : fail(`${what} ${JSON.stringify(n)}: a service name (1-63 letters, digits, "-" or "_"), optionally @domain`);
 const port = (s: string | undefined, flag: string, dflt: number) => {
   if (s === undefined) return dflt;
   const n = Number(s);
@@ -135,6 +147,49 @@ const agentOptions = (v: { 'liveness-interval'?: string; heartbeat?: string }) =
 };
 
 const processSecurityFlags = { identities: { type: 'string' }, insecure: { type: 'boolean' } } as const;
+
+/** Federation (docs/federation.md): this domain's tunnel ids, its peers, whether it is a registry only. */
+const federationFlags = {
+  'tunnel-ids': { type: 'string' },
+  peer: { type: 'string', multiple: true },
+  'registry-only': { type: 'boolean' },
+  'peer-timeout': { type: 'string' },
+} as const;
+const federationOptions = (v: { 'tunnel-ids'?: string; peer?: string[]; 'registry-only'?: boolean; 'peer-timeout'?: string }, force = false): FederationOptions | undefined => {
+  if (!force && v['tunnel-ids'] === undefined && v.peer === undefined && !v['registry-only'] && v['peer-timeout'] === undefined) return undefined;
+  const peerTimeoutMs = msFlag(v['peer-timeout'], '--peer-timeout');
+  if (peerTimeoutMs !== undefined && peerTimeoutMs < 500) fail('--peer-timeout must be at least 500ms');
+  const peers = v.peer?.flatMap((p) => p.split(',')).filter(Boolean).map(checkDomain);
+  return {
+    ...(v['tunnel-ids'] !== undefined ? { tunnelIds: must(E.mapLeft((e: string) => `--tunnel-ids ${e}`)(parseTunnelRange(v['tunnel-ids']))) } : {}),
+    ...(peers ? { peers } : {}),
+    ...(v['registry-only'] ? { registryOnly: true } : {}),
+    ...(peerTimeoutMs !== undefined ? { peerTimeoutMs } : {}),
+  };
+};
+
+/**
+ * `nsm up --config FILE`: the same options as the flags, as a JSON object keyed by flag name
+ * ({"domain": "b", "join": "nats-leaf://hub:7422", "tunnel-ids": "1000-1999"}). Flags given on
+ * the command line come after, so they win.
+ */
+const configArgs = (file: string, known: Record<string, { type: string; multiple?: boolean }>): string[] => {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    return fail(`--config ${file}: ${(e as Error).message}`);
+  }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return fail(`--config ${file}: expected a JSON object keyed by option name`);
+  return Object.entries(raw as Record<string, unknown>).flatMap(([k, val]) => {
+    const opt = known[k];
+    if (!opt || k === 'config') return fail(`--config ${file}: unknown option "${k}"; see nsm --help`);
+    if (opt.type === 'boolean') return val === true ? [`--${k}`] : val === false ? [] : fail(`--config ${file}: "${k}" must be true or false`);
+    const values = Array.isArray(val) ? val : [val];
+    if (values.length > 1 && !opt.multiple) return fail(`--config ${file}: "${k}" takes one value`);
+    return values.flatMap((x) => (typeof x === 'string' || typeof x === 'number' ? [`--${k}`, String(x)] : fail(`--config ${file}: "${k}" must be a string or number`)));
+  });
+};
 
 /** A mesh process's identity: its credentials unless --insecure, which connects without any. */
 const processAccess = (v: Values & { insecure?: boolean }, domain: string, role: 'control-plane' | 'agent', name: string) => {
@@ -200,8 +255,8 @@ const holdConnection = (c: MeshClient, id: string, expirationSeconds: number): P
   });
 
 const commands: Record<string, (args: string[]) => Promise<void>> = {
-  async up(args) {
-    const { values: v } = parse(args, {
+  async up(rawArgs) {
+    const upFlags = {
       'data-dir': { type: 'string' },
       'nats-port': { type: 'string' },
       'http-port': { type: 'string' },
@@ -214,10 +269,30 @@ const commands: Record<string, (args: string[]) => Promise<void>> = {
       ...agentFlags,
       ...STORE_OPTIONS,
       underlay: { type: 'string' },
-    });
+      ...federationFlags,
+      'leaf-port': { type: 'string' },
+      join: { type: 'string', multiple: true },
+      'leaf-creds': { type: 'string', multiple: true },
+      'external-address': { type: 'string' },
+      config: { type: 'string' },
+    } as const;
+    // Options from --config first: flags on the command line then win.
+    const configAt = rawArgs.findIndex((a) => a === '--config' || a.startsWith('--config='));
+    const configFile = configAt < 0 ? undefined : rawArgs[configAt]!.includes('=') ? rawArgs[configAt]!.slice('--config='.length) : rawArgs[configAt + 1];
+    const args = configFile ? [...configArgs(configFile, { ...common, ...upFlags } as Record<string, { type: string; multiple?: boolean }>), ...rawArgs] : rawArgs;
+    const { values: v } = parse(args, upFlags);
     const domain = checkDomain(v.domain ?? defaultDomain());
     const tokenLifetimeMs = msFlag(v['token-lifetime'], '--token-lifetime');
+    const join = v.join?.flatMap((j) => j.split(',')).filter(Boolean);
+    for (const url of join ?? []) {
+      const bad = checkLeafUrl(url);
+      if (bad) fail(`--join ${bad}`);
+    }
+    const leafPort = v['leaf-port'] !== undefined ? port(v['leaf-port'], '--leaf-port', 7422) : undefined;
+    const fedOptions = federationOptions(v, leafPort !== undefined || (join?.length ?? 0) > 0);
     await runUp({
+      ...(fedOptions ? { federation: { options: fedOptions, ...(leafPort !== undefined ? { leafPort } : {}), ...(join ? { join } : {}), ...(v['leaf-creds'] ? { leafCreds: v['leaf-creds'] } : {}) } } : {}),
+      ...(v['external-address'] ? { externalAddress: v['external-address'] } : {}),
       insecure: v.insecure ?? false,
       ...(v.host ? { hosts: v.host.flatMap((h) => h.split(',')).filter(Boolean) } : {}),
       ...(tokenLifetimeMs !== undefined ? { tokenLifetimeMs } : {}),
@@ -234,7 +309,8 @@ const commands: Record<string, (args: string[]) => Promise<void>> = {
     });
   },
   async 'control-plane'(args) {
-    const { values: v } = parse(args, { 'http-port': { type: 'string' }, ...processSecurityFlags, 'token-lifetime': { type: 'string' }, ...healingFlags, ...STORE_OPTIONS });
+    const { values: v } = parse(args, { 'http-port': { type: 'string' }, ...processSecurityFlags, 'token-lifetime': { type: 'string' }, ...healingFlags, ...STORE_OPTIONS, ...federationFlags, federate: { type: 'boolean' } });
+    const fedOptions = federationOptions(v, v.federate ?? false);
     const domain = checkDomain(v.domain ?? defaultDomain());
     const access = processAccess(v, domain, 'control-plane', 'control-plane');
     const tokenLifetimeMs = msFlag(v['token-lifetime'], '--token-lifetime');
@@ -246,6 +322,7 @@ const commands: Record<string, (args: string[]) => Promise<void>> = {
       domain,
       ...(tokenLifetimeMs !== undefined ? { tokenLifetimeMs } : {}),
       ...(v['http-port'] ? { httpPort: port(v['http-port'], '--http-port', 0) } : {}),
+      ...(fedOptions ? { federation: fedOptions } : {}),
     });
   },
   async agent(args) {
@@ -255,6 +332,7 @@ const commands: Record<string, (args: string[]) => Promise<void>> = {
       netns: { type: 'string' },
       underlay: { type: 'string' },
       'state-dir': { type: 'string' },
+      'external-address': { type: 'string' },
       ...processSecurityFlags,
       ...agentFlags,
     });
@@ -271,6 +349,7 @@ const commands: Record<string, (args: string[]) => Promise<void>> = {
       ...(v.netns ? { netns: v.netns } : {}),
       ...(v.underlay ? { underlay: v.underlay } : {}),
       stateDir: v['state-dir'] ?? join(defaultDataDir(domain), `agent-${node}`),
+      ...(v['external-address'] ? { externalAddress: v['external-address'] } : {}),
     });
   },
   async init(args) {
@@ -281,6 +360,7 @@ const commands: Record<string, (args: string[]) => Promise<void>> = {
       operators: { type: 'string', multiple: true },
       auditors: { type: 'string', multiple: true },
       host: { type: 'string', multiple: true },
+      peers: { type: 'string', multiple: true },
     });
     const domain = checkDomain(v.domain ?? defaultDomain());
     const list = (xs: string[] | undefined) => (xs ? xs.flatMap((x) => x.split(',')).map((x) => x.trim()).filter(Boolean) : undefined);
@@ -288,6 +368,7 @@ const commands: Record<string, (args: string[]) => Promise<void>> = {
     const operators = list(v.operators);
     const auditors = list(v.auditors);
     const hosts = list(v.host);
+    const peers = list(v.peers);
     const r = must(
       initDeployment({
         dir,
@@ -297,6 +378,7 @@ const commands: Record<string, (args: string[]) => Promise<void>> = {
         ...(operators ? { operators } : {}),
         ...(auditors ? { auditors } : {}),
         ...(hosts ? { hosts } : {}),
+        ...(peers ? { peers } : {}),
       }),
     );
     const pointer = writePointer(domain, { deployment: dir });
@@ -310,6 +392,7 @@ const commands: Record<string, (args: string[]) => Promise<void>> = {
           ...r.created.map((i) => `  created  ${i.role.padEnd(13)} ${i.actor.padEnd(24)} ${p.creds(i.name, i.role)}`),
           ...r.kept.map((i) => `  kept     ${i.role.padEnd(13)} ${i.actor.padEnd(24)} (existing key, not replaced)`),
           ...r.tlsCreated.map((t) => `  created  ${t}`),
+          ...r.peersCreated.map((d) => `  created  leaf credentials of peer domain ${d}: ${p.leafCreds(d)} (secret: give it to ${d}'s operator, for nsm up --join ... --leaf-creds FILE)`),
           `  identities (public keys and roles): ${p.identities}`,
           `  nats-server configuration (users, permissions, TLS): ${p.natsConfig}`,
           `  CA certificate: ${p.caFile}`,
@@ -358,7 +441,7 @@ const commands: Record<string, (args: string[]) => Promise<void>> = {
     const ep = checkName('endpoint name', name);
     if (verb === 'unregister') return sendAndReport(v, 'endpoint.unregister', { name: ep }, `endpoint ${ep} unregistered`);
     if (verb !== 'register') fail(`unknown "nsm endpoint ${verb ?? ''}"; use register, unregister or run`);
-    const services = v.service ?? fail('endpoint register needs at least one --service');
+    const services = (v.service ?? fail('endpoint register needs at least one --service')).map((x) => checkServiceRef('--service', x));
     const labels = must(parseLabels(v.label ?? []));
     return sendAndReport(
       v,
@@ -366,7 +449,7 @@ const commands: Record<string, (args: string[]) => Promise<void>> = {
       {
         name: ep,
         networkServiceNames: services,
-        networkServiceLabels: Object.fromEntries(services.map((s) => [s, { labels }])),
+        networkServiceLabels: Object.fromEntries(services.map((s) => [splitServiceRef(s).service, { labels }])),
         node: checkName('--node', v.node ?? defaultNode()),
         ...(v.prefix ? { prefix: v.prefix } : {}),
         ...(v.exclude ? { excludedPrefixes: v.exclude } : {}),
@@ -388,7 +471,7 @@ const commands: Record<string, (args: string[]) => Promise<void>> = {
       expiration: { type: 'string' },
       hold: { type: 'boolean' },
     });
-    const service = checkName('network service', svc);
+    const service = checkServiceRef('network service', svc);
     const expirationSeconds = v.expiration ? Math.ceil(must(parseDuration(v.expiration, '--expiration'))) : undefined;
     if (v.hold && expirationSeconds === undefined) fail('--hold keeps a connection alive by refreshing it: give it an --expiration too');
     const id = v.id ?? randomUUID();
@@ -443,7 +526,14 @@ const commands: Record<string, (args: string[]) => Promise<void>> = {
       endpoint: { type: 'string' },
       service: { type: 'string' },
       client: { type: 'string' },
+      'all-domains': { type: 'boolean' },
+      via: { type: 'string' },
     });
+    // Federation: other domains' registries come from the home domain's sourced copy (docs/federation.md).
+    if (what === 'endpoints') {
+      const home = v.via ?? env('NSM_DOMAIN');
+      if (v['all-domains'] || (v.domain !== undefined && home !== undefined && checkDomain(v.domain) !== checkDomain(home))) return remoteEndpoints({ ...v, ...(home ? { domain: home } : {}) }, v['all-domains'] ? undefined : v.domain);
+    }
     await withClient(v, async (c) => {
       switch (what) {
         case 'services': {
@@ -451,11 +541,13 @@ const commands: Record<string, (args: string[]) => Promise<void>> = {
           return out(v, rows, () => table(['name', 'payload', 'matches', 'updated'], rows.map((r) => [r.name, r.payload, r.matches.length, age(r.updatedAt)])));
         }
         case 'endpoints': {
-          const rows = must(await c.queryAll<{ name: string; networkServiceNames: string[]; networkServiceLabels: Record<string, { labels: Record<string, string> }>; node: string; prefix: string; connections: number; expirationTime: string }>('endpoints'));
+          const rows = must(await c.queryAll<{ name: string; networkServiceNames: string[]; networkServiceLabels: Record<string, { labels: Record<string, string> }>; node: string; prefix: string; connections: number; expirationTime: string; domain?: string }>('endpoints'));
+          // A floating registry's entries name their home domain (docs/federation.md).
+          const floating = rows.some((r) => r.domain);
           return out(v, rows, () =>
             table(
-              ['name', 'services', 'labels', 'node', 'prefix', 'connections', 'expires'],
-              rows.map((r) => [r.name, r.networkServiceNames.join(','), r.networkServiceNames.map((s) => labelsText(r.networkServiceLabels[s]?.labels)).filter(Boolean).join(' '), r.node, r.prefix, r.connections, r.expirationTime]),
+              ['name', 'services', 'labels', ...(floating ? ['home domain'] : []), 'node', 'prefix', 'connections', 'expires'],
+              rows.map((r) => [r.name, r.networkServiceNames.join(','), r.networkServiceNames.map((s) => labelsText(r.networkServiceLabels[s]?.labels)).filter(Boolean).join(' '), ...(floating ? [r.domain ?? ''] : []), r.node, r.prefix, r.connections, r.expirationTime]),
             ),
           );
         }
@@ -486,14 +578,19 @@ const commands: Record<string, (args: string[]) => Promise<void>> = {
           const rows = must(await c.queryAll<{ endpoint: string; connectionId: string; src: string; dst: string }>('addresses'));
           return out(v, rows, () => table(['endpoint', 'connection', 'client addr', 'endpoint addr'], rows.map((r) => [r.endpoint, r.connectionId, r.src, r.dst])));
         }
+        case 'peers': {
+          const rows = must(await c.query<{ domain: string; status: string; lastHeard?: string; tunnelIds?: { from: number; to: number }; registryOnly?: boolean }[]>('peers'));
+          return out(v, rows, () => table(['domain', 'status', 'heard', 'tunnel ids', 'kind'], rows.map((r) => [r.domain, r.status, r.lastHeard ? age(r.lastHeard) : 'never', r.tunnelIds ? `${r.tunnelIds.from}-${r.tunnelIds.to}` : '', r.registryOnly ? 'registry' : 'cluster'])));
+        }
         default:
-          fail(`nsm ls ${what ?? ''}: expected services, endpoints, connections, nodes or addresses`);
+          fail(`nsm ls ${what ?? ''}: expected services, endpoints, connections, nodes, addresses or peers`);
       }
     });
   },
   async history(args) {
-    const { values: v, positionals: [id] } = parse(args, { wide: { type: 'boolean' } });
+    const { values: v, positionals: [id] } = parse(args, { wide: { type: 'boolean' }, 'all-domains': { type: 'boolean' } });
     if (!id) fail('missing ID; see nsm --help');
+    if (v['all-domains']) return historyAllDomains(v, id!);
     await withClient(v, async (c) => {
       const rows = must(await c.queryAll<{ stream: string; position: string; event: { type: string; time: string; actor: string; version: number; correlationId: string; causationId: string; data: Record<string, unknown> } }>('history', { id }));
       const short = (s: string) => (v.wide ? s : s.slice(0, 12));
@@ -517,6 +614,42 @@ const commands: Record<string, (args: string[]) => Promise<void>> = {
     });
   },
 };
+
+type EndpointRow = { name: string; networkServiceNames: string[]; node: string; prefix: string; expirationTime?: string; registry?: string; domain?: string; stale?: boolean };
+
+/** `nsm ls endpoints --domain D` (from another domain) or `--all-domains`: the home domain's copy of other registries. */
+const remoteEndpoints = (v: Values, domain: string | undefined) =>
+  withClient(v, async (c) => {
+    const remote = must(await c.query<EndpointRow[]>('remote-endpoints', domain ? { domain: checkDomain(domain) } : {}));
+    const local = domain ? [] : must(await c.query<EndpointRow[]>('endpoints')).map((r) => ({ ...r, registry: c.subjects.domain, domain: r.domain ?? c.subjects.domain }));
+    const rows = [...local, ...remote];
+    out(v, rows, () =>
+      table(
+        ['registry', 'name', 'services', 'home domain', 'node', 'prefix', 'expires'],
+        rows.map((r) => [r.registry ?? '', r.name, r.networkServiceNames.join(','), r.domain ?? r.registry ?? '', r.node, r.prefix, r.stale ? `${r.expirationTime} (stale)` : (r.expirationTime ?? 'static')]),
+      ),
+    );
+  });
+
+/** `nsm history ID --all-domains`: the connection's events in every domain it spans, joined by its id. */
+const historyAllDomains = (v: Values & { wide?: boolean }, id: string) =>
+  withClient(v, async (c) => {
+    type Row = { domain: string; stream: string; position: string; event: { type: string; time: string; actor: string; version: number; data: Record<string, unknown> } };
+    const r = must(await c.query<{ events: Row[]; domains: Record<string, string> }>('history', { id, allDomains: true }));
+    out(v, r, () =>
+      [
+        table(
+          ['domain', 'time', 'stream', 'v', 'event', 'actor', 'detail'],
+          r.events.map((x) => {
+            const { type: _t, ...d } = x.event.data;
+            const detail = JSON.stringify(d);
+            return [x.domain, x.event.time, x.stream, x.event.version, x.event.type, x.event.actor, v.wide || detail.length <= 80 ? detail : detail.slice(0, 77) + '...'];
+          }),
+        ),
+        `domains: ${Object.entries(r.domains).map(([d, st]) => `${d} ${st}`).join('; ')}`,
+      ].join('\n'),
+    );
+  });
 
 /** Index of the first argument that is not an option or an option's value (globals may come first). */
 const firstPositional = (args: readonly string[]): number | undefined => {
@@ -542,7 +675,7 @@ const endpointRun = async (args: string[]) => {
       await runEndpoint(c, {
         kind: kind as EndpointKind,
         name: checkName('--name', v.name),
-        services: (v.service ?? fail('nsm endpoint run needs at least one --service')).map((s) => checkName('--service', s)),
+        services: (v.service ?? fail('nsm endpoint run needs at least one --service')).map((s) => checkServiceRef('--service', s)),
         labels: must(parseLabels(v.label ?? [])),
         node: checkName('--node', v.node ?? defaultNode()),
         ...(v.prefix ? { prefix: v.prefix } : {}),

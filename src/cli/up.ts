@@ -12,6 +12,8 @@ import type { Dataplane } from '../../node-agent/dataplane.ts';
 import { simulatedDataplane } from '../../node-agent/simulatedDataplane.ts';
 import { startControlPlane, type ControlPlane } from '../controlPlane.ts';
 import type { HealingConfig } from '../healing/detector.ts';
+import type { FederationOptions } from '../federation/runtime.ts';
+import { leafnodesConfig } from '../../infra/nats/leafnodes.ts';
 import type { EventStore } from '../eventStore.ts';
 import { startHttpApi } from '../http.ts';
 import { redactUrl, type StoreChoice } from './storeOption.ts';
@@ -20,6 +22,8 @@ import { verifyApiToken } from '../security/apiToken.ts';
 import { natsAuthOptions, readCredentials, signerOf, type Credentials } from '../security/credentials.ts';
 import { loadRegistry, type IdentityRegistry, type Role } from '../security/identities.ts';
 import { deploymentPaths, hasDeployment, initDeployment } from '../security/init.ts';
+import { parsePeers, readLeafCredentials, secureLeafnodesConfig, type LeafCredentials } from '../security/leaf.ts';
+import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 
 export class StartupError extends Error {}
 
@@ -149,6 +153,17 @@ export interface AgentTimings {
   readonly livenessIntervalMs?: number;
 }
 
+/** `nsm up` in a federation (docs/federation.md): this domain's part, and how its nats-server joins the others. */
+export interface UpFederation {
+  readonly options: FederationOptions;
+  /** Listen for other domains' leafnode connections on this port (the hub). */
+  readonly leafPort?: number;
+  /** Hubs to join: nats-leaf://HOST:PORT. */
+  readonly join?: readonly string[];
+  /** Authenticated: the leaf credentials for each hub joined, in the order of `join` (from the hub's nsm init --peers). */
+  readonly leafCreds?: readonly string[];
+}
+
 export const runUp = async (o: {
   domain: string;
   dataDir: string;
@@ -165,23 +180,37 @@ export const runUp = async (o: {
   /** Names and addresses for the server certificate when a deployment is created. */
   hosts?: readonly string[];
   tokenLifetimeMs?: number;
+  federation?: UpFederation;
+  /** Federation: the node's address as other domains' nodes reach it (NAT). */
+  externalAddress?: string;
 }) => {
   const log = createLogger('nsm-up', { domain: o.domain });
   const stops: (() => Promise<unknown>)[] = [];
-  const { dataplane, facts } = await dataplaneFor(
-    { kind: o.dataplane, domain: o.domain, ...(o.underlay ? { underlay: o.underlay } : {}), stateDir: join(o.dataDir, `agent-${o.node}`) },
-    log,
-  );
+  const fed = o.federation;
+  // A registry-only domain (a floating registry) has no node of its own.
+  const withNode = !fed?.options.registryOnly;
+  const { dataplane, facts } = withNode
+    ? await dataplaneFor({ kind: o.dataplane, domain: o.domain, ...(o.underlay ? { underlay: o.underlay } : {}), stateDir: join(o.dataDir, `agent-${o.node}`) }, log)
+    : { dataplane: undefined, facts: {} };
   let nats: RunningNatsServer | undefined;
   const url = `nats://127.0.0.1:${o.natsPort}`;
   if (o.insecure) forgetPointer(o.domain);
   const sec = o.insecure ? undefined : prepareDeployment(o.dataDir, o.domain, o.node, o.hosts, log);
   try {
+    const secureFed = fed && sec ? secureFederation(o.dataDir, o.domain, o.node, fed, o.hosts) : undefined;
+    const leaf = secureFed
+      ? secureFed.config
+      : fed
+        ? leafnodesConfig({ ...(fed.leafPort ? { hub: { port: fed.leafPort } } : {}), remotes: (fed.join ?? []).map((url) => ({ url })) })
+        : '';
+    const fedOptions = secureFed ? { ...fed!.options, peers: secureFed.peers } : fed?.options;
     const started = await startNatsServer({
       dataDir: o.dataDir,
       port: o.natsPort,
       serverName: `nsm-${o.domain}-${o.node}`,
-      ...(sec ? { extraConfig: 'include "nats-auth.conf"', probe: natsAuthOptions(sec.controlPlane) } : {}),
+      // Each federated cluster is its own JetStream domain, named like the mesh domain.
+      ...(fed ? { jetstreamDomain: o.domain } : {}),
+      ...(sec ? { extraConfig: `include "nats-auth.conf"\n${leaf}`, probe: natsAuthOptions(sec.controlPlane) } : leaf ? { extraConfig: leaf } : {}),
     });
     if (E.isLeft(started)) throw new StartupError(started.left);
     nats = started.right;
@@ -204,6 +233,7 @@ export const runUp = async (o: {
       store,
       ...(o.healing ? { healing: o.healing } : {}),
       ...(sec ? { security: { registry: sec.registry, signer: signerOf(sec.controlPlane), ...(o.tokenLifetimeMs ? { tokenLifetimeMs: o.tokenLifetimeMs } : {}) } } : {}),
+      ...(fedOptions ? { federation: fedOptions } : {}),
     });
     unowned.store = undefined;
     stops.push(() => cp.stop());
@@ -211,26 +241,32 @@ export const runUp = async (o: {
       throw new StartupError(`HTTP API cannot listen on 127.0.0.1:${o.httpPort}: ${errorText(e)}`);
     });
     stops.push(() => new Promise((r) => http.close(r)));
-    const anc = await connectNats(nats.url, `nsm-agent-${o.node}`, sec ? natsAuthOptions(sec.agent) : {});
-    stops.push(() => anc.close());
-    const agent = await startNodeAgent({
-      nc: anc,
-      domain: o.domain,
-      node: o.node,
-      dataplane,
-      ...facts,
-      log: createLogger('agent', { domain: o.domain }),
-      ...o.agent,
-      ...(sec ? { security: { registry: sec.registry, signer: signerOf(sec.agent) } } : {}),
-    });
-    stops.push(() => agent.stop());
-    await agent.ready;
+    if (dataplane) {
+      const anc = await connectNats(nats.url, `nsm-agent-${o.node}`, sec ? natsAuthOptions(sec.agent) : {});
+      stops.push(() => anc.close());
+      const agent = await startNodeAgent({
+        nc: anc,
+        domain: o.domain,
+        node: o.node,
+        dataplane,
+        ...facts,
+        ...(o.externalAddress ? { externalAddress: o.externalAddress } : {}),
+        log: createLogger('agent', { domain: o.domain }),
+        ...o.agent,
+        ...(sec ? { security: { registry: sec.registry, signer: signerOf(sec.agent) } } : {}),
+      });
+      stops.push(() => agent.stop());
+      await agent.ready;
+    }
+    const federation = fed
+      ? `  federation ${fed.options.registryOnly ? 'registry only' : `tunnel ids ${fed.options.tunnelIds ? `${fed.options.tunnelIds.from}-${fed.options.tunnelIds.to}` : 'all (give each domain a disjoint --tunnel-ids range)'}`}${fed.leafPort ? `; leafnodes on port ${fed.leafPort}` : ''}${fed.join?.length ? `; joined ${fed.join.map(redactUrl).join(', ')}` : ''}\n`
+      : '';
     const pointer = sec ? writePointer(o.domain, { deployment: o.dataDir, url: nats.url }) : undefined;
     const security = sec
       ? `  security  nkey authentication, TLS (CA ${sec.paths.caFile})\n  operator  ${sec.paths.creds('operator', 'operator')} (found by the CLI through ${pointer})\n`
       : `  security  NONE (--insecure)\n`;
     process.stderr.write(
-      `\nmesh "${o.domain}" is up\n  NATS      ${nats.url}\n  events    ${storeLabel(o.store)}\n  HTTP API  http://127.0.0.1:${o.httpPort}/api/v1/${sec ? ' (Authorization: Bearer $(nsm token))' : ''}\n  node      ${o.node} (${dataplane.kind} dataplane)\n  data      ${o.dataDir}\n${security}` +
+      `\nmesh "${o.domain}" is up\n  NATS      ${nats.url}\n  events    ${storeLabel(o.store)}\n  HTTP API  http://127.0.0.1:${o.httpPort}/api/v1/${sec ? ' (Authorization: Bearer $(nsm token))' : ''}\n  node      ${dataplane ? `${o.node} (${dataplane.kind} dataplane)` : 'none (registry only)'}\n  data      ${o.dataDir}\n${federation}${security}` +
         `Use it from another shell:\n  export NSM_NATS_URL=${nats.url} NSM_DOMAIN=${o.domain}\n  nsm status; nsm --help\nStop with Ctrl-C.\n\n`,
     );
   } catch (e) {
@@ -238,6 +274,41 @@ export const runUp = async (o: {
     throw e;
   }
   await untilSignal(log, stops);
+};
+
+/**
+ * An authenticated domain in a federation: as a hub, a leaf user per peer (made by nsm init
+ * --peers, here for the --peer domains that have none yet) and TLS on the leafnode port; as a
+ * joining domain, the leaf credentials of each hub. Its peers: the domains named either way.
+ */
+const secureFederation = (dataDir: string, domain: string, node: string, fed: UpFederation, hosts: readonly string[] | undefined) => {
+  const paths = deploymentPaths(dataDir);
+  const named = fed.options.peers ?? [];
+  if (fed.leafPort !== undefined && named.length > 0) {
+    const init = initDeployment({ dir: dataDir, domain, nodes: fed.options.registryOnly ? [] : [node], peers: named, ...(hosts ? { hosts } : {}) });
+    if (E.isLeft(init)) throw new StartupError(`nsm init --peers: ${init.left}`);
+  }
+  const hubPeers = fed.leafPort !== undefined && existsSync(paths.peers) ? parsePeers(readFileSync(paths.peers, 'utf8'), paths.peers) : E.right([]);
+  if (E.isLeft(hubPeers)) throw new StartupError(hubPeers.left);
+  if (fed.leafPort !== undefined && hubPeers.right.length === 0) throw new StartupError(`--leaf-port on an authenticated mesh: name the domains that may join (--peer D); each gets leaf credentials in ${join(dataDir, 'peers')}`);
+  const joins = (fed.join ?? []).map((url, i) => {
+    const file = fed.leafCreds?.[i];
+    if (!file) throw new StartupError(`--join ${url}: an authenticated mesh joins with the leaf credentials the hub made for it (--leaf-creds FILE, from the hub's ${'peers/<domain>.leaf'}), or run --insecure`);
+    const c = readLeafCredentials(file);
+    if (E.isLeft(c)) throw new StartupError(c.left);
+    if (c.right.peer !== domain) throw new StartupError(`${file} lets domain ${c.right.peer} join ${c.right.hub}, not ${domain}`);
+    mkdirSync(join(dataDir, 'tls'), { recursive: true, mode: 0o700 });
+    const caFile = join(dataDir, 'tls', `hub-${c.right.hub}-ca.pem`);
+    writeFileSync(caFile, c.right.ca);
+    return { url, creds: c.right as LeafCredentials, caFile };
+  });
+  const peers = [...new Set([...named, ...hubPeers.right.map((p) => p.peer), ...joins.map((j) => j.creds.hub)])].filter((p) => p !== domain).sort();
+  const config = secureLeafnodesConfig({
+    domain,
+    ...(fed.leafPort !== undefined ? { hub: { port: fed.leafPort, tls: { certFile: paths.certFile, keyFile: paths.keyFile, caFile: paths.caFile } } } : {}),
+    joins,
+  });
+  return { config, peers };
 };
 
 export const runControlPlane = async (o: {
@@ -248,6 +319,7 @@ export const runControlPlane = async (o: {
   healing?: Partial<HealingConfig>;
   store: StoreChoice;
   tokenLifetimeMs?: number;
+  federation?: FederationOptions;
 }) => {
   const log = createLogger('control-plane', { domain: o.domain });
   const url = o.access.url;
@@ -265,6 +337,7 @@ export const runControlPlane = async (o: {
       store,
       ...(o.healing ? { healing: o.healing } : {}),
       ...(sec ? { security: { registry: sec.registry, signer: signerOf(sec.creds), ...(o.tokenLifetimeMs ? { tokenLifetimeMs: o.tokenLifetimeMs } : {}) } } : {}),
+      ...(o.federation ? { federation: o.federation } : {}),
     });
   } catch (e) {
     await store?.close().catch(() => undefined);
@@ -290,6 +363,7 @@ export const runAgent = async (o: {
   underlay?: string;
   stateDir: string;
   agent?: AgentTimings;
+  externalAddress?: string;
 }) => {
   const log = createLogger('agent', { domain: o.domain, node: o.node });
   const { dataplane, facts } = await dataplaneFor(
@@ -306,6 +380,7 @@ export const runAgent = async (o: {
     node: o.node,
     dataplane,
     ...facts,
+    ...(o.externalAddress ? { externalAddress: o.externalAddress } : {}),
     log,
     ...o.agent,
     ...(sec ? { security: { registry: sec.registry, signer: signerOf(sec.creds) } } : {}),

@@ -4,7 +4,7 @@ import * as E from 'fp-ts/lib/Either.js';
 import { MECHANISM_TYPES, NAME_HINT, NAME_PATTERN, type Labels, type Match, type MechanismType, type Payload } from '../../aggregates/domain.ts';
 import type { Policy, PolicyRule } from '../../aggregates/policy.ts';
 import { parseCidr, parseIpv4 } from '../../aggregates/ip.ts';
-import { ACTOR_HINT, ACTOR_PATTERN } from '../../infra/nats/subjects.ts';
+import { ACTOR_HINT, ACTOR_PATTERN, DOMAIN_PATTERN } from '../../infra/nats/subjects.ts';
 import * as D from './decode.ts';
 
 export const ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
@@ -62,6 +62,45 @@ export const policyDecoder: D.Decoder<Policy> = D.map(
   (p) => ({ defaultAction: p.defaultAction ?? 'allow', rules: p.rules }),
 );
 
+/** "svc" or "svc@domain": a service of this domain or of another one (federation). */
+export const SERVICE_REF_PATTERN = new RegExp(`^${NAME_PATTERN.source.slice(1, -1)}(@${DOMAIN_PATTERN.source.slice(1, -1)})?$`);
+export const serviceRef = D.string({ min: 1, max: 96, pattern: SERVICE_REF_PATTERN, patternHint: `a service name, or service@domain (${NAME_HINT})` });
+/** "svc@domain" -> its parts; a plain name has no domain. */
+export const splitServiceRef = (ref: string): { service: string; domain?: string } => {
+  const at = ref.indexOf('@');
+  return at < 0 ? { service: ref } : { service: ref.slice(0, at), domain: ref.slice(at + 1) };
+};
+const domainName = D.string({ min: 1, max: 32, pattern: DOMAIN_PATTERN, patternHint: 'a domain name' });
+const address = D.string({ min: 1, max: 45, pattern: /^[0-9a-fA-F.:]+$/, patternHint: 'an IP address' });
+const publicKeys = D.record(name, D.string({ min: 1, max: 256, pattern: /^[A-Za-z0-9+\/=_-]+$/, patternHint: 'a base64 public key' }), { max: 8 });
+const tunnelRange = D.refine(D.object({ from: D.integer({ min: 0, max: 2 ** 24 }), to: D.integer({ min: 0, max: 2 ** 24 }) }), (r) => (r.from > r.to ? 'from must not exceed to' : undefined));
+
+/** A node as another domain sees it (interdomain requests and states). */
+export const remoteNodeBody = D.object(
+  { name, mechanisms: D.array(mechanism, { min: 1, max: 8 }), mtu: D.integer({ min: 576, max: 65535 }) },
+  { address, publicKeys, localPrefixes: D.array(cidr, { max: 256 }), tunnelIds: tunnelRange },
+);
+const ipContext = D.object({
+  srcIpAddrs: D.array(interfaceAddress, { max: 16 }),
+  dstIpAddrs: D.array(interfaceAddress, { max: 16 }),
+  srcRoutes: D.array(D.object({ prefix: cidr }), { max: 64 }),
+  dstRoutes: D.array(D.object({ prefix: cidr }), { max: 64 }),
+  excludedPrefixes: D.array(cidr, { max: 256 }),
+});
+const connectionContext = D.object({
+  ipContext,
+  dnsContext: D.object({ configs: D.array(D.object({ dnsServerIps: D.array(address, { max: 8 }), searchDomains: D.array(D.string({ min: 1, max: 253 }), { max: 8 }) }), { max: 8 }) }),
+  ethernetContext: D.object({}, { srcMac: D.string({ min: 1, max: 17 }), dstMac: D.string({ min: 1, max: 17 }), vlanTag: D.integer({ min: 0, max: 4095 }) }),
+  mtu: D.integer({ min: 0, max: 65535 }),
+});
+const tunnelParameters = D.object({
+  id: D.integer({ min: 0, max: 2 ** 24 }),
+  vni: D.integer({ min: 1, max: 2 ** 24 - 1 }),
+  vxlanPort: D.integer({ min: 1, max: 65535 }),
+  wireguardPort: D.integer({ min: 1, max: 65535 }),
+});
+const failureCode = D.literal('no-endpoint', 'no-mechanism', 'node-unknown', 'address', 'dataplane', 'denied');
+
 const match: D.Decoder<Match> = D.map(
   D.object(
     { routes: D.array(D.object({ destinationSelector: selector }, { weight: D.integer({ min: 0, max: 1000 }) }), { max: 16 }) },
@@ -74,7 +113,8 @@ export const bodies = {
   'service.register': D.object({ name }, { payload, matches: D.array(match, { max: 32 }) }),
   'service.unregister': D.object({ name }),
   'endpoint.register': D.object(
-    { name, networkServiceNames: D.array(name, { min: 1, max: 16 }), node: name },
+    // "svc@floating" also registers the endpoint in that floating registry (docs/federation.md).
+    { name, networkServiceNames: D.array(serviceRef, { min: 1, max: 16 }), node: name },
     {
       networkServiceLabels: D.record(name, D.object({ labels }), { max: 16 }),
       prefix: cidr,
@@ -91,11 +131,14 @@ export const bodies = {
       mtu: D.integer({ min: 576, max: 65535 }),
       publicKeys: D.record(name, D.string({ min: 1, max: 256, pattern: /^[A-Za-z0-9+\/=_-]+$/, patternHint: 'a base64 public key' }), { max: 8 }),
       localPrefixes: D.array(cidr, { max: 256 }),
+      /** Where nodes of other domains reach this one when it is behind NAT (federation). */
+      externalAddress: address,
     },
   ),
   'node.leave': D.object({ name }),
   'connection.request': D.object(
-    { connectionId: id, networkService: name, clientNode: name },
+    // "svc@domain": a service of another domain of the federation.
+    { connectionId: id, networkService: serviceRef, clientNode: name },
     {
       labels,
       clientNetns: netns,
@@ -120,6 +163,44 @@ export const bodies = {
   'policy.set': D.object({ policy: policyDecoder }),
   'policy.add': D.object({ rule: policyRule }, { position: D.integer({ min: 0, max: 1000 }) }),
   'policy.remove': D.object({ name }),
+  // Federation: commands between domains' control planes, on nsm.<domain>.fed.<from>.cmd.<verb>,
+  // sent by actor "peer:<from>" (docs/federation.md).
+  'interdomain.request': D.object(
+    { connectionId: id, networkService: name, clientInterface: D.string({ min: 1, max: 15, pattern: /^[A-Za-z0-9_-]+$/, patternHint: 'a Linux interface name' }), client: remoteNodeBody },
+    { labels, mechanismPreferences: D.array(mechanism, { max: 8 }), endpointHint: name },
+  ),
+  'interdomain.state': D.object(
+    {
+      connectionId: id,
+      generation: D.integer({ min: 0, max: 2 ** 31 }),
+      phase: D.literal('planned', 'waiting', 'failed', 'closed'),
+      endpointProgrammed: D.boolean,
+    },
+    {
+      plan: D.object(
+        { endpoint: name, node: remoteNodeBody, mechanism: D.object({ local: D.literal('kernel') }, { remote: D.literal('vxlan', 'wireguard') }), context: connectionContext, endpointInterface: D.string({ min: 1, max: 15, pattern: /^[A-Za-z0-9_-]+$/, patternHint: 'a Linux interface name' }) },
+        { tunnel: tunnelParameters },
+      ),
+      reason: D.string({ max: 1024 }),
+      code: failureCode,
+    },
+  ),
+  'interdomain.report': D.object(
+    { connectionId: id, node: name, generation: D.integer({ min: 1, max: 2 ** 31 }), result: D.literal('programmed', 'failed', 'broken') },
+    { error: D.string({ max: 1024 }) },
+  ),
+  'interdomain.close': D.object({ connectionId: id }, { reason: D.string({ max: 512 }) }),
+  'interdomain.redirect': D.object({ connectionId: id }, { domain: domainName, endpoint: name, reason: D.string({ max: 1024 }) }),
+  'interdomain.endpoint': D.object(
+    { op: D.literal('register', 'unregister'), name },
+    {
+      networkServiceNames: D.array(name, { min: 1, max: 16 }),
+      networkServiceLabels: D.record(name, D.object({ labels }), { max: 16 }),
+      node: name,
+      prefix: cidr,
+      excludedPrefixes: D.array(cidr, { max: 64 }),
+    },
+  ),
 } as const;
 
 export type CommandKind = keyof typeof bodies;

@@ -35,7 +35,8 @@ export const sideSpec = D.object(
       wireguardPort: D.integer({ min: 1, max: 65535 }),
     }),
     peer: D.object(
-      { node: name },
+      // A node of another domain is "<node>@<domain>" (federation).
+      { node: D.string({ min: 1, max: 96, pattern: /^[A-Za-z0-9][A-Za-z0-9_-]{0,62}(@[a-z0-9][a-z0-9-]{0,31})?$/, patternHint: 'a node name, or node@domain' }) },
       { underlayAddress: address, publicKeys: D.record(name, D.string({ min: 1, max: 256 }), { max: 8 }), mechanisms: D.array(mech, { max: 8 }) },
     ),
     /** The connection's signed path (authenticated meshes): the agent verifies it before acting. */

@@ -11,6 +11,7 @@ import type { Labels } from '../../aggregates/domain.ts';
 import { createLogger, errorText } from '../../infra/log.ts';
 import { deleteNamedNetns, ensureNamedNetns, ip, netnsExists, netnsLabel, parseNetns, type Netns } from '../../node-agent/linux/netns.ts';
 import type { MeshClient } from '../client.ts';
+import { splitServiceRef } from '../contracts/commands.ts';
 
 export const ENDPOINT_KINDS = ['icmp-responder'] as const;
 export type EndpointKind = (typeof ENDPOINT_KINDS)[number];
@@ -77,7 +78,8 @@ export const runEndpoint = async (client: MeshClient, o: EndpointRunOptions): Pr
   const body = {
     name: o.name,
     networkServiceNames: [...o.services],
-    networkServiceLabels: Object.fromEntries(o.services.map((s) => [s, { labels: { ...o.labels } }])),
+    // Labels are per service name: "svc@floating" carries the labels of svc.
+    networkServiceLabels: Object.fromEntries(o.services.map((s) => [splitServiceRef(s).service, { labels: { ...o.labels } }])),
     node: o.node,
     ...(o.prefix ? { prefix: o.prefix } : {}),
     ...(o.excludedPrefixes && o.excludedPrefixes.length > 0 ? { excludedPrefixes: [...o.excludedPrefixes] } : {}),

@@ -3,13 +3,15 @@
 // registry (an insecure mesh) every actor is an operator and no tokens are issued: the mesh
 // behaves as it did before authentication existed.
 import * as E from 'fp-ts/lib/Either.js';
-import type { ConnectionState } from '../../aggregates/connection.ts';
+import type { ConnectionState, PathSegment as ConnectionPathSegment } from '../../aggregates/connection.ts';
+import type { RemoteEndpointPlan } from '../../aggregates/crossDomain.ts';
+import { domainOfPeerActor } from '../../infra/nats/subjects.ts';
 import type { MeshModel } from '../../projections/mesh.ts';
 import type { CommandMessage } from '../contracts/commands.ts';
 import type { Routed } from '../handlers.ts';
 import type { IdentityRegistry, Role } from './identities.ts';
 import type { Signer } from './keys.ts';
-import { planSegments, readClaims, verifyAgentToken, verifyClientToken, type PathSegment } from './pathToken.ts';
+import { clientSegment, planSegments, readClaims, verifyAgentToken, verifyClientToken, type PathSegment } from './pathToken.ts';
 import { ROLE_COMMANDS, ROLE_QUERIES } from './permissions.ts';
 
 export interface ControlPlaneSecurity {
@@ -18,6 +20,8 @@ export interface ControlPlaneSecurity {
   readonly signer: Signer;
   /** Token lifetime of a connection without an expiration time. */
   readonly tokenLifetimeMs?: number;
+  /** Federation: peer domains whose control planes ("peer:<domain>") may send interdomain commands. */
+  readonly peers?: readonly string[];
 }
 
 export const DEFAULT_TOKEN_LIFETIME_MS = 24 * 3600 * 1000;
@@ -42,11 +46,16 @@ export interface Guard {
   decorate(msg: CommandMessage, routed: Routed, model: MeshModel, now: Date): Routed;
   /** Signed segments for a plan; undefined on an insecure mesh. */
   planSegments(o: { state: ConnectionState; endpoint: { name: string; node: string }; src: string; dst: string; now: Date }): PathSegment[] | undefined;
+  /** Federation, client side: signed segments for this side's plan made from the endpoint domain's plan. */
+  remotePlanSegments(o: { state: ConnectionState; from: string; plan: RemoteEndpointPlan; now: Date }): ConnectionPathSegment[] | undefined;
   /** Whether the actor may run the query, and how its answer is narrowed. */
   scopeQuery(actor: string, name: string, params: unknown, model: MeshModel): E.Either<string, QueryScope>;
 }
 
 const bare = (cidr: string) => cidr.split('/')[0]!;
+
+/** The service as the client asked for it, and signed it: "svc", or "svc@domain" across domains. */
+const askedService = (r: { networkService: string; domain?: string }): string => (r.domain ? `${r.networkService}@${r.domain}` : r.networkService);
 
 const rowOf = (model: MeshModel, id: string) => model.connections.byId[id];
 
@@ -63,6 +72,7 @@ export const createGuard = (security: ControlPlaneSecurity | undefined): Guard =
       checkCommand: () => ok,
       decorate: (_m, routed) => routed,
       planSegments: () => undefined,
+      remotePlanSegments: () => undefined,
       scopeQuery: (_a, _n, params) => E.right({ params }),
     };
   }
@@ -73,7 +83,13 @@ export const createGuard = (security: ControlPlaneSecurity | undefined): Guard =
 
   const checkCommand = (msg: CommandMessage, model: MeshModel, now: Date): Verdict => {
     const role = roleOf(msg.actor);
-    if (!role) return forbidden(`"${msg.actor}" is not an identity of this mesh`);
+    if (!role) {
+      // A peer domain's control plane: its commands arrive on nsm.<domain>.fed.<peer>.cmd.<verb>,
+      // which only that peer's leafnode link may publish (src/security/leaf.ts).
+      const peer = domainOfPeerActor(msg.actor);
+      if (peer && security.peers?.includes(peer)) return msg.kind.startsWith('interdomain.') ? ok : forbidden(`${msg.actor} (a peer domain) may send interdomain commands only`);
+      return forbidden(`"${msg.actor}" is not an identity of this mesh`);
+    }
     if (!ROLE_COMMANDS[role].includes(msg.kind)) return forbidden(`${msg.actor} (${role}) may not send ${msg.kind}`);
     switch (msg.kind) {
       case 'connection.request': {
@@ -113,8 +129,35 @@ export const createGuard = (security: ControlPlaneSecurity | undefined): Guard =
     }
   };
 
+  const remotePlanSegments = ({ state, from, plan, now }: { state: ConnectionState; from: string; plan: RemoteEndpointPlan; now: Date }) => {
+    const r = state.request;
+    const src = plan.context.ipContext.srcIpAddrs[0];
+    const dst = plan.context.ipContext.dstIpAddrs[0];
+    if (!r?.clientSegment || !src || !dst) return undefined;
+    return planSegments({
+      signer,
+      client: r.clientSegment,
+      connectionId: r.connectionId,
+      generation: state.generation + 1,
+      service: askedService(r),
+      plan: { clientNode: r.clientNode, endpoint: `${plan.endpoint}@${from}`, endpointNode: `${plan.node.name}@${from}`, src: bare(src), dst: bare(dst) },
+      now,
+      expires: expiryOf(state.expirationTime, now),
+    });
+  };
+
   const decorate = (msg: CommandMessage, routed: Routed, model: MeshModel, now: Date): Routed => {
     const c = routed.command;
+    if (c.type === 'RequestConnection' && msg.kind === 'interdomain.request') {
+      // The client is another domain's: this control plane opens the path on its behalf (segment 0).
+      const segment = clientSegment({ signer, actor: 'control-plane', connectionId: c.request.connectionId, service: c.request.networkService, now, lifetimeSeconds: Math.ceil(lifetimeMs / 1000) });
+      return { ...routed, command: { ...c, request: { ...c.request, clientSegment: segment } } };
+    }
+    if (c.type === 'ApplyRemoteState') {
+      const state = rowOf(model, c.connectionId)?.state;
+      const segments = state && c.state.plan ? remotePlanSegments({ state, from: c.from, plan: c.state.plan, now }) : undefined;
+      return segments ? { ...routed, command: { ...c, pathSegments: segments } } : routed;
+    }
     if (c.type === 'RequestConnection') {
       const token = (msg as CommandMessage<'connection.request'>).body.token;
       return token ? { ...routed, command: { ...c, request: { ...c.request, clientSegment: segmentFromToken(token) } } } : routed;
@@ -135,7 +178,7 @@ export const createGuard = (security: ControlPlaneSecurity | undefined): Guard =
         client,
         connectionId: c.connectionId,
         generation: s.generation,
-        service: s.request.networkService,
+        service: askedService(s.request),
         plan: cpClaims.right.plan,
         now,
         expires: expiryOf(c.expirationTime, now),
@@ -191,12 +234,13 @@ export const createGuard = (security: ControlPlaneSecurity | undefined): Guard =
         client: r.clientSegment,
         connectionId: r.connectionId,
         generation: state.generation + 1,
-        service: r.networkService,
+        service: askedService(r),
         plan: { clientNode: r.clientNode, endpoint: endpoint.name, endpointNode: endpoint.node, src: bare(src), dst: bare(dst) },
         now,
         expires: expiryOf(state.expirationTime, now),
       });
     },
+    remotePlanSegments,
     scopeQuery,
   };
 };

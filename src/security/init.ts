@@ -5,6 +5,8 @@
 //   creds/<name>.creds       one credentials file per identity (0600): its nkey seed and the CA
 //   tls/ca.pem, ca-key.pem   the deployment's CA (the key stays here, 0600)
 //   tls/server.pem, server-key.pem   nats-server's certificate, for the given hosts
+//   peers.json, peers/<peer>.leaf    federation (--peers): one leaf user per peer domain, and the
+//                                    file that domain joins with (docs/federation.md)
 //
 // Running it again adds identities that are missing and keeps every key that exists: it never
 // replaces a key or a certificate.
@@ -19,6 +21,7 @@ import { writeCredentials } from './credentials.ts';
 import { actorFor, loadRegistry, registryOf, serializeRegistry, type Identity, type Role } from './identities.ts';
 import { createUserKey } from './keys.ts';
 import { natsSecurityConfig } from './permissions.ts';
+import { newLeafPeer, parsePeers, serializePeers, writeLeafCredentials, type LeafPeer } from './leaf.ts';
 
 export interface InitOptions {
   readonly dir: string;
@@ -31,6 +34,8 @@ export interface InitOptions {
   readonly auditors?: readonly string[];
   /** Names and addresses the server certificate is valid for; default 127.0.0.1 and localhost. */
   readonly hosts?: readonly string[];
+  /** Federation: domains that may join this one's leafnode port (one leaf user each). */
+  readonly peers?: readonly string[];
 }
 
 export interface DeploymentPaths {
@@ -42,6 +47,10 @@ export interface DeploymentPaths {
   readonly certFile: string;
   readonly keyFile: string;
   creds(name: string, role: Role): string;
+  /** The hub's leaf users (0600). */
+  readonly peers: string;
+  /** What peer domain `peer` joins with (0600). */
+  leafCreds(peer: string): string;
 }
 
 export const deploymentPaths = (dir: string): DeploymentPaths => ({
@@ -53,6 +62,8 @@ export const deploymentPaths = (dir: string): DeploymentPaths => ({
   certFile: join(dir, 'tls', 'server.pem'),
   keyFile: join(dir, 'tls', 'server-key.pem'),
   creds: (name, role) => join(dir, 'creds', `${role === 'agent' ? `agent-${name}` : name}.creds`),
+  peers: join(dir, 'peers.json'),
+  leafCreds: (peer) => join(dir, 'peers', `${peer}.leaf`),
 });
 
 export const hasDeployment = (dir: string): boolean => existsSync(deploymentPaths(dir).identities);
@@ -63,6 +74,8 @@ export interface InitResult {
   readonly kept: readonly Identity[];
   /** What was made this time, for the report: "CA", "server certificate". */
   readonly tlsCreated: readonly string[];
+  /** Peer domains given leaf credentials this time. */
+  readonly peersCreated: readonly string[];
 }
 
 const openssl = (args: readonly string[]): E.Either<string, void> => {
@@ -113,6 +126,10 @@ export const initDeployment = (o: InitOptions): E.Either<string, InitResult> => 
     ...(o.clients ?? []).map((name) => ({ role: 'client' as const, name })),
   ];
   for (const w of wanted) if (!NAME_PATTERN.test(w.name)) return E.left(`${w.role} name ${JSON.stringify(w.name)}: ${NAME_HINT}`);
+  for (const peer of o.peers ?? []) {
+    if (!DOMAIN_PATTERN.test(peer)) return E.left(`--peers ${JSON.stringify(peer)}: ${DOMAIN_HINT}`);
+    if (peer === o.domain) return E.left(`--peers: ${peer} is this deployment's own domain`);
+  }
 
   let existing: Identity[] = [];
   if (existsSync(p.identities)) {
@@ -159,7 +176,27 @@ export const initDeployment = (o: InitOptions): E.Either<string, InitResult> => 
   }
   const reg = registryOf(o.domain, all);
   if (E.isLeft(reg)) return reg;
+
+  // Leaf users of peer domains: kept once made (their passwords are in the peers' hands).
+  let peers: LeafPeer[] = [];
+  if (existsSync(p.peers)) {
+    const loaded = parsePeers(readFileSync(p.peers, 'utf8'), p.peers);
+    if (E.isLeft(loaded)) return loaded;
+    peers = loaded.right;
+  }
+  const peersCreated: string[] = [];
+  for (const peer of o.peers ?? []) {
+    if (peers.some((x) => x.peer === peer)) continue;
+    const file = p.leafCreds(peer);
+    if (existsSync(file)) return E.left(`${file} exists but peer ${peer} is not in ${p.peers}: refusing to overwrite it; remove the file or restore peers.json`);
+    mkdirSync(join(o.dir, 'peers'), { recursive: true, mode: 0o700 });
+    const leaf = newLeafPeer(peer);
+    writeLeafCredentials(file, { ...leaf, hub: o.domain, ca });
+    peers.push(leaf);
+    peersCreated.push(peer);
+  }
+  if (peers.length > 0) writeFileSync(p.peers, serializePeers(o.domain, peers), { mode: 0o600 });
   writeFileSync(p.identities, serializeRegistry(o.domain, all));
-  writeFileSync(p.natsConfig, natsSecurityConfig(o.domain, all, { certFile: p.certFile, keyFile: p.keyFile, caFile: p.caFile }), { mode: 0o600 });
-  return E.right({ paths: p, created, kept, tlsCreated });
+  writeFileSync(p.natsConfig, natsSecurityConfig(o.domain, all, { certFile: p.certFile, keyFile: p.keyFile, caFile: p.caFile }, peers), { mode: 0o600 });
+  return E.right({ paths: p, created, kept, tlsCreated, peersCreated });
 };

@@ -239,7 +239,9 @@ export const verifyPathChain = (segments: readonly PathSegment[] | undefined, o:
   if (segments.length > 4) return E.left(`the path has ${segments.length} segments, at most 4`);
   const at = (i: number, what: string) => (msg: string) => `path segment ${i} (${what}): ${msg}`;
   const claims: PathClaims[] = [];
-  const roles: readonly (readonly Role[])[] = [['client', 'operator'], ['control-plane'], ['agent'], ['agent']];
+  // Segment 0 by the control plane: the client is another domain's, and it opened the path here on
+  // that domain's behalf (federation, src/security/guard.ts).
+  const roles: readonly (readonly Role[])[] = [['client', 'operator', 'control-plane'], ['control-plane'], ['agent'], ['agent']];
   for (let i = 0; i < segments.length; i++) {
     const seg = segments[i]!;
     const where = at(i, seg.name);

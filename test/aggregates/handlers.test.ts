@@ -19,13 +19,19 @@ const bodies: Record<string, unknown> = {
   'policy.set': { policy: { default: 'allow', rules: [] } },
   'policy.add': { rule: { name: 'r', effect: 'allow' } },
   'policy.remove': { name: 'r' },
+  'interdomain.request': { connectionId: 'c1', networkService: 's1', clientInterface: 'nsm0', client: { name: 'n1', mechanisms: ['kernel', 'vxlan'], mtu: 1500 } },
+  'interdomain.state': { connectionId: 'c1', generation: 1, phase: 'waiting', endpointProgrammed: false },
+  'interdomain.report': { connectionId: 'c1', node: 'n1', generation: 1, result: 'programmed' },
+  'interdomain.close': { connectionId: 'c1' },
+  'interdomain.redirect': { connectionId: 'c1', domain: 'b', endpoint: 'e1' },
+  'interdomain.endpoint': { op: 'unregister', name: 'e1' },
 };
 
 const s = suite('command routing');
 s('every command kind: streamOf agrees with route', () => {
   for (const kind of COMMAND_KINDS) {
     assert.ok(bodies[kind], `a sample body for ${kind}`);
-    const msg = { kind, id: 'x', actor: 'a', body: bodies[kind] } as unknown as CommandMessage;
+    const msg = { kind, id: 'x', actor: kind.startsWith('interdomain.') ? 'peer:b' : 'a', body: bodies[kind] } as unknown as CommandMessage;
     assert.is(streamOf(msg), route(msg, emptyMesh, new Date(0)).stream, kind);
   }
 });

@@ -1,5 +1,6 @@
 import * as assert from 'uvu/assert';
-import { TUNNEL_IDS, tunnelPool, type TunnelPoolEvent } from '../../aggregates/tunnelPool.ts';
+import * as E from 'fp-ts/lib/Either.js';
+import { parseTunnelRange, rangesOverlap, TUNNEL_IDS, tunnelPool, type TunnelPoolEvent } from '../../aggregates/tunnelPool.ts';
 import { given } from '../lib/gwt.ts';
 import { suite } from '../lib/harness.ts';
 
@@ -47,5 +48,32 @@ s('an exhausted range is refused with the reason', () => {
   const state = full.reduce(tunnelPool.evolve, tunnelPool.initialState);
   const r = tunnelPool.decide({ type: 'AllocateTunnel', connectionId: 'new' }, state);
   assert.ok(r._tag === 'Left' && r.left.code === 'pool-exhausted' && r.left.message.includes(`${TUNNEL_IDS}`));
+});
+
+s('a domain range: ids come from it only, wrapping inside it', () => {
+  const range = { from: 1000, to: 1002 };
+  const scenario = given(tunnelPool, [{ type: 'TunnelAllocated', connectionId: 'local', id: 0 }])
+    .when({ type: 'AllocateTunnel', connectionId: 'a', range })
+    .thenEvents([{ type: 'TunnelAllocated', connectionId: 'a', id: 1000 }])
+    .when({ type: 'AllocateTunnel', connectionId: 'b', range })
+    .thenEvents([{ type: 'TunnelAllocated', connectionId: 'b', id: 1001 }])
+    .when({ type: 'AllocateTunnel', connectionId: 'c', range })
+    .thenEvents([{ type: 'TunnelAllocated', connectionId: 'c', id: 1002 }]);
+  const r = tunnelPool.decide({ type: 'AllocateTunnel', connectionId: 'd', range }, scenario.state);
+  assert.ok(E.isLeft(r) && r.left.code === 'pool-exhausted' && r.left.message.includes('1000-1002'), JSON.stringify(r));
+  scenario
+    .when({ type: 'ReleaseTunnel', connectionId: 'a' })
+    .thenEvents([{ type: 'TunnelReleased', connectionId: 'a', id: 1000 }])
+    .when({ type: 'AllocateTunnel', connectionId: 'd', range })
+    .thenEvents([{ type: 'TunnelAllocated', connectionId: 'd', id: 1000 }]);
+});
+
+s('tunnel id ranges: parsed with a clear error; overlap check', () => {
+  assert.equal(parseTunnelRange('1000-1999'), E.right({ from: 1000, to: 1999 }));
+  assert.ok(E.isLeft(parseTunnelRange('2000-1000')));
+  assert.ok(E.isLeft(parseTunnelRange('0-20000')), 'the last id is 19999');
+  assert.ok(E.isLeft(parseTunnelRange('a-b')));
+  assert.ok(rangesOverlap({ from: 0, to: 10 }, { from: 10, to: 20 }));
+  assert.not.ok(rangesOverlap({ from: 0, to: 9 }, { from: 10, to: 20 }));
 });
 s.run();

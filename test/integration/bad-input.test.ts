@@ -173,7 +173,7 @@ s('bad CLI invocations exit non-zero with one line saying why', async (ctx) => {
     { args: ['connect', 'no-such-svc', '--node', 'n1', ...at], says: 'network service "no-such-svc" is not registered' },
     { args: ['service', 'register', 'x', '--payload', 'PPP', ...at], says: '--payload "PPP": expected IP or ETHERNET' },
     { args: ['endpoint', 'register', 'ep2', '--service', 'svc', '--label', 'novalue', ...at], says: '--label "novalue": expected key=value' },
-    { args: ['ls', 'widgets', ...at], says: 'expected services, endpoints, connections, nodes or addresses' },
+    { args: ['ls', 'widgets', ...at], says: 'expected services, endpoints, connections, nodes, addresses or peers' },
     { args: ['service', 'register', 'x', '--colour', 'red', ...at], says: /unknown option '--colour'/ },
     { args: ['frobnicate'], says: 'unknown command "frobnicate"' },
     { args: ['history', 'nothing-here', ...at], says: 'nothing has happened to "nothing-here"' },

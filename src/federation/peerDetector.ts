@@ -1,0 +1,48 @@
+// Which peer domains have appeared, changed, gone silent or come back, from the heartbeats this
+// replica heard (nsm.<peer>.fed.hb) and the peers read model. Pure, like healing/detector.ts;
+// the leader's loop in ./runtime.ts turns findings into SeePeer and LosePeer commands.
+import type { PeerFacts } from '../../aggregates/peer.ts';
+import { jsonEqual } from '../../aggregates/domain.ts';
+import type { PeersModel } from '../../projections/peers.ts';
+
+export interface Heard {
+  readonly at: string;
+  readonly facts: PeerFacts;
+}
+
+export interface PeerFindings {
+  /** New, changed, or heard again after being lost. */
+  readonly seen: readonly { readonly facts: PeerFacts; readonly reason: 'new' | 'changed' | 'back'; readonly at: string }[];
+  readonly lost: readonly { readonly domain: string; readonly lastSeen: string }[];
+}
+
+export const findPeerChanges = (
+  model: PeersModel,
+  heard: ReadonlyMap<string, Heard>,
+  now: number,
+  /** When this replica began to lead: silence is only judged after a full timeout of listening. */
+  leaderSince: number,
+  peerTimeoutMs: number,
+): PeerFindings => {
+  const seen: { facts: PeerFacts; reason: 'new' | 'changed' | 'back'; at: string }[] = [];
+  const lost: { domain: string; lastSeen: string }[] = [];
+  for (const [domain, h] of heard) {
+    const row = model.peers[domain];
+    if (!row) seen.push({ facts: h.facts, reason: 'new', at: h.at });
+    else if (row.status === 'lost' && Date.parse(h.at) > Date.parse(row.lostAt ?? row.updatedAt)) seen.push({ facts: h.facts, reason: 'back', at: h.at });
+    else if (row.status === 'reachable' && !jsonEqual(factsOf(row), h.facts)) seen.push({ facts: h.facts, reason: 'changed', at: h.at });
+  }
+  for (const row of Object.values(model.peers)) {
+    if (row.status !== 'reachable') continue;
+    const heardAt = heard.get(row.domain)?.at;
+    const lastSeen = Math.max(heardAt ? Date.parse(heardAt) : 0, Date.parse(row.updatedAt) || 0, leaderSince);
+    if (now - lastSeen > peerTimeoutMs) lost.push({ domain: row.domain, lastSeen: new Date(lastSeen).toISOString() });
+  }
+  return { seen, lost };
+};
+
+const factsOf = (row: PeerFacts): PeerFacts => ({
+  domain: row.domain,
+  ...(row.tunnelIds ? { tunnelIds: row.tunnelIds } : {}),
+  ...(row.registryOnly ? { registryOnly: row.registryOnly } : {}),
+});

@@ -1,0 +1,218 @@
+// Two authenticated domains, the way `nsm up` runs them by default: hub a made leaf credentials
+// for peer b (nsm init --peers b); b joins over TLS with them. A cross-domain connection is
+// established with signed paths checked by both domains' agents (simulated dataplanes), and b's
+// registry is sourced through the link. A server joining without TLS, or with a wrong
+// password, gets no link; one joining with b's credentials may send only b's interdomain
+// commands and may read only the registry events of a.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as E from 'fp-ts/lib/Either.js';
+import { connect, StorageType, type NatsConnection } from 'nats';
+import * as assert from 'uvu/assert';
+import { createLogger } from '../../infra/log.ts';
+import { leafnodesConfig } from '../../infra/nats/leafnodes.ts';
+import { startNatsServer, type RunningNatsServer } from '../../infra/natsServer.ts';
+import { freePort } from '../../infra/net.ts';
+import { startNodeAgent, type NodeAgent } from '../../node-agent/agent.ts';
+import { simulatedDataplane } from '../../node-agent/simulatedDataplane.ts';
+import { MeshClient } from '../../src/client.ts';
+import { startControlPlane, type ControlPlane } from '../../src/controlPlane.ts';
+import { natsAuthOptions, readCredentials, signerOf, type Credentials } from '../../src/security/credentials.ts';
+import { loadRegistry, type IdentityRegistry } from '../../src/security/identities.ts';
+import { initDeployment, type DeploymentPaths } from '../../src/security/init.ts';
+import { readLeafCredentials, secureLeafnodesConfig, type LeafCredentials } from '../../src/security/leaf.ts';
+import { eventually } from '../lib/eventually.ts';
+import { suite } from '../lib/harness.ts';
+import { must } from '../lib/mesh.ts';
+
+interface Domain {
+  name: string;
+  dir: string;
+  paths: DeploymentPaths;
+  registry: IdentityRegistry;
+  server?: RunningNatsServer;
+  cp?: ControlPlane;
+  agent?: NodeAgent;
+  creds(actor: string): Credentials;
+}
+interface Ctx {
+  a?: Domain;
+  b?: Domain;
+  leafPort?: number;
+  leafB?: LeafCredentials;
+  extra: RunningNatsServer[];
+  conns: NatsConnection[];
+  dirs: string[];
+}
+const s = suite<Ctx>('federation over an authenticated leafnode link', { extra: [], conns: [], dirs: [] });
+const log = createLogger('secure-federation');
+
+const deployment = (name: string, peers: string[]): Domain => {
+  const dir = mkdtempSync(join(tmpdir(), `nsm-secfed-${name}-`));
+  const init = initDeployment({ dir, domain: name, nodes: ['n1'], peers });
+  if (E.isLeft(init)) throw new Error(init.left);
+  const reg = loadRegistry(init.right.paths.identities);
+  if (E.isLeft(reg)) throw new Error(reg.left);
+  return {
+    name,
+    dir,
+    paths: init.right.paths,
+    registry: reg.right,
+    creds: (actor) => {
+      const id = reg.right.byActor(actor)!;
+      const c = readCredentials(init.right.paths.creds(id.name, id.role));
+      if (E.isLeft(c)) throw new Error(c.left);
+      return c.right;
+    },
+  };
+};
+
+const connectAs = async (ctx: Ctx, d: Domain, actor: string) => {
+  const nc = await connect({ servers: d.server!.url, maxReconnectAttempts: -1, reconnectTimeWait: 100, ...natsAuthOptions(d.creds(actor)) });
+  ctx.conns.push(nc);
+  return nc;
+};
+const clientOf = async (ctx: Ctx, d: Domain) => MeshClient.over(await connectAs(ctx, d, 'operator'), { domain: d.name, actor: 'operator', timeoutMs: 20000, signer: signerOf(d.creds('operator')) });
+
+/** A plain server (domain m) that joins the hub with the given remote settings, and a client on it. */
+const intruder = async (ctx: Ctx, remote: { url: string; caFile?: string }) => {
+  const dir = mkdtempSync(join(tmpdir(), 'nsm-secfed-m-'));
+  ctx.dirs.push(dir);
+  const r = await startNatsServer({ dataDir: dir, port: await freePort(), serverName: `m-${Date.now()}`, jetstreamDomain: 'm', extraConfig: leafnodesConfig({ remotes: [remote] }) });
+  if (E.isLeft(r)) throw new Error(r.left);
+  ctx.extra.push(r.right);
+  // Replies across the link reach control planes' inboxes only: act like one.
+  const nc = await connect({ servers: r.right.url, inboxPrefix: '_INBOX.control-plane' });
+  ctx.conns.push(nc);
+  return nc;
+};
+const hearsHub = async (nc: NatsConnection, ms = 3000) => {
+  let heard = 0;
+  const sub = nc.subscribe('nsm.a.fed.hb', { callback: () => heard++ });
+  await new Promise((r) => setTimeout(r, ms));
+  sub.unsubscribe();
+  return heard > 0;
+};
+
+s.before(async (ctx) => {
+  const a = (ctx.a = deployment('a', ['b']));
+  const b = (ctx.b = deployment('b', []));
+  ctx.leafPort = await freePort();
+  ctx.leafB = must(E.mapLeft((message: string) => ({ message }))(readLeafCredentials(a.paths.leafCreds('b'))), 'leaf credentials of b');
+  const start = async (d: Domain, leaf: string) => {
+    const r = await startNatsServer({ dataDir: d.dir, port: await freePort(), serverName: `secfed-${d.name}`, jetstreamDomain: d.name, extraConfig: `include "nats-auth.conf"\n${leaf}`, probe: natsAuthOptions(d.creds('control-plane')) });
+    if (E.isLeft(r)) throw new Error(r.left);
+    d.server = r.right;
+  };
+  await start(a, secureLeafnodesConfig({ domain: 'a', hub: { port: ctx.leafPort, host: '127.0.0.1', tls: { certFile: a.paths.certFile, keyFile: a.paths.keyFile, caFile: a.paths.caFile } } }));
+  const caFile = join(b.dir, 'hub-ca.pem');
+  writeFileSync(caFile, ctx.leafB.ca);
+  await start(b, secureLeafnodesConfig({ domain: 'b', joins: [{ url: `nats-leaf://127.0.0.1:${ctx.leafPort}`, creds: ctx.leafB, caFile }] }));
+  for (const [d, peer, range] of [[a, 'b', { from: 0, to: 999 }], [b, 'a', { from: 1000, to: 1999 }]] as const) {
+    d.cp = await startControlPlane({
+      nc: await connectAs(ctx, d, 'control-plane'),
+      domain: d.name,
+      log: log.child({ domain: d.name }),
+      security: { registry: d.registry, signer: signerOf(d.creds('control-plane')) },
+      federation: { peers: [peer], tunnelIds: range, heartbeatMs: 300, peerTimeoutMs: 3000 },
+    });
+    d.agent = await startNodeAgent({
+      nc: await connectAs(ctx, d, 'agent:n1'),
+      domain: d.name,
+      node: 'n1',
+      dataplane: simulatedDataplane(),
+      log: log.child({ domain: d.name, component: 'agent' }),
+      heartbeatMs: 1000,
+      livenessIntervalMs: 0,
+      underlayAddress: d.name === 'a' ? '192.0.2.11' : '192.0.2.21',
+      publicKeys: { wireguard: Buffer.from(`key of ${d.name}`.padEnd(32, '.')).toString('base64') },
+      security: { registry: d.registry, signer: signerOf(d.creds('agent:n1')) },
+    });
+    await d.agent.ready;
+  }
+});
+
+s.after(async (ctx) => {
+  for (const d of [ctx.a, ctx.b]) await d?.agent?.stop().catch(() => undefined);
+  for (const d of [ctx.a, ctx.b]) await d?.cp?.stop().catch(() => undefined);
+  for (const c of ctx.conns) await c.close().catch(() => undefined);
+  for (const x of ctx.extra) await x.stop().catch(() => undefined);
+  for (const d of [ctx.a, ctx.b]) {
+    await d?.server?.stop().catch(() => undefined);
+    if (d) rmSync(d.dir, { recursive: true, force: true });
+  }
+  for (const dir of ctx.dirs) rmSync(dir, { recursive: true, force: true });
+});
+
+s('a cross-domain connection is established with signed paths checked by both agents', async (ctx) => {
+  const ca = await clientOf(ctx, ctx.a!);
+  const cb = await clientOf(ctx, ctx.b!);
+  await eventually('a hears b over the TLS leaf link', async () => {
+    const p = await ca.query<{ domain: string; status: string }[]>('peers');
+    return E.isRight(p) && p.right.some((x) => x.domain === 'b' && x.status === 'reachable');
+  });
+  must(await cb.send('service.register', { name: 'icmp' }));
+  must(await cb.send('endpoint.register', { name: 'ep1', node: 'n1', networkServiceNames: ['icmp'], prefix: '10.80.0.0/24' }));
+  must(await ca.send('connection.request', { connectionId: 's1', networkService: 'icmp@b', clientNode: 'n1' }));
+  const settled = must(await ca.waitForConnection('s1', 20000));
+  assert.is(settled.state, 'established', settled.reason);
+  type Path = { path: { pathSegments: { name: string; token?: string }[] } };
+  const inA = must(await ca.query<Path>('connection', { id: 's1' }));
+  const inB = await eventually('b established', async () => {
+    const v = await cb.query<Path & { state: string }>('connection', { id: 's1' });
+    return E.isRight(v) && v.right.state === 'established' ? v.right : undefined;
+  });
+  assert.equal(inA.path.pathSegments.map((x) => [x.name, x.token !== undefined]), [['operator', true], ['control-plane', true], ['agent:n1', true], ['ep1@b', false]], "a's path: its client, its control plane, its agent");
+  assert.equal(inB.path.pathSegments.map((x) => [x.name, x.token !== undefined]), [['control-plane', true], ['control-plane', true], ['agent:n1@a', false], ['ep1', true]], "b's path: opened by b's control plane for domain a, signed by b's agent");
+  const copy = await eventually("b's registry in a's sourced copy, through the link's permissions", async () => {
+    const r = await ca.query<{ name: string }[]>('remote-endpoints', { domain: 'b' });
+    return E.isRight(r) && r.right.some((e) => e.name === 'ep1') ? r.right : undefined;
+  });
+  assert.ok(copy.length >= 1);
+});
+
+s('no TLS, or a wrong password: no link', async (ctx) => {
+  const plain = await intruder(ctx, { url: `nats-leaf://${ctx.leafB!.user}:${ctx.leafB!.password}@127.0.0.1:${ctx.leafPort}` });
+  assert.not.ok(await hearsHub(plain), 'a leaf connection without TLS is refused');
+  const caFile = join(ctx.b!.dir, 'hub-ca.pem');
+  const wrong = await intruder(ctx, { url: `nats-leaf://${ctx.leafB!.user}:not-the-password@127.0.0.1:${ctx.leafPort}`, caFile });
+  assert.not.ok(await hearsHub(wrong), 'a wrong password is refused');
+});
+
+s("b's leaf identity carries b's interdomain commands and nothing else", async (ctx) => {
+  const caFile = join(ctx.b!.dir, 'hub-ca.pem');
+  const nc = await intruder(ctx, { url: `nats-leaf://${ctx.leafB!.user}:${ctx.leafB!.password}@127.0.0.1:${ctx.leafPort}`, caFile });
+  await eventually('the link is up', () => hearsHub(nc, 500), { timeoutMs: 10000 });
+  const js = nc.jetstream();
+  const tryPublish = async (subject: string) => {
+    try {
+      await js.publish(subject, new TextEncoder().encode('{}'), { timeout: 1500 });
+      return 'stored';
+    } catch (e) {
+      return `refused (${(e as { code?: string }).code})`;
+    }
+  };
+  assert.is(await tryPublish('nsm.a.fed.b.cmd.close'), 'stored', "b's own interdomain command gets through");
+  assert.match(await tryPublish('nsm.a.cmd.connection.request.operator'), /^refused/, "a's own command subjects are out of reach");
+  assert.match(await tryPublish('nsm.a.fed.c.cmd.close'), /^refused/, 'b cannot speak for another peer');
+  assert.match(await tryPublish('nsm.a.evt.connection.forged'), /^refused/, "a's log is out of reach");
+  let answered = true;
+  try {
+    await nc.request('nsm.a.query.operator.connections', new TextEncoder().encode('{}'), { timeout: 1500 });
+  } catch {
+    answered = false;
+  }
+  assert.not.ok(answered, "a's queries are out of reach");
+  // Sourcing from a: its registry events only.
+  const jsm = await nc.jetstreamManager();
+  const source = (name: string, filter: string) =>
+    jsm.streams.add({ name, storage: StorageType.Memory, sources: [{ name: 'NSM_A_EVENTS', external: { api: '$JS.a.API', deliver: '' }, filter_subject: filter }] } as never);
+  await source('STEAL_CONNECTIONS', 'nsm.a.evt.connection.>');
+  await source('STEAL_NODES', 'nsm.a.evt.node.>');
+  await new Promise((r) => setTimeout(r, 3000));
+  assert.is((await jsm.streams.info('STEAL_CONNECTIONS')).state.messages, 0, "a's connection events cannot be sourced over b's link");
+  assert.is((await jsm.streams.info('STEAL_NODES')).state.messages, 0, "a's node events cannot be sourced over b's link");
+});
+
+s.run();
