@@ -14,6 +14,7 @@ const runs: { name: string; args: string[]; needsRoot?: boolean }[] = [
   { name: 'setup', args: [] },
   { name: 'heal', args: root ? ['--real'] : [] },
   { name: 'rebuild', args: [] },
+  { name: 'federation', args: [] },
   { name: 'scale', args: [] },
   { name: 'dataplane', args: [], needsRoot: true },
 ];
@@ -47,6 +48,8 @@ if (heal) {
 }
 const rebuild = read('rebuild');
 if (rebuild?.figures) rows.push([`projection rebuild of ${rebuild.parameters.events} events, events/s`, rebuild.figures.rebuildEventsPerSecond.toFixed(0), `raw ordered read ${rebuild.figures.rawEventsPerSecond.toFixed(0)}/s, ratio ${rebuild.figures.ratio.toFixed(2)}`]);
+const federation = read('federation');
+if (federation) rows.push(['cross-domain setup p50 ms (simulated)', federation.crossDomainSetupMs.p50.toFixed(1), `same-domain ${federation.sameDomainSetupMs.p50.toFixed(1)} ms, ratio ${federation.ratios.p50.toFixed(2)}`]);
 const scale = read('scale');
 if (scale) {
   const last = scale.bytesPerConnection[scale.bytesPerConnection.length - 1];
