@@ -162,7 +162,12 @@ w('the only endpoint leaves: connections wait, visibly, with their sides removed
   });
   assert.ok(rows.every((r) => r.networkServiceEndpointName === undefined && r.context === undefined), 'no endpoint, no stale addresses');
   await eventually('sides removed', () => ctx.mesh!.agents.get('n1')!.dataplane.programmed.size === 0 || undefined);
-  const addrs = must(await ctx.admin!.query<unknown[]>('addresses'));
+  // The pool is released after the old sides are retired (never hand out an address still on an
+  // interface), so it can trail the dataplane by one command.
+  const addrs = await eventually('addresses released', async () => {
+    const a = must(await ctx.admin!.query<unknown[]>('addresses'));
+    return a.length === 0 ? a : undefined;
+  }, { describe: async () => must(await ctx.admin!.query<unknown[]>('addresses')) });
   assert.equal(addrs, [], 'addresses released while waiting');
 });
 
