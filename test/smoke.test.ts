@@ -1,5 +1,6 @@
 import * as assert from 'uvu/assert';
 import { randomUUID } from 'node:crypto';
+import { eventually } from './lib/eventually.ts';
 import { suite } from './lib/harness.ts';
 import { must, startTestMesh, type TestMesh } from './lib/mesh.ts';
 
@@ -27,7 +28,12 @@ s('register, connect, establish, close', async (ctx) => {
   must(await c.send('connection.close', { connectionId: id }), 'close');
   for (let i = 0; i < 50 && dp.programmed.size > 0; i++) await new Promise((r) => setTimeout(r, 50));
   assert.is(dp.programmed.size, 0);
-  const addrs = must(await c.query<unknown[]>('addresses'));
+  // The process manager sends the removals, then releases the pool: the agent can finish
+  // removing the sides before the release is stored.
+  const addrs = await eventually('addresses released', async () => {
+    const a = must(await c.query<unknown[]>('addresses'));
+    return a.length === 0 ? a : undefined;
+  }, { describe: async () => must(await c.query<unknown[]>('addresses')) });
   assert.equal(addrs, []);
 });
 s.run();

@@ -7,6 +7,7 @@
 //   3. Traffic is dropped with nftables in the endpoint's namespace: re-programming does not
 //      help, so the second failure moves the connection to the other endpoint.
 import * as assert from 'uvu/assert';
+import { eventually } from '../lib/eventually.ts';
 import { suite } from '../lib/harness.ts';
 import { must } from '../lib/mesh.ts';
 import { addressOf, exec, inNs, leftovers, sh, startLab, startProcess, type ConnectionView, type Lab, type LabProcess } from '../lib/netns.ts';
@@ -98,7 +99,12 @@ death("the endpoint's process and namespace are killed: the client's ping resume
     await sh(['ip', 'netns', 'del', lab.ns('ep-a')]);
     await repliesAfter(ping, killedAt, 5, 60_000);
     const outage = outageMs(ping, killedAt);
-    const conn = await connection(lab, id);
+    // Packets flow once both new sides are programmed; the agents report that afterwards, and the
+    // connection is established (and the heal recorded) when both reports are in.
+    const conn = await eventually('the healed connection established', async () => {
+      const c = await connection(lab, id);
+      return c.state === 'established' ? c : undefined;
+    }, { describe: () => connection(lab, id) });
     assert.is(conn.state, 'established');
     assert.is(conn.networkServiceEndpointName, 'ep-b');
     const healed = (await history(lab, id)).filter((h) => h.event.type === 'ConnectionHealed').map((h) => h.event.data);

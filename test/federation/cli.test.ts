@@ -84,7 +84,13 @@ s('a hub and a joining cluster, authenticated; a client in a reaches icmp@b', as
   await eventually('a hears b', async () => (await runNsm(['ls', 'peers'], envA)).stdout.match(/^b\s+reachable/m) !== null, { timeoutMs: 20000 });
   const connected = JSON.parse(await nsm(envA, 'connect', 'icmp@b', '--node', 'na1', '--id', 'cli-x1', '--wait', '--json')) as { state: string; networkServiceEndpointName: string };
   assert.equal([connected.state, connected.networkServiceEndpointName], ['established', 'ep1@b']);
-  const inB = JSON.parse(await nsm(envB, 'ls', 'connections', '--json')) as { id: string; clientNode: string; state: string }[];
+  // a is established once b's side and its own are programmed; b only once a's report of its
+  // side has crossed over, which a sends after that.
+  type Row = { id: string; clientNode: string; state: string };
+  const inB = await eventually('cli-x1 established in b', async () => {
+    const rows = JSON.parse(await nsm(envB, 'ls', 'connections', '--json')) as Row[];
+    return rows.some((c) => c.id === 'cli-x1' && c.state === 'established') ? rows : undefined;
+  }, { describe: async () => (await runNsm(['ls', 'connections', '--json'], envB)).stdout });
   assert.equal(inB.map((c) => [c.id, c.clientNode, c.state]), [['cli-x1', 'na1@a', 'established']]);
   const eps = await eventually("b's endpoints from a's copy", async () => {
     const r = await runNsm(['ls', 'endpoints', '--domain', 'b'], envA);

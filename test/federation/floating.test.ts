@@ -57,10 +57,19 @@ s('clients in a and b reach the endpoint of c through icmp@floating', async (ctx
     assert.is(ping.code, 0, `ping from ${domain} to c's endpoint ${dst}: ${ping.stdout}${ping.stderr}`);
     const desired = must(await (await lab.client(domain)).query<{ sides: { connectionId: string; tunnel?: { id: number } }[] }>('node-desired', { node }));
     tunnels.push(desired.sides.find((x) => x.connectionId === id)!.tunnel!.id);
+    // c, the endpoint's domain, is established only once the client domain's report of its side
+    // has crossed over, which that domain sends after its own ConnectionEstablished.
+    type Hist = { events: { domain: string; event: { type: string } }[] };
+    const allDomains = async (): Promise<Hist> => {
+      const h = await lab.nsm(domain, ['history', id, '--all-domains', '--json']);
+      assert.is(h.code, 0, h.stderr);
+      return JSON.parse(h.stdout) as Hist;
+    };
+    const hist = await eventually(`${id} established in c's history`, async () => {
+      const x = await allDomains();
+      return x.events.some((e) => e.domain === 'c' && e.event.type === 'ConnectionEstablished') ? x : undefined;
+    }, { describe: async () => (await allDomains()).events.map((e) => `${e.domain}:${e.event.type}`) });
     // The registry's log holds the redirect under the same connection id.
-    const h = await lab.nsm(domain, ['history', id, '--all-domains', '--json']);
-    assert.is(h.code, 0, h.stderr);
-    const hist = JSON.parse(h.stdout) as { events: { domain: string; event: { type: string } }[] };
     assert.ok(hist.events.some((e) => e.domain === 'floating' && e.event.type === 'ConnectionRedirected'), `the redirect is in floating's history: ${JSON.stringify(hist.events.map((e) => `${e.domain}:${e.event.type}`))}`);
     assert.ok(hist.events.some((e) => e.domain === 'c' && e.event.type === 'ConnectionEstablished'));
   }

@@ -71,7 +71,11 @@ s('svc@b from a: established in both logs, the client side on a, the endpoint si
     const b = await connection(ctx.b!, 'x1');
     return b?.state === 'closed' && !fed.domain('a').agents.get('n1')!.dataplane.programmed.has('x1/client') && !fed.domain('b').agents.get('n1')!.dataplane.programmed.has('x1/endpoint');
   });
-  const addresses = must(await ctx.b!.query<unknown[]>('addresses'));
+  // b's process manager sends the removal, then releases the pool: b's agent may be done first.
+  const addresses = await eventually("b's addresses released", async () => {
+    const r = must(await ctx.b!.query<unknown[]>('addresses'));
+    return r.length === 0 ? r : undefined;
+  }, { describe: async () => must(await ctx.b!.query<unknown[]>('addresses')) });
   assert.equal(addresses, [], "b released the connection's addresses");
 });
 
@@ -88,8 +92,15 @@ s('the endpoint in b dies: b moves the connection, a re-plans its side (Connecti
   }, { describe: () => connection(ctx.a!, 'x2') });
   assert.ok(after.generation > before.generation);
   assert.not.equal(after.context!.ipContext.dstIpAddrs, before.context!.ipContext.dstIpAddrs, 'addresses from the new endpoint');
-  const hist = must(await ctx.a!.query<{ events: { domain: string; event: { type: string } }[] }>('history', { id: 'x2', allDomains: true }));
-  const healed = hist.events.filter((r) => r.event.type === 'ConnectionHealed').map((r) => r.domain).sort();
+  // b ends its heal when a's report of the client side arrives, which a sends after its own
+  // ConnectionHealed: b's may trail a's.
+  const healedIn = async () =>
+    must(await ctx.a!.query<{ events: { domain: string; event: { type: string } }[] }>('history', { id: 'x2', allDomains: true }))
+      .events.filter((r) => r.event.type === 'ConnectionHealed').map((r) => r.domain).sort();
+  const healed = await eventually('ConnectionHealed in both domains', async () => {
+    const h = await healedIn();
+    return h.includes('a') && h.includes('b') ? h : undefined;
+  }, { describe: healedIn });
   assert.equal(healed, ['a', 'b'], 'healed in both domains');
   must(await ctx.a!.send('connection.close', { connectionId: 'x2' }));
 });
@@ -119,8 +130,13 @@ s("the registries of other domains, from this domain's sourced copy", async (ctx
     return E.isRight(r) && r.right.some((e) => e.name === 'ep1') ? r.right : undefined;
   });
   assert.ok(rows.every((e) => e.registry === 'b'));
-  const peers = must(await ctx.a!.query<{ domain: string; status: string }[]>('peers'));
-  assert.equal(peers.map((p) => `${p.domain}:${p.status}`), ['b:reachable', 'floating:reachable']);
+  // Seeing b's endpoints shows b was seen; floating's PeerSeen comes from its own heartbeats.
+  const peerList = async () => must(await ctx.a!.query<{ domain: string; status: string }[]>('peers')).map((p) => `${p.domain}:${p.status}`);
+  const peers = await eventually('both peers seen', async () => {
+    const p = await peerList();
+    return p.length === 2 ? p : undefined;
+  }, { describe: peerList });
+  assert.equal(peers, ['b:reachable', 'floating:reachable']);
 });
 
 s('link cut: b\'s server stops; a marks its connection down, keeps working alone; back: nothing lost, re-established', async (ctx) => {

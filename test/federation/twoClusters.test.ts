@@ -76,7 +76,12 @@ s('a client in a pings an endpoint in b over WireGuard and VXLAN; close removes 
     const dst = addressOf(view.context!.ipContext.dstIpAddrs[0]!);
     const ping = await lab.ping('client', dst);
     assert.is(ping.code, 0, `ping ${dst} from a's workload to b's endpoint over ${mechanism}: ${ping.stdout}${ping.stderr}`);
-    const inB = must(await ctx.b!.query<{ state: string; clientNode: string }>('connection', { id }));
+    // a is established once b's side is programmed and its own is; b only once a's report of
+    // its side has crossed over, which a sends after that.
+    const inB = await eventually(`${id} established in b`, async () => {
+      const r = must(await ctx.b!.query<{ state: string; clientNode: string }>('connection', { id }));
+      return r.state === 'established' ? r : undefined;
+    }, { describe: () => ctx.b!.query('connection', { id }) });
     assert.equal([inB.state, inB.clientNode], ['established', 'a1@a'], "b's half of the same connection id");
 
     const closed = await lab.nsm('a', ['close', id]);
@@ -125,8 +130,13 @@ s('the endpoint in b dies: b moves the connection to another endpoint; from a, p
   const dst = addressOf(after.context!.ipContext.dstIpAddrs[0]!);
   const ping = await lab.ping('client', dst);
   assert.is(ping.code, 0, `ping the new endpoint ${dst}: ${ping.stdout}${ping.stderr}`);
-  const hist = must(await ctx.a!.query<{ events: { domain: string; event: { type: string; data: { cause?: string } } }[] }>('history', { id, allDomains: true }));
-  const healed = hist.events.filter((e) => e.event.type === 'ConnectionHealed');
+  // b ends its heal when a's report of the client side arrives, sent after a's own ConnectionHealed.
+  type Hist = { events: { domain: string; event: { type: string; data: { cause?: string } } }[] };
+  const healedIn = async () => must(await ctx.a!.query<Hist>('history', { id, allDomains: true })).events.filter((e) => e.event.type === 'ConnectionHealed');
+  const healed = await eventually('ConnectionHealed in both domains', async () => {
+    const h = await healedIn();
+    return h.some((e) => e.domain === 'a') && h.some((e) => e.domain === 'b') ? h : undefined;
+  }, { describe: async () => (await healedIn()).map((e) => e.domain) });
   assert.equal(healed.map((e) => e.domain).sort(), ['a', 'b'], 'healed in both domains');
   assert.ok(healed.some((e) => e.domain === 'a' && e.event.data.cause === 'remote'), "a's heal names the endpoint domain as its cause");
   must(await ctx.a!.send('connection.close', { connectionId: id }));

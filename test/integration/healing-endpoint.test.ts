@@ -10,17 +10,13 @@ import type { MeshClient } from '../../src/client.ts';
 import type { EventEnvelope, StoredCommit } from '../../src/contracts/envelope.ts';
 import { keepEndpointRegistered, type KeptRegistration } from '../../src/sdk/registration.ts';
 import { eventually } from '../lib/eventually.ts';
+import { readLog } from '../lib/eventLog.ts';
 import { suite } from '../lib/harness.ts';
 import { must, startTestMesh, type TestMesh } from '../lib/mesh.ts';
 
 type Row = { id: string; state: string; networkServiceEndpointName?: string; context?: { ipContext: { srcIpAddrs: string[]; dstIpAddrs: string[] } } };
 const log = createLogger('test');
 
-const readLog = async (mesh: TestMesh): Promise<StoredCommit[]> => {
-  const out: StoredCommit[] = [];
-  for await (const c of mesh.cp!.store.readAll(0n)) out.push(c);
-  return out;
-};
 const eventsOf = (commits: readonly StoredCommit[], stream: string) =>
   commits.filter((c) => c.stream === stream).flatMap((c) => c.events as EventEnvelope<ConnectionEvent>[]);
 
@@ -92,7 +88,7 @@ s('ep-a stops refreshing: it expires and every one of its connections is healed 
   const endpoints = must(await ctx.admin!.query<{ name: string }[]>('endpoints'));
   assert.equal(endpoints.map((e) => e.name).sort(), ['ep-b', 'ep-c'], 'the expired endpoint is gone from the registry');
 
-  const log = await readLog(ctx.mesh!);
+  const log = await readLog(ctx.mesh!.cp!.store);
   const expired = log.flatMap((c) => c.events).filter((e) => e.type === 'EndpointExpired');
   assert.is(expired.length, 1, 'one EndpointExpired');
   assert.is(expired[0]!.stream, 'endpoint.ep-a');

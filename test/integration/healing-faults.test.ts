@@ -215,7 +215,13 @@ off('commands sent while the agent is down are carried out when it returns', asy
   must(await c.send('connection.request', { connectionId: fresh, networkService: 'svc', clientNode: 'n2' }));
   must(await c.send('connection.close', { connectionId: old }));
   await sleep(500);
-  assert.is((await conn(c, fresh)).state, 'path-planned', 'waiting for the n2 agent');
+  // Planning takes the process manager three steps after the request's reply (addresses, tunnel,
+  // plan): wait for them, then the connection must stay there without n2's agent.
+  const planned = await eventually('the fresh connection planned', async () => {
+    const x = await conn(c, fresh);
+    return x.state === 'path-planned' ? x : undefined;
+  }, { timeoutMs: 10_000, describe: () => conn(c, fresh) });
+  assert.is(planned.state, 'path-planned', 'waiting for the n2 agent');
   await ctx.mesh!.addNode('n2', n2);
   assert.is(must(await c.waitForConnection(fresh, 10_000)).state, 'established');
   await eventually('the closed connection is removed from n2', () => ![...n2.programmed.keys()].some((k) => k.startsWith(old)) || undefined);
