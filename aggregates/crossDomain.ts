@@ -60,10 +60,6 @@ export const remoteName = (name: string, domain: string): string => `${name}@${d
 export const localSides = (s: Pick<ConnectionState, 'request' | 'remoteDomain'>): Side[] =>
   BOTH.filter((side) => (side === 'client' ? !s.request?.remoteClient : !s.remoteDomain));
 
-/** The domain on the other end of a cross-domain connection, from either side; undefined when local. */
-export const peerDomainOf = (s: Pick<ConnectionState, 'request' | 'remoteDomain'>): string | undefined =>
-  s.remoteDomain ?? s.request?.remoteClient?.domain;
-
 const isTerminal = (s: ConnectionState) => s.phase === 'closed' || s.phase === 'failed';
 const unknown = (id: string) => reject('not-found', `connection "${id}" does not exist`);
 const retire = (s: ConnectionState, sides: readonly Side[]): RetiredPath | undefined =>

@@ -106,8 +106,9 @@ export const policy: Aggregate<PolicyState, PolicyCommand, PolicyEvent> = {
       }
       case 'AddPolicyRule': {
         const { rule } = command;
-        if (state.policy.rules.some((r) => r.name === rule.name)) {
-          if (jsonEqual(state.policy.rules.find((r) => r.name === rule.name), rule)) return E.right([]);
+        const existing = state.policy.rules.find((r) => r.name === rule.name);
+        if (existing) {
+          if (jsonEqual(existing, rule)) return E.right([]);
           return reject('conflict', `a policy rule named "${rule.name}" exists; remove it first or choose another name`);
         }
         const rules = [...state.policy.rules];

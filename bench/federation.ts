@@ -11,19 +11,14 @@
 // Usage: npm run bench:federation [-- --connections 200]
 import { randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';
-import * as E from 'fp-ts/lib/Either.js';
 import { createLogger } from '../infra/log.ts';
 import { startTestFederation } from '../test/lib/federation.ts';
-import { distribution, printTable, writeCdfSvg, writeResult } from './lib/report.ts';
+import { distribution, ok, printTable, writeCdfSvg, writeResult } from './lib/report.ts';
 
 const { values: a } = parseArgs({ options: { connections: { type: 'string', default: '200' }, warmup: { type: 'string', default: '20' } } });
 const N = Number(a.connections);
 const WARMUP = Number(a.warmup);
 
-const ok = <T>(r: E.Either<{ message: string }, T>): T => {
-  if (E.isLeft(r)) throw new Error(r.left.message);
-  return r.right;
-};
 
 const fed = await startTestFederation({
   domains: [

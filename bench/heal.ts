@@ -13,7 +13,7 @@ import { createLogger } from '../infra/log.ts';
 import type { StoredCommit } from '../src/contracts/envelope.ts';
 import { keepEndpointRegistered, type KeptRegistration } from '../src/sdk/registration.ts';
 import { startBenchMesh } from './lib/mesh.ts';
-import { distribution, printTable, writeCdfSvg, writeResult } from './lib/report.ts';
+import { distribution, ok, printTable, writeCdfSvg, writeResult } from './lib/report.ts';
 
 const { values: a } = parseArgs({
   options: { connections: { type: 'string', default: '1000' }, expiration: { type: 'string', default: '3' }, inflight: { type: 'string', default: '256' }, real: { type: 'boolean', default: false } },
@@ -21,10 +21,6 @@ const { values: a } = parseArgs({
 const N = Number(a.connections);
 const EXPIRATION = Number(a.expiration);
 const INFLIGHT = Number(a.inflight);
-const ok = <T>(r: E.Either<{ message: string }, T>): T => {
-  if (E.isLeft(r)) throw new Error(r.left.message);
-  return r.right;
-};
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const simulated = async () => {

@@ -4,10 +4,9 @@
 // Usage: npm run bench:scale [-- --nodes 100 --endpoints 10000 --connections 100000 --inflight 256]
 import { randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';
-import * as E from 'fp-ts/lib/Either.js';
 import type { MeshClient } from '../src/client.ts';
 import { startBenchMesh } from './lib/mesh.ts';
-import { distribution, goal, printTable, writeCdfSvg, writeResult } from './lib/report.ts';
+import { distribution, ok, goal, printTable, writeCdfSvg, writeResult } from './lib/report.ts';
 
 const { values: a } = parseArgs({
   options: {
@@ -23,10 +22,6 @@ const ENDPOINTS = Number(a.endpoints);
 const CONNECTIONS = Number(a.connections);
 const INFLIGHT = Number(a.inflight);
 const QUERIES = Number(a.queries);
-const ok = <T>(r: E.Either<{ message: string }, T>): T => {
-  if (E.isLeft(r)) throw new Error(r.left.message);
-  return r.right;
-};
 const log = (msg: string) => process.stderr.write(`[scale] ${msg}\n`);
 
 /** Runs `task(i)` for i in [0, n) with at most `limit` at once; reports progress now and then. */

@@ -5,10 +5,10 @@
 // Usage: npm run bench:setup [-- --sequential 300 --sustained 3000 --inflight 256]
 import { randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';
-import * as E from 'fp-ts/lib/Either.js';
 import { StorageType } from 'nats';
-import { distribution, goal, printTable, writeCdfSvg, writeResult } from './lib/report.ts';
+import { distribution, ok, goal, printTable, writeCdfSvg, writeResult } from './lib/report.ts';
 import { startBenchMesh } from './lib/mesh.ts';
+import { subjectsFor } from '../infra/nats/subjects.ts';
 
 const { values: a } = parseArgs({
   options: { sequential: { type: 'string', default: '300' }, sustained: { type: 'string', default: '3000' }, inflight: { type: 'string', default: '256' } },
@@ -31,10 +31,6 @@ try {
 
   await mesh.addAgents(['n1', 'n2']);
   const c = await mesh.client('bench');
-  const ok = <T>(r: E.Either<{ message: string }, T>) => {
-    if (E.isLeft(r)) throw new Error(r.left.message);
-    return r.right;
-  };
   ok(await c.send('service.register', { name: 'svc' }));
   ok(await c.send('endpoint.register', { name: 'ep1', node: 'n1', prefix: '10.0.0.0/12', networkServiceNames: ['svc'] }));
   ok(await c.send('endpoint.register', { name: 'ep2', node: 'n2', prefix: '10.16.0.0/12', networkServiceNames: ['svc'] }));
@@ -51,7 +47,9 @@ try {
   }
 
   // Rate: SUSTAINED requests with INFLIGHT outstanding.
-  const before = Number((await (await nc.jetstreamManager()).streams.info(`NSM_${mesh.domain.toUpperCase()}_EVENTS`)).state.last_seq);
+  const jsm = await nc.jetstreamManager();
+  const eventStream = subjectsFor(mesh.domain).streams.events;
+  const before = Number((await jsm.streams.info(eventStream)).state.last_seq);
   let next = 0;
   const cpu0 = mesh.cpuSeconds();
   const t0 = performance.now();
@@ -73,8 +71,7 @@ try {
     natsServer: (cpu1.natsServer - cpu0.natsServer) / sustainedSec,
     agentsAndClient: (cpu1.benchProcess - cpu0.benchProcess) / sustainedSec,
   };
-  const jsm = await nc.jetstreamManager();
-  const info = await jsm.streams.info(`NSM_${mesh.domain.toUpperCase()}_EVENTS`);
+  const info = await jsm.streams.info(eventStream);
   const commits = Number(info.state.last_seq) - before;
   // Events per commit, from a sample of the log (each message is one commit of 1+ events).
   const sample = await jsm.streams.getMessage(info.config.name, { seq: Number(info.state.last_seq) - 1 });

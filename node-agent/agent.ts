@@ -7,6 +7,7 @@ import { errorText, type Logger } from '../infra/log.ts';
 import { ensureStreams } from '../infra/nats/streams.ts';
 import { MeshClient, stableId } from '../src/client.ts';
 import * as D from '../src/contracts/decode.ts';
+import { agentActor } from '../src/contracts/commands.ts';
 import { decodeNodeCommand, type SideSpec } from '../src/contracts/nodeCommands.ts';
 import { pathProblem, programmedToken, type AgentSecurity } from '../src/security/agentSecurity.ts';
 import { KeyedQueue } from '../src/keyedQueue.ts';
@@ -54,13 +55,13 @@ export const agentConsumerName = (node: string) => `agent-${node}`;
 export const startNodeAgent = async (opts: NodeAgentOptions): Promise<NodeAgent> => {
   const { nc, node, dataplane } = opts;
   const log = opts.log.child({ node });
-  const client = MeshClient.over(nc, { domain: opts.domain, actor: `agent:${node}` });
+  const client = MeshClient.over(nc, { domain: opts.domain, actor: agentActor(node) });
   const subjects = client.subjects;
   const jsm = await nc.jetstreamManager({ checkAPI: false });
   if (!opts.security) await ensureStreams(jsm, subjects);
   let stopping = false;
   /** Highest generation acted on per side: older commands arriving late are ignored. */
-  const applied = new Map<string, { generation: number; desired: 'present' | 'absent' }>();
+  const applied = new Map<string, { generation: number; desired: 'present' | 'absent'; error?: string }>();
   /** Client sides that are programmed, for the liveness probe. */
   const probed = new Map<string, { spec: SideSpec; failures: number; reported: boolean }>();
 
@@ -90,13 +91,17 @@ export const startNodeAgent = async (opts: NodeAgentOptions): Promise<NodeAgent>
     // bring the side back.
     if (seen && (spec.generation < seen.generation || (spec.generation === seen.generation && (seen.desired === spec.desired || seen.desired === 'absent')))) {
       log.debug('node command already applied', { connectionId: spec.connectionId, side: spec.side, generation: spec.generation, desired: spec.desired });
-      if (spec.generation === seen.generation) await report(spec, seen.desired === 'present' ? 'programmed' : 'removed', undefined, trace);
+      // Said again as it was: a redelivery (e.g. after the first report could not be sent) must
+      // not turn a failure into "programmed".
+      if (spec.generation === seen.generation) await report(spec, seen.desired === 'absent' ? 'removed' : seen.error !== undefined ? 'failed' : 'programmed', seen.error, trace);
       return;
     }
     if (spec.desired === 'present') {
       const r = await dataplane.program(spec)();
-      applied.set(key, { generation: spec.generation, desired: 'present' });
+      applied.set(key, { generation: spec.generation, desired: 'present', ...(E.isLeft(r) ? { error: r.left.message } : {}) });
       if (E.isLeft(r)) {
+        // An earlier generation's probe would ping addresses this side no longer has.
+        probed.delete(key);
         log.warn('programming failed', { connectionId: spec.connectionId, side: spec.side, error: r.left.message, origin });
         await report(spec, 'failed', r.left.message, trace);
       } else {
@@ -262,7 +267,7 @@ export const startNodeAgent = async (opts: NodeAgentOptions): Promise<NodeAgent>
       : undefined;
 
   const heartbeat = () =>
-    nc.publish(subjects.heartbeat(node), new TextEncoder().encode(JSON.stringify({ node, connections: [...applied.values()].filter((a) => a.desired === 'present').length })));
+    nc.publish(subjects.heartbeat(node), new TextEncoder().encode(JSON.stringify({ node, connections: [...applied.values()].filter((a) => a.desired === 'present' && a.error === undefined).length })));
   const hbTimer = setInterval(heartbeat, opts.heartbeatMs ?? 5000);
 
   let loop: Promise<void> | undefined;

@@ -51,7 +51,7 @@ export const applyConnections = (m: Draft<ConnectionsModel>, e: EventEnvelope<Do
     // initialState is shared with every other row and with the command side.
     const state = copyPlain(connection.initialState);
     row = m.byId[id] = castDraft({ id, state, actor: e.actor, requestedAt: e.time, updatedAt: e.time, position });
-    m.count = (m.count ?? 0) + 1;
+    m.count += 1;
   }
   const before = holdsEndpoint(row.state as ConnectionState);
   evolveDraft(row.state, e.data);

@@ -2,7 +2,7 @@
 // an answer, queries, and waiting for a connection to settle.
 import { createHash, randomUUID } from 'node:crypto';
 import * as E from 'fp-ts/lib/Either.js';
-import { connect, type ConnectionOptions, type NatsConnection } from 'nats';
+import { connect, type ConnectionOptions, type NatsConnection, type Subscription } from 'nats';
 import type { ConnectionEvent } from '../aggregates/connection.ts';
 import { COMMAND_MAX_BYTES } from '../infra/nats/streams.ts';
 import { subjectsFor, toActorToken, type Subjects } from '../infra/nats/subjects.ts';
@@ -22,6 +22,8 @@ const POLL_MAX_MS = 2000;
 
 export type OkReply = Extract<CommandReply, { ok: true }>;
 export type ClientError = { readonly code: string; readonly message: string };
+/** Where a connection ended up: established, failed or closed, and why when it is not established. */
+export type Settled = { readonly state: string; readonly reason?: string };
 
 /** A command id that is the same for the same key: retries and redeliveries dedupe on it. */
 export const stableId = (key: string): string => 'k' + createHash('sha256').update(key).digest('hex').slice(0, 40);
@@ -101,7 +103,14 @@ export class MeshClient {
     const timeout = o.timeoutMs ?? this.opts.timeoutMs ?? 10000;
     const wait = o.wait ?? true;
     body = this.signed(kind, body);
-    const sub = wait ? this.nc.subscribe(this.subjects.reply(this.actor, id), { max: 1, timeout }) : undefined;
+    let sub: Subscription | undefined;
+    try {
+      sub = wait ? this.nc.subscribe(this.subjects.reply(this.actor, id), { max: 1, timeout }) : undefined;
+    } catch (e) {
+      // A connection closed for good (reconnects exhausted, or closed by its owner) throws here:
+      // an answer like any other failure to reach the mesh, not an exception for every caller.
+      return E.left({ code: 'unavailable', message: `not connected to NATS: ${(e as Error).message}` });
+    }
     const data = enc.encode(
       JSON.stringify({ id, actor: this.actor, body, ...(o.correlationId ? { correlationId: o.correlationId } : {}), ...(o.causationId ? { causationId: o.causationId } : {}) }),
     );
@@ -177,16 +186,12 @@ export class MeshClient {
     }
   }
 
-  /** Resolves with the connection's settled state: established, failed or closed. */
-  async waitForConnection(id: string, timeoutMs: number): Promise<E.Either<ClientError, { state: string; reason?: string }>> {
-    type Settled = { state: string; reason?: string };
-    const settled = (ev: ConnectionEvent): Settled | undefined =>
-      ev.type === 'ConnectionEstablished' ? { state: 'established' }
-      : ev.type === 'ConnectionFailed' || ev.type === 'ConnectionDenied' ? { state: 'failed', reason: ev.reason }
-      : ev.type === 'ConnectionClosed' ? { state: 'closed', reason: ev.reason }
-      : undefined;
+  /** Resolves with the connection's settled state: established, failed (or denied) or closed. */
+  async waitForConnection(id: string, timeoutMs: number): Promise<E.Either<ClientError, Settled>> {
+    const settles = (ev: ConnectionEvent) =>
+      ev.type === 'ConnectionEstablished' || ev.type === 'ConnectionFailed' || ev.type === 'ConnectionDenied' || ev.type === 'ConnectionClosed';
     const deadline = Date.now() + timeoutMs;
-    const asked = async (minPosition?: string): Promise<{ state: string; reason?: string } | undefined> => {
+    const asked = async (minPosition?: string): Promise<Settled | undefined> => {
       const params = { id, ...(minPosition !== undefined ? { minPosition: Number(minPosition) } : {}) };
       const now = await this.query<{ state: string; failure?: { reason: string }; closeReason?: string }>('connection', params, Math.max(100, deadline - Date.now()));
       if (E.isLeft(now) || !['established', 'failed', 'closed'].includes(now.right.state)) return undefined;
@@ -215,7 +220,7 @@ export class MeshClient {
         }
         if (got.done) break;
         const commit = JSON.parse(dec.decode(got.value.data)) as Commit & { position?: string };
-        if (commit.events.some((env) => settled(env.data as ConnectionEvent))) {
+        if (commit.events.some((env) => settles(env.data as ConnectionEvent))) {
           // Read-your-writes: answer once the read model shows it too, so the caller's next
           // query (addresses, endpoint) sees the settled connection. The control plane holds the
           // answer until its model has the commit's position.

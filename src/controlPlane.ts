@@ -60,8 +60,6 @@ export interface ControlPlane {
   readonly heartbeats: Map<string, { at: string; connections?: number }>;
   /** Roles and query scopes (the HTTP API answers through it too). */
   readonly guard: Guard;
-  /** What queries run against, for the HTTP API. */
-  queryContext(): QueryContext;
   /** True while this replica holds the lease and runs the timers. */
   isLeader(): boolean;
   /** What this replica did since it started (replicas share the work). */
@@ -248,12 +246,13 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
   view.flush();
   log.info('control plane caught up', { position: view.current.position, streams: repo.size, folded: view.folded, model: audit.resumed.from });
   await audit.start();
-  let isLeaderNow = () => false;
+  let lease: Awaited<ReturnType<typeof startLease>> | undefined;
+  const isLeader = () => lease?.leaderSince() !== undefined;
   // For operators and benchmarks: with gc (node --expose-gc), heapUsed is what the process retains.
   const runtime = (o: { gc: boolean }) => {
     const gc = (globalThis as { gc?: () => void }).gc;
     if (o.gc && gc) gc();
-    return { pid: process.pid, uptimeSeconds: process.uptime(), memory: process.memoryUsage(), gcRun: o.gc && gc !== undefined, leader: isLeaderNow(), stats, connections: Object.keys(view.current.connections.byId).length, repositoryStreams: repo.size };
+    return { pid: process.pid, uptimeSeconds: process.uptime(), memory: process.memoryUsage(), gcRun: o.gc && gc !== undefined, leader: isLeader(), stats, connections: view.current.connections.count, repositoryStreams: repo.size };
   };
   const queryContext = (): QueryContext => {
     // Commits already received but not yet folded: fold them first, so that a client that saw an
@@ -416,11 +415,10 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
 
   // Exactly one replica declares deaths and runs expiries; the others stand by.
   const replicaId = opts.replicaId ?? randomUUID();
-  const lease = await startLease({ nc, domain: opts.domain, replicaId, ttlMs: healing.leaseTtlMs, log: log.child({ replica: replicaId }), onChange: leadershipChanged });
-  isLeaderNow = () => lease.leaderSince() !== undefined;
+  lease = await startLease({ nc, domain: opts.domain, replicaId, ttlMs: healing.leaseTtlMs, log: log.child({ replica: replicaId }), onChange: leadershipChanged });
   const timers = startTimers({ store, repo, view, lease, heartbeats, domain: opts.domain, log, now, config: healing });
   await federation?.start(
-    () => lease.leaderSince(),
+    () => lease?.leaderSince(),
     (id) => runQuery(queryContext(), 'history', { id }),
   );
 
@@ -430,7 +428,7 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
     subjects,
     heartbeats,
     guard,
-    isLeader: () => lease.leaderSince() !== undefined,
+    isLeader,
     stats,
     audit,
     queryContext,
@@ -441,7 +439,7 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
       // The process manager finishes its delivered steps while the view and the store still run.
       leadershipChanged(false);
       await pmRun;
-      await lease.stop();
+      await lease?.stop();
       messages.stop();
       await commandLoop.catch(() => undefined);
       await cmdQueue.drain();

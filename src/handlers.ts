@@ -14,6 +14,7 @@ import { endpointsOfService, labelsFor } from '../projections/registry.ts';
 import type { Candidate } from '../aggregates/selection.ts';
 import { splitServiceRef, type CommandKind, type CommandMessage } from './contracts/commands.ts';
 import { streamName } from './contracts/envelope.ts';
+import { remoteStateFrom } from './federation/remoteState.ts';
 
 export type AnyAggregateCommand = NetworkServiceCommand | EndpointCommand | NodeCommand | ConnectionCommand | AddressPoolCommand | PolicyCommand;
 
@@ -23,7 +24,6 @@ export interface Routed {
 }
 
 export const DEFAULT_ENDPOINT_PREFIX = '169.254.0.0/16';
-export const DEFAULT_EXPIRATION_SECONDS = 60;
 export const DEFAULT_MTU = 1500;
 
 /** Endpoint load as the control plane sees it: folded connections plus selections not yet folded. */
@@ -46,6 +46,24 @@ export interface FederationRoute {
 const peerOf = (msg: CommandMessage): string => domainOfPeerActor(msg.actor) ?? msg.actor;
 
 export const POLICY_STREAM = streamName('policy', POLICY_STREAM_ID);
+
+const expiresAt = (now: Date, seconds: number) => new Date(now.getTime() + seconds * 1000).toISOString();
+
+type ReportBody = CommandMessage<'connection.report'>['body'];
+
+const reportDataplane = (b: ReportBody, node: string, now: Date): Routed => ({
+  stream: streamName('connection', b.connectionId),
+  command: {
+    type: 'ReportDataplane',
+    connectionId: b.connectionId,
+    node,
+    side: b.side,
+    generation: b.generation,
+    result: b.result,
+    ...(b.error ? { error: b.error } : {}),
+    at: now.toISOString(),
+  },
+});
 
 export const route = (msg: CommandMessage, model: MeshModel, now: Date, loadOf: LoadOf = (ep) => model.connections.activeByEndpoint[ep] ?? 0, ctx: RouteContext = {}): Routed => {
   switch (msg.kind as CommandKind) {
@@ -81,7 +99,7 @@ export const route = (msg: CommandMessage, model: MeshModel, now: Date, loadOf: 
             ...(floating.length > 0 ? { floating } : {}),
           },
           // No expiration asked for: a static registration, kept until unregistered.
-          ...(b.expirationSeconds ? { expirationTime: new Date(now.getTime() + b.expirationSeconds * 1000).toISOString() } : {}),
+          ...(b.expirationSeconds ? { expirationTime: expiresAt(now, b.expirationSeconds) } : {}),
           registeredServices: networkServiceNames.filter((s) => model.registry.services[s] !== undefined),
         },
       };
@@ -134,7 +152,7 @@ export const route = (msg: CommandMessage, model: MeshModel, now: Date, loadOf: 
             clientInterface: b.clientInterface ?? interfaceNameFor('nsm', b.connectionId),
             mechanismPreferences: b.mechanismPreferences ?? [],
             requestId: msg.id,
-            ...(b.expirationSeconds ? { expirationTime: new Date(now.getTime() + b.expirationSeconds * 1000).toISOString() } : {}),
+            ...(b.expirationSeconds ? { expirationTime: expiresAt(now, b.expirationSeconds) } : {}),
           },
           registry: remoteDomain ? { endpoints: [] } : registryContext(model, ref.service, loadOf),
           ...(ctx.policy ? { policy: { policy: ctx.policy, client: msg.actor } } : {}),
@@ -180,33 +198,14 @@ export const route = (msg: CommandMessage, model: MeshModel, now: Date, loadOf: 
           connectionId: b.connectionId,
           from,
           at: now.toISOString(),
-          state: {
-            generation: b.generation,
-            phase: b.phase,
-            endpointProgrammed: b.endpointProgrammed,
-            ...(b.plan ? { plan: { ...b.plan, node: { ...b.plan.node, publicKeys: b.plan.node.publicKeys ?? {}, domain: from } } } : {}),
-            ...(b.reason !== undefined ? { reason: b.reason } : {}),
-            ...(b.code ? { code: b.code } : {}),
-          },
+          state: remoteStateFrom(b, from),
         },
       };
     }
     case 'interdomain.report': {
       const b = (msg as CommandMessage<'interdomain.report'>).body;
-      return {
-        stream: streamName('connection', b.connectionId),
-        command: {
-          type: 'ReportDataplane',
-          connectionId: b.connectionId,
-          // Checked by the aggregate against the connection's client node: one domain cannot report for another's.
-          node: remoteName(b.node, peerOf(msg)),
-          side: 'client',
-          generation: b.generation,
-          result: b.result,
-          ...(b.error ? { error: b.error } : {}),
-          at: now.toISOString(),
-        },
-      };
+      // Checked by the aggregate against the connection's client node: one domain cannot report for another's.
+      return reportDataplane({ ...b, side: 'client' }, remoteName(b.node, peerOf(msg)), now);
     }
     case 'interdomain.close': {
       const b = (msg as CommandMessage<'interdomain.close'>).body;
@@ -266,19 +265,7 @@ export const route = (msg: CommandMessage, model: MeshModel, now: Date, loadOf: 
     }
     case 'connection.report': {
       const b = (msg as CommandMessage<'connection.report'>).body;
-      return {
-        stream: streamName('connection', b.connectionId),
-        command: {
-          type: 'ReportDataplane',
-          connectionId: b.connectionId,
-          node: b.node,
-          side: b.side,
-          generation: b.generation,
-          result: b.result,
-          ...(b.error ? { error: b.error } : {}),
-          at: now.toISOString(),
-        },
-      };
+      return reportDataplane(b, b.node, now);
     }
     case 'policy.set':
       return { stream: POLICY_STREAM, command: { type: 'SetPolicy', policy: (msg as CommandMessage<'policy.set'>).body.policy } };
@@ -292,7 +279,7 @@ export const route = (msg: CommandMessage, model: MeshModel, now: Date, loadOf: 
       const b = (msg as CommandMessage<'connection.refresh'>).body;
       return {
         stream: streamName('connection', b.connectionId),
-        command: { type: 'RefreshConnection', connectionId: b.connectionId, expirationTime: new Date(now.getTime() + b.expirationSeconds * 1000).toISOString() },
+        command: { type: 'RefreshConnection', connectionId: b.connectionId, expirationTime: expiresAt(now, b.expirationSeconds) },
       };
     }
   }

@@ -18,8 +18,9 @@ export const withConnectionNotifications = (
   ...store,
   append: (commit, expected) => async () => {
     const r = await store.append(commit, expected)();
-    if (E.isRight(r) && !r.right.duplicate) stored({ ...commit, revision: r.right.revision, position: r.right.position });
-    if (E.isRight(r) && !r.right.duplicate && commit.stream.startsWith('connection.')) {
+    if (E.isLeft(r) || r.right.duplicate) return r;
+    stored({ ...commit, revision: r.right.revision, position: r.right.position });
+    if (commit.stream.startsWith('connection.')) {
       const id = commit.stream.slice('connection.'.length);
       // A connection's first commit is its request: the requester is that command's actor.
       const actor = requesterOf(id) ?? commit.events.find((e) => e.type === 'ConnectionRequested')?.actor;

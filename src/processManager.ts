@@ -50,6 +50,13 @@ export const DEFAULT_ESCALATE_WITHIN_MS = 60_000;
 /** An infrastructure failure: the event must be redelivered and the step retried. */
 export class RetryLater extends Error {}
 
+/** One step of a workflow: a domain refusal is an answer (returned), anything else is retried later (thrown). */
+export const executeStep = async (deps: ExecDeps, stream: string, command: unknown, meta: CommandMeta, hooks?: ExecHooks) => {
+  const r = await execute(deps, stream, command, meta, hooks);
+  if (E.isLeft(r) && r.left.kind !== 'domain') throw new RetryLater(execErrorMessage(r.left));
+  return r;
+};
+
 /** Runs `task` over `items` with at most `limit` in flight; the first failure is rethrown at the end. */
 const eachLimited = async <T>(items: readonly T[], limit: number, task: (t: T) => Promise<void>): Promise<void> => {
   let next = 0;
@@ -80,11 +87,7 @@ export const createProcessManager = (deps: ProcessManagerDeps) => {
     now: deps.now,
   });
 
-  const run = async (stream: string, command: unknown, meta: CommandMeta, hooks?: ExecHooks) => {
-    const r = await execute(deps, stream, command, meta, hooks);
-    if (E.isLeft(r) && r.left.kind !== 'domain') throw new RetryLater(execErrorMessage(r.left));
-    return r;
-  };
+  const run = (stream: string, command: unknown, meta: CommandMeta, hooks?: ExecHooks) => executeStep(deps, stream, command, meta, hooks);
 
   const connectionState = async (id: string, minRevision: number): Promise<ConnectionState> => {
     const loaded = await deps.repo.load(streamName('connection', id), { minRevision });

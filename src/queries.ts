@@ -186,7 +186,7 @@ const answerQuery = async (ctx: QueryContext, q: string, params: unknown, page?:
         services: Object.keys(m.registry.services).length,
         endpoints: Object.keys(m.registry.endpoints).length,
         nodes: Object.keys(m.nodes.nodes).length,
-        connections: m.connections.count ?? Object.keys(m.connections.byId).length,
+        connections: m.connections.count,
       });
     case 'runtime': {
       const f = D.object({}, { gc: D.boolean })(p, 'params');

@@ -64,13 +64,20 @@ export const startBenchMesh = async (opts: { domain?: string; controlPlaneArgs?:
   const agents: NodeAgent[] = [];
   // Per-connection info logs from the agents would drown the table; warnings still show.
   const log = createLogger('bench', {}, undefined, process.env.NSM_LOG_LEVEL ?? 'warn');
-  // Info logs of a control plane under load would cost it CPU; warnings still show.
+  // At info level, for its readiness line; only its warnings and errors are passed on below.
   const cp = spawn(process.execPath, [...(opts.nodeOptions ? opts.nodeOptions.split(' ') : []), '--import', 'tsx', join(ROOT, 'src/cli/main.ts'), 'control-plane', '--insecure', '--server', nats.url, '--domain', domain, ...(opts.controlPlaneArgs ?? [])], {
     cwd: ROOT,
     env: { ...process.env, NSM_LOG_LEVEL: 'info' },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
-  await waitForLine(cp, /control plane running/, 60_000);
+  try {
+    await waitForLine(cp, /control plane running/, 60_000);
+  } catch (e) {
+    cp.kill('SIGKILL');
+    await nats.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+    throw e;
+  }
   cp.stderr!.on('data', (d: Buffer) => {
     for (const line of d.toString().split('\n')) if (/"level":"(warn|error)"/.test(line)) process.stderr.write(`[control-plane] ${line}\n`);
   });

@@ -6,6 +6,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, freemem, totalmem, release, hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import * as E from 'fp-ts/lib/Either.js';
 
 export const RESULTS_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'results');
 
@@ -117,4 +118,10 @@ export const goal = (what: string, measured: number, target: number, better: 'lo
   const met = better === 'lower' ? measured <= target : measured >= target;
   process.stdout.write(`goal: ${what} ${better === 'lower' ? '<=' : '>='} ${target}${unit}: measured ${fmt(measured)}${unit} -> ${met ? 'met' : 'MISSED'}\n`);
   return { goal: what, measured, target, met };
+};
+
+/** The value of a step that must succeed; a benchmark stops on the first failure, with its message. */
+export const ok = <T>(r: E.Either<{ message: string }, T>): T => {
+  if (E.isLeft(r)) throw new Error(r.left.message);
+  return r.right;
 };

@@ -263,7 +263,7 @@ export class CommitAssembler {
     return this.pending.length > 0;
   }
 
-  /** Forgets a partly read commit (after a dropped subscription, it will be read again whole). */
+  /** Forgets a partly read commit, which will then be read again whole. */
   reset(): void {
     this.pending = [];
   }

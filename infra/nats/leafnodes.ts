@@ -53,7 +53,7 @@ export const checkLeafUrl = (url: string): string | undefined => {
   } catch {
     return `"${url}" is not a URL like nats-leaf://hub.example.org:7422`;
   }
-  if (u.protocol !== 'nats-leaf:' && u.protocol !== 'tls:' && u.protocol !== 'nats:') return `"${url}": the scheme must be nats-leaf:// (or tls://)`;
+  if (u.protocol !== 'nats-leaf:' && u.protocol !== 'tls:' && u.protocol !== 'nats:') return `"${url}": the scheme must be nats-leaf:// (or tls:// or nats://)`;
   if (!u.hostname || !u.port) return `"${url}": give the hub's host and leafnode port, like nats-leaf://hub:7422`;
   return undefined;
 };

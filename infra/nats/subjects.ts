@@ -91,10 +91,6 @@ export const subjectsFor = (domain: string): Subjects => {
   };
 };
 
-/** The stream name ("connection.<id>") from an event subject. */
-export const streamFromEventSubject = (subjects: Subjects, subject: string): string =>
-  subject.slice(`nsm.${subjects.domain}.evt.`.length);
-
 /** A peer domain as an actor: the sender of its interdomain commands and queries. */
 export const peerActor = (domain: string): string => `peer:${domain}`;
 export const domainOfPeerActor = (actor: string): string | undefined => (actor.startsWith('peer:') ? actor.slice('peer:'.length) : undefined);

@@ -17,6 +17,10 @@ import { RULE_PRIORITY, TABLE_FIRST, TABLE_LAST } from './names.ts';
 import { Changes, step, type Outcome } from './result.ts';
 
 const numericTable = (r: Rule): number | undefined => (r.table !== undefined && /^\d+$/.test(r.table) ? Number(r.table) : undefined);
+
+/** Deletes an interface's policy rule exactly as listed (priority, iif, and its table when it names one). */
+const deleteRule = (ns: Netns, r: Rule & { iif: string }, table: string | undefined = r.table) =>
+  step(ip(ns, ['rule', 'del', 'pref', String(r.priority), 'iif', r.iif, ...(table ? ['table', table] : [])]));
 const inRange = (t: number | undefined): t is number => t !== undefined && t >= TABLE_FIRST && t <= TABLE_LAST;
 
 /** Forwarding and proxy ARP on one interface (not node-wide), answered without delay. */
@@ -58,7 +62,7 @@ export const connectionTable = async (
     const t = numericTable(r);
     if (!inRange(t)) continue;
     if (r.iif !== undefined && !present.has(r.iif)) {
-      const del = await step(ip(ns, ['rule', 'del', 'pref', String(r.priority), 'iif', r.iif, 'table', String(t)]));
+      const del = await deleteRule(ns, { ...r, iif: r.iif }, String(t));
       if (E.isLeft(del)) return del;
       changes.add(`dropped rule for vanished interface ${r.iif}`);
       kept.pop();
@@ -74,7 +78,7 @@ export const connectionTable = async (
     const t = TABLE_FIRST + ((start + k) % size);
     if (!used.has(t)) return E.right({ table: t, rules: kept });
   }
-  return E.left(`all ${TABLE_LAST - TABLE_FIRST + 1} routing tables of the mesh are in use on this node`);
+  return E.left(`all ${size} routing tables of the mesh are in use on this node`);
 };
 
 export interface RoutedSide {
@@ -99,7 +103,7 @@ export const ensureRouted = async (s: RoutedSide, changes: Changes): Promise<Out
   for (const r of s.rules) {
     if (r.iif === undefined || !s.allInterfaces.includes(r.iif)) continue;
     if (s.interfaces.includes(r.iif) && numericTable(r) === s.table && r.priority === RULE_PRIORITY) continue;
-    const del = await step(ip(s.ns, ['rule', 'del', 'pref', String(r.priority), 'iif', r.iif, ...(r.table ? ['table', r.table] : [])]));
+    const del = await deleteRule(s.ns, { ...r, iif: r.iif });
     if (E.isLeft(del)) return del;
     changes.add(`removed stale rule iif ${r.iif}`);
   }
@@ -151,7 +155,7 @@ export const removeRules = async (ns: Netns, sideInterfaces: readonly string[], 
   if (E.isLeft(rs)) return rs;
   for (const r of rs.right) {
     if (r.iif === undefined || !sideInterfaces.includes(r.iif)) continue;
-    const del = await step(ip(ns, ['rule', 'del', 'pref', String(r.priority), 'iif', r.iif, ...(r.table ? ['table', r.table] : [])]));
+    const del = await deleteRule(ns, { ...r, iif: r.iif });
     if (E.isLeft(del)) return del;
     changes.add(`removed rule iif ${r.iif}`);
   }

@@ -14,12 +14,12 @@ import type { Side } from '../../aggregates/connection.ts';
 import type { MechanismType } from '../../aggregates/domain.ts';
 import type { Logger } from '../../infra/log.ts';
 import type { SideSpec } from '../../src/contracts/nodeCommands.ts';
-import type { Dataplane, DataplaneError, ObservedSide } from '../dataplane.ts';
+import { sideKey, type Dataplane, type DataplaneError, type ObservedSide } from '../dataplane.ts';
 import { succeeds } from './exec.ts';
 import { ensureBridged, ensureRouted, removeBridgeIfEmpty, removeRules, connectionTable } from './fabric.ts';
 import { links, type Link } from './iproute.ts';
 import { ensureNodeKeys, type NodeKeys } from './keys.ts';
-import { aliasOf, allSideInterfaces, bridgeAlias, bridgeName, IFNAME, parseAlias, sideNames, vxlanMac, type Mark } from './names.ts';
+import { aliasOf, allSideInterfaces, bridgeAlias, bridgeName, IFNAME, oursOrUnmarked, parseAlias, sideNames, vxlanMac, type Mark } from './names.ts';
 import { inNetns, ip, netnsExists, netnsLabel, parseNetns, type Netns } from './netns.ts';
 import { findUnderlay, localPrefixes, probeMechanisms, type Underlay } from './nodeFacts.ts';
 import { Changes, step, type Outcome } from './result.ts';
@@ -87,17 +87,13 @@ export const createLinuxDataplane = async (o: LinuxDataplaneOptions): Promise<E.
 
   const markOf = (spec: Pick<SideSpec, 'connectionId' | 'side' | 'generation'>): Mark => ({ domain: o.domain, connectionId: spec.connectionId, side: spec.side, generation: spec.generation });
 
-  /** Marked for this side, or unmarked (a crash between creating and marking it). */
-  const oursOrUnmarked = (l: Link, spec: Pick<SideSpec, 'connectionId' | 'side'>): boolean => {
-    const m = parseAlias(l.ifalias);
-    return m === undefined || (m.domain === o.domain && m.connectionId === spec.connectionId && m.side === spec.side);
-  };
+  const ours = (l: Link, spec: Pick<SideSpec, 'connectionId' | 'side'>): boolean => oursOrUnmarked(l, { domain: o.domain, connectionId: spec.connectionId, side: spec.side });
 
   /** The side's interfaces in the node namespace, and the first one that belongs to something else. */
   const sideLinks = (all: readonly Link[], spec: Pick<SideSpec, 'connectionId' | 'side'>) => {
     const names = sideNames(spec.connectionId, spec.side);
     const found = all.filter((l) => allSideInterfaces(names).includes(l.ifname));
-    return { names, found, foreign: found.find((l) => !oursOrUnmarked(l, spec)) };
+    return { names, found, foreign: found.find((l) => !ours(l, spec)) };
   };
 
   const programSide = async (spec: SideSpec, all: readonly Link[], changes: Changes): Promise<Outcome<void>> => {
@@ -207,7 +203,7 @@ export const createLinuxDataplane = async (o: LinuxDataplaneOptions): Promise<E.
     const { names, found } = sideLinks(all.right, spec);
     // Interfaces under our names but marked for another connection (ids sharing their first 12
     // characters) are not ours to delete: skip them, with their rules.
-    const foreign = new Set(found.filter((l) => !oursOrUnmarked(l, spec)).map((l) => l.ifname));
+    const foreign = new Set(found.filter((l) => !ours(l, spec)).map((l) => l.ifname));
     for (const f of foreign) log.warn('not removing an interface of another connection', { connectionId: spec.connectionId, side: spec.side, interface: f });
     const mine = allSideInterfaces(names).filter((n) => !foreign.has(n));
     const has = (n: string) => mine.includes(n) && found.some((l) => l.ifname === n);
@@ -280,7 +276,7 @@ export const createLinuxDataplane = async (o: LinuxDataplaneOptions): Promise<E.
       for (const l of all.right) {
         const m = parseAlias(l.ifalias);
         if (!m || m.domain !== o.domain) continue;
-        const key = `${m.connectionId}/${m.side}`;
+        const key = sideKey(m);
         const seen = sides.get(key);
         // A half-updated side reports its oldest generation, so that reconciliation redoes it.
         if (!seen || m.generation < seen.generation) sides.set(key, { connectionId: m.connectionId, side: m.side, generation: m.generation });

@@ -9,7 +9,7 @@ import type { Side } from '../../aggregates/connection.ts';
 /** Linux interface names: at most 15 bytes, and nothing an `ip` argument parser could misread. */
 export const IFNAME = /^[A-Za-z0-9_][A-Za-z0-9_-]{0,14}$/;
 
-/** Up to 12 characters of the connection id: the same rule as interfaceNameFor in aggregates/connection.ts. */
+/** Up to 12 characters of the connection id, enough to tell connections apart on one node. */
 const idPart = (connectionId: string): string => connectionId.replace(/[^A-Za-z0-9]/g, '').slice(0, 12).toLowerCase();
 const sideLetter = (side: Side): string => (side === 'client' ? 'c' : 'e');
 
@@ -56,6 +56,20 @@ export const parseAlias = (alias: string | undefined): Mark | undefined => {
   if ((side !== 'client' && side !== 'endpoint') || !Number.isInteger(generation) || !domain || !connectionId) return undefined;
   return { domain, connectionId, side, generation };
 };
+
+type Owner = Pick<Mark, 'domain' | 'connectionId' | 'side'>;
+
+/** Marked for this side of this connection in this mesh (any generation). */
+export const belongsTo = (l: { readonly ifalias?: string }, owner: Owner): boolean => {
+  const a = parseAlias(l.ifalias);
+  return a !== undefined && a.domain === owner.domain && a.connectionId === owner.connectionId && a.side === owner.side;
+};
+
+/**
+ * An interface we may treat as ours: marked for this side, or with no alias at all (a crash
+ * between creating and marking it). Any other alias is someone else's, even one we cannot read.
+ */
+export const oursOrUnmarked = (l: { readonly ifalias?: string }, owner: Owner): boolean => l.ifalias === undefined || l.ifalias === '' || belongsTo(l, owner);
 
 /** Marks of the bridge, which belongs to the connection on this node rather than to one side. */
 export const bridgeAlias = (domain: string, connectionId: string): string => `${ALIAS_PREFIX}:${domain}:${connectionId}:segment`;

@@ -4,7 +4,7 @@
 import * as E from 'fp-ts/lib/Either.js';
 import { addresses, links, normalizePrefix, routes, type Link } from './iproute.ts';
 import { ip, netnsArg, netnsExists, netnsLabel, type Netns } from './netns.ts';
-import { parseAlias, type Mark } from './names.ts';
+import { belongsTo, oursOrUnmarked, type Mark } from './names.ts';
 import { Changes, step, type Outcome } from './result.ts';
 
 export interface WorkloadPort {
@@ -16,14 +16,6 @@ export interface WorkloadPort {
   readonly alias: string;
   readonly mark: Mark;
 }
-
-const belongsTo = (l: Link, m: Mark): boolean => {
-  const a = parseAlias(l.ifalias);
-  return a !== undefined && a.domain === m.domain && a.connectionId === m.connectionId && a.side === m.side;
-};
-
-/** An interface we may treat as ours: marked for this side, or unmarked (a crash between create and mark). */
-const oursOrUnmarked = (l: Link, m: Mark): boolean => l.ifalias === undefined || l.ifalias === '' || belongsTo(l, m);
 
 /** Makes sure the pair exists and joins the right two interfaces; returns the workload end's MAC. */
 export const ensureVethPair = async (p: WorkloadPort, nodeLinks: readonly Link[], changes: Changes): Promise<Outcome<{ workloadMac: string }>> => {

@@ -9,7 +9,8 @@ import { readCredentials, type Credentials } from '../security/credentials.ts';
 import type { Role } from '../security/identities.ts';
 import { deploymentPaths } from '../security/init.ts';
 
-const env = (k: string): string | undefined => (process.env[k] && process.env[k]!.length > 0 ? process.env[k] : undefined);
+/** An environment variable's value; an empty one counts as unset. */
+export const env = (k: string): string | undefined => (process.env[k] && process.env[k]!.length > 0 ? process.env[k] : undefined);
 
 export const defaultDataDir = (domain: string): string => join(env('XDG_DATA_HOME') ?? join(homedir(), '.local', 'share'), 'nsm', domain);
 export const configDir = (): string => join(env('XDG_CONFIG_HOME') ?? join(homedir(), '.config'), 'nsm');

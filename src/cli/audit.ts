@@ -162,17 +162,22 @@ export const auditCommands = (kit: CliKit): Record<string, (args: string[]) => P
         const id = randomUUID();
         // Subscribed before asking, so no progress message is missed.
         const sub = c.nc.subscribe(c.subjects.progress(id));
+        let follow = sub;
+        let watchdog: NodeJS.Timeout | undefined;
         try {
           const r = await c.query<RebuildStart>('projections-rebuild', { id });
           if (E.isLeft(r)) fail(r.left.message);
           const start = E.isRight(r) ? r.right : fail('unreachable');
-          const follow = start.started ? sub : (sub.unsubscribe(), c.nc.subscribe(c.subjects.progress(start.id)));
+          if (!start.started) {
+            sub.unsubscribe();
+            follow = c.nc.subscribe(c.subjects.progress(start.id));
+          }
           if (!start.started && !v.json) process.stderr.write(`a rebuild is already running (${start.id}); following it\n`);
           const bar = progressBar('rebuilding');
           // A control plane that stops mid-rebuild sends nothing more: do not wait forever.
           let lastAt = Date.now();
           let silent = false;
-          const watchdog = setInterval(() => {
+          watchdog = setInterval(() => {
             if (Date.now() - lastAt > 30_000) {
               silent = true;
               follow.unsubscribe();
@@ -190,11 +195,12 @@ export const auditCommands = (kit: CliKit): Record<string, (args: string[]) => P
               break;
             }
           }
-          clearInterval(watchdog);
           bar.done();
           if (silent) fail('no word from the control plane for 30 s; the rebuild may have stopped (see its log)');
         } finally {
-          sub.unsubscribe();
+          // On every path out, a failed rebuild included.
+          clearInterval(watchdog);
+          follow.unsubscribe();
         }
       });
     },

@@ -16,12 +16,12 @@ import { age, labelsText, table } from './table.ts';
 import { chooseStore, STORE_OPTIONS } from './storeOption.ts';
 import { runAgent, runControlPlane, runUp, StartupError } from './up.ts';
 import { ENDPOINT_KINDS, EndpointRunError, runEndpoint, type EndpointKind } from '../endpoint/run.ts';
-import { defaultDataDir, resolveAccess, resolveIdentities, writePointer, type AccessFlags } from './access.ts';
+import { defaultDataDir, env, resolveAccess, resolveIdentities, writePointer, type AccessFlags } from './access.ts';
 import { policyCommand } from './policy.ts';
 import { apiToken, MAX_API_TOKEN_SECONDS } from '../security/apiToken.ts';
 import { signerOf } from '../security/credentials.ts';
 import { initDeployment } from '../security/init.ts';
-import { parseTunnelRange } from '../../aggregates/tunnelPool.ts';
+import { formatRange, parseTunnelRange } from '../../aggregates/tunnelPool.ts';
 import { checkLeafUrl } from '../../infra/nats/leafnodes.ts';
 import type { FederationOptions } from '../federation/runtime.ts';
 import { readFileSync } from 'node:fs';
@@ -94,7 +94,6 @@ const parse = <O extends NonNullable<ParseArgsConfig['options']>>(args: string[]
   }
 };
 
-const env = (k: string): string | undefined => (process.env[k] && process.env[k]!.length > 0 ? process.env[k] : undefined);
 const defaultDomain = () => env('NSM_DOMAIN') ?? 'default';
 const defaultNode = () => env('NSM_NODE') ?? (hostname().replace(/[^A-Za-z0-9_-]/g, '-').slice(0, 63) || 'node');
 // The actor is a subject token: a host name's dots become "_" (toActorToken).
@@ -209,7 +208,8 @@ const withClient = async <T>(v: Values, fn: (c: MeshClient) => Promise<T>): Prom
   // The operator's credentials, found without flags on the host that ran nsm init / nsm up.
   const access = must(resolveAccess(v, domain, { role: 'operator', name: 'operator' }));
   const explicitActor = v.actor ?? env('NSM_ACTOR');
-  const actor = access.credentials ? (explicitActor !== undefined ? toActorToken(explicitActor) : undefined) : explicitActor !== undefined ? toActorToken(explicitActor) : defaultActor();
+  // With credentials the actor is the identity's unless one is named.
+  const actor = explicitActor !== undefined ? toActorToken(explicitActor) : access.credentials ? undefined : defaultActor();
   const client = must(
     await MeshClient.connect(access.url, {
       domain,
@@ -580,7 +580,7 @@ const commands: Record<string, (args: string[]) => Promise<void>> = {
         }
         case 'peers': {
           const rows = must(await c.query<{ domain: string; status: string; lastHeard?: string; tunnelIds?: { from: number; to: number }; registryOnly?: boolean }[]>('peers'));
-          return out(v, rows, () => table(['domain', 'status', 'heard', 'tunnel ids', 'kind'], rows.map((r) => [r.domain, r.status, r.lastHeard ? age(r.lastHeard) : 'never', r.tunnelIds ? `${r.tunnelIds.from}-${r.tunnelIds.to}` : '', r.registryOnly ? 'registry' : 'cluster'])));
+          return out(v, rows, () => table(['domain', 'status', 'heard', 'tunnel ids', 'kind'], rows.map((r) => [r.domain, r.status, r.lastHeard ? age(r.lastHeard) : 'never', r.tunnelIds ? formatRange(r.tunnelIds) : '', r.registryOnly ? 'registry' : 'cluster'])));
         }
         default:
           fail(`nsm ls ${what ?? ''}: expected services, endpoints, connections, nodes, addresses or peers`);
@@ -620,8 +620,8 @@ type EndpointRow = { name: string; networkServiceNames: string[]; node: string; 
 /** `nsm ls endpoints --domain D` (from another domain) or `--all-domains`: the home domain's copy of other registries. */
 const remoteEndpoints = (v: Values, domain: string | undefined) =>
   withClient(v, async (c) => {
-    const remote = must(await c.query<EndpointRow[]>('remote-endpoints', domain ? { domain: checkDomain(domain) } : {}));
-    const local = domain ? [] : must(await c.query<EndpointRow[]>('endpoints')).map((r) => ({ ...r, registry: c.subjects.domain, domain: r.domain ?? c.subjects.domain }));
+    const remote = must(await c.queryAll<EndpointRow>('remote-endpoints', domain ? { domain: checkDomain(domain) } : {}));
+    const local = domain ? [] : must(await c.queryAll<EndpointRow>('endpoints')).map((r) => ({ ...r, registry: c.subjects.domain, domain: r.domain ?? c.subjects.domain }));
     const rows = [...local, ...remote];
     out(v, rows, () =>
       table(

@@ -10,6 +10,8 @@ import { startNodeAgent, type NodeAgent, type NodeAgentOptions } from '../../nod
 import { createLinuxDataplane, nodeNetnsFrom } from '../../node-agent/linux/linuxDataplane.ts';
 import type { Dataplane } from '../../node-agent/dataplane.ts';
 import { simulatedDataplane } from '../../node-agent/simulatedDataplane.ts';
+import { formatRange } from '../../aggregates/tunnelPool.ts';
+import { agentActor } from '../contracts/commands.ts';
 import { startControlPlane, type ControlPlane } from '../controlPlane.ts';
 import type { HealingConfig } from '../healing/detector.ts';
 import type { FederationOptions } from '../federation/runtime.ts';
@@ -99,7 +101,7 @@ const prepareDeployment = (dataDir: string, domain: string, node: string, hosts:
     if (E.isLeft(c)) throw new StartupError(c.left);
     return c.right;
   };
-  return { paths, registry: registry.right, controlPlane: credsOf('control-plane'), agent: credsOf(`agent:${node}`) };
+  return { paths, registry: registry.right, controlPlane: credsOf('control-plane'), agent: credsOf(agentActor(node)) };
 };
 
 /** The EventStoreDB store when chosen, checked to answer; undefined: the control plane's JetStream default. */
@@ -108,7 +110,7 @@ const openStore = async (choice: StoreChoice, domain: string, log: Logger): Prom
   const where = redactUrl(choice.url);
   let store: EventStore;
   try {
-    store = connectEsdbEventStore(choice.url, domain, { log: createLogger('eventstore-esdb', { domain }) });
+    store = connectEsdbEventStore(choice.url, domain);
   } catch (e) {
     throw new StartupError(`--esdb-url ${where}: ${errorText(e)}`);
   }
@@ -259,7 +261,7 @@ export const runUp = async (o: {
       await agent.ready;
     }
     const federation = fed
-      ? `  federation ${fed.options.registryOnly ? 'registry only' : `tunnel ids ${fed.options.tunnelIds ? `${fed.options.tunnelIds.from}-${fed.options.tunnelIds.to}` : 'all (give each domain a disjoint --tunnel-ids range)'}`}${fed.leafPort ? `; leafnodes on port ${fed.leafPort}` : ''}${fed.join?.length ? `; joined ${fed.join.map(redactUrl).join(', ')}` : ''}\n`
+      ? `  federation ${fed.options.registryOnly ? 'registry only' : `tunnel ids ${fed.options.tunnelIds ? formatRange(fed.options.tunnelIds) : 'all (give each domain a disjoint --tunnel-ids range)'}`}${fed.leafPort ? `; leafnodes on port ${fed.leafPort}` : ''}${fed.join?.length ? `; joined ${fed.join.map(redactUrl).join(', ')}` : ''}\n`
       : '';
     const pointer = sec ? writePointer(o.domain, { deployment: o.dataDir, url: nats.url }) : undefined;
     const security = sec
@@ -346,7 +348,11 @@ export const runControlPlane = async (o: {
   }
   const stops: (() => Promise<unknown>)[] = [async () => log.info('control plane stopped', { ...cp.stats }), () => nc.close(), () => cp.stop()];
   if (o.httpPort !== undefined) {
-    const http: Server = await startHttpApi(o.httpPort, '127.0.0.1', () => cp.queryContext(), log, sec ? httpAccess(cp, sec.registry) : undefined);
+    const http: Server = await startHttpApi(o.httpPort, '127.0.0.1', () => cp.queryContext(), log, sec ? httpAccess(cp, sec.registry) : undefined).catch(async (e) => {
+      await cp.stop().catch(() => undefined);
+      await nc.close().catch(() => undefined);
+      throw new StartupError(`HTTP API cannot listen on 127.0.0.1:${o.httpPort}: ${errorText(e)}`);
+    });
     stops.push(() => new Promise((r) => http.close(r)));
   }
   log.info('control plane running', { url, events: storeLabel(o.store), authenticated: sec !== undefined });

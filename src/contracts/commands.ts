@@ -31,7 +31,9 @@ export const interfaceAddress = D.refine(D.string({ min: 9, max: 18, pattern: /^
 /** A named namespace (ip netns) or a path such as /proc/<pid>/ns/net. */
 export const netns = D.string({ min: 1, max: 255, pattern: /^[A-Za-z0-9_.\/-]+$/, patternHint: 'a namespace name or path' });
 const payload: D.Decoder<Payload> = D.literal('IP', 'ETHERNET');
-const mechanism: D.Decoder<MechanismType> = D.literal(...MECHANISM_TYPES);
+export const mechanism: D.Decoder<MechanismType> = D.literal(...MECHANISM_TYPES);
+/** A Linux interface name: at most 15 characters. */
+export const interfaceName = D.string({ min: 1, max: 15, pattern: /^[A-Za-z0-9_-]+$/, patternHint: 'a Linux interface name' });
 const actor = D.string({ min: 1, max: 128, pattern: ACTOR_PATTERN, patternHint: ACTOR_HINT });
 /** A signed path token (src/security/pathToken.ts): three base64url parts. */
 export const pathToken = D.string({ min: 5, max: 4096, pattern: /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/, patternHint: 'a path token (header.payload.signature, base64url)' });
@@ -71,7 +73,7 @@ export const splitServiceRef = (ref: string): { service: string; domain?: string
   return at < 0 ? { service: ref } : { service: ref.slice(0, at), domain: ref.slice(at + 1) };
 };
 const domainName = D.string({ min: 1, max: 32, pattern: DOMAIN_PATTERN, patternHint: 'a domain name' });
-const address = D.string({ min: 1, max: 45, pattern: /^[0-9a-fA-F.:]+$/, patternHint: 'an IP address' });
+export const address = D.string({ min: 1, max: 45, pattern: /^[0-9a-fA-F.:]+$/, patternHint: 'an IP address' });
 const publicKeys = D.record(name, D.string({ min: 1, max: 256, pattern: /^[A-Za-z0-9+\/=_-]+$/, patternHint: 'a base64 public key' }), { max: 8 });
 const tunnelRange = D.refine(D.object({ from: D.integer({ min: 0, max: 2 ** 24 }), to: D.integer({ min: 0, max: 2 ** 24 }) }), (r) => (r.from > r.to ? 'from must not exceed to' : undefined));
 
@@ -93,7 +95,7 @@ const connectionContext = D.object({
   ethernetContext: D.object({}, { srcMac: D.string({ min: 1, max: 17 }), dstMac: D.string({ min: 1, max: 17 }), vlanTag: D.integer({ min: 0, max: 4095 }) }),
   mtu: D.integer({ min: 0, max: 65535 }),
 });
-const tunnelParameters = D.object({
+export const tunnelParameters = D.object({
   id: D.integer({ min: 0, max: 2 ** 24 }),
   vni: D.integer({ min: 1, max: 2 ** 24 - 1 }),
   vxlanPort: D.integer({ min: 1, max: 65535 }),
@@ -127,9 +129,9 @@ export const bodies = {
   'node.join': D.object(
     { name, mechanisms: D.array(mechanism, { min: 1, max: 8 }), dataplane: D.literal('simulated', 'linux') },
     {
-      underlayAddress: D.string({ min: 1, max: 45, pattern: /^[0-9a-fA-F.:]+$/, patternHint: 'an IP address' }),
+      underlayAddress: address,
       mtu: D.integer({ min: 576, max: 65535 }),
-      publicKeys: D.record(name, D.string({ min: 1, max: 256, pattern: /^[A-Za-z0-9+\/=_-]+$/, patternHint: 'a base64 public key' }), { max: 8 }),
+      publicKeys,
       localPrefixes: D.array(cidr, { max: 256 }),
       /** Where nodes of other domains reach this one when it is behind NAT (federation). */
       externalAddress: address,
@@ -166,7 +168,7 @@ export const bodies = {
   // Federation: commands between domains' control planes, on nsm.<domain>.fed.<from>.cmd.<verb>,
   // sent by actor "peer:<from>" (docs/federation.md).
   'interdomain.request': D.object(
-    { connectionId: id, networkService: name, clientInterface: D.string({ min: 1, max: 15, pattern: /^[A-Za-z0-9_-]+$/, patternHint: 'a Linux interface name' }), client: remoteNodeBody },
+    { connectionId: id, networkService: name, clientInterface: interfaceName, client: remoteNodeBody },
     { labels, mechanismPreferences: D.array(mechanism, { max: 8 }), endpointHint: name },
   ),
   'interdomain.state': D.object(
@@ -178,7 +180,7 @@ export const bodies = {
     },
     {
       plan: D.object(
-        { endpoint: name, node: remoteNodeBody, mechanism: D.object({ local: D.literal('kernel') }, { remote: D.literal('vxlan', 'wireguard') }), context: connectionContext, endpointInterface: D.string({ min: 1, max: 15, pattern: /^[A-Za-z0-9_-]+$/, patternHint: 'a Linux interface name' }) },
+        { endpoint: name, node: remoteNodeBody, mechanism: D.object({ local: D.literal('kernel') }, { remote: D.literal('vxlan', 'wireguard') }), context: connectionContext, endpointInterface: interfaceName },
         { tunnel: tunnelParameters },
       ),
       reason: D.string({ max: 1024 }),
@@ -217,7 +219,7 @@ export interface CommandMessage<K extends CommandKind = CommandKind> {
 }
 
 /** Correlation and causation ids may be any event, command or workflow id: a wider charset than command ids. */
-const traceId = D.string({ min: 1, max: 200, pattern: /^[A-Za-z0-9_.:-]+$/, patternHint: 'an id' });
+export const traceId = D.string({ min: 1, max: 200, pattern: /^[A-Za-z0-9_.:-]+$/, patternHint: 'an id' });
 // The actor is the subject's last token; the body may repeat it, and then it must agree.
 const envelopeShape = D.object({ id, body: (v, _p) => E.right(v) }, { actor, correlationId: traceId, causationId: traceId });
 

@@ -1,13 +1,9 @@
 // Commands to node agents on nsm.<domain>.node.<node>.cmd: each one states the desired
 // result for one side of one connection, so applying it twice, or late, is harmless.
 import * as E from 'fp-ts/lib/Either.js';
-import { MECHANISM_TYPES } from '../../aggregates/domain.ts';
-import { cidr, id, interfaceAddress, name, netns, pathToken } from './commands.ts';
+import { address, cidr, id, interfaceAddress, interfaceName, mechanism, name, netns, pathToken, traceId, tunnelParameters } from './commands.ts';
 import * as D from './decode.ts';
 
-const ifname = D.string({ min: 1, max: 15, pattern: /^[A-Za-z0-9_-]+$/, patternHint: 'a Linux interface name' });
-const mech = D.literal(...MECHANISM_TYPES);
-const address = D.string({ min: 1, max: 45, pattern: /^[0-9a-fA-F.:]+$/, patternHint: 'an IP address' });
 
 export const sideSpec = D.object(
   {
@@ -18,7 +14,7 @@ export const sideSpec = D.object(
     desired: D.literal('present', 'absent'),
     networkService: name,
     payload: D.literal('IP', 'ETHERNET'),
-    interfaceName: ifname,
+    interfaceName,
     mechanism: D.object({ local: D.literal('kernel') }, { remote: D.literal('vxlan', 'wireguard') }),
     addresses: D.array(interfaceAddress, { max: 16 }),
     /** The other side's addresses: what a liveness probe pings. */
@@ -28,16 +24,11 @@ export const sideSpec = D.object(
   },
   {
     netns,
-    tunnel: D.object({
-      id: D.integer({ min: 0, max: 2 ** 24 }),
-      vni: D.integer({ min: 1, max: 2 ** 24 - 1 }),
-      vxlanPort: D.integer({ min: 1, max: 65535 }),
-      wireguardPort: D.integer({ min: 1, max: 65535 }),
-    }),
+    tunnel: tunnelParameters,
     peer: D.object(
       // A node of another domain is "<node>@<domain>" (federation).
       { node: D.string({ min: 1, max: 96, pattern: /^[A-Za-z0-9][A-Za-z0-9_-]{0,62}(@[a-z0-9][a-z0-9-]{0,31})?$/, patternHint: 'a node name, or node@domain' }) },
-      { underlayAddress: address, publicKeys: D.record(name, D.string({ min: 1, max: 256 }), { max: 8 }), mechanisms: D.array(mech, { max: 8 }) },
+      { underlayAddress: address, publicKeys: D.record(name, D.string({ min: 1, max: 256 }), { max: 8 }), mechanisms: D.array(mechanism, { max: 8 }) },
     ),
     /** The connection's signed path (authenticated meshes): the agent verifies it before acting. */
     path: D.object({
@@ -52,7 +43,6 @@ export const sideSpec = D.object(
 
 export type SideSpec = typeof sideSpec extends D.Decoder<infer A> ? A : never;
 
-const traceId = D.string({ min: 1, max: 200, pattern: /^[A-Za-z0-9_.:-]+$/, patternHint: 'an id' });
 /** correlationId/causationId carry the workflow's ids through the agent into its report. */
 export const nodeCommand = D.object({ id: D.string({ min: 1, max: 200 }), spec: sideSpec }, { correlationId: traceId, causationId: traceId });
 export type NodeCommand = typeof nodeCommand extends D.Decoder<infer A> ? A : never;

@@ -7,7 +7,7 @@
 //   - answers peers' queries (nsm.<self>.fed.<peer>.query.<name>): a connection's state, its history;
 //   - gives the process manager its cross-domain steps (./steps.ts).
 import * as E from 'fp-ts/lib/Either.js';
-import { DeliverPolicy, RetentionPolicy, StorageType, type ConsumerMessages, type JetStreamManager, type NatsConnection, type StreamSource, type Subscription } from 'nats';
+import { DeliverPolicy, RetentionPolicy, StorageType, type ConsumerMessages, type JetStreamManager, type NatsConnection, type StreamConfig, type StreamSource, type Subscription } from 'nats';
 import type { PeerFacts } from '../../aggregates/peer.ts';
 import { DEFAULT_TUNNEL_RANGE, type TunnelIdRange } from '../../aggregates/tunnelPool.ts';
 import { errorText, type Logger } from '../../infra/log.ts';
@@ -17,10 +17,11 @@ import * as D from '../contracts/decode.ts';
 import { streamName, type EventEnvelope, type StoredCommit } from '../contracts/envelope.ts';
 import type { QueryReply } from '../contracts/replies.ts';
 import type { EventStore } from '../eventStore.ts';
-import { execErrorMessage, execute } from '../execute.ts';
+import { execErrorMessage } from '../execute.ts';
 import type { FederationRoute } from '../handlers.ts';
 import type { MeshView } from '../meshView.ts';
-import { RetryLater } from '../processManager.ts';
+import { actOnFinding } from '../healing/findingAction.ts';
+import { executeStep, RetryLater } from '../processManager.ts';
 import type { Repository } from '../repository.ts';
 import { findPeerChanges, type Heard } from './peerDetector.ts';
 import { remoteStateOf } from './remoteState.ts';
@@ -117,18 +118,18 @@ export const createFederation = async (o: {
     const run = sourcing.then(async () => {
       if (peer === self || !DOMAIN_PATTERN.test(peer)) return;
       const name = subjects.streams.remote;
-      let sources: StreamSource[] = [];
+      let config: StreamConfig;
       try {
-        sources = (await jsm.streams.info(name)).config.sources ?? [];
+        config = (await jsm.streams.info(name)).config;
       } catch (e) {
         if ((e as { code?: string }).code !== '404') throw e;
         await jsm.streams.add({ name, storage: StorageType.File, retention: RetentionPolicy.Limits, sources: [remoteSource(peer)] });
         log.info('keeping a copy of a peer domain\'s registry', { peer, stream: name });
         return;
       }
+      const sources = config.sources ?? [];
       if (sources.some((s) => s.name === subjectsFor(peer).streams.events)) return;
-      const info = await jsm.streams.info(name);
-      await jsm.streams.update(name, { ...info.config, sources: [...sources, remoteSource(peer)] });
+      await jsm.streams.update(name, { ...config, sources: [...sources, remoteSource(peer)] });
       log.info('keeping a copy of a peer domain\'s registry', { peer, stream: name });
     });
     sourcing = run.catch(() => undefined);
@@ -185,7 +186,7 @@ export const createFederation = async (o: {
   };
 
   const apply = async (stream: string, command: unknown, commandId: string, env: EventEnvelope) => {
-    const r = await execute({ store: o.store, repo: o.repo }, stream, command, {
+    const r = await executeStep({ store: o.store, repo: o.repo }, stream, command, {
       commandId,
       correlationId: env.correlationId,
       causationId: env.id,
@@ -193,7 +194,6 @@ export const createFederation = async (o: {
       domain: self,
       now,
     });
-    if (E.isLeft(r) && r.left.kind !== 'domain') throw new RetryLater(execErrorMessage(r.left));
     if (E.isLeft(r)) log.warn('federation step refused', { stream, error: execErrorMessage(r.left) });
   };
 
@@ -320,21 +320,8 @@ export const createFederation = async (o: {
           ticking = false;
         }
       };
-      const act = async (stream: string, command: unknown, id: string, what: Record<string, unknown>) => {
-        const r = await execute({ store: o.store, repo: o.repo }, stream, command, {
-          commandId: id.replace(/[^A-Za-z0-9_.:-]/g, '_'),
-          correlationId: id.replace(/[^A-Za-z0-9_.:-]/g, '_'),
-          causationId: id.replace(/[^A-Za-z0-9_.:-]/g, '_'),
-          actor: 'control-plane:federation',
-          domain: self,
-          now,
-        });
-        if (E.isLeft(r)) log.warn('peer action failed; will retry', { ...what, error: execErrorMessage(r.left) });
-        else if (r.right.events.length > 0) {
-          log.info(String(what.finding), { ...what, events: r.right.events.map((e) => e.type) });
-          if (r.right.position !== undefined) await view.waitFor(Number(r.right.position)).catch(() => undefined);
-        }
-      };
+      const act = (stream: string, command: unknown, id: string, what: Record<string, unknown>) =>
+        actOnFinding({ store: o.store, repo: o.repo, view, domain: self, log, now }, 'control-plane:federation', { id, stream, command, what }, 'peer action failed; will retry');
       timers.push(setInterval(() => void tick(), Math.max(100, Math.floor(cfg.heartbeatMs / 2))));
       log.info('federation running', { domain: self, tunnelIds, registryOnly, peers: configuredPeers ?? 'any domain heard' });
     },

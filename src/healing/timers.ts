@@ -1,14 +1,13 @@
 // The leader's timer loop: every tick, find what has lapsed (./detector.ts) and append the
 // decision for each finding. Command ids are derived from the finding, so two replicas that
 // briefly both believe they lead, or a tick that repeats a finding, act once.
-import * as E from 'fp-ts/lib/Either.js';
 import { errorText, type Logger } from '../../infra/log.ts';
 import { streamName } from '../contracts/envelope.ts';
-import { execErrorMessage, execute, type CommandMeta } from '../execute.ts';
 import type { EventStore } from '../eventStore.ts';
 import type { MeshView } from '../meshView.ts';
 import type { Repository } from '../repository.ts';
 import { findDeaths, type Findings, type HealingConfig } from './detector.ts';
+import { actOnFinding, type FindingAction } from './findingAction.ts';
 import type { Lease } from './lease.ts';
 
 export interface TimerDeps {
@@ -23,14 +22,7 @@ export interface TimerDeps {
   readonly config: HealingConfig;
 }
 
-interface Action {
-  readonly id: string;
-  readonly stream: string;
-  readonly command: unknown;
-  readonly what: Record<string, unknown>;
-}
-
-const actionsFor = (f: Findings, at: string, cfg: HealingConfig): Action[] => [
+const actionsFor = (f: Findings, at: string, cfg: HealingConfig): FindingAction[] => [
   ...f.expiredEndpoints.map((e) => ({
     id: `expire-endpoint:${e.name}:${e.expirationTime}`,
     stream: streamName('endpoint', e.name),
@@ -68,24 +60,6 @@ export const startTimers = (deps: TimerDeps): { stop(): Promise<void> } => {
   let running: Promise<void> = Promise.resolve();
   let stopped = false;
 
-  const act = async (a: Action) => {
-    const meta: CommandMeta = {
-      commandId: a.id,
-      correlationId: a.id.replace(/[^A-Za-z0-9_.:-]/g, '_'),
-      causationId: a.id.replace(/[^A-Za-z0-9_.:-]/g, '_'),
-      actor: 'control-plane:timers',
-      domain: deps.domain,
-      now: deps.now,
-    };
-    const r = await execute(deps, a.stream, a.command, meta);
-    if (E.isLeft(r)) deps.log.warn('timer action failed; will retry on a later tick', { ...a.what, error: execErrorMessage(r.left) });
-    else if (r.right.events.length > 0) {
-      deps.log.info(a.what.finding as string, { ...a.what, events: r.right.events.map((e) => e.type) });
-      // Keep it in flight until the view shows it, so the next tick does not find it again.
-      if (r.right.position !== undefined) await deps.view.waitFor(Number(r.right.position)).catch(() => undefined);
-    }
-  };
-
   const tick = async () => {
     const since = deps.lease.leaderSince();
     if (since === undefined || stopped) return;
@@ -96,7 +70,7 @@ export const startTimers = (deps: TimerDeps): { stop(): Promise<void> } => {
       actions.map(async (a) => {
         inFlight.add(a.id);
         try {
-          await act(a);
+          await actOnFinding(deps, 'control-plane:timers', a, 'timer action failed; will retry on a later tick');
         } catch (e) {
           deps.log.error('timer action crashed', { ...a.what, error: errorText(e) });
         } finally {

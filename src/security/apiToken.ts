@@ -2,18 +2,16 @@
 // identity signs with its own key (`nsm token`); the API answers with that identity's scope.
 import * as E from 'fp-ts/lib/Either.js';
 import type { IdentityRegistry } from './identities.ts';
+import { JWT_HEADER, signJwt } from './jwt.ts';
 import { verifySignature, type Signer } from './keys.ts';
 
-const HEADER = Buffer.from(JSON.stringify({ alg: 'EdDSA', typ: 'JWT' })).toString('base64url');
 export const API_AUDIENCE = 'nsm-http';
 /** Longest lifetime the API accepts: a leaked token is worth little for long. */
 export const MAX_API_TOKEN_SECONDS = 24 * 3600;
 
 export const apiToken = (signer: Signer, actor: string, now: Date, ttlSeconds: number): string => {
   const iat = Math.floor(now.getTime() / 1000);
-  const payload = Buffer.from(JSON.stringify({ typ: 'nsm-api', iss: signer.publicKey, sub: actor, aud: API_AUDIENCE, iat, exp: iat + ttlSeconds })).toString('base64url');
-  const input = `${HEADER}.${payload}`;
-  return `${input}.${Buffer.from(signer.sign(Buffer.from(input))).toString('base64url')}`;
+  return signJwt({ typ: 'nsm-api', iss: signer.publicKey, sub: actor, aud: API_AUDIENCE, iat, exp: iat + ttlSeconds }, signer);
 };
 
 /** The actor an `Authorization: Bearer` header proves, or why it proves nothing. */
@@ -21,7 +19,7 @@ export const verifyApiToken = (header: string | undefined, registry: IdentityReg
   const m = /^Bearer ([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)$/.exec(header ?? '');
   if (!m) return E.left('this mesh requires "Authorization: Bearer <token>"; get one with: nsm token');
   const [, h, p, sig] = m as unknown as [string, string, string, string];
-  if (h !== HEADER) return E.left('not an EdDSA JWT');
+  if (h !== JWT_HEADER) return E.left('not an EdDSA JWT');
   let c: { typ?: unknown; iss?: unknown; sub?: unknown; aud?: unknown; iat?: unknown; exp?: unknown };
   try {
     c = JSON.parse(Buffer.from(p, 'base64url').toString('utf8'));

@@ -11,7 +11,7 @@ import type { CommandMessage } from '../contracts/commands.ts';
 import type { Routed } from '../handlers.ts';
 import type { IdentityRegistry, Role } from './identities.ts';
 import type { Signer } from './keys.ts';
-import { clientSegment, planSegments, readClaims, verifyAgentToken, verifyClientToken, type PathSegment } from './pathToken.ts';
+import { bareAddress, clientSegment, planSegments, readClaims, verifyAgentToken, verifyClientToken, type PathSegment, type PlanBinding } from './pathToken.ts';
 import { ROLE_COMMANDS, ROLE_QUERIES } from './permissions.ts';
 
 export interface ControlPlaneSecurity {
@@ -51,8 +51,6 @@ export interface Guard {
   /** Whether the actor may run the query, and how its answer is narrowed. */
   scopeQuery(actor: string, name: string, params: unknown, model: MeshModel): E.Either<string, QueryScope>;
 }
-
-const bare = (cidr: string) => cidr.split('/')[0]!;
 
 /** The service as the client asked for it, and signed it: "svc", or "svc@domain" across domains. */
 const askedService = (r: { networkService: string; domain?: string }): string => (r.domain ? `${r.networkService}@${r.domain}` : r.networkService);
@@ -129,21 +127,27 @@ export const createGuard = (security: ControlPlaneSecurity | undefined): Guard =
     }
   };
 
-  const remotePlanSegments = ({ state, from, plan, now }: { state: ConnectionState; from: string; plan: RemoteEndpointPlan; now: Date }) => {
+  /** The control plane's segment for the connection's next generation, bound to this plan (addresses as CIDRs). */
+  const nextPlanSegments = (state: ConnectionState, plan: Omit<PlanBinding, 'clientNode'>, now: Date) => {
     const r = state.request;
-    const src = plan.context.ipContext.srcIpAddrs[0];
-    const dst = plan.context.ipContext.dstIpAddrs[0];
-    if (!r?.clientSegment || !src || !dst) return undefined;
+    if (!r?.clientSegment) return undefined;
     return planSegments({
       signer,
       client: r.clientSegment,
       connectionId: r.connectionId,
       generation: state.generation + 1,
       service: askedService(r),
-      plan: { clientNode: r.clientNode, endpoint: `${plan.endpoint}@${from}`, endpointNode: `${plan.node.name}@${from}`, src: bare(src), dst: bare(dst) },
+      plan: { clientNode: r.clientNode, endpoint: plan.endpoint, endpointNode: plan.endpointNode, src: bareAddress(plan.src), dst: bareAddress(plan.dst) },
       now,
       expires: expiryOf(state.expirationTime, now),
     });
+  };
+
+  const remotePlanSegments = ({ state, from, plan, now }: { state: ConnectionState; from: string; plan: RemoteEndpointPlan; now: Date }) => {
+    const src = plan.context.ipContext.srcIpAddrs[0];
+    const dst = plan.context.ipContext.dstIpAddrs[0];
+    if (!src || !dst) return undefined;
+    return nextPlanSegments(state, { endpoint: `${plan.endpoint}@${from}`, endpointNode: `${plan.node.name}@${from}`, src, dst }, now);
   };
 
   const decorate = (msg: CommandMessage, routed: Routed, model: MeshModel, now: Date): Routed => {
@@ -226,20 +230,7 @@ export const createGuard = (security: ControlPlaneSecurity | undefined): Guard =
     roleOf,
     checkCommand,
     decorate,
-    planSegments: ({ state, endpoint, src, dst, now }) => {
-      const r = state.request;
-      if (!r?.clientSegment) return undefined;
-      return planSegments({
-        signer,
-        client: r.clientSegment,
-        connectionId: r.connectionId,
-        generation: state.generation + 1,
-        service: askedService(r),
-        plan: { clientNode: r.clientNode, endpoint: endpoint.name, endpointNode: endpoint.node, src: bare(src), dst: bare(dst) },
-        now,
-        expires: expiryOf(state.expirationTime, now),
-      });
-    },
+    planSegments: ({ state, endpoint, src, dst, now }) => nextPlanSegments(state, { endpoint: endpoint.name, endpointNode: endpoint.node, src, dst }, now),
     remotePlanSegments,
     scopeQuery,
   };

@@ -56,12 +56,15 @@ export const leafPermissions = (p: string): Permissions => ({
   },
 });
 
+/** A domain's internal subjects: nothing under them crosses a leaf link in either direction. */
+const internalSubjects = (d: string): string[] => ['cmd.>', 'evt.>', 'node.>', 'hb.*', 'query.>', 'reply.>', 'notify.>', 'seal', 'progress.>'].map((s) => `nsm.${d}.${s}`);
+
 /**
  * What a joining domain `d` refuses from the hub: its own internal subjects (only its fed
  * subjects may come in), and JetStream API use beyond consumers on its registry events.
  */
 export const joinerDenyImports = (d: string): string[] => [
-  ...['cmd.>', 'evt.>', 'node.>', 'hb.*', 'query.>', 'reply.>', 'notify.>', 'seal', 'progress.>'].map((s) => `nsm.${d}.${s}`),
+  ...internalSubjects(d),
   `$JS.${d}.API.STREAM.>`,
   `$JS.${d}.API.DIRECT.>`,
   `$JS.${d}.API.CONSUMER.DURABLE.>`,
@@ -73,7 +76,7 @@ export const joinerDenyImports = (d: string): string[] => [
 ];
 
 /** What a joining domain never sends to the hub: its internal subjects. */
-export const joinerDenyExports = (d: string): string[] => ['cmd.>', 'evt.>', 'node.>', 'hb.*', 'query.>', 'reply.>', 'notify.>', 'seal', 'progress.>'].map((s) => `nsm.${d}.${s}`);
+export const joinerDenyExports = internalSubjects;
 
 const str = (x: unknown): x is string => typeof x === 'string' && x.length > 0;
 

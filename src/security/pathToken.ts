@@ -13,6 +13,7 @@
 import { createHash } from 'node:crypto';
 import * as E from 'fp-ts/lib/Either.js';
 import type { IdentityRegistry, Role } from './identities.ts';
+import { JWT_HEADER, signJwt } from './jwt.ts';
 import { verifySignature, type Signer } from './keys.ts';
 
 export interface PathSegment {
@@ -62,7 +63,6 @@ export const CLIENT_SIDE_SEGMENT = 2;
 export const ENDPOINT_SIDE_SEGMENT = 3;
 export const segmentOfSide = (side: 'client' | 'endpoint'): number => (side === 'client' ? CLIENT_SIDE_SEGMENT : ENDPOINT_SIDE_SEGMENT);
 
-const HEADER = Buffer.from(JSON.stringify({ alg: 'EdDSA', typ: 'JWT' })).toString('base64url');
 const MAX_TOKEN = 4096;
 
 export const tokenHash = (token: string): string => createHash('sha256').update(token).digest('base64url');
@@ -70,9 +70,7 @@ export const tokenHash = (token: string): string => createHash('sha256').update(
 const seconds = (d: Date): number => Math.floor(d.getTime() / 1000);
 
 export const signToken = (claims: Omit<PathClaims, 'typ' | 'iss'>, signer: Signer): string => {
-  const payload = Buffer.from(JSON.stringify({ ...claims, typ: 'nsm-path', iss: signer.publicKey })).toString('base64url');
-  const input = `${HEADER}.${payload}`;
-  return `${input}.${Buffer.from(signer.sign(Buffer.from(input))).toString('base64url')}`;
+  return signJwt({ ...claims, typ: 'nsm-path', iss: signer.publicKey }, signer);
 };
 
 const isClaims = (v: unknown): v is PathClaims => {
@@ -89,7 +87,7 @@ const isClaims = (v: unknown): v is PathClaims => {
 export const readClaims = (token: string): E.Either<string, PathClaims> => {
   if (typeof token !== 'string' || token.length > MAX_TOKEN) return E.left('not a token');
   const parts = token.split('.');
-  if (parts.length !== 3 || parts[0] !== HEADER) return E.left('not an EdDSA JWT');
+  if (parts.length !== 3 || parts[0] !== JWT_HEADER) return E.left('not an EdDSA JWT');
   try {
     const claims: unknown = JSON.parse(Buffer.from(parts[1]!, 'base64url').toString('utf8'));
     return isClaims(claims) ? E.right(claims) : E.left('its claims are not those of a path token');
@@ -211,7 +209,8 @@ export const agentToken = (o: { signer: Signer; actor: string; segments: readonl
   );
 };
 
-const bareAddress = (cidr: string): string => cidr.split('/')[0]!;
+/** The address of a CIDR (10.0.0.1/32 -> 10.0.0.1): what path tokens bind. */
+export const bareAddress = (cidr: string): string => cidr.split('/')[0]!;
 const ROLES_ANY: readonly Role[] = ['client', 'operator', 'control-plane', 'agent', 'auditor'];
 
 export interface ChainCheck {

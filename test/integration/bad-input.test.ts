@@ -5,7 +5,7 @@ import * as E from 'fp-ts/lib/Either.js';
 import { headers, type NatsConnection } from 'nats';
 import * as assert from 'uvu/assert';
 import { COMMAND_MAX_BYTES } from '../../infra/nats/streams.ts';
-import type { MeshClient } from '../../src/client.ts';
+import { MeshClient } from '../../src/client.ts';
 import type { CommandReply } from '../../src/contracts/replies.ts';
 import { suite } from '../lib/harness.ts';
 import { must, startTestMesh, type TestMesh } from '../lib/mesh.ts';
@@ -153,6 +153,20 @@ s('an oversize command is refused when it is published', async (ctx) => {
   h.set('Nats-Msg-Id', randomUUID());
   ctx.nc!.publish('nsm.bad.cmd.service.register.tester', enc.encode(envelope(big)(randomUUID())), { headers: h });
   await ctx.nc!.flush();
+});
+
+s('a client whose NATS connection is closed gets an answer, not an exception', async (ctx) => {
+  const nc = await ctx.mesh!.nats.connect();
+  const c = MeshClient.over(nc, { domain: 'bad', actor: 'closed-one' });
+  await nc.close();
+  const r = await c.send('service.register', { name: 'never' });
+  assert.ok(E.isLeft(r), 'refused');
+  if (E.isLeft(r)) {
+    assert.is(r.left.code, 'unavailable');
+    assert.match(r.left.message, /not connected to NATS/);
+  }
+  const q = await c.query('services');
+  assert.ok(E.isLeft(q) && q.left.code === 'unavailable', 'queries too');
 });
 
 s('the event log did not move', async (ctx) => {
