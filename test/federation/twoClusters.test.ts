@@ -126,7 +126,16 @@ s('the endpoint in b dies: b moves the connection to another endpoint; from a, p
   const after = await eventually('a\'s half re-established on the other endpoint', async () => {
     const v = await ctx.a!.query<ConnectionView & { networkServiceEndpointName: string }>('connection', { id });
     return E.isRight(v) && v.right.state === 'established' && v.right.networkServiceEndpointName !== before.networkServiceEndpointName ? v.right : undefined;
-  }, { timeoutMs: 30000, describe: async () => ctx.a!.query('connection', { id }) });
+  }, {
+    timeoutMs: 30000,
+    // Both halves and b's account of the heal (a failed programming names its error there).
+    describe: async () => ({
+      a: await ctx.a!.query('connection', { id }),
+      b: await ctx.b!.query('connection', { id }),
+      historyInB: E.getOrElse(() => [] as { event: { type: string; data: Record<string, unknown> } }[])(await ctx.b!.query<{ event: { type: string; data: Record<string, unknown> } }[]>('history', { id }))
+        .map((h) => `${h.event.type}${h.event.data.error ? ` (${String(h.event.data.error)})` : ''}${h.event.data.reason ? ` (${String(h.event.data.reason)})` : ''}`),
+    }),
+  });
   const dst = addressOf(after.context!.ipContext.dstIpAddrs[0]!);
   const ping = await lab.ping('client', dst);
   assert.is(ping.code, 0, `ping the new endpoint ${dst}: ${ping.stdout}${ping.stderr}`);
