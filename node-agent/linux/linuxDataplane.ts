@@ -74,6 +74,8 @@ export const createLinuxDataplane = async (o: LinuxDataplaneOptions): Promise<E.
     if (E.isLeft(k)) return k;
     keys = k.right;
   }
+  // Tells this node's WireGuard interfaces from those of other nodes on the same host.
+  const nodeKey = keys?.publicKey ?? '';
   const ul: Underlay | undefined = underlay.right;
   const mechanisms: MechanismType[] = ['kernel'];
   if (ul && probed.vxlan) mechanisms.push('vxlan');
@@ -91,7 +93,7 @@ export const createLinuxDataplane = async (o: LinuxDataplaneOptions): Promise<E.
 
   /** The side's interfaces in the node namespace, and the first one that belongs to something else. */
   const sideLinks = (all: readonly Link[], spec: Pick<SideSpec, 'connectionId' | 'side'>) => {
-    const names = sideNames(spec.connectionId, spec.side);
+    const names = sideNames(spec.connectionId, spec.side, nodeKey);
     const found = all.filter((l) => allSideInterfaces(names).includes(l.ifname));
     return { names, found, foreign: found.find((l) => !ours(l, spec)) };
   };
@@ -170,7 +172,7 @@ export const createLinuxDataplane = async (o: LinuxDataplaneOptions): Promise<E.
     if (spec.payload === 'ETHERNET') {
       return ensureBridged({ ns, bridge: bridgeName(spec.connectionId), bridgeAlias: bridgeAlias(o.domain, spec.connectionId), mtu: spec.mtu, ports: [names.hostVeth, ...(tunnel ? [tunnel] : [])] }, changes);
     }
-    const connectionInterfaces = [...allSideInterfaces(names), ...allSideInterfaces(sideNames(spec.connectionId, otherSide(spec.side)))];
+    const connectionInterfaces = [...allSideInterfaces(names), ...allSideInterfaces(sideNames(spec.connectionId, otherSide(spec.side), nodeKey))];
     // Interfaces may have come and gone above: the table choice needs the current list.
     const now = changes.list.length > 0 ? await step(links(ns)) : E.right<string, readonly Link[]>(all);
     if (E.isLeft(now)) return now;

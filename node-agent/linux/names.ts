@@ -21,11 +21,23 @@ export interface SideNames {
   readonly wireguard: string;
 }
 
-/** Role prefixes: "nv" veth, "nx" vxlan, "nw" wireguard, "nb" bridge; then c|e for the side. */
-export const sideNames = (connectionId: string, side: Side): SideNames => {
+/**
+ * The WireGuard name's id part: 7 characters of the id, then 5 hex digits of a hash of the node
+ * and the id. Several nodes can share a host (labs, the demo); when a heal moves a connection's
+ * endpoint side from one to another, the old interface may still be there, and a name that did
+ * not depend on the node would be the same socket in /var/run/wireguard.
+ */
+const wireguardPart = (connectionId: string, nodeKey: string): string =>
+  idPart(connectionId).slice(0, 7) + createHash('sha256').update(`${nodeKey}/${connectionId}`).digest('hex').slice(0, 5);
+
+/**
+ * Role prefixes: "nv" veth, "nx" vxlan, "nw" wireguard, "nb" bridge; then c|e for the side.
+ * `nodeKey` tells this node from others on the host: its WireGuard public key.
+ */
+export const sideNames = (connectionId: string, side: Side, nodeKey: string): SideNames => {
   const id = idPart(connectionId);
   const s = sideLetter(side);
-  return { hostVeth: `nv${s}${id}`, vxlan: `nx${s}${id}`, wireguard: `nw${s}${id}` };
+  return { hostVeth: `nv${s}${id}`, vxlan: `nx${s}${id}`, wireguard: `nw${s}${wireguardPart(connectionId, nodeKey)}` };
 };
 
 /** The L2 segment of an ETHERNET connection on one node, shared by both sides when they are on the same node. */

@@ -11,7 +11,7 @@ import type { MeshClient } from '../../src/client.ts';
 import { installCounters, startCapture, type Packet } from '../lib/capture.ts';
 import { suite } from '../lib/harness.ts';
 import { must } from '../lib/mesh.ts';
-import { addressOf, leftovers, linksIn, meshRoutesIn, rulesIn, sh, startLab, type ConnectionView, type Lab } from '../lib/netns.ts';
+import { addressOf, interfacesOf, leftovers, linksIn, meshRoutesIn, rootLinksWith, rulesIn, sh, startLab, wireguardLeft, type ConnectionView, type Lab } from '../lib/netns.ts';
 
 const PATTERN = 'feedfacecafebeef';
 const PATTERN_BYTES = Buffer.from(PATTERN, 'hex');
@@ -47,14 +47,16 @@ const connect = async (lab: Lab, c: MeshClient, id: string, service: string, mec
 const closeAndCheck = async (lab: Lab, c: MeshClient, id: string, iface: string, epRole: string) => {
   must(await c.send('connection.close', { connectionId: id }));
   const idPart = id.toLowerCase().slice(0, 12);
+  const [n1, n2] = [interfacesOf(lab.nodes.get('n1')!, id), interfacesOf(lab.nodes.get('n2')!, id)];
   const mine = async () => [
-    ...(await linksIn(lab.ns('n1'))).filter((l) => l.ifname.includes(idPart)).map((l) => `n1:${l.ifname}`),
-    ...(await linksIn(lab.ns('n2'))).filter((l) => l.ifname.includes(idPart)).map((l) => `n2:${l.ifname}`),
+    ...(await linksIn(lab.ns('n1'))).filter((l) => n1.includes(l.ifname)).map((l) => `n1:${l.ifname}`),
+    ...(await linksIn(lab.ns('n2'))).filter((l) => n2.includes(l.ifname)).map((l) => `n2:${l.ifname}`),
     ...(await linksIn(lab.ns('client'))).filter((l) => l.ifname === iface).map((l) => `client:${l.ifname}`),
     ...(await linksIn(lab.ns(epRole))).filter((l) => l.ifname.includes(idPart)).map((l) => `${epRole}:${l.ifname}`),
-    ...(await rulesIn(lab.ns('n1'))).filter((r) => r.iif?.includes(idPart)).map((r) => `n1 rule iif ${r.iif}`),
-    ...(await rulesIn(lab.ns('n2'))).filter((r) => r.iif?.includes(idPart)).map((r) => `n2 rule iif ${r.iif}`),
-    ...leftovers(idPart).filter((l) => !l.startsWith('netns')),
+    ...(await rulesIn(lab.ns('n1'))).filter((r) => r.iif !== undefined && n1.includes(r.iif)).map((r) => `n1 rule iif ${r.iif}`),
+    ...(await rulesIn(lab.ns('n2'))).filter((r) => r.iif !== undefined && n2.includes(r.iif)).map((r) => `n2 rule iif ${r.iif}`),
+    ...rootLinksWith(idPart).map((l) => `interface ${l} in the root namespace`),
+    ...wireguardLeft([...n1, ...n2]),
     ...(await meshRoutesIn(lab.ns('n1'))).map((r) => `n1 route ${r}`),
     ...(await meshRoutesIn(lab.ns('n2'))).map((r) => `n2 route ${r}`),
   ];

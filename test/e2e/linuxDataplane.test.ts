@@ -9,11 +9,12 @@ import * as E from 'fp-ts/lib/Either.js';
 import * as assert from 'uvu/assert';
 import { createLogger } from '../../infra/log.ts';
 import { createLinuxDataplane, type LinuxDataplane } from '../../node-agent/linux/linuxDataplane.ts';
+import { sideNames } from '../../node-agent/linux/names.ts';
 import { wireguardGoPids } from '../../node-agent/linux/tunnels.ts';
 import type { SideSpec } from '../../src/contracts/nodeCommands.ts';
 import { suite } from '../lib/harness.ts';
 import { runId } from '../lib/nats.ts';
-import { exec, inNs, leftovers, linksIn, meshRoutesIn, requireNetnsLab, rulesIn, sh, sweepSync } from '../lib/netns.ts';
+import { exec, inNs, leftovers, linksIn, meshRoutesIn, requireNetnsLab, rootLinksWith, rulesIn, sh, sweepSync, wireguardLeft } from '../lib/netns.ts';
 
 interface Ctx {
   run: string;
@@ -27,7 +28,7 @@ const ns = (ctx: Ctx, role: string) => `${ctx.run}-${role}`;
 s.before(async (ctx) => {
   requireNetnsLab();
   ctx.dir = mkdtempSync(join(tmpdir(), 'nsm-dp-'));
-  for (const role of ['n1', 'n2', 'ul', 'w', 'e']) {
+  for (const role of ['n1', 'n2', 'ul', 'w', 'e', 'e2']) {
     await sh(['ip', 'netns', 'add', ns(ctx, role)]);
     await sh(['ip', '-n', ns(ctx, role), 'link', 'set', 'lo', 'up']);
   }
@@ -113,16 +114,39 @@ s('program is idempotent; a changed spec is applied in place; observe reads the 
   assert.is((await ping(ctx, '10.50.0.2')).code, 0);
 });
 
+s('an endpoint side moved between two nodes of one host (a heal): the old and the new WireGuard side coexist', async (ctx) => {
+  const id = `${ctx.run}mv`;
+  const keys = { n1: ctx.n1!.facts.publicKeys.wireguard!, n2: ctx.n2!.facts.publicKeys.wireguard! };
+  const wg = { connectionId: id, side: 'endpoint' as const, interfaceName: 'nse-mv', mechanism: { local: 'kernel' as const, remote: 'wireguard' as const }, mtu: 1420, tunnel: { id: 8, vni: 10008, vxlanPort: 4789, wireguardPort: 40008 } };
+  const old = base(ctx, { ...wg, node: 'n2', generation: 1 });
+  // Generation 2 on n1, programmed before n2's agent has removed generation 1.
+  const moved = base(ctx, { ...wg, node: 'n1', generation: 2, netns: ns(ctx, 'e2'), peer: { node: 'n3', underlayAddress: '172.31.1.3', publicKeys: { wireguard: keys.n2 }, mechanisms: ['kernel', 'wireguard'] } });
+  await ok(ctx.n2!.program(old));
+  await ok(ctx.n1!.program(moved));
+  const names = { n1: sideNames(id, 'endpoint', keys.n1).wireguard, n2: sideNames(id, 'endpoint', keys.n2).wireguard };
+  assert.is.not(names.n1, names.n2, 'host-wide names differ per node');
+  for (const n of ['n1', 'n2'] as const) {
+    assert.ok((await linksIn(ns(ctx, n))).some((l) => l.ifname === names[n]), `${n} has its WireGuard side`);
+    if (ctx.n1!.wireguardMode === 'userspace') assert.is(wireguardGoPids(names[n]).length, 1, `one wireguard-go for ${names[n]}`);
+  }
+  await ok(ctx.n2!.remove({ connectionId: id, side: 'endpoint', generation: 1 }));
+  assert.ok((await linksIn(ns(ctx, 'n1'))).some((l) => l.ifname === names.n1), "removing n2's old side leaves n1's new one");
+  await ok(ctx.n1!.remove({ connectionId: id, side: 'endpoint', generation: 2 }));
+  assert.equal(wireguardLeft([names.n1, names.n2]), []);
+});
+
 s('a changed mechanism swaps VXLAN for WireGuard; remove is complete and idempotent', async (ctx) => {
   const id = `${ctx.run}x1`;
   const idPart = id.slice(0, 12);
+  const wgN1 = sideNames(id, 'client', ctx.n1!.facts.publicKeys.wireguard ?? '').wireguard;
+  const wgN2 = sideNames(id, 'endpoint', ctx.n2!.facts.publicKeys.wireguard ?? '').wireguard;
   const wg = { mechanism: { local: 'kernel' as const, remote: 'wireguard' as const }, generation: 3, mtu: 1420 };
   await ok(ctx.n1!.program(base(ctx, { side: 'client', ...wg })));
   await ok(ctx.n2!.program(base(ctx, { side: 'endpoint', node: 'n2', ...wg })));
   const names = (await linksIn(ns(ctx, 'n1'))).map((l) => l.ifname);
-  assert.ok(names.includes(`nwc${idPart}`) && !names.includes(`nxc${idPart}`), `n1 has the WireGuard device and no VXLAN device: ${names.join(' ')}`);
+  assert.ok(names.includes(wgN1) && !names.includes(`nxc${idPart}`), `n1 has the WireGuard device and no VXLAN device: ${names.join(' ')}`);
   assert.is((await ping(ctx, '10.50.0.2')).code, 0, 'ping over WireGuard');
-  assert.is(wireguardGoPids(`nwc${idPart}`).length, ctx.n1!.wireguardMode === 'userspace' ? 1 : 0);
+  assert.is(wireguardGoPids(wgN1).length, ctx.n1!.wireguardMode === 'userspace' ? 1 : 0);
 
   for (const [dp, side] of [[ctx.n1!, 'client'], [ctx.n2!, 'endpoint']] as const) {
     await ok(dp.remove({ connectionId: id, side, generation: 3 }));
@@ -135,7 +159,7 @@ s('a changed mechanism swaps VXLAN for WireGuard; remove is complete and idempot
     assert.equal(await meshRoutesIn(ns(ctx, n)), [], `no routes left in ${n}`);
   }
   assert.equal((await linksIn(ns(ctx, 'w'))).map((l) => l.ifname), ['lo']);
-  assert.equal(leftovers(idPart), []);
+  assert.equal([...rootLinksWith(idPart), ...wireguardLeft([wgN1, wgN2])], []);
 });
 
 s('ETHERNET on one node: both sides on one bridge, one subnet', async (ctx) => {

@@ -8,7 +8,7 @@ import type { MeshClient } from '../../src/client.ts';
 import { wireguardGoPids } from '../../node-agent/linux/tunnels.ts';
 import { suite } from '../lib/harness.ts';
 import { must } from '../lib/mesh.ts';
-import { addressOf, leftovers, linksIn, sh, startLab, type ConnectionView, type Lab } from '../lib/netns.ts';
+import { addressOf, interfacesOf, leftovers, linksIn, sh, startLab, type ConnectionView, type Lab } from '../lib/netns.ts';
 
 interface Ctx {
   lab?: Lab;
@@ -18,6 +18,11 @@ interface Ctx {
 const s = suite<Ctx>('e2e: agent killed and restarted with connections up', { conns: new Map() });
 
 const idPart = (id: string) => id.toLowerCase().slice(0, 12);
+/** The connection's interfaces on a node: by exact name (WireGuard names also depend on the node). */
+const ofConnection = (lab: Lab, node: string, id: string) => {
+  const names = interfacesOf(lab.nodes.get(node)!, id);
+  return (l: { ifname: string }) => names.includes(l.ifname);
+};
 
 s.before(async (ctx) => {
   const lab = (ctx.lab = await startLab({ nodes: ['n1', 'n2'] }));
@@ -59,7 +64,7 @@ s('connections survive the agent, closed ones are removed and drift is repaired 
   const id = (name: string) => lab.connectionId(name);
   for (const name of ['c1', 'c2', 'c3']) assert.ok(await pingOk(ctx, name), `${name} pings before the restart`);
   const before = new Map((await linksIn(lab.ns('n1'))).map((l) => [l.ifname, l.ifindex]));
-  const wgName = `nwc${idPart(id('c2'))}`;
+  const wgName = interfacesOf(n1, id('c2')).find((n) => n.startsWith('nwc'))!;
   const wgPids = wireguardGoPids(wgName);
   assert.is(wgPids.length, 1, 'one wireguard-go serves the client side of c2');
 
@@ -68,8 +73,9 @@ s('connections survive the agent, closed ones are removed and drift is repaired 
 
   // Closed while the agent of n1 is down: n2 removes its side at once, n1's side stays for now.
   must(await c.send('connection.close', { connectionId: id('c3') }));
-  for (let i = 0; i < 100 && (await linksIn(lab.ns('n2'))).some((l) => l.ifname.includes(idPart(id('c3')))); i++) await new Promise((r) => setTimeout(r, 100));
-  assert.not.ok((await linksIn(lab.ns('n2'))).some((l) => l.ifname.includes(idPart(id('c3')))), 'n2 removed its side of c3');
+  const c3OnN2 = ofConnection(lab, 'n2', id('c3'));
+  for (let i = 0; i < 100 && (await linksIn(lab.ns('n2'))).some(c3OnN2); i++) await new Promise((r) => setTimeout(r, 100));
+  assert.not.ok((await linksIn(lab.ns('n2'))).some(c3OnN2), 'n2 removed its side of c3');
   assert.ok((await linksIn(lab.ns('n1'))).some((l) => l.ifname === `nxc${idPart(id('c3'))}`), "n1's side of c3 is still there while its agent is down");
 
   // Drift while the agent is down: c1's route in the workload goes missing.
@@ -81,11 +87,11 @@ s('connections survive the agent, closed ones are removed and drift is repaired 
   await agent.waitFor(/"msg":"reconciled"/, 30000);
 
   const after = await linksIn(lab.ns('n1'));
-  assert.not.ok(after.some((l) => l.ifname.includes(idPart(id('c3')))), "n1's side of c3 was removed on return");
+  assert.not.ok(after.some(ofConnection(lab, 'n1', id('c3'))), "n1's side of c3 was removed on return");
   assert.not.ok((await linksIn(lab.ns('client'))).some((l) => l.ifname === 'nsm-c3'), 'the workload lost the c3 interface');
   assert.ok(await pingOk(ctx, 'c1'), 'c1 pings again: its route was repaired');
   assert.ok(await pingOk(ctx, 'c2'), 'c2 still pings');
-  for (const l of after.filter((x) => x.ifname.includes(idPart(id('c1'))) || x.ifname.includes(idPart(id('c2'))))) {
+  for (const l of after.filter((x) => ofConnection(lab, 'n1', id('c1'))(x) || ofConnection(lab, 'n1', id('c2'))(x))) {
     assert.is(l.ifindex, before.get(l.ifname), `${l.ifname} was kept, not recreated`);
   }
   assert.equal(wireguardGoPids(wgName), wgPids, 'the same wireguard-go process still serves c2');

@@ -10,7 +10,7 @@ import { eventually } from '../lib/eventually.ts';
 import { startFederationLab, type FederationLab } from '../lib/federationLab.ts';
 import { suite } from '../lib/harness.ts';
 import { must } from '../lib/mesh.ts';
-import { addressOf, leftovers, linksIn, rulesIn, type ConnectionView, type LabProcess } from '../lib/netns.ts';
+import { addressOf, interfacesOf, leftovers, linksIn, rootLinksWith, rulesIn, wireguardLeft, type ConnectionView, type LabProcess } from '../lib/netns.ts';
 
 interface Ctx {
   lab?: FederationLab;
@@ -51,11 +51,13 @@ const connectFromA = async (lab: FederationLab, id: string, mechanism: string, i
 /** Nothing of the connection on any node or namespace of either cluster. */
 const nothingLeft = async (lab: FederationLab, id: string, iface: string) => {
   const idPart = id.toLowerCase().slice(0, 12);
+  const names = new Map([...lab.nodes.entries()].map(([n, node]) => [n, interfacesOf(node, id)]));
   const mine = async () => [
-    ...(await Promise.all([...lab.nodes.keys()].map(async (n) => (await linksIn(lab.ns(n))).filter((l) => l.ifname.includes(idPart)).map((l) => `${n}:${l.ifname}`)))).flat(),
-    ...(await Promise.all([...lab.nodes.keys()].map(async (n) => (await rulesIn(lab.ns(n))).filter((r) => r.iif?.includes(idPart)).map((r) => `${n} rule iif ${r.iif}`)))).flat(),
+    ...(await Promise.all([...names].map(async ([n, ours]) => (await linksIn(lab.ns(n))).filter((l) => ours.includes(l.ifname)).map((l) => `${n}:${l.ifname}`)))).flat(),
+    ...(await Promise.all([...names].map(async ([n, ours]) => (await rulesIn(lab.ns(n))).filter((r) => r.iif !== undefined && ours.includes(r.iif)).map((r) => `${n} rule iif ${r.iif}`)))).flat(),
     ...(await linksIn(lab.ns('client'))).filter((l) => l.ifname === iface).map((l) => `client:${l.ifname}`),
-    ...leftovers(idPart).filter((l) => !l.startsWith('netns')),
+    ...rootLinksWith(idPart).map((l) => `interface ${l} in the root namespace`),
+    ...wireguardLeft([...names.values()].flat()),
   ];
   let left = await mine();
   for (let i = 0; i < 100 && left.length > 0; i++) {

@@ -20,8 +20,8 @@ import { createLogger } from '../../infra/log.ts';
 import { MeshClient } from '../../src/client.ts';
 import { startControlPlane, type ControlPlane } from '../../src/controlPlane.ts';
 import type { HealingConfig } from '../../src/healing/detector.ts';
-import { TABLE_FIRST, TABLE_LAST } from '../../node-agent/linux/names.ts';
-import { WG_SOCKET_DIR } from '../../node-agent/linux/tunnels.ts';
+import { allSideInterfaces, bridgeName, sideNames, TABLE_FIRST, TABLE_LAST } from '../../node-agent/linux/names.ts';
+import { WG_SOCKET_DIR, wireguardGoPids } from '../../node-agent/linux/tunnels.ts';
 import { runId, startTestNats, type TestNats } from './nats.ts';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -105,7 +105,14 @@ const isZombie = (pid: number): boolean => {
   }
 };
 
-/** wireguard-go processes whose interface name contains the tag (our interface names embed the run id). */
+/**
+ * What every WireGuard name of a run's connections contains: their ids start with the run, and a
+ * WireGuard name keeps the first 7 characters of the id (node-agent/linux/names.ts). The pid in
+ * the run keeps this apart from runs of other live test processes.
+ */
+const wireguardTag = (run: string): string => run.slice(0, 7);
+
+/** wireguard-go processes whose interface name contains the tag. */
 const wireguardGoWith = (tag: string): number[] =>
   readdirSync('/proc')
     .filter((e) => /^\d+$/.test(e))
@@ -135,7 +142,7 @@ export const sweepSync = (run: string): string[] => {
     kill(pid);
     removed.push(`process ${pid} in ${ns}`);
   }
-  for (const pid of wireguardGoWith(run)) {
+  for (const pid of wireguardGoWith(wireguardTag(run))) {
     kill(pid);
     removed.push(`wireguard-go ${pid}`);
   }
@@ -144,7 +151,7 @@ export const sweepSync = (run: string): string[] => {
     removed.push(`netns ${ns}`);
   }
   if (existsSync(WG_SOCKET_DIR)) {
-    for (const f of readdirSync(WG_SOCKET_DIR).filter((f) => f.includes(run))) {
+    for (const f of readdirSync(WG_SOCKET_DIR).filter((f) => f.includes(wireguardTag(run)))) {
       try {
         unlinkSync(join(WG_SOCKET_DIR, f));
         removed.push(`socket ${f}`);
@@ -160,7 +167,8 @@ export const sweepSync = (run: string): string[] => {
   return removed;
 };
 
-const rootLinksWith = (tag: string): string[] => {
+/** Interfaces in the root namespace whose name contains the tag (a lab never makes any there). */
+export const rootLinksWith = (tag: string): string[] => {
   const r = spawnSync('ip', ['-json', 'link', 'show'], { encoding: 'utf8' });
   try {
     return (JSON.parse(r.stdout || '[]') as { ifname: string }[]).map((l) => l.ifname).filter((n) => n.includes(tag));
@@ -173,9 +181,26 @@ const rootLinksWith = (tag: string): string[] => {
 export const leftovers = (run: string): string[] => [
   ...listNetns().filter((n) => n.startsWith(`${run}-`)).map((n) => `netns ${n}`),
   ...rootLinksWith(run).map((l) => `interface ${l} in the root namespace`),
-  ...wireguardGoWith(run).map((p) => `wireguard-go process ${p}`),
-  ...(existsSync(WG_SOCKET_DIR) ? readdirSync(WG_SOCKET_DIR).filter((f) => f.includes(run)).map((f) => `socket ${WG_SOCKET_DIR}/${f}`) : []),
+  ...wireguardGoWith(wireguardTag(run)).map((p) => `wireguard-go process ${p}`),
+  ...(existsSync(WG_SOCKET_DIR) ? readdirSync(WG_SOCKET_DIR).filter((f) => f.includes(wireguardTag(run))).map((f) => `socket ${WG_SOCKET_DIR}/${f}`) : []),
 ];
+
+/**
+ * Every interface name the Linux dataplane can give a connection on a lab node (both sides, every
+ * role): names in the node namespace come from the id, WireGuard names also from the node's key.
+ */
+export const interfacesOf = (node: { readonly stateDir: string }, connectionId: string): string[] => {
+  const keyFile = join(node.stateDir, 'wireguard.key');
+  const key = existsSync(keyFile) ? spawnSync('wg', ['pubkey'], { input: readFileSync(keyFile), encoding: 'utf8' }).stdout.trim() : '';
+  return [...allSideInterfaces(sideNames(connectionId, 'client', key)), ...allSideInterfaces(sideNames(connectionId, 'endpoint', key)), bridgeName(connectionId)];
+};
+
+/** wireguard-go processes and sockets still there for these interface names. */
+export const wireguardLeft = (names: readonly string[]): string[] =>
+  names.flatMap((n) => [
+    ...wireguardGoPids(n).map((p) => `wireguard-go process ${p} for ${n}`),
+    ...(existsSync(join(WG_SOCKET_DIR, `${n}.sock`)) ? [`socket ${WG_SOCKET_DIR}/${n}.sock`] : []),
+  ]);
 
 /** Lab namespaces are "<run>-<role>" where run = runId() = "t" + pid (base 36) + 4 characters. */
 const LAB_NETNS = /^(t([0-9a-z]+)[0-9a-z]{4})-([a-z][a-z0-9-]*)$/;

@@ -12,10 +12,13 @@ const s = suite('linux dataplane: names, marks and command values');
 
 s('interface names fit in 15 bytes, differ per side and role, and are recognised as the mesh', () => {
   const id = '3f2a9c1e-7b44-4c1d-9e0a-55aa66bb77cc';
-  const c = sideNames(id, 'client');
-  const e = sideNames(id, 'endpoint');
+  const key = 'pPI56D8lBZKL6d/KxBLnT9foadQXz5u57NiUPtOUCnM=';
+  const c = sideNames(id, 'client', key);
+  const e = sideNames(id, 'endpoint', key);
   const all = [...allSideInterfaces(c), ...allSideInterfaces(e), bridgeName(id)];
-  assert.equal(all, ['nvc3f2a9c1e7b44', 'nxc3f2a9c1e7b44', 'nwc3f2a9c1e7b44', 'nve3f2a9c1e7b44', 'nxe3f2a9c1e7b44', 'nwe3f2a9c1e7b44', 'nbx3f2a9c1e7b44']);
+  assert.equal(all.filter((n) => !n.startsWith('nw')), ['nvc3f2a9c1e7b44', 'nxc3f2a9c1e7b44', 'nve3f2a9c1e7b44', 'nxe3f2a9c1e7b44', 'nbx3f2a9c1e7b44']);
+  assert.match(c.wireguard, /^nwc3f2a9c1[0-9a-f]{5}$/);
+  assert.match(e.wireguard, /^nwe3f2a9c1[0-9a-f]{5}$/);
   assert.is(new Set(all).size, all.length);
   for (const n of all) {
     assert.ok(n.length <= 15, n);
@@ -24,6 +27,16 @@ s('interface names fit in 15 bytes, differ per side and role, and are recognised
   }
   assert.not.ok(MESH_INTERFACE.test('eth0'));
   assert.not.ok(MESH_INTERFACE.test('nsm-1'));
+});
+
+s('WireGuard names are host-wide: they differ between nodes, and between ids that share a prefix', () => {
+  const id = 't8bffotdheal';
+  const [b1, b2] = ['key-of-b1', 'key-of-b2'];
+  // A heal moves the endpoint side from b1 to b2 on one host: the old interface may still exist.
+  assert.is.not(sideNames(id, 'endpoint', b1).wireguard, sideNames(id, 'endpoint', b2).wireguard);
+  assert.is(sideNames(id, 'endpoint', b1).hostVeth, sideNames(id, 'endpoint', b2).hostVeth, 'names inside a node namespace need not differ');
+  assert.is(sideNames(id, 'endpoint', b1).wireguard, sideNames(id, 'endpoint', b1).wireguard, 'stable: found again after a restart');
+  assert.is.not(sideNames('connection-0001', 'client', b1).wireguard, sideNames('connection-0002', 'client', b1).wireguard);
 });
 
 s('marks round-trip and foreign aliases are not taken for ours', () => {
