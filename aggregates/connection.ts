@@ -9,7 +9,7 @@ import { negotiateMechanism, TUNNEL_OVERHEAD, type NegotiatedMechanism } from '.
 import { evaluatePolicy, type Policy } from './policy.ts';
 import { matchEndpoints, selectEndpoint, type Candidate } from './selection.ts';
 import type { TunnelIdRange, TunnelParameters } from './tunnelPool.ts';
-import { decideCrossDomainHeal, decideMarkDomainDown, decideRedirect, decideRemoteRequest, decideRemoteState, type RemoteState } from './crossDomain.ts';
+import { decideRedirect, decideRemoteRequest, decideRemoteState, type RemoteState } from './crossDomain.ts';
 
 export type Side = 'client' | 'endpoint';
 export const SIDES: readonly Side[] = ['client', 'endpoint'];
@@ -308,8 +308,6 @@ export interface ConnectionState {
   readonly expirationTime?: string;
   /** Federation, client side: the domain the endpoint is in (asked for, or named by a registry). */
   readonly remoteDomain?: string;
-  /** Federation, client side: the endpoint domain's generation whose endpoint side is programmed. */
-  readonly remoteProgrammed?: number;
   /** Federation, client side: the endpoint a floating registry chose (asked for in its home domain). */
   readonly redirectEndpoint?: string;
 }
@@ -395,7 +393,6 @@ export const evolveDraft = (s: Draft<ConnectionState>, event: ConnectionEvent): 
     }
     case 'DataplaneProgrammed': {
       s.programmed.push(event.side);
-      if (event.side === 'endpoint' && s.plan?.remote) s.remoteProgrammed = s.plan.remote.generation;
       // Agent segments follow the client's and the control plane's: client side 2, endpoint side 3.
       // The path came from an event, which must not be mutated: it is replaced.
       const at = event.side === 'client' ? 2 : 3;
@@ -474,8 +471,11 @@ const select = (request: ConnectionRequest, registry: RegistryContext, exclude: 
 const decideHeal = (command: Extract<ConnectionCommand, { type: 'HealConnection' }>, state: ConnectionState): E.Either<DomainError, readonly ConnectionEvent[]> => {
   if (state.phase === 'none') return unknownConnection(command.connectionId);
   if (isTerminal(state.phase) || state.healCauses.includes(command.causeId)) return E.right([]);
-  // Federation, client side: only the endpoint's domain selects; here a heal re-plans the client side.
-  if (state.remoteDomain) return decideCrossDomainHeal(command, state);
+  // Federation, client side: the endpoint's domain does every reselection and every plan; a heal
+  // asked for here changes nothing. (When the client's own node comes back, the process manager
+  // asks the endpoint's domain where the connection stands, and its answer re-plans this side:
+  // decideRemoteState from 'down'.)
+  if (state.remoteDomain) return E.right([]);
   // A lost client node cannot take a new path; the node's return heals it.
   if (state.phase === 'down' && command.cause !== 'node-recovered') return E.right([]);
   if (state.phase !== 'down' && command.cause === 'node-recovered') return E.right([]);
@@ -674,8 +674,13 @@ export const connection: Aggregate<ConnectionState, ConnectionCommand, Connectio
         return decideRedirect(command, state);
       case 'MarkConnectionDown':
         if (state.phase === 'none') return unknownConnection(command.connectionId);
-        if (command.domain) return decideMarkDomainDown(command, state);
-        if (isTerminal(state.phase) || state.phase === 'down' || state.request?.clientNode !== command.node) return E.right([]);
+        if (isTerminal(state.phase) || state.phase === 'down') return E.right([]);
+        // Client side across domains: the endpoint's domain is unreachable.
+        if (command.domain) {
+          if (state.remoteDomain !== command.domain) return E.right([]);
+          return E.right([{ type: 'ConnectionDown', node: state.endpoint?.node ?? `@${command.domain}`, since: command.at, domain: command.domain }]);
+        }
+        if (state.request?.clientNode !== command.node) return E.right([]);
         return E.right([{ type: 'ConnectionDown', node: command.node, since: command.at }]);
       case 'RefreshConnection':
         if (state.phase === 'none') return unknownConnection(command.connectionId);

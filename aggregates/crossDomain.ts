@@ -17,15 +17,17 @@ import { reject, type ConnectionContext, type DomainError } from './domain.ts';
 import type {
   ConnectionCommand,
   ConnectionEvent,
+  ConnectionRequest,
   ConnectionState,
   FailureCode,
+  RegistryContext,
   RemoteNode,
   RetiredPath,
   Side,
 } from './connection.ts';
 import type { NegotiatedMechanism } from './mechanism.ts';
 import { evaluatePolicy } from './policy.ts';
-import { selectEndpoint, type Candidate } from './selection.ts';
+import { selectEndpoint } from './selection.ts';
 import { formatRange, rangesOverlap, type TunnelParameters } from './tunnelPool.ts';
 
 const BOTH: readonly Side[] = ['client', 'endpoint'];
@@ -90,7 +92,7 @@ export const decideRemoteRequest = (command: Request, state: ConnectionState): E
     E.right([requested, { type: 'ConnectionFailed', code, reason }]);
   if (command.refuse) return fail(command.refuse.code, command.refuse.reason);
   if (!registry.service) return fail('no-endpoint', `network service "${request.networkService}" is not registered in this domain`);
-  const selection = selectWithHint(request.networkService, registry.service.matches, request.labels, request.clientNode, registry.endpoints, request.endpointHint);
+  const selection = selectWithHint(request, registry, registry.service.matches, request.endpointHint);
   if (selection.kind === 'none') return fail('no-endpoint', selection.reason);
   const ep = selection.endpoint;
   if (command.registryOnly) {
@@ -100,21 +102,26 @@ export const decideRemoteRequest = (command: Request, state: ConnectionState): E
   return E.right([requested, { type: 'EndpointSelected', endpoint: ep.name, endpointNode: ep.node, considered: selection.considered, excluded: [] }]);
 };
 
-/** The usual selection, narrowed to the hinted endpoint when it is among the candidates. */
+/** The usual selection (load included), narrowed to the hinted endpoint when it is among the candidates. */
 const selectWithHint = (
-  service: string,
-  matches: NonNullable<Request['registry']['service']>['matches'],
-  clientLabels: Request['request']['labels'],
-  clientNode: string,
-  endpoints: readonly Candidate[],
+  request: Pick<ConnectionRequest, 'networkService' | 'labels' | 'clientNode'>,
+  registry: RegistryContext,
+  matches: NonNullable<RegistryContext['service']>['matches'],
   hint: string | undefined,
 ) => {
-  const base = { service, matches, clientLabels, clientNode, exclude: [] as string[] };
+  const base = {
+    service: request.networkService,
+    matches,
+    clientLabels: request.labels,
+    clientNode: request.clientNode,
+    exclude: [] as string[],
+    ...(registry.loadOf ? { loadOf: registry.loadOf } : {}),
+  };
   if (hint) {
-    const hinted = selectEndpoint({ ...base, endpoints: endpoints.filter((e) => e.name === hint) });
+    const hinted = selectEndpoint({ ...base, endpoints: registry.endpoints.filter((e) => e.name === hint) });
     if (hinted.kind === 'selected') return hinted;
   }
-  return selectEndpoint({ ...base, endpoints });
+  return selectEndpoint({ ...base, endpoints: registry.endpoints });
 };
 
 /** Overlapping tunnel id ranges would let two tunnels on one node share a VNI or port: refused. */
@@ -243,28 +250,10 @@ export const decideRedirect = (command: Redirect, s: ConnectionState): E.Either<
   if (!command.registry.service) {
     return E.right([redirected, { type: 'ConnectionFailed', code: 'no-endpoint', reason: `network service "${request.networkService}" is not registered` }]);
   }
-  const selection = selectWithHint(request.networkService, command.registry.service.matches, request.labels, request.clientNode, command.registry.endpoints, command.endpoint);
+  const selection = selectWithHint(request, command.registry, command.registry.service.matches, command.endpoint);
   if (selection.kind === 'none') return E.right([redirected, { type: 'ConnectionFailed', code: 'no-endpoint', reason: selection.reason }]);
   return E.right([
     redirected,
     { type: 'EndpointSelected', endpoint: selection.endpoint.name, endpointNode: selection.endpoint.node, considered: selection.considered, excluded: [] },
   ]);
-};
-
-type Heal = Extract<ConnectionCommand, { type: 'HealConnection' }>;
-
-/**
- * Client side of a cross-domain connection: the endpoint's domain does every reselection and
- * every plan; a heal asked for here changes nothing. (When the client's own node comes back,
- * the process manager asks the endpoint's domain where the connection stands and the answer
- * re-plans this side: see decideRemoteState from 'down'.)
- */
-export const decideCrossDomainHeal = (_command: Heal, _s: ConnectionState): E.Either<DomainError, readonly ConnectionEvent[]> => E.right([]);
-
-type MarkDown = Extract<ConnectionCommand, { type: 'MarkConnectionDown' }>;
-
-/** Client side: the endpoint's domain is unreachable; the connection is down until it answers again. */
-export const decideMarkDomainDown = (command: MarkDown, s: ConnectionState): E.Either<DomainError, readonly ConnectionEvent[]> => {
-  if (isTerminal(s) || s.phase === 'down' || !command.domain || s.remoteDomain !== command.domain) return E.right([]);
-  return E.right([{ type: 'ConnectionDown', node: s.endpoint?.node ?? `@${command.domain}`, since: command.at, domain: command.domain }]);
 };

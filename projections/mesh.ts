@@ -30,7 +30,9 @@ export interface MeshModel {
  * to projections/ would fold the same log into a different model: snapshots of another version
  * are not loaded, the model is folded again from the log.
  */
-export const MESH_PROJECTION_VERSION = 3;
+// 4: two branches each moved to 3 (peers; registry revisions), and connection counts came after
+// without a bump: no snapshot written before 4 is taken for any of these shapes.
+export const MESH_PROJECTION_VERSION = 4;
 
 export const emptyMesh: MeshModel = {
   registry: emptyRegistry,
@@ -80,7 +82,7 @@ export interface MeshBuilder {
 
 /**
  * Folds many commits into a private copy of `from`, in place, with no immer: for bulk folds
- * (replay, rebuild, catch-up) whose intermediate models nobody sees. Per produce, immer visits
+ * (replay, rebuild) whose intermediate models nobody sees. Per produce, immer visits
  * every key of a collection it changed, which makes a fold from scratch quadratic in the number
  * of connections. Pure from the outside: `from` is copied, and the result is handed over once.
  */

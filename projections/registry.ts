@@ -39,12 +39,12 @@ export const applyRegistry = (m: Draft<RegistryModel>, e: EventEnvelope<DomainEv
     case 'NetworkServiceUpdated': {
       const prev = m.services[d.spec.name];
       m.services[d.spec.name] = castDraft({ ...d.spec, registeredAt: prev?.registeredAt ?? e.time, updatedAt: e.time });
-      m.revision = (m.revision ?? 0) + 1;
+      m.revision += 1;
       break;
     }
     case 'NetworkServiceUnregistered':
       delete m.services[d.name];
-      m.revision = (m.revision ?? 0) + 1;
+      m.revision += 1;
       break;
     case 'EndpointRegistered':
     case 'EndpointUpdated': {
@@ -56,7 +56,7 @@ export const applyRegistry = (m: Draft<RegistryModel>, e: EventEnvelope<DomainEv
         registeredAt: prev?.registeredAt ?? e.time,
         updatedAt: e.time,
       });
-      m.revision = (m.revision ?? 0) + 1;
+      m.revision += 1;
       break;
     }
     case 'EndpointRefreshed': {
@@ -72,7 +72,7 @@ export const applyRegistry = (m: Draft<RegistryModel>, e: EventEnvelope<DomainEv
     case 'EndpointUnregistered':
     case 'EndpointExpired':
       delete m.endpoints[d.name];
-      m.revision = (m.revision ?? 0) + 1;
+      m.revision += 1;
   }
 };
 

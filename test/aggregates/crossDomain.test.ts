@@ -68,6 +68,27 @@ s('endpoint domain: a hinted endpoint (a floating registry chose it) is preferre
     ]);
 });
 
+s('endpoint domain and local redirects: the least loaded endpoint, with loads asked of the control plane', () => {
+  // As the control plane passes them: candidates without loads, and loadOf.
+  const shared = (...names: string[]) => names.map((name): Candidate => ({ name, node: `n-${name}`, labels: {} }));
+  const loads: Record<string, number> = { ep1: 7, ep2: 1 };
+  const withLoads = { ...registry(...shared('ep1', 'ep2')), loadOf: (ep: string) => loads[ep] ?? 0 };
+  given(connection)
+    .when({ type: 'RequestConnection', request: remoteRequest, registry: withLoads })
+    .thenEvents([
+      { type: 'ConnectionRequested', ...remoteRequest },
+      { type: 'EndpointSelected', endpoint: 'ep2', endpointNode: 'n-ep2', considered: 2, excluded: [] },
+    ]);
+  given(connection)
+    .when({ type: 'RequestConnection', request: { ...clientRequest, domain: 'floating' }, registry: { endpoints: [] } })
+    .accepted()
+    .when({ type: 'RedirectConnection', connectionId: 'x1', from: 'floating', domain: 'a', at: T0, self: 'a', registry: withLoads })
+    .thenEvents([
+      { type: 'ConnectionRedirected', domain: 'a', via: 'floating', local: true },
+      { type: 'EndpointSelected', endpoint: 'ep2', endpointNode: 'n-ep2', considered: 2, excluded: [] },
+    ]);
+});
+
 s('registry-only domain: the request is redirected to the endpoint\'s home domain and is done here', () => {
   const floatingEp: Candidate = { name: 'ep1', node: 'nb1@b', labels: {}, load: 0, domain: 'b' };
   const next = given(connection)
