@@ -29,7 +29,7 @@ export interface TunnelIdRange {
 }
 export const DEFAULT_TUNNEL_RANGE: TunnelIdRange = { from: 0, to: TUNNEL_IDS - 1 };
 
-export const rangeSize = (r: TunnelIdRange): number => r.to - r.from + 1;
+const rangeSize = (r: TunnelIdRange): number => r.to - r.from + 1;
 export const rangesOverlap = (a: TunnelIdRange, b: TunnelIdRange): boolean => a.from <= b.to && b.from <= a.to;
 export const formatRange = (r: TunnelIdRange): string => `${r.from}-${r.to}`;
 

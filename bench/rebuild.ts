@@ -26,7 +26,7 @@ import { DeliverPolicy } from 'nats';
 import { jetStreamEventStore } from '../infra/eventstore/jetstream.ts';
 import { subjectsFor } from '../infra/nats/subjects.ts';
 import { foldLog } from '../src/audit/replay.ts';
-import { EVENTS_PER_CONNECTION, writeLifecycleLog } from '../test/lib/lifecycleLog.ts';
+import { COMMITS_PER_CONNECTION, EVENTS_PER_CONNECTION, writeLifecycleLog } from '../test/lib/lifecycleLog.ts';
 import { startTestNats } from '../test/lib/nats.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -125,7 +125,7 @@ try {
     date: new Date().toISOString(),
     machine: { cpu: cpus()[0]?.model, cores: cpus().length, memoryGiB: Math.round(totalmem() / 2 ** 30), kernel: release(), loadAverage1m: { start: loadAtStart[0], end: loadavg()[0] } },
     versions: { node: process.version, natsServer: execFileSync('nats-server', ['--version'], { encoding: 'utf8' }).trim(), nats: pkg('nats'), immer: pkg('immer') },
-    parameters: { events: written.events, commits: written.commits, connections, eventsPerConnection: EVENTS_PER_CONNECTION, commitsPerConnection: 9, endpoints: 256, foldBatchCommits: batch, rawConsumeMaxMessages: 1000, rawParsesJson: true, rounds, rates: 'events per second, median of rounds', ratio: 'median of per-round rebuild/raw ratios' },
+    parameters: { events: written.events, commits: written.commits, connections, eventsPerConnection: EVENTS_PER_CONNECTION, commitsPerConnection: COMMITS_PER_CONNECTION, endpoints: 256, foldBatchCommits: batch, rawConsumeMaxMessages: 1000, rawParsesJson: true, rounds, rates: 'events per second, median of rounds', ratio: 'median of per-round rebuild/raw ratios' },
     write: { seconds: writeSeconds, eventsPerSecond: written.events / writeSeconds },
     figures: { rawEventsPerSecond: rawRate, storeReadEventsPerSecond: readRate, rebuildEventsPerSecond: rebuildRate, ratio, ratioOfMedianRates: ratioOfMedians },
     runs,

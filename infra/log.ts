@@ -1,6 +1,9 @@
 // Structured logging: one JSON object per line on stderr, with level, component and ids.
 // NSM_LOG_LEVEL=debug|info|warn|error|silent (default info).
 
+/** JSON.stringify replacer: positions and revisions are bigints, which JSON cannot hold. */
+export const bigintsAsStrings = (_key: string, v: unknown): unknown => (typeof v === 'bigint' ? v.toString() : v);
+
 export type Level = 'debug' | 'info' | 'warn' | 'error';
 const ORDER: Record<Level | 'silent', number> = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 };
 
@@ -17,6 +20,9 @@ const threshold = (level?: string): number => {
   return v in ORDER ? ORDER[v as Level] : ORDER.info;
 };
 
+/** Whether a line of this level is written under this setting (NSM_LOG_LEVEL when absent). */
+export const levelPasses = (level: string, setting?: string): boolean => (ORDER[level as Level] ?? ORDER.info) >= threshold(setting);
+
 export const createLogger = (
   component: string,
   base: Record<string, unknown> = {},
@@ -27,7 +33,7 @@ export const createLogger = (
   const min = threshold(level);
   const write = (level: Level, msg: string, fields?: Record<string, unknown>) => {
     if (ORDER[level] < min) return;
-    sink(JSON.stringify({ time: new Date().toISOString(), level, component, msg, ...base, ...fields }, (_k, v) => (typeof v === 'bigint' ? v.toString() : v)));
+    sink(JSON.stringify({ time: new Date().toISOString(), level, component, msg, ...base, ...fields }, bigintsAsStrings));
   };
   return {
     debug: (m, f) => write('debug', m, f),

@@ -1,6 +1,6 @@
 // What each node should have programmed, derived from connection state: used by the process
 // manager to command agents and by agents to reconcile after a restart.
-import { SIDES, isTerminal, nodeOfSide, type ConnectionState, type RemoteNode, type Side } from '../aggregates/connection.ts';
+import { isTerminal, nodeOfSide, type ConnectionState, type RemoteNode, type Side } from '../aggregates/connection.ts';
 import { localSides } from '../aggregates/crossDomain.ts';
 import type { SideSpec } from '../src/contracts/nodeCommands.ts';
 import type { ConnectionsModel } from './connections.ts';

@@ -2,14 +2,14 @@
 // an answer, queries, and waiting for a connection to settle.
 import { createHash, randomUUID } from 'node:crypto';
 import * as E from 'fp-ts/lib/Either.js';
-import { connect, type ConnectionOptions, type NatsConnection, type Subscription } from 'nats';
+import { connect, type NatsConnection, type Subscription } from 'nats';
 import type { ConnectionEvent } from '../aggregates/connection.ts';
 import { COMMAND_MAX_BYTES } from '../infra/nats/streams.ts';
 import { subjectsFor, toActorToken, type Subjects } from '../infra/nats/subjects.ts';
 import type { CommandBody, CommandKind } from './contracts/commands.ts';
 import type { Commit } from './contracts/envelope.ts';
 import type { CommandReply, QueryReply } from './contracts/replies.ts';
-import { natsAuthOptions, signerOf, type Credentials } from './security/credentials.ts';
+import { connectionAuth, signerOf, type Credentials } from './security/credentials.ts';
 import type { Signer } from './security/keys.ts';
 import { clientSegment } from './security/pathToken.ts';
 
@@ -76,7 +76,7 @@ export class MeshClient {
     }
     const actor = creds?.actor ?? opts.actor;
     if (actor === undefined) return E.left({ code: 'invalid', message: 'an actor or credentials are needed' });
-    const auth: Partial<ConnectionOptions> = creds ? natsAuthOptions(creds, opts.tlsCaFile ? { caFile: opts.tlsCaFile } : {}) : opts.tlsCaFile ? { tls: { caFile: opts.tlsCaFile } } : {};
+    const auth = connectionAuth(creds, opts.tlsCaFile);
     try {
       const nc = await connect({ servers: url, timeout: 3000, name: `nsm ${actor}`, ...auth });
       const signer = opts.signer ?? (creds ? signerOf(creds) : undefined);

@@ -2,7 +2,7 @@
 // from the durable command stream, runs the process manager, and answers queries.
 import * as E from 'fp-ts/lib/Either.js';
 import { AckPolicy, DeliverPolicy, nanos, type ConsumerMessages, type JsMsg, type NatsConnection, type Subscription as NatsSub } from 'nats';
-import { errorText, type Logger } from '../infra/log.ts';
+import { bigintsAsStrings, errorText, type Logger } from '../infra/log.ts';
 import { jetStreamEventStore } from '../infra/eventstore/jetstream.ts';
 import { COMMAND_MAX_BYTES, ensureStreams } from '../infra/nats/streams.ts';
 import { ACTOR_PATTERN, parseCommandSubject, parseQuerySubject, subjectsFor, toActorToken, type Subjects } from '../infra/nats/subjects.ts';
@@ -93,7 +93,7 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
     rawStore,
     (c) => view.offer(c),
     (id) => view.current.connections.byId[id]?.actor,
-    (actor, commit) => nc.publish(subjects.notify(toActorToken(actor), commit.stream), enc.encode(JSON.stringify(commit, (_k, v) => (typeof v === 'bigint' ? v.toString() : v)))),
+    (actor, commit) => nc.publish(subjects.notify(toActorToken(actor), commit.stream), enc.encode(JSON.stringify(commit, bigintsAsStrings))),
   );
   // A new connection id is the common case for a request: skip the read that would find nothing.
   const repo = new Repository(store, (stream) => stream.startsWith('connection.') && view.current.connections.byId[stream.slice('connection.'.length)] === undefined);

@@ -14,7 +14,7 @@ import { endpointsOfService, labelsFor } from '../projections/registry.ts';
 import type { Candidate } from '../aggregates/selection.ts';
 import { splitServiceRef, type CommandKind, type CommandMessage } from './contracts/commands.ts';
 import { streamName } from './contracts/envelope.ts';
-import { remoteStateFrom } from './federation/remoteState.ts';
+import { remoteNodeFrom, remoteStateFrom } from './federation/remoteState.ts';
 
 export type AnyAggregateCommand = NetworkServiceCommand | EndpointCommand | NodeCommand | ConnectionCommand | AddressPoolCommand | PolicyCommand;
 
@@ -45,7 +45,7 @@ export interface FederationRoute {
 /** The peer domain an interdomain command comes from (its actor is "peer:<domain>"). */
 const peerOf = (msg: CommandMessage): string => domainOfPeerActor(msg.actor) ?? msg.actor;
 
-export const POLICY_STREAM = streamName('policy', POLICY_STREAM_ID);
+const POLICY_STREAM = streamName('policy', POLICY_STREAM_ID);
 
 const expiresAt = (now: Date, seconds: number) => new Date(now.getTime() + seconds * 1000).toISOString();
 
@@ -162,7 +162,7 @@ export const route = (msg: CommandMessage, model: MeshModel, now: Date, loadOf: 
     case 'interdomain.request': {
       const b = (msg as CommandMessage<'interdomain.request'>).body;
       const from = peerOf(msg);
-      const client = { ...b.client, publicKeys: b.client.publicKeys ?? {}, domain: from };
+      const client = remoteNodeFrom(b.client, from);
       const conflict = ctx.federation && !ctx.federation.registryOnly ? tunnelRangeConflict({ domain: ctx.federation.self, range: ctx.federation.tunnelIds }, client) : undefined;
       return {
         stream: streamName('connection', b.connectionId),

@@ -1,7 +1,7 @@
 // HTTP JSON API over the same queries the NATS query service answers.
 import { createServer, type Server } from 'node:http';
 import * as E from 'fp-ts/lib/Either.js';
-import type { Logger } from '../infra/log.ts';
+import { bigintsAsStrings, type Logger } from '../infra/log.ts';
 import { runQuery, type QueryContext } from './queries.ts';
 import type { QueryScope } from './security/guard.ts';
 
@@ -48,7 +48,7 @@ export const startHttpApi = (port: number, host: string, ctx: () => QueryContext
     const server = createServer((req, res) => {
       const send = (status: number, body: unknown) => {
         res.writeHead(status, { 'content-type': 'application/json' });
-        res.end(JSON.stringify(body, (_k, v) => (typeof v === 'bigint' ? v.toString() : v)) + '\n');
+        res.end(JSON.stringify(body, bigintsAsStrings) + '\n');
       };
       const url = new URL(req.url ?? '/', 'http://localhost');
       if (req.method !== 'GET') return send(405, { error: 'only GET is served; send commands with the nsm CLI or over NATS' });

@@ -4,10 +4,10 @@
 // so a reader that needs a stable picture across an await must copy what it needs first.
 import type { StoredCommit } from './contracts/envelope.ts';
 import type { Draft } from 'immer';
-import { applyCommitsInPlace, emptyMesh, meshBuilder, type MeshBuilder, type MeshModel } from '../projections/mesh.ts';
+import { applyCommitsInPlace, emptyMesh, type MeshModel } from '../projections/mesh.ts';
 
 export class MeshView {
-  /** Mutated in place by flush(); replaced whole by a snapshot, a rebuild or the end of a bulk fold. */
+  /** Mutated in place by flush() and bulk(); replaced whole by a snapshot or a rebuild. */
   private model: Draft<MeshModel> = structuredClone(emptyMesh) as Draft<MeshModel>;
   private pending: StoredCommit[] = [];
   private scheduled = false;
@@ -15,7 +15,7 @@ export class MeshView {
   private readonly listeners = new Set<(m: MeshModel, commits: readonly StoredCommit[]) => void>();
   /** Commits folded by this view since it was created (not those of a loaded snapshot). */
   folded = 0;
-  private builder: MeshBuilder | undefined;
+  /** Commits folded by bulk() since listeners last heard of the model. */
   private bulked = 0;
 
   /** @param bulkCheckpoint in bulk mode, hand the model to listeners (snapshots) every so many commits. */
@@ -27,22 +27,19 @@ export class MeshView {
   }
 
   /**
-   * Folds a commit in place on a private copy of the model: for catching up with a long log
-   * while nothing reads the model (a fold from scratch is many times faster this way, see
-   * projections/mesh.ts meshBuilder). Reading `current`, push() and flush() end it.
+   * Folds a commit of a catch-up with a long log at once, without waking anyone per commit:
+   * listeners (snapshots) and waiters hear of the model every bulkCheckpoint commits and when the
+   * bulk ends (reading `current`, push() and flush() end it).
    */
   bulk(commit: StoredCommit): void {
     if (this.pending.length > 0) this.flush();
-    const b = (this.builder ??= meshBuilder(this.model));
-    if (Number(commit.position) > b.position) this.folded++;
-    b.apply([commit]);
+    if (Number(commit.position) > this.model.position) this.folded++;
+    applyCommitsInPlace(this.model, [commit]);
     if (++this.bulked >= this.bulkCheckpoint) this.endBulk();
   }
 
   private endBulk(): void {
-    if (!this.builder) return;
-    this.model = this.builder.finish() as Draft<MeshModel>;
-    this.builder = undefined;
+    if (this.bulked === 0) return;
     this.bulked = 0;
     for (const l of this.listeners) l(this.model, []);
     this.wake();
@@ -67,7 +64,7 @@ export class MeshView {
    * the subscription to bring it back (which then skips it). Otherwise nothing happens here.
    */
   offer(commit: StoredCommit): void {
-    if (this.builder || this.pending.length > 0 || Number(commit.position) !== this.model.position + 1) return;
+    if (this.bulked > 0 || this.pending.length > 0 || Number(commit.position) !== this.model.position + 1) return;
     applyCommitsInPlace(this.model, [commit]);
     this.folded++;
     for (const l of this.listeners) l(this.model, [commit]);

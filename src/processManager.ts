@@ -78,6 +78,7 @@ const eachLimited = async <T>(items: readonly T[], limit: number, task: (t: T) =
 export const createProcessManager = (deps: ProcessManagerDeps) => {
   const loadOf: LoadOf = deps.loadOf ?? ((ep) => deps.view.current.connections.activeByEndpoint[ep] ?? 0);
   const escalateWithinMs = deps.escalateWithinMs ?? DEFAULT_ESCALATE_WITHIN_MS;
+  const healConcurrency = deps.healConcurrency ?? 64;
   const metaFor = (env: EventEnvelope, step: string): CommandMeta => ({
     commandId: `${env.id}-${step}`,
     correlationId: env.correlationId,
@@ -235,7 +236,7 @@ export const createProcessManager = (deps: ProcessManagerDeps) => {
   const healAll = async (ids: readonly string[], cause: HealCause, env: EventEnvelope, exclude: readonly string[]) => {
     if (ids.length === 0) return;
     deps.log.info('healing connections', { cause, connections: ids.length, causeEvent: env.id, stream: env.stream });
-    await eachLimited(ids, deps.healConcurrency ?? 64, (id) => heal(id, cause, env, exclude));
+    await eachLimited(ids, healConcurrency, (id) => heal(id, cause, env, exclude));
   };
 
   /** The federation's steps, or a failure of the connection when this domain is not federated. */
@@ -246,13 +247,12 @@ export const createProcessManager = (deps: ProcessManagerDeps) => {
   };
 
   /**
-   * Steps of a connection whose other end is in another domain (docs/federation.md). Returns
-   * false when the ordinary step applies (on the endpoint's side most of them do).
+   * Client side of a connection whose endpoint is in another domain (docs/federation.md): that
+   * domain selects and plans, this side mirrors its plan. False when the ordinary step applies.
    */
-  const crossDomainStep = async (id: string, s: ConnectionState, env: EventEnvelope<ConnectionEvent>): Promise<boolean> => {
+  const clientSideStep = async (id: string, s: ConnectionState, env: EventEnvelope<ConnectionEvent>): Promise<boolean> => {
     const ev = env.data;
     if (s.remoteDomain) {
-      // Client side: the endpoint's domain selects and plans; this side mirrors its plan.
       switch (ev.type) {
         case 'ConnectionRequested':
         case 'ConnectionRedirected':
@@ -281,43 +281,34 @@ export const createProcessManager = (deps: ProcessManagerDeps) => {
           return false;
       }
     }
-    if (s.request?.remoteClient) {
-      // Endpoint side: planned here like a local connection; the client's domain hears of each step.
-      const client = s.request.remoteClient.domain;
-      switch (ev.type) {
-        case 'ConnectionRedirected':
-          await deps.federation?.redirect(s, ev, env);
-          return true;
-        case 'PathPlanned':
-          if (s.phase === 'path-planned' && s.generation === ev.generation) {
-            await send(s, SIDES, 'present', env);
-            await deps.federation?.state(s, env);
-          }
-          return true;
-        case 'DataplaneProgrammed':
-          if (ev.side === 'endpoint' && s.generation === ev.generation) await deps.federation?.state(s, env);
-          return true;
-        case 'ConnectionWaiting':
-          if (ev.replaces) {
-            await retire(s, ev.replaces, env);
-            await releasePool(ev.replaces.endpoint.name, id, env, 'release-old');
-          }
-          await deps.federation?.state(s, env);
-          return true;
-        case 'ConnectionDenied':
-          await deps.federation?.state(s, env);
-          return true;
-        case 'ConnectionClosed':
-        case 'ConnectionFailed':
-          await send(s, SIDES, 'absent', env);
-          await release(s, env);
-          if (ev.by !== client) await deps.federation?.state(s, env);
-          return true;
-        default:
-          return false;
-      }
-    }
     return false;
+  };
+
+  /**
+   * Endpoint side of a connection asked for by another domain: planned here like a local one (the
+   * usual steps run first); the client's domain then hears of each step.
+   */
+  const tellClientDomain = async (s: ConnectionState, env: EventEnvelope<ConnectionEvent>) => {
+    const ev = env.data;
+    switch (ev.type) {
+      case 'ConnectionRedirected':
+        return deps.federation?.redirect(s, ev, env);
+      case 'PathPlanned':
+        if (s.phase === 'path-planned' && s.generation === ev.generation) await deps.federation?.state(s, env);
+        return;
+      case 'DataplaneProgrammed':
+        if (ev.side === 'endpoint' && s.generation === ev.generation) await deps.federation?.state(s, env);
+        return;
+      case 'ConnectionWaiting':
+      case 'ConnectionDenied':
+        return deps.federation?.state(s, env);
+      case 'ConnectionClosed':
+      case 'ConnectionFailed':
+        if (ev.by !== s.request?.remoteClient?.domain) await deps.federation?.state(s, env);
+        return;
+      default:
+        return;
+    }
   };
 
   const handleConnection = async (commit: StoredCommit) => {
@@ -325,7 +316,7 @@ export const createProcessManager = (deps: ProcessManagerDeps) => {
     for (const env of commit.events as readonly EventEnvelope<ConnectionEvent>[]) {
       const s = await connectionState(id, commit.revision);
       const ev = env.data;
-      if (await crossDomainStep(id, s, env)) continue;
+      if (await clientSideStep(id, s, env)) continue;
       switch (ev.type) {
         case 'EndpointSelected':
           if (ev.replaces) {
@@ -357,6 +348,7 @@ export const createProcessManager = (deps: ProcessManagerDeps) => {
         default:
           break;
       }
+      if (s.request?.remoteClient) await tellClientDomain(s, env);
     }
   };
 
@@ -410,17 +402,21 @@ export const createProcessManager = (deps: ProcessManagerDeps) => {
         const at = deps.now().toISOString();
         const affected = openConnections((s) => s.remoteDomain === domain && s.phase !== 'down');
         deps.log.warn('peer domain lost', { domain, lastSeen: ev.lastSeen, connections: affected.length });
-        await eachLimited(affected, deps.healConcurrency ?? 64, async (id) => {
-          await run(streamName('connection', id), { type: 'MarkConnectionDown', connectionId: id, node: '', domain, at }, metaFor(env, `down-${id}`));
-        });
+        await markDown(affected, { node: '', domain, at }, env);
       } else if (ev.type === 'PeerRecovered' && deps.federation) {
         const fed = deps.federation;
         const down = openConnections((s) => s.remoteDomain === ev.domain && s.phase === 'down' && s.down?.domain === ev.domain);
         deps.log.info('peer domain back', { domain: ev.domain, connections: down.length });
-        await eachLimited(down, deps.healConcurrency ?? 64, (id) => fed.resync(id, env));
+        await eachLimited(down, healConcurrency, (id) => fed.resync(id, env));
       }
     }
   };
+
+  /** The connections' client node, or their endpoint's domain, is unreachable: they are down until it is back. */
+  const markDown = (ids: readonly string[], where: { node: string; domain?: string; at: string }, env: EventEnvelope) =>
+    eachLimited(ids, healConcurrency, async (id) => {
+      await run(streamName('connection', id), { type: 'MarkConnectionDown', connectionId: id, ...where }, metaFor(env, `down-${id}`));
+    });
 
   const handleNode = async (commit: StoredCommit) => {
     for (const env of commit.events as readonly EventEnvelope<NodeEvent>[]) {
@@ -430,9 +426,7 @@ export const createProcessManager = (deps: ProcessManagerDeps) => {
         const at = deps.now().toISOString();
         const down = openConnections((s) => s.request?.clientNode === node && s.phase !== 'down');
         deps.log.warn('node lost', { node, lastSeen: ev.lastSeen, clientConnections: down.length });
-        await eachLimited(down, deps.healConcurrency ?? 64, async (id) => {
-          await run(streamName('connection', id), { type: 'MarkConnectionDown', connectionId: id, node, at }, metaFor(env, `down-${id}`));
-        });
+        await markDown(down, { node, at }, env);
         const endpoints = Object.values(deps.view.current.registry.endpoints).filter((ep) => ep.node === node);
         for (const ep of endpoints) {
           await run(streamName('endpoint', ep.name), { type: 'ExpireEndpoint', name: ep.name, cause: 'node-lost', at }, metaFor(env, `expire-${ep.name}`));
@@ -443,7 +437,7 @@ export const createProcessManager = (deps: ProcessManagerDeps) => {
         await healAll(openConnections((s) => down(s) && !s.remoteDomain), 'node-recovered', env, []);
         // Across domains the endpoint's domain holds the plan: ask it, and re-plan this side from its answer.
         const fed = deps.federation;
-        if (fed) await eachLimited(openConnections((s) => down(s) && s.remoteDomain !== undefined), deps.healConcurrency ?? 64, (id) => fed.resync(id, env));
+        if (fed) await eachLimited(openConnections((s) => down(s) && s.remoteDomain !== undefined), healConcurrency, (id) => fed.resync(id, env));
       }
     }
   };

@@ -73,7 +73,6 @@ export interface SnapshotterOptions {
 export interface Snapshotter {
   /** Saves the current model now; skipped when nothing changed since the last save, unless forced (a rebuilt model). */
   save(force?: boolean): Promise<void>;
-  readonly lastSaved: () => number;
   stop(): Promise<void>;
 }
 
@@ -111,7 +110,6 @@ export const startSnapshotter = (o: SnapshotterOptions, savedPosition = o.view.c
   });
   return {
     save,
-    lastSaved: () => saved,
     stop: async () => {
       clearInterval(timer);
       off();

@@ -7,7 +7,7 @@ import type { MeshModel } from '../projections/mesh.ts';
 import { desiredForNode } from '../projections/nodeDesired.ts';
 import { allocatedAddresses } from '../projections/pools.ts';
 import * as D from './contracts/decode.ts';
-import { id, name } from './contracts/commands.ts';
+import { domainName, id, name } from './contracts/commands.ts';
 import { streamName, type EventEnvelope } from './contracts/envelope.ts';
 import type { EventStore } from './eventStore.ts';
 import { parseBound, replayAt, type Bound, type MeshAt } from './audit/replay.ts';
@@ -203,7 +203,7 @@ const answerQuery = async (ctx: QueryContext, q: string, params: unknown, page?:
       return E.isLeft(r) ? r : E.right(meshAtView(r.right, { includeClosed: f.right.includeClosed ?? true }));
     }
     case 'projections-rebuild': {
-      const f = D.object({ id: D.string({ min: 1, max: 64, pattern: /^[A-Za-z0-9_-]+$/, patternHint: 'an id' }) })(p, 'params');
+      const f = D.object({ id })(p, 'params');
       if (E.isLeft(f)) return bad(f.left);
       if (!ctx.rebuild) return E.left('only a control plane rebuilds projections');
       return E.right(ctx.rebuild(f.right.id));
@@ -247,7 +247,7 @@ const answerQuery = async (ctx: QueryContext, q: string, params: unknown, page?:
     case 'peers':
       return ctx.federation ? E.right(ctx.federation.peers()) : E.left('this domain is not federated (docs/federation.md)');
     case 'remote-endpoints': {
-      const f = D.object({}, { domain: D.string({ min: 1, max: 32, pattern: /^[a-z0-9-]+$/, patternHint: 'a domain' }) })(p, 'params');
+      const f = D.object({}, { domain: domainName })(p, 'params');
       if (E.isLeft(f)) return bad(f.left);
       if (!ctx.federation) return E.left('this domain is not federated (docs/federation.md)');
       if (f.right.domain !== undefined && !ctx.federation.peers().some((x) => x.domain === f.right.domain)) {

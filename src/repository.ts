@@ -95,7 +95,7 @@ export class Repository {
   remember(commit: StoredCommit, state: unknown, count: number): void {
     const cur = this.cache.get(commit.stream);
     if (cur && cur.revision !== 'none' && commit.revision <= (cur.revision as number)) return;
-    this.put(commit.stream, { state, revision: commit.revision, count, hash: commit.hash ?? hashOf(commit) });
+    this.put(commit.stream, { state, revision: commit.revision, count, hash: hashOf(commit) });
   }
 
   async load(stream: string, opts: { fresh?: boolean; minRevision?: number } = {}): Promise<E.Either<StoreError, Loaded>> {
@@ -111,12 +111,13 @@ export class Repository {
     if (E.isLeft(read)) return read;
     let state: unknown = agg.initialState;
     let count = 0;
-    let hash = GENESIS_HASH;
     for (const c of read.right.commits) {
       state = fold(agg, state, c);
       count += c.events.length;
-      hash = hashOf(c);
     }
+    // Only the last commit's hash chains the next one (a commit stored before the chain has none: it is computed).
+    const last = read.right.commits.at(-1);
+    const hash = last ? hashOf(last) : GENESIS_HASH;
     const loaded = { state, revision: read.right.revision, count, hash };
     this.put(stream, loaded);
     return E.right({ ...loaded, fresh: true });

@@ -5,10 +5,9 @@ import * as E from 'fp-ts/lib/Either.js';
 import { AckPolicy, DeliverPolicy, type ConsumerMessages, type JetStreamClient, type JetStreamManager, type NatsConnection, type NatsError } from 'nats';
 import type { Commit, StoredCommit } from '../../src/contracts/envelope.ts';
 import type { AppendResult, EventStore, ExpectedVersion, StoreError, StreamRead, Subscription } from '../../src/eventStore.ts';
-import { ensureStreams } from '../nats/streams.ts';
+import { ensureStreams, isWrongLastSequence } from '../nats/streams.ts';
 import { subjectsFor, type Subjects } from '../nats/subjects.ts';
 
-const WRONG_LAST_SEQUENCE = 10071;
 interface DirectGet {
   getMessage(stream: string, query: { seq: number; next_by_subj?: string }): Promise<{ seq: number; data: Uint8Array; time: Date }>;
 }
@@ -35,7 +34,6 @@ const decodeCommit = (data: Uint8Array, seq: number): StoredCommit => {
   return raw;
 };
 
-const apiCode = (e: unknown): number | undefined => (e as NatsError)?.api_error?.err_code;
 const natsCode = (e: unknown): string | undefined => (e as NatsError)?.code;
 const isTransient = (e: unknown): boolean => ['TIMEOUT', '503', 'CONNECTION_CLOSED', 'CONNECTION_DRAINING', 'DISCONNECT'].includes(natsCode(e) ?? '');
 const unavailable = (e: unknown): StoreError => ({ kind: 'unavailable', message: (e as Error)?.message ?? String(e) });
@@ -75,7 +73,7 @@ export const jetStreamEventStore = async (
         const ack = await js.publish(subjects.event(commit.stream), data, { msgID: commit.commitId, expect, timeout });
         return E.right({ revision: ack.seq, position: BigInt(ack.seq), duplicate: ack.duplicate });
       } catch (e) {
-        if (apiCode(e) === WRONG_LAST_SEQUENCE) {
+        if (isWrongLastSequence(e)) {
           return E.left({
             kind: 'wrong-expected-version',
             stream: commit.stream,

@@ -6,10 +6,9 @@ import { DeliverPolicy, type NatsConnection, type NatsError } from 'nats';
 import * as D from '../../src/contracts/decode.ts';
 import type { Seal } from '../../src/audit/hash.ts';
 import { decodeSeal, type InvalidSealRecord, type SealAppend, type SealRecord, type SealStore } from '../../src/audit/seals.ts';
-import { ensureStreams } from './streams.ts';
+import { ensureStreams, isWrongLastSequence } from './streams.ts';
 import { subjectsFor, type Subjects } from './subjects.ts';
 
-const WRONG_LAST_SEQUENCE = 10071;
 const enc = new TextEncoder();
 
 const parse = (data: Uint8Array, sequence: number): SealRecord | InvalidSealRecord => {
@@ -54,7 +53,7 @@ export const jetStreamSealStore = async (nc: NatsConnection, domain: string | Su
       });
       return { kind: 'appended', sequence: ack.seq, duplicate: ack.duplicate };
     } catch (e) {
-      if ((e as NatsError).api_error?.err_code === WRONG_LAST_SEQUENCE) return { kind: 'conflict' };
+      if (isWrongLastSequence(e)) return { kind: 'conflict' };
       throw e;
     }
   };

@@ -1,5 +1,5 @@
 // Creates the mesh's JetStream streams for a domain if they do not exist.
-import { DiscardPolicy, RetentionPolicy, StorageType, nanos, type JetStreamManager, type StreamConfig } from 'nats';
+import { DiscardPolicy, RetentionPolicy, StorageType, nanos, type JetStreamManager, type NatsError, type StreamConfig } from 'nats';
 import type { Subjects } from './subjects.ts';
 
 export const COMMAND_MAX_BYTES = 64 * 1024;
@@ -63,3 +63,6 @@ export const ensureStreams = async (jsm: JetStreamManager, s: Subjects, opts: St
     num_replicas: opts.replicas ?? 1,
   });
 };
+
+/** JetStream's answer to a publish whose expected last subject sequence is not the subject's: another writer came first. */
+export const isWrongLastSequence = (e: unknown): boolean => (e as NatsError | undefined)?.api_error?.err_code === 10071;

@@ -105,8 +105,11 @@ export interface MeshAt extends FoldResult {
 
 export const replayAt = async (store: EventStore, bound: Bound, o: Omit<FoldOptions, 'from' | 'beforeTime'> = {}): Promise<E.Either<string, MeshAt>> => {
   const r = await resolveBound(store, bound);
-  if (E.isLeft(r)) return r;
-  const { position, beforeTime } = r.right;
+  return E.isLeft(r) ? r : replayResolved(store, r.right, o);
+};
+
+/** The model at a bound already resolved (resolveBound). */
+const replayResolved = async (store: EventStore, { position, beforeTime }: Resolved, o: Omit<FoldOptions, 'from' | 'beforeTime'> = {}): Promise<E.Either<string, MeshAt>> => {
   if (position === 0n) return E.right({ model: emptyMesh, commits: 0, events: 0, until: 0n });
   try {
     const folded = await foldLog(store.readAll(0n, position), { ...o, ...(beforeTime ? { beforeTime } : {}) });
@@ -126,7 +129,7 @@ export const createReplayer = (store: EventStore, live: () => MeshModel, keep = 
   return async (bound: Bound): Promise<E.Either<string, MeshAt>> => {
     const r = await resolveBound(store, bound);
     if (E.isLeft(r)) return r;
-    if (r.right.beforeTime) return replayAt(store, bound);
+    if (r.right.beforeTime) return replayResolved(store, r.right);
     const position = r.right.position;
     const now = live();
     // The live model changes in place (src/meshView.ts): answer with a copy of it as it is now.
@@ -135,7 +138,7 @@ export const createReplayer = (store: EventStore, live: () => MeshModel, keep = 
     if (hit) return E.right(hit);
     let p = inFlight.get(position);
     if (!p) {
-      p = replayAt(store, { position });
+      p = replayResolved(store, r.right);
       inFlight.set(position, p);
       void p.finally(() => inFlight.delete(position));
     }

@@ -39,7 +39,6 @@ export interface AuditRuntime {
   readonly replay: Replayer;
   rebuild(id: string): RebuildStart;
   readonly sealer: () => Sealer | undefined;
-  readonly snapshotter: () => Snapshotter | undefined;
   stop(): Promise<void>;
 }
 
@@ -95,7 +94,6 @@ export const prepareAudit = async (o: {
     resumed,
     replay,
     sealer: () => sealer,
-    snapshotter: () => snapshotter,
     start: async () => {
       // A model folded from the log is worth keeping right away.
       if (snapshotter && resumed.from === 'log') void snapshotter.save();

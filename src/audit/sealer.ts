@@ -28,7 +28,6 @@ export interface Sealer {
   /** Seals this sealer appended itself (not those another replica won). */
   readonly appended: Seal[];
   /** Seals found already stored (the same run sealed by another replica, or a retry). */
-  readonly duplicates: () => number;
   /** Appends refused because another replica's seal landed first. */
   readonly lost: () => number;
 }
@@ -42,11 +41,10 @@ export const startSealer = async (o: SealerOptions): Promise<Sealer> => {
   let timer: NodeJS.Timeout | undefined;
   let stopped = false;
   const appended: Seal[] = [];
-  let duplicates = 0;
   let lost = 0;
   const sealedTo = () => (last ? BigInt(last.seal.to) : 0n);
 
-  /** Drops what a seal now covers; says so when another replica saw different hashes. */
+  /** Another replica's seal: drops what it covers; says so when that replica saw different hashes. */
   const adopt = (record: SealRecord) => {
     last = record;
     const to = BigInt(record.seal.to);
@@ -66,9 +64,10 @@ export const startSealer = async (o: SealerOptions): Promise<Sealer> => {
     const seal = makeSeal(entries, last?.seal.sealHash ?? GENESIS_HASH);
     const r = await o.seals.append(seal, last?.sequence ?? 0);
     if (r.kind === 'appended') {
-      if (r.duplicate) duplicates++;
-      else appended.push(seal);
-      adopt({ sequence: r.sequence, seal });
+      if (!r.duplicate) appended.push(seal);
+      // Our own seal (or its redelivered twin): it covers exactly the first entries of pending.
+      last = { sequence: r.sequence, seal };
+      pending = pending.slice(entries.length);
       log.debug('sealed', { from: seal.from, to: seal.to, commits: entries.length, duplicate: r.duplicate });
       return;
     }
@@ -127,7 +126,6 @@ export const startSealer = async (o: SealerOptions): Promise<Sealer> => {
     sealedUpTo: sealedTo,
     flush,
     appended,
-    duplicates: () => duplicates,
     lost: () => lost,
     stop: async () => {
       await subscription.stop();

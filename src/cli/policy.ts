@@ -30,7 +30,7 @@ const list = (xs: readonly string[] | undefined) => (xs ?? []).flatMap((x) => x.
 const forbidden = (items: readonly string[]): Record<string, string> =>
   Object.fromEntries(list(items).map((i) => (i.includes('=') ? [i.slice(0, i.indexOf('=')), i.slice(i.indexOf('=') + 1)] : [i, '*'])));
 
-export const ruleFromFlags = (action: 'allow' | 'deny', f: PolicyFlags): PolicyRule => {
+const ruleFromFlags = (action: 'allow' | 'deny', f: PolicyFlags): PolicyRule => {
   const body = {
     action,
     clients: list(f.client),

@@ -21,7 +21,8 @@ import { startHttpApi } from '../http.ts';
 import { redactUrl, type StoreChoice } from './storeOption.ts';
 import { forgetPointer, writePointer, type Access } from './access.ts';
 import { verifyApiToken } from '../security/apiToken.ts';
-import { natsAuthOptions, readCredentials, signerOf, type Credentials } from '../security/credentials.ts';
+import { connectionAuth, natsAuthOptions, readCredentials, signerOf, type Credentials } from '../security/credentials.ts';
+import type { Signer } from '../security/keys.ts';
 import { loadRegistry, type IdentityRegistry, type Role } from '../security/identities.ts';
 import { deploymentPaths, hasDeployment, initDeployment } from '../security/init.ts';
 import { parsePeers, readLeafCredentials, secureLeafnodesConfig, type LeafCredentials } from '../security/leaf.ts';
@@ -73,14 +74,15 @@ export const insecureWarning = (url: string) =>
   `INSECURE MODE: no authentication and no TLS. Anyone who can reach ${url} can act as any identity, read every connection and send any command. For development only.`;
 
 /** The identity registry and a role's credentials, for a process that runs authenticated. */
-const secureIdentity = (access: Access, identitiesFile: string | undefined, role: Role, name: string): { registry: IdentityRegistry; creds: Credentials } => {
+const secureIdentity = (access: Access, identitiesFile: string | undefined, role: Role, name: string): { registry: IdentityRegistry; creds: Credentials; signer: Signer } => {
   const creds = access.credentials!;
   if (creds.role !== role || creds.name !== name) throw new StartupError(`${access.credentialsFile} holds the credentials of ${creds.actor} (${creds.role}), not of the ${role} ${name}`);
   if (!identitiesFile) throw new StartupError('cannot find identities.json for this deployment: pass --identities FILE (or NSM_IDENTITIES)');
   const registry = loadRegistry(identitiesFile);
   if (E.isLeft(registry)) throw new StartupError(registry.left);
-  if (registry.right.byActor(creds.actor)?.publicKey !== signerOf(creds).publicKey) throw new StartupError(`${identitiesFile} does not list the key of ${access.credentialsFile}`);
-  return { registry: registry.right, creds };
+  const signer = signerOf(creds);
+  if (registry.right.byActor(creds.actor)?.publicKey !== signer.publicKey) throw new StartupError(`${identitiesFile} does not list the key of ${access.credentialsFile}`);
+  return { registry: registry.right, creds, signer };
 };
 
 /** The deployment in the data dir, created for this single node when there is none. */
@@ -327,7 +329,7 @@ export const runControlPlane = async (o: {
   const url = o.access.url;
   const sec = o.access.credentials ? secureIdentity(o.access, o.identitiesFile, 'control-plane', 'control-plane') : undefined;
   if (!sec) log.warn(insecureWarning(url));
-  const nc = await connectNats(url, 'nsm-control-plane', sec ? natsAuthOptions(sec.creds, o.access.tlsCaFile ? { caFile: o.access.tlsCaFile } : {}) : o.access.tlsCaFile ? { tls: { caFile: o.access.tlsCaFile } } : {});
+  const nc = await connectNats(url, 'nsm-control-plane', connectionAuth(sec?.creds, o.access.tlsCaFile));
   let store: EventStore | undefined;
   let cp: ControlPlane;
   try {
@@ -338,7 +340,7 @@ export const runControlPlane = async (o: {
       log,
       store,
       ...(o.healing ? { healing: o.healing } : {}),
-      ...(sec ? { security: { registry: sec.registry, signer: signerOf(sec.creds), ...(o.tokenLifetimeMs ? { tokenLifetimeMs: o.tokenLifetimeMs } : {}) } } : {}),
+      ...(sec ? { security: { registry: sec.registry, signer: sec.signer, ...(o.tokenLifetimeMs ? { tokenLifetimeMs: o.tokenLifetimeMs } : {}) } } : {}),
       ...(o.federation ? { federation: o.federation } : {}),
     });
   } catch (e) {
@@ -379,7 +381,7 @@ export const runAgent = async (o: {
   const url = o.access.url;
   const sec = o.access.credentials ? secureIdentity(o.access, o.identitiesFile, 'agent', o.node) : undefined;
   if (!sec) log.warn(insecureWarning(url));
-  const nc = await connectNats(url, `nsm-agent-${o.node}`, sec ? natsAuthOptions(sec.creds, o.access.tlsCaFile ? { caFile: o.access.tlsCaFile } : {}) : o.access.tlsCaFile ? { tls: { caFile: o.access.tlsCaFile } } : {});
+  const nc = await connectNats(url, `nsm-agent-${o.node}`, connectionAuth(sec?.creds, o.access.tlsCaFile));
   const agent: NodeAgent = await startNodeAgent({
     nc,
     domain: o.domain,
@@ -389,7 +391,7 @@ export const runAgent = async (o: {
     ...(o.externalAddress ? { externalAddress: o.externalAddress } : {}),
     log,
     ...o.agent,
-    ...(sec ? { security: { registry: sec.registry, signer: signerOf(sec.creds) } } : {}),
+    ...(sec ? { security: { registry: sec.registry, signer: sec.signer } } : {}),
   });
   await agent.ready;
   await untilSignal(log, [() => nc.close(), () => agent.stop()]);

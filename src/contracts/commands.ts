@@ -72,7 +72,7 @@ export const splitServiceRef = (ref: string): { service: string; domain?: string
   const at = ref.indexOf('@');
   return at < 0 ? { service: ref } : { service: ref.slice(0, at), domain: ref.slice(at + 1) };
 };
-const domainName = D.string({ min: 1, max: 32, pattern: DOMAIN_PATTERN, patternHint: 'a domain name' });
+export const domainName = D.string({ min: 1, max: 32, pattern: DOMAIN_PATTERN, patternHint: 'a domain name' });
 export const address = D.string({ min: 1, max: 45, pattern: /^[0-9a-fA-F.:]+$/, patternHint: 'an IP address' });
 const publicKeys = D.record(name, D.string({ min: 1, max: 256, pattern: /^[A-Za-z0-9+\/=_-]+$/, patternHint: 'a base64 public key' }), { max: 8 });
 const tunnelRange = D.refine(D.object({ from: D.integer({ min: 0, max: 2 ** 24 }), to: D.integer({ min: 0, max: 2 ** 24 }) }), (r) => (r.from > r.to ? 'from must not exceed to' : undefined));

@@ -12,6 +12,7 @@ import { createLogger, errorText } from '../../infra/log.ts';
 import { deleteNamedNetns, ensureNamedNetns, ip, netnsExists, netnsLabel, parseNetns, type Netns } from '../../node-agent/linux/netns.ts';
 import type { MeshClient } from '../client.ts';
 import { splitServiceRef } from '../contracts/commands.ts';
+import { keepEndpointRegistered } from '../sdk/registration.ts';
 
 export const ENDPOINT_KINDS = ['icmp-responder'] as const;
 export type EndpointKind = (typeof ENDPOINT_KINDS)[number];
@@ -83,13 +84,13 @@ export const runEndpoint = async (client: MeshClient, o: EndpointRunOptions): Pr
     node: o.node,
     ...(o.prefix ? { prefix: o.prefix } : {}),
     ...(o.excludedPrefixes && o.excludedPrefixes.length > 0 ? { excludedPrefixes: [...o.excludedPrefixes] } : {}),
-    expirationSeconds: o.expirationSeconds,
     ...(linux ? { netns: o.netns } : {}),
   };
-  const first = await client.send('endpoint.register', body);
-  if (E.isLeft(first)) {
+  // Registered now, and refreshed every third of its expiration until stopped.
+  const kept = await keepEndpointRegistered(client, body, { expirationSeconds: o.expirationSeconds, log });
+  if (E.isLeft(kept)) {
     await cleanupNamespace();
-    throw new EndpointRunError(`cannot register endpoint ${o.name}: ${first.left.message}`);
+    throw new EndpointRunError(kept.left);
   }
   log.info('registered', { services: o.services, node: o.node, netns: linux ? o.netns : undefined, expirationSeconds: o.expirationSeconds, dataplane: o.dataplane });
   process.stderr.write(
@@ -97,15 +98,6 @@ export const runEndpoint = async (client: MeshClient, o: EndpointRunOptions): Pr
       (linux ? ` in network namespace ${o.netns}; the kernel there answers ping on each connection's address` : ' (simulated dataplane: no packets are answered)') +
       '\nStop with Ctrl-C: it unregisters.\n',
   );
-
-  // Re-sending the registration before it lapses refreshes it (EndpointRefreshed).
-  const refreshMs = Math.max(1000, Math.floor((o.expirationSeconds * 1000) / 3));
-  const refresh = setInterval(() => {
-    void client.send('endpoint.register', body).then((r) => {
-      if (E.isLeft(r)) log.warn('could not refresh the registration; will retry', { error: r.left.message });
-      else log.debug('registration refreshed');
-    });
-  }, refreshMs);
 
   // Tell the operator which connections reach this endpoint, as they come and go.
   const served = new Map<string, string>();
@@ -132,13 +124,10 @@ export const runEndpoint = async (client: MeshClient, o: EndpointRunOptions): Pr
     const stop = (signal: string) => {
       if (stopping) return;
       stopping = true;
-      clearInterval(refresh);
       clearInterval(watch);
       log.info('stopping', { signal });
       void (async () => {
-        const r = await client.send('endpoint.unregister', { name: o.name }, { timeoutMs: 5000 });
-        if (E.isLeft(r)) log.warn('could not unregister', { error: r.left.message });
-        else log.info('unregistered');
+        await kept.right.stop({ timeoutMs: 5000 });
         await cleanupNamespace().catch((e) => log.warn('namespace cleanup failed', { error: errorText(e) }));
         resolve();
       })();

@@ -47,7 +47,7 @@ export interface FederationOptions {
   readonly queryTimeoutMs?: number;
 }
 
-export const DEFAULT_FEDERATION = { heartbeatMs: 1000, peerTimeoutMs: 5000, sendTimeoutMs: 3000, queryTimeoutMs: 3000 } as const;
+const DEFAULT_FEDERATION = { heartbeatMs: 1000, peerTimeoutMs: 5000, sendTimeoutMs: 3000, queryTimeoutMs: 3000 } as const;
 
 /** What the control plane's queries get from the federation. */
 export interface FederationQueries {
@@ -72,8 +72,10 @@ const enc = new TextEncoder();
 const dec = new TextDecoder();
 
 /** The source of one peer's registry events, across its JetStream domain. */
-export const remoteSource = (peer: string): StreamSource =>
-  ({ name: subjectsFor(peer).streams.events, external: { api: `$JS.${peer}.API`, deliver: '' }, filter_subject: `nsm.${peer}.evt.endpoint.>` }) as StreamSource;
+const remoteSource = (peer: string): StreamSource => {
+  const theirs = subjectsFor(peer);
+  return { name: theirs.streams.events, external: { api: `$JS.${peer}.API`, deliver: '' }, filter_subject: theirs.event('endpoint.>') } as StreamSource;
+};
 
 const heartbeatBody = D.object({ domain: D.string({ min: 1, max: 32, pattern: DOMAIN_PATTERN, patternHint: 'a domain' }) }, {
   tunnelIds: D.object({ from: D.integer({ min: 0, max: 2 ** 24 }), to: D.integer({ min: 0, max: 2 ** 24 }) }),

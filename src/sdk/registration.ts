@@ -10,8 +10,8 @@ import type { CommandBody } from '../contracts/commands.ts';
 export const DEFAULT_ENDPOINT_EXPIRATION_SECONDS = 60;
 
 export interface KeptRegistration {
-  /** unregister: true removes it now; false lets it lapse at its expiration. */
-  stop(opts?: { unregister?: boolean }): Promise<void>;
+  /** unregister: true removes it now; false lets it lapse at its expiration. timeoutMs bounds the unregister. */
+  stop(opts?: { unregister?: boolean; timeoutMs?: number }): Promise<void>;
 }
 
 export const keepEndpointRegistered = async (
@@ -31,13 +31,15 @@ export const keepEndpointRegistered = async (
     }, (e) => opts.log.warn('endpoint refresh crashed', { endpoint: body.name, error: errorText(e) }));
   }, (expirationSeconds * 1000) / 3);
   return E.right({
-    stop: async ({ unregister = true } = {}) => {
+    stop: async ({ unregister = true, timeoutMs } = {}) => {
       stopped = true;
       clearInterval(timer);
+      // A refresh still on its way must not register the endpoint again after it is unregistered.
       await inFlight;
       if (!unregister) return;
-      const r = await client.send('endpoint.unregister', { name: body.name });
+      const r = await client.send('endpoint.unregister', { name: body.name }, timeoutMs !== undefined ? { timeoutMs } : {});
       if (E.isLeft(r) && r.left.code !== 'not-found') opts.log.warn('could not unregister endpoint', { endpoint: body.name, error: r.left.message });
+      else opts.log.info('unregistered', { endpoint: body.name });
     },
   });
 };

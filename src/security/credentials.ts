@@ -77,3 +77,7 @@ export const natsAuthOptions = (c: Credentials, tls: TlsChoice = {}): Partial<Co
     tls: tls.caFile ? { caFile: tls.caFile } : c.ca ? { ca: c.ca } : {},
   };
 };
+
+/** How a process connects: as the identity when it has credentials, otherwise anonymously; over TLS with caFile when given. */
+export const connectionAuth = (c: Credentials | undefined, caFile?: string): Partial<ConnectionOptions> =>
+  c ? natsAuthOptions(c, caFile ? { caFile } : {}) : caFile ? { tls: { caFile } } : {};

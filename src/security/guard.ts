@@ -11,8 +11,9 @@ import type { CommandMessage } from '../contracts/commands.ts';
 import type { Routed } from '../handlers.ts';
 import type { IdentityRegistry, Role } from './identities.ts';
 import type { Signer } from './keys.ts';
-import { bareAddress, clientSegment, planSegments, readClaims, verifyAgentToken, verifyClientToken, type PathSegment, type PlanBinding } from './pathToken.ts';
+import { bareAddress, clientSegment, planSegments, readClaims, segmentOf, verifyAgentToken, verifyClientToken, type PathSegment, type PlanBinding } from './pathToken.ts';
 import { ROLE_COMMANDS, ROLE_QUERIES } from './permissions.ts';
+import { remoteName } from '../../aggregates/crossDomain.ts';
 
 export interface ControlPlaneSecurity {
   readonly registry: IdentityRegistry;
@@ -59,7 +60,7 @@ const rowOf = (model: MeshModel, id: string) => model.connections.byId[id];
 
 const segmentFromToken = (token: string): PathSegment => {
   const c = readClaims(token);
-  return E.isRight(c) ? { name: c.right.seg, id: c.right.cid, token, expires: new Date(c.right.exp * 1000).toISOString() } : { name: 'client', id: '', token };
+  return E.isRight(c) ? segmentOf(token, c.right) : { name: 'client', id: '', token };
 };
 
 export const createGuard = (security: ControlPlaneSecurity | undefined): Guard => {
@@ -147,7 +148,7 @@ export const createGuard = (security: ControlPlaneSecurity | undefined): Guard =
     const src = plan.context.ipContext.srcIpAddrs[0];
     const dst = plan.context.ipContext.dstIpAddrs[0];
     if (!src || !dst) return undefined;
-    return nextPlanSegments(state, { endpoint: `${plan.endpoint}@${from}`, endpointNode: `${plan.node.name}@${from}`, src, dst }, now);
+    return nextPlanSegments(state, { endpoint: remoteName(plan.endpoint, from), endpointNode: remoteName(plan.node.name, from), src, dst }, now);
   };
 
   const decorate = (msg: CommandMessage, routed: Routed, model: MeshModel, now: Date): Routed => {

@@ -12,7 +12,7 @@
 // another connection. Tokens are signed assertions, not secrets. No clock in here: `now` comes in.
 import { createHash } from 'node:crypto';
 import * as E from 'fp-ts/lib/Either.js';
-import type { IdentityRegistry, Role } from './identities.ts';
+import { ROLES, type IdentityRegistry, type Role } from './identities.ts';
 import { JWT_HEADER, signJwt } from './jwt.ts';
 import { verifySignature, type Signer } from './keys.ts';
 
@@ -113,7 +113,7 @@ export const verifyToken = (token: string, registry: IdentityRegistry, roles: re
 const expiredAt = (c: PathClaims, now: Date): string | undefined =>
   c.exp <= seconds(now) ? `expired at ${new Date(c.exp * 1000).toISOString()}` : undefined;
 
-const segmentOf = (token: string, claims: Pick<PathClaims, 'seg' | 'cid' | 'exp'>): PathSegment => ({
+export const segmentOf = (token: string, claims: Pick<PathClaims, 'seg' | 'cid' | 'exp'>): PathSegment => ({
   name: claims.seg,
   id: claims.cid,
   token,
@@ -211,7 +211,6 @@ export const agentToken = (o: { signer: Signer; actor: string; segments: readonl
 
 /** The address of a CIDR (10.0.0.1/32 -> 10.0.0.1): what path tokens bind. */
 export const bareAddress = (cidr: string): string => cidr.split('/')[0]!;
-const ROLES_ANY: readonly Role[] = ['client', 'operator', 'control-plane', 'agent', 'auditor'];
 
 export interface ChainCheck {
   readonly registry: IdentityRegistry;
@@ -249,7 +248,7 @@ export const verifyPathChain = (segments: readonly PathSegment[] | undefined, o:
       continue;
     }
     // Signature first, position next: a genuine token in the wrong place is a re-ordering.
-    const v = verifyToken(seg.token, o.registry, ROLES_ANY);
+    const v = verifyToken(seg.token, o.registry, ROLES);
     if (E.isLeft(v)) return E.left(where(v.left));
     const c = v.right;
     if (c.idx !== i) return E.left(where(`token was issued for segment ${c.idx} (${c.seg}): the path is re-ordered`));

@@ -11,7 +11,7 @@ import type { MeshClient } from '../../src/client.ts';
 import { installCounters, startCapture, type Packet } from '../lib/capture.ts';
 import { suite } from '../lib/harness.ts';
 import { must } from '../lib/mesh.ts';
-import { addressOf, interfacesOf, leftovers, linksIn, meshRoutesIn, rootLinksWith, rulesIn, sh, startLab, wireguardLeft, type ConnectionView, type Lab } from '../lib/netns.ts';
+import { addressOf, interfacesOf, linksIn, meshRoutesIn, rootLinksWith, rulesIn, sh, startLab, wireguardLeft, type ConnectionView, type Lab, stopLabAndCheck } from '../lib/netns.ts';
 
 const PATTERN = 'feedfacecafebeef';
 const PATTERN_BYTES = Buffer.from(PATTERN, 'hex');
@@ -28,9 +28,7 @@ s.before(async (ctx) => {
   await lab.addNamespace('client');
 });
 s.after(async (ctx) => {
-  const run = ctx.lab?.run;
-  await ctx.lab?.stop();
-  if (run) assert.equal(leftovers(run), [], 'nothing of the run is left');
+  await stopLabAndCheck(ctx.lab);
 });
 
 const connect = async (lab: Lab, c: MeshClient, id: string, service: string, mechanism: string, iface: string): Promise<ConnectionView> => {

@@ -10,7 +10,7 @@ import * as assert from 'uvu/assert';
 import { eventually } from '../lib/eventually.ts';
 import { suite } from '../lib/harness.ts';
 import { must } from '../lib/mesh.ts';
-import { addressOf, exec, inNs, leftovers, sh, startLab, startProcess, type ConnectionView, type Lab, type LabProcess } from '../lib/netns.ts';
+import { addressOf, exec, inNs, sh, startLab, startProcess, type ConnectionView, type Lab, type LabProcess, stopLabAndCheck } from '../lib/netns.ts';
 
 type History = { event: { type: string; data: Record<string, unknown> } }[];
 
@@ -83,9 +83,7 @@ death.before(async (ctx) => {
   Object.assign(ctx, await setUp());
 });
 death.after(async (ctx) => {
-  const run = ctx.lab?.run;
-  await ctx.lab?.stop();
-  if (run) assert.equal(leftovers(run), [], 'nothing of the run is left');
+  await stopLabAndCheck(ctx.lab);
 });
 
 death("the endpoint's process and namespace are killed: the client's ping resumes through the other endpoint", async (ctx) => {
@@ -125,10 +123,8 @@ cut.before(async (ctx) => {
   Object.assign(ctx, await connectClient(ctx.lab, 'c1'));
 });
 cut.after(async (ctx) => {
-  const run = ctx.lab?.run;
   await exec(['ip', 'netns', 'exec', ctx.lab?.ns('ep-a') ?? 'none', 'nft', 'delete', 'table', 'inet', 'nsmtestdrop']);
-  await ctx.lab?.stop();
-  if (run) assert.equal(leftovers(run), [], 'nothing of the run is left');
+  await stopLabAndCheck(ctx.lab);
 });
 
 cut('the endpoint-side interface is deleted: detected by the liveness probe and repaired in place', async (ctx) => {

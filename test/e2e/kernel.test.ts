@@ -4,7 +4,7 @@
 import * as assert from 'uvu/assert';
 import { suite } from '../lib/harness.ts';
 import { must } from '../lib/mesh.ts';
-import { addressOf, leftovers, linksIn, meshRoutesIn, rulesIn, startLab, type ConnectionView, type Lab } from '../lib/netns.ts';
+import { addressOf, linksIn, meshRoutesIn, rulesIn, startLab, type ConnectionView, type Lab, stopLabAndCheck } from '../lib/netns.ts';
 
 const s = suite<{ lab?: Lab }>('e2e: same node, kernel mechanism', {});
 
@@ -16,9 +16,7 @@ s.before(async (ctx) => {
   await ctx.lab.addNamespace('client');
 });
 s.after(async (ctx) => {
-  const run = ctx.lab?.run;
-  await ctx.lab?.stop();
-  if (run) assert.equal(leftovers(run), [], 'nothing of the run is left');
+  await stopLabAndCheck(ctx.lab);
 });
 
 s('the client pings the endpoint through a kernel connection', async (ctx) => {

@@ -8,7 +8,7 @@ import type { MeshClient } from '../../src/client.ts';
 import { wireguardGoPids } from '../../node-agent/linux/tunnels.ts';
 import { suite } from '../lib/harness.ts';
 import { must } from '../lib/mesh.ts';
-import { addressOf, interfacesOf, leftovers, linksIn, sh, startLab, type ConnectionView, type Lab } from '../lib/netns.ts';
+import { addressOf, interfacesOf, linksIn, sh, startLab, type ConnectionView, type Lab, stopLabAndCheck } from '../lib/netns.ts';
 
 interface Ctx {
   lab?: Lab;
@@ -46,9 +46,7 @@ s.before(async (ctx) => {
   }
 });
 s.after(async (ctx) => {
-  const run = ctx.lab?.run;
-  await ctx.lab?.stop();
-  if (run) assert.equal(leftovers(run), [], 'nothing of the run is left');
+  await stopLabAndCheck(ctx.lab);
 });
 
 const pingOk = async (ctx: Ctx, name: string) => {

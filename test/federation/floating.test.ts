@@ -8,7 +8,7 @@ import { eventually } from '../lib/eventually.ts';
 import { startFederationLab, type FederationLab } from '../lib/federationLab.ts';
 import { suite } from '../lib/harness.ts';
 import { must } from '../lib/mesh.ts';
-import { addressOf, leftovers, type ConnectionView } from '../lib/netns.ts';
+import { addressOf, type ConnectionView, stopLabAndCheck } from '../lib/netns.ts';
 
 const s = suite<{ lab?: FederationLab }>('e2e federation: three clusters and a floating registry', {});
 
@@ -24,9 +24,7 @@ s.before(async (ctx) => {
   });
 });
 s.after(async (ctx) => {
-  const run = ctx.lab?.run;
-  await ctx.lab?.stop();
-  if (run) assert.equal(leftovers(run), [], 'nothing of the run is left');
+  await stopLabAndCheck(ctx.lab);
 });
 
 s('clients in a and b reach the endpoint of c through icmp@floating', async (ctx) => {

@@ -12,7 +12,7 @@ import { eventually } from '../lib/eventually.ts';
 import { startFederationLab, type FederationLab } from '../lib/federationLab.ts';
 import { suite } from '../lib/harness.ts';
 import { must } from '../lib/mesh.ts';
-import { addressOf, leftovers, type ConnectionView } from '../lib/netns.ts';
+import { addressOf, type ConnectionView, stopLabAndCheck } from '../lib/netns.ts';
 
 interface Ctx {
   lab?: FederationLab;
@@ -33,9 +33,7 @@ s.before(async (ctx) => {
   ctx.b = await lab.client('b');
 });
 s.after(async (ctx) => {
-  const run = ctx.lab?.run;
-  await ctx.lab?.stop();
-  if (run) assert.equal(leftovers(run), [], 'nothing of the run is left');
+  await stopLabAndCheck(ctx.lab);
 });
 
 /** Every commit of a log, in order: what "nothing lost" is checked against. */

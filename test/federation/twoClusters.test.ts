@@ -10,7 +10,7 @@ import { eventually } from '../lib/eventually.ts';
 import { startFederationLab, type FederationLab } from '../lib/federationLab.ts';
 import { suite } from '../lib/harness.ts';
 import { must } from '../lib/mesh.ts';
-import { addressOf, interfacesOf, leftovers, linksIn, rootLinksWith, rulesIn, wireguardLeft, type ConnectionView, type LabProcess } from '../lib/netns.ts';
+import { addressOf, interfacesOf, linksIn, rootLinksWith, rulesIn, wireguardLeft, type ConnectionView, type LabProcess, stopLabAndCheck } from '../lib/netns.ts';
 
 interface Ctx {
   lab?: FederationLab;
@@ -35,9 +35,7 @@ s.before(async (ctx) => {
   await lab.addNamespace('client');
 });
 s.after(async (ctx) => {
-  const run = ctx.lab?.run;
-  await ctx.lab?.stop();
-  if (run) assert.equal(leftovers(run), [], 'nothing of the run is left');
+  await stopLabAndCheck(ctx.lab);
 });
 
 const connectFromA = async (lab: FederationLab, id: string, mechanism: string, iface: string): Promise<ConnectionView & { networkServiceEndpointName: string }> => {

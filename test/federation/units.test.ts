@@ -106,8 +106,8 @@ s('leafnode configuration and URLs', () => {
   assert.match(leafnodesConfig({ hub: { port: 7422 } }), /listen: "0\.0\.0\.0:7422"/);
   assert.match(leafnodesConfig({ remotes: [{ url: 'nats-leaf://h:7422', denyImports: ['nsm.b.cmd.>'] }] }), /url: "nats-leaf:\/\/h:7422", deny_imports: \["nsm\.b\.cmd\.>"\]/);
   assert.is(leafnodesConfig({}), '');
-  assert.is(checkLeafUrl('nats-leaf://hub:7422'), undefined);
-  assert.match(checkLeafUrl('http://hub:80') ?? '', /scheme/);
+  for (const ok of ['nats-leaf://hub:7422', 'tls://hub:7422', 'nats://hub:7422']) assert.is(checkLeafUrl(ok), undefined, ok);
+  assert.is(checkLeafUrl('http://hub:80'), '"http://hub:80": the scheme must be nats-leaf:// (or tls:// or nats://)', 'names every scheme it takes');
   assert.match(checkLeafUrl('nats-leaf://hub') ?? '', /leafnode port/);
   assert.is(leafUrlWith('nats-leaf://hub:7422', { user: 'peer-b', password: 'p/w' }), 'nats-leaf://peer-b:p%2Fw@hub:7422');
 });

@@ -1,6 +1,8 @@
 // Bad commands against a running mesh: raw messages on the command subjects, the SDK, and the
 // CLI. Each gets an error that names the problem, and the event log does not move.
 import { randomUUID } from 'node:crypto';
+import { createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import * as E from 'fp-ts/lib/Either.js';
 import { headers, type NatsConnection } from 'nats';
 import * as assert from 'uvu/assert';
@@ -167,6 +169,21 @@ s('a client whose NATS connection is closed gets an answer, not an exception', a
   }
   const q = await c.query('services');
   assert.ok(E.isLeft(q) && q.left.code === 'unavailable', 'queries too');
+});
+
+s('a control plane whose HTTP port is taken says so and stops', async (ctx) => {
+  const taken = createServer();
+  await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
+  const port = (taken.address() as AddressInfo).port;
+  try {
+    // Its own domain: it must not take part in this suite's mesh.
+    const r = await runNsm(['control-plane', '--insecure', '--server', ctx.mesh!.nats.url, '--domain', 'badhttp', '--http-port', String(port)], {}, 30_000);
+    assert.is(r.signal, null, 'it stopped by itself');
+    assert.ok(r.code !== 0, `exited ${r.code}`);
+    assert.match(r.stderr, new RegExp(`HTTP API cannot listen on 127\\.0\\.0\\.1:${port}`));
+  } finally {
+    taken.close();
+  }
 });
 
 s('the event log did not move', async (ctx) => {

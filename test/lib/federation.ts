@@ -95,7 +95,6 @@ export const startTestFederation = async (o: FederationTestOptions): Promise<Tes
   const hubSpec = o.domains.find((d) => d.hub) ?? o.domains[0]!;
   const leafPort = await freePort();
   const conns = new Set<NatsConnection>();
-  const clients: MeshClient[] = [];
   const domains = new Map<string, TestDomain>();
 
   const configOf = (spec: DomainSpec) =>
@@ -136,9 +135,7 @@ export const startTestFederation = async (o: FederationTestOptions): Promise<Tes
           return nc;
         },
         client: async (actor = 'tester') => {
-          const c = MeshClient.over(await d.connect(), { domain: spec.name, actor, timeoutMs: 20000 });
-          clients.push(c);
-          return c;
+          return MeshClient.over(await d.connect(), { domain: spec.name, actor, timeoutMs: 20000 });
         },
         startControlPlane: async () => {
           d.cp = await startControlPlane({

@@ -16,6 +16,7 @@ import { createWriteStream, existsSync, mkdtempSync, readdirSync, readFileSync, 
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import * as assert from 'uvu/assert';
 import { createLogger } from '../../infra/log.ts';
 import { MeshClient } from '../../src/client.ts';
 import { startControlPlane, type ControlPlane } from '../../src/controlPlane.ts';
@@ -201,6 +202,13 @@ export const wireguardLeft = (names: readonly string[]): string[] =>
     ...wireguardGoPids(n).map((p) => `wireguard-go process ${p} for ${n}`),
     ...(existsSync(join(WG_SOCKET_DIR, `${n}.sock`)) ? [`socket ${WG_SOCKET_DIR}/${n}.sock`] : []),
   ]);
+
+/** Stops a lab, then asserts that nothing of its run is left (namespaces, processes, sockets, links). */
+export const stopLabAndCheck = async (lab: { readonly run: string; stop(): Promise<unknown> } | undefined): Promise<void> => {
+  if (!lab) return;
+  await lab.stop();
+  assert.equal(leftovers(lab.run), [], 'nothing of the run is left');
+};
 
 /** Lab namespaces are "<run>-<role>" where run = runId() = "t" + pid (base 36) + 4 characters. */
 const LAB_NETNS = /^(t([0-9a-z]+)[0-9a-z]{4})-([a-z][a-z0-9-]*)$/;

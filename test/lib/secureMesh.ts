@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as E from 'fp-ts/lib/Either.js';
 import { connect, type ConnectionOptions, type NatsConnection } from 'nats';
-import { createLogger, type Logger } from '../../infra/log.ts';
+import { createLogger, levelPasses, type Logger } from '../../infra/log.ts';
 import { startNatsServer, type RunningNatsServer } from '../../infra/natsServer.ts';
 import { freePort } from '../../infra/net.ts';
 import { startNodeAgent, type NodeAgent } from '../../node-agent/agent.ts';
@@ -88,11 +88,7 @@ export const startSecureTestMesh = async (opts: SecureMeshOptions = {}): Promise
   const server = started.right;
   const logs: string[] = [];
   const stderrLevel = process.env.NSM_LOG_LEVEL ?? 'warn';
-  const passes = (line: string) => {
-    const order = ['debug', 'info', 'warn', 'error'];
-    const lvl = /"level":"(\w+)"/.exec(line)?.[1] ?? 'info';
-    return order.indexOf(lvl) >= order.indexOf(stderrLevel);
-  };
+  const passes = (line: string) => levelPasses(/"level":"(\w+)"/.exec(line)?.[1] ?? 'info', stderrLevel);
   const log = (component: string) =>
     createLogger(component, { domain }, (line) => {
       logs.push(line);

@@ -72,5 +72,17 @@ s('a failed side delivered again is reported failed again, never programmed', as
   await eventually('the second report', () => ours().length >= 2 || undefined, { describe: ours });
   assert.equal(ours().map((r) => [r.result, r.error]), [['failed', 'injected: no such device'], ['failed', 'injected: no such device']]);
   assert.is(ctx.dataplane!.programmed.size, 0, 'the side was not programmed behind the control plane\'s back');
+
+  // Heartbeats count the sides the node serves: not the failed one; a programmed one, yes.
+  const nextHeartbeat = async () => {
+    const sub = nc.subscribe(subjects.heartbeat('n1'), { max: 1 });
+    for await (const m of sub) return (JSON.parse(dec.decode(m.data)) as { connections: number }).connections;
+    throw new Error('no heartbeat');
+  };
+  assert.is(await nextHeartbeat(), 0, 'a failed side is not served');
+  const other = randomUUID();
+  await js.publish(subjects.nodeCommands('n1'), enc.encode(JSON.stringify({ id: 'other', spec: { ...spec, connectionId: other } } satisfies NodeCommand)), { msgID: 'other' });
+  await eventually('the other side programmed', () => ctx.reports.some((r) => r.connectionId === other && r.result === 'programmed') || undefined);
+  assert.is(await nextHeartbeat(), 1, 'the programmed side is');
 });
 s.run();

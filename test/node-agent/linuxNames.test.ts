@@ -3,7 +3,7 @@
 import * as E from 'fp-ts/lib/Either.js';
 import * as assert from 'uvu/assert';
 import { commandLine, run } from '../../node-agent/linux/exec.ts';
-import { aliasOf, allSideInterfaces, bridgeName, IFNAME, MESH_INTERFACE, parseAlias, sideNames, vxlanMac } from '../../node-agent/linux/names.ts';
+import { aliasOf, allSideInterfaces, belongsTo, bridgeName, IFNAME, MESH_INTERFACE, oursOrUnmarked, parseAlias, sideNames, vxlanMac } from '../../node-agent/linux/names.ts';
 import { inNetnsArgv, ipArgv, parseNetns } from '../../node-agent/linux/netns.ts';
 import { decodeNodeCommand } from '../../src/contracts/nodeCommands.ts';
 import { suite } from '../lib/harness.ts';
@@ -46,6 +46,17 @@ s('marks round-trip and foreign aliases are not taken for ours', () => {
   for (const bad of [undefined, '', 'uplink to rack 3', 'nsm:prod:abc:middle:1', 'nsm:prod:abc:client:x', 'nsm:prod:abc:client', 'nsm:prod:abc-123:segment']) {
     assert.is(parseAlias(bad), undefined, String(bad));
   }
+});
+
+s('which interfaces the agent treats as its own: marked for this side, or not marked at all', () => {
+  const owner = { domain: 'prod', connectionId: 'abc-123', side: 'client' as const };
+  assert.ok(oursOrUnmarked({ ifalias: aliasOf({ ...owner, generation: 4 }) }, owner), 'marked for this side, any generation');
+  assert.ok(oursOrUnmarked({}, owner) && oursOrUnmarked({ ifalias: '' }, owner), 'no alias: created, then a crash before marking');
+  for (const other of [aliasOf({ ...owner, side: 'endpoint', generation: 1 }), aliasOf({ ...owner, domain: 'lab', generation: 1 }), aliasOf({ ...owner, connectionId: 'abc-124', generation: 1 }), 'uplink to rack 3', 'nsm:prod:abc-123:segment']) {
+    assert.not.ok(oursOrUnmarked({ ifalias: other }, owner), other);
+  }
+  assert.ok(belongsTo({ ifalias: aliasOf({ ...owner, generation: 9 }) }, owner));
+  assert.not.ok(belongsTo({}, owner), 'belongsTo needs the mark');
 });
 
 s('VXLAN MACs: locally administered unicast, stable, different per side', () => {
