@@ -79,7 +79,7 @@ export const startNodeAgent = async (opts: NodeAgentOptions): Promise<NodeAgent>
 
   const apply = async (spec: SideSpec, origin: string, trace: Trace = {}) => {
     // Removing what the control plane's own answer no longer lists needs no token.
-    const refused = opts.security && origin !== 'reconcile-cleanup' ? pathProblem(opts.security, spec, new Date()) : undefined;
+    const refused = opts.security && origin !== 'reconcile-cleanup' ? await pathProblem(opts.security, spec, new Date()) : undefined;
     if (refused) {
       log.error('refusing to act on a side: its path tokens do not check out', { connectionId: spec.connectionId, side: spec.side, generation: spec.generation, desired: spec.desired, origin, reason: refused });
       if (spec.desired === 'present') await report(spec, 'failed', refused, trace);

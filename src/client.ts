@@ -165,7 +165,8 @@ export class MeshClient {
     try {
       const m = await this.nc.request(this.subjects.query(this.actor, name), enc.encode(JSON.stringify(params)), { timeout: timeoutMs ?? this.opts.timeoutMs ?? 10000 });
       const r = JSON.parse(dec.decode(m.data)) as QueryReply<T>;
-      return r.ok ? E.right(r.result) : E.left({ code: 'query', message: r.error });
+      // The kind of failure (forbidden, not-found, invalid, unavailable); "query" from servers that do not say.
+      return r.ok ? E.right(r.result) : E.left({ code: r.code ?? 'query', message: r.error });
     } catch (e) {
       const code = (e as { code?: string }).code;
       return E.left({

@@ -12,7 +12,7 @@ import { COMMAND_KINDS, decodeCommand, ID_PATTERN, isCommandKind, senderProblem,
 import * as D from './contracts/decode.ts';
 import type { StoredCommit } from './contracts/envelope.ts';
 import type { NodeCommand } from './contracts/nodeCommands.ts';
-import type { CommandReply, QueryReply, ReplyErrorCode } from './contracts/replies.ts';
+import { queryError, type CommandReply, type QueryError, type QueryReply, type ReplyErrorCode } from './contracts/replies.ts';
 import type { EventStore } from './eventStore.ts';
 import { randomUUID } from 'node:crypto';
 import { execErrorMessage, execute } from './execute.ts';
@@ -353,7 +353,7 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
         rejectMsg(m, actor, claimedId, 'forbidden', impostor);
         continue;
       }
-      const verdict = guard.checkCommand(decoded.right, view.current, now());
+      const verdict = await guard.checkCommand(decoded.right, view.current, now());
       if (!verdict.ok) {
         // Early (this replica's view lags): try again, a bounded number of times.
         if (verdict.code === 'retry' && m.info.redeliveryCount < MAX_EARLY_REDELIVERIES) {
@@ -388,15 +388,23 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
         m.respond(
           bytes.byteLength <= max
             ? bytes
-            : enc.encode(JSON.stringify({ ok: false, error: `the answer to "${name}" is ${bytes.byteLength} bytes, more than one NATS message holds (${max}); page it with limit and offset, narrow it with filters, or use the HTTP API` } satisfies QueryReply)),
+            : enc.encode(JSON.stringify({ ok: false, code: 'invalid', error: `the answer to "${name}" is ${bytes.byteLength} bytes, more than one NATS message holds (${max}); page it with limit and offset, narrow it with filters, or use the HTTP API` } satisfies QueryReply)),
         );
       };
-      if (E.isLeft(parsed)) return answer({ ok: false, error: parsed.left.message });
+      const failed = (e: QueryError): QueryReply => ({ ok: false, error: e.message, code: e.code });
+      if (E.isLeft(parsed)) return answer(failed(queryError('invalid', parsed.left.message)));
       const scope = guard.scopeQuery(actor, name, parsed.right, view.current);
-      if (E.isLeft(scope)) return answer({ ok: false, error: scope.left });
+      if (E.isLeft(scope)) return answer(failed(scope.left));
+      const filter = scope.right.filter ?? E.right;
       runQuery(queryContext(), name, scope.right.params).then(
-        (r) => answer(E.isRight(r) ? { ok: true, result: scope.right.filter ? scope.right.filter(r.right) : r.right } : { ok: false, error: r.left }),
-        (e) => answer({ ok: false, error: errorText(e) }),
+        (r) => {
+          const out = E.flatMap(filter)(r);
+          answer(E.isRight(out) ? { ok: true, result: out.right } : failed(out.left));
+        },
+        (e) => {
+          log.error('query failed', { query: name, actor, error: errorText(e) });
+          answer(failed(queryError('unavailable', `the query "${name}" failed; see the control plane's log`)));
+        },
       );
     },
   });
@@ -419,7 +427,7 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
   const timers = startTimers({ store, repo, view, lease, heartbeats, domain: opts.domain, log, now, config: healing });
   await federation?.start(
     () => lease?.leaderSince(),
-    (id) => runQuery(queryContext(), 'history', { id }),
+    async (id) => E.mapLeft((e: QueryError) => e.message)(await runQuery(queryContext(), 'history', { id })),
   );
 
   return {

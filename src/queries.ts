@@ -10,6 +10,7 @@ import * as D from './contracts/decode.ts';
 import { domainName, id, name } from './contracts/commands.ts';
 import { streamName, type EventEnvelope } from './contracts/envelope.ts';
 import type { EventStore } from './eventStore.ts';
+import { queryError, type QueryError } from './contracts/replies.ts';
 import { parseBound, replayAt, type Bound, type MeshAt } from './audit/replay.ts';
 import type { RebuildStart } from './audit/runtime.ts';
 import type { FederationQueries } from './federation/runtime.ts';
@@ -94,17 +95,23 @@ export const meshAtView = (at: MeshAt, o: { includeClosed?: boolean } = {}) => {
   };
 };
 
+const invalid = (message: string) => E.left(queryError('invalid', `invalid query parameters: ${message}`));
+const badParams = (e: D.DecodeError) => invalid(D.formatDecodeError(e));
+const notFound = (message: string) => E.left(queryError('not-found', message));
+const unavailable = (message: string) => E.left(queryError('unavailable', message));
+
 /**
  * `limit` and `offset` page any list answer (an answer must fit one NATS message; a large mesh's
- * lists do not). Without them the whole list is answered.
+ * lists do not). Without them the whole list is answered. Left: why not, with its kind (the HTTP
+ * status and the NATS reply's `code` follow the kind, never the words).
  */
-export const runQuery = async (ctx: QueryContext, q: string, params: unknown): Promise<E.Either<string, unknown>> => {
+export const runQuery = async (ctx: QueryContext, q: string, params: unknown): Promise<E.Either<QueryError, unknown>> => {
   if (typeof params === 'object' && params !== null && ('limit' in params || 'offset' in params)) {
     const { limit, offset, ...rest } = params as { limit?: unknown; offset?: unknown };
     const lim = D.integer({ min: 1, max: 1_000_000 })(limit ?? 1_000_000, 'params.limit');
-    if (E.isLeft(lim)) return E.left(`invalid query parameters: ${D.formatDecodeError(lim.left)}`);
+    if (E.isLeft(lim)) return badParams(lim.left);
     const off = D.integer({ min: 0, max: Number.MAX_SAFE_INTEGER })(offset ?? 0, 'params.offset');
-    if (E.isLeft(off)) return E.left(`invalid query parameters: ${D.formatDecodeError(off.left)}`);
+    if (E.isLeft(off)) return badParams(off.left);
     const page = { offset: off.right, limit: lim.right };
     const r = await answerQuery(ctx, q, rest, page);
     // Lists that do not page themselves are cut here.
@@ -119,9 +126,10 @@ type Page = { readonly offset: number; readonly limit: number };
 const SELF_PAGING: readonly string[] = ['connections', 'endpoints'];
 const pageOf = <T>(items: readonly T[], page?: Page): readonly T[] => (page ? items.slice(page.offset, page.offset + page.limit) : items);
 
-const answerQuery = async (ctx: QueryContext, q: string, params: unknown, page?: Page): Promise<E.Either<string, unknown>> => {
-  const bad = (e: D.DecodeError) => E.left(`invalid query parameters: ${D.formatDecodeError(e)}`);
-  const replay = (b: Bound) => (ctx.replay ? ctx.replay(b) : replayAt(ctx.store, b));
+const answerQuery = async (ctx: QueryContext, q: string, params: unknown, page?: Page): Promise<E.Either<QueryError, unknown>> => {
+  const bad = badParams;
+  // A replay fails only when the store does (the bound was parsed before): unavailable.
+  const replay = async (b: Bound): Promise<E.Either<QueryError, MeshAt>> => E.mapLeft((m: string) => queryError('unavailable', m))(await (ctx.replay ? ctx.replay(b) : replayAt(ctx.store, b)));
   let p = params ?? {};
   // `minPosition`: answer only once the model holds that log position (a client that saw its
   // commit stored asks with it, and reads its own write).
@@ -131,7 +139,7 @@ const answerQuery = async (ctx: QueryContext, q: string, params: unknown, page?:
     if (E.isLeft(min)) return bad(min.left);
     if (ctx.waitFor) {
       const waited = await ctx.waitFor(min.right).then(() => undefined, (e: Error) => e.message);
-      if (waited) return E.left(`the read model has not reached position ${min.right} yet: ${waited}`);
+      if (waited) return unavailable(`the read model has not reached position ${min.right} yet: ${waited}`);
     }
     p = rest;
   }
@@ -143,7 +151,7 @@ const answerQuery = async (ctx: QueryContext, q: string, params: unknown, page?:
     const text = boundText(at, 'params.at');
     if (E.isLeft(text)) return bad(text.left);
     const bound = parseBound(text.right, 'params.at');
-    if (E.isLeft(bound)) return E.left(`invalid query parameters: ${bound.left}`);
+    if (E.isLeft(bound)) return invalid(bound.left);
     const r = await replay(bound.right);
     if (E.isLeft(r)) return r;
     m = r.right.model;
@@ -166,7 +174,7 @@ const answerQuery = async (ctx: QueryContext, q: string, params: unknown, page?:
       const f = D.object({ id })(p, 'params');
       if (E.isLeft(f)) return bad(f.left);
       const row = m.connections.byId[f.right.id];
-      return row ? E.right(connectionView(row)) : E.left(`connection "${f.right.id}" does not exist`);
+      return row ? E.right(connectionView(row)) : notFound(`connection "${f.right.id}" does not exist`);
     }
     case 'nodes':
       return E.right(
@@ -191,21 +199,21 @@ const answerQuery = async (ctx: QueryContext, q: string, params: unknown, page?:
     case 'runtime': {
       const f = D.object({}, { gc: D.boolean })(p, 'params');
       if (E.isLeft(f)) return bad(f.left);
-      if (!ctx.runtime) return E.left('runtime: only a control plane answers this query');
+      if (!ctx.runtime) return E.left(queryError('invalid', 'runtime: only a control plane answers this query'));
       return E.right(ctx.runtime({ gc: f.right.gc ?? false }));
     }
     case 'replay': {
       const f = D.object({ until: boundText }, { includeClosed: D.boolean })(p, 'params');
       if (E.isLeft(f)) return bad(f.left);
       const bound = parseBound(f.right.until, 'params.until');
-      if (E.isLeft(bound)) return E.left(`invalid query parameters: ${bound.left}`);
+      if (E.isLeft(bound)) return invalid(bound.left);
       const r = await replay(bound.right);
       return E.isLeft(r) ? r : E.right(meshAtView(r.right, { includeClosed: f.right.includeClosed ?? true }));
     }
     case 'projections-rebuild': {
       const f = D.object({ id })(p, 'params');
       if (E.isLeft(f)) return bad(f.left);
-      if (!ctx.rebuild) return E.left('only a control plane rebuilds projections');
+      if (!ctx.rebuild) return E.left(queryError('invalid', 'only a control plane rebuilds projections'));
       return E.right(ctx.rebuild(f.right.id));
     }
     case 'history': {
@@ -216,7 +224,7 @@ const answerQuery = async (ctx: QueryContext, q: string, params: unknown, page?:
       const seen = new Set<string>();
       const collect = async (stream: string, keep: (e: EventEnvelope) => boolean = () => true) => {
         const read = await ctx.store.readStream(stream)();
-        if (E.isLeft(read)) return E.left(`event store: ${read.left.message}`);
+        if (E.isLeft(read)) return unavailable(`event store: ${read.left.message}`);
         for (const c of read.right.commits) {
           for (const ev of c.events) {
             if (!keep(ev) || seen.has(ev.id)) continue;
@@ -238,25 +246,25 @@ const answerQuery = async (ctx: QueryContext, q: string, params: unknown, page?:
           }
         }
       }
-      if (found.length === 0) return E.left(`nothing has happened to "${f.right.id}": no service, endpoint, node, connection or pool has that id`);
+      if (found.length === 0) return notFound(`nothing has happened to "${f.right.id}": no service, endpoint, node, connection or pool has that id`);
       found.sort((a, b) => (BigInt(a.position) < BigInt(b.position) ? -1 : BigInt(a.position) > BigInt(b.position) ? 1 : 0));
       return E.right(found);
     }
     case 'policy':
       return E.right(m.policy);
     case 'peers':
-      return ctx.federation ? E.right(ctx.federation.peers()) : E.left('this domain is not federated (docs/federation.md)');
+      return ctx.federation ? E.right(ctx.federation.peers()) : notFound('this domain is not federated (docs/federation.md)');
     case 'remote-endpoints': {
       const f = D.object({}, { domain: domainName })(p, 'params');
       if (E.isLeft(f)) return bad(f.left);
-      if (!ctx.federation) return E.left('this domain is not federated (docs/federation.md)');
+      if (!ctx.federation) return notFound('this domain is not federated (docs/federation.md)');
       if (f.right.domain !== undefined && !ctx.federation.peers().some((x) => x.domain === f.right.domain)) {
-        return E.left(`domain ${f.right.domain} is not a peer of domain ${ctx.federation.self}; peers: ${ctx.federation.peers().map((x) => x.domain).join(', ') || 'none yet'}`);
+        return notFound(`domain ${f.right.domain} is not a peer of domain ${ctx.federation.self}; peers: ${ctx.federation.peers().map((x) => x.domain).join(', ') || 'none yet'}`);
       }
       return E.right(ctx.federation.remoteEndpoints(f.right.domain));
     }
     default:
-      return E.left(`unknown query "${q}"; known: ${QUERY_NAMES.join(', ')}`);
+      return E.left(queryError('invalid', `unknown query "${q}"; known: ${QUERY_NAMES.join(', ')}`));
   }
 };
 
@@ -265,16 +273,16 @@ const answerQuery = async (ctx: QueryContext, q: string, params: unknown, page?:
  * each peer's (asked over the bus), each row naming its domain, in time order. Domains that do
  * not answer are listed with the reason.
  */
-const historyAllDomains = async (ctx: QueryContext, id: string): Promise<E.Either<string, unknown>> => {
-  if (!ctx.federation) return E.left('this domain is not federated (docs/federation.md): --all-domains has no other domain to ask');
+const historyAllDomains = async (ctx: QueryContext, id: string): Promise<E.Either<QueryError, unknown>> => {
+  if (!ctx.federation) return E.left(queryError('invalid', 'this domain is not federated (docs/federation.md): --all-domains has no other domain to ask'));
   const self = ctx.federation.self;
   const local = await runQuery({ ...ctx, federation: undefined }, 'history', { id });
   const mine = E.isRight(local) ? (local.right as { event: EventEnvelope }[]).map((r) => ({ domain: self, ...r })) : [];
   const peers = await ctx.federation.peerHistories(id);
   const theirs = peers.flatMap((p) => (p.rows ?? []).map((r) => ({ domain: p.domain, ...(r as { event: EventEnvelope }) })));
   const events = [...mine, ...theirs].sort((a, b) => a.event.time.localeCompare(b.event.time) || a.domain.localeCompare(b.domain) || a.event.version - b.event.version);
-  if (events.length === 0) return E.left(`nothing has happened to "${id}" in domain ${self} or its peers`);
-  const domains: Record<string, string> = { [self]: E.isRight(local) ? 'ok' : local.left };
+  if (events.length === 0) return notFound(`nothing has happened to "${id}" in domain ${self} or its peers`);
+  const domains: Record<string, string> = { [self]: E.isRight(local) ? 'ok' : local.left.message };
   for (const p of peers) domains[p.domain] = p.error ?? ((p.rows ?? []).length > 0 ? 'ok' : 'no events');
   return E.right({ events, domains });
 };

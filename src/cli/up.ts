@@ -17,7 +17,7 @@ import type { HealingConfig } from '../healing/detector.ts';
 import type { FederationOptions } from '../federation/runtime.ts';
 import { leafnodesConfig } from '../../infra/nats/leafnodes.ts';
 import type { EventStore } from '../eventStore.ts';
-import { startHttpApi } from '../http.ts';
+import { startHttpApi, type HttpAccess } from '../http.ts';
 import { redactUrl, type StoreChoice } from './storeOption.ts';
 import { forgetPointer, writePointer, type Access } from './access.ts';
 import { verifyApiToken } from '../security/apiToken.ts';
@@ -127,6 +127,43 @@ const openStore = async (choice: StoreChoice, domain: string, log: Logger): Prom
 
 const storeLabel = (choice: StoreChoice): string => (choice.kind === 'esdb' ? `EventStoreDB ${redactUrl(choice.url)}` : 'JetStream');
 
+/** How long a fatal error's stop may take before the process exits anyway. */
+export const FATAL_STOP_MS = 5000;
+
+/**
+ * The policy of a long-running process (nsm up, control-plane, agent) for an exception nothing
+ * caught and a promise rejection nothing handled: log it (level error, with the stack), stop what
+ * runs in reverse order as on SIGTERM but for at most FATAL_STOP_MS, and exit 1.
+ *
+ * Exit, not serve on: after such an error some piece of the process's state was left half-done (a
+ * fold into the view, a lease renewal, a consumer loop), and serving on would act on it unseen.
+ * Nothing is lost by exiting: the log, the durable command and node-command consumers, the process
+ * manager's checkpoint and the agents' desired state are in JetStream, so a supervisor's restart
+ * (systemd, Kubernetes) folds the log again and carries on where this process stopped. The stops
+ * are worth the attempt because `nsm up` owns its nats-server, which would otherwise outlive it.
+ * Errors that requests cause never get here: the HTTP API and the query and command loops catch
+ * their own (src/http.ts, src/controlPlane.ts).
+ */
+export const exitOnFatal = (log: Logger, stops: readonly (() => Promise<unknown>)[], exit: (code: number) => void = (c) => process.exit(c), graceMs = FATAL_STOP_MS): void => {
+  let fatal = false;
+  const onFatal = (kind: 'uncaught exception' | 'unhandled promise rejection') => (e: unknown) => {
+    log.error(`${kind}: stopping`, { error: errorText(e), ...(e instanceof Error && e.stack ? { stack: e.stack } : {}), ...(fatal ? { alreadyStopping: true } : {}) });
+    if (fatal) return;
+    fatal = true;
+    setTimeout(() => {
+      log.error('stopping took too long after a fatal error; exiting', { graceMs });
+      exit(1);
+    }, graceMs);
+    void (async () => {
+      for (const stop of [...stops].reverse()) await stop().catch((err) => log.warn('stop failed', { error: errorText(err) }));
+      log.error('stopped after a fatal error; exiting with status 1');
+      exit(1);
+    })();
+  };
+  process.on('uncaughtException', onFatal('uncaught exception'));
+  process.on('unhandledRejection', onFatal('unhandled promise rejection'));
+};
+
 /** Stops everything in reverse order on SIGINT/SIGTERM, then exits. */
 const untilSignal = (log: Logger, stops: (() => Promise<unknown>)[]): Promise<void> =>
   new Promise((resolve) => {
@@ -147,7 +184,7 @@ const untilSignal = (log: Logger, stops: (() => Promise<unknown>)[]): Promise<vo
   });
 
 /** The HTTP API of an authenticated mesh answers bearers of an `nsm token`, within their role's scope. */
-const httpAccess = (cp: ControlPlane, registry: IdentityRegistry) => ({
+const httpAccess = (cp: ControlPlane, registry: IdentityRegistry): HttpAccess => ({
   authenticate: (h: string | undefined) => verifyApiToken(h, registry, new Date()),
   scope: (actor: string, query: string, params: unknown) => cp.guard.scopeQuery(actor, query, params, cp.view.current),
 });
@@ -190,6 +227,7 @@ export const runUp = async (o: {
 }) => {
   const log = createLogger('nsm-up', { domain: o.domain });
   const stops: (() => Promise<unknown>)[] = [];
+  exitOnFatal(log, stops);
   const fed = o.federation;
   // A registry-only domain (a floating registry) has no node of its own.
   const withNode = !fed?.options.registryOnly;
@@ -326,6 +364,8 @@ export const runControlPlane = async (o: {
   federation?: FederationOptions;
 }) => {
   const log = createLogger('control-plane', { domain: o.domain });
+  const stops: (() => Promise<unknown>)[] = [];
+  exitOnFatal(log, stops);
   const url = o.access.url;
   const sec = o.access.credentials ? secureIdentity(o.access, o.identitiesFile, 'control-plane', 'control-plane') : undefined;
   if (!sec) log.warn(insecureWarning(url));
@@ -348,7 +388,7 @@ export const runControlPlane = async (o: {
     await nc.close().catch(() => undefined);
     throw e;
   }
-  const stops: (() => Promise<unknown>)[] = [async () => log.info('control plane stopped', { ...cp.stats }), () => nc.close(), () => cp.stop()];
+  stops.push(async () => log.info('control plane stopped', { ...cp.stats }), () => nc.close(), () => cp.stop());
   if (o.httpPort !== undefined) {
     const http: Server = await startHttpApi(o.httpPort, '127.0.0.1', () => cp.queryContext(), log, sec ? httpAccess(cp, sec.registry) : undefined).catch(async (e) => {
       await cp.stop().catch(() => undefined);
@@ -374,6 +414,8 @@ export const runAgent = async (o: {
   externalAddress?: string;
 }) => {
   const log = createLogger('agent', { domain: o.domain, node: o.node });
+  const stops: (() => Promise<unknown>)[] = [];
+  exitOnFatal(log, stops);
   const { dataplane, facts } = await dataplaneFor(
     { kind: o.dataplane, domain: o.domain, ...(o.netns ? { netns: o.netns } : {}), ...(o.underlay ? { underlay: o.underlay } : {}), stateDir: o.stateDir },
     log,
@@ -393,6 +435,7 @@ export const runAgent = async (o: {
     ...o.agent,
     ...(sec ? { security: { registry: sec.registry, signer: sec.signer } } : {}),
   });
+  stops.push(() => nc.close(), () => agent.stop());
   await agent.ready;
-  await untilSignal(log, [() => nc.close(), () => agent.stop()]);
+  await untilSignal(log, stops);
 };

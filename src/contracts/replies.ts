@@ -24,4 +24,20 @@ export type CommandReply =
     }
   | { readonly ok: false; readonly commandId: string; readonly error: { readonly code: ReplyErrorCode; readonly message: string } };
 
-export type QueryReply<T = unknown> = { readonly ok: true; readonly result: T } | { readonly ok: false; readonly error: string };
+/**
+ * Why a query was not answered, as a kind, so that no consumer (the HTTP status, the SDK) reads
+ * it from the words of the message: `forbidden` (the asker may not ask this), `not-found` (no
+ * such connection, nothing in the log under that id, no such peer), `invalid` (bad parameters,
+ * or a question this server cannot answer as asked), `unavailable` (the store or the read model
+ * cannot answer now; asking again later may work).
+ */
+export type QueryErrorCode = 'forbidden' | 'not-found' | 'invalid' | 'unavailable';
+export const QUERY_ERROR_CODES: readonly QueryErrorCode[] = ['forbidden', 'not-found', 'invalid', 'unavailable'];
+export interface QueryError {
+  readonly code: QueryErrorCode;
+  readonly message: string;
+}
+export const queryError = (code: QueryErrorCode, message: string): QueryError => ({ code, message });
+
+/** `code` beside `error` since it was added; older servers answer without it. */
+export type QueryReply<T = unknown> = { readonly ok: true; readonly result: T } | { readonly ok: false; readonly error: string; readonly code?: QueryErrorCode };

@@ -15,8 +15,8 @@ export interface AgentSecurity {
 }
 
 /** Why the agent must not act on this side; undefined: the path checks out. */
-export const pathProblem = (security: AgentSecurity, spec: SideSpec, now: Date): string | undefined => {
-  const r = verifyPathChain(spec.path?.pathSegments, {
+export const pathProblem = async (security: AgentSecurity, spec: SideSpec, now: Date): Promise<string | undefined> => {
+  const r = await verifyPathChain(spec.path?.pathSegments, {
     registry: security.registry,
     connectionId: spec.connectionId,
     generation: spec.generation,

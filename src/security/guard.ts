@@ -8,6 +8,7 @@ import type { RemoteEndpointPlan } from '../../aggregates/crossDomain.ts';
 import { domainOfPeerActor } from '../../infra/nats/subjects.ts';
 import type { MeshModel } from '../../projections/mesh.ts';
 import type { CommandMessage } from '../contracts/commands.ts';
+import { queryError, type QueryError } from '../contracts/replies.ts';
 import type { Routed } from '../handlers.ts';
 import type { IdentityRegistry, Role } from './identities.ts';
 import type { Signer } from './keys.ts';
@@ -34,15 +35,18 @@ const forbidden = (message: string): Verdict => ({ ok: false, code: 'forbidden',
 export interface QueryScope {
   /** Parameters to run the query with (a client's listing is narrowed to its own connections). */
   readonly params: unknown;
-  /** Applied to the answer before it leaves the control plane. */
-  readonly filter?: (result: unknown) => unknown;
+  /**
+   * Applied to the answer before it leaves the control plane. Fails closed: an answer it cannot
+   * narrow is withheld (Left), never passed on as it is.
+   */
+  readonly filter?: (result: unknown) => E.Either<QueryError, unknown>;
 }
 
 export interface Guard {
   readonly secure: boolean;
   roleOf(actor: string): Role | undefined;
   /** Whether the sender may send this command now; checked after decoding, before routing. */
-  checkCommand(msg: CommandMessage, model: MeshModel, now: Date): Verdict;
+  checkCommand(msg: CommandMessage, model: MeshModel, now: Date): Promise<Verdict>;
   /** Adds what the checks established (verified tokens, renewed path) to the routed command. */
   decorate(msg: CommandMessage, routed: Routed, model: MeshModel, now: Date): Routed;
   /** Signed segments for a plan; undefined on an insecure mesh. */
@@ -50,7 +54,7 @@ export interface Guard {
   /** Federation, client side: signed segments for this side's plan made from the endpoint domain's plan. */
   remotePlanSegments(o: { state: ConnectionState; from: string; plan: RemoteEndpointPlan; now: Date }): ConnectionPathSegment[] | undefined;
   /** Whether the actor may run the query, and how its answer is narrowed. */
-  scopeQuery(actor: string, name: string, params: unknown, model: MeshModel): E.Either<string, QueryScope>;
+  scopeQuery(actor: string, name: string, params: unknown, model: MeshModel): E.Either<QueryError, QueryScope>;
 }
 
 /** The service as the client asked for it, and signed it: "svc", or "svc@domain" across domains. */
@@ -68,7 +72,7 @@ export const createGuard = (security: ControlPlaneSecurity | undefined): Guard =
     return {
       secure: false,
       roleOf: () => 'operator',
-      checkCommand: () => ok,
+      checkCommand: async () => ok,
       decorate: (_m, routed) => routed,
       planSegments: () => undefined,
       remotePlanSegments: () => undefined,
@@ -80,7 +84,7 @@ export const createGuard = (security: ControlPlaneSecurity | undefined): Guard =
   const roleOf = (actor: string) => registry.byActor(actor)?.role;
   const expiryOf = (expirationTime: string | undefined, now: Date) => (expirationTime ? new Date(expirationTime) : new Date(now.getTime() + lifetimeMs));
 
-  const checkCommand = (msg: CommandMessage, model: MeshModel, now: Date): Verdict => {
+  const checkCommand = async (msg: CommandMessage, model: MeshModel, now: Date): Promise<Verdict> => {
     const role = roleOf(msg.actor);
     if (!role) {
       // A peer domain's control plane: its commands arrive on nsm.<domain>.fed.<peer>.cmd.<verb>,
@@ -94,7 +98,7 @@ export const createGuard = (security: ControlPlaneSecurity | undefined): Guard =
       case 'connection.request': {
         const b = (msg as CommandMessage<'connection.request'>).body;
         if (!b.token) return forbidden('a connection request must carry the client\'s signed path token (the SDK signs it with the client\'s key)');
-        const v = verifyClientToken(b.token, { registry, actor: msg.actor, connectionId: b.connectionId, service: b.networkService, now });
+        const v = await verifyClientToken(b.token, { registry, actor: msg.actor, connectionId: b.connectionId, service: b.networkService, now });
         return E.isLeft(v) ? forbidden(v.left) : ok;
       }
       case 'connection.close':
@@ -107,7 +111,7 @@ export const createGuard = (security: ControlPlaneSecurity | undefined): Guard =
         // The client renews its own segment; an operator refreshing someone else's connection
         // cannot sign for that client, and its token is not used.
         if (token && row?.actor === msg.actor) {
-          const v = verifyClientToken(token, { registry, actor: msg.actor, connectionId: b.connectionId, now });
+          const v = await verifyClientToken(token, { registry, actor: msg.actor, connectionId: b.connectionId, now });
           if (E.isLeft(v)) return forbidden(v.left);
         }
         return ok;
@@ -120,7 +124,7 @@ export const createGuard = (security: ControlPlaneSecurity | undefined): Guard =
         // This replica's view has not folded the plan yet: the report is early, not wrong.
         if (!state || state.generation < b.generation) return { ok: false, code: 'retry', message: `the plan of generation ${b.generation} is not in this replica's view yet` };
         if (state.generation > b.generation || !state.plan) return ok;
-        const v = verifyAgentToken(b.token, { registry, node: b.node, side: b.side, connectionId: b.connectionId, generation: b.generation, segments: state.plan.path.pathSegments });
+        const v = await verifyAgentToken(b.token, { registry, node: b.node, side: b.side, connectionId: b.connectionId, generation: b.generation, segments: state.plan.path.pathSegments, now });
         return E.isLeft(v) ? forbidden(v.left) : ok;
       }
       default:
@@ -193,27 +197,25 @@ export const createGuard = (security: ControlPlaneSecurity | undefined): Guard =
     return routed;
   };
 
-  const scopeQuery = (actor: string, name: string, params: unknown, model: MeshModel): E.Either<string, QueryScope> => {
+  const scopeQuery = (actor: string, name: string, params: unknown, model: MeshModel): E.Either<QueryError, QueryScope> => {
+    const forbid = (message: string) => E.left(queryError('forbidden', message));
     const role = roleOf(actor);
-    if (!role) return E.left(`forbidden: "${actor}" is not an identity of this mesh`);
+    if (!role) return forbid(`forbidden: "${actor}" is not an identity of this mesh`);
     const allowed = ROLE_QUERIES[role];
-    if (allowed !== 'all' && !allowed.includes(name)) return E.left(`forbidden: ${actor} (${role}) may not ask the "${name}" query`);
+    if (allowed !== 'all' && !allowed.includes(name)) return forbid(`forbidden: ${actor} (${role}) may not ask the "${name}" query`);
     if (role === 'client') {
       const p = (params ?? {}) as Record<string, unknown>;
       const own = (id: unknown) => typeof id === 'string' && rowOf(model, id)?.actor === actor;
       switch (name) {
         case 'connections':
-          if (p.actor !== undefined && p.actor !== actor) return E.left(`forbidden: ${actor} may list only its own connections`);
+          if (p.actor !== undefined && p.actor !== actor) return forbid(`forbidden: ${actor} may list only its own connections`);
           return E.right({ params: { ...p, actor } });
         case 'connection':
           // Someone else's connection looks like no connection at all.
-          return own(p.id) ? E.right({ params }) : E.left(`connection "${String(p.id)}" does not exist`);
+          return own(p.id) ? E.right({ params }) : E.left(queryError('not-found', `connection "${String(p.id)}" does not exist`));
         case 'history':
-          if (!own(p.id)) return E.left(`forbidden: ${actor} may read the history of its own connections only`);
-          return E.right({
-            params,
-            filter: (r) => (Array.isArray(r) ? r.filter((x: { stream?: string }) => x.stream === `connection.${String(p.id)}`) : r),
-          });
+          if (!own(p.id)) return forbid(`forbidden: ${actor} may read the history of its own connections only`);
+          return E.right({ params, filter: clientHistoryFilter(p.id as string) });
         default:
           return E.right({ params });
       }
@@ -221,7 +223,7 @@ export const createGuard = (security: ControlPlaneSecurity | undefined): Guard =
     if (role === 'agent') {
       const node = registry.byActor(actor)!.name;
       const p = (params ?? {}) as Record<string, unknown>;
-      if (p.node !== node) return E.left(`forbidden: agent:${node} may read only its own node's desired state`);
+      if (p.node !== node) return forbid(`forbidden: agent:${node} may read only its own node's desired state`);
     }
     return E.right({ params });
   };
@@ -236,3 +238,28 @@ export const createGuard = (security: ControlPlaneSecurity | undefined): Guard =
     scopeQuery,
   };
 };
+
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * What a client sees of the history of its own connection: the rows of that connection's own
+ * stream, nothing else. Other streams can share the id (a service, an endpoint or a node named
+ * like the connection; its address pool), in this domain and, with allDomains, in its peers. Both
+ * answer shapes are narrowed: the list of rows of one domain, and `{ events, domains }` across
+ * domains. Any other shape is withheld (fails closed): a new shape must be taught here first.
+ */
+export const clientHistoryFilter =
+  (connectionId: string) =>
+  (result: unknown): E.Either<QueryError, unknown> => {
+    const stream = `connection.${connectionId}`;
+    const own = (rows: readonly unknown[]) => rows.filter((r) => isRecord(r) && r.stream === stream);
+    if (Array.isArray(result)) return E.right(own(result));
+    if (isRecord(result) && Object.keys(result).sort().join(',') === 'domains,events' && Array.isArray(result.events) && isRecord(result.domains) && Object.values(result.domains).every((d) => typeof d === 'string')) {
+      const events = own(result.events);
+      const domains = Object.fromEntries(
+        Object.entries(result.domains as Record<string, string>).map(([d, status]) => [d, status === 'ok' && !events.some((e) => (e as { domain?: unknown }).domain === d) ? 'no events' : status]),
+      );
+      return E.right({ events, domains });
+    }
+    return E.left(queryError('forbidden', `the history of "${connectionId}" came in a shape the client filter does not know; it is withheld rather than shown unfiltered`));
+  };

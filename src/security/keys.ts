@@ -1,7 +1,8 @@
 // ed25519 identities as NATS nkeys: the seed authenticates the identity to nats-server and the
-// same key signs path tokens. Signing and verification run in node:crypto (native); the nkeys
-// library bundled with nats.js only creates keys and checks their encoding.
-import { createPrivateKey, createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
+// same key signs path tokens. Signing runs in node:crypto (native); tokens are verified by jose
+// (./jwt.ts) with the KeyObject made here; the nkeys library bundled with nats.js only creates
+// keys and checks their encoding.
+import { createPrivateKey, createPublicKey, sign, type KeyObject } from 'node:crypto';
 import { nkeys } from 'nats';
 
 interface NkeyPair {
@@ -70,8 +71,8 @@ export const signerFromSeed = (seed: string): Signer => {
 };
 
 const publicKeys = new Map<string, KeyObject>();
-/** The ed25519 key of an nkey user public key; undefined when it is not a valid one. */
-const publicKeyObject = (pub: string): KeyObject | undefined => {
+/** The ed25519 key of an nkey user public key (what token verification takes); undefined when it is not a valid one. */
+export const publicKeyObject = (pub: string): KeyObject | undefined => {
   const known = publicKeys.get(pub);
   if (known) return known;
   if (!isUserPublicKey(pub)) return undefined;
@@ -80,14 +81,4 @@ const publicKeyObject = (pub: string): KeyObject | undefined => {
   const key = createPublicKey({ key: Buffer.concat([SPKI_ED25519, raw]), format: 'der', type: 'spki' });
   publicKeys.set(pub, key);
   return key;
-};
-
-export const verifySignature = (publicKey: string, data: Uint8Array, signature: Uint8Array): boolean => {
-  const key = publicKeyObject(publicKey);
-  if (!key) return false;
-  try {
-    return verify(null, data, key, signature);
-  } catch {
-    return false;
-  }
 };

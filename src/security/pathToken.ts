@@ -10,11 +10,15 @@
 // and segment name, an expiry, and the hash of the token it was issued under (segment 1 under 0;
 // 2 and 3 under 1, being issued in parallel), so a chain cannot be re-ordered or spliced from
 // another connection. Tokens are signed assertions, not secrets. No clock in here: `now` comes in.
+//
+// Verification is jose's (./jwt.ts: header, signature, required claims, audience, expiry), plus
+// the mesh's checks on time: no token issued in the future (beyond the clock skew), and a client's
+// token valid for no longer from now than a connection may last.
 import { createHash } from 'node:crypto';
 import * as E from 'fp-ts/lib/Either.js';
 import { ROLES, type IdentityRegistry, type Role } from './identities.ts';
-import { JWT_HEADER, signJwt } from './jwt.ts';
-import { verifySignature, type Signer } from './keys.ts';
+import { issuedInTheFuture, seconds, signJwt, unverifiedClaims, validTooLong, verifyJwt } from './jwt.ts';
+import { publicKeyObject, type Signer } from './keys.ts';
 
 export interface PathSegment {
   readonly name: string;
@@ -63,11 +67,13 @@ export const CLIENT_SIDE_SEGMENT = 2;
 export const ENDPOINT_SIDE_SEGMENT = 3;
 export const segmentOfSide = (side: 'client' | 'endpoint'): number => (side === 'client' ? CLIENT_SIDE_SEGMENT : ENDPOINT_SIDE_SEGMENT);
 
-const MAX_TOKEN = 4096;
+/**
+ * Longest a client's token may be valid for from now: a connection may ask for an expiration of
+ * up to 365 days (src/contracts/commands.ts), and the SDK signs for that long; a day more for skew.
+ */
+export const MAX_CLIENT_TOKEN_SECONDS = 366 * 86400;
 
 export const tokenHash = (token: string): string => createHash('sha256').update(token).digest('base64url');
-
-const seconds = (d: Date): number => Math.floor(d.getTime() / 1000);
 
 export const signToken = (claims: Omit<PathClaims, 'typ' | 'iss'>, signer: Signer): string => {
   return signJwt({ ...claims, typ: 'nsm-path', iss: signer.publicKey }, signer);
@@ -85,33 +91,45 @@ const isClaims = (v: unknown): v is PathClaims => {
 
 /** The claims, without checking the signature: for display, or before looking up the issuer. */
 export const readClaims = (token: string): E.Either<string, PathClaims> => {
-  if (typeof token !== 'string' || token.length > MAX_TOKEN) return E.left('not a token');
-  const parts = token.split('.');
-  if (parts.length !== 3 || parts[0] !== JWT_HEADER) return E.left('not an EdDSA JWT');
-  try {
-    const claims: unknown = JSON.parse(Buffer.from(parts[1]!, 'base64url').toString('utf8'));
-    return isClaims(claims) ? E.right(claims) : E.left('its claims are not those of a path token');
-  } catch {
-    return E.left('its payload is not JSON');
-  }
+  const c = unverifiedClaims(token);
+  if (E.isLeft(c)) return E.left(c.left === 'not-a-token' ? 'not a token' : c.left === 'not-eddsa' ? 'not an EdDSA JWT' : 'its payload is not JSON');
+  return isClaims(c.right) ? E.right(c.right) : E.left('its claims are not those of a path token');
 };
 
-/** Claims of a token whose signature verifies against the key it names, and which the registry lists with one of `roles`. */
-export const verifyToken = (token: string, registry: IdentityRegistry, roles: readonly Role[]): E.Either<string, PathClaims> => {
+/** A token whose signature verifies; `expired`: at `now` (the caller decides whether that matters). */
+export interface VerifiedToken {
+  readonly claims: PathClaims;
+  readonly expired: boolean;
+}
+
+/**
+ * Claims of a token whose signature verifies against the key it names (jose), and which the
+ * registry lists with one of `roles`. Time is the caller's to judge: expiry is reported, not
+ * refused (an agent still removes an expired connection's side), and `issuedInTheFuture` is
+ * checked where a token is accepted for acting.
+ */
+export const verifyToken = async (token: string, registry: IdentityRegistry, roles: readonly Role[], now: Date, audience?: string): Promise<E.Either<string, VerifiedToken>> => {
   const claims = readClaims(token);
   if (E.isLeft(claims)) return claims;
   const c = claims.right;
-  const [h, p, sig] = token.split('.') as [string, string, string];
   const issuer = registry.byKey(c.iss);
-  if (!issuer) return E.left(`signed by an unknown key ${c.iss.slice(0, 12)}...`);
-  if (!verifySignature(c.iss, Buffer.from(`${h}.${p}`), Buffer.from(sig, 'base64url'))) return E.left(`signature does not verify (forged or altered; issuer claims to be ${issuer.actor})`);
+  const key = publicKeyObject(c.iss);
+  if (!issuer || !key) return E.left(`signed by an unknown key ${c.iss.slice(0, 12)}...`);
+  const v = await verifyJwt(token, key, { now, requiredClaims: ['typ', 'iss', 'sub', 'aud'], ...(audience !== undefined ? { audience } : {}) });
+  if (E.isLeft(v)) {
+    const f = v.left;
+    if (f.kind === 'signature') return E.left(`signature does not verify (forged or altered; issuer claims to be ${issuer.actor})`);
+    if (f.kind === 'claim' && f.claim === 'aud') return E.left(`is not addressed to ${audience}`);
+    return E.left(`not a valid token: ${f.message}`);
+  }
+  // The payload jose verified is the one read above; its shape was checked there.
   if (issuer.actor !== c.sub) return E.left(`issued by ${issuer.actor}, but claims to be ${c.sub}`);
   if (!roles.includes(issuer.role)) return E.left(`issued by ${issuer.actor} (${issuer.role}), where a ${roles.join(' or ')} token belongs`);
-  return E.right(c);
+  return E.right({ claims: c, expired: v.right.expired });
 };
 
-const expiredAt = (c: PathClaims, now: Date): string | undefined =>
-  c.exp <= seconds(now) ? `expired at ${new Date(c.exp * 1000).toISOString()}` : undefined;
+const expiredAt = (c: Pick<PathClaims, 'exp'>): string => `expired at ${new Date(c.exp * 1000).toISOString()}`;
+const expiresText = (exp: number): string => `expires ${new Date(exp * 1000).toISOString()}`;
 
 export const segmentOf = (token: string, claims: Pick<PathClaims, 'seg' | 'cid' | 'exp'>): PathSegment => ({
   name: claims.seg,
@@ -137,20 +155,20 @@ export const clientSegment = (o: { signer: Signer; actor: string; connectionId: 
 };
 
 /** The control plane's check of a client's request token. */
-export const verifyClientToken = (
+export const verifyClientToken = async (
   token: string,
   o: { registry: IdentityRegistry; actor: string; connectionId: string; service?: string; now: Date },
-): E.Either<string, PathClaims> => {
-  const v = verifyToken(token, o.registry, ['client', 'operator']);
-  if (E.isLeft(v)) return E.left(`client path token: ${v.left}`);
-  const c = v.right;
+): Promise<E.Either<string, PathClaims>> => {
+  const v = await verifyToken(token, o.registry, ['client', 'operator'], o.now, 'control-plane');
+  if (E.isLeft(v)) return E.left(/^is /.test(v.left) ? `client path token ${v.left}` : `client path token: ${v.left}`);
+  const c = v.right.claims;
   const problem =
     c.sub !== o.actor ? `is ${c.sub}'s, not ${o.actor}'s`
     : c.idx !== CLIENT_SEGMENT ? `has index ${c.idx}, not ${CLIENT_SEGMENT}`
     : c.cid !== o.connectionId ? `is for connection ${c.cid}`
     : o.service !== undefined && c.svc !== o.service ? `is for service ${c.svc ?? '(none)'}, not ${o.service}`
-    : !c.aud.includes('control-plane') ? 'is not addressed to the control plane'
-    : expiredAt(c, o.now);
+    : v.right.expired ? expiredAt(c)
+    : issuedInTheFuture(c.iat, o.now) ?? validTooLong(c.exp, o.now, MAX_CLIENT_TOKEN_SECONDS, '366 days');
   return problem ? E.left(`client path token ${problem}`) : E.right(c);
 };
 
@@ -229,10 +247,11 @@ export interface ChainCheck {
 /**
  * What an agent checks before acting on a side: the client's token and the control plane's, each
  * signed by a registered identity of the right role, in order, chained by hash, for this
- * connection, generation, node and addresses, and (when programming) not expired; agent segments
- * already signed must verify too. Left: why not, in words for the connection's failure reason.
+ * connection, generation, node and addresses, and (when programming) segment 1 not expired and no
+ * token issued in the future; agent segments already signed must verify too. Left: why not, in
+ * words for the connection's failure reason.
  */
-export const verifyPathChain = (segments: readonly PathSegment[] | undefined, o: ChainCheck): E.Either<string, void> => {
+export const verifyPathChain = async (segments: readonly PathSegment[] | undefined, o: ChainCheck): Promise<E.Either<string, void>> => {
   if (!segments || segments.length < 2) return E.left('the node command carries no path tokens');
   if (segments.length > 4) return E.left(`the path has ${segments.length} segments, at most 4`);
   const at = (i: number, what: string) => (msg: string) => `path segment ${i} (${what}): ${msg}`;
@@ -240,22 +259,28 @@ export const verifyPathChain = (segments: readonly PathSegment[] | undefined, o:
   // Segment 0 by the control plane: the client is another domain's, and it opened the path here on
   // that domain's behalf (federation, src/security/guard.ts).
   const roles: readonly (readonly Role[])[] = [['client', 'operator', 'control-plane'], ['control-plane'], ['agent'], ['agent']];
+  // Signatures are checked together; what is wrong is told in segment order.
+  const verified = await Promise.all(segments.map((seg) => (seg.token === undefined ? undefined : verifyToken(seg.token, o.registry, ROLES, o.now))));
+  const cpVerified = verified[CONTROL_PLANE_SEGMENT];
   for (let i = 0; i < segments.length; i++) {
     const seg = segments[i]!;
     const where = at(i, seg.name);
-    if (seg.token === undefined) {
+    const v = verified[i];
+    if (v === undefined) {
       if (i < 2) return E.left(where('has no token'));
       continue;
     }
     // Signature first, position next: a genuine token in the wrong place is a re-ordering.
-    const v = verifyToken(seg.token, o.registry, ROLES);
     if (E.isLeft(v)) return E.left(where(v.left));
-    const c = v.right;
+    const c = v.right.claims;
     if (c.idx !== i) return E.left(where(`token was issued for segment ${c.idx} (${c.seg}): the path is re-ordered`));
     const role = o.registry.byKey(c.iss)!.role;
     if (!roles[i]!.includes(role)) return E.left(where(`issued by ${c.sub} (${role}), where a ${roles[i]!.join(' or ')} token belongs`));
     if (c.seg !== seg.name) return E.left(where(`token names segment "${c.seg}"`));
     if (c.cid !== o.connectionId) return E.left(where(`token is for connection ${c.cid}, not ${o.connectionId}`));
+    // Programming acts on the tokens' word now: none may come from a clock far ahead.
+    const future = o.checkExpiry ? issuedInTheFuture(c.iat, o.now) : undefined;
+    if (future) return E.left(where(`token ${future}`));
     claims[i] = c;
   }
   const client = claims[CLIENT_SEGMENT]!;
@@ -272,10 +297,7 @@ export const verifyPathChain = (segments: readonly PathSegment[] | undefined, o:
   if (node !== o.node) return E.left(cpWhere(`puts the ${o.side} side on node ${node}, not ${o.node}`));
   const address = o.side === 'client' ? plan.src : plan.dst;
   if (o.addresses.some((a) => bareAddress(a) !== address)) return E.left(cpWhere(`authorizes address ${address} for the ${o.side} side, the command asks for ${o.addresses.join(', ')}`));
-  if (o.checkExpiry) {
-    const expired = expiredAt(cp, o.now);
-    if (expired) return E.left(cpWhere(`${expired}; refresh the connection to renew its tokens`));
-  }
+  if (o.checkExpiry && cpVerified && E.isRight(cpVerified) && cpVerified.right.expired) return E.left(cpWhere(`${expiredAt(cp)}; refresh the connection to renew its tokens`));
   const cpHash = tokenHash(segments[CONTROL_PLANE_SEGMENT]!.token!);
   for (let i = 2; i < segments.length; i++) {
     const c = claims[i];
@@ -290,20 +312,22 @@ export const verifyPathChain = (segments: readonly PathSegment[] | undefined, o:
 };
 
 /** The control plane's check of the token an agent reports with a programmed side. */
-export const verifyAgentToken = (
+export const verifyAgentToken = async (
   token: string,
-  o: { registry: IdentityRegistry; node: string; side: 'client' | 'endpoint'; connectionId: string; generation: number; segments: readonly PathSegment[] },
-): E.Either<string, void> => {
-  const v = verifyToken(token, o.registry, ['agent']);
-  if (E.isLeft(v)) return E.left(`agent path token: ${v.left}`);
-  const c = v.right;
+  o: { registry: IdentityRegistry; node: string; side: 'client' | 'endpoint'; connectionId: string; generation: number; segments: readonly PathSegment[]; now: Date },
+): Promise<E.Either<string, void>> => {
+  const v = await verifyToken(token, o.registry, ['agent'], o.now, 'control-plane');
+  if (E.isLeft(v)) return E.left(/^is /.test(v.left) ? `agent path token ${v.left}` : `agent path token: ${v.left}`);
+  const c = v.right.claims;
   const idx = segmentOfSide(o.side);
   const cp = o.segments[CONTROL_PLANE_SEGMENT]?.token;
+  const cpClaims = cp === undefined ? undefined : readClaims(cp);
   const problem =
     c.sub !== `agent:${o.node}` ? `is agent ${c.sub}'s, the report is from agent:${o.node}`
     : c.idx !== idx ? `has index ${c.idx}, the ${o.side} side's is ${idx}`
     : c.cid !== o.connectionId || c.gen !== o.generation ? `is for ${c.cid} generation ${c.gen}`
     : cp === undefined || c.prev !== tokenHash(cp) ? 'was not issued under the control plane token of this plan'
-    : undefined;
+    : cpClaims && E.isRight(cpClaims) && c.exp > cpClaims.right.exp ? `outlives the control plane token it was issued under (${expiresText(c.exp)}, the plan ${expiresText(cpClaims.right.exp)})`
+    : issuedInTheFuture(c.iat, o.now);
   return problem ? E.left(`agent path token ${problem}`) : E.right(undefined);
 };

@@ -48,9 +48,9 @@ interface Ctx {
 const s = suite<Ctx>('federation over an authenticated leafnode link', { extra: [], conns: [], dirs: [] });
 const log = createLogger('secure-federation');
 
-const deployment = (name: string, peers: string[]): Domain => {
+const deployment = (name: string, peers: string[], clients: string[] = []): Domain => {
   const dir = mkdtempSync(join(tmpdir(), `nsm-secfed-${name}-`));
-  const init = initDeployment({ dir, domain: name, nodes: ['n1'], peers });
+  const init = initDeployment({ dir, domain: name, nodes: ['n1'], peers, clients });
   if (E.isLeft(init)) throw new Error(init.left);
   const reg = loadRegistry(init.right.paths.identities);
   if (E.isLeft(reg)) throw new Error(reg.left);
@@ -73,7 +73,7 @@ const connectAs = async (ctx: Ctx, d: Domain, actor: string) => {
   ctx.conns.push(nc);
   return nc;
 };
-const clientOf = async (ctx: Ctx, d: Domain) => MeshClient.over(await connectAs(ctx, d, 'operator'), { domain: d.name, actor: 'operator', timeoutMs: 20000, signer: signerOf(d.creds('operator')) });
+const clientOf = async (ctx: Ctx, d: Domain, actor = 'operator') => MeshClient.over(await connectAs(ctx, d, actor), { domain: d.name, actor, timeoutMs: 20000, signer: signerOf(d.creds(actor)) });
 
 /** A plain server (domain m) that joins the hub with the given remote settings, and a client on it. */
 const intruder = async (ctx: Ctx, remote: { url: string; caFile?: string }) => {
@@ -96,7 +96,7 @@ const hearsHub = async (nc: NatsConnection, ms = 3000) => {
 };
 
 s.before(async (ctx) => {
-  const a = (ctx.a = deployment('a', ['b']));
+  const a = (ctx.a = deployment('a', ['b'], ['alice']));
   const b = (ctx.b = deployment('b', []));
   ctx.leafPort = await freePort();
   ctx.leafB = must(E.mapLeft((message: string) => ({ message }))(readLeafCredentials(a.paths.leafCreds('b'))), 'leaf credentials of b');
@@ -170,6 +170,29 @@ s('a cross-domain connection is established with signed paths checked by both ag
     return E.isRight(r) && r.right.some((e) => e.name === 'ep1') ? r.right : undefined;
   });
   assert.ok(copy.length >= 1);
+});
+
+s("a client's history across domains shows its connection's events only", async (ctx) => {
+  const alice = await clientOf(ctx, ctx.a!, 'alice');
+  const op = await clientOf(ctx, ctx.a!);
+  // Alice names her connection like a's node: a's history of "n1" also holds the node's stream.
+  must(await alice.send('connection.request', { connectionId: 'n1', networkService: 'icmp@b', clientNode: 'n1' }));
+  assert.is(must(await alice.waitForConnection('n1', 20000)).state, 'established');
+  type Hist = { events: { domain: string; stream: string; event: { type: string } }[]; domains: Record<string, string> };
+  const seen = (h: Hist) => [...new Set(h.events.map((e) => `${e.domain}:${e.stream}`))].sort();
+  // The operator sees everything named n1 in both domains (b's part arrives once b has it).
+  const all = await eventually("n1's history in both domains", async () => {
+    const h = must(await op.query<Hist>('history', { id: 'n1', allDomains: true }));
+    return h.events.some((e) => e.domain === 'b' && e.stream === 'connection.n1') ? h : undefined;
+  });
+  assert.ok(seen(all).includes('a:node.n1'), `the operator's answer holds a's node n1: ${seen(all)}`);
+  const mine = must(await alice.query<Hist>('history', { id: 'n1', allDomains: true }));
+  assert.equal(seen(mine), ['a:connection.n1', 'b:connection.n1'], "alice's answer: her connection's stream in each domain");
+  assert.ok(mine.events.some((e) => e.domain === 'a' && e.event.type === 'ConnectionEstablished'));
+  assert.equal(Object.keys(mine.domains).sort(), ['a', 'b']);
+  // Without allDomains: the same narrowing.
+  const local = must(await alice.query<{ stream: string }[]>('history', { id: 'n1' }));
+  assert.equal([...new Set(local.map((r) => r.stream))], ['connection.n1']);
 });
 
 s('no TLS, or a wrong password: no link', async (ctx) => {
