@@ -8,7 +8,7 @@ import { COMMAND_MAX_BYTES, ensureStreams } from '../infra/nats/streams.ts';
 import { ACTOR_PATTERN, parseCommandSubject, parseQuerySubject, subjectsFor, toActorToken, type Subjects } from '../infra/nats/subjects.ts';
 import { withConnectionNotifications } from './notifications.ts';
 import { natsCheckpoints, Watermark, type Checkpoints } from './checkpoint.ts';
-import { COMMAND_KINDS, decodeCommand, ID_PATTERN, isCommandKind, senderProblem, type CommandMessage } from './contracts/commands.ts';
+import { COMMAND_KINDS, decodeCommand, ID_PATTERN, isCommandKind, netnsProblem, senderProblem, type CommandMessage } from './contracts/commands.ts';
 import * as D from './contracts/decode.ts';
 import type { StoredCommit } from './contracts/envelope.ts';
 import type { NodeCommand } from './contracts/nodeCommands.ts';
@@ -51,6 +51,11 @@ export interface ControlPlaneOptions {
   readonly security?: ControlPlaneSecurity;
   /** Membership of a federation of domains joined by NATS leafnodes (docs/federation.md). Absent: not federated. */
   readonly federation?: FederationOptions;
+  /**
+   * Directories whose files a command may name as a workload's or endpoint's namespace (checked
+   * with checkNetnsDirs); absent: named namespaces only (src/contracts/netnsRef.ts).
+   */
+  readonly netnsDirs?: readonly string[];
 }
 
 export interface ControlPlane {
@@ -351,6 +356,11 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
       const impostor = senderProblem(decoded.right);
       if (impostor) {
         rejectMsg(m, actor, claimedId, 'forbidden', impostor);
+        continue;
+      }
+      const badNetns = netnsProblem(decoded.right, opts.netnsDirs ?? []);
+      if (badNetns) {
+        rejectMsg(m, actor, claimedId, 'invalid', `${kind}: ${badNetns}`);
         continue;
       }
       const verdict = guard.checkCommand(decoded.right, view.current, now());

@@ -25,6 +25,7 @@ import { formatRange, parseTunnelRange } from '../../aggregates/tunnelPool.ts';
 import { checkLeafUrl } from '../../infra/nats/leafnodes.ts';
 import type { FederationOptions } from '../federation/runtime.ts';
 import { readFileSync } from 'node:fs';
+import { checkNetnsDirs } from '../contracts/netnsRef.ts';
 
 class CliError extends Error {}
 const fail = (msg: string): never => {
@@ -43,16 +44,17 @@ Run a mesh (authenticated and over TLS unless --insecure):
   nsm up [--data-dir DIR] [--nats-port N] [--http-port N] [--domain D] [--node NAME] [--dataplane simulated|linux]
          [--underlay ADDR] [--node-timeout 15s] [--down-grace 5m] [--liveness-interval 2s] [--heartbeat 5s]
          [--store jetstream|esdb] [--esdb-url URL] [--insecure] [--host H]... [--token-lifetime 24h]
+         [--netns-dir DIR]... (paths a workload's --netns may name besides /run/netns; default none)
          [--config FILE]      (the same options as a JSON object keyed by flag name)
     federation (docs/federation.md): [--leaf-port P] [--join nats-leaf://HOST:P]... [--tunnel-ids FROM-TO]
          [--peer D]... [--peer-timeout 5s] [--registry-only] [--external-address ADDR] [--leaf-creds FILE]...
   nsm control-plane [--server URL] [--domain D] [--http-port N] [--node-timeout 15s] [--down-grace 5m] [--lease-ttl 10s]
                     [--store jetstream|esdb] [--esdb-url URL] [--creds FILE] [--identities FILE] [--insecure]
-                    [--federate] [--tunnel-ids FROM-TO] [--peer D]... [--peer-timeout 5s] [--registry-only]
+                    [--federate] [--tunnel-ids FROM-TO] [--peer D]... [--peer-timeout 5s] [--registry-only] [--netns-dir DIR]...
     (--store esdb keeps events in EventStoreDB: --esdb-url or NSM_ESDB_URL, e.g. esdb://127.0.0.1:2113?tls=false)
   nsm agent --node NAME [--server URL] [--domain D] [--dataplane simulated|linux]
             [--netns NODE_NS] [--underlay ADDR] [--external-address ADDR] [--state-dir DIR] [--liveness-interval 2s]
-            [--heartbeat 5s] [--creds FILE] [--identities FILE] [--insecure]
+            [--heartbeat 5s] [--creds FILE] [--identities FILE] [--insecure] [--netns-dir DIR]...
   nsm endpoint run icmp-responder --name N --service SVC [--service SVC]... --netns NS [--prefix CIDR]
             [--exclude CIDR]... [--label k=v]... [--expiration 60s] [--node N] [--dataplane linux|simulated]
 
@@ -146,6 +148,10 @@ const agentOptions = (v: { 'liveness-interval'?: string; heartbeat?: string }) =
 };
 
 const processSecurityFlags = { identities: { type: 'string' }, insecure: { type: 'boolean' } } as const;
+
+/** --netns-dir DIR...: where else than /run/netns a workload's namespace may be named (src/contracts/netnsRef.ts). */
+const netnsDirFlag = { 'netns-dir': { type: 'string', multiple: true } } as const;
+const netnsDirsOption = (v: { 'netns-dir'?: string[] }) => (v['netns-dir'] ? { netnsDirs: must(checkNetnsDirs(v['netns-dir'])) } : {});
 
 /** Federation (docs/federation.md): this domain's tunnel ids, its peers, whether it is a registry only. */
 const federationFlags = {
@@ -275,6 +281,7 @@ const commands: Record<string, (args: string[]) => Promise<void>> = {
       'leaf-creds': { type: 'string', multiple: true },
       'external-address': { type: 'string' },
       config: { type: 'string' },
+      ...netnsDirFlag,
     } as const;
     // Options from --config first: flags on the command line then win.
     const configAt = rawArgs.findIndex((a) => a === '--config' || a.startsWith('--config='));
@@ -306,10 +313,11 @@ const commands: Record<string, (args: string[]) => Promise<void>> = {
       dataplane: v.dataplane ?? 'simulated',
       store: must(chooseStore(v, env)),
       ...(v.underlay ? { underlay: v.underlay } : {}),
+      ...netnsDirsOption(v),
     });
   },
   async 'control-plane'(args) {
-    const { values: v } = parse(args, { 'http-port': { type: 'string' }, ...processSecurityFlags, 'token-lifetime': { type: 'string' }, ...healingFlags, ...STORE_OPTIONS, ...federationFlags, federate: { type: 'boolean' } });
+    const { values: v } = parse(args, { 'http-port': { type: 'string' }, ...processSecurityFlags, 'token-lifetime': { type: 'string' }, ...healingFlags, ...STORE_OPTIONS, ...federationFlags, federate: { type: 'boolean' }, ...netnsDirFlag });
     const fedOptions = federationOptions(v, v.federate ?? false);
     const domain = checkDomain(v.domain ?? defaultDomain());
     const access = processAccess(v, domain, 'control-plane', 'control-plane');
@@ -323,6 +331,7 @@ const commands: Record<string, (args: string[]) => Promise<void>> = {
       ...(tokenLifetimeMs !== undefined ? { tokenLifetimeMs } : {}),
       ...(v['http-port'] ? { httpPort: port(v['http-port'], '--http-port', 0) } : {}),
       ...(fedOptions ? { federation: fedOptions } : {}),
+      ...netnsDirsOption(v),
     });
   },
   async agent(args) {
@@ -335,6 +344,7 @@ const commands: Record<string, (args: string[]) => Promise<void>> = {
       'external-address': { type: 'string' },
       ...processSecurityFlags,
       ...agentFlags,
+      ...netnsDirFlag,
     });
     const domain = checkDomain(v.domain ?? defaultDomain());
     const node = checkName('--node', v.node ?? defaultNode());
@@ -350,6 +360,7 @@ const commands: Record<string, (args: string[]) => Promise<void>> = {
       ...(v.underlay ? { underlay: v.underlay } : {}),
       stateDir: v['state-dir'] ?? join(defaultDataDir(domain), `agent-${node}`),
       ...(v['external-address'] ? { externalAddress: v['external-address'] } : {}),
+      ...netnsDirsOption(v),
     });
   },
   async init(args) {
