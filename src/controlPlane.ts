@@ -10,7 +10,7 @@ import { withConnectionNotifications } from './notifications.ts';
 import { natsCheckpoints, Watermark, type Checkpoints } from './checkpoint.ts';
 import { COMMAND_KINDS, decodeCommand, ID_PATTERN, isCommandKind, netnsProblem, senderProblem, type CommandMessage } from './contracts/commands.ts';
 import * as D from './contracts/decode.ts';
-import type { StoredCommit } from './contracts/envelope.ts';
+import type { EventEnvelope, StoredCommit } from './contracts/envelope.ts';
 import type { NodeCommand } from './contracts/nodeCommands.ts';
 import type { CommandReply, QueryReply, ReplyErrorCode } from './contracts/replies.ts';
 import type { EventStore } from './eventStore.ts';
@@ -22,7 +22,9 @@ import { MeshView } from './meshView.ts';
 import { DEFAULT_HEALING, type HealingConfig } from './healing/detector.ts';
 import { startLease } from './healing/lease.ts';
 import { startTimers } from './healing/timers.ts';
-import { createProcessManager, drivesProcessManager, RetryLater } from './processManager.ts';
+import { createProcessManager, drivesProcessManager } from './processManager.ts';
+import { createStepRunner } from './workflowRunner.ts';
+import type { WorkflowEvent } from '../aggregates/workflow.ts';
 import { runQuery, type QueryContext } from './queries.ts';
 import { prepareAudit, type AuditOptions, type AuditRuntime } from './audit/runtime.ts';
 import { Repository } from './repository.ts';
@@ -56,6 +58,8 @@ export interface ControlPlaneOptions {
    * with checkNetnsDirs); absent: named namespaces only (src/contracts/netnsRef.ts).
    */
   readonly netnsDirs?: readonly string[];
+  /** Attempts at a workflow step failing for another reason than infrastructure before it is recorded as failed (default 5). */
+  readonly maxStepAttempts?: number;
 }
 
 export interface ControlPlane {
@@ -150,21 +154,14 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
   // store's position.
   const pmCheckpoint = store.kind === 'jetstream' ? PM_CHECKPOINT : `${PM_CHECKPOINT}-${store.kind}`;
   const pmQueue = new KeyedQueue(opts.concurrency ?? 256);
-  /** True once handled; false when this replica stopped leading first (the step stays undone). */
-  const handleWithRetry = async (commit: StoredCommit, running: () => boolean): Promise<boolean> => {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await pm.handle(commit);
-        stats.workflowSteps++;
-        return true;
-      } catch (e) {
-        const level = e instanceof RetryLater ? 'warn' : 'error';
-        log[level]('process manager step failed; retrying', { stream: commit.stream, position: commit.position, attempt, error: errorText(e) });
-        // Stopping or no longer leading: leave the step to the next leader rather than retry here.
-        if (stopping || !running()) return false;
-        await sleep(Math.min(5000, 100 * 2 ** attempt));
-      }
-    }
+  // Infrastructure trouble is retried as long as it lasts; a step that fails for another reason
+  // is recorded as failed and left behind (src/workflowRunner.ts), so it cannot stall its stream.
+  const runner = createStepRunner({ store, repo, handle: (c) => pm.handle(c), domain: opts.domain, log, now, ...(opts.maxStepAttempts ? { maxAttempts: opts.maxStepAttempts } : {}) });
+  /** True once behind us (done, or recorded as failed); false when this replica stopped leading first. */
+  const runStep = async (commit: StoredCommit, running: () => boolean): Promise<boolean> => {
+    if (!commit.stream.startsWith('workflow.')) return runner.run(commit, running);
+    for (const env of commit.events as readonly EventEnvelope<WorkflowEvent>[]) if (!(await runner.retry(env, running))) return false;
+    return true;
   };
   interface PmRun {
     readonly stop: () => Promise<void>;
@@ -191,14 +188,17 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
       onCommit: (commit) => {
         const position = Number(commit.position);
         delivered = position;
-        if (!drivesProcessManager(commit.stream)) {
+        if (!drivesProcessManager(commit.stream) && !commit.stream.startsWith('workflow.')) {
           watermark.skip(position);
           return;
         }
         watermark.begin(position);
         void pmQueue.enqueue(commit.stream, async () => {
           // Not handled: it stays in flight, so the checkpoint never passes it.
-          if (running && (await handleWithRetry(commit, () => running))) watermark.end(position);
+          if (running && (await runStep(commit, () => running))) {
+            stats.workflowSteps++;
+            watermark.end(position);
+          }
         });
       },
       onError: (e) => log.error('process manager subscription stopped', { error: e.message, kind: e.kind }),

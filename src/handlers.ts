@@ -8,6 +8,7 @@ import { domainOfPeerActor } from '../infra/nats/subjects.ts';
 import type { EndpointCommand } from '../aggregates/endpoint.ts';
 import type { NetworkServiceCommand } from '../aggregates/networkService.ts';
 import type { NodeCommand } from '../aggregates/node.ts';
+import type { WorkflowCommand } from '../aggregates/workflow.ts';
 import { POLICY_STREAM_ID, type Policy, type PolicyCommand } from '../aggregates/policy.ts';
 import type { MeshModel } from '../projections/mesh.ts';
 import { endpointsOfService, labelsFor } from '../projections/registry.ts';
@@ -16,7 +17,7 @@ import { splitServiceRef, type CommandKind, type CommandMessage } from './contra
 import { streamName } from './contracts/envelope.ts';
 import { remoteNodeFrom, remoteStateFrom } from './federation/remoteState.ts';
 
-export type AnyAggregateCommand = NetworkServiceCommand | EndpointCommand | NodeCommand | ConnectionCommand | AddressPoolCommand | PolicyCommand;
+export type AnyAggregateCommand = NetworkServiceCommand | EndpointCommand | NodeCommand | ConnectionCommand | AddressPoolCommand | PolicyCommand | WorkflowCommand;
 
 export interface Routed {
   readonly stream: string;
@@ -275,6 +276,10 @@ export const route = (msg: CommandMessage, model: MeshModel, now: Date, loadOf: 
     }
     case 'policy.remove':
       return { stream: POLICY_STREAM, command: { type: 'RemovePolicyRule', name: (msg as CommandMessage<'policy.remove'>).body.name } };
+    case 'workflow.retry': {
+      const position = (msg as CommandMessage<'workflow.retry'>).body.position;
+      return { stream: streamName('workflow', position), command: { type: 'RetryStep', position, at: now.toISOString() } };
+    }
     case 'connection.refresh': {
       const b = (msg as CommandMessage<'connection.refresh'>).body;
       return {
@@ -331,6 +336,8 @@ export const streamOf = (msg: CommandMessage): string => {
     case 'policy.add':
     case 'policy.remove':
       return POLICY_STREAM;
+    case 'workflow.retry':
+      return streamName('workflow', b.position as string);
     default:
       return streamName('connection', b.connectionId as string);
   }

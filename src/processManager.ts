@@ -12,7 +12,7 @@ import type { NodeEvent } from '../aggregates/node.ts';
 import type { PeerEvent } from '../aggregates/peer.ts';
 import { TUNNEL_STREAM_ID, tunnelOf, tunnelParameters, type TunnelIdRange, type TunnelPoolState } from '../aggregates/tunnelPool.ts';
 import type { FederationSteps } from './federation/steps.ts';
-import type { Logger } from '../infra/log.ts';
+import { errorText, type Logger } from '../infra/log.ts';
 import type { Subjects } from '../infra/nats/subjects.ts';
 import { sideSpecOf } from '../projections/nodeDesired.ts';
 import type { EventEnvelope, StoredCommit } from './contracts/envelope.ts';
@@ -106,7 +106,12 @@ export const createProcessManager = (deps: ProcessManagerDeps) => {
         .filter((x) => local.includes(x))
         .map((side) => {
           const spec = sideSpecOf(s, side, nodes, desired);
-          return spec ? deps.sendNodeCommand(spec.node, { id: nodeCommandId(spec), spec, correlationId: env.correlationId, causationId: env.id }) : undefined;
+          // A publish that fails (NATS away, JetStream not answering) is infrastructure: retried.
+          return spec
+            ? deps.sendNodeCommand(spec.node, { id: nodeCommandId(spec), spec, correlationId: env.correlationId, causationId: env.id }).catch((e: unknown) => {
+                throw new RetryLater(`node command for ${spec.node}: ${errorText(e)}`);
+              })
+            : undefined;
         }),
     );
   };
@@ -444,7 +449,9 @@ export const createProcessManager = (deps: ProcessManagerDeps) => {
 
   /** Reacts to one stored commit. Throws RetryLater on infrastructure failure. */
   const handle = async (commit: StoredCommit): Promise<void> => {
-    await deps.view.waitFor(Number(commit.position));
+    await deps.view.waitFor(Number(commit.position)).catch((e: unknown) => {
+      throw new RetryLater(`the read model has not reached position ${commit.position}: ${errorText(e)}`);
+    });
     if (commit.stream.startsWith('connection.')) return handleConnection(commit);
     if (commit.stream.startsWith('endpoint.')) return handleEndpoint(commit);
     if (commit.stream.startsWith('node.')) return handleNode(commit);

@@ -72,8 +72,8 @@ const connectionFilter = D.object(
   { state: D.literal(...PHASES), node: name, endpoint: name, service: name, actor: D.string({ min: 1, max: 128 }), includeClosed: D.boolean },
 );
 
-export type QueryName = 'services' | 'endpoints' | 'connections' | 'connection' | 'nodes' | 'node-desired' | 'addresses' | 'history' | 'status' | 'replay' | 'projections-rebuild' | 'policy' | 'runtime' | 'peers' | 'remote-endpoints';
-export const QUERY_NAMES: readonly QueryName[] = ['services', 'endpoints', 'connections', 'connection', 'nodes', 'node-desired', 'addresses', 'history', 'status', 'replay', 'projections-rebuild', 'policy', 'runtime', 'peers', 'remote-endpoints'];
+export type QueryName = 'services' | 'endpoints' | 'connections' | 'connection' | 'nodes' | 'node-desired' | 'addresses' | 'history' | 'status' | 'replay' | 'projections-rebuild' | 'policy' | 'runtime' | 'peers' | 'remote-endpoints' | 'failed-steps';
+export const QUERY_NAMES: readonly QueryName[] = ['services', 'endpoints', 'connections', 'connection', 'nodes', 'node-desired', 'addresses', 'history', 'status', 'replay', 'projections-rebuild', 'policy', 'runtime', 'peers', 'remote-endpoints', 'failed-steps'];
 /** Queries over the model that also answer for a past moment, with an `at` parameter. */
 export const TIME_TRAVEL_QUERIES: readonly QueryName[] = ['services', 'endpoints', 'connections', 'connection', 'nodes', 'addresses', 'status'];
 
@@ -187,7 +187,11 @@ const answerQuery = async (ctx: QueryContext, q: string, params: unknown, page?:
         endpoints: Object.keys(m.registry.endpoints).length,
         nodes: Object.keys(m.nodes.nodes).length,
         connections: m.connections.count,
+        // Workflow steps the process manager gave up on (nsm workflow ls; nsm workflow retry POSITION).
+        failedSteps: Object.keys(m.workflow.failed).length,
       });
+    case 'failed-steps':
+      return E.right(Object.values(m.workflow.failed));
     case 'runtime': {
       const f = D.object({}, { gc: D.boolean })(p, 'params');
       if (E.isLeft(f)) return bad(f.left);
@@ -238,7 +242,7 @@ const answerQuery = async (ctx: QueryContext, q: string, params: unknown, page?:
           }
         }
       }
-      if (found.length === 0) return E.left(`nothing has happened to "${f.right.id}": no service, endpoint, node, connection or pool has that id`);
+      if (found.length === 0) return E.left(`nothing has happened to "${f.right.id}": no service, endpoint, node, connection, pool or failed workflow step has that id`);
       found.sort((a, b) => (BigInt(a.position) < BigInt(b.position) ? -1 : BigInt(a.position) > BigInt(b.position) ? 1 : 0));
       return E.right(found);
     }

@@ -75,6 +75,7 @@ Use it (--server URL or NSM_NATS_URL, --domain D or NSM_DOMAIN, --json for scrip
   nsm ls connections [--all] [--state S] [--node N] [--endpoint E] [--service SVC] [--client ACTOR]
   nsm history ID [--wide] [--all-domains]
   nsm status
+  nsm workflow ls | retry POSITION          failed workflow steps; run one again (operator)
   nsm policy [show] | set FILE | remove NAME | default allow|deny
   nsm policy allow|deny [--name N] [--client ID]... [--client-label k=v]... [--service SVC]...
                         [--require k=v]... [--forbid k[=v]]... [--position N]
@@ -614,6 +615,22 @@ const commands: Record<string, (args: string[]) => Promise<void>> = {
             return [r.position, r.event.time, r.stream, r.event.version, r.event.type, r.event.actor, short(r.event.correlationId), short(r.event.causationId), v.wide || detail.length <= 90 ? detail : detail.slice(0, 87) + '...'];
           }),
         ),
+      );
+    });
+  },
+  async workflow(args) {
+    const { values: v, positionals: [verb, position] } = parse(args, {});
+    if (verb === 'retry') {
+      if (!position || !/^[1-9][0-9]{0,19}$/.test(position)) fail('nsm workflow retry POSITION: the log position of a failed step (see nsm workflow ls)');
+      return sendAndReport(v, 'workflow.retry', { position: position! }, `retry of the workflow step at position ${position} requested; see nsm workflow ls and nsm history ${position}`);
+    }
+    if (verb !== 'ls') fail(`unknown "nsm workflow ${verb ?? ''}"; use ls or retry POSITION`);
+    await withClient(v, async (c) => {
+      const rows = must(await c.queryAll<{ position: string; stream: string; error: string; attempts: number; failures: number; failedAt: string; retrying: boolean }>('failed-steps'));
+      out(v, rows, () =>
+        rows.length === 0
+          ? 'no failed workflow steps'
+          : table(['position', 'stream', 'failed', 'attempts', 'last failure', 'state', 'error'], rows.map((r) => [r.position, r.stream, r.failures, r.attempts, age(r.failedAt), r.retrying ? 'retrying' : 'failed', r.error.length > 100 ? r.error.slice(0, 97) + '...' : r.error])),
       );
     });
   },

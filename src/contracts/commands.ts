@@ -166,6 +166,8 @@ export const bodies = {
   'policy.set': D.object({ policy: policyDecoder }),
   'policy.add': D.object({ rule: policyRule }, { position: D.integer({ min: 0, max: 1000 }) }),
   'policy.remove': D.object({ name }),
+  // An operator asks for a workflow step the process manager gave up on to be tried again.
+  'workflow.retry': D.object({ position: D.string({ min: 1, max: 20, pattern: /^[1-9][0-9]*$/, patternHint: 'a log position (a positive integer)' }) }),
   // Federation: commands between domains' control planes, on nsm.<domain>.fed.<from>.cmd.<verb>,
   // sent by actor "peer:<from>" (docs/federation.md).
   'interdomain.request': D.object(

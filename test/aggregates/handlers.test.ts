@@ -25,6 +25,7 @@ const bodies: Record<string, unknown> = {
   'interdomain.close': { connectionId: 'c1' },
   'interdomain.redirect': { connectionId: 'c1', domain: 'b', endpoint: 'e1' },
   'interdomain.endpoint': { op: 'unregister', name: 'e1' },
+  'workflow.retry': { position: '42' },
 };
 
 const s = suite('command routing');

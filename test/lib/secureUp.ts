@@ -10,6 +10,7 @@ import { runId } from './nats.ts';
 import { isAlive, runNsm, startNsm, type NsmProcess, type NsmResult } from './nsmProcess.ts';
 
 export interface SecureUp {
+  /** The running `nsm up` (replaced by restart()). */
   readonly up: NsmProcess;
   readonly domain: string;
   readonly node: string;
@@ -20,6 +21,8 @@ export interface SecureUp {
   env(identity?: string): NodeJS.ProcessEnv;
   /** Runs `nsm ARGS` as the identity. */
   nsm(identity: string, args: readonly string[], timeoutMs?: number): Promise<NsmResult>;
+  /** Stops `nsm up` (SIGTERM) and starts it again on the same data dir and ports. */
+  restart(): Promise<NsmProcess>;
   stop(): Promise<void>;
 }
 
@@ -43,13 +46,19 @@ export const startSecureUp = async (o: { clients?: readonly string[]; nodes?: re
     if (init.code !== 0) throw new Error(`nsm init failed: ${init.stderr}`);
     const natsPort = await freePort();
     const httpPort = await freePort();
-    const up = startNsm(['up', '--data-dir', dataDir, '--domain', domain, '--node', node, '--nats-port', String(natsPort), '--http-port', String(httpPort), ...(o.upArgs ?? [])], base);
-    procs.push(up);
-    await up.waitFor(`mesh "${domain}" is up`, 60000);
+    const startUp = async () => {
+      const p = startNsm(['up', '--data-dir', dataDir, '--domain', domain, '--node', node, '--nats-port', String(natsPort), '--http-port', String(httpPort), ...(o.upArgs ?? [])], base);
+      procs.push(p);
+      await p.waitFor(`mesh "${domain}" is up`, 60000);
+      return p;
+    };
+    let up = await startUp();
     const env = (identity = 'operator'): NodeJS.ProcessEnv =>
       identity === 'operator' ? { ...base, NSM_LOG_LEVEL: 'warn' } : { ...base, NSM_LOG_LEVEL: 'warn', NSM_CREDS: join(dataDir, 'creds', `${identity.startsWith('agent:') ? `agent-${identity.slice(6)}` : identity}.creds`) };
     return {
-      up,
+      get up() {
+        return up;
+      },
       domain,
       node,
       dataDir,
@@ -57,6 +66,12 @@ export const startSecureUp = async (o: { clients?: readonly string[]; nodes?: re
       httpUrl: `http://127.0.0.1:${httpPort}`,
       env,
       nsm: (identity, args, timeoutMs) => runNsm(args, env(identity), timeoutMs),
+      restart: async () => {
+        const r = await up.stop('SIGTERM', 20000);
+        if (r.code !== 0) throw new Error(`nsm up exited ${r.code ?? r.signal} on SIGTERM: ${r.stderr.slice(-2000)}`);
+        up = await startUp();
+        return up;
+      },
       stop: cleanup,
     };
   } catch (e) {
