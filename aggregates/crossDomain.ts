@@ -125,9 +125,9 @@ const selectWithHint = (
 };
 
 /** Overlapping tunnel id ranges would let two tunnels on one node share a VNI or port: refused. */
-export const tunnelRangeConflict = (own: { domain: string; range: { from: number; to: number } }, client: RemoteNode): string | undefined =>
-  client.tunnelIds && rangesOverlap(own.range, client.tunnelIds)
-    ? `tunnel ids of domain ${client.domain} (${formatRange(client.tunnelIds)}) and domain ${own.domain} (${formatRange(own.range)}) overlap; give each domain a disjoint range (nsm up --tunnel-ids FROM-TO)`
+export const tunnelRangeConflict = (own: { domain: string; range: { from: number; to: number } }, other: Pick<RemoteNode, 'domain' | 'tunnelIds'>): string | undefined =>
+  other.tunnelIds && rangesOverlap(own.range, other.tunnelIds)
+    ? `tunnel ids of domain ${other.domain} (${formatRange(other.tunnelIds)}) and domain ${own.domain} (${formatRange(own.range)}) overlap; give each domain a disjoint range (nsm up --tunnel-ids FROM-TO)`
     : undefined;
 
 /** A side programmed: the event, and establishment (and the end of a heal) when both sides are. */

@@ -591,8 +591,14 @@ const commands: Record<string, (args: string[]) => Promise<void>> = {
           return out(v, rows, () => table(['endpoint', 'connection', 'client addr', 'endpoint addr'], rows.map((r) => [r.endpoint, r.connectionId, r.src, r.dst])));
         }
         case 'peers': {
-          const rows = must(await c.query<{ domain: string; status: string; lastHeard?: string; tunnelIds?: { from: number; to: number }; registryOnly?: boolean }[]>('peers'));
-          return out(v, rows, () => table(['domain', 'status', 'heard', 'tunnel ids', 'kind'], rows.map((r) => [r.domain, r.status, r.lastHeard ? age(r.lastHeard) : 'never', r.tunnelIds ? formatRange(r.tunnelIds) : '', r.registryOnly ? 'registry' : 'cluster'])));
+          const rows = must(await c.query<{ domain: string; status: string; lastHeard?: string; tunnelIds?: { from: number; to: number }; registryOnly?: boolean; conflict?: string }[]>('peers'));
+          const problems = rows.some((r) => r.conflict);
+          return out(v, rows, () =>
+            table(
+              ['domain', 'status', 'heard', 'tunnel ids', 'kind', ...(problems ? ['problem'] : [])],
+              rows.map((r) => [r.domain, r.status, r.lastHeard ? age(r.lastHeard) : 'never', r.tunnelIds ? formatRange(r.tunnelIds) : '', r.registryOnly ? 'registry' : 'cluster', ...(problems ? [r.conflict ? `CONFLICT: ${r.conflict}` : ''] : [])]),
+            ),
+          );
         }
         default:
           fail(`nsm ls ${what ?? ''}: expected services, endpoints, connections, nodes, addresses or peers`);
