@@ -26,6 +26,7 @@ import type {
   Side,
 } from './connection.ts';
 import type { NegotiatedMechanism } from './mechanism.ts';
+import { quotaProblem } from './limits.ts';
 import { evaluatePolicy } from './policy.ts';
 import { selectEndpoint } from './selection.ts';
 import { formatRange, rangesOverlap, type TunnelParameters } from './tunnelPool.ts';
@@ -86,6 +87,10 @@ export const decideRemoteRequest = (command: Request, state: ConnectionState): E
   if (command.policy) {
     const decision = evaluatePolicy(command.policy.policy, { client: command.policy.client, labels: request.labels, service: request.networkService });
     if (!decision.allowed) return E.right([requested, { type: 'ConnectionDenied', rule: decision.rule, reason: decision.reason }]);
+  }
+  if (command.quota) {
+    const hit = quotaProblem(command.quota.identity, command.quota.limits, command.quota.usage);
+    if (hit) return E.right([requested, { type: 'ConnectionLimited', ...hit }]);
   }
   if (!remote) return E.right([requested]);
   const fail = (code: FailureCode, reason: string): E.Either<DomainError, readonly ConnectionEvent[]> =>

@@ -86,6 +86,8 @@ export const createProcessManager = (deps: ProcessManagerDeps) => {
     actor: 'control-plane',
     domain: deps.subjects.domain,
     now: deps.now,
+    // The step is done for whoever caused it: a requester's setups take turns with others' on a shared pool.
+    lane: env.actor,
   });
 
   const run = (stream: string, command: unknown, meta: CommandMeta, hooks?: ExecHooks) => executeStep(deps, stream, command, meta, hooks);
@@ -306,6 +308,7 @@ export const createProcessManager = (deps: ProcessManagerDeps) => {
         return;
       case 'ConnectionWaiting':
       case 'ConnectionDenied':
+      case 'ConnectionLimited':
         return deps.federation?.state(s, env);
       case 'ConnectionClosed':
       case 'ConnectionFailed':
@@ -464,3 +467,13 @@ export const createProcessManager = (deps: ProcessManagerDeps) => {
 /** Streams whose commits the process manager reacts to. */
 export const drivesProcessManager = (stream: string): boolean =>
   stream.startsWith('connection.') || stream.startsWith('endpoint.') || stream.startsWith('node.') || stream.startsWith('peer.');
+
+/**
+ * A local request refused outright (over a limit, or denied by the policy) leaves nothing to do:
+ * no addresses, no sides, no other domain to tell. A flood of them must not queue up workflow steps.
+ */
+export const refusedOutright = (commit: StoredCommit): boolean => {
+  const [first, second, ...rest] = commit.events as readonly EventEnvelope<ConnectionEvent>[];
+  if (rest.length > 0 || first?.data.type !== 'ConnectionRequested' || (second?.data.type !== 'ConnectionLimited' && second?.data.type !== 'ConnectionDenied')) return false;
+  return first.data.remoteClient === undefined && first.data.domain === undefined;
+};

@@ -1,6 +1,7 @@
 // Queries over the read model, shared by the NATS query service and the HTTP API.
 import * as E from 'fp-ts/lib/Either.js';
 import { AGGREGATE_NAMES } from '../aggregates/index.ts';
+import { DEFAULT_LIMITS } from '../aggregates/limits.ts';
 import type { ConnectionPhase } from '../aggregates/connection.ts';
 import { listConnections, type ConnectionRow } from '../projections/connections.ts';
 import type { MeshModel } from '../projections/mesh.ts';
@@ -72,8 +73,8 @@ const connectionFilter = D.object(
   { state: D.literal(...PHASES), node: name, endpoint: name, service: name, actor: D.string({ min: 1, max: 128 }), includeClosed: D.boolean },
 );
 
-export type QueryName = 'services' | 'endpoints' | 'connections' | 'connection' | 'nodes' | 'node-desired' | 'addresses' | 'history' | 'status' | 'replay' | 'projections-rebuild' | 'policy' | 'runtime' | 'peers' | 'remote-endpoints' | 'failed-steps';
-export const QUERY_NAMES: readonly QueryName[] = ['services', 'endpoints', 'connections', 'connection', 'nodes', 'node-desired', 'addresses', 'history', 'status', 'replay', 'projections-rebuild', 'policy', 'runtime', 'peers', 'remote-endpoints', 'failed-steps'];
+export type QueryName = 'services' | 'endpoints' | 'connections' | 'connection' | 'nodes' | 'node-desired' | 'addresses' | 'history' | 'status' | 'replay' | 'projections-rebuild' | 'policy' | 'runtime' | 'peers' | 'remote-endpoints' | 'failed-steps' | 'limits';
+export const QUERY_NAMES: readonly QueryName[] = ['services', 'endpoints', 'connections', 'connection', 'nodes', 'node-desired', 'addresses', 'history', 'status', 'replay', 'projections-rebuild', 'policy', 'runtime', 'peers', 'remote-endpoints', 'failed-steps', 'limits'];
 /** Queries over the model that also answer for a past moment, with an `at` parameter. */
 export const TIME_TRAVEL_QUERIES: readonly QueryName[] = ['services', 'endpoints', 'connections', 'connection', 'nodes', 'addresses', 'status'];
 
@@ -192,6 +193,8 @@ const answerQuery = async (ctx: QueryContext, q: string, params: unknown, page?:
       });
     case 'failed-steps':
       return E.right(Object.values(m.workflow.failed));
+    case 'limits':
+      return E.right({ defaults: DEFAULT_LIMITS, ...m.limits, usage: m.connections.byActor });
     case 'runtime': {
       const f = D.object({}, { gc: D.boolean })(p, 'params');
       if (E.isLeft(f)) return bad(f.left);

@@ -75,6 +75,7 @@ Use it (--server URL or NSM_NATS_URL, --domain D or NSM_DOMAIN, --json for scrip
   nsm ls connections [--all] [--state S] [--node N] [--endpoint E] [--service SVC] [--client ACTOR]
   nsm history ID [--wide] [--all-domains]
   nsm status
+  nsm limits [show] | set --role client|operator|peer|--client ID [--connections N] [--pending N] [--rate N] | unset ...
   nsm workflow ls | retry POSITION          failed workflow steps; run one again (operator)
   nsm policy [show] | set FILE | remove NAME | default allow|deny
   nsm policy allow|deny [--name N] [--client ID]... [--client-label k=v]... [--service SVC]...
@@ -566,19 +567,19 @@ const commands: Record<string, (args: string[]) => Promise<void>> = {
         case 'connections': {
           const params = {
             ...(v.all ? { includeClosed: true } : {}),
-            // "denied" is a failure with code denied (a policy refused the request).
-            ...(v.state ? { state: v.state === 'denied' ? 'failed' : v.state } : {}),
+            // "denied" and "limited" are failures with that code (a policy or a limit refused the request).
+            ...(v.state ? { state: v.state === 'denied' || v.state === 'limited' ? 'failed' : v.state } : {}),
             ...(v.node ? { node: v.node } : {}),
             ...(v.endpoint ? { endpoint: v.endpoint } : {}),
             ...(v.service ? { service: v.service } : {}),
             ...(v.client ? { actor: v.client } : {}),
           };
           const all = must(await c.queryAll<Record<string, any>>('connections', params));
-          const rows = v.state === 'denied' ? all.filter((r) => r.failure?.code === 'denied') : all;
+          const rows = v.state === 'denied' || v.state === 'limited' ? all.filter((r) => r.failure?.code === v.state) : all;
           return out(v, rows, () =>
             table(
               ['id', 'service', 'state', 'endpoint', 'client node', 'mechanism', 'client addr', 'endpoint addr', 'updated'],
-              rows.map((r) => [r.id, r.networkService, r.healing ? `${r.state} (healing: ${r.healing.cause})` : r.failure?.code === 'denied' ? 'failed (denied)' : r.state, r.networkServiceEndpointName, r.clientNode, r.mechanism ? [r.mechanism.local, r.mechanism.remote].filter(Boolean).join('+') : '', r.context?.ipContext.srcIpAddrs.join(','), r.context?.ipContext.dstIpAddrs.join(','), age(r.updatedAt)]),
+              rows.map((r) => [r.id, r.networkService, r.healing ? `${r.state} (healing: ${r.healing.cause})` : r.failure?.code === 'denied' || r.failure?.code === 'limited' ? `failed (${r.failure.code})` : r.state, r.networkServiceEndpointName, r.clientNode, r.mechanism ? [r.mechanism.local, r.mechanism.remote].filter(Boolean).join('+') : '', r.context?.ipContext.srcIpAddrs.join(','), r.context?.ipContext.dstIpAddrs.join(','), age(r.updatedAt)]),
             ),
           );
         }
@@ -620,6 +621,42 @@ const commands: Record<string, (args: string[]) => Promise<void>> = {
             const detail = JSON.stringify(d);
             return [r.position, r.event.time, r.stream, r.event.version, r.event.type, r.event.actor, short(r.event.correlationId), short(r.event.causationId), v.wide || detail.length <= 90 ? detail : detail.slice(0, 87) + '...'];
           }),
+        ),
+      );
+    });
+  },
+  async limits(args) {
+    const { values: v, positionals: [verb] } = parse(args, {
+      role: { type: 'string' },
+      client: { type: 'string' },
+      connections: { type: 'string' },
+      pending: { type: 'string' },
+      rate: { type: 'string' },
+    });
+    if (verb === 'set' || verb === 'unset') {
+      if ((v.role === undefined) === (v.client === undefined)) fail(`nsm limits ${verb}: give --role client|operator|peer or --client IDENTITY`);
+      if (v.role !== undefined && !['client', 'operator', 'peer'].includes(v.role)) fail(`--role ${JSON.stringify(v.role)}: expected client, operator or peer`);
+      const count = (s: string | undefined, flag: string) => (s === undefined ? undefined : /^\d{1,8}$/.test(s) ? Number(s) : fail(`${flag} ${JSON.stringify(s)}: expected a whole number (0 or more)`));
+      const limits = { connections: count(v.connections, '--connections'), pending: count(v.pending, '--pending'), ratePerSecond: count(v.rate, '--rate') };
+      const given = Object.fromEntries(Object.entries(limits).filter(([, n]) => n !== undefined)) as { connections?: number; pending?: number; ratePerSecond?: number };
+      if (verb === 'set' && Object.keys(given).length === 0) fail('nsm limits set: give at least one of --connections N, --pending N, --rate N (what is not given is not limited)');
+      if (verb === 'unset' && Object.keys(given).length > 0) fail('nsm limits unset takes no limit values');
+      const scope = v.role !== undefined ? { role: v.role as 'client' | 'operator' | 'peer' } : { identity: toActorToken(v.client!) };
+      const who = v.role !== undefined ? `role ${v.role}` : `identity ${v.client}`;
+      return sendAndReport(v, 'limits.set', { ...scope, ...(verb === 'set' ? { limits: given } : {}) }, verb === 'set' ? `limits of ${who} set` : `limits of ${who} removed (${v.role !== undefined ? 'the defaults apply' : 'its role\'s apply'})`);
+    }
+    if (verb !== 'show' && verb !== undefined) fail(`unknown "nsm limits ${verb}"; use show, set or unset`);
+    await withClient(v, async (c) => {
+      type L = { connections?: number; pending?: number; ratePerSecond?: number };
+      const r = must(await c.query<{ defaults: Record<string, L>; roles: Record<string, L>; identities: Record<string, L>; usage: Record<string, { held: number; pending: number }> }>('limits'));
+      const show = (l: L | undefined) => (l ? [l.connections ?? 'unlimited', l.pending ?? 'unlimited', l.ratePerSecond ?? 'unlimited'] : ['', '', '']);
+      out(v, r, () =>
+        table(
+          ['applies to', 'connections', 'pending', 'per second', 'set by'],
+          [
+            ...['client', 'operator', 'peer'].map((role) => [`role ${role}`, ...show(r.roles[role] ?? r.defaults[role]), r.roles[role] ? 'operator' : 'default']),
+            ...Object.entries(r.identities).map(([id, l]) => [id, ...show(l), 'operator']),
+          ],
         ),
       );
     });

@@ -102,7 +102,7 @@ export const tunnelParameters = D.object({
   vxlanPort: D.integer({ min: 1, max: 65535 }),
   wireguardPort: D.integer({ min: 1, max: 65535 }),
 });
-const failureCode = D.literal('no-endpoint', 'no-mechanism', 'node-unknown', 'address', 'dataplane', 'denied');
+const failureCode = D.literal('no-endpoint', 'no-mechanism', 'node-unknown', 'address', 'dataplane', 'denied', 'limited');
 
 const match: D.Decoder<Match> = D.map(
   D.object(
@@ -166,6 +166,18 @@ export const bodies = {
   'policy.set': D.object({ policy: policyDecoder }),
   'policy.add': D.object({ rule: policyRule }, { position: D.integer({ min: 0, max: 1000 }) }),
   'policy.remove': D.object({ name }),
+  // Per-role or per-identity limits (aggregates/limits.ts); without `limits` the scope's own are removed.
+  'limits.set': D.refine(
+    D.object(
+      {},
+      {
+        role: D.literal('client', 'operator', 'peer'),
+        identity: actor,
+        limits: D.object({}, { connections: D.integer({ min: 0, max: 10_000_000 }), pending: D.integer({ min: 0, max: 10_000_000 }), ratePerSecond: D.integer({ min: 0, max: 10_000_000 }) }),
+      },
+    ),
+    (b) => ((b.role === undefined) === (b.identity === undefined) ? 'give either role or identity' : undefined),
+  ),
   // An operator asks for a workflow step the process manager gave up on to be tried again.
   'workflow.retry': D.object({ position: D.string({ min: 1, max: 20, pattern: /^[1-9][0-9]*$/, patternHint: 'a log position (a positive integer)' }) }),
   // Federation: commands between domains' control planes, on nsm.<domain>.fed.<from>.cmd.<verb>,

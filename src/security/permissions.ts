@@ -24,6 +24,7 @@ export const ROLE_COMMANDS: Readonly<Record<Role, readonly CommandKind[]>> = {
     'policy.add',
     'policy.remove',
     'workflow.retry',
+    'limits.set',
   ],
   client: ['connection.request', 'connection.close', 'connection.refresh'],
   agent: ['node.join', 'connection.report'],

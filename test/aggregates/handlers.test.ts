@@ -26,6 +26,7 @@ const bodies: Record<string, unknown> = {
   'interdomain.redirect': { connectionId: 'c1', domain: 'b', endpoint: 'e1' },
   'interdomain.endpoint': { op: 'unregister', name: 'e1' },
   'workflow.retry': { position: '42' },
+  'limits.set': { role: 'client', limits: { pending: 10 } },
 };
 
 const s = suite('command routing');
