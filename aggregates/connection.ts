@@ -7,6 +7,7 @@ import { castDraft, produce, type Draft } from 'immer';
 import { reject, type Aggregate, type ConnectionContext, type DomainError, type IpContext, type Labels, type Match, type MechanismType, type Payload } from './domain.ts';
 import { negotiateMechanism, TUNNEL_OVERHEAD, type NegotiatedMechanism } from './mechanism.ts';
 import { evaluatePolicy, type Policy } from './policy.ts';
+import { quotaProblem, type LimitHit, type Limits, type Usage } from './limits.ts';
 import { matchEndpoints, selectEndpoint, type Candidate } from './selection.ts';
 import type { TunnelIdRange, TunnelParameters } from './tunnelPool.ts';
 import { decideRedirect, decideRemoteRequest, decideRemoteState, type RemoteState } from './crossDomain.ts';
@@ -115,8 +116,8 @@ export interface NodeFacts {
   readonly mtu: number;
 }
 
-/** denied: the authorization policy refused the request (ConnectionDenied). */
-export type FailureCode = 'no-endpoint' | 'no-mechanism' | 'node-unknown' | 'address' | 'dataplane' | 'denied';
+/** denied: the authorization policy refused the request (ConnectionDenied); limited: the requester was over a limit (ConnectionLimited). */
+export type FailureCode = 'no-endpoint' | 'no-mechanism' | 'node-unknown' | 'address' | 'dataplane' | 'denied' | 'limited';
 
 export type HealCause =
   | 'endpoint-expired'
@@ -147,6 +148,8 @@ export type ConnectionCommand =
       readonly registry: RegistryContext;
       /** The authorization policy and the requesting client's identity; absent: allowed. */
       readonly policy?: { readonly policy: Policy; readonly client: string };
+      /** The requester's limits and what it holds now (aggregates/limits.ts); absent: unlimited. */
+      readonly quota?: { readonly identity: string; readonly limits: Limits; readonly usage: Usage };
       /** Federation, endpoint side: this domain (named) is a registry only; it names the endpoint's home domain instead. */
       readonly registryOnly?: string;
       /** Federation, endpoint side: a reason found by the handler to refuse (overlapping tunnel ids). */
@@ -248,6 +251,8 @@ export type ConnectionEvent =
   | { readonly type: 'ConnectionFailed'; readonly code: FailureCode; readonly reason: string; readonly by?: string }
   /** The authorization policy refused the request: terminal, like a failure with code "denied". */
   | { readonly type: 'ConnectionDenied'; readonly rule: string; readonly reason: string }
+  /** The requester was over one of its limits: terminal, like a failure with code "limited". */
+  | { readonly type: 'ConnectionLimited'; readonly limit: LimitHit['limit']; readonly max: number; readonly current: number; readonly reason: string }
   | { readonly type: 'ConnectionClosed'; readonly reason: string; readonly by?: string }
   /**
    * Federation: a registry-only domain chose an endpoint in `domain`. On the client's side the
@@ -416,6 +421,10 @@ export const evolveDraft = (s: Draft<ConnectionState>, event: ConnectionEvent): 
       s.phase = 'failed';
       s.failure = { code: 'denied', reason: event.reason };
       break;
+    case 'ConnectionLimited':
+      s.phase = 'failed';
+      s.failure = { code: 'limited', reason: event.reason };
+      break;
     case 'ConnectionClosed':
       s.phase = 'closed';
       s.closeReason = event.reason;
@@ -553,6 +562,10 @@ export const connection: Aggregate<ConnectionState, ConnectionCommand, Connectio
         if (command.policy) {
           const decision = evaluatePolicy(command.policy.policy, { client: command.policy.client, labels: request.labels, service: request.networkService });
           if (!decision.allowed) return E.right([requested, { type: 'ConnectionDenied', rule: decision.rule, reason: decision.reason }]);
+        }
+        if (command.quota) {
+          const hit = quotaProblem(command.quota.identity, command.quota.limits, command.quota.usage);
+          if (hit) return E.right([requested, { type: 'ConnectionLimited', ...hit }]);
         }
         const selection = select(request, registry, state.excluded);
         if (selection.kind === 'none') {

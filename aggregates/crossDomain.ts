@@ -26,6 +26,7 @@ import type {
   Side,
 } from './connection.ts';
 import type { NegotiatedMechanism } from './mechanism.ts';
+import { quotaProblem } from './limits.ts';
 import { evaluatePolicy } from './policy.ts';
 import { selectEndpoint } from './selection.ts';
 import { formatRange, rangesOverlap, type TunnelParameters } from './tunnelPool.ts';
@@ -87,6 +88,10 @@ export const decideRemoteRequest = (command: Request, state: ConnectionState): E
     const decision = evaluatePolicy(command.policy.policy, { client: command.policy.client, labels: request.labels, service: request.networkService });
     if (!decision.allowed) return E.right([requested, { type: 'ConnectionDenied', rule: decision.rule, reason: decision.reason }]);
   }
+  if (command.quota) {
+    const hit = quotaProblem(command.quota.identity, command.quota.limits, command.quota.usage);
+    if (hit) return E.right([requested, { type: 'ConnectionLimited', ...hit }]);
+  }
   if (!remote) return E.right([requested]);
   const fail = (code: FailureCode, reason: string): E.Either<DomainError, readonly ConnectionEvent[]> =>
     E.right([requested, { type: 'ConnectionFailed', code, reason }]);
@@ -125,9 +130,9 @@ const selectWithHint = (
 };
 
 /** Overlapping tunnel id ranges would let two tunnels on one node share a VNI or port: refused. */
-export const tunnelRangeConflict = (own: { domain: string; range: { from: number; to: number } }, client: RemoteNode): string | undefined =>
-  client.tunnelIds && rangesOverlap(own.range, client.tunnelIds)
-    ? `tunnel ids of domain ${client.domain} (${formatRange(client.tunnelIds)}) and domain ${own.domain} (${formatRange(own.range)}) overlap; give each domain a disjoint range (nsm up --tunnel-ids FROM-TO)`
+export const tunnelRangeConflict = (own: { domain: string; range: { from: number; to: number } }, other: Pick<RemoteNode, 'domain' | 'tunnelIds'>): string | undefined =>
+  other.tunnelIds && rangesOverlap(own.range, other.tunnelIds)
+    ? `tunnel ids of domain ${other.domain} (${formatRange(other.tunnelIds)}) and domain ${own.domain} (${formatRange(own.range)}) overlap; give each domain a disjoint range (nsm up --tunnel-ids FROM-TO)`
     : undefined;
 
 /** A side programmed: the event, and establishment (and the end of a heal) when both sides are. */

@@ -8,8 +8,10 @@ import { node, type NodeEvent } from './node.ts';
 import { peer, type PeerEvent } from './peer.ts';
 import { policy, type PolicyEvent } from './policy.ts';
 import { tunnelPool, type TunnelPoolEvent } from './tunnelPool.ts';
+import { workflow, type WorkflowEvent } from './workflow.ts';
+import { limits, type LimitsEvent } from './limits.ts';
 
-export type DomainEvent = NetworkServiceEvent | EndpointEvent | NodeEvent | ConnectionEvent | AddressPoolEvent | TunnelPoolEvent | PolicyEvent | PeerEvent;
+export type DomainEvent = NetworkServiceEvent | EndpointEvent | NodeEvent | ConnectionEvent | AddressPoolEvent | TunnelPoolEvent | PolicyEvent | PeerEvent | WorkflowEvent | LimitsEvent;
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type AnyAggregate = Aggregate<any, any, any>;
@@ -23,7 +25,9 @@ export const AGGREGATES: Readonly<Record<string, AnyAggregate>> = {
   [tunnelPool.name]: tunnelPool,
   [policy.name]: policy,
   [peer.name]: peer,
+  [workflow.name]: workflow,
+  [limits.name]: limits,
 };
 
-export type AggregateName = 'service' | 'endpoint' | 'node' | 'connection' | 'pool' | 'tunnel' | 'policy' | 'peer';
-export const AGGREGATE_NAMES: readonly AggregateName[] = ['service', 'endpoint', 'node', 'connection', 'pool', 'tunnel', 'policy', 'peer'];
+export type AggregateName = 'service' | 'endpoint' | 'node' | 'connection' | 'pool' | 'tunnel' | 'policy' | 'peer' | 'workflow' | 'limits';
+export const AGGREGATE_NAMES: readonly AggregateName[] = ['service', 'endpoint', 'node', 'connection', 'pool', 'tunnel', 'policy', 'peer', 'workflow', 'limits'];

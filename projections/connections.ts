@@ -20,15 +20,47 @@ export interface ConnectionRow {
   readonly position: number;
 }
 
+/** What one requester holds, for its limits (aggregates/limits.ts). */
+export interface ActorUsage {
+  /** Connections not closed or failed. */
+  readonly held: number;
+  /** Connections being set up for the first time (requested, endpoint selected, path planned; heals not counted). */
+  readonly pending: number;
+  /** The second (Unix time) of its last accepted request, and how many it made in that second. */
+  readonly second: number;
+  readonly inSecond: number;
+}
+
 export interface ConnectionsModel {
   readonly byId: Readonly<Record<string, ConnectionRow>>;
   /** Connections not closed or failed, per endpoint: the load used for selection. */
   readonly activeByEndpoint: Readonly<Record<string, number>>;
   /** How many rows byId holds (counting the keys of a large object costs O(n) each time). */
   readonly count: number;
+  /** By requester (the actor of the request). */
+  readonly byActor: Readonly<Record<string, ActorUsage>>;
 }
 
-export const emptyConnections: ConnectionsModel = { byId: {}, activeByEndpoint: {}, count: 0 };
+export const emptyConnections: ConnectionsModel = { byId: {}, activeByEndpoint: {}, count: 0, byActor: {} };
+
+const SETTING_UP: readonly string[] = ['requested', 'endpoint-selected', 'path-planned'];
+const isHeld = (s: ConnectionState) => s.phase !== 'none' && !isTerminal(s.phase);
+const isPending = (s: ConnectionState) => SETTING_UP.includes(s.phase) && !s.healing;
+const secondOf = (time: string) => Math.floor(Date.parse(time) / 1000);
+
+const usageOf = (m: Draft<ConnectionsModel>, actor: string): Draft<ActorUsage> => (m.byActor[actor] ??= { held: 0, pending: 0, second: 0, inSecond: 0 });
+
+/** Requests a limit or the policy refused do not count against the requester's rate. */
+const countRequest = (u: Draft<ActorUsage>, e: EventEnvelope<ConnectionEvent>) => {
+  const sec = secondOf(e.time);
+  if (e.data.type === 'ConnectionRequested') {
+    if (u.second !== sec) {
+      u.second = sec;
+      u.inSecond = 0;
+    }
+    u.inSecond += 1;
+  } else if ((e.data.type === 'ConnectionLimited' || e.data.type === 'ConnectionDenied') && u.second === sec && u.inSecond > 0) u.inSecond -= 1;
+};
 
 const isConnectionEvent = (e: EventEnvelope<DomainEvent>): e is EventEnvelope<ConnectionEvent> => e.stream.startsWith('connection.');
 
@@ -54,11 +86,21 @@ export const applyConnections = (m: Draft<ConnectionsModel>, e: EventEnvelope<Do
     m.count += 1;
   }
   const before = holdsEndpoint(row.state as ConnectionState);
+  const wasHeld = isHeld(row.state as ConnectionState);
+  const wasPending = isPending(row.state as ConnectionState);
   evolveDraft(row.state, e.data);
   const after = holdsEndpoint(row.state as ConnectionState);
   if (before !== after) {
     if (before) m.activeByEndpoint[before] = (m.activeByEndpoint[before] ?? 1) - 1;
     if (after) m.activeByEndpoint[after] = (m.activeByEndpoint[after] ?? 0) + 1;
+  }
+  const held = isHeld(row.state as ConnectionState);
+  const pending = isPending(row.state as ConnectionState);
+  if (held !== wasHeld || pending !== wasPending || e.data.type === 'ConnectionRequested' || e.data.type === 'ConnectionLimited' || e.data.type === 'ConnectionDenied') {
+    const u = usageOf(m, row.actor);
+    u.held += Number(held) - Number(wasHeld);
+    u.pending += Number(pending) - Number(wasPending);
+    countRequest(u, e);
   }
   row.updatedAt = e.time;
   row.position = position;

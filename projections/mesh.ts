@@ -11,6 +11,9 @@ import { applyPools, emptyPools, type PoolsModel } from './pools.ts';
 import { applyPolicy, emptyPolicy } from './policy.ts';
 import type { PolicyState } from '../aggregates/policy.ts';
 import { applyRegistry, emptyRegistry, type RegistryModel } from './registry.ts';
+import { applyWorkflow, emptyWorkflow, type WorkflowModel } from './workflow.ts';
+import { applyLimits, emptyLimits } from './limits.ts';
+import type { LimitsConfig } from '../aggregates/limits.ts';
 
 export interface MeshModel {
   readonly registry: RegistryModel;
@@ -21,6 +24,10 @@ export interface MeshModel {
   readonly policy: PolicyState;
   /** Other domains of the federation (aggregates/peer.ts). */
   readonly peers: PeersModel;
+  /** Workflow steps the process manager gave up on (aggregates/workflow.ts). */
+  readonly workflow: WorkflowModel;
+  /** Per-role and per-identity limits (aggregates/limits.ts). */
+  readonly limits: LimitsConfig;
   /** Position of the last commit folded in. */
   readonly position: number;
 }
@@ -32,7 +39,8 @@ export interface MeshModel {
  */
 // 4: two branches each moved to 3 (peers; registry revisions), and connection counts came after
 // without a bump: no snapshot written before 4 is taken for any of these shapes.
-export const MESH_PROJECTION_VERSION = 4;
+// 5: failed workflow steps; limits and usage per requester.
+export const MESH_PROJECTION_VERSION = 5;
 
 export const emptyMesh: MeshModel = {
   registry: emptyRegistry,
@@ -41,6 +49,8 @@ export const emptyMesh: MeshModel = {
   pools: emptyPools,
   policy: emptyPolicy,
   peers: emptyPeers,
+  workflow: emptyWorkflow,
+  limits: emptyLimits,
   position: 0,
 };
 
@@ -57,6 +67,8 @@ const foldInto = (m: Draft<MeshModel>, commits: readonly StoredCommit[]): void =
       applyConnections(m.connections, env, position);
       applyPolicy(m, env);
       applyPeers(m.peers, env);
+      applyWorkflow(m.workflow, env);
+      applyLimits(m, env);
     }
     m.position = position;
   }

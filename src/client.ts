@@ -190,7 +190,7 @@ export class MeshClient {
   /** Resolves with the connection's settled state: established, failed (or denied) or closed. */
   async waitForConnection(id: string, timeoutMs: number): Promise<E.Either<ClientError, Settled>> {
     const settles = (ev: ConnectionEvent) =>
-      ev.type === 'ConnectionEstablished' || ev.type === 'ConnectionFailed' || ev.type === 'ConnectionDenied' || ev.type === 'ConnectionClosed';
+      ev.type === 'ConnectionEstablished' || ev.type === 'ConnectionFailed' || ev.type === 'ConnectionDenied' || ev.type === 'ConnectionLimited' || ev.type === 'ConnectionClosed';
     const deadline = Date.now() + timeoutMs;
     const asked = async (minPosition?: string): Promise<Settled | undefined> => {
       const params = { id, ...(minPosition !== undefined ? { minPosition: Number(minPosition) } : {}) };

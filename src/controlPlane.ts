@@ -8,21 +8,24 @@ import { COMMAND_MAX_BYTES, ensureStreams } from '../infra/nats/streams.ts';
 import { ACTOR_PATTERN, parseCommandSubject, parseQuerySubject, subjectsFor, toActorToken, type Subjects } from '../infra/nats/subjects.ts';
 import { withConnectionNotifications } from './notifications.ts';
 import { natsCheckpoints, Watermark, type Checkpoints } from './checkpoint.ts';
-import { COMMAND_KINDS, decodeCommand, ID_PATTERN, isCommandKind, senderProblem, type CommandMessage } from './contracts/commands.ts';
+import { COMMAND_KINDS, decodeCommand, ID_PATTERN, isCommandKind, netnsProblem, senderProblem, type CommandMessage } from './contracts/commands.ts';
 import * as D from './contracts/decode.ts';
-import type { StoredCommit } from './contracts/envelope.ts';
+import type { EventEnvelope, StoredCommit } from './contracts/envelope.ts';
 import type { NodeCommand } from './contracts/nodeCommands.ts';
 import { queryError, type CommandReply, type QueryError, type QueryReply, type ReplyErrorCode } from './contracts/replies.ts';
 import type { EventStore } from './eventStore.ts';
 import { randomUUID } from 'node:crypto';
 import { execErrorMessage, execute } from './execute.ts';
 import { route, streamOf } from './handlers.ts';
-import { KeyedQueue } from './keyedQueue.ts';
+import { FairQueue } from './fairQueue.ts';
+import { limitsFor, type LimitedRole } from '../aggregates/limits.ts';
 import { MeshView } from './meshView.ts';
 import { DEFAULT_HEALING, type HealingConfig } from './healing/detector.ts';
 import { startLease } from './healing/lease.ts';
 import { startTimers } from './healing/timers.ts';
-import { createProcessManager, drivesProcessManager, RetryLater } from './processManager.ts';
+import { createProcessManager, drivesProcessManager, refusedOutright } from './processManager.ts';
+import { createStepRunner } from './workflowRunner.ts';
+import type { WorkflowEvent } from '../aggregates/workflow.ts';
 import { runQuery, type QueryContext } from './queries.ts';
 import { prepareAudit, type AuditOptions, type AuditRuntime } from './audit/runtime.ts';
 import { Repository } from './repository.ts';
@@ -51,6 +54,13 @@ export interface ControlPlaneOptions {
   readonly security?: ControlPlaneSecurity;
   /** Membership of a federation of domains joined by NATS leafnodes (docs/federation.md). Absent: not federated. */
   readonly federation?: FederationOptions;
+  /**
+   * Directories whose files a command may name as a workload's or endpoint's namespace (checked
+   * with checkNetnsDirs); absent: named namespaces only (src/contracts/netnsRef.ts).
+   */
+  readonly netnsDirs?: readonly string[];
+  /** Attempts at a workflow step failing for another reason than infrastructure before it is recorded as failed (default 5). */
+  readonly maxStepAttempts?: number;
 }
 
 export interface ControlPlane {
@@ -63,7 +73,7 @@ export interface ControlPlane {
   /** True while this replica holds the lease and runs the timers. */
   isLeader(): boolean;
   /** What this replica did since it started (replicas share the work). */
-  readonly stats: { commandsApplied: number; commandsRejected: number; workflowSteps: number };
+  readonly stats: { commandsApplied: number; commandsRejected: number; commandsShed: number; workflowSteps: number };
   readonly audit: AuditRuntime;
   /** What queries (NATS and HTTP) run against: the live model, the store, replays. */
   queryContext(): QueryContext;
@@ -75,6 +85,16 @@ const dec = new TextDecoder();
 export const CONTROL_PLANE_CONSUMER = 'control-plane';
 const PM_CHECKPOINT = 'process-manager';
 const MAX_EARLY_REDELIVERIES = 20;
+const COMMAND_ACK_WAIT_MS = 10_000;
+/** Commands delivered and not yet acknowledged: the backlog spread over the senders' lanes. */
+const COMMANDS_READ_AHEAD = 20_000;
+/**
+ * The slots one sender may hold at once: enough for one busy sender to go at full speed, few
+ * enough that its appends do not queue up in JetStream ahead of everyone else's.
+ */
+const laneShare = (slots: number) => Math.max(1, Math.min(slots, 16));
+/** Commands of one sender waiting their turn; more are shed (refused at once, not recorded). */
+const MAX_QUEUED_PER_SENDER = 2000;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -100,7 +120,7 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
   const checkpoints: Checkpoints = await natsCheckpoints(nc, opts.domain);
   const heartbeats = new Map<string, { at: string; connections?: number }>();
   let stopping = false;
-  const stats = { commandsApplied: 0, commandsRejected: 0, workflowSteps: 0 };
+  const stats = { commandsApplied: 0, commandsRejected: 0, commandsShed: 0, workflowSteps: 0 };
 
   const sendNodeCommand = async (node: string, cmd: NodeCommand) => {
     await js.publish(subjects.nodeCommands(node), enc.encode(JSON.stringify(cmd)), { msgID: cmd.id });
@@ -117,6 +137,29 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
       if (n > 0) pendingLoad.set(sel.endpoint, n);
       else pendingLoad.delete(sel.endpoint);
     };
+  };
+
+  // Accepted requests decided but not yet folded into the view still count against their requester's limits.
+  const unfolded = new Map<string, number>();
+  const countRequest = (actor: string, events: readonly unknown[]) => {
+    const types = events.map((e) => (e as { type: string }).type);
+    if (types[0] !== 'ConnectionRequested' || types.some((t) => t === 'ConnectionLimited' || t === 'ConnectionDenied' || t === 'ConnectionFailed')) return;
+    unfolded.set(actor, (unfolded.get(actor) ?? 0) + 1);
+    return () => {
+      const n = (unfolded.get(actor) ?? 1) - 1;
+      if (n > 0) unfolded.set(actor, n);
+      else unfolded.delete(actor);
+    };
+  };
+  const limitedRoleOf = (actor: string): LimitedRole => (actor.startsWith('peer:') ? 'peer' : guard.roleOf(actor) === 'client' ? 'client' : 'operator');
+  /** A requester's limits and usage (aggregates/limits.ts); undefined when nothing limits it. */
+  const quotaFor = (actor: string) => {
+    const limits = limitsFor(view.current.limits, actor, limitedRoleOf(actor));
+    if (limits.connections === undefined && limits.pending === undefined && limits.ratePerSecond === undefined) return undefined;
+    const u = view.current.connections.byActor[actor];
+    const extra = unfolded.get(actor) ?? 0;
+    const second = Math.floor(now().getTime() / 1000);
+    return { identity: actor, limits, usage: { held: (u?.held ?? 0) + extra, pending: (u?.pending ?? 0) + extra, thisSecond: (u?.second === second ? u.inSecond : 0) + extra } };
   };
 
   const healing: HealingConfig = { ...DEFAULT_HEALING, ...opts.healing };
@@ -144,22 +187,18 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
   // Positions belong to one store: a domain moved to another store must not resume from the old
   // store's position.
   const pmCheckpoint = store.kind === 'jetstream' ? PM_CHECKPOINT : `${PM_CHECKPOINT}-${store.kind}`;
-  const pmQueue = new KeyedQueue(opts.concurrency ?? 256);
-  /** True once handled; false when this replica stopped leading first (the step stays undone). */
-  const handleWithRetry = async (commit: StoredCommit, running: () => boolean): Promise<boolean> => {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await pm.handle(commit);
-        stats.workflowSteps++;
-        return true;
-      } catch (e) {
-        const level = e instanceof RetryLater ? 'warn' : 'error';
-        log[level]('process manager step failed; retrying', { stream: commit.stream, position: commit.position, attempt, error: errorText(e) });
-        // Stopping or no longer leading: leave the step to the next leader rather than retry here.
-        if (stopping || !running()) return false;
-        await sleep(Math.min(5000, 100 * 2 ** attempt));
-      }
-    }
+  const pmQueue = new FairQueue(opts.concurrency ?? 256, laneShare(opts.concurrency ?? 256));
+  /** The process manager's lanes: whose connection a commit is about (others share one lane). */
+  const laneOf = (commit: StoredCommit) =>
+    commit.stream.startsWith('connection.') ? (view.current.connections.byId[commit.stream.slice('connection.'.length)]?.actor ?? commit.events[0]?.actor ?? '') : '';
+  // Infrastructure trouble is retried as long as it lasts; a step that fails for another reason
+  // is recorded as failed and left behind (src/workflowRunner.ts), so it cannot stall its stream.
+  const runner = createStepRunner({ store, repo, handle: (c) => pm.handle(c), domain: opts.domain, log, now, ...(opts.maxStepAttempts ? { maxAttempts: opts.maxStepAttempts } : {}) });
+  /** True once behind us (done, or recorded as failed); false when this replica stopped leading first. */
+  const runStep = async (commit: StoredCommit, running: () => boolean): Promise<boolean> => {
+    if (!commit.stream.startsWith('workflow.')) return runner.run(commit, running);
+    for (const env of commit.events as readonly EventEnvelope<WorkflowEvent>[]) if (!(await runner.retry(env, running))) return false;
+    return true;
   };
   interface PmRun {
     readonly stop: () => Promise<void>;
@@ -186,14 +225,17 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
       onCommit: (commit) => {
         const position = Number(commit.position);
         delivered = position;
-        if (!drivesProcessManager(commit.stream)) {
+        if ((!drivesProcessManager(commit.stream) && !commit.stream.startsWith('workflow.')) || refusedOutright(commit)) {
           watermark.skip(position);
           return;
         }
         watermark.begin(position);
-        void pmQueue.enqueue(commit.stream, async () => {
+        void pmQueue.enqueue(laneOf(commit), commit.stream, async () => {
           // Not handled: it stays in flight, so the checkpoint never passes it.
-          if (running && (await handleWithRetry(commit, () => running))) watermark.end(position);
+          if (running && (await runStep(commit, () => running))) {
+            stats.workflowSteps++;
+            watermark.end(position);
+          }
         });
       },
       onError: (e) => log.error('process manager subscription stopped', { error: e.message, kind: e.kind }),
@@ -262,15 +304,23 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
   };
 
   // Commands: one durable consumer shared by every replica.
+  // Commands are read ahead of handling into per-sender lanes (below): a sender's backlog must
+  // not keep another sender's commands from being delivered at all.
   try {
-    await jsm.consumers.info(subjects.streams.commands, CONTROL_PLANE_CONSUMER);
+    const info = await jsm.consumers.info(subjects.streams.commands, CONTROL_PLANE_CONSUMER);
+    if ((info.config.max_ack_pending ?? 0) < COMMANDS_READ_AHEAD) {
+      await jsm.consumers.update(subjects.streams.commands, CONTROL_PLANE_CONSUMER, { max_ack_pending: COMMANDS_READ_AHEAD }).then(
+        () => log.info('command consumer reads further ahead', { maxAckPending: COMMANDS_READ_AHEAD }),
+        (e) => log.warn('could not let the command consumer read further ahead; one sender\'s backlog may delay others', { error: errorText(e) }),
+      );
+    }
   } catch {
     await jsm.consumers.add(subjects.streams.commands, {
       durable_name: CONTROL_PLANE_CONSUMER,
       ack_policy: AckPolicy.Explicit,
       deliver_policy: DeliverPolicy.All,
-      ack_wait: nanos(10_000),
-      max_ack_pending: 2000,
+      ack_wait: nanos(COMMAND_ACK_WAIT_MS),
+      max_ack_pending: COMMANDS_READ_AHEAD,
     });
   }
   const reply = (actor: string, commandId: string, r: CommandReply) => {
@@ -283,10 +333,23 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
     m.term();
   };
 
+  // Shed commands, counted per sender and logged once a second, not once per command.
+  const shedCounts = new Map<string, number>();
+  const shedTimer = setInterval(() => {
+    for (const [lane, n] of shedCounts) log.warn('commands shed: too many waiting from one sender', { sender: lane, shed: n, waitingLimit: MAX_QUEUED_PER_SENDER });
+    shedCounts.clear();
+  }, 1000);
+  const shed = (m: JsMsg, actor: string, commandId: string | undefined) => {
+    shedCounts.set(actor, (shedCounts.get(actor) ?? 0) + 1);
+    stats.commandsShed++;
+    if (commandId) reply(actor, commandId, { ok: false, commandId, error: { code: 'unavailable', message: `${MAX_QUEUED_PER_SENDER} commands from ${actor} are already waiting; this one was not taken: send it again later` } });
+    m.term();
+  };
+
   const handleCommand = async (m: JsMsg, msg: CommandMessage, stream: string) => {
     const decide = () => {
       const at = now();
-      return guard.decorate(msg, route(msg, view.current, at, loadOf, { policy: view.current.policy.policy, ...(federation ? { federation: federation.route } : {}) }), view.current, at).command;
+      return guard.decorate(msg, route(msg, view.current, at, loadOf, { policy: view.current.policy.policy, quota: quotaFor, ...(federation ? { federation: federation.route } : {}) }), view.current, at).command;
     };
     const r = await execute({ store, repo }, stream, decide, {
       commandId: msg.id,
@@ -295,7 +358,14 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
       actor: msg.actor,
       domain: opts.domain,
       now,
-    }, { onDecided: countSelection });
+      lane: msg.actor,
+    }, {
+      onDecided: (events) => {
+        const undoSelection = countSelection(events);
+        const undoRequest = countRequest(msg.actor, events);
+        return undoSelection || undoRequest ? () => (undoSelection?.(), undoRequest?.()) : undefined;
+      },
+    });
     if (E.isLeft(r)) {
       if (r.left.kind === 'domain') return rejectMsg(m, msg.actor, msg.id, r.left.error.code, r.left.error.message);
       // Infrastructure trouble: leave the command for redelivery.
@@ -318,17 +388,37 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
     m.ack();
   };
 
-  const cmdQueue = new KeyedQueue(opts.concurrency ?? 256);
+  // One lane per sender: a free slot goes to the next sender in turn (src/fairQueue.ts).
+  const cmdQueue = new FairQueue(opts.concurrency ?? 256, laneShare(opts.concurrency ?? 256));
+  // Commands read ahead wait their turn; JetStream must not take one waiting longer than its ack
+  // wait for lost and deliver it again.
+  const waitingSince = new Map<JsMsg, number>();
+  const workingTimer = setInterval(() => {
+    const cutoff = Date.now() - COMMAND_ACK_WAIT_MS / 2;
+    for (const [m, since] of waitingSince) {
+      if (since > cutoff) break;
+      m.working();
+      waitingSince.delete(m);
+      waitingSince.set(m, Date.now());
+    }
+  }, 1000);
   const consumer = await js.consumers.get(subjects.streams.commands, CONTROL_PLANE_CONSUMER);
   const messages: ConsumerMessages = await consumer.consume({ max_messages: 512 });
   const commandLoop = (async () => {
     for await (const m of messages) {
       const addressed = parseCommandSubject(subjects, m.subject);
+      const msgId = m.headers?.get('Nats-Msg-Id');
+      // A sender with this many commands already waiting is flooding: shed at once, before any
+      // work (parsing, signatures), so that a backlog of any size costs little and cannot keep
+      // other senders' commands from being read.
+      if (addressed && cmdQueue.queuedIn(addressed.actor) >= MAX_QUEUED_PER_SENDER) {
+        shed(m, addressed.actor, msgId && ID_PATTERN.test(msgId) ? msgId : undefined);
+        continue;
+      }
       const parsed = D.parseJson(m.data, COMMAND_MAX_BYTES);
       // Where to answer: the command's own id, else its JetStream msgID, so that even a message
       // that is not JSON, or has no usable id, gets its error on nsm.<domain>.reply.<actor>.<id>.
       const bodyId = E.isRight(parsed) ? (parsed.right as { id?: unknown } | null)?.id : undefined;
-      const msgId = m.headers?.get('Nats-Msg-Id');
       const claimedId = typeof bodyId === 'string' && ID_PATTERN.test(bodyId) ? bodyId : msgId && ID_PATTERN.test(msgId) ? msgId : undefined;
       if (!addressed) {
         rejectMsg(m, undefined, claimedId, 'unknown-command', `"${m.subject}" is not a command subject (nsm.${opts.domain}.cmd.<aggregate>.<verb>.<actor>)`);
@@ -348,27 +438,42 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
         rejectMsg(m, actor, claimedId, 'invalid', `${kind}: ${D.formatDecodeError(decoded.left)}`);
         continue;
       }
-      const impostor = senderProblem(decoded.right);
+      const msg = decoded.right;
+      const impostor = senderProblem(msg);
       if (impostor) {
         rejectMsg(m, actor, claimedId, 'forbidden', impostor);
         continue;
       }
-      const verdict = await guard.checkCommand(decoded.right, view.current, now());
-      if (!verdict.ok) {
-        // Early (this replica's view lags): try again, a bounded number of times.
-        if (verdict.code === 'retry' && m.info.redeliveryCount < MAX_EARLY_REDELIVERIES) {
-          log.debug('command deferred', { commandId: decoded.right.id, reason: verdict.message });
-          m.nak(500);
-        } else rejectMsg(m, actor, claimedId, 'forbidden', verdict.message);
+      const badNetns = netnsProblem(msg, opts.netnsDirs ?? []);
+      if (badNetns) {
+        rejectMsg(m, actor, claimedId, 'invalid', `${kind}: ${badNetns}`);
         continue;
       }
-      const stream = streamOf(decoded.right);
-      await cmdQueue.enqueue(stream, () =>
-        handleCommand(m, decoded.right, stream).catch((e) => {
-          log.error('command handler crashed', { commandId: decoded.right.id, error: errorText(e) });
+      const stream = streamOf(msg);
+      // Whose work it is: an agent's report is about some requester's connection, and takes that one's turn.
+      const lane = msg.kind === 'connection.report' ? (view.current.connections.byId[(msg as CommandMessage<'connection.report'>).body.connectionId]?.actor ?? actor) : actor;
+      await cmdQueue.room(COMMANDS_READ_AHEAD / 2);
+      waitingSince.set(m, Date.now());
+      // The rest, signatures included, in the sender's turn: costly checks of one sender's flood
+      // run between other senders' commands, not ahead of them.
+      void cmdQueue.enqueue(lane, stream, async () => {
+        waitingSince.delete(m);
+        try {
+          const verdict = await guard.checkCommand(msg, view.current, now());
+          if (!verdict.ok) {
+            // Early (this replica's view lags): try again, a bounded number of times.
+            if (verdict.code === 'retry' && m.info.redeliveryCount < MAX_EARLY_REDELIVERIES) {
+              log.debug('command deferred', { commandId: msg.id, reason: verdict.message });
+              m.nak(500);
+            } else rejectMsg(m, actor, claimedId, 'forbidden', verdict.message);
+            return;
+          }
+          await handleCommand(m, msg, stream);
+        } catch (e) {
+          log.error('command handler crashed', { commandId: msg.id, error: errorText(e) });
           m.nak(1000);
-        }),
-      );
+        }
+      });
     }
   })();
 
@@ -451,6 +556,8 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
       messages.stop();
       await commandLoop.catch(() => undefined);
       await cmdQueue.drain();
+      clearInterval(workingTimer);
+      clearInterval(shedTimer);
       querySub.unsubscribe();
       hbSub.unsubscribe();
       await audit.stop();

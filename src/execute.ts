@@ -17,6 +17,8 @@ export interface CommandMeta {
   readonly actor: string;
   readonly domain: string;
   readonly now: () => Date;
+  /** Whose work this is (the requester), so that decisions queued on one stream take turns between requesters. */
+  readonly lane?: string;
 }
 
 export type ExecError =
@@ -60,7 +62,7 @@ export const execute = (
   command: unknown | (() => unknown),
   meta: CommandMeta,
   hooks: ExecHooks = {},
-): Promise<E.Either<ExecError, ExecResult>> => deps.repo.exclusive(stream, () => decideAndAppend(deps, stream, command, meta, hooks));
+): Promise<E.Either<ExecError, ExecResult>> => deps.repo.exclusive(stream, () => decideAndAppend(deps, stream, command, meta, hooks), meta.lane);
 
 const decideAndAppend = async (
   deps: ExecDeps,

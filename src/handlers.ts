@@ -8,6 +8,8 @@ import { domainOfPeerActor } from '../infra/nats/subjects.ts';
 import type { EndpointCommand } from '../aggregates/endpoint.ts';
 import type { NetworkServiceCommand } from '../aggregates/networkService.ts';
 import type { NodeCommand } from '../aggregates/node.ts';
+import type { WorkflowCommand } from '../aggregates/workflow.ts';
+import { LIMITS_STREAM_ID, type Limits, type LimitsCommand, type Usage } from '../aggregates/limits.ts';
 import { POLICY_STREAM_ID, type Policy, type PolicyCommand } from '../aggregates/policy.ts';
 import type { MeshModel } from '../projections/mesh.ts';
 import { endpointsOfService, labelsFor } from '../projections/registry.ts';
@@ -16,7 +18,7 @@ import { splitServiceRef, type CommandKind, type CommandMessage } from './contra
 import { streamName } from './contracts/envelope.ts';
 import { remoteNodeFrom, remoteStateFrom } from './federation/remoteState.ts';
 
-export type AnyAggregateCommand = NetworkServiceCommand | EndpointCommand | NodeCommand | ConnectionCommand | AddressPoolCommand | PolicyCommand;
+export type AnyAggregateCommand = NetworkServiceCommand | EndpointCommand | NodeCommand | ConnectionCommand | AddressPoolCommand | PolicyCommand | WorkflowCommand | LimitsCommand;
 
 export interface Routed {
   readonly stream: string;
@@ -34,6 +36,8 @@ export interface RouteContext {
   readonly policy?: Policy;
   /** Federation: this domain's name, tunnel ids, and whether it is a registry only. */
   readonly federation?: FederationRoute;
+  /** A requester's limits and what it holds now; undefined: no limit applies to it. */
+  readonly quota?: (actor: string) => { readonly identity: string; readonly limits: Limits; readonly usage: Usage } | undefined;
 }
 
 export interface FederationRoute {
@@ -46,6 +50,7 @@ export interface FederationRoute {
 const peerOf = (msg: CommandMessage): string => domainOfPeerActor(msg.actor) ?? msg.actor;
 
 const POLICY_STREAM = streamName('policy', POLICY_STREAM_ID);
+const LIMITS_STREAM = streamName('limits', LIMITS_STREAM_ID);
 
 const expiresAt = (now: Date, seconds: number) => new Date(now.getTime() + seconds * 1000).toISOString();
 
@@ -64,6 +69,11 @@ const reportDataplane = (b: ReportBody, node: string, now: Date): Routed => ({
     at: now.toISOString(),
   },
 });
+
+const quotaOf = (ctx: RouteContext, actor: string) => {
+  const q = ctx.quota?.(actor);
+  return q ? { quota: q } : {};
+};
 
 export const route = (msg: CommandMessage, model: MeshModel, now: Date, loadOf: LoadOf = (ep) => model.connections.activeByEndpoint[ep] ?? 0, ctx: RouteContext = {}): Routed => {
   switch (msg.kind as CommandKind) {
@@ -156,6 +166,7 @@ export const route = (msg: CommandMessage, model: MeshModel, now: Date, loadOf: 
           },
           registry: remoteDomain ? { endpoints: [] } : registryContext(model, ref.service, loadOf),
           ...(ctx.policy ? { policy: { policy: ctx.policy, client: msg.actor } } : {}),
+          ...quotaOf(ctx, msg.actor),
         },
       };
     }
@@ -183,6 +194,7 @@ export const route = (msg: CommandMessage, model: MeshModel, now: Date, loadOf: 
           },
           registry: registryContext(model, b.networkService, loadOf),
           ...(ctx.policy ? { policy: { policy: ctx.policy, client: msg.actor } } : {}),
+          ...quotaOf(ctx, msg.actor),
           ...(ctx.federation?.registryOnly ? { registryOnly: ctx.federation.self } : {}),
           ...(conflict ? { refuse: { code: 'address' as const, reason: conflict } } : {}),
         },
@@ -275,6 +287,14 @@ export const route = (msg: CommandMessage, model: MeshModel, now: Date, loadOf: 
     }
     case 'policy.remove':
       return { stream: POLICY_STREAM, command: { type: 'RemovePolicyRule', name: (msg as CommandMessage<'policy.remove'>).body.name } };
+    case 'limits.set': {
+      const b = (msg as CommandMessage<'limits.set'>).body;
+      return { stream: LIMITS_STREAM, command: { type: 'SetLimits', scope: b.role ? { role: b.role } : { identity: b.identity! }, ...(b.limits ? { limits: b.limits } : {}) } };
+    }
+    case 'workflow.retry': {
+      const position = (msg as CommandMessage<'workflow.retry'>).body.position;
+      return { stream: streamName('workflow', position), command: { type: 'RetryStep', position, at: now.toISOString() } };
+    }
     case 'connection.refresh': {
       const b = (msg as CommandMessage<'connection.refresh'>).body;
       return {
@@ -331,6 +351,10 @@ export const streamOf = (msg: CommandMessage): string => {
     case 'policy.add':
     case 'policy.remove':
       return POLICY_STREAM;
+    case 'workflow.retry':
+      return streamName('workflow', b.position as string);
+    case 'limits.set':
+      return LIMITS_STREAM;
     default:
       return streamName('connection', b.connectionId as string);
   }

@@ -12,7 +12,7 @@ import type { NodeEvent } from '../aggregates/node.ts';
 import type { PeerEvent } from '../aggregates/peer.ts';
 import { TUNNEL_STREAM_ID, tunnelOf, tunnelParameters, type TunnelIdRange, type TunnelPoolState } from '../aggregates/tunnelPool.ts';
 import type { FederationSteps } from './federation/steps.ts';
-import type { Logger } from '../infra/log.ts';
+import { errorText, type Logger } from '../infra/log.ts';
 import type { Subjects } from '../infra/nats/subjects.ts';
 import { sideSpecOf } from '../projections/nodeDesired.ts';
 import type { EventEnvelope, StoredCommit } from './contracts/envelope.ts';
@@ -86,6 +86,8 @@ export const createProcessManager = (deps: ProcessManagerDeps) => {
     actor: 'control-plane',
     domain: deps.subjects.domain,
     now: deps.now,
+    // The step is done for whoever caused it: a requester's setups take turns with others' on a shared pool.
+    lane: env.actor,
   });
 
   const run = (stream: string, command: unknown, meta: CommandMeta, hooks?: ExecHooks) => executeStep(deps, stream, command, meta, hooks);
@@ -106,7 +108,12 @@ export const createProcessManager = (deps: ProcessManagerDeps) => {
         .filter((x) => local.includes(x))
         .map((side) => {
           const spec = sideSpecOf(s, side, nodes, desired);
-          return spec ? deps.sendNodeCommand(spec.node, { id: nodeCommandId(spec), spec, correlationId: env.correlationId, causationId: env.id }) : undefined;
+          // A publish that fails (NATS away, JetStream not answering) is infrastructure: retried.
+          return spec
+            ? deps.sendNodeCommand(spec.node, { id: nodeCommandId(spec), spec, correlationId: env.correlationId, causationId: env.id }).catch((e: unknown) => {
+                throw new RetryLater(`node command for ${spec.node}: ${errorText(e)}`);
+              })
+            : undefined;
         }),
     );
   };
@@ -301,6 +308,7 @@ export const createProcessManager = (deps: ProcessManagerDeps) => {
         return;
       case 'ConnectionWaiting':
       case 'ConnectionDenied':
+      case 'ConnectionLimited':
         return deps.federation?.state(s, env);
       case 'ConnectionClosed':
       case 'ConnectionFailed':
@@ -444,7 +452,9 @@ export const createProcessManager = (deps: ProcessManagerDeps) => {
 
   /** Reacts to one stored commit. Throws RetryLater on infrastructure failure. */
   const handle = async (commit: StoredCommit): Promise<void> => {
-    await deps.view.waitFor(Number(commit.position));
+    await deps.view.waitFor(Number(commit.position)).catch((e: unknown) => {
+      throw new RetryLater(`the read model has not reached position ${commit.position}: ${errorText(e)}`);
+    });
     if (commit.stream.startsWith('connection.')) return handleConnection(commit);
     if (commit.stream.startsWith('endpoint.')) return handleEndpoint(commit);
     if (commit.stream.startsWith('node.')) return handleNode(commit);
@@ -457,3 +467,13 @@ export const createProcessManager = (deps: ProcessManagerDeps) => {
 /** Streams whose commits the process manager reacts to. */
 export const drivesProcessManager = (stream: string): boolean =>
   stream.startsWith('connection.') || stream.startsWith('endpoint.') || stream.startsWith('node.') || stream.startsWith('peer.');
+
+/**
+ * A local request refused outright (over a limit, or denied by the policy) leaves nothing to do:
+ * no addresses, no sides, no other domain to tell. A flood of them must not queue up workflow steps.
+ */
+export const refusedOutright = (commit: StoredCommit): boolean => {
+  const [first, second, ...rest] = commit.events as readonly EventEnvelope<ConnectionEvent>[];
+  if (rest.length > 0 || first?.data.type !== 'ConnectionRequested' || (second?.data.type !== 'ConnectionLimited' && second?.data.type !== 'ConnectionDenied')) return false;
+  return first.data.remoteClient === undefined && first.data.domain === undefined;
+};

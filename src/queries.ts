@@ -1,6 +1,7 @@
 // Queries over the read model, shared by the NATS query service and the HTTP API.
 import * as E from 'fp-ts/lib/Either.js';
 import { AGGREGATE_NAMES } from '../aggregates/index.ts';
+import { DEFAULT_LIMITS } from '../aggregates/limits.ts';
 import type { ConnectionPhase } from '../aggregates/connection.ts';
 import { listConnections, type ConnectionRow } from '../projections/connections.ts';
 import type { MeshModel } from '../projections/mesh.ts';
@@ -73,8 +74,8 @@ const connectionFilter = D.object(
   { state: D.literal(...PHASES), node: name, endpoint: name, service: name, actor: D.string({ min: 1, max: 128 }), includeClosed: D.boolean },
 );
 
-export type QueryName = 'services' | 'endpoints' | 'connections' | 'connection' | 'nodes' | 'node-desired' | 'addresses' | 'history' | 'status' | 'replay' | 'projections-rebuild' | 'policy' | 'runtime' | 'peers' | 'remote-endpoints';
-export const QUERY_NAMES: readonly QueryName[] = ['services', 'endpoints', 'connections', 'connection', 'nodes', 'node-desired', 'addresses', 'history', 'status', 'replay', 'projections-rebuild', 'policy', 'runtime', 'peers', 'remote-endpoints'];
+export type QueryName = 'services' | 'endpoints' | 'connections' | 'connection' | 'nodes' | 'node-desired' | 'addresses' | 'history' | 'status' | 'replay' | 'projections-rebuild' | 'policy' | 'runtime' | 'peers' | 'remote-endpoints' | 'failed-steps' | 'limits';
+export const QUERY_NAMES: readonly QueryName[] = ['services', 'endpoints', 'connections', 'connection', 'nodes', 'node-desired', 'addresses', 'history', 'status', 'replay', 'projections-rebuild', 'policy', 'runtime', 'peers', 'remote-endpoints', 'failed-steps', 'limits'];
 /** Queries over the model that also answer for a past moment, with an `at` parameter. */
 export const TIME_TRAVEL_QUERIES: readonly QueryName[] = ['services', 'endpoints', 'connections', 'connection', 'nodes', 'addresses', 'status'];
 
@@ -195,7 +196,13 @@ const answerQuery = async (ctx: QueryContext, q: string, params: unknown, page?:
         endpoints: Object.keys(m.registry.endpoints).length,
         nodes: Object.keys(m.nodes.nodes).length,
         connections: m.connections.count,
+        // Workflow steps the process manager gave up on (nsm workflow ls; nsm workflow retry POSITION).
+        failedSteps: Object.keys(m.workflow.failed).length,
       });
+    case 'failed-steps':
+      return E.right(Object.values(m.workflow.failed));
+    case 'limits':
+      return E.right({ defaults: DEFAULT_LIMITS, ...m.limits, usage: m.connections.byActor });
     case 'runtime': {
       const f = D.object({}, { gc: D.boolean })(p, 'params');
       if (E.isLeft(f)) return bad(f.left);
@@ -246,7 +253,7 @@ const answerQuery = async (ctx: QueryContext, q: string, params: unknown, page?:
           }
         }
       }
-      if (found.length === 0) return notFound(`nothing has happened to "${f.right.id}": no service, endpoint, node, connection or pool has that id`);
+      if (found.length === 0) return notFound(`nothing has happened to "${f.right.id}": no service, endpoint, node, connection, pool or failed workflow step has that id`);
       found.sort((a, b) => (BigInt(a.position) < BigInt(b.position) ? -1 : BigInt(a.position) > BigInt(b.position) ? 1 : 0));
       return E.right(found);
     }

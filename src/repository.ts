@@ -1,5 +1,6 @@
 // Aggregate states by stream, kept current from the store subscription and from our own
 // appends; read from the store when missing, stale, or after a version conflict.
+import { FairQueue } from './fairQueue.ts';
 import * as E from 'fp-ts/lib/Either.js';
 import { AGGREGATES, type AnyAggregate } from '../aggregates/index.ts';
 import { commitHash, GENESIS_HASH } from './audit/hash.ts';
@@ -43,25 +44,26 @@ export class Repository {
     }
     return e;
   }
-  private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly locks = new Map<string, FairQueue>();
+  private calls = 0;
 
   /**
-   * Runs `fn` after every earlier `exclusive` call on the same stream has finished. Decisions on
-   * one stream made in this process then never race each other to a version conflict; only
-   * another replica can cause one.
+   * Runs `fn` once every earlier `exclusive` call on the same stream has finished, or, when calls
+   * of several lanes wait, in turn between the lanes (a requester's dozens of allocations from
+   * one endpoint's pool must not all go before another requester's one). Decisions on one stream
+   * made in this process then never race each other to a version conflict; only another replica
+   * can cause one.
    */
-  exclusive<T>(stream: string, fn: () => Promise<T>): Promise<T> {
-    const prev = this.locks.get(stream) ?? Promise.resolve();
-    const run = prev.then(fn, fn);
-    const tail = run.then(
-      () => undefined,
-      () => undefined,
-    );
-    this.locks.set(stream, tail);
-    void tail.then(() => {
-      if (this.locks.get(stream) === tail) this.locks.delete(stream);
+  exclusive<T>(stream: string, fn: () => Promise<T>, lane = ''): Promise<T> {
+    let q = this.locks.get(stream);
+    if (!q) this.locks.set(stream, (q = new FairQueue(1)));
+    const queue = q;
+    return new Promise<T>((resolve, reject) => {
+      // One at a time already (a queue of one slot); each call its own key, so lanes can take turns.
+      void queue.enqueue(lane, String(this.calls++), () => fn().then(resolve, reject)).then(() => {
+        if (!queue.busy && this.locks.get(stream) === queue) this.locks.delete(stream);
+      });
     });
-    return run;
   }
 
   constructor(

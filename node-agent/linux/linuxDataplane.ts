@@ -14,6 +14,7 @@ import type { Side } from '../../aggregates/connection.ts';
 import type { MechanismType } from '../../aggregates/domain.ts';
 import type { Logger } from '../../infra/log.ts';
 import type { SideSpec } from '../../src/contracts/nodeCommands.ts';
+import { workloadNetns } from '../../src/contracts/netnsRef.ts';
 import { sideKey, type Dataplane, type DataplaneError, type ObservedSide } from '../dataplane.ts';
 import { succeeds } from './exec.ts';
 import { ensureBridged, ensureRouted, removeBridgeIfEmpty, removeRules, connectionTable } from './fabric.ts';
@@ -36,6 +37,12 @@ export interface LinuxDataplaneOptions {
   /** Holds the node's WireGuard private key (0600). */
   readonly stateDir: string;
   readonly log: Logger;
+  /**
+   * Directories whose files a node command may name as a workload's namespace (normalized by
+   * checkNetnsDirs); absent: named namespaces only. Checked again here, whatever the control
+   * plane let through: this process is the one that acts as root.
+   */
+  readonly netnsDirs?: readonly string[];
 }
 
 /** What the node reports when it joins (node.join). */
@@ -102,7 +109,7 @@ export const createLinuxDataplane = async (o: LinuxDataplaneOptions): Promise<E.
     if (spec.netns === undefined) {
       return E.left(`the linux dataplane needs the ${spec.side === 'client' ? "workload's network namespace (nsm connect --netns NS)" : "endpoint's network namespace (register the endpoint with --netns NS)"}`);
     }
-    const workloadNs = parseNetns(spec.netns);
+    const workloadNs = workloadNetns(spec.netns, o.netnsDirs);
     if (E.isLeft(workloadNs)) return workloadNs;
     if (!IFNAME.test(spec.interfaceName)) return E.left(`interface name ${JSON.stringify(spec.interfaceName)} is not a valid Linux interface name`);
     const remote = spec.mechanism.remote;
@@ -261,7 +268,7 @@ export const createLinuxDataplane = async (o: LinuxDataplaneOptions): Promise<E.
       // Like the original NSM's liveness check: one ping from the workload, out of its interface,
       // to the other side's address; nothing back within a second counts as a failed probe.
       if (!spec.netns) return fail(spec, 'the side has no namespace to probe from');
-      const wns = parseNetns(spec.netns);
+      const wns = workloadNetns(spec.netns, o.netnsDirs);
       if (E.isLeft(wns)) return fail(spec, wns.left);
       const target = spec.remoteAddresses[0];
       if (!target) return fail(spec, 'the side has no remote address to probe');

@@ -25,6 +25,7 @@ import { formatRange, parseTunnelRange } from '../../aggregates/tunnelPool.ts';
 import { checkLeafUrl } from '../../infra/nats/leafnodes.ts';
 import type { FederationOptions } from '../federation/runtime.ts';
 import { readFileSync } from 'node:fs';
+import { checkNetnsDirs } from '../contracts/netnsRef.ts';
 
 class CliError extends Error {}
 const fail = (msg: string): never => {
@@ -43,16 +44,17 @@ Run a mesh (authenticated and over TLS unless --insecure):
   nsm up [--data-dir DIR] [--nats-port N] [--http-port N] [--domain D] [--node NAME] [--dataplane simulated|linux]
          [--underlay ADDR] [--node-timeout 15s] [--down-grace 5m] [--liveness-interval 2s] [--heartbeat 5s]
          [--store jetstream|esdb] [--esdb-url URL] [--insecure] [--host H]... [--token-lifetime 24h]
+         [--netns-dir DIR]... (paths a workload's --netns may name besides /run/netns; default none)
          [--config FILE]      (the same options as a JSON object keyed by flag name)
     federation (docs/federation.md): [--leaf-port P] [--join nats-leaf://HOST:P]... [--tunnel-ids FROM-TO]
          [--peer D]... [--peer-timeout 5s] [--registry-only] [--external-address ADDR] [--leaf-creds FILE]...
   nsm control-plane [--server URL] [--domain D] [--http-port N] [--node-timeout 15s] [--down-grace 5m] [--lease-ttl 10s]
                     [--store jetstream|esdb] [--esdb-url URL] [--creds FILE] [--identities FILE] [--insecure]
-                    [--federate] [--tunnel-ids FROM-TO] [--peer D]... [--peer-timeout 5s] [--registry-only]
+                    [--federate] [--tunnel-ids FROM-TO] [--peer D]... [--peer-timeout 5s] [--registry-only] [--netns-dir DIR]...
     (--store esdb keeps events in EventStoreDB: --esdb-url or NSM_ESDB_URL, e.g. esdb://127.0.0.1:2113?tls=false)
   nsm agent --node NAME [--server URL] [--domain D] [--dataplane simulated|linux]
             [--netns NODE_NS] [--underlay ADDR] [--external-address ADDR] [--state-dir DIR] [--liveness-interval 2s]
-            [--heartbeat 5s] [--creds FILE] [--identities FILE] [--insecure]
+            [--heartbeat 5s] [--creds FILE] [--identities FILE] [--insecure] [--netns-dir DIR]...
   nsm endpoint run icmp-responder --name N --service SVC [--service SVC]... --netns NS [--prefix CIDR]
             [--exclude CIDR]... [--label k=v]... [--expiration 60s] [--node N] [--dataplane linux|simulated]
 
@@ -73,6 +75,8 @@ Use it (--server URL or NSM_NATS_URL, --domain D or NSM_DOMAIN, --json for scrip
   nsm ls connections [--all] [--state S] [--node N] [--endpoint E] [--service SVC] [--client ACTOR]
   nsm history ID [--wide] [--all-domains]
   nsm status
+  nsm limits [show] | set --role client|operator|peer|--client ID [--connections N] [--pending N] [--rate N] | unset ...
+  nsm workflow ls | retry POSITION          failed workflow steps; run one again (operator)
   nsm policy [show] | set FILE | remove NAME | default allow|deny
   nsm policy allow|deny [--name N] [--client ID]... [--client-label k=v]... [--service SVC]...
                         [--require k=v]... [--forbid k[=v]]... [--position N]
@@ -146,6 +150,10 @@ const agentOptions = (v: { 'liveness-interval'?: string; heartbeat?: string }) =
 };
 
 const processSecurityFlags = { identities: { type: 'string' }, insecure: { type: 'boolean' } } as const;
+
+/** --netns-dir DIR...: where else than /run/netns a workload's namespace may be named (src/contracts/netnsRef.ts). */
+const netnsDirFlag = { 'netns-dir': { type: 'string', multiple: true } } as const;
+const netnsDirsOption = (v: { 'netns-dir'?: string[] }) => (v['netns-dir'] ? { netnsDirs: must(checkNetnsDirs(v['netns-dir'])) } : {});
 
 /** Federation (docs/federation.md): this domain's tunnel ids, its peers, whether it is a registry only. */
 const federationFlags = {
@@ -275,6 +283,7 @@ const commands: Record<string, (args: string[]) => Promise<void>> = {
       'leaf-creds': { type: 'string', multiple: true },
       'external-address': { type: 'string' },
       config: { type: 'string' },
+      ...netnsDirFlag,
     } as const;
     // Options from --config first: flags on the command line then win.
     const configAt = rawArgs.findIndex((a) => a === '--config' || a.startsWith('--config='));
@@ -306,10 +315,11 @@ const commands: Record<string, (args: string[]) => Promise<void>> = {
       dataplane: v.dataplane ?? 'simulated',
       store: must(chooseStore(v, env)),
       ...(v.underlay ? { underlay: v.underlay } : {}),
+      ...netnsDirsOption(v),
     });
   },
   async 'control-plane'(args) {
-    const { values: v } = parse(args, { 'http-port': { type: 'string' }, ...processSecurityFlags, 'token-lifetime': { type: 'string' }, ...healingFlags, ...STORE_OPTIONS, ...federationFlags, federate: { type: 'boolean' } });
+    const { values: v } = parse(args, { 'http-port': { type: 'string' }, ...processSecurityFlags, 'token-lifetime': { type: 'string' }, ...healingFlags, ...STORE_OPTIONS, ...federationFlags, federate: { type: 'boolean' }, ...netnsDirFlag });
     const fedOptions = federationOptions(v, v.federate ?? false);
     const domain = checkDomain(v.domain ?? defaultDomain());
     const access = processAccess(v, domain, 'control-plane', 'control-plane');
@@ -323,6 +333,7 @@ const commands: Record<string, (args: string[]) => Promise<void>> = {
       ...(tokenLifetimeMs !== undefined ? { tokenLifetimeMs } : {}),
       ...(v['http-port'] ? { httpPort: port(v['http-port'], '--http-port', 0) } : {}),
       ...(fedOptions ? { federation: fedOptions } : {}),
+      ...netnsDirsOption(v),
     });
   },
   async agent(args) {
@@ -335,6 +346,7 @@ const commands: Record<string, (args: string[]) => Promise<void>> = {
       'external-address': { type: 'string' },
       ...processSecurityFlags,
       ...agentFlags,
+      ...netnsDirFlag,
     });
     const domain = checkDomain(v.domain ?? defaultDomain());
     const node = checkName('--node', v.node ?? defaultNode());
@@ -350,6 +362,7 @@ const commands: Record<string, (args: string[]) => Promise<void>> = {
       ...(v.underlay ? { underlay: v.underlay } : {}),
       stateDir: v['state-dir'] ?? join(defaultDataDir(domain), `agent-${node}`),
       ...(v['external-address'] ? { externalAddress: v['external-address'] } : {}),
+      ...netnsDirsOption(v),
     });
   },
   async init(args) {
@@ -554,19 +567,19 @@ const commands: Record<string, (args: string[]) => Promise<void>> = {
         case 'connections': {
           const params = {
             ...(v.all ? { includeClosed: true } : {}),
-            // "denied" is a failure with code denied (a policy refused the request).
-            ...(v.state ? { state: v.state === 'denied' ? 'failed' : v.state } : {}),
+            // "denied" and "limited" are failures with that code (a policy or a limit refused the request).
+            ...(v.state ? { state: v.state === 'denied' || v.state === 'limited' ? 'failed' : v.state } : {}),
             ...(v.node ? { node: v.node } : {}),
             ...(v.endpoint ? { endpoint: v.endpoint } : {}),
             ...(v.service ? { service: v.service } : {}),
             ...(v.client ? { actor: v.client } : {}),
           };
           const all = must(await c.queryAll<Record<string, any>>('connections', params));
-          const rows = v.state === 'denied' ? all.filter((r) => r.failure?.code === 'denied') : all;
+          const rows = v.state === 'denied' || v.state === 'limited' ? all.filter((r) => r.failure?.code === v.state) : all;
           return out(v, rows, () =>
             table(
               ['id', 'service', 'state', 'endpoint', 'client node', 'mechanism', 'client addr', 'endpoint addr', 'updated'],
-              rows.map((r) => [r.id, r.networkService, r.healing ? `${r.state} (healing: ${r.healing.cause})` : r.failure?.code === 'denied' ? 'failed (denied)' : r.state, r.networkServiceEndpointName, r.clientNode, r.mechanism ? [r.mechanism.local, r.mechanism.remote].filter(Boolean).join('+') : '', r.context?.ipContext.srcIpAddrs.join(','), r.context?.ipContext.dstIpAddrs.join(','), age(r.updatedAt)]),
+              rows.map((r) => [r.id, r.networkService, r.healing ? `${r.state} (healing: ${r.healing.cause})` : r.failure?.code === 'denied' || r.failure?.code === 'limited' ? `failed (${r.failure.code})` : r.state, r.networkServiceEndpointName, r.clientNode, r.mechanism ? [r.mechanism.local, r.mechanism.remote].filter(Boolean).join('+') : '', r.context?.ipContext.srcIpAddrs.join(','), r.context?.ipContext.dstIpAddrs.join(','), age(r.updatedAt)]),
             ),
           );
         }
@@ -579,8 +592,14 @@ const commands: Record<string, (args: string[]) => Promise<void>> = {
           return out(v, rows, () => table(['endpoint', 'connection', 'client addr', 'endpoint addr'], rows.map((r) => [r.endpoint, r.connectionId, r.src, r.dst])));
         }
         case 'peers': {
-          const rows = must(await c.query<{ domain: string; status: string; lastHeard?: string; tunnelIds?: { from: number; to: number }; registryOnly?: boolean }[]>('peers'));
-          return out(v, rows, () => table(['domain', 'status', 'heard', 'tunnel ids', 'kind'], rows.map((r) => [r.domain, r.status, r.lastHeard ? age(r.lastHeard) : 'never', r.tunnelIds ? formatRange(r.tunnelIds) : '', r.registryOnly ? 'registry' : 'cluster'])));
+          const rows = must(await c.query<{ domain: string; status: string; lastHeard?: string; tunnelIds?: { from: number; to: number }; registryOnly?: boolean; conflict?: string }[]>('peers'));
+          const problems = rows.some((r) => r.conflict);
+          return out(v, rows, () =>
+            table(
+              ['domain', 'status', 'heard', 'tunnel ids', 'kind', ...(problems ? ['problem'] : [])],
+              rows.map((r) => [r.domain, r.status, r.lastHeard ? age(r.lastHeard) : 'never', r.tunnelIds ? formatRange(r.tunnelIds) : '', r.registryOnly ? 'registry' : 'cluster', ...(problems ? [r.conflict ? `CONFLICT: ${r.conflict}` : ''] : [])]),
+            ),
+          );
         }
         default:
           fail(`nsm ls ${what ?? ''}: expected services, endpoints, connections, nodes, addresses or peers`);
@@ -603,6 +622,58 @@ const commands: Record<string, (args: string[]) => Promise<void>> = {
             return [r.position, r.event.time, r.stream, r.event.version, r.event.type, r.event.actor, short(r.event.correlationId), short(r.event.causationId), v.wide || detail.length <= 90 ? detail : detail.slice(0, 87) + '...'];
           }),
         ),
+      );
+    });
+  },
+  async limits(args) {
+    const { values: v, positionals: [verb] } = parse(args, {
+      role: { type: 'string' },
+      client: { type: 'string' },
+      connections: { type: 'string' },
+      pending: { type: 'string' },
+      rate: { type: 'string' },
+    });
+    if (verb === 'set' || verb === 'unset') {
+      if ((v.role === undefined) === (v.client === undefined)) fail(`nsm limits ${verb}: give --role client|operator|peer or --client IDENTITY`);
+      if (v.role !== undefined && !['client', 'operator', 'peer'].includes(v.role)) fail(`--role ${JSON.stringify(v.role)}: expected client, operator or peer`);
+      const count = (s: string | undefined, flag: string) => (s === undefined ? undefined : /^\d{1,8}$/.test(s) ? Number(s) : fail(`${flag} ${JSON.stringify(s)}: expected a whole number (0 or more)`));
+      const limits = { connections: count(v.connections, '--connections'), pending: count(v.pending, '--pending'), ratePerSecond: count(v.rate, '--rate') };
+      const given = Object.fromEntries(Object.entries(limits).filter(([, n]) => n !== undefined)) as { connections?: number; pending?: number; ratePerSecond?: number };
+      if (verb === 'set' && Object.keys(given).length === 0) fail('nsm limits set: give at least one of --connections N, --pending N, --rate N (what is not given is not limited)');
+      if (verb === 'unset' && Object.keys(given).length > 0) fail('nsm limits unset takes no limit values');
+      const scope = v.role !== undefined ? { role: v.role as 'client' | 'operator' | 'peer' } : { identity: toActorToken(v.client!) };
+      const who = v.role !== undefined ? `role ${v.role}` : `identity ${v.client}`;
+      return sendAndReport(v, 'limits.set', { ...scope, ...(verb === 'set' ? { limits: given } : {}) }, verb === 'set' ? `limits of ${who} set` : `limits of ${who} removed (${v.role !== undefined ? 'the defaults apply' : 'its role\'s apply'})`);
+    }
+    if (verb !== 'show' && verb !== undefined) fail(`unknown "nsm limits ${verb}"; use show, set or unset`);
+    await withClient(v, async (c) => {
+      type L = { connections?: number; pending?: number; ratePerSecond?: number };
+      const r = must(await c.query<{ defaults: Record<string, L>; roles: Record<string, L>; identities: Record<string, L>; usage: Record<string, { held: number; pending: number }> }>('limits'));
+      const show = (l: L | undefined) => (l ? [l.connections ?? 'unlimited', l.pending ?? 'unlimited', l.ratePerSecond ?? 'unlimited'] : ['', '', '']);
+      out(v, r, () =>
+        table(
+          ['applies to', 'connections', 'pending', 'per second', 'set by'],
+          [
+            ...['client', 'operator', 'peer'].map((role) => [`role ${role}`, ...show(r.roles[role] ?? r.defaults[role]), r.roles[role] ? 'operator' : 'default']),
+            ...Object.entries(r.identities).map(([id, l]) => [id, ...show(l), 'operator']),
+          ],
+        ),
+      );
+    });
+  },
+  async workflow(args) {
+    const { values: v, positionals: [verb, position] } = parse(args, {});
+    if (verb === 'retry') {
+      if (!position || !/^[1-9][0-9]{0,19}$/.test(position)) fail('nsm workflow retry POSITION: the log position of a failed step (see nsm workflow ls)');
+      return sendAndReport(v, 'workflow.retry', { position: position! }, `retry of the workflow step at position ${position} requested; see nsm workflow ls and nsm history ${position}`);
+    }
+    if (verb !== 'ls') fail(`unknown "nsm workflow ${verb ?? ''}"; use ls or retry POSITION`);
+    await withClient(v, async (c) => {
+      const rows = must(await c.queryAll<{ position: string; stream: string; error: string; attempts: number; failures: number; failedAt: string; retrying: boolean }>('failed-steps'));
+      out(v, rows, () =>
+        rows.length === 0
+          ? 'no failed workflow steps'
+          : table(['position', 'stream', 'failed', 'attempts', 'last failure', 'state', 'error'], rows.map((r) => [r.position, r.stream, r.failures, r.attempts, age(r.failedAt), r.retrying ? 'retrying' : 'failed', r.error.length > 100 ? r.error.slice(0, 97) + '...' : r.error])),
       );
     });
   },

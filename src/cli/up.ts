@@ -39,6 +39,8 @@ export interface DataplaneChoice {
   readonly underlay?: string;
   /** Linux: where the node keeps its WireGuard private key. */
   readonly stateDir: string;
+  /** Linux: directories whose files node commands may name as workload namespaces (--netns-dir). */
+  readonly netnsDirs?: readonly string[];
 }
 
 type AgentFacts = Pick<NodeAgentOptions, 'underlayAddress' | 'mtu' | 'publicKeys' | 'localPrefixes'>;
@@ -51,7 +53,7 @@ const dataplaneFor = async (c: DataplaneChoice, log: Logger): Promise<{ dataplan
   if (c.kind !== 'linux') throw new StartupError(`--dataplane ${JSON.stringify(c.kind)}: expected simulated or linux`);
   const netns = nodeNetnsFrom(c.netns);
   if (E.isLeft(netns)) throw new StartupError(netns.left);
-  const dp = await createLinuxDataplane({ domain: c.domain, nodeNetns: netns.right, ...(c.underlay ? { underlayAddress: c.underlay } : {}), stateDir: c.stateDir, log });
+  const dp = await createLinuxDataplane({ domain: c.domain, nodeNetns: netns.right, ...(c.underlay ? { underlayAddress: c.underlay } : {}), stateDir: c.stateDir, log, ...(c.netnsDirs ? { netnsDirs: c.netnsDirs } : {}) });
   if (E.isLeft(dp)) throw new StartupError(dp.left);
   const f = dp.right.facts;
   log.info('linux dataplane ready', { mechanisms: dp.right.capabilities(), underlay: f.underlayAddress, mtu: f.mtu, wireguard: dp.right.wireguardMode, stateDir: c.stateDir });
@@ -224,6 +226,8 @@ export const runUp = async (o: {
   federation?: UpFederation;
   /** Federation: the node's address as other domains' nodes reach it (NAT). */
   externalAddress?: string;
+  /** Directories whose files may be named as workload namespaces (--netns-dir). */
+  netnsDirs?: readonly string[];
 }) => {
   const log = createLogger('nsm-up', { domain: o.domain });
   const stops: (() => Promise<unknown>)[] = [];
@@ -232,7 +236,7 @@ export const runUp = async (o: {
   // A registry-only domain (a floating registry) has no node of its own.
   const withNode = !fed?.options.registryOnly;
   const { dataplane, facts } = withNode
-    ? await dataplaneFor({ kind: o.dataplane, domain: o.domain, ...(o.underlay ? { underlay: o.underlay } : {}), stateDir: join(o.dataDir, `agent-${o.node}`) }, log)
+    ? await dataplaneFor({ kind: o.dataplane, domain: o.domain, ...(o.underlay ? { underlay: o.underlay } : {}), stateDir: join(o.dataDir, `agent-${o.node}`), ...(o.netnsDirs ? { netnsDirs: o.netnsDirs } : {}) }, log)
     : { dataplane: undefined, facts: {} };
   let nats: RunningNatsServer | undefined;
   const url = `nats://127.0.0.1:${o.natsPort}`;
@@ -276,6 +280,7 @@ export const runUp = async (o: {
       ...(o.healing ? { healing: o.healing } : {}),
       ...(sec ? { security: { registry: sec.registry, signer: signerOf(sec.controlPlane), ...(o.tokenLifetimeMs ? { tokenLifetimeMs: o.tokenLifetimeMs } : {}) } } : {}),
       ...(fedOptions ? { federation: fedOptions } : {}),
+      ...(o.netnsDirs ? { netnsDirs: o.netnsDirs } : {}),
     });
     unowned.store = undefined;
     stops.push(() => cp.stop());
@@ -362,6 +367,7 @@ export const runControlPlane = async (o: {
   store: StoreChoice;
   tokenLifetimeMs?: number;
   federation?: FederationOptions;
+  netnsDirs?: readonly string[];
 }) => {
   const log = createLogger('control-plane', { domain: o.domain });
   const stops: (() => Promise<unknown>)[] = [];
@@ -382,6 +388,7 @@ export const runControlPlane = async (o: {
       ...(o.healing ? { healing: o.healing } : {}),
       ...(sec ? { security: { registry: sec.registry, signer: sec.signer, ...(o.tokenLifetimeMs ? { tokenLifetimeMs: o.tokenLifetimeMs } : {}) } } : {}),
       ...(o.federation ? { federation: o.federation } : {}),
+      ...(o.netnsDirs ? { netnsDirs: o.netnsDirs } : {}),
     });
   } catch (e) {
     await store?.close().catch(() => undefined);
@@ -412,12 +419,13 @@ export const runAgent = async (o: {
   stateDir: string;
   agent?: AgentTimings;
   externalAddress?: string;
+  netnsDirs?: readonly string[];
 }) => {
   const log = createLogger('agent', { domain: o.domain, node: o.node });
   const stops: (() => Promise<unknown>)[] = [];
   exitOnFatal(log, stops);
   const { dataplane, facts } = await dataplaneFor(
-    { kind: o.dataplane, domain: o.domain, ...(o.netns ? { netns: o.netns } : {}), ...(o.underlay ? { underlay: o.underlay } : {}), stateDir: o.stateDir },
+    { kind: o.dataplane, domain: o.domain, ...(o.netns ? { netns: o.netns } : {}), ...(o.underlay ? { underlay: o.underlay } : {}), stateDir: o.stateDir, ...(o.netnsDirs ? { netnsDirs: o.netnsDirs } : {}) },
     log,
   );
   const url = o.access.url;

@@ -6,6 +6,7 @@ import type { Policy, PolicyRule } from '../../aggregates/policy.ts';
 import { parseCidr, parseIpv4 } from '../../aggregates/ip.ts';
 import { ACTOR_HINT, ACTOR_PATTERN, DOMAIN_PATTERN } from '../../infra/nats/subjects.ts';
 import * as D from './decode.ts';
+import { workloadNetns } from './netnsRef.ts';
 
 export const ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 const ID_HINT = 'use 1-64 letters, digits, "-" or "_"';
@@ -28,7 +29,7 @@ export const interfaceAddress = D.refine(D.string({ min: 9, max: 18, pattern: /^
   const [addr, len] = s.split('/');
   return parseIpv4(addr!) === undefined || Number(len) > 32 ? `"${s}" is not an IPv4 address with prefix length` : undefined;
 });
-/** A named namespace (ip netns) or a path such as /proc/<pid>/ns/net. */
+/** A named namespace (ip netns); which paths are accepted is the operator's choice (netnsProblem). */
 export const netns = D.string({ min: 1, max: 255, pattern: /^[A-Za-z0-9_.\/-]+$/, patternHint: 'a namespace name or path' });
 const payload: D.Decoder<Payload> = D.literal('IP', 'ETHERNET');
 export const mechanism: D.Decoder<MechanismType> = D.literal(...MECHANISM_TYPES);
@@ -101,7 +102,7 @@ export const tunnelParameters = D.object({
   vxlanPort: D.integer({ min: 1, max: 65535 }),
   wireguardPort: D.integer({ min: 1, max: 65535 }),
 });
-const failureCode = D.literal('no-endpoint', 'no-mechanism', 'node-unknown', 'address', 'dataplane', 'denied');
+const failureCode = D.literal('no-endpoint', 'no-mechanism', 'node-unknown', 'address', 'dataplane', 'denied', 'limited');
 
 const match: D.Decoder<Match> = D.map(
   D.object(
@@ -165,6 +166,20 @@ export const bodies = {
   'policy.set': D.object({ policy: policyDecoder }),
   'policy.add': D.object({ rule: policyRule }, { position: D.integer({ min: 0, max: 1000 }) }),
   'policy.remove': D.object({ name }),
+  // Per-role or per-identity limits (aggregates/limits.ts); without `limits` the scope's own are removed.
+  'limits.set': D.refine(
+    D.object(
+      {},
+      {
+        role: D.literal('client', 'operator', 'peer'),
+        identity: actor,
+        limits: D.object({}, { connections: D.integer({ min: 0, max: 10_000_000 }), pending: D.integer({ min: 0, max: 10_000_000 }), ratePerSecond: D.integer({ min: 0, max: 10_000_000 }) }),
+      },
+    ),
+    (b) => ((b.role === undefined) === (b.identity === undefined) ? 'give either role or identity' : undefined),
+  ),
+  // An operator asks for a workflow step the process manager gave up on to be tried again.
+  'workflow.retry': D.object({ position: D.string({ min: 1, max: 20, pattern: /^[1-9][0-9]*$/, patternHint: 'a log position (a positive integer)' }) }),
   // Federation: commands between domains' control planes, on nsm.<domain>.fed.<from>.cmd.<verb>,
   // sent by actor "peer:<from>" (docs/federation.md).
   'interdomain.request': D.object(
@@ -250,3 +265,16 @@ export const senderProblem = (msg: CommandMessage): string | undefined => {
 };
 
 export const agentActor = (node: string): string => `agent:${node}`;
+
+/**
+ * A namespace the agents must never be pointed at: anything but a named namespace or a file
+ * directly in a directory the operator allows (src/contracts/netnsRef.ts). Checked before any
+ * decision, so a refused reference changes nothing.
+ */
+export const netnsProblem = (msg: CommandMessage, allowedDirs: readonly string[]): string | undefined => {
+  const value =
+    msg.kind === 'connection.request' ? (msg as CommandMessage<'connection.request'>).body.clientNetns : msg.kind === 'endpoint.register' ? (msg as CommandMessage<'endpoint.register'>).body.netns : undefined;
+  if (value === undefined) return undefined;
+  const r = workloadNetns(value, allowedDirs);
+  return E.isLeft(r) ? `${msg.kind === 'connection.request' ? 'body.clientNetns' : 'body.netns'}: ${r.left}` : undefined;
+};

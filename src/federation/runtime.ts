@@ -24,6 +24,7 @@ import { actOnFinding } from '../healing/findingAction.ts';
 import { executeStep, RetryLater } from '../processManager.ts';
 import type { Repository } from '../repository.ts';
 import { findPeerChanges, type Heard } from './peerDetector.ts';
+import { tunnelRangeConflict } from '../../aggregates/crossDomain.ts';
 import { remoteStateOf } from './remoteState.ts';
 import { interdomainSender } from './send.ts';
 import { createFederationSteps, type FederationStepDeps, type FederationSteps } from './steps.ts';
@@ -54,7 +55,8 @@ export interface FederationQueries {
   readonly self: string;
   remoteEndpoints(domain?: string): RemoteEndpointRow[];
   /** The domains this one knows, with what it heard of them. */
-  peers(): { domain: string; status: string; lastHeard?: string; tunnelIds?: TunnelIdRange; registryOnly?: boolean }[];
+  /** `conflict`: why connections with that domain are refused (overlapping tunnel ids). */
+  peers(): { domain: string; status: string; lastHeard?: string; tunnelIds?: TunnelIdRange; registryOnly?: boolean; conflict?: string }[];
   /** Asks each known peer for the history of `id` (their answers are filtered to what concerns this domain). */
   peerHistories(id: string): Promise<{ domain: string; rows?: unknown[]; error?: string }[]>;
 }
@@ -103,6 +105,8 @@ export const createFederation = async (o: {
   const jsm: JetStreamManager = await nc.jetstreamManager();
   // A registry has no tunnels: it announces no range.
   const myFacts: PeerFacts = registryOnly ? { domain: self, registryOnly: true } : { domain: self, tunnelIds };
+  /** Two clusters whose tunnel ids overlap cannot connect to each other: said as soon as they meet. */
+  const conflictWith = (peer: PeerFacts): string | undefined => (registryOnly || peer.registryOnly ? undefined : tunnelRangeConflict({ domain: self, range: tunnelIds }, peer));
 
   // Commands from peers land in this domain's command stream; with named peers, one subject each,
   // so that each subscription interest fits a peer's leafnode permissions exactly.
@@ -216,6 +220,10 @@ export const createFederation = async (o: {
           ...(h ? { lastHeard: h.at } : {}),
           ...(row?.tunnelIds ? { tunnelIds: row.tunnelIds } : {}),
           ...(row?.registryOnly ? { registryOnly: true } : {}),
+          ...(() => {
+            const conflict = row ? conflictWith(row) : h ? conflictWith(h.facts) : undefined;
+            return conflict ? { conflict } : {};
+          })(),
         };
       }),
     peerHistories: async (id) =>
@@ -309,6 +317,8 @@ export const createFederation = async (o: {
         try {
           const f = findPeerChanges(view.current.peers, heard, now().getTime(), since, cfg.peerTimeoutMs);
           for (const s of f.seen) {
+            const conflict = s.reason !== 'back' ? conflictWith(s.facts) : undefined;
+            if (conflict) log.error('cross-domain connections with this peer will be refused', { peer: s.facts.domain, problem: conflict });
             const id = `see-peer:${s.facts.domain}:${s.reason}:${s.at}`;
             await act(streamName('peer', s.facts.domain), { type: 'SeePeer', facts: s.facts }, id, { finding: `peer ${s.reason}`, peer: s.facts.domain });
           }

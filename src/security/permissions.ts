@@ -23,6 +23,8 @@ export const ROLE_COMMANDS: Readonly<Record<Role, readonly CommandKind[]>> = {
     'policy.set',
     'policy.add',
     'policy.remove',
+    'workflow.retry',
+    'limits.set',
   ],
   client: ['connection.request', 'connection.close', 'connection.refresh'],
   agent: ['node.join', 'connection.report'],

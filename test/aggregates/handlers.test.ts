@@ -25,6 +25,8 @@ const bodies: Record<string, unknown> = {
   'interdomain.close': { connectionId: 'c1' },
   'interdomain.redirect': { connectionId: 'c1', domain: 'b', endpoint: 'e1' },
   'interdomain.endpoint': { op: 'unregister', name: 'e1' },
+  'workflow.retry': { position: '42' },
+  'limits.set': { role: 'client', limits: { pending: 10 } },
 };
 
 const s = suite('command routing');

@@ -197,4 +197,19 @@ s('two connection ids with the same first 12 characters: the second is refused, 
   assert.equal((await linksIn(ns(ctx, 'w'))).map((l) => l.ifname), ['lo']);
 });
 
+s('a node command naming the host\'s or another process\'s namespace is refused, and nothing is created', async (ctx) => {
+  const id = `${ctx.run}x4`;
+  const hostBefore = rootLinksWith('');
+  for (const netns of ['/proc/1/ns/net', '/proc/self/ns/net', '../../proc/1/ns/net', `/run/netns/../../proc/${process.pid}/ns/net`]) {
+    const { tunnel: _t, peer: _p, ...spec } = base(ctx, { side: 'client', connectionId: id, netns, interfaceName: 'nsm-evil', mechanism: { local: 'kernel' } });
+    const r = await ctx.n1!.program(spec)();
+    assert.ok(E.isLeft(r), `${netns} refused`);
+    if (E.isLeft(r)) assert.match(r.left.message, /only named namespaces \(ip netns add NAME\) are accepted/);
+    const probed = await ctx.n1!.probe({ ...spec, remoteAddresses: ['10.50.0.2/32'] })();
+    assert.ok(E.isLeft(probed), `no probe runs in ${netns}`);
+  }
+  assert.equal(rootLinksWith(''), hostBefore, 'no interface appeared in the host namespace');
+  assert.not.ok((await linksIn(ns(ctx, 'n1'))).some((l) => l.ifname.includes(id.slice(0, 12))), 'nor in the node namespace');
+});
+
 s.run();

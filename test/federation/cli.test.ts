@@ -105,4 +105,28 @@ s('a hub and a joining cluster, authenticated; a client in a reaches icmp@b', as
   await eventually('closed in b', async () => /"state": "closed"/.test((await runNsm(['ls', 'connections', '--all', '--json'], envB)).stdout));
 });
 
+s('two clusters with default tunnel ids: the overlap is said as soon as they see each other', async (ctx) => {
+  const leafPort = await freePort();
+  const cDir = join(ctx.tmp!, 'c');
+  const envC = { ...ctx.env, NSM_DOMAIN: 'c' };
+  const envD = { ...ctx.env, NSM_DOMAIN: 'd' };
+  const hub = startNsm(['up', '--domain', 'c', '--node', 'nc1', '--data-dir', cDir, '--nats-port', String(await freePort()), '--http-port', String(await freePort()), '--leaf-port', String(leafPort), '--peer', 'd', '--peer-timeout', '3s'], envC);
+  ctx.procs.push(hub);
+  await hub.waitFor('mesh "c" is up', 60000);
+  const joiner = startNsm(['up', '--domain', 'd', '--node', 'nd1', '--data-dir', join(ctx.tmp!, 'd'), '--nats-port', String(await freePort()), '--http-port', String(await freePort()), '--join', `nats-leaf://127.0.0.1:${leafPort}`, '--leaf-creds', join(cDir, 'peers', 'd.leaf'), '--peer-timeout', '3s'], envD);
+  ctx.procs.push(joiner);
+  await joiner.waitFor('mesh "d" is up', 60000);
+  const problem = /tunnel ids of domain d \(0-19999\) and domain c \(0-19999\) overlap; give each domain a disjoint range \(nsm up --tunnel-ids FROM-TO\)/;
+  // Each side's nsm up says it in its log, and nsm ls peers shows it, once the peers meet.
+  await hub.waitFor('cross-domain connections with this peer will be refused', 20000);
+  assert.match(JSON.stringify(hub.logs('cross-domain connections with this peer will be refused')[0]), problem);
+  await joiner.waitFor('cross-domain connections with this peer will be refused', 20000);
+  const listed = await runNsm(['ls', 'peers'], envC);
+  assert.is(listed.code, 0, listed.stderr);
+  assert.match(listed.stdout, /^d\s+reachable\s+.*0-19999\s+cluster\s+CONFLICT: tunnel ids of domain d/m);
+  const rows = JSON.parse((await runNsm(['ls', 'peers', '--json'], envD)).stdout) as { domain: string; conflict?: string }[];
+  assert.equal(rows.map((r) => r.domain), ['c']);
+  assert.match(rows[0]!.conflict ?? '', /tunnel ids of domain c \(0-19999\) and domain d \(0-19999\) overlap/);
+});
+
 s.run();

@@ -257,6 +257,22 @@ conns('listConnections filters by state, node, endpoint, service and actor', () 
   assert.equal(ids(listConnections(m.connections, { node: 'node-c' })), []);
 });
 
+conns('usage per requester: held, being set up, and requests this second (limits refused ones not counted)', () => {
+  const sec = (position: number) => Math.floor(Date.parse(timeAt(position)) / 1000);
+  assert.equal(atPeak().connections.byActor, {
+    alice: { held: 1, pending: 0, second: sec(8), inSecond: 1 },
+    bob: { held: 2, pending: 2, second: sec(16), inSecond: 1 },
+  });
+  const end = atEnd();
+  assert.equal(end.connections.byActor.alice, { held: 0, pending: 0, second: sec(8), inSecond: 1 });
+  assert.equal(end.connections.byActor.bob, { held: 1, pending: 1, second: sec(16), inSecond: 1 });
+  assert.equal(end.connections.byActor.carol, { held: 0, pending: 0, second: sec(23), inSecond: 1 });
+  const c = log();
+  for (let i = 0; i < 26; i++) c('filler', []);
+  const limited = c('connection.conn-9', [requested('conn-9'), { type: 'ConnectionLimited', limit: 'pending', max: 1, current: 1, reason: 'dave has 1 connections being set up, its limit is 1; wait for them' }], 'dave');
+  assert.equal(fold([limited], end).connections.byActor.dave, { held: 0, pending: 0, second: sec(27), inSecond: 0 });
+});
+
 conns.run();
 
 // ---- pools and nodes --------------------------------------------------------------------------
