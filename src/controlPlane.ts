@@ -388,7 +388,7 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
         m.respond(
           bytes.byteLength <= max
             ? bytes
-            : enc.encode(JSON.stringify({ ok: false, error: `the answer to "${name}" is ${bytes.byteLength} bytes, more than one NATS message holds (${max}); page it with limit and offset, narrow it with filters, or use the HTTP API` } satisfies QueryReply)),
+            : enc.encode(JSON.stringify({ ok: false, code: 'too-large', error: `the answer to "${name}" is ${bytes.byteLength} bytes, more than one NATS message holds (${max}); page it with limit and offset, narrow it with filters, or use the HTTP API` } satisfies QueryReply)),
         );
       };
       if (E.isLeft(parsed)) return answer({ ok: false, error: parsed.left.message });

@@ -24,4 +24,5 @@ export type CommandReply =
     }
   | { readonly ok: false; readonly commandId: string; readonly error: { readonly code: ReplyErrorCode; readonly message: string } };
 
-export type QueryReply<T = unknown> = { readonly ok: true; readonly result: T } | { readonly ok: false; readonly error: string };
+/** `too-large`: the answer does not fit one NATS message; a list query can be asked for a smaller page. */
+export type QueryReply<T = unknown> = { readonly ok: true; readonly result: T } | { readonly ok: false; readonly error: string; readonly code?: 'too-large' };
