@@ -6,6 +6,7 @@ import { connect, type ConnectionOptions, type NatsConnection } from 'nats';
 import { connectEsdbEventStore } from '../../infra/eventstore/esdb.ts';
 import { createLogger, errorText, type Logger } from '../../infra/log.ts';
 import { startNatsServer, type RunningNatsServer } from '../../infra/natsServer.ts';
+import { exitWhenFlushed } from '../../infra/stdio.ts';
 import { startNodeAgent, type NodeAgent, type NodeAgentOptions } from '../../node-agent/agent.ts';
 import { createLinuxDataplane, nodeNetnsFrom } from '../../node-agent/linux/linuxDataplane.ts';
 import type { Dataplane } from '../../node-agent/dataplane.ts';
@@ -127,24 +128,57 @@ const openStore = async (choice: StoreChoice, domain: string, log: Logger): Prom
 
 const storeLabel = (choice: StoreChoice): string => (choice.kind === 'esdb' ? `EventStoreDB ${redactUrl(choice.url)}` : 'JetStream');
 
-/** Stops everything in reverse order on SIGINT/SIGTERM, then exits. */
-const untilSignal = (log: Logger, stops: (() => Promise<unknown>)[]): Promise<void> =>
-  new Promise((resolve) => {
-    let stopping = false;
-    const onSignal = (sig: string) => {
-      if (stopping) return;
-      stopping = true;
+/** One stop, bounded: a part that hangs must not keep the others (nats-server last) running. */
+const STOP_TIMEOUT_MS = 15_000;
+const stopBounded = (stop: () => Promise<unknown>, onError: (e: unknown) => void): Promise<void> => {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    stop().then(
+      () => undefined,
+      (e) => onError(e),
+    ),
+    new Promise<void>((r) => {
+      timer = setTimeout(() => (onError(new Error(`did not stop within ${STOP_TIMEOUT_MS / 1000} s`)), r()), STOP_TIMEOUT_MS);
+    }),
+  ]).finally(() => clearTimeout(timer));
+};
+
+/** Runs the stops in reverse order of the starts, each bounded; never throws. */
+const stopAll = async (stops: readonly (() => Promise<unknown>)[], log?: Logger): Promise<void> => {
+  for (const stop of [...stops].reverse()) await stopBounded(stop, (e) => log?.warn('stop failed', { error: errorText(e) }));
+};
+
+/**
+ * SIGINT, SIGTERM and SIGHUP (a closed terminal) stop a long-running process in order. Caught
+ * from the start, not only once it is up: a signal that arrives while it starts (or just after
+ * it has said it is up) is kept, and the process stops as soon as the start is done. A second
+ * signal exits at once (child processes are still stopped, by their exit hook:
+ * infra/ownedChild.ts).
+ */
+const catchStopSignals = (log: Logger) => {
+  let first: NodeJS.Signals | undefined;
+  let wake: (sig: NodeJS.Signals) => void = () => undefined;
+  const requested = new Promise<NodeJS.Signals>((r) => (wake = r));
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (first !== undefined) {
+      log.warn('stopping at once', { signal: sig });
+      void exitWhenFlushed(1);
+      return;
+    }
+    first = sig;
+    wake(sig);
+  };
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, onSignal);
+  return {
+    /** Resolves once everything is stopped after the first signal; the CLI then exits (src/cli/main.ts). */
+    untilStopped: async (stops: readonly (() => Promise<unknown>)[]): Promise<void> => {
+      const sig = await requested;
       log.info('stopping', { signal: sig });
-      (async () => {
-        for (const stop of [...stops].reverse()) await stop().catch((e) => log.warn('stop failed', { error: errorText(e) }));
-        log.info('stopped');
-        resolve();
-        process.exit(0);
-      })();
-    };
-    process.once('SIGINT', () => onSignal('SIGINT'));
-    process.once('SIGTERM', () => onSignal('SIGTERM'));
-  });
+      await stopAll(stops, log);
+      log.info('stopped');
+    },
+  };
+};
 
 /** The HTTP API of an authenticated mesh answers bearers of an `nsm token`, within their role's scope. */
 const httpAccess = (cp: ControlPlane, registry: IdentityRegistry) => ({
@@ -189,6 +223,7 @@ export const runUp = async (o: {
   externalAddress?: string;
 }) => {
   const log = createLogger('nsm-up', { domain: o.domain });
+  const signals = catchStopSignals(log);
   const stops: (() => Promise<unknown>)[] = [];
   const fed = o.federation;
   // A registry-only domain (a floating registry) has no node of its own.
@@ -219,6 +254,7 @@ export const runUp = async (o: {
     if (E.isLeft(started)) throw new StartupError(started.left);
     nats = started.right;
     stops.push(() => nats!.stop());
+    for (const note of nats.notes) log.warn(note);
     if (o.insecure) {
       process.stderr.write(`\n${insecureWarning(url)}\n\n`);
       log.warn('running insecure: no authentication, no TLS', { url });
@@ -274,10 +310,11 @@ export const runUp = async (o: {
         `Use it from another shell:\n  export NSM_NATS_URL=${nats.url} NSM_DOMAIN=${o.domain}\n  nsm status; nsm --help\nStop with Ctrl-C.\n\n`,
     );
   } catch (e) {
-    for (const stop of stops.reverse()) await stop().catch(() => undefined);
+    // A startup error: nothing this start began stays running (nats-server last).
+    await stopAll(stops);
     throw e;
   }
-  await untilSignal(log, stops);
+  await signals.untilStopped(stops);
 };
 
 /**
@@ -326,6 +363,7 @@ export const runControlPlane = async (o: {
   federation?: FederationOptions;
 }) => {
   const log = createLogger('control-plane', { domain: o.domain });
+  const signals = catchStopSignals(log);
   const url = o.access.url;
   const sec = o.access.credentials ? secureIdentity(o.access, o.identitiesFile, 'control-plane', 'control-plane') : undefined;
   if (!sec) log.warn(insecureWarning(url));
@@ -358,7 +396,7 @@ export const runControlPlane = async (o: {
     stops.push(() => new Promise((r) => http.close(r)));
   }
   log.info('control plane running', { url, events: storeLabel(o.store), authenticated: sec !== undefined });
-  await untilSignal(log, stops);
+  await signals.untilStopped(stops);
 };
 
 export const runAgent = async (o: {
@@ -374,6 +412,7 @@ export const runAgent = async (o: {
   externalAddress?: string;
 }) => {
   const log = createLogger('agent', { domain: o.domain, node: o.node });
+  const signals = catchStopSignals(log);
   const { dataplane, facts } = await dataplaneFor(
     { kind: o.dataplane, domain: o.domain, ...(o.netns ? { netns: o.netns } : {}), ...(o.underlay ? { underlay: o.underlay } : {}), stateDir: o.stateDir },
     log,
@@ -394,5 +433,5 @@ export const runAgent = async (o: {
     ...(sec ? { security: { registry: sec.registry, signer: sec.signer } } : {}),
   });
   await agent.ready;
-  await untilSignal(log, [() => nc.close(), () => agent.stop()]);
+  await signals.untilStopped([() => nc.close(), () => agent.stop()]);
 };
