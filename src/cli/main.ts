@@ -193,9 +193,14 @@ const configArgs = (file: string, known: Record<string, { type: string; multiple
 /** A mesh process's identity: its credentials unless --insecure, which connects without any. */
 const processAccess = (v: Values & { insecure?: boolean }, domain: string, role: 'control-plane' | 'agent', name: string) => {
   const access = must(resolveAccess(v.insecure ? { ...v, creds: undefined } : v, domain, { role, name }));
+  tellNotes(access);
   if (v.insecure) return { url: access.url, ...(access.tlsCaFile ? { tlsCaFile: access.tlsCaFile } : {}) };
   if (!access.credentials) fail(`no credentials found for ${role === 'agent' ? `agent:${name}` : role}: pass --creds FILE (or NSM_CREDS), or --insecure for a mesh without authentication`);
   return access;
+};
+/** Says why a pointer in the user's config was passed over (src/cli/access.ts): one line each. */
+const tellNotes = (access: { notes?: readonly string[] }) => {
+  for (const n of access.notes ?? []) process.stderr.write(`nsm: ${n}\n`);
 };
 const identitiesOf = (v: Values, access: { credentialsFile?: string }, domain: string) => {
   const f = resolveIdentities(v, access.credentialsFile, domain);
@@ -207,6 +212,7 @@ const withClient = async <T>(v: Values, fn: (c: MeshClient) => Promise<T>): Prom
   const timeoutMs = v.timeout ? must(parseDuration(v.timeout, '--timeout')) * 1000 : 10000;
   // The operator's credentials, found without flags on the host that ran nsm init / nsm up.
   const access = must(resolveAccess(v, domain, { role: 'operator', name: 'operator' }));
+  tellNotes(access);
   const explicitActor = v.actor ?? env('NSM_ACTOR');
   // With credentials the actor is the identity's unless one is named.
   const actor = explicitActor !== undefined ? toActorToken(explicitActor) : access.credentials ? undefined : defaultActor();
@@ -417,6 +423,7 @@ const commands: Record<string, (args: string[]) => Promise<void>> = {
     const { values: v } = parse(args, { ttl: { type: 'string' } });
     const domain = checkDomain(v.domain ?? defaultDomain());
     const access = must(resolveAccess(v, domain, { role: 'operator', name: 'operator' }));
+    tellNotes(access);
     if (!access.credentials) fail('no credentials found: nsm token signs with yours (--creds FILE or NSM_CREDS)');
     const ttl = Math.ceil(must(parseDuration(v.ttl ?? '15m', '--ttl')));
     if (ttl < 1 || ttl > MAX_API_TOKEN_SECONDS) fail(`--ttl must be between 1s and ${MAX_API_TOKEN_SECONDS / 3600}h`);
