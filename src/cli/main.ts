@@ -25,6 +25,8 @@ import { formatRange, parseTunnelRange } from '../../aggregates/tunnelPool.ts';
 import { checkLeafUrl } from '../../infra/nats/leafnodes.ts';
 import type { FederationOptions } from '../federation/runtime.ts';
 import { readFileSync } from 'node:fs';
+import { signalOwnedChildren } from '../../infra/ownedChild.ts';
+import { exitWhenFlushed, handleClosedPipes } from '../../infra/stdio.ts';
 
 class CliError extends Error {}
 const fail = (msg: string): never => {
@@ -256,8 +258,7 @@ const holdConnection = (c: MeshClient, id: string, expirationSeconds: number): P
       process.stderr.write(E.isLeft(r) ? `close failed: ${r.left.message}\n` : `connection ${id} closed\n`);
       resolve();
     };
-    process.once('SIGINT', done);
-    process.once('SIGTERM', done);
+    for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(sig, done);
   });
 
 const commands: Record<string, (args: string[]) => Promise<void>> = {
@@ -737,5 +738,18 @@ export const main = async (argv: string[]): Promise<number> => {
   }
 };
 
-const code = await main(process.argv.slice(2));
-if (code !== 0 || !['up', 'control-plane', 'agent'].includes(process.argv[2] ?? '')) process.exit(code);
+// The process edge. Every way out flushes stdout and stderr first (infra/stdio.ts: a pipe
+// would otherwise lose all but its first 64 KiB), and child processes never outlive this one
+// (infra/ownedChild.ts: the exit hook, the parent-death signal or the watchdog).
+handleClosedPipes();
+const fatal = (e: unknown) => {
+  const debug = env('NSM_LOG_LEVEL') === 'debug';
+  const text = debug && e instanceof Error ? (e.stack ?? e.message) : (e instanceof Error ? e.message : String(e)).split('\n')[0];
+  process.stderr.write(`nsm ${hoistGlobals(process.argv.slice(2))[0] ?? ''}: unexpected error: ${text}\n`);
+  // At once, before anything else can go wrong: the exit hook would do it too, after the flush.
+  signalOwnedChildren('SIGTERM');
+  void exitWhenFlushed(1);
+};
+process.on('uncaughtException', fatal);
+process.on('unhandledRejection', fatal);
+await exitWhenFlushed(await main(process.argv.slice(2)));
