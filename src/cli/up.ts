@@ -1,5 +1,6 @@
 // Long-running processes: a whole single-node mesh (`nsm up`), a control plane replica, an agent.
 import type { Server } from 'node:http';
+import { constants as osConstants } from 'node:os';
 import { join } from 'node:path';
 import * as E from 'fp-ts/lib/Either.js';
 import { connect, type ConnectionOptions, type NatsConnection } from 'nats';
@@ -149,20 +150,21 @@ const stopAll = async (stops: readonly (() => Promise<unknown>)[], log?: Logger)
 };
 
 /**
- * SIGINT, SIGTERM and SIGHUP (a closed terminal) stop a long-running process in order. Caught
- * from the start, not only once it is up: a signal that arrives while it starts (or just after
- * it has said it is up) is kept, and the process stops as soon as the start is done. A second
- * signal exits at once (child processes are still stopped, by their exit hook:
- * infra/ownedChild.ts).
+ * SIGINT, SIGTERM and SIGHUP (a closed terminal) stop a long-running process in order, once it
+ * is running. Caught from the start: a signal while it starts (an agent waiting for a control
+ * plane, a nats-server not ready yet) ends it at once, with the status of that signal, and its
+ * child processes are stopped by their exit hook (infra/ownedChild.ts); a second signal while it
+ * stops in order ends it at once too.
  */
 const catchStopSignals = (log: Logger) => {
+  let running = false;
   let first: NodeJS.Signals | undefined;
   let wake: (sig: NodeJS.Signals) => void = () => undefined;
   const requested = new Promise<NodeJS.Signals>((r) => (wake = r));
   const onSignal = (sig: NodeJS.Signals) => {
-    if (first !== undefined) {
-      log.warn('stopping at once', { signal: sig });
-      void exitWhenFlushed(1);
+    if (!running || first !== undefined) {
+      log.warn(running ? 'stopping at once' : 'stopped while starting', { signal: sig });
+      void exitWhenFlushed(128 + (osConstants.signals[sig] ?? 0));
       return;
     }
     first = sig;
@@ -172,6 +174,7 @@ const catchStopSignals = (log: Logger) => {
   return {
     /** Resolves once everything is stopped after the first signal; the CLI then exits (src/cli/main.ts). */
     untilStopped: async (stops: readonly (() => Promise<unknown>)[]): Promise<void> => {
+      running = true;
       const sig = await requested;
       log.info('stopping', { signal: sig });
       await stopAll(stops, log);

@@ -191,6 +191,24 @@ s('a nats-server started by hand on the data dir: nsm up names it instead of rac
   }
 });
 
+s('SIGTERM while nsm up is still starting: it ends at once, and its nats-server with it', async (ctx) => {
+  const domain = `early-${runId()}`;
+  const dataDir = join(ctx.tmp, domain);
+  const p = startNsm(['up', '--data-dir', dataDir, '--nats-port', String(await freePort()), '--http-port', String(await freePort()), '--node', 'n1'], envOf(ctx, domain));
+  ctx.procs.push(p);
+  // Between the server's start and "is up" come the control plane, the HTTP API and the agent.
+  await p.waitFor('"nats-server started"', 90_000);
+  const natsPid = p.logs('nats-server started')[0]!.pid as number;
+  const r = await p.stop('SIGTERM', 20_000);
+  assert.is(r.signal, null, 'it ended by itself, not by the signal');
+  if (!r.stderr.includes('is up')) {
+    assert.is(r.code, 143, r.stderr.slice(-1500));
+    assert.match(r.stderr, /"msg":"stopped while starting"/);
+  }
+  await goneWithin('nats-server to stop', [natsPid], 5000);
+  assert.equal(serversOn(dataDir), []);
+});
+
 s('a startup error after nats-server started (HTTP port in use) leaves no nats-server behind', async (ctx) => {
   const domain = `http-${runId()}`;
   const httpPort = await freePort();
