@@ -14,6 +14,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, release, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { exitWhenFlushed } from '../infra/stdio.ts';
 import type { MeshClient } from '../src/client.ts';
 import { must } from '../test/lib/mesh.ts';
 import { addressOf, exec, inNs, ROOT, sh, startLab, startProcess, type ConnectionView, type Lab } from '../test/lib/netns.ts';
@@ -179,9 +180,9 @@ const main = async () => {
 };
 
 main().then(
-  () => process.exit(0),
+  () => exitWhenFlushed(0),
   (e) => {
     process.stderr.write(`bench:dataplane failed: ${(e as Error).message}\n`);
-    process.exit(1);
+    return exitWhenFlushed(1);
   },
 );

@@ -25,6 +25,7 @@ import * as E from 'fp-ts/lib/Either.js';
 import { DeliverPolicy } from 'nats';
 import { jetStreamEventStore } from '../infra/eventstore/jetstream.ts';
 import { subjectsFor } from '../infra/nats/subjects.ts';
+import { exitWhenFlushed } from '../infra/stdio.ts';
 import { foldLog } from '../src/audit/replay.ts';
 import { COMMITS_PER_CONNECTION, EVENTS_PER_CONNECTION, writeLifecycleLog } from '../test/lib/lifecycleLog.ts';
 import { startTestNats } from '../test/lib/nats.ts';
@@ -137,4 +138,5 @@ try {
 } finally {
   await nats.stop();
 }
-process.exit(0);
+// Flushed first: piped output (`npm run bench:rebuild | tee`) would lose all but 64 KiB.
+await exitWhenFlushed(0);

@@ -1,10 +1,13 @@
 // Launches nats-server as a child process with JetStream on loopback, data in a directory.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, createWriteStream, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+// The server dies with the process that started it (./ownedChild.ts); a pid file in the data
+// dir lets the next start find a server an earlier one left behind (staleServer below).
+import { spawnSync, type ChildProcess } from 'node:child_process';
+import { chmodSync, closeSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import * as E from 'fp-ts/lib/Either.js';
 import { connect, type ConnectionOptions } from 'nats';
 import { portIsFree } from './net.ts';
+import { spawnOwned, type Tie } from './ownedChild.ts';
 
 export interface NatsServerOptions {
   readonly dataDir: string;
@@ -30,6 +33,10 @@ export interface RunningNatsServer {
   /** SIGKILL at once (fault injection). */
   kill(): Promise<void>;
   readonly exited: Promise<number | null>;
+  /** How the server is tied to this process (./ownedChild.ts). */
+  readonly tie: Tie;
+  /** What the start had to clear first (a server an earlier, crashed start left behind), for the log. */
+  readonly notes: readonly string[];
 }
 
 export const INSTALL_HINT =
@@ -53,8 +60,116 @@ const tail = (file: string, lines = 15): string => {
 const waitForExit = (child: ChildProcess): Promise<number | null> =>
   new Promise((resolve) => {
     if (child.exitCode !== null || child.signalCode !== null) resolve(child.exitCode);
-    else child.once('exit', (code) => resolve(code));
+    else {
+      child.once('exit', (code) => resolve(code));
+      // Not started at all (the binary vanished since the probe).
+      child.once('error', () => resolve(null));
+    }
   });
+
+// ---- a server an earlier start left behind -----------------------------------------------------
+
+/** What a started server records in its data dir: its pid, and the process it belongs to. */
+interface PidRecord {
+  readonly pid: number;
+  readonly parent: number;
+  readonly port: number;
+}
+
+export const pidFileOf = (dataDir: string): string => join(dataDir, 'nats-server.pid');
+
+const readPidRecord = (file: string): PidRecord | undefined => {
+  try {
+    const r = JSON.parse(readFileSync(file, 'utf8')) as Partial<PidRecord>;
+    return Number.isInteger(r.pid) && Number.isInteger(r.parent) && Number.isInteger(r.port) ? { pid: r.pid!, parent: r.parent!, port: r.port! } : undefined;
+  } catch {
+    return undefined;
+  }
+};
+
+const procArgv = (pid: number): string[] | undefined => {
+  try {
+    const parts = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    return parts[parts.length - 1] === '' ? parts.slice(0, -1) : parts;
+  } catch {
+    return undefined;
+  }
+};
+
+/** State and parent pid from /proc/PID/stat (the command name, field 2, may hold spaces). */
+const procStat = (pid: number): { state: string; ppid: number } | undefined => {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const [state, ppid] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return { state: state ?? '?', ppid: Number(ppid) };
+  } catch {
+    return undefined;
+  }
+};
+
+const running = (pid: number): boolean => {
+  const s = procStat(pid);
+  return s !== undefined && s.state !== 'Z' && s.state !== 'X';
+};
+
+/** Processes (not zombies) whose command line runs this configuration file: `... -c FILE`. */
+const serversOn = (confFile: string): number[] =>
+  readdirSync('/proc')
+    .filter((d) => /^\d+$/.test(d))
+    .map(Number)
+    .filter((pid) => pid !== process.pid && running(pid))
+    .filter((pid) => {
+      const argv = procArgv(pid) ?? [];
+      return argv.some((a, i) => (a === '-c' || a === '--config') && argv[i + 1] === confFile);
+    });
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+const stopPid = async (pid: number): Promise<boolean> => {
+  for (const [signal, waitMs] of [['SIGTERM', 5000], ['SIGKILL', 2000]] as const) {
+    try {
+      process.kill(pid, signal);
+    } catch {
+      return true;
+    }
+    for (let t = 0; t < waitMs && running(pid); t += 100) await sleep(100);
+    if (!running(pid)) return true;
+  }
+  return false;
+};
+
+/**
+ * Before a server starts on a data dir: another server running on that dir's configuration.
+ * One that this code started for a process that is gone (the pid file names it, and it is no
+ * longer that process's child: a crash the parent-death signal could not cover, or an older
+ * nsm) is certainly an orphan of ours: it is stopped, and a note says so. Any other is an
+ * error naming it: a running `nsm up` on the same directory, or a server started by hand.
+ * Only on Linux (/proc); elsewhere the port check that follows is all there is.
+ */
+const clearStaleServer = async (dataDir: string, confFile: string): Promise<E.Either<string, string[]>> => {
+  let procs: number[];
+  try {
+    procs = serversOn(confFile);
+  } catch {
+    return E.right([]);
+  }
+  const pidFile = pidFileOf(dataDir);
+  const record = readPidRecord(pidFile);
+  const notes: string[] = [];
+  for (const pid of procs) {
+    const ppid = procStat(pid)?.ppid;
+    if (record?.pid === pid && ppid !== record.parent) {
+      if (!(await stopPid(pid))) return E.left(`the data dir ${dataDir} is held by nats-server pid ${pid} (left by an earlier nsm up, pid ${record.parent}, that is gone), and it does not stop: kill -9 ${pid}`);
+      notes.push(`stopped nats-server pid ${pid} (port ${record.port}) that an earlier nsm up (pid ${record.parent}, no longer running) left on ${dataDir}`);
+    } else if (record?.pid === pid) {
+      return E.left(`the data dir ${dataDir} is in use: its nats-server (pid ${pid}, port ${record.port}) belongs to process ${record.parent}, which is still running (another nsm up on this data dir?)`);
+    } else {
+      return E.left(`the data dir ${dataDir} is in use by a nats-server that no earlier nsm up left behind (pid ${pid}: ${(procArgv(pid) ?? []).join(' ')}); stop it first`);
+    }
+  }
+  if (record) rmSync(pidFile, { force: true });
+  return E.right(notes);
+};
 
 /** Waits until JetStream answers, not just until the port is open. */
 const waitReady = async (url: string, deadline: number, exited: () => boolean, probe: Partial<ConnectionOptions> = {}): Promise<E.Either<string, void>> => {
@@ -82,32 +197,50 @@ export const startNatsServer = async (opts: NatsServerOptions): Promise<E.Either
   const bin = natsServerBinary();
   if (E.isLeft(bin)) return bin;
   const host = opts.host ?? '127.0.0.1';
-  // Checked first: a server already on the port would answer the readiness probe below in
+  // Absolute: the command line names the configuration, and that is how a server left
+  // behind on this data dir is recognised (clearStaleServer).
+  const dataDir = resolve(opts.dataDir);
+  const confFile = join(dataDir, 'nats-server.conf');
+  const logFile = join(dataDir, 'nats-server.log');
+  const pidFile = pidFileOf(dataDir);
+  mkdirSync(join(dataDir, 'jetstream'), { recursive: true });
+  // First: a server left running on this data dir would hold its JetStream directory (and
+  // perhaps the port) with our own configuration.
+  const stale = await clearStaleServer(dataDir, confFile);
+  if (E.isLeft(stale)) return E.left(`cannot start nats-server: ${stale.left}`);
+  // Checked next: a server already on the port would answer the readiness probe below in
   // place of ours, which exits on the failed bind.
   if (!(await portIsFree(opts.port, host))) return E.left(`cannot start nats-server: ${host}:${opts.port} is already in use (another nsm up or nats-server?)`);
-  mkdirSync(join(opts.dataDir, 'jetstream'), { recursive: true });
-  const confFile = join(opts.dataDir, 'nats-server.conf');
-  const logFile = join(opts.dataDir, 'nats-server.log');
   writeFileSync(
     confFile,
     [
       `server_name: ${JSON.stringify(opts.serverName ?? `nsm-${opts.port}`)}`,
       `listen: "${host}:${opts.port}"`,
       'max_payload: 1048576',
-      `jetstream { store_dir: ${JSON.stringify(join(opts.dataDir, 'jetstream'))}${opts.jetstreamDomain ? `, domain: ${JSON.stringify(opts.jetstreamDomain)}` : ''} }`,
+      `jetstream { store_dir: ${JSON.stringify(join(dataDir, 'jetstream'))}${opts.jetstreamDomain ? `, domain: ${JSON.stringify(opts.jetstreamDomain)}` : ''} }`,
       opts.extraConfig ?? '',
     ].join('\n') + '\n',
     // It may hold a secret: a leafnode remote's password (docs/federation.md).
     { mode: 0o600 },
   );
   chmodSync(confFile, 0o600);
-  const out = createWriteStream(logFile, { flags: 'a' });
-  const child = spawn(bin.right, ['-c', confFile], { stdio: ['ignore', 'pipe', 'pipe'] });
-  child.stdout!.pipe(out);
-  child.stderr!.pipe(out);
+  // The server writes its log itself: no pipe through this process that its death would break.
+  const logFd = openSync(logFile, 'a');
+  let owned;
+  try {
+    owned = spawnOwned(bin.right, ['-c', confFile], logFd);
+  } finally {
+    closeSync(logFd);
+  }
+  const { child, tie } = owned;
   const exited = waitForExit(child);
   let hasExited = false;
-  void exited.then(() => (hasExited = true));
+  if (child.pid !== undefined) writeFileSync(pidFile, JSON.stringify({ pid: child.pid, parent: process.pid, port: opts.port }) + '\n');
+  void exited.then(() => {
+    hasExited = true;
+    // Unless a later start on this data dir has replaced it.
+    if (readPidRecord(pidFile)?.pid === child.pid) rmSync(pidFile, { force: true });
+  });
   const url = `nats://${host}:${opts.port}`;
   const ready = await waitReady(url, Date.now() + (opts.readyTimeoutMs ?? 15000), () => hasExited, opts.probe);
   // Our child may have lost a race for the port: then whatever answered was not ours.
@@ -137,5 +270,7 @@ export const startNatsServer = async (opts: NatsServerOptions): Promise<E.Either
       await exited;
     },
     exited,
+    tie,
+    notes: stale.right,
   });
 };

@@ -8,6 +8,7 @@
 //   sudo npm run demo [-- --mechanism wireguard|vxlan]
 import { spawnSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
+import { exitWhenFlushed } from '../infra/stdio.ts';
 import { addressOf, inNs, leftovers, startLab, type ConnectionView, type Exec, type Lab } from '../test/lib/netns.ts';
 
 const { values: args } = parseArgs({ options: { mechanism: { type: 'string' }, help: { type: 'boolean', short: 'h' } } });
@@ -24,24 +25,24 @@ const shows = (cmd: string, r: Exec) => {
 
 if (args.help) {
   out('usage: sudo npm run demo [-- --mechanism wireguard|vxlan]');
-  process.exit(0);
+  await exitWhenFlushed(0);
 }
 const mechanism = args.mechanism ?? 'wireguard';
 if (mechanism !== 'wireguard' && mechanism !== 'vxlan') {
   process.stderr.write(`--mechanism ${JSON.stringify(mechanism)}: expected wireguard or vxlan (the demo joins two nodes)\n`);
-  process.exit(2);
+  await exitWhenFlushed(2);
 }
 if (typeof process.getuid === 'function' && process.getuid() !== 0) {
   process.stderr.write(
     'npm run demo needs root: it creates network namespaces, veth pairs, a bridge and VXLAN/WireGuard\n' +
       'interfaces on this host (all removed at the end). Run it as root, e.g.: sudo npm run demo\n',
   );
-  process.exit(1);
+  await exitWhenFlushed(1);
 }
 for (const [tool, pkg] of [['ip', 'iproute2'], ['nats-server', 'nats-server'], ['wg', 'wireguard-tools'], ['ping', 'iputils-ping']] as const) {
   if (spawnSync(tool, tool === 'ip' ? ['-V'] : ['--version'], { stdio: 'ignore' }).error) {
     process.stderr.write(`npm run demo needs ${tool}: apt-get install ${pkg}\n`);
-    process.exit(1);
+    await exitWhenFlushed(1);
   }
 }
 
@@ -137,10 +138,11 @@ const main = async () => {
   out(ok ? `\n${bold('Done.')} Next: docs/dataplane.md, or run a mesh yourself with "sudo nsm up --dataplane linux".` : '');
 };
 
+// Flushed before exit: `sudo npm run demo | tee demo.log` would otherwise lose all but 64 KiB.
 main().then(
-  () => process.exit(0),
+  () => exitWhenFlushed(0),
   (e) => {
     process.stderr.write(`\ndemo failed: ${(e as Error).message}\n`);
-    process.exit(1);
+    return exitWhenFlushed(1);
   },
 );

@@ -176,14 +176,25 @@ export class MeshClient {
     }
   }
 
-  /** A list query read page by page (an answer must fit one NATS message). */
+  /**
+   * A list query read page by page (an answer must fit one NATS message). A page too large for
+   * one message (large rows: a connection is a few KiB) is asked for again in halves.
+   */
   async queryAll<T>(name: string, params: Record<string, unknown> = {}, pageSize = 1000): Promise<E.Either<ClientError, T[]>> {
     const out: T[] = [];
-    for (let offset = 0; ; offset += pageSize) {
-      const page = await this.query<T[]>(name, { ...params, limit: pageSize, offset });
-      if (E.isLeft(page)) return page;
+    let limit = pageSize;
+    for (let offset = 0; ; ) {
+      const page = await this.query<T[]>(name, { ...params, limit, offset });
+      if (E.isLeft(page)) {
+        if (page.left.code === 'too-large' && limit > 1) {
+          limit = Math.ceil(limit / 2);
+          continue;
+        }
+        return page;
+      }
       out.push(...page.right);
-      if (page.right.length < pageSize) return E.right(out);
+      if (page.right.length < limit) return E.right(out);
+      offset += page.right.length;
     }
   }
 

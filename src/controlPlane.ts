@@ -493,7 +493,7 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
         m.respond(
           bytes.byteLength <= max
             ? bytes
-            : enc.encode(JSON.stringify({ ok: false, code: 'invalid', error: `the answer to "${name}" is ${bytes.byteLength} bytes, more than one NATS message holds (${max}); page it with limit and offset, narrow it with filters, or use the HTTP API` } satisfies QueryReply)),
+            : enc.encode(JSON.stringify({ ok: false, code: 'too-large', error: `the answer to "${name}" is ${bytes.byteLength} bytes, more than one NATS message holds (${max}); page it with limit and offset, narrow it with filters, or use the HTTP API` } satisfies QueryReply)),
         );
       };
       const failed = (e: QueryError): QueryReply => ({ ok: false, error: e.message, code: e.code });

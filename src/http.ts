@@ -30,6 +30,8 @@ export const statusOf = (code: QueryErrorCode): number => {
       return 400;
     case 'unavailable':
       return 503;
+    case 'too-large':
+      return 413;
   }
 };
 

@@ -83,7 +83,7 @@ const childrenOf = (pid: number): number[] =>
 
 s.after(async (ctx) => {
   for (const m of ctx.meshes) await m.up.stop('SIGKILL');
-  // A SIGKILLed nsm up leaves its nats-server behind; find it by its data dir and stop it.
+  // Its nats-server dies with it (test/cli/children.test.ts); should one still run, stop it by its logged pid.
   for (const m of ctx.meshes) {
     const pid = m.up.logs('nats-server started')[0]?.pid;
     if (typeof pid === 'number' && isAlive(pid)) process.kill(pid, 'SIGKILL');

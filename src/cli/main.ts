@@ -26,6 +26,8 @@ import { checkLeafUrl } from '../../infra/nats/leafnodes.ts';
 import type { FederationOptions } from '../federation/runtime.ts';
 import { readFileSync } from 'node:fs';
 import { checkNetnsDirs } from '../contracts/netnsRef.ts';
+import { signalOwnedChildren } from '../../infra/ownedChild.ts';
+import { exitWhenFlushed, handleClosedPipes } from '../../infra/stdio.ts';
 
 class CliError extends Error {}
 const fail = (msg: string): never => {
@@ -201,9 +203,14 @@ const configArgs = (file: string, known: Record<string, { type: string; multiple
 /** A mesh process's identity: its credentials unless --insecure, which connects without any. */
 const processAccess = (v: Values & { insecure?: boolean }, domain: string, role: 'control-plane' | 'agent', name: string) => {
   const access = must(resolveAccess(v.insecure ? { ...v, creds: undefined } : v, domain, { role, name }));
+  tellNotes(access);
   if (v.insecure) return { url: access.url, ...(access.tlsCaFile ? { tlsCaFile: access.tlsCaFile } : {}) };
   if (!access.credentials) fail(`no credentials found for ${role === 'agent' ? `agent:${name}` : role}: pass --creds FILE (or NSM_CREDS), or --insecure for a mesh without authentication`);
   return access;
+};
+/** Says why a pointer in the user's config was passed over (src/cli/access.ts): one line each. */
+const tellNotes = (access: { notes?: readonly string[] }) => {
+  for (const n of access.notes ?? []) process.stderr.write(`nsm: ${n}\n`);
 };
 const identitiesOf = (v: Values, access: { credentialsFile?: string }, domain: string) => {
   const f = resolveIdentities(v, access.credentialsFile, domain);
@@ -215,6 +222,7 @@ const withClient = async <T>(v: Values, fn: (c: MeshClient) => Promise<T>): Prom
   const timeoutMs = v.timeout ? must(parseDuration(v.timeout, '--timeout')) * 1000 : 10000;
   // The operator's credentials, found without flags on the host that ran nsm init / nsm up.
   const access = must(resolveAccess(v, domain, { role: 'operator', name: 'operator' }));
+  tellNotes(access);
   const explicitActor = v.actor ?? env('NSM_ACTOR');
   // With credentials the actor is the identity's unless one is named.
   const actor = explicitActor !== undefined ? toActorToken(explicitActor) : access.credentials ? undefined : defaultActor();
@@ -258,8 +266,7 @@ const holdConnection = (c: MeshClient, id: string, expirationSeconds: number): P
       process.stderr.write(E.isLeft(r) ? `close failed: ${r.left.message}\n` : `connection ${id} closed\n`);
       resolve();
     };
-    process.once('SIGINT', done);
-    process.once('SIGTERM', done);
+    for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(sig, done);
   });
 
 const commands: Record<string, (args: string[]) => Promise<void>> = {
@@ -430,6 +437,7 @@ const commands: Record<string, (args: string[]) => Promise<void>> = {
     const { values: v } = parse(args, { ttl: { type: 'string' } });
     const domain = checkDomain(v.domain ?? defaultDomain());
     const access = must(resolveAccess(v, domain, { role: 'operator', name: 'operator' }));
+    tellNotes(access);
     if (!access.credentials) fail('no credentials found: nsm token signs with yours (--creds FILE or NSM_CREDS)');
     const ttl = Math.ceil(must(parseDuration(v.ttl ?? '15m', '--ttl')));
     if (ttl < 1 || ttl > MAX_API_TOKEN_SECONDS) fail(`--ttl must be between 1s and ${MAX_API_TOKEN_SECONDS / 3600}h`);
@@ -801,5 +809,24 @@ export const main = async (argv: string[]): Promise<number> => {
   }
 };
 
-const code = await main(process.argv.slice(2));
-if (code !== 0 || !['up', 'control-plane', 'agent'].includes(process.argv[2] ?? '')) process.exit(code);
+/** Commands that run until stopped: they install their own fatal-error policy. */
+const LONG_RUNNING = ['up', 'control-plane', 'agent'];
+
+// The process edge. Every way out flushes stdout and stderr first (infra/stdio.ts: a pipe
+// would otherwise lose all but its first 64 KiB), and child processes never outlive this one
+// (infra/ownedChild.ts: the exit hook, the parent-death signal or the watchdog).
+handleClosedPipes();
+const fatal = (e: unknown) => {
+  const debug = env('NSM_LOG_LEVEL') === 'debug';
+  const text = debug && e instanceof Error ? (e.stack ?? e.message) : (e instanceof Error ? e.message : String(e)).split('\n')[0];
+  process.stderr.write(`nsm ${hoistGlobals(process.argv.slice(2))[0] ?? ''}: unexpected error: ${text}\n`);
+  // At once, before anything else can go wrong: the exit hook would do it too, after the flush.
+  signalOwnedChildren('SIGTERM');
+  void exitWhenFlushed(1);
+};
+// Long-running processes have their own policy: stop in order, then exit (src/cli/up.ts exitOnFatal).
+if (!LONG_RUNNING.includes(hoistGlobals(process.argv.slice(2))[0] ?? '')) {
+  process.on('uncaughtException', fatal);
+  process.on('unhandledRejection', fatal);
+}
+await exitWhenFlushed(await main(process.argv.slice(2)));

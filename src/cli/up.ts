@@ -1,11 +1,14 @@
 // Long-running processes: a whole single-node mesh (`nsm up`), a control plane replica, an agent.
 import type { Server } from 'node:http';
+import { constants as osConstants } from 'node:os';
 import { join } from 'node:path';
 import * as E from 'fp-ts/lib/Either.js';
 import { connect, type ConnectionOptions, type NatsConnection } from 'nats';
 import { connectEsdbEventStore } from '../../infra/eventstore/esdb.ts';
 import { createLogger, errorText, type Logger } from '../../infra/log.ts';
 import { startNatsServer, type RunningNatsServer } from '../../infra/natsServer.ts';
+import { exitWhenFlushed } from '../../infra/stdio.ts';
+import { signalOwnedChildren } from '../../infra/ownedChild.ts';
 import { startNodeAgent, type NodeAgent, type NodeAgentOptions } from '../../node-agent/agent.ts';
 import { createLinuxDataplane, nodeNetnsFrom } from '../../node-agent/linux/linuxDataplane.ts';
 import type { Dataplane } from '../../node-agent/dataplane.ts';
@@ -129,6 +132,60 @@ const openStore = async (choice: StoreChoice, domain: string, log: Logger): Prom
 
 const storeLabel = (choice: StoreChoice): string => (choice.kind === 'esdb' ? `EventStoreDB ${redactUrl(choice.url)}` : 'JetStream');
 
+/** One stop, bounded: a part that hangs must not keep the others (nats-server last) running. */
+const STOP_TIMEOUT_MS = 15_000;
+const stopBounded = (stop: () => Promise<unknown>, onError: (e: unknown) => void): Promise<void> => {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    stop().then(
+      () => undefined,
+      (e) => onError(e),
+    ),
+    new Promise<void>((r) => {
+      timer = setTimeout(() => (onError(new Error(`did not stop within ${STOP_TIMEOUT_MS / 1000} s`)), r()), STOP_TIMEOUT_MS);
+    }),
+  ]).finally(() => clearTimeout(timer));
+};
+
+/** Runs the stops in reverse order of the starts, each bounded; never throws. */
+const stopAll = async (stops: readonly (() => Promise<unknown>)[], log?: Logger): Promise<void> => {
+  for (const stop of [...stops].reverse()) await stopBounded(stop, (e) => log?.warn('stop failed', { error: errorText(e) }));
+};
+
+/**
+ * SIGINT, SIGTERM and SIGHUP (a closed terminal) stop a long-running process in order, once it
+ * is running. Caught from the start: a signal while it starts (an agent waiting for a control
+ * plane, a nats-server not ready yet) ends it at once, with the status of that signal, and its
+ * child processes are stopped by their exit hook (infra/ownedChild.ts); a second signal while it
+ * stops in order ends it at once too.
+ */
+const catchStopSignals = (log: Logger) => {
+  let running = false;
+  let first: NodeJS.Signals | undefined;
+  let wake: (sig: NodeJS.Signals) => void = () => undefined;
+  const requested = new Promise<NodeJS.Signals>((r) => (wake = r));
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (!running || first !== undefined) {
+      log.warn(running ? 'stopping at once' : 'stopped while starting', { signal: sig });
+      void exitWhenFlushed(128 + (osConstants.signals[sig] ?? 0));
+      return;
+    }
+    first = sig;
+    wake(sig);
+  };
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, onSignal);
+  return {
+    /** Resolves once everything is stopped after the first signal; the CLI then exits (src/cli/main.ts). */
+    untilStopped: async (stops: readonly (() => Promise<unknown>)[]): Promise<void> => {
+      running = true;
+      const sig = await requested;
+      log.info('stopping', { signal: sig });
+      await stopAll(stops, log);
+      log.info('stopped');
+    },
+  };
+};
+
 /** How long a fatal error's stop may take before the process exits anyway. */
 export const FATAL_STOP_MS = 5000;
 
@@ -146,7 +203,7 @@ export const FATAL_STOP_MS = 5000;
  * Errors that requests cause never get here: the HTTP API and the query and command loops catch
  * their own (src/http.ts, src/controlPlane.ts).
  */
-export const exitOnFatal = (log: Logger, stops: readonly (() => Promise<unknown>)[], exit: (code: number) => void = (c) => process.exit(c), graceMs = FATAL_STOP_MS): void => {
+export const exitOnFatal = (log: Logger, stops: readonly (() => Promise<unknown>)[], exit: (code: number) => void = (c) => void exitWhenFlushed(c), graceMs = FATAL_STOP_MS): void => {
   let fatal = false;
   const onFatal = (kind: 'uncaught exception' | 'unhandled promise rejection') => (e: unknown) => {
     log.error(`${kind}: stopping`, { error: errorText(e), ...(e instanceof Error && e.stack ? { stack: e.stack } : {}), ...(fatal ? { alreadyStopping: true } : {}) });
@@ -154,10 +211,12 @@ export const exitOnFatal = (log: Logger, stops: readonly (() => Promise<unknown>
     fatal = true;
     setTimeout(() => {
       log.error('stopping took too long after a fatal error; exiting', { graceMs });
+      // Child processes (nats-server) are signalled by the exit hook (infra/ownedChild.ts) too; at once here.
+      signalOwnedChildren('SIGTERM');
       exit(1);
-    }, graceMs);
+    }, graceMs).unref();
     void (async () => {
-      for (const stop of [...stops].reverse()) await stop().catch((err) => log.warn('stop failed', { error: errorText(err) }));
+      await stopAll(stops, log);
       log.error('stopped after a fatal error; exiting with status 1');
       exit(1);
     })();
@@ -165,25 +224,6 @@ export const exitOnFatal = (log: Logger, stops: readonly (() => Promise<unknown>
   process.on('uncaughtException', onFatal('uncaught exception'));
   process.on('unhandledRejection', onFatal('unhandled promise rejection'));
 };
-
-/** Stops everything in reverse order on SIGINT/SIGTERM, then exits. */
-const untilSignal = (log: Logger, stops: (() => Promise<unknown>)[]): Promise<void> =>
-  new Promise((resolve) => {
-    let stopping = false;
-    const onSignal = (sig: string) => {
-      if (stopping) return;
-      stopping = true;
-      log.info('stopping', { signal: sig });
-      (async () => {
-        for (const stop of [...stops].reverse()) await stop().catch((e) => log.warn('stop failed', { error: errorText(e) }));
-        log.info('stopped');
-        resolve();
-        process.exit(0);
-      })();
-    };
-    process.once('SIGINT', () => onSignal('SIGINT'));
-    process.once('SIGTERM', () => onSignal('SIGTERM'));
-  });
 
 /** The HTTP API of an authenticated mesh answers bearers of an `nsm token`, within their role's scope. */
 const httpAccess = (cp: ControlPlane, registry: IdentityRegistry): HttpAccess => ({
@@ -230,6 +270,7 @@ export const runUp = async (o: {
   netnsDirs?: readonly string[];
 }) => {
   const log = createLogger('nsm-up', { domain: o.domain });
+  const signals = catchStopSignals(log);
   const stops: (() => Promise<unknown>)[] = [];
   exitOnFatal(log, stops);
   const fed = o.federation;
@@ -261,6 +302,7 @@ export const runUp = async (o: {
     if (E.isLeft(started)) throw new StartupError(started.left);
     nats = started.right;
     stops.push(() => nats!.stop());
+    for (const note of nats.notes) log.warn(note);
     if (o.insecure) {
       process.stderr.write(`\n${insecureWarning(url)}\n\n`);
       log.warn('running insecure: no authentication, no TLS', { url });
@@ -317,10 +359,11 @@ export const runUp = async (o: {
         `Use it from another shell:\n  export NSM_NATS_URL=${nats.url} NSM_DOMAIN=${o.domain}\n  nsm status; nsm --help\nStop with Ctrl-C.\n\n`,
     );
   } catch (e) {
-    for (const stop of stops.reverse()) await stop().catch(() => undefined);
+    // A startup error: nothing this start began stays running (nats-server last).
+    await stopAll(stops);
     throw e;
   }
-  await untilSignal(log, stops);
+  await signals.untilStopped(stops);
 };
 
 /**
@@ -370,6 +413,7 @@ export const runControlPlane = async (o: {
   netnsDirs?: readonly string[];
 }) => {
   const log = createLogger('control-plane', { domain: o.domain });
+  const signals = catchStopSignals(log);
   const stops: (() => Promise<unknown>)[] = [];
   exitOnFatal(log, stops);
   const url = o.access.url;
@@ -405,7 +449,7 @@ export const runControlPlane = async (o: {
     stops.push(() => new Promise((r) => http.close(r)));
   }
   log.info('control plane running', { url, events: storeLabel(o.store), authenticated: sec !== undefined });
-  await untilSignal(log, stops);
+  await signals.untilStopped(stops);
 };
 
 export const runAgent = async (o: {
@@ -422,6 +466,7 @@ export const runAgent = async (o: {
   netnsDirs?: readonly string[];
 }) => {
   const log = createLogger('agent', { domain: o.domain, node: o.node });
+  const signals = catchStopSignals(log);
   const stops: (() => Promise<unknown>)[] = [];
   exitOnFatal(log, stops);
   const { dataplane, facts } = await dataplaneFor(
@@ -445,5 +490,5 @@ export const runAgent = async (o: {
   });
   stops.push(() => nc.close(), () => agent.stop());
   await agent.ready;
-  await untilSignal(log, stops);
+  await signals.untilStopped(stops);
 };

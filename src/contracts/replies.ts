@@ -29,10 +29,11 @@ export type CommandReply =
  * it from the words of the message: `forbidden` (the asker may not ask this), `not-found` (no
  * such connection, nothing in the log under that id, no such peer), `invalid` (bad parameters,
  * or a question this server cannot answer as asked), `unavailable` (the store or the read model
- * cannot answer now; asking again later may work).
+ * cannot answer now; asking again later may work), `too-large` (the answer does not fit one NATS
+ * message; a list query can be asked for a smaller page).
  */
-export type QueryErrorCode = 'forbidden' | 'not-found' | 'invalid' | 'unavailable';
-export const QUERY_ERROR_CODES: readonly QueryErrorCode[] = ['forbidden', 'not-found', 'invalid', 'unavailable'];
+export type QueryErrorCode = 'forbidden' | 'not-found' | 'invalid' | 'unavailable' | 'too-large';
+export const QUERY_ERROR_CODES: readonly QueryErrorCode[] = ['forbidden', 'not-found', 'invalid', 'unavailable', 'too-large'];
 export interface QueryError {
   readonly code: QueryErrorCode;
   readonly message: string;

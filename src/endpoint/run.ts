@@ -132,7 +132,6 @@ export const runEndpoint = async (client: MeshClient, o: EndpointRunOptions): Pr
         resolve();
       })();
     };
-    process.once('SIGINT', () => stop('SIGINT'));
-    process.once('SIGTERM', () => stop('SIGTERM'));
+    for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(sig, () => stop(sig));
   });
 };

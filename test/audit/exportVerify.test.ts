@@ -15,6 +15,7 @@ import type { Finding } from '../../src/audit/verify.ts';
 import { SCENARIO_NODES, runAuditScenario, waitForQuietLog } from '../lib/auditScenario.ts';
 import { suite } from '../lib/harness.ts';
 import { startTestMesh, type TestMesh } from '../lib/mesh.ts';
+import { nsmEnv } from '../lib/nsmProcess.ts';
 
 const NSM = fileURLToPath(new URL('../../bin/nsm', import.meta.url));
 
@@ -129,22 +130,22 @@ s('nsm audit verify --file: exit 1 and the first broken link in one line; --json
   alterOne(lines, t.alter);
   const f = join(ctx.dir!, 'cli.jsonl');
   writeLines(f, lines);
-  const human = spawnSync(NSM, ['audit', 'verify', '--file', f], { encoding: 'utf8' });
+  const human = spawnSync(NSM, ['audit', 'verify', '--file', f], { encoding: 'utf8', env: nsmEnv() });
   assert.is(human.status, 1, human.stderr);
   assert.match(human.stdout.split('\n')[0]!, new RegExp(`^audit verify: BROKEN: first broken link: altered at position ${t.alter} \\(pool\\.`));
-  const json = spawnSync(NSM, ['audit', 'verify', '--file', f, '--json'], { encoding: 'utf8' });
+  const json = spawnSync(NSM, ['audit', 'verify', '--file', f, '--json'], { encoding: 'utf8', env: nsmEnv() });
   assert.is(json.status, 1);
   const report = JSON.parse(json.stdout) as { ok: boolean; findings: Finding[] };
   assert.is(report.ok, false);
   assert.equal(kinds(report.findings), [`altered@${t.alter}`]);
-  const good = spawnSync(NSM, ['audit', 'verify', '--file', ctx.file!], { encoding: 'utf8' });
+  const good = spawnSync(NSM, ['audit', 'verify', '--file', ctx.file!], { encoding: 'utf8', env: nsmEnv() });
   assert.is(good.status, 0, good.stdout + good.stderr);
   assert.match(good.stdout, /^audit verify: OK: /);
 });
 
 s('nsm audit export --since TIME against the live store: a partial export that verifies', (ctx) => {
   const f = join(ctx.dir!, 'since.jsonl');
-  const r = spawnSync(NSM, ['audit', 'export', '--server', ctx.mesh!.nats.url, '--domain', ctx.mesh!.domain, '--since', ctx.midTime!.toISOString(), '--format', 'jsonl', '--output', f], { encoding: 'utf8' });
+  const r = spawnSync(NSM, ['audit', 'export', '--server', ctx.mesh!.nats.url, '--domain', ctx.mesh!.domain, '--since', ctx.midTime!.toISOString(), '--format', 'jsonl', '--output', f], { encoding: 'utf8', env: nsmEnv() });
   assert.is(r.status, 0, r.stderr);
   assert.match(r.stderr, /^exported \d+ commits/);
   const lines = readLines(f);
@@ -155,9 +156,9 @@ s('nsm audit export --since TIME against the live store: a partial export that v
   assert.ok(events.length >= 1);
   assert.ok(events.every((l) => l.event!.data.type === 'NetworkServiceRegistered' || Number(l.position) >= Number(header.fromPosition)));
   assert.equal([...new Set(events.map((l) => l.event!.data.type))], ['NetworkServiceRegistered'], 'only what happened after the moment');
-  const v = spawnSync(NSM, ['audit', 'verify', '--file', f], { encoding: 'utf8' });
+  const v = spawnSync(NSM, ['audit', 'verify', '--file', f], { encoding: 'utf8', env: nsmEnv() });
   assert.is(v.status, 0, v.stdout + v.stderr);
-  const live = spawnSync(NSM, ['audit', 'verify', '--server', ctx.mesh!.nats.url, '--domain', ctx.mesh!.domain], { encoding: 'utf8' });
+  const live = spawnSync(NSM, ['audit', 'verify', '--server', ctx.mesh!.nats.url, '--domain', ctx.mesh!.domain], { encoding: 'utf8', env: nsmEnv() });
   assert.is(live.status, 0, live.stdout + live.stderr);
   assert.match(live.stdout, new RegExp(`OK: ${ctx.last} commits`));
 });

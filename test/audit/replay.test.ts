@@ -15,6 +15,7 @@ import { meshAtView } from '../../src/queries.ts';
 import { waitForQuietLog } from '../lib/auditScenario.ts';
 import { suite } from '../lib/harness.ts';
 import { must, startTestMesh, type TestMesh } from '../lib/mesh.ts';
+import { nsmEnv } from '../lib/nsmProcess.ts';
 
 const NSM = fileURLToPath(new URL('../../bin/nsm', import.meta.url));
 type View = ReturnType<typeof meshAtView>;
@@ -34,7 +35,7 @@ interface Ctx {
 /** The CLI in a child process, awaited without blocking: the control plane it asks runs in this one. */
 const nsm = (args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> =>
   new Promise((resolve, reject) => {
-    const child = spawn(NSM, args);
+    const child = spawn(NSM, args, { env: nsmEnv() });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));

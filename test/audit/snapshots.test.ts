@@ -16,6 +16,7 @@ import { waitForQuietLog } from '../lib/auditScenario.ts';
 import { suite } from '../lib/harness.ts';
 import { EVENTS_PER_CONNECTION, writeLifecycleLog } from '../lib/lifecycleLog.ts';
 import { must, startTestMesh, type TestMesh } from '../lib/mesh.ts';
+import { nsmEnv } from '../lib/nsmProcess.ts';
 
 const NSM = fileURLToPath(new URL('../../bin/nsm', import.meta.url));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -134,7 +135,7 @@ s('rebuild beside the live model: queries keep answering, new commits are not lo
 
   // The CLI: progress on a terminal, a final rate line always.
   const cli = await new Promise<{ status: number | null; out: string; err: string }>((resolve) => {
-    const p = spawn(NSM, ['projections', 'rebuild', '--server', mesh.nats.url, '--domain', mesh.domain]);
+    const p = spawn(NSM, ['projections', 'rebuild', '--server', mesh.nats.url, '--domain', mesh.domain], { env: nsmEnv() });
     let out = '';
     let err = '';
     p.stdout.on('data', (d) => (out += d));

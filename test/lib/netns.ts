@@ -18,6 +18,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as assert from 'uvu/assert';
 import { createLogger } from '../../infra/log.ts';
+import { exitWhenFlushed } from '../../infra/stdio.ts';
 import { MeshClient } from '../../src/client.ts';
 import { startControlPlane, type ControlPlane } from '../../src/controlPlane.ts';
 import type { HealingConfig } from '../../src/healing/detector.ts';
@@ -45,9 +46,9 @@ export interface Exec {
 }
 
 /** Runs a command (argument array, no shell) and collects its output; never throws. */
-export const exec = (argv: readonly string[], opts: { timeoutMs?: number; input?: string } = {}): Promise<Exec> =>
+export const exec = (argv: readonly string[], opts: { timeoutMs?: number; input?: string; env?: NodeJS.ProcessEnv } = {}): Promise<Exec> =>
   new Promise((done) => {
-    const child = spawn(argv[0]!, argv.slice(1), { stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], ...(opts.env ? { env: { ...process.env, ...opts.env } } : {}) });
     let stdout = '';
     let stderr = '';
     child.stdout!.on('data', (d) => (stdout += d));
@@ -364,7 +365,7 @@ const installExitHooks = () => {
   });
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     process.once(sig, () => {
-      void Promise.allSettled([...labs].map((l) => l.stop())).finally(() => process.exit(130));
+      void Promise.allSettled([...labs].map((l) => l.stop())).finally(() => exitWhenFlushed(130));
     });
   }
 };
@@ -436,8 +437,11 @@ export const startLab = async (o: {
     nats = await startTestNats();
     cp = await startControlPlane({ nc: await nats.connect(), domain, log: createLogger('control-plane', { lab: run }), ...(o.healing ? { healing: o.healing } : {}) });
     const natsUrl = nats.url;
+    // The lab's CLI and processes find no pointer, credentials or data of the host's own meshes
+    // (a user's `nsm up --domain demo` must not send its credentials to the demo's server).
+    const xdg = { XDG_CONFIG_HOME: join(dir, 'xdg-config'), XDG_DATA_HOME: join(dir, 'xdg-data') };
     // The lab waits for the agents' and endpoints' info lines, whatever this process logs.
-    const childEnv = { NSM_LOG_LEVEL: 'info' };
+    const childEnv = { NSM_LOG_LEVEL: 'info', ...xdg };
 
     const lab: Lab = {
       run,
@@ -486,7 +490,7 @@ export const startLab = async (o: {
         await p.waitFor(/"msg":"registered"/, 30000);
         return p;
       },
-      nsm: (args, timeoutMs = 60000) => exec([NSM_BIN, ...args, '--server', natsUrl, '--domain', domain], { timeoutMs }),
+      nsm: (args, timeoutMs = 60000) => exec([NSM_BIN, ...args, '--server', natsUrl, '--domain', domain], { timeoutMs, env: xdg }),
       ping: (role, address, p = {}) =>
         exec(
           inNs(ns(role), [

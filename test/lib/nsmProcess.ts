@@ -1,10 +1,30 @@
 // Runs bin/nsm as a child process, the way a user does: short commands to completion, long-running
 // ones (up, control-plane, agent) in the background with their output kept for assertions.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const NSM_BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'nsm');
+
+let xdgRoot: string | undefined;
+/**
+ * XDG_CONFIG_HOME and XDG_DATA_HOME of this test process's own, in a temp dir removed at exit:
+ * bin/nsm run by a test never reads the user's pointers (~/.config/nsm/<domain>.json) or
+ * deployments (~/.local/share/nsm), and never writes or removes a pointer there.
+ */
+export const isolatedXdg = (): { XDG_CONFIG_HOME: string; XDG_DATA_HOME: string } => {
+  if (xdgRoot === undefined) {
+    const root = mkdtempSync(path.join(tmpdir(), 'nsm-test-xdg-'));
+    xdgRoot = root;
+    process.on('exit', () => rmSync(root, { recursive: true, force: true }));
+  }
+  return { XDG_CONFIG_HOME: path.join(xdgRoot, 'config'), XDG_DATA_HOME: path.join(xdgRoot, 'data') };
+};
+
+/** The environment bin/nsm runs with in tests: this process's, isolated XDG dirs (unless given), then `env`. */
+export const nsmEnv = (env: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv => ({ ...process.env, ...isolatedXdg(), ...env });
 
 export interface NsmResult {
   readonly code: number | null;
@@ -33,7 +53,7 @@ const lineMatches = (text: string, pattern: string | RegExp) => (typeof pattern 
 
 /** Starts `nsm ARGS...` in the background. */
 export const startNsm = (args: readonly string[], env: NodeJS.ProcessEnv = {}): NsmProcess => {
-  const child = spawn(NSM_BIN, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(NSM_BIN, args, { env: nsmEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   const watchers = new Set<() => void>();
