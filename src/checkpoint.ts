@@ -1,6 +1,8 @@
 // Where the process manager has got to in the log, kept in a NATS KV bucket so that a
 // restarted control plane resumes in-flight workflows from there.
 import type { KV, NatsConnection } from 'nats';
+import { CHECKPOINT_KV } from '../infra/nats/streams.ts';
+import { subjectsFor } from '../infra/nats/subjects.ts';
 
 export interface Checkpoints {
   read(name: string): Promise<number>;
@@ -8,7 +10,7 @@ export interface Checkpoints {
 }
 
 export const natsCheckpoints = async (nc: NatsConnection, domain: string): Promise<Checkpoints> => {
-  const kv: KV = await nc.jetstream().views.kv(`nsm_${domain.replace(/-/g, '_')}_checkpoints`, { history: 1 });
+  const kv: KV = await nc.jetstream().views.kv(subjectsFor(domain).checkpointBucket, CHECKPOINT_KV);
   return {
     read: async (name) => {
       const e = await kv.get(name);
