@@ -175,14 +175,22 @@ export class MeshClient {
     }
   }
 
-  /** A list query read page by page (an answer must fit one NATS message). */
+  /** A list query read page by page (an answer must fit one NATS message: a page too large for one is asked again smaller). */
   async queryAll<T>(name: string, params: Record<string, unknown> = {}, pageSize = 1000): Promise<E.Either<ClientError, T[]>> {
     const out: T[] = [];
-    for (let offset = 0; ; offset += pageSize) {
-      const page = await this.query<T[]>(name, { ...params, limit: pageSize, offset });
-      if (E.isLeft(page)) return page;
+    let size = pageSize;
+    for (let offset = 0; ; ) {
+      const page = await this.query<T[]>(name, { ...params, limit: size, offset });
+      if (E.isLeft(page)) {
+        if (size > 1 && /more than one NATS message holds/.test(page.left.message)) {
+          size = Math.max(1, Math.floor(size / 2));
+          continue;
+        }
+        return page;
+      }
       out.push(...page.right);
-      if (page.right.length < pageSize) return E.right(out);
+      if (page.right.length < size) return E.right(out);
+      offset += size;
     }
   }
 

@@ -730,5 +730,11 @@ export const main = async (argv: string[]): Promise<number> => {
   }
 };
 
+/** Resolves once everything written so far has left the stream: into a pipe that is asynchronous, and exit() would cut it short. */
+const drained = (s: NodeJS.WriteStream) => new Promise<void>((resolve) => (s.writableLength === 0 ? resolve() : s.write('', () => resolve())));
+
 const code = await main(process.argv.slice(2));
-if (code !== 0 || !['up', 'control-plane', 'agent'].includes(process.argv[2] ?? '')) process.exit(code);
+if (code !== 0 || !['up', 'control-plane', 'agent'].includes(process.argv[2] ?? '')) {
+  await Promise.all([drained(process.stdout), drained(process.stderr)]);
+  process.exit(code);
+}
