@@ -99,7 +99,12 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
   const view = new MeshView();
   if (opts.security && opts.federation && !opts.federation.peers) throw new Error('an authenticated federation names its peer domains (--peer): each one\'s permissions and subscriptions are its own');
   const guard = createGuard(opts.security && opts.federation ? { ...opts.security, peers: opts.federation.peers } : opts.security);
-  const rawStore = opts.store ?? (await jetStreamEventStore(nc, subjects, { create: createStreams }));
+  const rawStore =
+    opts.store ??
+    (await jetStreamEventStore(nc, subjects, {
+      create: createStreams,
+      onForeign: (f) => log.error('a message in the event log is not a commit: stepped over (something other than the control plane wrote it; nsm audit verify reports it)', { position: Number(f.position), reason: f.reason }),
+    }));
   const store = withConnectionNotifications(
     rawStore,
     (c) => view.offer(c),
@@ -108,7 +113,9 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
   );
   // A new connection id is the common case for a request: skip the read that would find nothing.
   const repo = new Repository(store, (stream) => stream.startsWith('connection.') && view.current.connections.byId[stream.slice('connection.'.length)] === undefined);
-  const checkpoints: Checkpoints = await natsCheckpoints(nc, opts.domain);
+  const checkpoints: Checkpoints = await natsCheckpoints(nc, opts.domain, (name, value) =>
+    log.error('a checkpoint holds something that is not a log position: resuming from the start of the log', { checkpoint: name, value }),
+  );
   const heartbeats = new Map<string, { at: string; connections?: number }>();
   let stopping = false;
   const stats = { commandsApplied: 0, commandsRejected: 0, workflowSteps: 0 };
