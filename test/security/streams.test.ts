@@ -102,6 +102,10 @@ for (const actor of ACTORS) {
         await refused(nc.request(subject, enc.encode(JSON.stringify(body)), { timeout: 3000 }), subject);
       }
     }
+    // Nor the durable consumers the mesh runs on: an agent's, the control planes' shared one.
+    for (const subject of ['$JS.API.CONSUMER.DELETE.NSM_STR_NODE.agent-n1', '$JS.API.CONSUMER.DELETE.NSM_STR_COMMANDS.control-plane']) {
+      await refused(nc.request(subject, enc.encode(''), { timeout: 3000 }), subject);
+    }
   });
 }
 
