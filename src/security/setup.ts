@@ -51,8 +51,8 @@ export const startSecureNatsServer = async (o: SecureServerOptions): Promise<E.E
   const registry = loadRegistry(paths.identities);
   if (E.isLeft(registry)) return registry;
   // This version's permissions, also for a deployment made by an older one.
-  const auth = writeNatsConfig(o.dataDir);
-  if (E.isLeft(auth)) return auth;
+  const written = writeNatsConfig(o.dataDir);
+  if (E.isLeft(written)) return written;
   const key = createUserKey();
   const withSetup = natsConfigOf(o.dataDir, { publicKey: key.publicKey });
   if (E.isLeft(withSetup)) return withSetup;
