@@ -32,6 +32,12 @@ export interface RunningNatsServer {
   stop(graceMs?: number): Promise<void>;
   /** SIGKILL at once (fault injection). */
   kill(): Promise<void>;
+  /**
+   * Rewrites the configuration with other extra lines and makes the server reload it (SIGHUP):
+   * users and permissions change without a restart, and connections of users no longer in the
+   * configuration are closed. Resolves once the server says it reloaded.
+   */
+  reconfigure(extraConfig: string, timeoutMs?: number): Promise<E.Either<string, void>>;
   readonly exited: Promise<number | null>;
   /** How the server is tied to this process (./ownedChild.ts). */
   readonly tie: Tie;
@@ -52,6 +58,14 @@ export const natsServerBinary = (): E.Either<string, string> => {
 const tail = (file: string, lines = 15): string => {
   try {
     return readFileSync(file, 'utf8').trim().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '';
+  }
+};
+
+const readLog = (file: string): string => {
+  try {
+    return readFileSync(file, 'utf8');
   } catch {
     return '';
   }
@@ -211,19 +225,22 @@ export const startNatsServer = async (opts: NatsServerOptions): Promise<E.Either
   // Checked next: a server already on the port would answer the readiness probe below in
   // place of ours, which exits on the failed bind.
   if (!(await portIsFree(opts.port, host))) return E.left(`cannot start nats-server: ${host}:${opts.port} is already in use (another nsm up or nats-server?)`);
-  writeFileSync(
-    confFile,
-    [
-      `server_name: ${JSON.stringify(opts.serverName ?? `nsm-${opts.port}`)}`,
-      `listen: "${host}:${opts.port}"`,
-      'max_payload: 1048576',
-      `jetstream { store_dir: ${JSON.stringify(join(dataDir, 'jetstream'))}${opts.jetstreamDomain ? `, domain: ${JSON.stringify(opts.jetstreamDomain)}` : ''} }`,
-      opts.extraConfig ?? '',
-    ].join('\n') + '\n',
-    // It may hold a secret: a leafnode remote's password (docs/federation.md).
-    { mode: 0o600 },
-  );
-  chmodSync(confFile, 0o600);
+  const writeConfig = (extra: string) => {
+    writeFileSync(
+      confFile,
+      [
+        `server_name: ${JSON.stringify(opts.serverName ?? `nsm-${opts.port}`)}`,
+        `listen: "${host}:${opts.port}"`,
+        'max_payload: 1048576',
+        `jetstream { store_dir: ${JSON.stringify(join(dataDir, 'jetstream'))}${opts.jetstreamDomain ? `, domain: ${JSON.stringify(opts.jetstreamDomain)}` : ''} }`,
+        extra,
+      ].join('\n') + '\n',
+      // It may hold a secret: a leafnode remote's password (docs/federation.md).
+      { mode: 0o600 },
+    );
+    chmodSync(confFile, 0o600);
+  };
+  writeConfig(opts.extraConfig ?? '');
   // The server writes its log itself: no pipe through this process that its death would break.
   const logFd = openSync(logFile, 'a');
   let owned;
@@ -268,6 +285,22 @@ export const startNatsServer = async (opts: NatsServerOptions): Promise<E.Either
     kill: async () => {
       if (!hasExited) child.kill('SIGKILL');
       await exited;
+    },
+    reconfigure: async (extra, timeoutMs = 10_000) => {
+      if (hasExited) return E.left('nats-server is not running');
+      const count = (re: RegExp) => (readLog(logFile).match(re) ?? []).length;
+      const reloaded = /Reloaded server configuration/g;
+      const failed = /Failed to reload server configuration[^\n]*/g;
+      const before = { ok: count(reloaded), failed: count(failed) };
+      writeConfig(extra);
+      child.kill('SIGHUP');
+      for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; ) {
+        if (count(reloaded) > before.ok) return E.right(undefined);
+        if (count(failed) > before.failed) return E.left(`nats-server could not reload ${confFile}: ${(readLog(logFile).match(failed) ?? []).pop()}`);
+        if (hasExited) return E.left(`nats-server exited while reloading its configuration; full log in ${logFile}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      return E.left(`nats-server did not reload its configuration within ${timeoutMs} ms; full log in ${logFile}`);
     },
     exited,
     tie,

@@ -49,6 +49,8 @@ export interface NodeAgent {
 
 type Report = 'programmed' | 'removed' | 'failed' | 'broken';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Sides asked for per page when reconciling (a side with its signed path is a few KB; a NATS message holds 1 MB). */
+const DESIRED_PAGE = 200;
 
 export const agentConsumerName = (node: string) => `agent-${node}`;
 
@@ -146,14 +148,42 @@ export const startNodeAgent = async (opts: NodeAgentOptions): Promise<NodeAgent>
     if (E.isLeft(r)) throw new Error(`could not join: ${r.left.message}`);
   };
 
+  /**
+   * The node's desired sides, page by page: a node with thousands of sides does not fit one NATS
+   * message. A page too large for one is asked again smaller; a control plane that does not page
+   * (an older version) is asked for everything at once.
+   */
+  const readDesired = async (): Promise<E.Either<string, SideSpec[]>> => {
+    const sides: SideSpec[] = [];
+    let limit = DESIRED_PAGE;
+    let after: string | undefined;
+    for (;;) {
+      const r = await client.query<{ sides: SideSpec[]; next?: string }>('node-desired', { node, limit, ...(after !== undefined ? { after } : {}) }, 5000);
+      if (E.isLeft(r)) {
+        if (/more than one NATS message holds/.test(r.left.message) && limit > 1) {
+          limit = Math.max(1, Math.floor(limit / 2));
+          continue;
+        }
+        if (after === undefined && /unknown field|invalid query parameters/.test(r.left.message)) {
+          const all = await client.query<{ sides: SideSpec[] }>('node-desired', { node }, 5000);
+          return E.isRight(all) ? E.right(all.right.sides) : E.left(all.left.message);
+        }
+        return E.left(r.left.message);
+      }
+      sides.push(...r.right.sides);
+      if (r.right.next === undefined) return E.right(sides);
+      after = r.right.next;
+    }
+  };
+
   /** Desired state from the control plane's projection against what the dataplane has. */
   const reconcile = async () => {
     let desired: SideSpec[] | undefined;
     for (let attempt = 1; !desired && !stopping; attempt++) {
-      const r = await client.query<{ sides: SideSpec[] }>('node-desired', { node }, 3000);
-      if (E.isRight(r)) desired = r.right.sides;
+      const r = await readDesired();
+      if (E.isRight(r)) desired = r.right;
       else {
-        if (attempt === 1 || attempt % 10 === 0) log.warn('waiting for the control plane to reconcile', { error: r.left.message });
+        if (attempt === 1 || attempt % 10 === 0) log.warn('waiting for the control plane to reconcile', { error: r.left });
         await sleep(Math.min(2000, 100 * attempt));
       }
     }

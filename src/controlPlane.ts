@@ -4,7 +4,7 @@ import * as E from 'fp-ts/lib/Either.js';
 import { AckPolicy, DeliverPolicy, nanos, type ConsumerMessages, type JsMsg, type NatsConnection, type Subscription as NatsSub } from 'nats';
 import { bigintsAsStrings, errorText, type Logger } from '../infra/log.ts';
 import { jetStreamEventStore } from '../infra/eventstore/jetstream.ts';
-import { COMMAND_MAX_BYTES, ensureStreams } from '../infra/nats/streams.ts';
+import { checkMeshStreams, COMMAND_MAX_BYTES, CONTROL_PLANE_CONSUMER, ensureStreams } from '../infra/nats/streams.ts';
 import { ACTOR_PATTERN, parseCommandSubject, parseQuerySubject, subjectsFor, toActorToken, type Subjects } from '../infra/nats/subjects.ts';
 import { withConnectionNotifications } from './notifications.ts';
 import { natsCheckpoints, Watermark, type Checkpoints } from './checkpoint.ts';
@@ -31,6 +31,7 @@ import { prepareAudit, type AuditOptions, type AuditRuntime } from './audit/runt
 import { Repository } from './repository.ts';
 import { createLogFeed } from './logFeed.ts';
 import { createGuard, type ControlPlaneSecurity, type Guard } from './security/guard.ts';
+import { decodeHeartbeat, replyIsInboxOf } from './security/replies.ts';
 import { createFederation, type Federation, type FederationOptions } from './federation/runtime.ts';
 
 export interface ControlPlaneOptions {
@@ -61,6 +62,12 @@ export interface ControlPlaneOptions {
   readonly netnsDirs?: readonly string[];
   /** Attempts at a workflow step failing for another reason than infrastructure before it is recorded as failed (default 5). */
   readonly maxStepAttempts?: number;
+  /**
+   * Create the streams it uses when they are missing. Default: only on an insecure mesh. An
+   * authenticated control plane may not create, update or delete them (docs/security.md): `nsm up`
+   * makes them in its setup step, and the control plane only checks that they are there.
+   */
+  readonly createStreams?: boolean;
 }
 
 export interface ControlPlane {
@@ -81,8 +88,7 @@ export interface ControlPlane {
 }
 
 const enc = new TextEncoder();
-const dec = new TextDecoder();
-export const CONTROL_PLANE_CONSUMER = 'control-plane';
+export { CONTROL_PLANE_CONSUMER };
 const PM_CHECKPOINT = 'process-manager';
 const MAX_EARLY_REDELIVERIES = 20;
 const COMMAND_ACK_WAIT_MS = 10_000;
@@ -104,11 +110,21 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
   const subjects = subjectsFor(opts.domain);
   const jsm = await nc.jetstreamManager();
   const js = nc.jetstream();
-  await ensureStreams(jsm, subjects);
+  const createStreams = opts.createStreams ?? opts.security === undefined;
+  if (createStreams) await ensureStreams(jsm, subjects);
+  else {
+    const there = await checkMeshStreams(jsm, subjects);
+    if (E.isLeft(there)) throw new Error(there.left);
+  }
   const view = new MeshView();
   if (opts.security && opts.federation && !opts.federation.peers) throw new Error('an authenticated federation names its peer domains (--peer): each one\'s permissions and subscriptions are its own');
   const guard = createGuard(opts.security && opts.federation ? { ...opts.security, peers: opts.federation.peers } : opts.security);
-  const rawStore = opts.store ?? (await jetStreamEventStore(nc, subjects));
+  const rawStore =
+    opts.store ??
+    (await jetStreamEventStore(nc, subjects, {
+      create: createStreams,
+      onForeign: (f) => log.error('a message in the event log is not a commit: stepped over (something other than the control plane wrote it; nsm audit verify reports it)', { position: Number(f.position), reason: f.reason }),
+    }));
   const store = withConnectionNotifications(
     rawStore,
     (c) => view.offer(c),
@@ -117,7 +133,9 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
   );
   // A new connection id is the common case for a request: skip the read that would find nothing.
   const repo = new Repository(store, (stream) => stream.startsWith('connection.') && view.current.connections.byId[stream.slice('connection.'.length)] === undefined);
-  const checkpoints: Checkpoints = await natsCheckpoints(nc, opts.domain);
+  const checkpoints: Checkpoints = await natsCheckpoints(nc, opts.domain, (name, value) =>
+    log.error('a checkpoint holds something that is not a log position: resuming from the start of the log', { checkpoint: name, value }),
+  );
   const heartbeats = new Map<string, { at: string; connections?: number }>();
   let stopping = false;
   const stats = { commandsApplied: 0, commandsRejected: 0, commandsShed: 0, workflowSteps: 0 };
@@ -164,7 +182,7 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
 
   const healing: HealingConfig = { ...DEFAULT_HEALING, ...opts.healing };
   const federation: Federation | undefined = opts.federation
-    ? await createFederation({ nc, subjects, view, store, repo, log: log.child({ component: 'federation' }), now, options: opts.federation, remotePlanSegments: guard.remotePlanSegments })
+    ? await createFederation({ nc, subjects, view, store, repo, log: log.child({ component: 'federation' }), now, options: opts.federation, remotePlanSegments: guard.remotePlanSegments, secure: guard.secure })
     : undefined;
   const pm = createProcessManager({
     store,
@@ -283,7 +301,19 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
     },
     onError: (e) => log.error('event subscription stopped', { error: e.message, kind: e.kind }),
   });
-  await subscription.caughtUp;
+  {
+    // Folding a long log takes a while; a fold that does not move is said, not waited on silently.
+    let seen = lastPushed;
+    const watchdog = setInterval(() => {
+      if (lastPushed === seen) log.warn('catching up with the log: no commit received for 30 s', { position: Number(lastPushed) });
+      seen = lastPushed;
+    }, 30_000);
+    try {
+      await subscription.caughtUp;
+    } finally {
+      clearInterval(watchdog);
+    }
+  }
   caughtUp = true;
   view.flush();
   log.info('control plane caught up', { position: view.current.position, streams: repo.size, folded: view.folded, model: audit.resumed.from });
@@ -485,6 +515,13 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
       const addressed = parseQuerySubject(subjects, m.subject);
       if (!addressed) return;
       const { actor, name } = addressed;
+      // Answer only into the asker's own inbox. A reply subject is whatever the sender wrote:
+      // answering "nsm.<d>.evt.x" would append the answer to the log, "nsm.<d>.hb.n1" would
+      // forge a heartbeat, with this process's rights.
+      if (!replyIsInboxOf(actor, m.reply, guard.secure)) {
+        log.warn('query not answered: its reply subject is not the asker\'s inbox', { actor, query: name, reply: m.reply ?? null });
+        return;
+      }
       const parsed = m.data.length === 0 ? E.right({}) : D.parseJson(m.data, 64 * 1024);
       const answer = (r: QueryReply) => {
         const bytes = enc.encode(JSON.stringify(r));
@@ -516,13 +553,14 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
   const hbSub = nc.subscribe(subjects.allHeartbeats, {
     callback: (err, m) => {
       if (err) return;
-      const node = m.subject.split('.').pop()!;
-      try {
-        const body = JSON.parse(dec.decode(m.data)) as { connections?: unknown };
-        heartbeats.set(node, { at: now().toISOString(), ...(typeof body.connections === 'number' ? { connections: body.connections } : {}) });
-      } catch {
-        heartbeats.set(node, { at: now().toISOString() });
+      // Only what an agent sends (src/security/heartbeat.ts): not a message the server sent to
+      // this subject on someone's behalf (a JetStream answer or delivery addressed here).
+      const hb = decodeHeartbeat(subjects, m);
+      if (E.isLeft(hb)) {
+        log.debug('heartbeat ignored', { subject: m.subject, reason: hb.left });
+        return;
       }
+      heartbeats.set(hb.right.node, { at: now().toISOString(), ...(hb.right.connections !== undefined ? { connections: hb.right.connections } : {}) });
     },
   });
 

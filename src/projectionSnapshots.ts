@@ -21,8 +21,15 @@ export interface Snapshot {
   readonly model: unknown;
 }
 
+export interface SnapshotLoadOptions {
+  /** Stop reading (the read is abandoned; the promise rejects). */
+  readonly signal?: AbortSignal;
+  /** Called as bytes arrive, with the total so far: a read that makes progress is not stalled. */
+  readonly onProgress?: (bytes: number) => void;
+}
+
 export interface SnapshotStore {
-  load(name: string): Promise<Snapshot | undefined>;
+  load(name: string, o?: SnapshotLoadOptions): Promise<Snapshot | undefined>;
   save(name: string, snapshot: Snapshot): Promise<void>;
 }
 
@@ -38,24 +45,63 @@ export const decodeSnapshot = (bytes: Uint8Array, what: string): Snapshot => {
 
 export type SnapshotVerdict =
   | { readonly kind: 'resume'; readonly model: MeshModel; readonly savedAt: string }
-  | { readonly kind: 'fold'; readonly reason: string };
+  | { readonly kind: 'fold'; readonly reason: string; /** Something is wrong (not merely no snapshot, or one of another version). */ readonly trouble?: boolean };
+
+/** How long a snapshot read may go without receiving a byte before it is given up (the model is then folded from the log). */
+export const SNAPSHOT_STALL_MS = 15_000;
+
+/**
+ * Reads a snapshot, giving up when no byte has arrived for `stallMs` (a read that makes
+ * progress may take as long as it needs: a large model is many megabytes). Never waits forever,
+ * even on a store that ignores the abort: the answer is then a Left saying why.
+ */
+export const readSnapshot = (snapshots: SnapshotStore, name: string, stallMs: number): Promise<E.Either<string, Snapshot | undefined>> =>
+  new Promise((resolve) => {
+    const abort = new AbortController();
+    let bytes = 0;
+    let timer: NodeJS.Timeout | undefined;
+    let done = false;
+    const finish = (r: E.Either<string, Snapshot | undefined>) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      resolve(r);
+    };
+    const arm = () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => {
+        finish(E.left(`snapshot read stalled: nothing arrived for ${stallMs / 1000} s${bytes > 0 ? ` after ${bytes} bytes` : ''}`));
+        abort.abort();
+      }, stallMs);
+    };
+    arm();
+    snapshots
+      .load(name, {
+        signal: abort.signal,
+        onProgress: (n) => {
+          bytes = n;
+          if (!done) arm();
+        },
+      })
+      .then(
+        (s) => finish(E.right(s)),
+        (e) => finish(E.left(`snapshot unreadable (${errorText(e)})`)),
+      );
+  });
 
 /** The snapshot to resume from, or why the model must be folded from the log. */
-export const loadMeshSnapshot = async (snapshots: SnapshotStore, store: EventStore): Promise<SnapshotVerdict> => {
-  let s: Snapshot | undefined;
-  try {
-    s = await snapshots.load(MESH_SNAPSHOT);
-  } catch (e) {
-    return { kind: 'fold', reason: `snapshot unreadable (${errorText(e)})` };
-  }
+export const loadMeshSnapshot = async (snapshots: SnapshotStore, store: EventStore, o: { stallMs?: number } = {}): Promise<SnapshotVerdict> => {
+  const read = await readSnapshot(snapshots, MESH_SNAPSHOT, o.stallMs ?? SNAPSHOT_STALL_MS);
+  if (E.isLeft(read)) return { kind: 'fold', reason: read.left, trouble: true };
+  const s = read.right;
   if (!s) return { kind: 'fold', reason: 'no snapshot' };
   if (s.version !== MESH_PROJECTION_VERSION) return { kind: 'fold', reason: `snapshot of projection version ${s.version}, code is at ${MESH_PROJECTION_VERSION}` };
   const last = await store.lastPosition()();
-  if (E.isLeft(last)) return { kind: 'fold', reason: `event store: ${last.left.message}` };
+  if (E.isLeft(last)) return { kind: 'fold', reason: `event store: ${last.left.message}`, trouble: true };
   // A snapshot ahead of the log belongs to another log (a store wiped and recreated): unusable.
-  if (BigInt(s.position) > last.right) return { kind: 'fold', reason: `snapshot at position ${s.position} is past the end of the log (${last.right})` };
+  if (BigInt(s.position) > last.right) return { kind: 'fold', reason: `snapshot at position ${s.position} is past the end of the log (${last.right})`, trouble: true };
   const model = s.model as MeshModel;
-  if (model?.position !== s.position) return { kind: 'fold', reason: 'snapshot model and header disagree on the position' };
+  if (model?.position !== s.position) return { kind: 'fold', reason: 'snapshot model and header disagree on the position', trouble: true };
   return { kind: 'resume', model, savedAt: s.savedAt };
 };
 

@@ -124,7 +124,7 @@ export const runQuery = async (ctx: QueryContext, q: string, params: unknown): P
 
 type Page = { readonly offset: number; readonly limit: number };
 /** Lists that page while they are built (a page of a large model costs the page, not the model). */
-const SELF_PAGING: readonly string[] = ['connections', 'endpoints'];
+const SELF_PAGING: readonly string[] = ['connections', 'endpoints', 'node-desired'];
 const pageOf = <T>(items: readonly T[], page?: Page): readonly T[] => (page ? items.slice(page.offset, page.offset + page.limit) : items);
 
 const answerQuery = async (ctx: QueryContext, q: string, params: unknown, page?: Page): Promise<E.Either<QueryError, unknown>> => {
@@ -183,9 +183,19 @@ const answerQuery = async (ctx: QueryContext, q: string, params: unknown, page?:
         Object.values(m.nodes.nodes).map((n) => (past ? n : { ...n, lastHeartbeat: ctx.heartbeats.get(n.name)?.at })),
       );
     case 'node-desired': {
-      const f = D.object({ node: name })(p, 'params');
+      const f = D.object({ node: name }, { after: D.string({ min: 1, max: 256 }) })(p, 'params');
       if (E.isLeft(f)) return bad(f.left);
-      return E.right({ position: m.position, sides: desiredForNode(m.connections, m.nodes.nodes, f.right.node) });
+      const sides = desiredForNode(m.connections, m.nodes.nodes, f.right.node);
+      if (!page && f.right.after === undefined) return E.right({ position: m.position, sides });
+      // Paged by a cursor (the key of the last side read), not an offset: a side that stays
+      // desired while an agent reads page after page is on exactly one page, whatever comes and
+      // goes meanwhile (an agent reconciling would otherwise remove a live side it skipped).
+      const key = (x: { connectionId: string; side: string }) => `${x.connectionId}/${x.side}`;
+      const after = f.right.after;
+      const rest = sides.filter((x) => after === undefined || key(x) > after).sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
+      const limit = page?.limit ?? rest.length;
+      const taken = rest.slice(0, limit);
+      return E.right({ position: m.position, sides: taken, ...(rest.length > taken.length ? { next: key(taken[taken.length - 1]!) } : {}) });
     }
     case 'addresses':
       return E.right(allocatedAddresses(m.pools));

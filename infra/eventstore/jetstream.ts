@@ -21,7 +21,18 @@ export interface JetStreamStoreOptions {
   readonly publishAttempts?: number;
   /** false: open an existing log only (readers such as `nsm audit`), never create the streams. */
   readonly create?: boolean;
+  /**
+   * Told of each message of the log that is not a commit. Such a message is stepped over, never
+   * folded: only the control plane appends commits, but on nats-server 2.9 an identity with a
+   * JetStream right can have the server store an API answer on a log subject by naming it as the
+   * reply subject (docs/security.md, "What a stolen key can do"); it cannot be removed
+   * (deny_delete), so readers must not stop at it.
+   */
+  readonly onForeign?: (f: { readonly position: bigint; readonly reason: string }) => void;
 }
+
+type Read = StoredCommit | { readonly foreign: string };
+const isForeign = (r: Read): r is { readonly foreign: string } => 'foreign' in r;
 
 const decodeCommit = (data: Uint8Array, seq: number): StoredCommit => {
   const raw = JSON.parse(dec.decode(data)) as Commit & { revision: number; position: bigint };
@@ -59,6 +70,16 @@ export const jetStreamEventStore = async (
       throw e;
     }
   } else await ensureStreams(jsm, subjects, { replicas: opts.replicas });
+  /** A commit, or why the message is not one (told to onForeign). */
+  const read = (data: Uint8Array, seq: number): Read => {
+    try {
+      return decodeCommit(data, seq);
+    } catch (e) {
+      const reason = e instanceof SyntaxError ? 'not JSON' : (e as Error).message.replace(/^message \d+ in the event stream is /, '');
+      opts.onForeign?.({ position: BigInt(seq), reason });
+      return { foreign: reason };
+    }
+  };
   const attempts = opts.publishAttempts ?? 5;
   const timeout = opts.publishTimeoutMs ?? 5000;
   const live = new Set<ConsumerMessages>();
@@ -94,6 +115,8 @@ export const jetStreamEventStore = async (
     const subject = subjects.event(stream);
     const commits: StoredCommit[] = [];
     let seq = 1;
+    // The subject's last sequence, foreign messages included: what the next append must expect.
+    let lastSeq = 0;
     try {
       for (;;) {
         let m;
@@ -103,14 +126,15 @@ export const jetStreamEventStore = async (
           if (natsCode(e) === '404') break;
           throw e;
         }
-        commits.push(decodeCommit(m.data, m.seq));
+        const r = read(m.data, m.seq);
+        if (!isForeign(r)) commits.push(r);
+        lastSeq = m.seq;
         seq = m.seq + 1;
       }
     } catch (e) {
-      return E.left(e instanceof SyntaxError || /not a commit/.test((e as Error).message) ? { kind: 'corrupt', message: (e as Error).message } : unavailable(e));
+      return E.left(unavailable(e));
     }
-    const last = commits[commits.length - 1];
-    return E.right({ commits, revision: last ? last.revision : 'none' });
+    return E.right({ commits, revision: lastSeq > 0 ? lastSeq : 'none' });
   };
 
   const orderedFrom = async (after: bigint) =>
@@ -134,7 +158,8 @@ export const jetStreamEventStore = async (
     try {
       for await (const m of messages) {
         if (m.seq > endSeq) break;
-        yield decodeCommit(m.data, m.seq);
+        const r = read(m.data, m.seq);
+        if (!isForeign(r)) yield r;
         if (m.seq >= endSeq) break;
       }
     } finally {
@@ -152,13 +177,10 @@ export const jetStreamEventStore = async (
     live.add(messages);
     const done = (async () => {
       for await (const m of messages) {
-        let commit: StoredCommit;
-        try {
-          commit = decodeCommit(m.data, m.seq);
-        } catch (e) {
-          handlers.onError?.({ kind: 'corrupt', message: (e as Error).message });
-          messages.stop();
-          return;
+        const commit = read(m.data, m.seq);
+        if (isForeign(commit)) {
+          if (m.seq >= target) markCaughtUp();
+          continue;
         }
         try {
           await handlers.onCommit(commit);

@@ -5,7 +5,7 @@ import * as E from 'fp-ts/lib/Either.js';
 import { DeliverPolicy, type NatsConnection, type NatsError } from 'nats';
 import * as D from '../../src/contracts/decode.ts';
 import type { Seal } from '../../src/audit/hash.ts';
-import { decodeSeal, type InvalidSealRecord, type SealAppend, type SealRecord, type SealStore } from '../../src/audit/seals.ts';
+import { decodeSeal, type InvalidSealRecord, type SealAppend, type SealRecord, type SealStore, type SealTip } from '../../src/audit/seals.ts';
 import { ensureStreams, isWrongLastSequence } from './streams.ts';
 import { subjectsFor, type Subjects } from './subjects.ts';
 
@@ -32,7 +32,7 @@ export const jetStreamSealStore = async (nc: NatsConnection, domain: string | Su
     }
   };
 
-  const last = async (): Promise<SealRecord | undefined> => {
+  const last = async (): Promise<SealTip | undefined> => {
     let m;
     try {
       m = await jsm.streams.getMessage(stream, { last_by_subj: subjects.seal });
@@ -40,9 +40,24 @@ export const jetStreamSealStore = async (nc: NatsConnection, domain: string | Su
       if ((e as NatsError).code === '404') return undefined;
       throw e;
     }
-    const r = parse(m.data, m.seq);
-    if ('invalid' in r) throw new Error(`the last seal (sequence ${m.seq}) is unreadable: ${r.invalid}`);
-    return r;
+    // Step back over what is not a seal (the stream holds the seal subject only, and nothing is
+    // ever deleted from it, so its sequences are dense) to the newest readable seal.
+    let foreign = 0;
+    for (let seq = m.seq; seq >= 1; seq--) {
+      let data = m.data;
+      if (seq !== m.seq) {
+        try {
+          data = (await jsm.streams.getMessage(stream, { seq })).data;
+        } catch (e) {
+          if ((e as NatsError).code === '404') continue;
+          throw e;
+        }
+      }
+      const r = parse(data, seq);
+      if (!('invalid' in r)) return { sequence: m.seq, seal: r.seal, ...(foreign > 0 ? { foreign } : {}) };
+      foreign++;
+    }
+    return { sequence: m.seq, foreign };
   };
 
   const append = async (seal: Seal, afterSequence: number): Promise<SealAppend> => {

@@ -1,9 +1,15 @@
-// Creates the mesh's JetStream streams for a domain if they do not exist.
-import { DiscardPolicy, RetentionPolicy, StorageType, nanos, type JetStreamManager, type NatsError, type StreamConfig } from 'nats';
+// The mesh's JetStream streams and buckets for a domain: their configuration, their creation
+// (by an insecure control plane itself, or by `nsm up`'s administrative setup step on an
+// authenticated mesh, whose identities may not create, update or delete them: docs/security.md),
+// and the check that they exist.
+import * as E from 'fp-ts/lib/Either.js';
+import { DiscardPolicy, RetentionPolicy, StorageType, nanos, type JetStreamManager, type KvOptions, type NatsConnection, type NatsError, type ObjectStoreOptions, type StreamConfig } from 'nats';
 import type { Subjects } from './subjects.ts';
 
 export const COMMAND_MAX_BYTES = 64 * 1024;
 export const DUPLICATE_WINDOW_MS = 2 * 60 * 1000;
+/** The control planes' one durable consumer of the command stream, shared by the replicas. */
+export const CONTROL_PLANE_CONSUMER = 'control-plane';
 
 export interface StreamOptions {
   readonly replicas?: number;
@@ -40,13 +46,46 @@ export const eventStreamConfig = (s: Subjects, opts: StreamOptions = {}) => perm
 /** The audit chain's seals: as permanent as the log they seal. */
 export const sealStreamConfig = (s: Subjects, opts: StreamOptions = {}) => permanentStream(s.streams.seals, s.seal, opts);
 
+/**
+ * The command stream's subjects: the domain's commands, and commands from peer domains on
+ * nsm.<domain>.fed.<peer>.cmd.<verb> (docs/federation.md): from the named peers, or from any.
+ */
+export const commandStreamSubjects = (s: Subjects, peers?: readonly string[]): string[] => [
+  s.allCommands,
+  ...s.fedCommands(peers?.filter((p) => p !== s.domain)),
+];
+
+/** The process manager's checkpoints (src/checkpoint.ts). */
+export const CHECKPOINT_KV: Partial<KvOptions> = { history: 1 };
+/** The replicas' leadership lease (src/healing/lease.ts): its entries expire after the lease's TTL. */
+export const leaseKv = (ttlMs: number): Partial<KvOptions> => ({ history: 1, ttl: ttlMs });
+/** The projection snapshots (infra/nats/snapshots.ts). */
+export const snapshotOs = (replicas = 1): Partial<ObjectStoreOptions> => ({ storage: StorageType.File, replicas });
+
+export const kvStream = (bucket: string): string => `KV_${bucket}`;
+export const objectStream = (bucket: string): string => `OBJ_${bucket}`;
+
+/**
+ * Every stream the mesh keeps, with what it is. On an authenticated mesh none of them may be
+ * created, updated or deleted by any identity at run time (src/security/permissions.ts): the
+ * setup step of `nsm up` makes them.
+ */
+export const meshStreams = (s: Subjects): readonly { readonly name: string; readonly what: string }[] => [
+  { name: s.streams.events, what: 'the event log' },
+  { name: s.streams.seals, what: 'the seals of the log' },
+  { name: s.streams.commands, what: 'the command stream' },
+  { name: s.streams.nodeCommands, what: 'the node command stream' },
+  { name: kvStream(s.checkpointBucket), what: 'the process manager checkpoints (KV)' },
+  { name: kvStream(s.leaseBucket), what: 'the leadership lease (KV)' },
+  { name: objectStream(s.snapshotBucket), what: 'the projection snapshots (object store)' },
+];
+
 export const ensureStreams = async (jsm: JetStreamManager, s: Subjects, opts: StreamOptions = {}): Promise<void> => {
   await ensure(jsm, eventStreamConfig(s, opts));
   await ensure(jsm, sealStreamConfig(s, opts));
   await ensure(jsm, {
     name: s.streams.commands,
-    // Commands from peer domains arrive on nsm.<domain>.fed.<peer>.cmd.<verb> (docs/federation.md).
-    subjects: [s.allCommands, ...s.fedCommands()],
+    subjects: commandStreamSubjects(s),
     storage: StorageType.File,
     retention: RetentionPolicy.Workqueue,
     duplicate_window: nanos(DUPLICATE_WINDOW_MS),
@@ -62,6 +101,79 @@ export const ensureStreams = async (jsm: JetStreamManager, s: Subjects, opts: St
     max_msg_size: 256 * 1024,
     num_replicas: opts.replicas ?? 1,
   });
+};
+
+export interface ProvisionOptions extends StreamOptions {
+  /** TTL of the leadership lease's entries (the control planes' healing.leaseTtlMs). */
+  readonly leaseTtlMs: number;
+  /** Federation: the peer domains whose commands the command stream takes (absent: any peer). */
+  readonly peers?: readonly string[];
+}
+
+export interface Provisioned {
+  /** Streams created this time. */
+  readonly created: readonly string[];
+  /** Streams whose configuration was brought up to date (the command stream's peer subjects). */
+  readonly updated: readonly string[];
+}
+
+const exists = async (jsm: JetStreamManager, name: string): Promise<StreamConfig | undefined> => {
+  try {
+    return (await jsm.streams.info(name)).config;
+  } catch (e) {
+    if ((e as { code?: string }).code === '404') return undefined;
+    throw e;
+  }
+};
+
+/**
+ * The administrative step of an authenticated mesh (`nsm up`, before any other identity
+ * connects): creates every stream and bucket of meshStreams that is missing, and points the
+ * command stream at the federation's peers. Needs the rights no run-time identity has; the
+ * control plane then only opens what is here (checkMeshStreams).
+ */
+export const provisionMesh = async (nc: NatsConnection, s: Subjects, o: ProvisionOptions): Promise<Provisioned> => {
+  const jsm = await nc.jetstreamManager();
+  const before = new Set<string>();
+  for (const { name } of meshStreams(s)) if (await exists(jsm, name)) before.add(name);
+  const updated: string[] = [];
+  await ensureStreams(jsm, s, o);
+  const commands = await exists(jsm, s.streams.commands);
+  const wanted = commandStreamSubjects(s, o.peers);
+  if (commands && JSON.stringify(commands.subjects) !== JSON.stringify(wanted)) {
+    await jsm.streams.update(s.streams.commands, { ...commands, subjects: wanted });
+    updated.push(s.streams.commands);
+  }
+  const js = nc.jetstream();
+  await js.views.kv(s.checkpointBucket, CHECKPOINT_KV);
+  await js.views.kv(s.leaseBucket, leaseKv(o.leaseTtlMs));
+  await js.views.os(s.snapshotBucket, snapshotOs(o.replicas));
+  const created: string[] = [];
+  for (const { name } of meshStreams(s)) {
+    if (before.has(name)) continue;
+    // views.os swallows a failed create: make sure everything is really there.
+    if (!(await exists(jsm, name))) throw new Error(`could not create stream ${name}`);
+    created.push(name);
+  }
+  return { created, updated };
+};
+
+/** Whether every stream of meshStreams exists: what an authenticated control plane, which may not create them, checks at start. */
+export const checkMeshStreams = async (jsm: JetStreamManager, s: Subjects): Promise<E.Either<string, void>> => {
+  const missing: string[] = [];
+  for (const x of meshStreams(s)) {
+    try {
+      if (!(await exists(jsm, x.name))) missing.push(`${x.name} (${x.what})`);
+    } catch (e) {
+      return E.left(`cannot read stream ${x.name}: ${(e as Error).message}`);
+    }
+  }
+  return missing.length === 0
+    ? E.right(undefined)
+    : E.left(
+        `missing JetStream stream${missing.length > 1 ? 's' : ''} ${missing.join(', ')}: on an authenticated mesh no identity may create them at run time; ` +
+          '`nsm up` creates them in its setup step before the control plane connects (docs/security.md)',
+      );
 };
 
 /** JetStream's answer to a publish whose expected last subject sequence is not the subject's: another writer came first. */

@@ -52,8 +52,12 @@ export interface Subjects {
     /** Read-only copies of other domains' registry events, kept by stream sourcing (no subjects of its own). */
     readonly remote: string;
   };
-  /** Object store bucket of projection snapshots. */
+  /** Object store bucket of projection snapshots (its stream: OBJ_<bucket>). */
   readonly snapshotBucket: string;
+  /** KV bucket of the process manager's checkpoints (its stream: KV_<bucket>). */
+  readonly checkpointBucket: string;
+  /** KV bucket of the control-plane replicas' leadership lease (its stream: KV_<bucket>). */
+  readonly leaseBucket: string;
 }
 
 export const subjectsFor = (domain: string): Subjects => {
@@ -88,6 +92,8 @@ export const subjectsFor = (domain: string): Subjects => {
       remote: `NSM_${upper}_REMOTE`,
     },
     snapshotBucket: `nsm_${domain.replace(/-/g, '_')}_snapshots`,
+    checkpointBucket: `nsm_${domain.replace(/-/g, '_')}_checkpoints`,
+    leaseBucket: `nsm_${domain.replace(/-/g, '_')}_lease`,
   };
 };
 
@@ -115,7 +121,11 @@ export const parseCommandSubject = (subjects: Subjects, subject: string): { kind
 
 /** "nsm.<d>.query.<actor>.<name>" -> its parts. */
 export const parseQuerySubject = (subjects: Subjects, subject: string): { actor: string; name: string } | undefined => {
-  const tokens = subject.slice(`nsm.${subjects.domain}.query.`.length).split('.');
+  // A message the server delivers to a query subject on behalf of a JetStream consumer keeps its
+  // stream subject: only a real query subject names an asker.
+  const prefix = `nsm.${subjects.domain}.query.`;
+  if (!subject.startsWith(prefix)) return undefined;
+  const tokens = subject.slice(prefix.length).split('.');
   return tokens.length === 2 ? { actor: tokens[0]!, name: tokens[1]! } : undefined;
 };
 

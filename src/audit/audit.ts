@@ -9,10 +9,14 @@ import type { SealStore } from './seals.ts';
 import { verifyLog, type VerifyReport } from './verify.ts';
 
 /** Everything stored when called, checked against every seal. */
-export const verifyStore = async (store: EventStore, seals: SealStore): Promise<E.Either<string, VerifyReport>> => {
+export const verifyStore = async (
+  store: EventStore,
+  seals: SealStore,
+  o: { foreign?: () => readonly { position: bigint; reason: string }[] } = {},
+): Promise<E.Either<string, VerifyReport>> => {
   const last = await store.lastPosition()();
   if (E.isLeft(last)) return E.left(`event store: ${last.left.message}`);
-  return E.right(await verifyLog({ commits: store.readAll(0n, last.right), seals: seals.readAll(), until: last.right }));
+  return E.right(await verifyLog({ commits: store.readAll(0n, last.right), seals: seals.readAll(), until: last.right, ...(o.foreign ? { foreign: o.foreign } : {}) }));
 };
 
 export const verifyExportFile = async (path: string): Promise<VerifyReport> => {

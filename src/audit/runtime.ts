@@ -18,6 +18,8 @@ export interface AuditOptions {
   readonly snapshots?: SnapshotStore | false;
   readonly snapshotEveryPositions?: number;
   readonly snapshotIntervalMs?: number;
+  /** Give up a snapshot read that receives nothing for this long and fold the log instead (default SNAPSHOT_STALL_MS). */
+  readonly snapshotStallMs?: number;
   /** false: this replica does not seal (another one does). */
   readonly seals?: SealStore | false;
   readonly sealer?: Pick<SealerOptions, 'maxEntries' | 'maxDelayMs'>;
@@ -56,13 +58,14 @@ export const prepareAudit = async (o: {
   const snapshots = o.options.snapshots === false ? undefined : (o.options.snapshots ?? (await natsSnapshotStore(nc, subjects)));
   let resumed: AuditRuntime['resumed'] = { from: 'log', position: 0, reason: 'snapshots off' };
   if (snapshots) {
-    const verdict = await loadMeshSnapshot(snapshots, store);
+    const verdict = await loadMeshSnapshot(snapshots, store, o.options.snapshotStallMs !== undefined ? { stallMs: o.options.snapshotStallMs } : {});
     if (verdict.kind === 'resume' && view.replace(verdict.model)) {
       resumed = { from: 'snapshot', position: verdict.model.position };
       log.info('read model resumed from its snapshot', { position: verdict.model.position, savedAt: verdict.savedAt });
     } else {
       resumed = { from: 'log', position: 0, reason: verdict.kind === 'fold' ? verdict.reason : 'snapshot behind the view' };
-      log.info('read model folded from the log', { reason: resumed.reason });
+      // A snapshot that is there but cannot be used is worth a warning: the start is slower than it should be.
+      log[verdict.kind === 'fold' && verdict.trouble ? 'warn' : 'info']('read model folded from the log', { reason: resumed.reason });
     }
   }
   let sealer: Sealer | undefined;

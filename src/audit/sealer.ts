@@ -7,7 +7,7 @@ import { errorText } from '../../infra/log.ts';
 import type { StoredCommit } from '../contracts/envelope.ts';
 import type { EventStore, Subscription } from '../eventStore.ts';
 import { commitHash, GENESIS_HASH, makeSeal, type Seal } from './hash.ts';
-import type { SealRecord, SealStore } from './seals.ts';
+import type { SealStore, SealTip } from './seals.ts';
 
 export interface SealerOptions {
   readonly store: EventStore;
@@ -36,17 +36,23 @@ export const startSealer = async (o: SealerOptions): Promise<Sealer> => {
   const maxEntries = o.maxEntries ?? 1000;
   const maxDelayMs = o.maxDelayMs ?? 1000;
   const log = o.log.child({ component: 'sealer' });
-  let last: SealRecord | undefined = await o.seals.last();
+  let last: SealTip | undefined = await o.seals.last();
+  const warnForeign = (tip: SealTip | undefined) => {
+    if (tip?.foreign) log.error('the seal stream holds messages that are not seals; sealing carries on from the newest readable seal (nsm audit verify reports them)', { foreign: tip.foreign, lastSequence: tip.sequence, sealedUpTo: tip.seal?.to ?? '0' });
+  };
+  warnForeign(last);
   let pending: [string, string][] = [];
   let timer: NodeJS.Timeout | undefined;
   let stopped = false;
   const appended: Seal[] = [];
   let lost = 0;
-  const sealedTo = () => (last ? BigInt(last.seal.to) : 0n);
+  const sealedTo = () => (last?.seal ? BigInt(last.seal.to) : 0n);
 
   /** Another replica's seal: drops what it covers; says so when that replica saw different hashes. */
-  const adopt = (record: SealRecord) => {
+  const adopt = (record: SealTip) => {
     last = record;
+    warnForeign(record);
+    if (!record.seal) return;
     const to = BigInt(record.seal.to);
     const theirs = new Map(record.seal.entries);
     for (const [position, hash] of pending) {
@@ -61,7 +67,7 @@ export const startSealer = async (o: SealerOptions): Promise<Sealer> => {
   const sealOnce = async (): Promise<void> => {
     const entries = pending.slice(0, maxEntries);
     if (entries.length === 0) return;
-    const seal = makeSeal(entries, last?.seal.sealHash ?? GENESIS_HASH);
+    const seal = makeSeal(entries, last?.seal?.sealHash ?? GENESIS_HASH);
     const r = await o.seals.append(seal, last?.sequence ?? 0);
     if (r.kind === 'appended') {
       if (!r.duplicate) appended.push(seal);
@@ -74,7 +80,7 @@ export const startSealer = async (o: SealerOptions): Promise<Sealer> => {
     lost++;
     const winner = await o.seals.last();
     if (!winner) throw new Error('the seal store refused a first seal but holds none');
-    log.debug('another replica sealed first', { from: winner.seal.from, to: winner.seal.to });
+    log.debug('another replica sealed first', { from: winner.seal?.from, to: winner.seal?.to, sequence: winner.sequence });
     adopt(winner);
   };
 

@@ -17,8 +17,23 @@ export interface InvalidSealRecord {
 
 export type SealAppend = { readonly kind: 'appended'; readonly sequence: number; readonly duplicate: boolean } | { readonly kind: 'conflict' };
 
+/**
+ * Where the seal chain stands: the newest readable seal, and the sequence an append must come
+ * after. The two differ when something other than a sealer wrote to the seal stream (a foreign
+ * message cannot be removed: the stream denies deletes; docs/security.md "What a stolen key can
+ * do"): the chain carries on from the newest readable seal, and verify reports the foreign one.
+ */
+export interface SealTip {
+  /** Sequence of the last message on the seal subject: what the next append expects. */
+  readonly sequence: number;
+  /** The newest readable seal, absent when there is none. */
+  readonly seal?: Seal;
+  /** Unreadable messages stepped over after that seal. */
+  readonly foreign?: number;
+}
+
 export interface SealStore {
-  last(): Promise<SealRecord | undefined>;
+  last(): Promise<SealTip | undefined>;
   /** Appends if the last seal is still the one at `afterSequence` (0: no seal yet). */
   append(seal: Seal, afterSequence: number): Promise<SealAppend>;
   /** Every seal stored when called, in order. */

@@ -69,6 +69,11 @@ export interface VerifyInput {
   readonly until?: bigint;
   /** The input was cut short (an export without its end line); asked after the commits are read. */
   readonly truncated?: boolean | (() => boolean);
+  /**
+   * Messages of the log that are not commits, stepped over by the reader (asked after the commits
+   * are read): something other than the control plane wrote them (docs/security.md).
+   */
+  readonly foreign?: () => readonly { readonly position: bigint; readonly reason: string }[];
   readonly maxFindings?: number;
 }
 
@@ -298,6 +303,9 @@ export const verifyLog = async (input: VerifyInput): Promise<VerifyReport> => {
     }
   }
   if (typeof input.truncated === 'function' ? input.truncated() : input.truncated) add({ kind: 'truncated', message: 'the export ends before its end line: commits after the last one read may be missing' });
+  for (const f of input.foreign?.() ?? []) {
+    add({ kind: 'inserted', position: f.position.toString(), message: `position ${f.position} holds a message that is not a commit (${f.reason}): something other than the control plane wrote to the log` });
+  }
 
   const order = (f: Finding) => (f.position === undefined ? Number.MAX_SAFE_INTEGER : Number(f.position));
   findings.sort((a, b) => order(a) - order(b));

@@ -43,9 +43,13 @@ export const auditCommands = (kit: CliKit): Record<string, (args: string[]) => P
     const b = parseBound(text, flag);
     return E.isRight(b) ? b.right : fail(b.left);
   };
-  const openLog = async (c: MeshClient) => {
+  /** A message of the log that is not a commit is stepped over; verify reports it, the others say so on stderr. */
+  type Foreign = { readonly position: bigint; readonly reason: string };
+  const warnForeign = (f: Foreign) =>
+    process.stderr.write(`nsm: position ${f.position} of the log is not a commit (${f.reason}): stepped over; nsm audit verify reports it\n`);
+  const openLog = async (c: MeshClient, onForeign: (f: Foreign) => void = warnForeign) => {
     try {
-      return await jetStreamEventStore(c.nc, c.subjects, { create: false });
+      return await jetStreamEventStore(c.nc, c.subjects, { create: false, onForeign });
     } catch (e) {
       return fail((e as Error).message);
     }
@@ -117,8 +121,9 @@ export const auditCommands = (kit: CliKit): Record<string, (args: string[]) => P
             }
           }
           return await kit.withClient(v, async (c) => {
-            const store = await openLog(c);
-            const r = await verifyStore(store, await jetStreamSealStore(c.nc, c.subjects, { create: false }));
+            const foreign = new Map<bigint, Foreign>();
+            const store = await openLog(c, (f) => foreign.set(f.position, f));
+            const r = await verifyStore(store, await jetStreamSealStore(c.nc, c.subjects, { create: false }), { foreign: () => [...foreign.values()] });
             if (E.isLeft(r)) fail(r.left);
             if (E.isRight(r)) reportVerify(v, r.right);
           });

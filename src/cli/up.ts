@@ -16,7 +16,7 @@ import { simulatedDataplane } from '../../node-agent/simulatedDataplane.ts';
 import { formatRange } from '../../aggregates/tunnelPool.ts';
 import { agentActor } from '../contracts/commands.ts';
 import { startControlPlane, type ControlPlane } from '../controlPlane.ts';
-import type { HealingConfig } from '../healing/detector.ts';
+import { DEFAULT_HEALING, type HealingConfig } from '../healing/detector.ts';
 import type { FederationOptions } from '../federation/runtime.ts';
 import { leafnodesConfig } from '../../infra/nats/leafnodes.ts';
 import type { EventStore } from '../eventStore.ts';
@@ -29,6 +29,7 @@ import type { Signer } from '../security/keys.ts';
 import { loadRegistry, type IdentityRegistry, type Role } from '../security/identities.ts';
 import { deploymentPaths, hasDeployment, initDeployment } from '../security/init.ts';
 import { parsePeers, readLeafCredentials, secureLeafnodesConfig, type LeafCredentials } from '../security/leaf.ts';
+import { startSecureNatsServer, type SecureServer } from '../security/setup.ts';
 import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 
 export class StartupError extends Error {}
@@ -291,14 +292,27 @@ export const runUp = async (o: {
         ? leafnodesConfig({ ...(fed.leafPort ? { hub: { port: fed.leafPort } } : {}), remotes: (fed.join ?? []).map((url) => ({ url })) })
         : '';
     const fedOptions = secureFed ? { ...fed!.options, peers: secureFed.peers } : fed?.options;
-    const started = await startNatsServer({
+    const serverOptions = {
       dataDir: o.dataDir,
       port: o.natsPort,
       serverName: `nsm-${o.domain}-${o.node}`,
       // Each federated cluster is its own JetStream domain, named like the mesh domain.
       ...(fed ? { jetstreamDomain: o.domain } : {}),
-      ...(sec ? { extraConfig: `include "nats-auth.conf"\n${leaf}`, probe: natsAuthOptions(sec.controlPlane) } : leaf ? { extraConfig: leaf } : {}),
-    });
+    };
+    // Authenticated: the setup step makes the streams with a one-time identity, then the server
+    // runs with the deployment's identities only, none of which may change them (docs/security.md).
+    const started = sec
+      ? E.map((s: SecureServer) => {
+          log.info('setup step: the mesh\'s streams are in place; nats-server reloaded without the setup identity', { created: s.provisioned.created, updated: s.provisioned.updated });
+          return s.server;
+        })(
+          await startSecureNatsServer({
+            ...serverOptions,
+            extraConfig: leaf,
+            streams: { leaseTtlMs: o.healing?.leaseTtlMs ?? DEFAULT_HEALING.leaseTtlMs, ...(fedOptions?.peers ? { peers: fedOptions.peers } : {}) },
+          }),
+        )
+      : await startNatsServer({ ...serverOptions, ...(leaf ? { extraConfig: leaf } : {}) });
     if (E.isLeft(started)) throw new StartupError(started.left);
     nats = started.right;
     stops.push(() => nats!.stop());

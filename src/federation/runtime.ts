@@ -11,7 +11,9 @@ import { DeliverPolicy, RetentionPolicy, StorageType, type ConsumerMessages, typ
 import type { PeerFacts } from '../../aggregates/peer.ts';
 import { DEFAULT_TUNNEL_RANGE, type TunnelIdRange } from '../../aggregates/tunnelPool.ts';
 import { errorText, type Logger } from '../../infra/log.ts';
-import { DOMAIN_PATTERN, subjectsFor, type Subjects } from '../../infra/nats/subjects.ts';
+import { DOMAIN_PATTERN, peerActor, subjectsFor, type Subjects } from '../../infra/nats/subjects.ts';
+import { replyIsInboxOf } from '../security/replies.ts';
+import { commandStreamSubjects } from '../../infra/nats/streams.ts';
 import { applyRemoteCommit, domainOfEventSubject, emptyRemoteRegistries, remoteEndpoints, type RemoteEndpointRow } from '../../projections/remoteRegistries.ts';
 import * as D from '../contracts/decode.ts';
 import { streamName, type EventEnvelope, type StoredCommit } from '../contracts/envelope.ts';
@@ -95,6 +97,8 @@ export const createFederation = async (o: {
   readonly options: FederationOptions;
   /** Signs this side's plan made from a remote one (authenticated meshes: src/security/guard.ts). */
   readonly remotePlanSegments?: FederationStepDeps['remotePlanSegments'];
+  /** An authenticated mesh: peers' queries are answered only into a control plane's private inbox. */
+  readonly secure?: boolean;
 }): Promise<Federation> => {
   const { nc, subjects, view, log, now } = o;
   const self = subjects.domain;
@@ -110,10 +114,18 @@ export const createFederation = async (o: {
 
   // Commands from peers land in this domain's command stream; with named peers, one subject each,
   // so that each subscription interest fits a peer's leafnode permissions exactly.
-  const commandSubjects = [subjects.allCommands, ...subjects.fedCommands(configuredPeers)];
+  const commandSubjects = commandStreamSubjects(subjects, configuredPeers);
   const cmdInfo = await jsm.streams.info(subjects.streams.commands);
   if (JSON.stringify(cmdInfo.config.subjects) !== JSON.stringify(commandSubjects)) {
-    await jsm.streams.update(subjects.streams.commands, { ...cmdInfo.config, subjects: commandSubjects });
+    try {
+      await jsm.streams.update(subjects.streams.commands, { ...cmdInfo.config, subjects: commandSubjects });
+    } catch (e) {
+      // An authenticated control plane may not update streams: nsm up's setup step sets this one up for its --peer domains.
+      throw new Error(
+        `the command stream ${subjects.streams.commands} takes ${JSON.stringify(cmdInfo.config.subjects)}, but this control plane's peers need ${JSON.stringify(commandSubjects)}, ` +
+          `and it may not change the stream (${errorText(e)}); on an authenticated mesh, start nsm up with the same --peer domains (its setup step configures the stream)`,
+      );
+    }
     log.info('command stream takes commands from peer domains', { subjects: commandSubjects });
   }
 
@@ -297,6 +309,12 @@ export const createFederation = async (o: {
               const tokens = m.subject.split('.');
               const from = tokens[3]!;
               const name = tokens[5]!;
+              // Answered only into a control plane's inbox: a reply subject in this domain
+              // ("nsm.<d>.evt.x") would have this process append the answer to its own log.
+              if (tokens.length !== 6 || `${tokens.slice(0, 3).join('.')}` !== `nsm.${self}.fed` || !replyIsInboxOf(peerActor(from), m.reply, o.secure ?? false)) {
+                log.warn('peer query not answered: not a query subject, or its reply subject is not a control plane\'s inbox', { subject: m.subject, reply: m.reply ?? null });
+                return;
+              }
               const parsed = m.data.length === 0 ? E.right({}) : D.parseJson(m.data, 16 * 1024);
               const answer = (r: QueryReply) => m.respond(enc.encode(JSON.stringify(r)));
               if (E.isLeft(parsed)) return answer({ ok: false, error: parsed.left.message });

@@ -4,6 +4,8 @@
 // most one replica believes it leads for longer than one renewal interval.
 import type { KV, NatsConnection } from 'nats';
 import { errorText, type Logger } from '../../infra/log.ts';
+import { leaseKv } from '../../infra/nats/streams.ts';
+import { subjectsFor } from '../../infra/nats/subjects.ts';
 
 export interface Lease {
   /** When this replica became leader (ms since epoch), or undefined when it is not leading. */
@@ -14,7 +16,7 @@ export interface Lease {
 const KEY = 'timers';
 const enc = new TextEncoder();
 
-export const leaseBucket = (domain: string) => `nsm_${domain.replace(/-/g, '_')}_lease`;
+export const leaseBucket = (domain: string) => subjectsFor(domain).leaseBucket;
 
 export const startLease = async (opts: {
   readonly nc: NatsConnection;
@@ -26,7 +28,7 @@ export const startLease = async (opts: {
   readonly onChange?: (leading: boolean) => void;
 }): Promise<Lease> => {
   const now = opts.now ?? Date.now;
-  const kv: KV = await opts.nc.jetstream().views.kv(leaseBucket(opts.domain), { history: 1, ttl: opts.ttlMs });
+  const kv: KV = await opts.nc.jetstream().views.kv(leaseBucket(opts.domain), leaseKv(opts.ttlMs));
   let revision: number | undefined;
   let since: number | undefined;
   let stopped = false;

@@ -13,7 +13,7 @@ import type { Routed } from '../handlers.ts';
 import type { IdentityRegistry, Role } from './identities.ts';
 import type { Signer } from './keys.ts';
 import { bareAddress, clientSegment, planSegments, readClaims, segmentOf, verifyAgentToken, verifyClientToken, type PathSegment, type PlanBinding } from './pathToken.ts';
-import { ROLE_COMMANDS, ROLE_QUERIES } from './permissions.ts';
+import { mayAsk, ROLE_COMMANDS, RUNTIME_GC_ROLES } from './permissions.ts';
 import { remoteName } from '../../aggregates/crossDomain.ts';
 
 export interface ControlPlaneSecurity {
@@ -201,8 +201,10 @@ export const createGuard = (security: ControlPlaneSecurity | undefined): Guard =
     const forbid = (message: string) => E.left(queryError('forbidden', message));
     const role = roleOf(actor);
     if (!role) return forbid(`forbidden: "${actor}" is not an identity of this mesh`);
-    const allowed = ROLE_QUERIES[role];
-    if (allowed !== 'all' && !allowed.includes(name)) return forbid(`forbidden: ${actor} (${role}) may not ask the "${name}" query`);
+    if (!mayAsk(role, name)) return forbid(`forbidden: ${actor} (${role}) may not ask the "${name}" query`);
+    if (name === 'runtime' && (params as { gc?: unknown } | null)?.gc === true && !RUNTIME_GC_ROLES.includes(role)) {
+      return forbid(`forbidden: ${actor} (${role}) may not ask "runtime" with gc (a full garbage collection on the control plane is for operators)`);
+    }
     if (role === 'client') {
       const p = (params ?? {}) as Record<string, unknown>;
       const own = (id: unknown) => typeof id === 'string' && rowOf(model, id)?.actor === actor;

@@ -197,6 +197,36 @@ export const initDeployment = (o: InitOptions): E.Either<string, InitResult> => 
   }
   if (peers.length > 0) writeFileSync(p.peers, serializePeers(o.domain, peers), { mode: 0o600 });
   writeFileSync(p.identities, serializeRegistry(o.domain, all));
-  writeFileSync(p.natsConfig, natsSecurityConfig(o.domain, all, { certFile: p.certFile, keyFile: p.keyFile, caFile: p.caFile }, peers), { mode: 0o600 });
+  writeFileSync(p.natsConfig, natsSecurityConfig(o.domain, all, tlsFilesOf(p), peers), { mode: 0o600 });
   return E.right({ paths: p, created, kept, tlsCreated, peersCreated });
+};
+
+const tlsFilesOf = (p: DeploymentPaths) => ({ certFile: p.certFile, keyFile: p.keyFile, caFile: p.caFile });
+
+/**
+ * nats-server's authorization and TLS blocks for the deployment in `dir`, from its
+ * identities.json and peers.json as they are now (with the permissions of this version of the
+ * code), plus the one-time setup identity when given (src/security/setup.ts).
+ */
+export const natsConfigOf = (dir: string, setup?: { readonly publicKey: string }): E.Either<string, string> => {
+  const p = deploymentPaths(dir);
+  const reg = loadRegistry(p.identities);
+  if (E.isLeft(reg)) return reg;
+  let peers: LeafPeer[] = [];
+  if (existsSync(p.peers)) {
+    const loaded = parsePeers(readFileSync(p.peers, 'utf8'), p.peers);
+    if (E.isLeft(loaded)) return loaded;
+    peers = loaded.right;
+  }
+  return E.right(natsSecurityConfig(reg.right.domain, reg.right.identities, tlsFilesOf(p), peers, setup));
+};
+
+/** Regenerates nats-auth.conf (a deployment made by an older version gets this version's permissions). */
+export const writeNatsConfig = (dir: string): E.Either<string, void> => {
+  const text = natsConfigOf(dir);
+  if (E.isLeft(text)) return text;
+  const file = deploymentPaths(dir).natsConfig;
+  writeFileSync(file, text.right, { mode: 0o600 });
+  chmodSync(file, 0o600);
+  return E.right(undefined);
 };

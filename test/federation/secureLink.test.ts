@@ -20,7 +20,9 @@ import { MeshClient } from '../../src/client.ts';
 import { startControlPlane, type ControlPlane } from '../../src/controlPlane.ts';
 import { natsAuthOptions, readCredentials, signerOf, type Credentials } from '../../src/security/credentials.ts';
 import { loadRegistry, type IdentityRegistry } from '../../src/security/identities.ts';
+import { DEFAULT_HEALING } from '../../src/healing/detector.ts';
 import { initDeployment, type DeploymentPaths } from '../../src/security/init.ts';
+import { startSecureNatsServer } from '../../src/security/setup.ts';
 import { readLeafCredentials, secureLeafnodesConfig, type LeafCredentials } from '../../src/security/leaf.ts';
 import { eventually } from '../lib/eventually.ts';
 import { suite } from '../lib/harness.ts';
@@ -100,15 +102,16 @@ s.before(async (ctx) => {
   const b = (ctx.b = deployment('b', []));
   ctx.leafPort = await freePort();
   ctx.leafB = must(E.mapLeft((message: string) => ({ message }))(readLeafCredentials(a.paths.leafCreds('b'))), 'leaf credentials of b');
-  const start = async (d: Domain, leaf: string) => {
-    const r = await startNatsServer({ dataDir: d.dir, port: await freePort(), serverName: `secfed-${d.name}`, jetstreamDomain: d.name, extraConfig: `include "nats-auth.conf"\n${leaf}`, probe: natsAuthOptions(d.creds('control-plane')) });
+  // As nsm up does: the setup step makes each domain's streams (the command stream for its peer), then only its identities remain.
+  const start = async (d: Domain, leaf: string, peer: string) => {
+    const r = await startSecureNatsServer({ dataDir: d.dir, port: await freePort(), serverName: `secfed-${d.name}`, jetstreamDomain: d.name, extraConfig: leaf, streams: { leaseTtlMs: DEFAULT_HEALING.leaseTtlMs, peers: [peer] } });
     if (E.isLeft(r)) throw new Error(r.left);
-    d.server = r.right;
+    d.server = r.right.server;
   };
-  await start(a, secureLeafnodesConfig({ domain: 'a', hub: { port: ctx.leafPort, host: '127.0.0.1', tls: { certFile: a.paths.certFile, keyFile: a.paths.keyFile, caFile: a.paths.caFile } } }));
+  await start(a, secureLeafnodesConfig({ domain: 'a', hub: { port: ctx.leafPort, host: '127.0.0.1', tls: { certFile: a.paths.certFile, keyFile: a.paths.keyFile, caFile: a.paths.caFile } } }), 'b');
   const caFile = join(b.dir, 'hub-ca.pem');
   writeFileSync(caFile, ctx.leafB.ca);
-  await start(b, secureLeafnodesConfig({ domain: 'b', joins: [{ url: `nats-leaf://127.0.0.1:${ctx.leafPort}`, creds: ctx.leafB, caFile }] }));
+  await start(b, secureLeafnodesConfig({ domain: 'b', joins: [{ url: `nats-leaf://127.0.0.1:${ctx.leafPort}`, creds: ctx.leafB, caFile }] }), 'a');
   for (const [d, peer, range] of [[a, 'b', { from: 0, to: 999 }], [b, 'a', { from: 1000, to: 1999 }]] as const) {
     d.cp = await startControlPlane({
       nc: await connectAs(ctx, d, 'control-plane'),

@@ -1,25 +1,26 @@
 // A whole mesh the way `nsm up` runs it by default, in one test process: a deployment made by
 // `nsm init` (CA, server certificate, one nkey identity per role), a private nats-server that
-// requires TLS and those identities with least-privilege permissions, and a control plane and
-// simulated agents that each connect with their own credentials. (test/lib/mesh.ts is the
-// insecure mesh most other tests use.) Every log line of every component is kept in `logs`.
+// requires TLS and those identities with least-privilege permissions (its streams made by the
+// same setup step as nsm up's), and a control plane and simulated agents that each connect with
+// their own credentials. (test/lib/mesh.ts is the insecure mesh most other tests use.) Every log line of every component is kept in `logs`.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as E from 'fp-ts/lib/Either.js';
 import { connect, type ConnectionOptions, type NatsConnection } from 'nats';
 import { createLogger, levelPasses, type Logger } from '../../infra/log.ts';
-import { startNatsServer, type RunningNatsServer } from '../../infra/natsServer.ts';
+import type { RunningNatsServer } from '../../infra/natsServer.ts';
 import { freePort } from '../../infra/net.ts';
 import { startNodeAgent, type NodeAgent } from '../../node-agent/agent.ts';
 import { simulatedDataplane, type SimulatedDataplane } from '../../node-agent/simulatedDataplane.ts';
 import { MeshClient } from '../../src/client.ts';
 import { startControlPlane, type ControlPlane } from '../../src/controlPlane.ts';
-import type { HealingConfig } from '../../src/healing/detector.ts';
+import { DEFAULT_HEALING, type HealingConfig } from '../../src/healing/detector.ts';
 import { natsAuthOptions, readCredentials, signerOf, type Credentials } from '../../src/security/credentials.ts';
 import type { ControlPlaneSecurity } from '../../src/security/guard.ts';
 import { loadRegistry, type IdentityRegistry } from '../../src/security/identities.ts';
 import { initDeployment, type DeploymentPaths, type InitOptions } from '../../src/security/init.ts';
+import { startSecureNatsServer } from '../../src/security/setup.ts';
 
 export interface SecureMeshOptions {
   readonly domain?: string;
@@ -77,15 +78,18 @@ export const startSecureTestMesh = async (opts: SecureMeshOptions = {}): Promise
     return c.right;
   };
   const port = await freePort();
-  const started = await startNatsServer({
+  // As nsm up does: the setup step makes the streams, then only the deployment's identities remain.
+  const started = await startSecureNatsServer({
     dataDir: dir,
     port,
     serverName: `test-secure-${port}`,
-    extraConfig: `include "nats-auth.conf"`,
-    probe: natsAuthOptions(creds('control-plane')),
+    streams: { leaseTtlMs: opts.healing?.leaseTtlMs ?? DEFAULT_HEALING.leaseTtlMs },
   });
-  if (E.isLeft(started)) throw new Error(started.left);
-  const server = started.right;
+  if (E.isLeft(started)) {
+    rmSync(dir, { recursive: true, force: true });
+    throw new Error(started.left);
+  }
+  const server = started.right.server;
   const logs: string[] = [];
   const stderrLevel = process.env.NSM_LOG_LEVEL ?? 'warn';
   const passes = (line: string) => levelPasses(/"level":"(\w+)"/.exec(line)?.[1] ?? 'info', stderrLevel);
