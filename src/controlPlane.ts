@@ -23,7 +23,7 @@ import { MeshView } from './meshView.ts';
 import { DEFAULT_HEALING, type HealingConfig } from './healing/detector.ts';
 import { startLease } from './healing/lease.ts';
 import { startTimers } from './healing/timers.ts';
-import { createProcessManager, drivesProcessManager, refusedOutright } from './processManager.ts';
+import { createWorkflowRunner, drivesProcessManager, refusedOutright } from './workflows/runner.ts';
 import { createStepRunner } from './workflowRunner.ts';
 import type { WorkflowEvent } from '../aggregates/workflow.ts';
 import { runQuery, type QueryContext } from './queries.ts';
@@ -184,11 +184,11 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
   const federation: Federation | undefined = opts.federation
     ? await createFederation({ nc, subjects, view, store, repo, log: log.child({ component: 'federation' }), now, options: opts.federation, remotePlanSegments: guard.remotePlanSegments, secure: guard.secure })
     : undefined;
-  const pm = createProcessManager({
+  const pm = createWorkflowRunner({
     store,
     repo,
     view,
-    subjects,
+    domain: opts.domain,
     log,
     now,
     sendNodeCommand,

@@ -23,7 +23,7 @@ import { execErrorMessage } from '../execute.ts';
 import type { FederationRoute } from '../handlers.ts';
 import type { MeshView } from '../meshView.ts';
 import { actOnFinding } from '../healing/findingAction.ts';
-import { executeStep, RetryLater } from '../processManager.ts';
+import { executeStep, RetryLater } from '../workflows/runner.ts';
 import type { Repository } from '../repository.ts';
 import { findPeerChanges, type Heard } from './peerDetector.ts';
 import { tunnelRangeConflict } from '../../aggregates/crossDomain.ts';

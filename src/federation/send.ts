@@ -4,7 +4,7 @@
 import type { NatsConnection } from 'nats';
 import { peerActor, subjectsFor } from '../../infra/nats/subjects.ts';
 import type { CommandBody, CommandKind } from '../contracts/commands.ts';
-import { RetryLater } from '../processManager.ts';
+import { RetryLater } from '../workflows/runner.ts';
 
 type InterdomainVerb = CommandKind extends infer K ? (K extends `interdomain.${infer V}` ? V : never) : never;
 

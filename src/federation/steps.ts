@@ -12,7 +12,7 @@ import { stableId } from '../client.ts';
 import type { CommandBody } from '../contracts/commands.ts';
 import { streamName, type EventEnvelope } from '../contracts/envelope.ts';
 import type { MeshView } from '../meshView.ts';
-import { RetryLater } from '../processManager.ts';
+import { RetryLater } from '../workflows/runner.ts';
 import { nodeFactsOf, remoteStateFrom, remoteStateOf, type StateBody } from './remoteState.ts';
 import type { InterdomainSender } from './send.ts';
 

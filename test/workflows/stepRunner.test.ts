@@ -11,7 +11,7 @@ import { createLogger } from '../../infra/log.ts';
 import type { EventEnvelope, StoredCommit } from '../../src/contracts/envelope.ts';
 import type { EventStore } from '../../src/eventStore.ts';
 import { execute } from '../../src/execute.ts';
-import { RetryLater } from '../../src/processManager.ts';
+import { RetryLater } from '../../src/workflows/runner.ts';
 import { Repository } from '../../src/repository.ts';
 import { createStepRunner } from '../../src/workflowRunner.ts';
 import type { WorkflowEvent } from '../../aggregates/workflow.ts';
