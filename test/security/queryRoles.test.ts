@@ -103,7 +103,7 @@ for (const role of Object.keys(ACTORS) as RoleName[]) {
       assert.ok('ok' in outcome, `${role} asking ${q} got an answer: ${JSON.stringify(outcome)}`);
       const answer = outcome as { ok: boolean; error?: string };
       // Allowed is not always answerable: peers and remote-endpoints on a mesh that is not federated.
-      if (q === 'peers' || q === 'remote-endpoints') assert.equal(answer, { ok: false, error: 'this domain is not federated (docs/federation.md)' });
+      if (q === 'peers' || q === 'remote-endpoints') assert.equal(answer, { ok: false, error: 'this domain is not federated (docs/federation.md)', code: 'not-found' });
       else assert.ok(answer.ok, `${role} asking ${q}: ${answer.error}`);
     }
   });

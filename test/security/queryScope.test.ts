@@ -27,7 +27,7 @@ const log = createLogger('query-scope-test', {}, () => undefined);
 const ctxOf = (model: MeshModel = emptyMesh): QueryContext => ({ model, store: {} as EventStore, heartbeats: new Map() });
 
 s('each code has its status; the words of the message do not matter', async (ctx) => {
-  assert.equal(QUERY_ERROR_CODES.map((c) => [c, statusOf(c)]), [['forbidden', 403], ['not-found', 404], ['invalid', 400], ['unavailable', 503]]);
+  assert.equal(QUERY_ERROR_CODES.map((c) => [c, statusOf(c)]), [['forbidden', 403], ['not-found', 404], ['invalid', 400], ['unavailable', 503], ['too-large', 413]]);
   // A scope that answers with messages made to mislead a text match.
   const answers: Record<string, QueryError> = {
     'not-found-says-forbidden': queryError('not-found', 'forbidden: this text starts like a refusal'),
