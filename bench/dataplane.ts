@@ -15,7 +15,7 @@ import { cpus, release, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { exitWhenFlushed } from '../infra/stdio.ts';
-import type { MeshClient } from '../src/client.ts';
+import type { MeshClient } from '../src/client/index.ts';
 import { must } from '../test/lib/mesh.ts';
 import { addressOf, exec, inNs, ROOT, sh, startLab, startProcess, type ConnectionView, type Lab } from '../test/lib/netns.ts';
 

@@ -11,7 +11,7 @@ import * as E from 'fp-ts/lib/Either.js';
 import { jetStreamEventStore } from '../infra/eventstore/jetstream.ts';
 import { createLogger } from '../infra/log.ts';
 import type { StoredCommit } from '../src/contracts/envelope.ts';
-import { keepEndpointRegistered, type KeptRegistration } from '../src/sdk/registration.ts';
+import { keepEndpointRegistered, type KeptRegistration } from '../src/client/index.ts';
 import { startBenchMesh } from './lib/mesh.ts';
 import { distribution, ok, printTable, writeCdfSvg, writeResult } from './lib/report.ts';
 

@@ -24,9 +24,9 @@ import { parseArgs } from 'node:util';
 import * as E from 'fp-ts/lib/Either.js';
 import { DeliverPolicy } from 'nats';
 import { jetStreamEventStore } from '../infra/eventstore/jetstream.ts';
-import { subjectsFor } from '../infra/nats/subjects.ts';
+import { subjectsFor } from '../src/contracts/subjects.ts';
 import { exitWhenFlushed } from '../infra/stdio.ts';
-import { foldLog } from '../src/audit/replay.ts';
+import { foldLog } from '../src/read/replay.ts';
 import { COMMITS_PER_CONNECTION, EVENTS_PER_CONNECTION, writeLifecycleLog } from '../test/lib/lifecycleLog.ts';
 import { startTestNats } from '../test/lib/nats.ts';
 

@@ -4,7 +4,7 @@
 // Usage: npm run bench:scale [-- --nodes 100 --endpoints 10000 --connections 100000 --inflight 256]
 import { randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';
-import type { MeshClient } from '../src/client.ts';
+import type { MeshClient } from '../src/client/index.ts';
 import { startBenchMesh } from './lib/mesh.ts';
 import { distribution, ok, goal, printTable, writeCdfSvg, writeResult } from './lib/report.ts';
 

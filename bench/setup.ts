@@ -8,7 +8,7 @@ import { parseArgs } from 'node:util';
 import { StorageType } from 'nats';
 import { distribution, ok, goal, printTable, writeCdfSvg, writeResult } from './lib/report.ts';
 import { startBenchMesh } from './lib/mesh.ts';
-import { subjectsFor } from '../infra/nats/subjects.ts';
+import { subjectsFor } from '../src/contracts/subjects.ts';
 
 const { values: a } = parseArgs({
   options: { sequential: { type: 'string', default: '300' }, sustained: { type: 'string', default: '3000' }, inflight: { type: 'string', default: '256' } },

@@ -1,19 +1,10 @@
 // Structured logging: one JSON object per line on stderr, with level, component and ids.
 // NSM_LOG_LEVEL=debug|info|warn|error|silent (default info).
 
-/** JSON.stringify replacer: positions and revisions are bigints, which JSON cannot hold. */
-export const bigintsAsStrings = (_key: string, v: unknown): unknown => (typeof v === 'bigint' ? v.toString() : v);
+import { bigintsAsStrings } from '../src/contracts/canonicalJson.ts';
+import type { Level, Logger } from '../src/ports/logger.ts';
 
-export type Level = 'debug' | 'info' | 'warn' | 'error';
 const ORDER: Record<Level | 'silent', number> = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 };
-
-export interface Logger {
-  debug(msg: string, fields?: Record<string, unknown>): void;
-  info(msg: string, fields?: Record<string, unknown>): void;
-  warn(msg: string, fields?: Record<string, unknown>): void;
-  error(msg: string, fields?: Record<string, unknown>): void;
-  child(fields: Record<string, unknown>): Logger;
-}
 
 const threshold = (level?: string): number => {
   const v = (level ?? process.env.NSM_LOG_LEVEL ?? 'info').toLowerCase();
@@ -43,5 +34,3 @@ export const createLogger = (
     child: (fields) => createLogger(component, { ...base, ...fields }, sink, level),
   };
 };
-
-export const errorText = (e: unknown): string => (e instanceof Error ? e.message : String(e));

@@ -3,14 +3,15 @@
 // back to the control plane as a command. Heartbeats on nsm.<domain>.hb.<node>.
 import * as E from 'fp-ts/lib/Either.js';
 import { AckPolicy, DeliverPolicy, nanos, type ConsumerMessages, type NatsConnection } from 'nats';
-import { errorText, type Logger } from '../infra/log.ts';
+import { errorText, type Logger } from '../src/ports/logger.ts';
 import { ensureStreams } from '../infra/nats/streams.ts';
-import { MeshClient, stableId } from '../src/client.ts';
+import { MeshClient } from '../src/client/index.ts';
+import { stableId } from '../src/contracts/ids.ts';
 import * as D from '../src/contracts/decode.ts';
 import { agentActor } from '../src/contracts/commands.ts';
 import { decodeNodeCommand, type SideSpec } from '../src/contracts/nodeCommands.ts';
 import { pathProblem, programmedToken, type AgentSecurity } from '../src/security/agentSecurity.ts';
-import { KeyedQueue } from '../src/keyedQueue.ts';
+import { KeyedQueue } from '../src/runtime/keyedQueue.ts';
 import { sideKey, type Dataplane } from './dataplane.ts';
 
 export interface NodeAgentOptions {

@@ -119,7 +119,7 @@ export const meshBuilder = (from: MeshModel = emptyMesh): MeshBuilder => {
 /**
  * Folds the commits into `model` itself, in time proportional to the commits, not to the model:
  * even frozen, immer visits every key of a map it modifies, so each small batch cost
- * O(connections) in the live view. For the one owner of a live model (src/meshView.ts); the
+ * O(connections) in the live view. For the one owner of a live model (src/read/meshView.ts); the
  * fold only sets and deletes fields of objects it created, never objects taken from events
  * (those may be frozen by other folds of the same commits).
  */

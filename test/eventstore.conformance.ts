@@ -9,7 +9,7 @@ import * as E from 'fp-ts/lib/Either.js';
 import * as assert from 'uvu/assert';
 import { commitHash, GENESIS_HASH } from '../src/audit/hash.ts';
 import type { Commit, EventEnvelope, StoredCommit } from '../src/contracts/envelope.ts';
-import type { AppendResult, EventStore, ExpectedVersion, StoreError, StreamRead } from '../src/eventStore.ts';
+import type { AppendResult, EventStore, ExpectedVersion, StoreError, StreamRead } from '../src/ports/eventStore.ts';
 import { suite } from './lib/harness.ts';
 
 export interface StoreUnderTest {

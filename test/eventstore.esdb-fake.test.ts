@@ -25,7 +25,7 @@ import {
 } from '../infra/eventstore/esdbMapping.ts';
 import { createLogger } from '../infra/log.ts';
 import type { Commit, StoredCommit } from '../src/contracts/envelope.ts';
-import type { EventStore, StoreError } from '../src/eventStore.ts';
+import type { EventStore, StoreError } from '../src/ports/eventStore.ts';
 import { conformanceSuite, makeCommit } from './eventstore.conformance.ts';
 import { suite } from './lib/harness.ts';
 import { FakeEsdb } from './lib/fakeEsdb.ts';

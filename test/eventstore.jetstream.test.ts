@@ -4,7 +4,7 @@ import * as E from 'fp-ts/lib/Either.js';
 import type { NatsConnection } from 'nats';
 import * as assert from 'uvu/assert';
 import { jetStreamEventStore } from '../infra/eventstore/jetstream.ts';
-import { subjectsFor } from '../infra/nats/subjects.ts';
+import { subjectsFor } from '../src/contracts/subjects.ts';
 import { conformanceSuite, makeCommit } from './eventstore.conformance.ts';
 import { suite } from './lib/harness.ts';
 import { runId, startTestNats, type TestNats } from './lib/nats.ts';

@@ -13,7 +13,7 @@ import { startNatsServer, type RunningNatsServer } from '../../infra/natsServer.
 import { freePort } from '../../infra/net.ts';
 import { startNodeAgent, type NodeAgent } from '../../node-agent/agent.ts';
 import { simulatedDataplane } from '../../node-agent/simulatedDataplane.ts';
-import { MeshClient } from '../../src/client.ts';
+import { MeshClient } from '../../src/client/index.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 

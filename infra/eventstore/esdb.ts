@@ -33,8 +33,9 @@ import {
   type ResolvedEvent,
 } from '@eventstore/db-client';
 import type { Commit, StoredCommit } from '../../src/contracts/envelope.ts';
-import type { AppendResult, EventStore, ExpectedVersion, StoreError, StreamRead, SubscribeHandlers, Subscription } from '../../src/eventStore.ts';
-import { createLogger, errorText, type Logger } from '../log.ts';
+import type { AppendResult, EventStore, ExpectedVersion, StoreError, StreamRead, SubscribeHandlers, Subscription } from '../../src/ports/eventStore.ts';
+import { createLogger } from '../log.ts';
+import { errorText, type Logger } from '../../src/ports/logger.ts';
 import {
   CommitAssembler,
   decodeRecorded,

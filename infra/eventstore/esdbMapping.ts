@@ -14,8 +14,8 @@ import * as E from 'fp-ts/lib/Either.js';
 import { ANY, NO_STREAM, START, jsonEvent, type AppendExpectedRevision, type EventData, type ReadPosition } from '@eventstore/db-client';
 import * as D from '../../src/contracts/decode.ts';
 import type { Commit, EventEnvelope, StoredCommit } from '../../src/contracts/envelope.ts';
-import type { ExpectedVersion } from '../../src/eventStore.ts';
-import { DOMAIN_PATTERN } from '../nats/subjects.ts';
+import type { ExpectedVersion } from '../../src/ports/eventStore.ts';
+import { DOMAIN_PATTERN } from '../../src/contracts/subjects.ts';
 
 export const streamPrefix = (domain: string): string => {
   // The prefix is only a safe filter because the domain cannot contain the separator.

@@ -4,9 +4,9 @@
 import * as E from 'fp-ts/lib/Either.js';
 import { AckPolicy, DeliverPolicy, type ConsumerMessages, type JetStreamClient, type JetStreamManager, type NatsConnection, type NatsError } from 'nats';
 import type { Commit, StoredCommit } from '../../src/contracts/envelope.ts';
-import type { AppendResult, EventStore, ExpectedVersion, StoreError, StreamRead, Subscription } from '../../src/eventStore.ts';
+import type { AppendResult, EventStore, ExpectedVersion, StoreError, StreamRead, Subscription } from '../../src/ports/eventStore.ts';
 import { ensureStreams, isWrongLastSequence } from '../nats/streams.ts';
-import { subjectsFor, type Subjects } from '../nats/subjects.ts';
+import { subjectsFor, type Subjects } from '../../src/contracts/subjects.ts';
 
 interface DirectGet {
   getMessage(stream: string, query: { seq: number; next_by_subj?: string }): Promise<{ seq: number; data: Uint8Array; time: Date }>;

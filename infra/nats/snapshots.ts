@@ -4,12 +4,13 @@
 // Reading an object goes through an ordered push consumer with flow control: past about 2 MB
 // the server waits for the reader's answer on $JS.FC.<stream>.> before it sends more, so the
 // reader needs that right (src/security/permissions.ts). A read reports its progress and can be
-// abandoned (src/projectionSnapshots.ts readSnapshot gives up on one that stalls).
+// abandoned (src/read/snapshots.ts readSnapshot gives up on one that stalls).
 import type { NatsConnection } from 'nats';
-import type { Snapshot, SnapshotLoadOptions, SnapshotStore } from '../../src/projectionSnapshots.ts';
-import { decodeSnapshot } from '../../src/projectionSnapshots.ts';
+import type { SnapshotLoadOptions, SnapshotStore } from '../../src/ports/snapshotStore.ts';
+import type { Snapshot } from '../../src/contracts/snapshot.ts';
+import { decodeSnapshot } from '../../src/contracts/snapshot.ts';
 import { snapshotOs } from './streams.ts';
-import { subjectsFor, type Subjects } from './subjects.ts';
+import { subjectsFor, type Subjects } from '../../src/contracts/subjects.ts';
 
 const enc = new TextEncoder();
 

@@ -4,7 +4,7 @@
 // and the check that they exist.
 import * as E from 'fp-ts/lib/Either.js';
 import { DiscardPolicy, RetentionPolicy, StorageType, nanos, type JetStreamManager, type KvOptions, type NatsConnection, type NatsError, type ObjectStoreOptions, type StreamConfig } from 'nats';
-import type { Subjects } from './subjects.ts';
+import type { Subjects } from '../../src/contracts/subjects.ts';
 
 export const COMMAND_MAX_BYTES = 64 * 1024;
 export const DUPLICATE_WINDOW_MS = 2 * 60 * 1000;
@@ -55,9 +55,9 @@ export const commandStreamSubjects = (s: Subjects, peers?: readonly string[]): s
   ...s.fedCommands(peers?.filter((p) => p !== s.domain)),
 ];
 
-/** The process manager's checkpoints (src/checkpoint.ts). */
+/** The process manager's checkpoints (src/runtime/checkpoints.ts). */
 export const CHECKPOINT_KV: Partial<KvOptions> = { history: 1 };
-/** The replicas' leadership lease (src/healing/lease.ts): its entries expire after the lease's TTL. */
+/** The replicas' leadership lease (src/runtime/lease.ts): its entries expire after the lease's TTL. */
 export const leaseKv = (ttlMs: number): Partial<KvOptions> => ({ history: 1, ttl: ttlMs });
 /** The projection snapshots (infra/nats/snapshots.ts). */
 export const snapshotOs = (replicas = 1): Partial<ObjectStoreOptions> => ({ storage: StorageType.File, replicas });

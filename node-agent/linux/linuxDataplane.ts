@@ -12,7 +12,7 @@
 import * as E from 'fp-ts/lib/Either.js';
 import type { Side } from '../../aggregates/connection.ts';
 import type { MechanismType } from '../../aggregates/domain.ts';
-import type { Logger } from '../../infra/log.ts';
+import type { Logger } from '../../src/ports/logger.ts';
 import type { SideSpec } from '../../src/contracts/nodeCommands.ts';
 import { workloadNetns } from '../../src/contracts/netnsRef.ts';
 import { sideKey, type Dataplane, type DataplaneError, type ObservedSide } from '../dataplane.ts';

@@ -2,10 +2,10 @@
 // `nsm audit verify` and `nsm audit export` run.
 import type { Writable } from 'node:stream';
 import * as E from 'fp-ts/lib/Either.js';
-import type { EventStore } from '../eventStore.ts';
+import type { EventStore } from '../ports/eventStore.ts';
 import { EXPORT_FORMAT, EXPORT_VERSION, openExport, writeExport, type ExportCounts, type ExportHeader } from './exportFile.ts';
-import { resolveBound, type Bound } from './replay.ts';
-import type { SealStore } from './seals.ts';
+import { resolveBound, type Bound } from '../read/replay.ts';
+import type { SealStore } from '../ports/sealStore.ts';
 import { verifyLog, type VerifyReport } from './verify.ts';
 
 /** Everything stored when called, checked against every seal. */

@@ -3,6 +3,7 @@
 import { createHash } from 'node:crypto';
 import { canonicalJson } from '../contracts/canonicalJson.ts';
 import type { Commit } from '../contracts/envelope.ts';
+import type { Seal } from '../contracts/seal.ts';
 
 /** prevHash of the first commit of a stream, and prevSealHash of the first seal. */
 export const GENESIS_HASH = '0'.repeat(64);
@@ -16,16 +17,6 @@ export const sha256 = (text: string): string => createHash('sha256').update(text
  */
 export const commitHash = (c: Pick<Commit, 'commitId' | 'stream' | 'events' | 'prevHash'>): string =>
   sha256(canonicalJson({ commitId: c.commitId, stream: c.stream, events: c.events, prevHash: c.prevHash }));
-
-/** A seal: the (position, commit hash) pairs of a run of consecutive commits of the log. */
-export interface Seal {
-  /** Positions as decimal strings: log positions are 64-bit. */
-  readonly from: string;
-  readonly to: string;
-  readonly entries: readonly (readonly [position: string, hash: string])[];
-  readonly prevSealHash: string;
-  readonly sealHash: string;
-}
 
 export const sealHashOf = (s: Pick<Seal, 'from' | 'to' | 'entries' | 'prevSealHash'>): string =>
   sha256(canonicalJson({ from: s.from, to: s.to, entries: s.entries, prevSealHash: s.prevSealHash }));

@@ -2,12 +2,12 @@
 // the (position, hash) of its commits and chains to the previous seal. Several control-plane
 // replicas may each run one; the seal store lets only one seal per run land, and a replica that
 // loses reloads the winner's seal and carries on after it.
-import type { Logger } from '../../infra/log.ts';
-import { errorText } from '../../infra/log.ts';
+import { errorText, type Logger } from '../ports/logger.ts';
 import type { StoredCommit } from '../contracts/envelope.ts';
-import type { EventStore, Subscription } from '../eventStore.ts';
-import { commitHash, GENESIS_HASH, makeSeal, type Seal } from './hash.ts';
-import type { SealStore, SealTip } from './seals.ts';
+import type { EventStore, Subscription } from '../ports/eventStore.ts';
+import { commitHash, GENESIS_HASH, makeSeal } from './hash.ts';
+import { type Seal } from '../contracts/seal.ts';
+import type { SealStore, SealTip } from '../ports/sealStore.ts';
 
 export interface SealerOptions {
   readonly store: EventStore;

@@ -3,8 +3,9 @@
 // seals and the seal chain. Pure over async iterables, so it runs the same on a live store and
 // on an export file. Memory: one entry per stream plus the seal entries not yet matched.
 import type { StoredCommit } from '../contracts/envelope.ts';
-import { commitHash, GENESIS_HASH, sealHashOf, type Seal } from './hash.ts';
-import { isInvalidSeal, type InvalidSealRecord, type SealRecord } from './seals.ts';
+import { commitHash, GENESIS_HASH, sealHashOf } from './hash.ts';
+import { type Seal } from '../contracts/seal.ts';
+import { isInvalidSeal, type InvalidSealRecord, type SealRecord } from '../ports/sealStore.ts';
 
 export type FindingKind =
   /** A commit's content no longer matches its hash, its successor's link, or its seal. */

@@ -10,14 +10,14 @@ import { jetStreamEventStore } from '../../infra/eventstore/jetstream.ts';
 import { jetStreamSealStore } from '../../infra/nats/seals.ts';
 import { exportRange, verifyExportFile, verifyStore } from '../audit/audit.ts';
 import { ExportFileError } from '../audit/exportFile.ts';
-import { parseBound, replayAt } from '../audit/replay.ts';
-import type { RebuildMessage, RebuildStart } from '../audit/runtime.ts';
+import { parseBound, replayAt } from '../read/replay.ts';
+import type { RebuildMessage, RebuildStart } from '../runtime/audit.ts';
 import { describeFinding, type VerifyReport } from '../audit/verify.ts';
-import type { MeshClient } from '../client.ts';
-import { meshAtView } from '../queries.ts';
+import type { MeshClient } from '../client/index.ts';
+import { meshAtView } from '../read/queries.ts';
 import { common } from './options.ts';
-import { progressBar, rate } from './progress.ts';
-import { table } from './table.ts';
+import { progressBar, rate } from './render/progress.ts';
+import { table } from './render/table.ts';
 
 type Values = { server?: string; domain?: string; json?: boolean; actor?: string; timeout?: string };
 

@@ -6,16 +6,16 @@ import { join, resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import * as E from 'fp-ts/lib/Either.js';
 import { NAME_PATTERN } from '../../aggregates/domain.ts';
-import { DOMAIN_HINT, DOMAIN_PATTERN, toActorToken } from '../../infra/nats/subjects.ts';
-import { MeshClient, type ClientError } from '../client.ts';
+import { DOMAIN_HINT, DOMAIN_PATTERN, toActorToken } from '../contracts/subjects.ts';
+import { MeshClient, type ClientError } from '../client/index.ts';
 import { SERVICE_REF_PATTERN, splitServiceRef, type CommandBody, type CommandKind } from '../contracts/commands.ts';
 import { auditCommands } from './audit.ts';
 import { common } from './options.ts';
 import { parseDuration, parseLabels, parseMatch } from './parse.ts';
-import { age, labelsText, table } from './table.ts';
+import { age, labelsText, table } from './render/table.ts';
 import { chooseStore, STORE_OPTIONS } from './storeOption.ts';
-import { runAgent, runControlPlane, runUp, StartupError } from './up.ts';
-import { ENDPOINT_KINDS, EndpointRunError, runEndpoint, type EndpointKind } from '../endpoint/run.ts';
+import { runAgent, runControlPlane, runUp, StartupError } from '../runtime/processes.ts';
+import { ENDPOINT_KINDS, EndpointRunError, runEndpoint, type EndpointKind } from '../client/index.ts';
 import { defaultDataDir, env, resolveAccess, resolveIdentities, writePointer, type AccessFlags } from './access.ts';
 import { policyCommand } from './policy.ts';
 import { apiToken, MAX_API_TOKEN_SECONDS } from '../security/apiToken.ts';
@@ -23,7 +23,7 @@ import { signerOf } from '../security/credentials.ts';
 import { initDeployment } from '../security/init.ts';
 import { formatRange, parseTunnelRange } from '../../aggregates/tunnelPool.ts';
 import { checkLeafUrl } from '../../infra/nats/leafnodes.ts';
-import type { FederationOptions } from '../federation/runtime.ts';
+import type { FederationOptions } from '../runtime/federation.ts';
 import { readFileSync } from 'node:fs';
 import { checkNetnsDirs } from '../contracts/netnsRef.ts';
 import { signalOwnedChildren } from '../../infra/ownedChild.ts';
@@ -740,7 +740,7 @@ const firstPositional = (args: readonly string[]): number | undefined => {
   return undefined;
 };
 
-/** `nsm endpoint run KIND ...`: runs until Ctrl-C (see src/endpoint/run.ts). */
+/** `nsm endpoint run KIND ...`: runs until Ctrl-C (see src/client/endpointRun.ts). */
 const endpointRun = async (args: string[]) => {
   const { values: v, positionals: [kind] } = parse(args, { ...endpointFlags, name: { type: 'string' }, dataplane: { type: 'string' } });
   if (!ENDPOINT_KINDS.includes(kind as EndpointKind)) fail(`nsm endpoint run ${kind ?? ''}: expected one of ${ENDPOINT_KINDS.join(', ')}`);
@@ -824,7 +824,7 @@ const fatal = (e: unknown) => {
   signalOwnedChildren('SIGTERM');
   void exitWhenFlushed(1);
 };
-// Long-running processes have their own policy: stop in order, then exit (src/cli/up.ts exitOnFatal).
+// Long-running processes have their own policy: stop in order, then exit (src/runtime/processes.ts exitOnFatal).
 if (!LONG_RUNNING.includes(hoistGlobals(process.argv.slice(2))[0] ?? '')) {
   process.on('uncaughtException', fatal);
   process.on('unhandledRejection', fatal);

@@ -3,10 +3,10 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import * as E from 'fp-ts/lib/Either.js';
 import type { Policy, PolicyRule } from '../../aggregates/policy.ts';
-import type { MeshClient } from '../client.ts';
+import type { MeshClient } from '../client/index.ts';
 import * as D from '../contracts/decode.ts';
 import { parseLabels } from './parse.ts';
-import { labelsText, table } from './table.ts';
+import { labelsText, table } from './render/table.ts';
 
 export interface PolicyFlags {
   readonly client?: string[];

@@ -54,3 +54,6 @@ const text = (value: unknown, inArray: boolean): string | undefined => {
 };
 
 export const canonicalJson = (value: unknown): string => text(value, false) ?? 'null';
+
+/** JSON.stringify replacer: positions and revisions are bigints, which JSON cannot hold. */
+export const bigintsAsStrings = (_key: string, v: unknown): unknown => (typeof v === 'bigint' ? v.toString() : v);

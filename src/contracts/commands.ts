@@ -4,7 +4,7 @@ import * as E from 'fp-ts/lib/Either.js';
 import { MECHANISM_TYPES, NAME_HINT, NAME_PATTERN, type Labels, type Match, type MechanismType, type Payload } from '../../aggregates/domain.ts';
 import type { Policy, PolicyRule } from '../../aggregates/policy.ts';
 import { parseCidr, parseIpv4 } from '../../aggregates/ip.ts';
-import { ACTOR_HINT, ACTOR_PATTERN, DOMAIN_PATTERN } from '../../infra/nats/subjects.ts';
+import { ACTOR_HINT, ACTOR_PATTERN, DOMAIN_PATTERN } from './subjects.ts';
 import * as D from './decode.ts';
 import { workloadNetns } from './netnsRef.ts';
 

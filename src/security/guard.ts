@@ -5,11 +5,11 @@
 import * as E from 'fp-ts/lib/Either.js';
 import type { ConnectionState, PathSegment as ConnectionPathSegment } from '../../aggregates/connection.ts';
 import type { RemoteEndpointPlan } from '../../aggregates/crossDomain.ts';
-import { domainOfPeerActor } from '../../infra/nats/subjects.ts';
+import { domainOfPeerActor } from '../contracts/subjects.ts';
 import type { MeshModel } from '../../projections/mesh.ts';
 import type { CommandMessage } from '../contracts/commands.ts';
 import { queryError, type QueryError } from '../contracts/replies.ts';
-import type { Routed } from '../handlers.ts';
+import type { Routed } from '../command/routes.ts';
 import type { IdentityRegistry, Role } from './identities.ts';
 import type { Signer } from './keys.ts';
 import { bareAddress, clientSegment, planSegments, readClaims, segmentOf, verifyAgentToken, verifyClientToken, type PathSegment, type PlanBinding } from './pathToken.ts';

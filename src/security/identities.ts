@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import * as E from 'fp-ts/lib/Either.js';
 import { NAME_HINT, NAME_PATTERN } from '../../aggregates/domain.ts';
-import { DOMAIN_HINT, DOMAIN_PATTERN } from '../../infra/nats/subjects.ts';
+import { DOMAIN_HINT, DOMAIN_PATTERN } from '../contracts/subjects.ts';
 import * as D from '../contracts/decode.ts';
 import { isUserPublicKey } from './keys.ts';
 

@@ -16,7 +16,7 @@ import { isIP } from 'node:net';
 import { join } from 'node:path';
 import * as E from 'fp-ts/lib/Either.js';
 import { NAME_HINT, NAME_PATTERN } from '../../aggregates/domain.ts';
-import { DOMAIN_HINT, DOMAIN_PATTERN } from '../../infra/nats/subjects.ts';
+import { DOMAIN_HINT, DOMAIN_PATTERN } from '../contracts/subjects.ts';
 import { writeCredentials } from './credentials.ts';
 import { actorFor, loadRegistry, registryOf, serializeRegistry, type Identity, type Role } from './identities.ts';
 import { createUserKey } from './keys.ts';

@@ -15,7 +15,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import * as E from 'fp-ts/lib/Either.js';
 import { AGGREGATE_NAMES } from '../../aggregates/index.ts';
 import { leafnodesConfig } from '../../infra/nats/leafnodes.ts';
-import { DOMAIN_PATTERN } from '../../infra/nats/subjects.ts';
+import { DOMAIN_PATTERN } from '../contracts/subjects.ts';
 import type { Permissions } from './permissions.ts';
 
 export interface LeafPeer {

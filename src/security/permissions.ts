@@ -2,10 +2,10 @@
 // from the mesh's subjects. The control plane checks the same role rules again on every command
 // and query (src/security/authorize.ts); the server's check is the one an identity cannot skip.
 import { agentConsumerName } from '../../node-agent/agent.ts';
-import { subjectsFor } from '../../infra/nats/subjects.ts';
+import { subjectsFor } from '../contracts/subjects.ts';
 import type { CommandKind } from '../contracts/commands.ts';
 import { CONTROL_PLANE_CONSUMER, meshStreams, objectStream } from '../../infra/nats/streams.ts';
-import type { QueryName } from '../queries.ts';
+import type { QueryName } from '../read/queries.ts';
 import { inboxPrefixFor, type Identity, type Role } from './identities.ts';
 import { leafPermissions, type LeafPeer } from './leaf.ts';
 

@@ -8,7 +8,7 @@
 // heartbeat only what an agent sends.
 import * as E from 'fp-ts/lib/Either.js';
 import type { Msg } from 'nats';
-import type { Subjects } from '../../infra/nats/subjects.ts';
+import type { Subjects } from '../contracts/subjects.ts';
 import * as D from '../contracts/decode.ts';
 import { inboxPrefixFor } from './identities.ts';
 

@@ -11,7 +11,7 @@ import { TUNNEL_STREAM_ID, tunnelOf, tunnelParameters, type TunnelPoolState } fr
 import { sideSpecOf } from '../../projections/nodeDesired.ts';
 import { streamName, type EventEnvelope } from '../contracts/envelope.ts';
 import { nodeCommandId } from '../contracts/nodeCommands.ts';
-import { registryContext } from '../handlers.ts';
+import { registryContext } from '../command/routes.ts';
 import { execute, federate, type Step, type WorkflowContext } from './steps.ts';
 
 const TUNNEL_STREAM = streamName('tunnel', TUNNEL_STREAM_ID);

@@ -10,7 +10,7 @@ import type { PeerFacts } from '../../aggregates/peer.ts';
 import type { TunnelIdRange } from '../../aggregates/tunnelPool.ts';
 import type { MeshModel } from '../../projections/mesh.ts';
 import type { NodeCommand } from '../contracts/nodeCommands.ts';
-import type { LoadOf } from '../handlers.ts';
+import type { LoadOf } from '../command/routes.ts';
 
 /** What a reaction knows besides its event: the read model when it runs, and the configuration. */
 export interface WorkflowContext {
@@ -51,7 +51,7 @@ export interface Execute {
   readonly then?: (state: unknown) => readonly Step[];
 }
 
-/** A call to the federation's I/O (src/federation/steps.ts), one durable interdomain command each. */
+/** A call to the federation's I/O (src/runtime/federationSteps.ts), one durable interdomain command each. */
 export type FederationCall =
   | { readonly op: 'request'; readonly state: ConnectionState }
   | { readonly op: 'state'; readonly state: ConnectionState }

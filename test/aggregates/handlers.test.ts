@@ -1,7 +1,7 @@
 // streamOf (used to queue a command before it is built) names the same stream as route does.
 import * as assert from 'uvu/assert';
 import { COMMAND_KINDS, type CommandMessage } from '../../src/contracts/commands.ts';
-import { route, streamOf } from '../../src/handlers.ts';
+import { route, streamOf } from '../../src/command/routes.ts';
 import { emptyMesh } from '../../projections/mesh.ts';
 import { suite } from '../lib/harness.ts';
 

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import * as assert from 'uvu/assert';
 import { verifyExportFile } from '../../src/audit/audit.ts';
 import { openExport } from '../../src/audit/exportFile.ts';
-import { foldLog } from '../../src/audit/replay.ts';
+import { foldLog } from '../../src/read/replay.ts';
 import type { StoredCommit } from '../../src/contracts/envelope.ts';
 import type { MeshModel } from '../../projections/mesh.ts';
 import { SCENARIO_CONNECTIONS, SCENARIO_NODES, runAuditScenario } from '../lib/auditScenario.ts';

@@ -5,13 +5,13 @@ import * as assert from 'uvu/assert';
 import { createLogger } from '../../infra/log.ts';
 import { jetStreamEventStore } from '../../infra/eventstore/jetstream.ts';
 import { jetStreamSealStore } from '../../infra/nats/seals.ts';
-import { subjectsFor } from '../../infra/nats/subjects.ts';
+import { subjectsFor } from '../../src/contracts/subjects.ts';
 import { verifyStore } from '../../src/audit/audit.ts';
 import { commitHash, GENESIS_HASH, sealHashOf } from '../../src/audit/hash.ts';
 import { startSealer, type Sealer } from '../../src/audit/sealer.ts';
-import { isInvalidSeal, type SealRecord, type SealStore } from '../../src/audit/seals.ts';
+import { isInvalidSeal, type SealRecord, type SealStore } from '../../src/ports/sealStore.ts';
 import type { Commit } from '../../src/contracts/envelope.ts';
-import type { EventStore } from '../../src/eventStore.ts';
+import type { EventStore } from '../../src/ports/eventStore.ts';
 import { suite } from '../lib/harness.ts';
 import { runId, startTestNats, type TestNats } from '../lib/nats.ts';
 

@@ -7,8 +7,8 @@ import type { ConnectionState } from '../../aggregates/connection.ts';
 import { applyCommits, emptyMesh } from '../../projections/mesh.ts';
 import type { EventEnvelope, StoredCommit } from '../../src/contracts/envelope.ts';
 import { CURRENT_SCHEMA, schemaOf, UPCASTERS, upcastCommit, upcastEvent } from '../../src/contracts/upcast.ts';
-import type { EventStore } from '../../src/eventStore.ts';
-import { Repository } from '../../src/repository.ts';
+import type { EventStore } from '../../src/ports/eventStore.ts';
+import { Repository } from '../../src/command/repository.ts';
 import { suite } from '../lib/harness.ts';
 
 const ipContext = { srcIpAddrs: ['10.1.0.3/32'], dstIpAddrs: ['10.1.0.2/32'], srcRoutes: [{ prefix: '10.1.0.2/32' }], dstRoutes: [{ prefix: '10.1.0.3/32' }], excludedPrefixes: [] };

@@ -1,8 +1,9 @@
 // verifyLog over in-memory logs: an intact log passes, and each kind of tampering is named at
 // its position.
 import * as assert from 'uvu/assert';
-import { commitHash, GENESIS_HASH, makeSeal, type Seal } from '../../src/audit/hash.ts';
-import type { InvalidSealRecord, SealRecord } from '../../src/audit/seals.ts';
+import { commitHash, GENESIS_HASH, makeSeal } from '../../src/audit/hash.ts';
+import { type Seal } from '../../src/contracts/seal.ts';
+import type { InvalidSealRecord, SealRecord } from '../../src/ports/sealStore.ts';
 import { verifyLog, type Finding, type VerifiableCommit, type VerifyInput } from '../../src/audit/verify.ts';
 import type { EventEnvelope, StoredCommit } from '../../src/contracts/envelope.ts';
 import { suite } from '../lib/harness.ts';

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import * as E from 'fp-ts/lib/Either.js';
 import * as assert from 'uvu/assert';
 import { freePort } from '../../infra/net.ts';
-import { MeshClient } from '../../src/client.ts';
+import { MeshClient } from '../../src/client/index.ts';
 import { readCredentials } from '../../src/security/credentials.ts';
 import { suite } from '../lib/harness.ts';
 import { runId } from '../lib/nats.ts';

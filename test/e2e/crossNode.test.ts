@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as E from 'fp-ts/lib/Either.js';
 import * as assert from 'uvu/assert';
-import type { MeshClient } from '../../src/client.ts';
+import type { MeshClient } from '../../src/client/index.ts';
 import { installCounters, startCapture, type Packet } from '../lib/capture.ts';
 import { suite } from '../lib/harness.ts';
 import { must } from '../lib/mesh.ts';

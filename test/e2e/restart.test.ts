@@ -4,7 +4,7 @@
 // - a connection closed while it was down is torn down on its side when it comes back;
 // - drift made while it was down (a route deleted in a workload) is repaired and logged.
 import * as assert from 'uvu/assert';
-import type { MeshClient } from '../../src/client.ts';
+import type { MeshClient } from '../../src/client/index.ts';
 import { wireguardGoPids } from '../../node-agent/linux/tunnels.ts';
 import { suite } from '../lib/harness.ts';
 import { must } from '../lib/mesh.ts';

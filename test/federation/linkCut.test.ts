@@ -6,8 +6,8 @@
 // each side registered is in the other's sourced copy.
 import * as E from 'fp-ts/lib/Either.js';
 import * as assert from 'uvu/assert';
-import type { MeshClient } from '../../src/client.ts';
-import type { EventStore } from '../../src/eventStore.ts';
+import type { MeshClient } from '../../src/client/index.ts';
+import type { EventStore } from '../../src/ports/eventStore.ts';
 import { eventually } from '../lib/eventually.ts';
 import { startFederationLab, type FederationLab } from '../lib/federationLab.ts';
 import { suite } from '../lib/harness.ts';

@@ -3,12 +3,12 @@
 // JetStream domain and control plane, joined by leafnodes on loopback.
 import * as E from 'fp-ts/lib/Either.js';
 import * as assert from 'uvu/assert';
-import type { MeshClient } from '../../src/client.ts';
+import type { MeshClient } from '../../src/client/index.ts';
 import { eventually } from '../lib/eventually.ts';
 import { startTestFederation, type TestFederation } from '../lib/federation.ts';
 import { suite } from '../lib/harness.ts';
 import { must } from '../lib/mesh.ts';
-import { subjectsOverlap } from '../../infra/nats/subjects.ts';
+import { subjectsOverlap } from '../../src/contracts/subjects.ts';
 
 interface Ctx {
   fed?: TestFederation;

@@ -16,11 +16,11 @@ import { startNatsServer, type RunningNatsServer } from '../../infra/natsServer.
 import { freePort } from '../../infra/net.ts';
 import { startNodeAgent, type NodeAgent } from '../../node-agent/agent.ts';
 import { simulatedDataplane } from '../../node-agent/simulatedDataplane.ts';
-import { MeshClient } from '../../src/client.ts';
-import { startControlPlane, type ControlPlane } from '../../src/controlPlane.ts';
+import { MeshClient } from '../../src/client/index.ts';
+import { startControlPlane, type ControlPlane } from '../../src/runtime/controlPlane.ts';
 import { natsAuthOptions, readCredentials, signerOf, type Credentials } from '../../src/security/credentials.ts';
 import { loadRegistry, type IdentityRegistry } from '../../src/security/identities.ts';
-import { DEFAULT_HEALING } from '../../src/healing/detector.ts';
+import { DEFAULT_HEALING } from '../../src/workflows/healingDetector.ts';
 import { initDeployment, type DeploymentPaths } from '../../src/security/init.ts';
 import { startSecureNatsServer } from '../../src/security/setup.ts';
 import { readLeafCredentials, secureLeafnodesConfig, type LeafCredentials } from '../../src/security/leaf.ts';

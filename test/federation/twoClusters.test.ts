@@ -5,7 +5,7 @@
 // connection, seen from a; `nsm close` removes both sides.
 import * as E from 'fp-ts/lib/Either.js';
 import * as assert from 'uvu/assert';
-import type { MeshClient } from '../../src/client.ts';
+import type { MeshClient } from '../../src/client/index.ts';
 import { eventually } from '../lib/eventually.ts';
 import { startFederationLab, type FederationLab } from '../lib/federationLab.ts';
 import { suite } from '../lib/harness.ts';

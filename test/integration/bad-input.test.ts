@@ -7,7 +7,7 @@ import * as E from 'fp-ts/lib/Either.js';
 import { headers, type NatsConnection } from 'nats';
 import * as assert from 'uvu/assert';
 import { COMMAND_MAX_BYTES } from '../../infra/nats/streams.ts';
-import { MeshClient } from '../../src/client.ts';
+import { MeshClient } from '../../src/client/index.ts';
 import type { CommandReply } from '../../src/contracts/replies.ts';
 import { suite } from '../lib/harness.ts';
 import { must, startTestMesh, type TestMesh } from '../lib/mesh.ts';

@@ -1,7 +1,7 @@
 // 3 endpoints on 2 simulated nodes, 4 clients asking for 200 connections at once.
 import { randomUUID } from 'node:crypto';
 import * as assert from 'uvu/assert';
-import type { MeshClient } from '../../src/client.ts';
+import type { MeshClient } from '../../src/client/index.ts';
 import { suite } from '../lib/harness.ts';
 import { must, startTestMesh, type TestMesh } from '../lib/mesh.ts';
 

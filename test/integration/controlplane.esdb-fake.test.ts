@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import * as assert from 'uvu/assert';
 import { esdbEventStore } from '../../infra/eventstore/esdb.ts';
 import { createLogger } from '../../infra/log.ts';
-import { startControlPlane } from '../../src/controlPlane.ts';
+import { startControlPlane } from '../../src/runtime/controlPlane.ts';
 import { FakeEsdb } from '../lib/fakeEsdb.ts';
 import { suite } from '../lib/harness.ts';
 import { must, startTestMesh, type TestMesh } from '../lib/mesh.ts';

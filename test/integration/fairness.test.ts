@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import * as E from 'fp-ts/lib/Either.js';
 import * as assert from 'uvu/assert';
-import { MeshClient } from '../../src/client.ts';
+import { MeshClient } from '../../src/client/index.ts';
 import { readCredentials } from '../../src/security/credentials.ts';
 import { eventually } from '../lib/eventually.ts';
 import { suite } from '../lib/harness.ts';

@@ -3,8 +3,8 @@
 import { randomUUID } from 'node:crypto';
 import * as assert from 'uvu/assert';
 import { createLogger } from '../../infra/log.ts';
-import type { MeshClient } from '../../src/client.ts';
-import { startControlPlane } from '../../src/controlPlane.ts';
+import type { MeshClient } from '../../src/client/index.ts';
+import { startControlPlane } from '../../src/runtime/controlPlane.ts';
 import { eventually, sleep } from '../lib/eventually.ts';
 import { suite } from '../lib/harness.ts';
 import { must, startTestMesh, type TestMesh } from '../lib/mesh.ts';

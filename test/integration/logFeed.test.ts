@@ -2,8 +2,8 @@
 // then takes the pushed commits: in order, no gap, no duplicate, also with pushes during catch-up.
 import * as assert from 'uvu/assert';
 import type { StoredCommit } from '../../src/contracts/envelope.ts';
-import type { EventStore } from '../../src/eventStore.ts';
-import { createLogFeed } from '../../src/logFeed.ts';
+import type { EventStore } from '../../src/ports/eventStore.ts';
+import { createLogFeed } from '../../src/read/logFeed.ts';
 import { suite } from '../lib/harness.ts';
 
 const commit = (p: number): StoredCommit => ({ commitId: `c${p}`, stream: `s.${p}`, events: [], revision: p, position: BigInt(p) });

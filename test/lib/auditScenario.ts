@@ -3,8 +3,8 @@
 // code: two nodes, one service with a match rule, two endpoints, three connections (one
 // cross-node over a tunnel), one of them closed.
 import * as E from 'fp-ts/lib/Either.js';
-import type { MeshClient } from '../../src/client.ts';
-import type { EventStore } from '../../src/eventStore.ts';
+import type { MeshClient } from '../../src/client/index.ts';
+import type { EventStore } from '../../src/ports/eventStore.ts';
 import { must, type TestMesh } from './mesh.ts';
 
 export const SCENARIO_NODES = ['node-a', 'node-b'];

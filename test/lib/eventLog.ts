@@ -1,7 +1,7 @@
 // Reading a store's whole log in a test, and waiting until it holds what a test counted
 // elsewhere: commits seen on the plain event subject can arrive before the stream has stored them.
 import type { StoredCommit } from '../../src/contracts/envelope.ts';
-import type { EventStore } from '../../src/eventStore.ts';
+import type { EventStore } from '../../src/ports/eventStore.ts';
 import { eventually } from './eventually.ts';
 
 export const readLog = async (store: Pick<EventStore, 'readAll'>): Promise<StoredCommit[]> => {

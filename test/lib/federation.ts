@@ -10,16 +10,17 @@ import { join } from 'node:path';
 import * as E from 'fp-ts/lib/Either.js';
 import { connect, type NatsConnection } from 'nats';
 import type { TunnelIdRange } from '../../aggregates/tunnelPool.ts';
-import { createLogger, type Logger } from '../../infra/log.ts';
+import { createLogger } from '../../infra/log.ts';
+import { type Logger } from '../../src/ports/logger.ts';
 import { leafnodesConfig } from '../../infra/nats/leafnodes.ts';
 import { startNatsServer, type RunningNatsServer } from '../../infra/natsServer.ts';
 import { freePort } from '../../infra/net.ts';
 import { startNodeAgent, type NodeAgent } from '../../node-agent/agent.ts';
 import { simulatedDataplane, type SimulatedDataplane } from '../../node-agent/simulatedDataplane.ts';
-import { MeshClient } from '../../src/client.ts';
-import { startControlPlane, type ControlPlane } from '../../src/controlPlane.ts';
-import type { FederationOptions } from '../../src/federation/runtime.ts';
-import type { HealingConfig } from '../../src/healing/detector.ts';
+import { MeshClient } from '../../src/client/index.ts';
+import { startControlPlane, type ControlPlane } from '../../src/runtime/controlPlane.ts';
+import type { FederationOptions } from '../../src/runtime/federation.ts';
+import type { HealingConfig } from '../../src/workflows/healingDetector.ts';
 
 export interface DomainSpec {
   readonly name: string;

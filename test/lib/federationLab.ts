@@ -20,10 +20,10 @@ import { createLogger } from '../../infra/log.ts';
 import { leafnodesConfig } from '../../infra/nats/leafnodes.ts';
 import { startNatsServer, type RunningNatsServer } from '../../infra/natsServer.ts';
 import { freePort } from '../../infra/net.ts';
-import { MeshClient } from '../../src/client.ts';
-import { startControlPlane, type ControlPlane } from '../../src/controlPlane.ts';
-import type { FederationOptions } from '../../src/federation/runtime.ts';
-import type { HealingConfig } from '../../src/healing/detector.ts';
+import { MeshClient } from '../../src/client/index.ts';
+import { startControlPlane, type ControlPlane } from '../../src/runtime/controlPlane.ts';
+import type { FederationOptions } from '../../src/runtime/federation.ts';
+import type { HealingConfig } from '../../src/workflows/healingDetector.ts';
 import { exec, inNs, NSM_BIN, requireNetnsLab, sh, startProcess, sweepAbandonedRuns, sweepSync, underlayAddress, type Exec, type LabNode, type LabProcess } from './netns.ts';
 import { runId } from './nats.ts';
 

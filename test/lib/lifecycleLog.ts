@@ -7,7 +7,7 @@ import * as E from 'fp-ts/lib/Either.js';
 import { commitHash, GENESIS_HASH } from '../../src/audit/hash.ts';
 import type { Commit, EventEnvelope } from '../../src/contracts/envelope.ts';
 import { schemaOf } from '../../src/contracts/upcast.ts';
-import type { EventStore, ExpectedVersion } from '../../src/eventStore.ts';
+import type { EventStore, ExpectedVersion } from '../../src/ports/eventStore.ts';
 
 export const EVENTS_PER_CONNECTION = 11;
 export const COMMITS_PER_CONNECTION = 9;

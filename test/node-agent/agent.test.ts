@@ -4,7 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import * as assert from 'uvu/assert';
 import { createLogger } from '../../infra/log.ts';
-import { subjectsFor } from '../../infra/nats/subjects.ts';
+import { subjectsFor } from '../../src/contracts/subjects.ts';
 import { startNodeAgent, type NodeAgent } from '../../node-agent/agent.ts';
 import { simulatedDataplane, type SimulatedDataplane } from '../../node-agent/simulatedDataplane.ts';
 import type { NodeCommand, SideSpec } from '../../src/contracts/nodeCommands.ts';

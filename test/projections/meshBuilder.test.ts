@@ -4,8 +4,8 @@ import * as TE from 'fp-ts/lib/TaskEither.js';
 import * as assert from 'uvu/assert';
 import { applyCommits, emptyMesh, meshBuilder, type MeshModel } from '../../projections/mesh.ts';
 import type { Commit, StoredCommit } from '../../src/contracts/envelope.ts';
-import type { EventStore } from '../../src/eventStore.ts';
-import { MeshView } from '../../src/meshView.ts';
+import type { EventStore } from '../../src/ports/eventStore.ts';
+import { MeshView } from '../../src/read/meshView.ts';
 import { suite } from '../lib/harness.ts';
 import { writeLifecycleLog } from '../lib/lifecycleLog.ts';
 

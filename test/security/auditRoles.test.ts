@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import * as E from 'fp-ts/lib/Either.js';
 import { connect, DeliverPolicy, type NatsConnection } from 'nats';
 import * as assert from 'uvu/assert';
-import { subjectsFor } from '../../infra/nats/subjects.ts';
+import { subjectsFor } from '../../src/contracts/subjects.ts';
 import { freePort } from '../../infra/net.ts';
 import { natsAuthOptions, readCredentials } from '../../src/security/credentials.ts';
 import { suite } from '../lib/harness.ts';

@@ -12,9 +12,9 @@ import * as E from 'fp-ts/lib/Either.js';
 import * as assert from 'uvu/assert';
 import { createLogger } from '../../infra/log.ts';
 import { emptyMesh } from '../../projections/mesh.ts';
-import type { EventStore } from '../../src/eventStore.ts';
-import { startHttpApi, type HttpAccess } from '../../src/http.ts';
-import type { QueryContext } from '../../src/queries.ts';
+import type { EventStore } from '../../src/ports/eventStore.ts';
+import { startHttpApi, type HttpAccess } from '../../src/runtime/http.ts';
+import type { QueryContext } from '../../src/read/queries.ts';
 import { suite } from '../lib/harness.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');

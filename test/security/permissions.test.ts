@@ -7,7 +7,7 @@ import { AckPolicy, connect, type NatsConnection } from 'nats';
 import * as assert from 'uvu/assert';
 import { natsAuthOptions } from '../../src/security/credentials.ts';
 import { createUserKey } from '../../src/security/keys.ts';
-import { MeshClient } from '../../src/client.ts';
+import { MeshClient } from '../../src/client/index.ts';
 import { eventually } from '../lib/eventually.ts';
 import { suite } from '../lib/harness.ts';
 import { must } from '../lib/mesh.ts';

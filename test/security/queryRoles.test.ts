@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import * as E from 'fp-ts/lib/Either.js';
 import type { NatsConnection } from 'nats';
 import * as assert from 'uvu/assert';
-import { QUERY_NAMES, type QueryName } from '../../src/queries.ts';
+import { QUERY_NAMES, type QueryName } from '../../src/read/queries.ts';
 import { signerOf } from '../../src/security/credentials.ts';
 import { createGuard } from '../../src/security/guard.ts';
 import { suite } from '../lib/harness.ts';

@@ -12,7 +12,7 @@ import * as assert from 'uvu/assert';
 import { createLogger } from '../../infra/log.ts';
 import { startNatsServer } from '../../infra/natsServer.ts';
 import { freePort } from '../../infra/net.ts';
-import { startControlPlane } from '../../src/controlPlane.ts';
+import { startControlPlane } from '../../src/runtime/controlPlane.ts';
 import { natsAuthOptions, signerOf } from '../../src/security/credentials.ts';
 import { eventually } from '../lib/eventually.ts';
 import { suite } from '../lib/harness.ts';

@@ -4,7 +4,7 @@
 // tokens do not check out.
 import * as E from 'fp-ts/lib/Either.js';
 import * as assert from 'uvu/assert';
-import { MeshClient } from '../../src/client.ts';
+import { MeshClient } from '../../src/client/index.ts';
 import type { SideSpec } from '../../src/contracts/nodeCommands.ts';
 import { signerOf } from '../../src/security/credentials.ts';
 import { createUserKey, signerFromSeed } from '../../src/security/keys.ts';

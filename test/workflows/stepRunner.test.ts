@@ -1,4 +1,4 @@
-// The step runner (src/workflowRunner.ts) against a real JetStream store, with the process
+// The step runner (src/workflows/stepRunner.ts) against a real JetStream store, with the process
 // manager's reaction replaced by one that fails the way a test needs: infrastructure trouble is
 // waited out however long it lasts, any other failure is given up on after a bounded number of
 // attempts and recorded on workflow.<position>, an operator's retry that works records the
@@ -9,11 +9,11 @@ import { workflow, type WorkflowState } from '../../aggregates/workflow.ts';
 import { jetStreamEventStore } from '../../infra/eventstore/jetstream.ts';
 import { createLogger } from '../../infra/log.ts';
 import type { EventEnvelope, StoredCommit } from '../../src/contracts/envelope.ts';
-import type { EventStore } from '../../src/eventStore.ts';
-import { execute } from '../../src/execute.ts';
+import type { EventStore } from '../../src/ports/eventStore.ts';
+import { execute } from '../../src/command/execute.ts';
 import { RetryLater } from '../../src/workflows/runner.ts';
-import { Repository } from '../../src/repository.ts';
-import { createStepRunner } from '../../src/workflowRunner.ts';
+import { Repository } from '../../src/command/repository.ts';
+import { createStepRunner } from '../../src/workflows/stepRunner.ts';
 import type { WorkflowEvent } from '../../aggregates/workflow.ts';
 import { suite } from '../lib/harness.ts';
 import { startTestNats, type TestNats } from '../lib/nats.ts';

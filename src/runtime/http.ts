@@ -1,0 +1,165 @@
+// HTTP JSON API over the same queries the NATS query service answers.
+//
+// What a request may contain is decided in this order, and nothing user-controlled is parsed
+// before it is needed: the method, the request target's shape and length, the Host header, the
+// route (`/healthz` is open), then the bearer token (on an authenticated mesh, before the path
+// segments or the query string are even decoded), then the parameters. Anything malformed gets a
+// 4xx with a message. Whatever still throws is caught by the guard around the handler: logged,
+// answered 500, and the process serves on.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import * as E from 'fp-ts/lib/Either.js';
+import { errorText, type Logger } from '../ports/logger.ts';
+import { bigintsAsStrings } from '../contracts/canonicalJson.ts';
+import { queryError, type QueryError, type QueryErrorCode } from '../contracts/replies.ts';
+import { runQuery, type QueryContext } from '../read/queries.ts';
+import type { QueryScope } from '../security/guard.ts';
+
+/** An authenticated mesh's API: who is asking (bearer token) and what they may see. */
+export interface HttpAccess {
+  authenticate(authorization: string | undefined): Promise<E.Either<string, string>>;
+  scope(actor: string, query: string, params: unknown): E.Either<QueryError, QueryScope>;
+}
+
+/** The status of a query error: from its kind only, never from its message. */
+export const statusOf = (code: QueryErrorCode): number => {
+  switch (code) {
+    case 'forbidden':
+      return 403;
+    case 'not-found':
+      return 404;
+    case 'invalid':
+      return 400;
+    case 'unavailable':
+      return 503;
+    case 'too-large':
+      return 413;
+  }
+};
+
+/** Longest request target served (path and query); anything longer is 414. Node refuses a request head over 16 KiB with 431. */
+export const MAX_TARGET_LENGTH = 4096;
+const MAX_HEADER_BYTES = 16 * 1024;
+const ALLOW = 'GET, HEAD, OPTIONS';
+
+/** A Host header: a name or IPv4 address, or a bracketed IPv6 literal, and an optional port. */
+const HOST = /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?|\[[0-9A-Fa-f:.]{2,45}\])(?::\d{1,5})?$/;
+
+/** A path segment, percent-decoded; Left when its encoding is malformed (`%ZZ`, truncated or overlong UTF-8). */
+const segment = (raw: string): E.Either<QueryError, string> => {
+  try {
+    return E.right(decodeURIComponent(raw));
+  } catch {
+    return E.left(queryError('invalid', `invalid request: path segment ${JSON.stringify(raw.length > 80 ? `${raw.slice(0, 80)}...` : raw)} has a malformed percent-encoding`));
+  }
+};
+
+type Params = (m: RegExpMatchArray, q: URLSearchParams) => E.Either<QueryError, Record<string, unknown>>;
+
+/** `?at=TIME|POSITION`: the answer as of that moment, replayed from the log. */
+const at = (q: URLSearchParams): Record<string, unknown> => (q.has('at') ? { at: q.get('at') } : {});
+const withAt: Params = (_m, q) => E.right(at(q));
+const none: Params = () => E.right({});
+
+const routes: { pattern: RegExp; query: string; params: Params }[] = [
+  { pattern: /^\/api\/v1\/services$/, query: 'services', params: withAt },
+  { pattern: /^\/api\/v1\/endpoints$/, query: 'endpoints', params: withAt },
+  { pattern: /^\/api\/v1\/nodes$/, query: 'nodes', params: withAt },
+  { pattern: /^\/api\/v1\/addresses$/, query: 'addresses', params: withAt },
+  { pattern: /^\/api\/v1\/status$/, query: 'status', params: withAt },
+  {
+    pattern: /^\/api\/v1\/replay$/,
+    query: 'replay',
+    params: (_m, q) => E.right({ until: q.get('until') ?? q.get('at') ?? '', ...(q.has('includeClosed') ? { includeClosed: q.get('includeClosed') === 'true' } : {}) }),
+  },
+  { pattern: /^\/api\/v1\/connections\/([^/]+)$/, query: 'connection', params: (m, q) => E.map((id: string) => ({ id, ...at(q) }))(segment(m[1]!)) },
+  { pattern: /^\/api\/v1\/policy$/, query: 'policy', params: none },
+  { pattern: /^\/api\/v1\/peers$/, query: 'peers', params: none },
+  { pattern: /^\/api\/v1\/remote-endpoints$/, query: 'remote-endpoints', params: (_m, q) => E.right(q.has('domain') ? { domain: q.get('domain') } : {}) },
+  { pattern: /^\/api\/v1\/history\/([^/]+)$/, query: 'history', params: (m) => E.map((id: string) => ({ id }))(segment(m[1]!)) },
+  { pattern: /^\/api\/v1\/nodes\/([^/]+)\/desired$/, query: 'node-desired', params: (m) => E.map((node: string) => ({ node }))(segment(m[1]!)) },
+  {
+    pattern: /^\/api\/v1\/connections$/,
+    query: 'connections',
+    params: (_m, q) => {
+      const p: Record<string, unknown> = at(q);
+      for (const k of ['state', 'node', 'endpoint', 'service', 'actor']) if (q.has(k)) p[k] = q.get(k);
+      if (q.has('includeClosed')) p.includeClosed = q.get('includeClosed') === 'true';
+      return E.right(p);
+    },
+  },
+];
+
+const NO_SUCH_RESOURCE = (path: string) =>
+  `no such resource ${path.length > 200 ? `${path.slice(0, 200)}...` : path}; see /api/v1/{services,endpoints,connections,nodes,addresses,status,history/ID,replay?until=} (lists also take ?at=TIME|POSITION)`;
+
+type Send = (status: number, body: unknown, headers?: Record<string, string>) => void;
+
+const handle = async (req: IncomingMessage, send: Send, ctx: () => QueryContext, log: Logger, access: HttpAccess | undefined): Promise<void> => {
+  const method = req.method ?? '';
+  if (method === 'OPTIONS') return send(204, undefined, { allow: ALLOW });
+  if (method !== 'GET' && method !== 'HEAD') return send(405, { error: 'only GET is served; send commands with the nsm CLI or over NATS' }, { allow: ALLOW });
+  const target = req.url ?? '';
+  if (target.length > MAX_TARGET_LENGTH) return send(414, { error: `the request target is ${target.length} characters long, at most ${MAX_TARGET_LENGTH}` });
+  // Origin form only ("/path?query"): no absolute URL, no "*", no "//host" authority.
+  if (!target.startsWith('/') || target.startsWith('//')) return send(400, { error: 'invalid request target: expected a path such as /api/v1/status' });
+  const host = req.headers.host;
+  if (host !== undefined && !HOST.test(host)) return send(400, { error: 'invalid Host header' });
+  const q = target.indexOf('?');
+  const path = q < 0 ? target : target.slice(0, q);
+  if (path === '/healthz') return send(200, { ok: true });
+  let scopeOf: (query: string, params: unknown) => E.Either<QueryError, QueryScope> = (_q, params) => E.right({ params });
+  if (access) {
+    const actor = await access.authenticate(req.headers.authorization);
+    if (E.isLeft(actor)) return send(401, { error: actor.left }, { 'www-authenticate': 'Bearer' });
+    scopeOf = (query, params) => access.scope(actor.right, query, params);
+  }
+  for (const r of routes) {
+    const m = path.match(r.pattern);
+    if (!m) continue;
+    // URLSearchParams does not throw: a malformed escape stays as it is, and the decoders refuse the value.
+    const params = r.params(m, new URLSearchParams(q < 0 ? '' : target.slice(q + 1)));
+    if (E.isLeft(params)) return send(statusOf(params.left.code), { error: params.left.message });
+    const scope = scopeOf(r.query, params.right);
+    if (E.isLeft(scope)) return send(statusOf(scope.left.code), { error: scope.left.message });
+    let out: E.Either<QueryError, unknown>;
+    try {
+      out = await runQuery(ctx(), r.query, scope.right.params);
+    } catch (e) {
+      log.error('HTTP query failed', { query: r.query, error: errorText(e) });
+      return send(500, { error: 'internal error; see the control plane\'s log' });
+    }
+    const filtered = E.flatMap(scope.right.filter ?? E.right)(out);
+    return E.isRight(filtered) ? send(200, filtered.right) : send(statusOf(filtered.left.code), { error: filtered.left.message });
+  }
+  send(404, { error: NO_SUCH_RESOURCE(path) });
+};
+
+export const startHttpApi = (port: number, host: string, ctx: () => QueryContext, log: Logger, access?: HttpAccess): Promise<Server> =>
+  new Promise((resolve, reject) => {
+    const server = createServer({ maxHeaderSize: MAX_HEADER_BYTES }, (req: IncomingMessage, res: ServerResponse) => {
+      // A client that goes away mid-request is not an error of ours.
+      req.on('error', (e) => log.debug('HTTP request stream error', { error: errorText(e) }));
+      res.on('error', (e) => log.debug('HTTP response stream error', { error: errorText(e) }));
+      const send: Send = (status, body, headers = {}) => {
+        if (res.headersSent) return;
+        const text = body === undefined ? '' : JSON.stringify(body, bigintsAsStrings) + '\n';
+        res.writeHead(status, { ...(body === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) }), ...headers });
+        res.end(text);
+      };
+      // The guard: nothing a request does may take the process down.
+      const failed = (e: unknown) => {
+        log.error('HTTP handler failed', { method: req.method, url: (req.url ?? '').slice(0, 200), error: errorText(e), stack: e instanceof Error ? e.stack : undefined });
+        if (!res.headersSent) send(500, { error: 'internal error; see the control plane\'s log' });
+        else res.destroy();
+      };
+      // handle() is async: whatever it throws arrives here as a rejection.
+      handle(req, send, ctx, log, access).catch(failed);
+    });
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      server.on('error', (e) => log.error('HTTP server error', { error: errorText(e) }));
+      log.info('HTTP API listening', { url: `http://${host}:${port}/api/v1/` });
+      resolve(server);
+    });
+  });

@@ -1,0 +1,509 @@
+// Long-running processes: a whole single-node mesh (`nsm up`), a control plane replica, an agent.
+import type { Server } from 'node:http';
+import { constants as osConstants } from 'node:os';
+import { join } from 'node:path';
+import * as E from 'fp-ts/lib/Either.js';
+import { connect, type ConnectionOptions, type NatsConnection } from 'nats';
+import { connectEsdbEventStore } from '../../infra/eventstore/esdb.ts';
+import { createLogger } from '../../infra/log.ts';
+import { errorText, type Logger } from '../ports/logger.ts';
+import { startNatsServer, type RunningNatsServer } from '../../infra/natsServer.ts';
+import { exitWhenFlushed } from '../../infra/stdio.ts';
+import { signalOwnedChildren } from '../../infra/ownedChild.ts';
+import { startNodeAgent, type NodeAgent, type NodeAgentOptions } from '../../node-agent/agent.ts';
+import { createLinuxDataplane, nodeNetnsFrom } from '../../node-agent/linux/linuxDataplane.ts';
+import type { Dataplane } from '../../node-agent/dataplane.ts';
+import { simulatedDataplane } from '../../node-agent/simulatedDataplane.ts';
+import { formatRange } from '../../aggregates/tunnelPool.ts';
+import { agentActor } from '../contracts/commands.ts';
+import { startControlPlane, type ControlPlane } from './controlPlane.ts';
+import { DEFAULT_HEALING, type HealingConfig } from '../workflows/healingDetector.ts';
+import type { FederationOptions } from './federation.ts';
+import { leafnodesConfig } from '../../infra/nats/leafnodes.ts';
+import type { EventStore } from '../ports/eventStore.ts';
+import { startHttpApi, type HttpAccess } from './http.ts';
+import { redactUrl, type StoreChoice } from '../cli/storeOption.ts';
+import { forgetPointer, writePointer, type Access } from '../cli/access.ts';
+import { verifyApiToken } from '../security/apiToken.ts';
+import { connectionAuth, natsAuthOptions, readCredentials, signerOf, type Credentials } from '../security/credentials.ts';
+import type { Signer } from '../security/keys.ts';
+import { loadRegistry, type IdentityRegistry, type Role } from '../security/identities.ts';
+import { deploymentPaths, hasDeployment, initDeployment } from '../security/init.ts';
+import { parsePeers, readLeafCredentials, secureLeafnodesConfig, type LeafCredentials } from '../security/leaf.ts';
+import { startSecureNatsServer, type SecureServer } from '../security/setup.ts';
+import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+
+export class StartupError extends Error {}
+
+export interface DataplaneChoice {
+  readonly kind: string;
+  readonly domain: string;
+  /** Linux: the node's network namespace (default: the process's own). */
+  readonly netns?: string;
+  /** Linux: the address other nodes reach this one at (default: from the default route). */
+  readonly underlay?: string;
+  /** Linux: where the node keeps its WireGuard private key. */
+  readonly stateDir: string;
+  /** Linux: directories whose files node commands may name as workload namespaces (--netns-dir). */
+  readonly netnsDirs?: readonly string[];
+}
+
+type AgentFacts = Pick<NodeAgentOptions, 'underlayAddress' | 'mtu' | 'publicKeys' | 'localPrefixes'>;
+
+const dataplaneFor = async (c: DataplaneChoice, log: Logger): Promise<{ dataplane: Dataplane; facts: AgentFacts }> => {
+  if (c.kind === 'simulated') {
+    log.warn('simulated dataplane: connections are recorded and reported established, but no interface is created and no packet is forwarded');
+    return { dataplane: simulatedDataplane(), facts: {} };
+  }
+  if (c.kind !== 'linux') throw new StartupError(`--dataplane ${JSON.stringify(c.kind)}: expected simulated or linux`);
+  const netns = nodeNetnsFrom(c.netns);
+  if (E.isLeft(netns)) throw new StartupError(netns.left);
+  const dp = await createLinuxDataplane({ domain: c.domain, nodeNetns: netns.right, ...(c.underlay ? { underlayAddress: c.underlay } : {}), stateDir: c.stateDir, log, ...(c.netnsDirs ? { netnsDirs: c.netnsDirs } : {}) });
+  if (E.isLeft(dp)) throw new StartupError(dp.left);
+  const f = dp.right.facts;
+  log.info('linux dataplane ready', { mechanisms: dp.right.capabilities(), underlay: f.underlayAddress, mtu: f.mtu, wireguard: dp.right.wireguardMode, stateDir: c.stateDir });
+  return {
+    dataplane: dp.right,
+    facts: { ...(f.underlayAddress ? { underlayAddress: f.underlayAddress } : {}), mtu: f.mtu, publicKeys: f.publicKeys, localPrefixes: f.localPrefixes.slice(0, 256) },
+  };
+};
+
+const connectNats = async (url: string, name: string, auth: Partial<ConnectionOptions> = {}): Promise<NatsConnection> => {
+  try {
+    return await connect({ servers: url, name, maxReconnectAttempts: -1, reconnectTimeWait: 500, ...auth });
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    throw new StartupError(code === 'AUTHORIZATION_VIOLATION' ? `NATS at ${url} refused the credentials (authorization violation)` : `cannot reach NATS at ${url}: ${errorText(e)}`);
+  }
+};
+
+export const insecureWarning = (url: string) =>
+  `INSECURE MODE: no authentication and no TLS. Anyone who can reach ${url} can act as any identity, read every connection and send any command. For development only.`;
+
+/** The identity registry and a role's credentials, for a process that runs authenticated. */
+const secureIdentity = (access: Access, identitiesFile: string | undefined, role: Role, name: string): { registry: IdentityRegistry; creds: Credentials; signer: Signer } => {
+  const creds = access.credentials!;
+  if (creds.role !== role || creds.name !== name) throw new StartupError(`${access.credentialsFile} holds the credentials of ${creds.actor} (${creds.role}), not of the ${role} ${name}`);
+  if (!identitiesFile) throw new StartupError('cannot find identities.json for this deployment: pass --identities FILE (or NSM_IDENTITIES)');
+  const registry = loadRegistry(identitiesFile);
+  if (E.isLeft(registry)) throw new StartupError(registry.left);
+  const signer = signerOf(creds);
+  if (registry.right.byActor(creds.actor)?.publicKey !== signer.publicKey) throw new StartupError(`${identitiesFile} does not list the key of ${access.credentialsFile}`);
+  return { registry: registry.right, creds, signer };
+};
+
+/** The deployment in the data dir, created for this single node when there is none. */
+const prepareDeployment = (dataDir: string, domain: string, node: string, hosts: readonly string[] | undefined, log: Logger) => {
+  const paths = deploymentPaths(dataDir);
+  if (!hasDeployment(dataDir)) {
+    const init = initDeployment({ dir: dataDir, domain, nodes: [node], ...(hosts ? { hosts } : {}) });
+    if (E.isLeft(init)) throw new StartupError(`nsm init: ${init.left}`);
+    log.info('created the deployment: identities, credentials, CA and server certificate', { dir: dataDir, identities: init.right.created.map((i) => i.actor) });
+  }
+  const registry = loadRegistry(paths.identities);
+  if (E.isLeft(registry)) throw new StartupError(registry.left);
+  if (registry.right.domain !== domain) throw new StartupError(`${dataDir} holds the deployment of domain "${registry.right.domain}", not "${domain}"`);
+  const credsOf = (actor: string) => {
+    const id = registry.right.byActor(actor);
+    if (!id) throw new StartupError(`${paths.identities} has no identity ${actor}: add it with nsm init --dir ${dataDir} --domain ${domain} ${actor.startsWith('agent:') ? `--nodes ${node}` : ''}`.trim());
+    const c = readCredentials(paths.creds(id.name, id.role));
+    if (E.isLeft(c)) throw new StartupError(c.left);
+    return c.right;
+  };
+  return { paths, registry: registry.right, controlPlane: credsOf('control-plane'), agent: credsOf(agentActor(node)) };
+};
+
+/** The EventStoreDB store when chosen, checked to answer; undefined: the control plane's JetStream default. */
+const openStore = async (choice: StoreChoice, domain: string, log: Logger): Promise<EventStore | undefined> => {
+  if (choice.kind === 'jetstream') return undefined;
+  const where = redactUrl(choice.url);
+  let store: EventStore;
+  try {
+    store = connectEsdbEventStore(choice.url, domain);
+  } catch (e) {
+    throw new StartupError(`--esdb-url ${where}: ${errorText(e)}`);
+  }
+  const last = await store.lastPosition()();
+  if (E.isLeft(last)) {
+    await store.close().catch(() => undefined);
+    throw new StartupError(`cannot use EventStoreDB at ${where}: ${last.left.message}`);
+  }
+  log.info('event store: EventStoreDB', { url: where, lastPosition: last.right });
+  return store;
+};
+
+const storeLabel = (choice: StoreChoice): string => (choice.kind === 'esdb' ? `EventStoreDB ${redactUrl(choice.url)}` : 'JetStream');
+
+/** One stop, bounded: a part that hangs must not keep the others (nats-server last) running. */
+const STOP_TIMEOUT_MS = 15_000;
+const stopBounded = (stop: () => Promise<unknown>, onError: (e: unknown) => void): Promise<void> => {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    stop().then(
+      () => undefined,
+      (e) => onError(e),
+    ),
+    new Promise<void>((r) => {
+      timer = setTimeout(() => (onError(new Error(`did not stop within ${STOP_TIMEOUT_MS / 1000} s`)), r()), STOP_TIMEOUT_MS);
+    }),
+  ]).finally(() => clearTimeout(timer));
+};
+
+/** Runs the stops in reverse order of the starts, each bounded; never throws. */
+const stopAll = async (stops: readonly (() => Promise<unknown>)[], log?: Logger): Promise<void> => {
+  for (const stop of [...stops].reverse()) await stopBounded(stop, (e) => log?.warn('stop failed', { error: errorText(e) }));
+};
+
+/**
+ * SIGINT, SIGTERM and SIGHUP (a closed terminal) stop a long-running process in order, once it
+ * is running. Caught from the start: a signal while it starts (an agent waiting for a control
+ * plane, a nats-server not ready yet) ends it at once, with the status of that signal, and its
+ * child processes are stopped by their exit hook (infra/ownedChild.ts); a second signal while it
+ * stops in order ends it at once too.
+ */
+const catchStopSignals = (log: Logger) => {
+  let running = false;
+  let first: NodeJS.Signals | undefined;
+  let wake: (sig: NodeJS.Signals) => void = () => undefined;
+  const requested = new Promise<NodeJS.Signals>((r) => (wake = r));
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (!running || first !== undefined) {
+      log.warn(running ? 'stopping at once' : 'stopped while starting', { signal: sig });
+      void exitWhenFlushed(128 + (osConstants.signals[sig] ?? 0));
+      return;
+    }
+    first = sig;
+    wake(sig);
+  };
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, onSignal);
+  return {
+    /** Resolves once everything is stopped after the first signal; the CLI then exits (src/cli/main.ts). */
+    untilStopped: async (stops: readonly (() => Promise<unknown>)[]): Promise<void> => {
+      running = true;
+      const sig = await requested;
+      log.info('stopping', { signal: sig });
+      await stopAll(stops, log);
+      log.info('stopped');
+    },
+  };
+};
+
+/** How long a fatal error's stop may take before the process exits anyway. */
+export const FATAL_STOP_MS = 5000;
+
+/**
+ * The policy of a long-running process (nsm up, control-plane, agent) for an exception nothing
+ * caught and a promise rejection nothing handled: log it (level error, with the stack), stop what
+ * runs in reverse order as on SIGTERM but for at most FATAL_STOP_MS, and exit 1.
+ *
+ * Exit, not serve on: after such an error some piece of the process's state was left half-done (a
+ * fold into the view, a lease renewal, a consumer loop), and serving on would act on it unseen.
+ * Nothing is lost by exiting: the log, the durable command and node-command consumers, the process
+ * manager's checkpoint and the agents' desired state are in JetStream, so a supervisor's restart
+ * (systemd, Kubernetes) folds the log again and carries on where this process stopped. The stops
+ * are worth the attempt because `nsm up` owns its nats-server, which would otherwise outlive it.
+ * Errors that requests cause never get here: the HTTP API and the query and command loops catch
+ * their own (src/runtime/http.ts, src/runtime/controlPlane.ts).
+ */
+export const exitOnFatal = (log: Logger, stops: readonly (() => Promise<unknown>)[], exit: (code: number) => void = (c) => void exitWhenFlushed(c), graceMs = FATAL_STOP_MS): void => {
+  let fatal = false;
+  const onFatal = (kind: 'uncaught exception' | 'unhandled promise rejection') => (e: unknown) => {
+    log.error(`${kind}: stopping`, { error: errorText(e), ...(e instanceof Error && e.stack ? { stack: e.stack } : {}), ...(fatal ? { alreadyStopping: true } : {}) });
+    if (fatal) return;
+    fatal = true;
+    setTimeout(() => {
+      log.error('stopping took too long after a fatal error; exiting', { graceMs });
+      // Child processes (nats-server) are signalled by the exit hook (infra/ownedChild.ts) too; at once here.
+      signalOwnedChildren('SIGTERM');
+      exit(1);
+    }, graceMs).unref();
+    void (async () => {
+      await stopAll(stops, log);
+      log.error('stopped after a fatal error; exiting with status 1');
+      exit(1);
+    })();
+  };
+  process.on('uncaughtException', onFatal('uncaught exception'));
+  process.on('unhandledRejection', onFatal('unhandled promise rejection'));
+};
+
+/** The HTTP API of an authenticated mesh answers bearers of an `nsm token`, within their role's scope. */
+const httpAccess = (cp: ControlPlane, registry: IdentityRegistry): HttpAccess => ({
+  authenticate: (h: string | undefined) => verifyApiToken(h, registry, new Date()),
+  scope: (actor: string, query: string, params: unknown) => cp.guard.scopeQuery(actor, query, params, cp.view.current),
+});
+
+export interface AgentTimings {
+  readonly heartbeatMs?: number;
+  readonly livenessIntervalMs?: number;
+}
+
+/** `nsm up` in a federation (docs/federation.md): this domain's part, and how its nats-server joins the others. */
+export interface UpFederation {
+  readonly options: FederationOptions;
+  /** Listen for other domains' leafnode connections on this port (the hub). */
+  readonly leafPort?: number;
+  /** Hubs to join: nats-leaf://HOST:PORT. */
+  readonly join?: readonly string[];
+  /** Authenticated: the leaf credentials for each hub joined, in the order of `join` (from the hub's nsm init --peers). */
+  readonly leafCreds?: readonly string[];
+}
+
+export const runUp = async (o: {
+  domain: string;
+  dataDir: string;
+  natsPort: number;
+  httpPort: number;
+  node: string;
+  dataplane: string;
+  healing?: Partial<HealingConfig>;
+  agent?: AgentTimings;
+  store: StoreChoice;
+  underlay?: string;
+  /** Run without authentication or TLS (development only). */
+  insecure?: boolean;
+  /** Names and addresses for the server certificate when a deployment is created. */
+  hosts?: readonly string[];
+  tokenLifetimeMs?: number;
+  federation?: UpFederation;
+  /** Federation: the node's address as other domains' nodes reach it (NAT). */
+  externalAddress?: string;
+  /** Directories whose files may be named as workload namespaces (--netns-dir). */
+  netnsDirs?: readonly string[];
+}) => {
+  const log = createLogger('nsm-up', { domain: o.domain });
+  const signals = catchStopSignals(log);
+  const stops: (() => Promise<unknown>)[] = [];
+  exitOnFatal(log, stops);
+  const fed = o.federation;
+  // A registry-only domain (a floating registry) has no node of its own.
+  const withNode = !fed?.options.registryOnly;
+  const { dataplane, facts } = withNode
+    ? await dataplaneFor({ kind: o.dataplane, domain: o.domain, ...(o.underlay ? { underlay: o.underlay } : {}), stateDir: join(o.dataDir, `agent-${o.node}`), ...(o.netnsDirs ? { netnsDirs: o.netnsDirs } : {}) }, log)
+    : { dataplane: undefined, facts: {} };
+  let nats: RunningNatsServer | undefined;
+  const url = `nats://127.0.0.1:${o.natsPort}`;
+  if (o.insecure) forgetPointer(o.domain);
+  const sec = o.insecure ? undefined : prepareDeployment(o.dataDir, o.domain, o.node, o.hosts, log);
+  try {
+    const secureFed = fed && sec ? secureFederation(o.dataDir, o.domain, o.node, fed, o.hosts) : undefined;
+    const leaf = secureFed
+      ? secureFed.config
+      : fed
+        ? leafnodesConfig({ ...(fed.leafPort ? { hub: { port: fed.leafPort } } : {}), remotes: (fed.join ?? []).map((url) => ({ url })) })
+        : '';
+    const fedOptions = secureFed ? { ...fed!.options, peers: secureFed.peers } : fed?.options;
+    const serverOptions = {
+      dataDir: o.dataDir,
+      port: o.natsPort,
+      serverName: `nsm-${o.domain}-${o.node}`,
+      // Each federated cluster is its own JetStream domain, named like the mesh domain.
+      ...(fed ? { jetstreamDomain: o.domain } : {}),
+    };
+    // Authenticated: the setup step makes the streams with a one-time identity, then the server
+    // runs with the deployment's identities only, none of which may change them (docs/security.md).
+    const started = sec
+      ? E.map((s: SecureServer) => {
+          log.info('setup step: the mesh\'s streams are in place; nats-server reloaded without the setup identity', { created: s.provisioned.created, updated: s.provisioned.updated });
+          return s.server;
+        })(
+          await startSecureNatsServer({
+            ...serverOptions,
+            extraConfig: leaf,
+            streams: { leaseTtlMs: o.healing?.leaseTtlMs ?? DEFAULT_HEALING.leaseTtlMs, ...(fedOptions?.peers ? { peers: fedOptions.peers } : {}) },
+          }),
+        )
+      : await startNatsServer({ ...serverOptions, ...(leaf ? { extraConfig: leaf } : {}) });
+    if (E.isLeft(started)) throw new StartupError(started.left);
+    nats = started.right;
+    stops.push(() => nats!.stop());
+    for (const note of nats.notes) log.warn(note);
+    if (o.insecure) {
+      process.stderr.write(`\n${insecureWarning(url)}\n\n`);
+      log.warn('running insecure: no authentication, no TLS', { url });
+    }
+    log.info('nats-server started', { url: nats.url, dataDir: o.dataDir, pid: nats.pid, authenticated: sec !== undefined });
+    const nc = await connectNats(nats.url, 'nsm-control-plane', sec ? natsAuthOptions(sec.controlPlane) : {});
+    stops.push(() => nc.close());
+    const store = await openStore(o.store, o.domain, log);
+    // Until the control plane owns the store (its stop() closes it).
+    const unowned = { store };
+    stops.push(async () => unowned.store?.close());
+    const cp = await startControlPlane({
+      nc,
+      domain: o.domain,
+      log: createLogger('control-plane', { domain: o.domain }),
+      store,
+      ...(o.healing ? { healing: o.healing } : {}),
+      ...(sec ? { security: { registry: sec.registry, signer: signerOf(sec.controlPlane), ...(o.tokenLifetimeMs ? { tokenLifetimeMs: o.tokenLifetimeMs } : {}) } } : {}),
+      ...(fedOptions ? { federation: fedOptions } : {}),
+      ...(o.netnsDirs ? { netnsDirs: o.netnsDirs } : {}),
+    });
+    unowned.store = undefined;
+    stops.push(() => cp.stop());
+    const http = await startHttpApi(o.httpPort, '127.0.0.1', () => cp.queryContext(), log, sec ? httpAccess(cp, sec.registry) : undefined).catch((e) => {
+      throw new StartupError(`HTTP API cannot listen on 127.0.0.1:${o.httpPort}: ${errorText(e)}`);
+    });
+    stops.push(() => new Promise((r) => http.close(r)));
+    if (dataplane) {
+      const anc = await connectNats(nats.url, `nsm-agent-${o.node}`, sec ? natsAuthOptions(sec.agent) : {});
+      stops.push(() => anc.close());
+      const agent = await startNodeAgent({
+        nc: anc,
+        domain: o.domain,
+        node: o.node,
+        dataplane,
+        ...facts,
+        ...(o.externalAddress ? { externalAddress: o.externalAddress } : {}),
+        log: createLogger('agent', { domain: o.domain }),
+        ...o.agent,
+        ...(sec ? { security: { registry: sec.registry, signer: signerOf(sec.agent) } } : {}),
+      });
+      stops.push(() => agent.stop());
+      await agent.ready;
+    }
+    const federation = fed
+      ? `  federation ${fed.options.registryOnly ? 'registry only' : `tunnel ids ${fed.options.tunnelIds ? formatRange(fed.options.tunnelIds) : 'all (give each domain a disjoint --tunnel-ids range)'}`}${fed.leafPort ? `; leafnodes on port ${fed.leafPort}` : ''}${fed.join?.length ? `; joined ${fed.join.map(redactUrl).join(', ')}` : ''}\n`
+      : '';
+    const pointer = sec ? writePointer(o.domain, { deployment: o.dataDir, url: nats.url }) : undefined;
+    const security = sec
+      ? `  security  nkey authentication, TLS (CA ${sec.paths.caFile})\n  operator  ${sec.paths.creds('operator', 'operator')} (found by the CLI through ${pointer})\n`
+      : `  security  NONE (--insecure)\n`;
+    process.stderr.write(
+      `\nmesh "${o.domain}" is up\n  NATS      ${nats.url}\n  events    ${storeLabel(o.store)}\n  HTTP API  http://127.0.0.1:${o.httpPort}/api/v1/${sec ? ' (Authorization: Bearer $(nsm token))' : ''}\n  node      ${dataplane ? `${o.node} (${dataplane.kind} dataplane)` : 'none (registry only)'}\n  data      ${o.dataDir}\n${federation}${security}` +
+        `Use it from another shell:\n  export NSM_NATS_URL=${nats.url} NSM_DOMAIN=${o.domain}\n  nsm status; nsm --help\nStop with Ctrl-C.\n\n`,
+    );
+  } catch (e) {
+    // A startup error: nothing this start began stays running (nats-server last).
+    await stopAll(stops);
+    throw e;
+  }
+  await signals.untilStopped(stops);
+};
+
+/**
+ * An authenticated domain in a federation: as a hub, a leaf user per peer (made by nsm init
+ * --peers, here for the --peer domains that have none yet) and TLS on the leafnode port; as a
+ * joining domain, the leaf credentials of each hub. Its peers: the domains named either way.
+ */
+const secureFederation = (dataDir: string, domain: string, node: string, fed: UpFederation, hosts: readonly string[] | undefined) => {
+  const paths = deploymentPaths(dataDir);
+  const named = fed.options.peers ?? [];
+  if (fed.leafPort !== undefined && named.length > 0) {
+    const init = initDeployment({ dir: dataDir, domain, nodes: fed.options.registryOnly ? [] : [node], peers: named, ...(hosts ? { hosts } : {}) });
+    if (E.isLeft(init)) throw new StartupError(`nsm init --peers: ${init.left}`);
+  }
+  const hubPeers = fed.leafPort !== undefined && existsSync(paths.peers) ? parsePeers(readFileSync(paths.peers, 'utf8'), paths.peers) : E.right([]);
+  if (E.isLeft(hubPeers)) throw new StartupError(hubPeers.left);
+  if (fed.leafPort !== undefined && hubPeers.right.length === 0) throw new StartupError(`--leaf-port on an authenticated mesh: name the domains that may join (--peer D); each gets leaf credentials in ${join(dataDir, 'peers')}`);
+  const joins = (fed.join ?? []).map((url, i) => {
+    const file = fed.leafCreds?.[i];
+    if (!file) throw new StartupError(`--join ${url}: an authenticated mesh joins with the leaf credentials the hub made for it (--leaf-creds FILE, from the hub's ${'peers/<domain>.leaf'}), or run --insecure`);
+    const c = readLeafCredentials(file);
+    if (E.isLeft(c)) throw new StartupError(c.left);
+    if (c.right.peer !== domain) throw new StartupError(`${file} lets domain ${c.right.peer} join ${c.right.hub}, not ${domain}`);
+    mkdirSync(join(dataDir, 'tls'), { recursive: true, mode: 0o700 });
+    const caFile = join(dataDir, 'tls', `hub-${c.right.hub}-ca.pem`);
+    writeFileSync(caFile, c.right.ca);
+    return { url, creds: c.right as LeafCredentials, caFile };
+  });
+  const peers = [...new Set([...named, ...hubPeers.right.map((p) => p.peer), ...joins.map((j) => j.creds.hub)])].filter((p) => p !== domain).sort();
+  const config = secureLeafnodesConfig({
+    domain,
+    ...(fed.leafPort !== undefined ? { hub: { port: fed.leafPort, tls: { certFile: paths.certFile, keyFile: paths.keyFile, caFile: paths.caFile } } } : {}),
+    joins,
+  });
+  return { config, peers };
+};
+
+export const runControlPlane = async (o: {
+  access: Access;
+  identitiesFile?: string;
+  domain: string;
+  httpPort?: number;
+  healing?: Partial<HealingConfig>;
+  store: StoreChoice;
+  tokenLifetimeMs?: number;
+  federation?: FederationOptions;
+  netnsDirs?: readonly string[];
+}) => {
+  const log = createLogger('control-plane', { domain: o.domain });
+  const signals = catchStopSignals(log);
+  const stops: (() => Promise<unknown>)[] = [];
+  exitOnFatal(log, stops);
+  const url = o.access.url;
+  const sec = o.access.credentials ? secureIdentity(o.access, o.identitiesFile, 'control-plane', 'control-plane') : undefined;
+  if (!sec) log.warn(insecureWarning(url));
+  const nc = await connectNats(url, 'nsm-control-plane', connectionAuth(sec?.creds, o.access.tlsCaFile));
+  let store: EventStore | undefined;
+  let cp: ControlPlane;
+  try {
+    store = await openStore(o.store, o.domain, log);
+    cp = await startControlPlane({
+      nc,
+      domain: o.domain,
+      log,
+      store,
+      ...(o.healing ? { healing: o.healing } : {}),
+      ...(sec ? { security: { registry: sec.registry, signer: sec.signer, ...(o.tokenLifetimeMs ? { tokenLifetimeMs: o.tokenLifetimeMs } : {}) } } : {}),
+      ...(o.federation ? { federation: o.federation } : {}),
+      ...(o.netnsDirs ? { netnsDirs: o.netnsDirs } : {}),
+    });
+  } catch (e) {
+    await store?.close().catch(() => undefined);
+    await nc.close().catch(() => undefined);
+    throw e;
+  }
+  stops.push(async () => log.info('control plane stopped', { ...cp.stats }), () => nc.close(), () => cp.stop());
+  if (o.httpPort !== undefined) {
+    const http: Server = await startHttpApi(o.httpPort, '127.0.0.1', () => cp.queryContext(), log, sec ? httpAccess(cp, sec.registry) : undefined).catch(async (e) => {
+      await cp.stop().catch(() => undefined);
+      await nc.close().catch(() => undefined);
+      throw new StartupError(`HTTP API cannot listen on 127.0.0.1:${o.httpPort}: ${errorText(e)}`);
+    });
+    stops.push(() => new Promise((r) => http.close(r)));
+  }
+  log.info('control plane running', { url, events: storeLabel(o.store), authenticated: sec !== undefined });
+  await signals.untilStopped(stops);
+};
+
+export const runAgent = async (o: {
+  access: Access;
+  identitiesFile?: string;
+  domain: string;
+  node: string;
+  dataplane: string;
+  netns?: string;
+  underlay?: string;
+  stateDir: string;
+  agent?: AgentTimings;
+  externalAddress?: string;
+  netnsDirs?: readonly string[];
+}) => {
+  const log = createLogger('agent', { domain: o.domain, node: o.node });
+  const signals = catchStopSignals(log);
+  const stops: (() => Promise<unknown>)[] = [];
+  exitOnFatal(log, stops);
+  const { dataplane, facts } = await dataplaneFor(
+    { kind: o.dataplane, domain: o.domain, ...(o.netns ? { netns: o.netns } : {}), ...(o.underlay ? { underlay: o.underlay } : {}), stateDir: o.stateDir, ...(o.netnsDirs ? { netnsDirs: o.netnsDirs } : {}) },
+    log,
+  );
+  const url = o.access.url;
+  const sec = o.access.credentials ? secureIdentity(o.access, o.identitiesFile, 'agent', o.node) : undefined;
+  if (!sec) log.warn(insecureWarning(url));
+  const nc = await connectNats(url, `nsm-agent-${o.node}`, connectionAuth(sec?.creds, o.access.tlsCaFile));
+  const agent: NodeAgent = await startNodeAgent({
+    nc,
+    domain: o.domain,
+    node: o.node,
+    dataplane,
+    ...facts,
+    ...(o.externalAddress ? { externalAddress: o.externalAddress } : {}),
+    log,
+    ...o.agent,
+    ...(sec ? { security: { registry: sec.registry, signer: sec.signer } } : {}),
+  });
+  stops.push(() => nc.close(), () => agent.stop());
+  await agent.ready;
+  await signals.untilStopped(stops);
+};
