@@ -1,6 +1,6 @@
 // The aggregates by stream prefix, so the command handler and replay can find each one.
 import { addressPool, type AddressPoolEvent } from './addressPool.ts';
-import { connection, type ConnectionEvent } from './connection.ts';
+import { connection, type ConnectionEvent } from './connection/index.ts';
 import type { Aggregate } from './domain.ts';
 import { endpoint, type EndpointEvent } from './endpoint.ts';
 import { networkService, type NetworkServiceEvent } from './networkService.ts';

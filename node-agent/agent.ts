@@ -7,11 +7,12 @@ import { errorText, type Logger } from '../src/ports/logger.ts';
 import { ensureStreams } from '../infra/nats/streams.ts';
 import { MeshClient } from '../src/client/index.ts';
 import { stableId } from '../src/contracts/ids.ts';
+import { agentConsumerName } from '../src/contracts/subjects.ts';
 import * as D from '../src/contracts/decode.ts';
 import { agentActor } from '../src/contracts/commands.ts';
 import { decodeNodeCommand, type SideSpec } from '../src/contracts/nodeCommands.ts';
 import { pathProblem, programmedToken, type AgentSecurity } from '../src/security/agentSecurity.ts';
-import { KeyedQueue } from '../src/runtime/keyedQueue.ts';
+import { FairQueue } from '../src/lib/fairQueue.ts';
 import { sideKey, type Dataplane } from './dataplane.ts';
 
 export interface NodeAgentOptions {
@@ -53,7 +54,6 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** Sides asked for per page when reconciling (a side with its signed path is a few KB; a NATS message holds 1 MB). */
 const DESIRED_PAGE = 200;
 
-export const agentConsumerName = (node: string) => `agent-${node}`;
 
 export const startNodeAgent = async (opts: NodeAgentOptions): Promise<NodeAgent> => {
   const { nc, node, dataplane } = opts;
@@ -215,7 +215,7 @@ export const startNodeAgent = async (opts: NodeAgentOptions): Promise<NodeAgent>
   };
 
   let messages: ConsumerMessages | undefined;
-  const sides = new KeyedQueue(dataplane.concurrency ?? 1);
+  const sides = new FairQueue(dataplane.concurrency ?? 1);
   const consumeLoop = async () => {
     const durable = agentConsumerName(node);
     try {
@@ -249,7 +249,9 @@ export const startNodeAgent = async (opts: NodeAgentOptions): Promise<NodeAgent>
         }
         const c = cmd.right;
         // One side at a time, in order; different sides side by side, as far as the dataplane allows.
-        await sides.enqueue(sideKey(c.spec), async () => {
+        // Read no further while every slot is busy: the rest wait in JetStream, not here.
+        await sides.room(1);
+        void sides.enqueue('', sideKey(c.spec), async () => {
           try {
             await apply(c.spec, 'command', { ...(c.correlationId ? { correlationId: c.correlationId } : {}), ...(c.causationId ? { causationId: c.causationId } : {}) });
             m.ack();

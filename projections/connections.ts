@@ -1,7 +1,7 @@
 // Connections read model: every connection's current state, by id, with indexes for the
 // questions operators ask (by client node, endpoint, state) and the load per endpoint.
 import { castDraft, type Draft } from 'immer';
-import { connection, evolveDraft, isTerminal, type ConnectionEvent, type ConnectionPhase, type ConnectionState } from '../aggregates/connection.ts';
+import { connection, evolveDraft, isTerminal, type ConnectionEvent, type ConnectionPhase, type ConnectionState } from '../aggregates/connection/index.ts';
 import type { DomainEvent } from '../aggregates/index.ts';
 import type { EventEnvelope } from '../src/contracts/envelope.ts';
 

@@ -1,7 +1,7 @@
 // What each node should have programmed, derived from connection state: used by the process
 // manager to command agents and by agents to reconcile after a restart.
-import { isTerminal, nodeOfSide, type ConnectionState, type RemoteNode, type Side } from '../aggregates/connection.ts';
-import { localSides } from '../aggregates/crossDomain.ts';
+import { isTerminal, nodeOfSide, type ConnectionState, type RemoteNode, type Side } from '../aggregates/connection/index.ts';
+import { localSides } from '../aggregates/connection/index.ts';
 import type { SideSpec } from '../src/contracts/nodeCommands.ts';
 import type { ConnectionsModel } from './connections.ts';
 import type { NodeRow } from './nodes.ts';

@@ -5,7 +5,7 @@ import * as E from 'fp-ts/lib/Either.js';
 import { DeliverPolicy, type NatsConnection, type NatsError } from 'nats';
 import * as D from '../../src/contracts/decode.ts';
 import type { Seal } from '../../src/contracts/seal.ts';
-import { type InvalidSealRecord, type SealAppend, type SealRecord, type SealStore, type SealTip } from '../../src/ports/sealStore.ts';
+import type { InvalidSealRecord, SealAppend, SealRecord, SealStore, SealTip } from '../../src/ports/sealStore.ts';
 import { decodeSeal } from '../../src/contracts/seal.ts';
 import { ensureStreams, isWrongLastSequence } from './streams.ts';
 import { subjectsFor, type Subjects } from '../../src/contracts/subjects.ts';

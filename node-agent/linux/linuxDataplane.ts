@@ -10,7 +10,7 @@
 // after a restart. `program` converges (creates what is missing, fixes what differs) and can be
 // repeated; `remove` deletes the side's interfaces, rules and processes.
 import * as E from 'fp-ts/lib/Either.js';
-import type { Side } from '../../aggregates/connection.ts';
+import type { Side } from '../../aggregates/connection/index.ts';
 import type { MechanismType } from '../../aggregates/domain.ts';
 import type { Logger } from '../../src/ports/logger.ts';
 import type { SideSpec } from '../../src/contracts/nodeCommands.ts';

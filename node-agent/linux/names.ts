@@ -4,7 +4,7 @@
 // `ip -json link` as "ifalias") that says which mesh, connection, side and generation it
 // belongs to. The alias is what reconciliation trusts; the name is how we look it up.
 import { createHash } from 'node:crypto';
-import type { Side } from '../../aggregates/connection.ts';
+import type { Side } from '../../aggregates/connection/index.ts';
 
 /** Linux interface names: at most 15 bytes, and nothing an `ip` argument parser could misread. */
 export const IFNAME = /^[A-Za-z0-9_][A-Za-z0-9_-]{0,14}$/;

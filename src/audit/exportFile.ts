@@ -16,7 +16,7 @@ import type { Writable } from 'node:stream';
 import * as E from 'fp-ts/lib/Either.js';
 import * as D from '../contracts/decode.ts';
 import type { EventEnvelope, StoredCommit } from '../contracts/envelope.ts';
-import { type InvalidSealRecord, type SealRecord } from '../ports/sealStore.ts';
+import type { InvalidSealRecord, SealRecord } from '../ports/sealStore.ts';
 import { decodeSeal } from '../contracts/seal.ts';
 import type { VerifiableCommit } from './verify.ts';
 

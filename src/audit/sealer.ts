@@ -6,7 +6,7 @@ import { errorText, type Logger } from '../ports/logger.ts';
 import type { StoredCommit } from '../contracts/envelope.ts';
 import type { EventStore, Subscription } from '../ports/eventStore.ts';
 import { commitHash, GENESIS_HASH, makeSeal } from './hash.ts';
-import { type Seal } from '../contracts/seal.ts';
+import type { Seal } from '../contracts/seal.ts';
 import type { SealStore, SealTip } from '../ports/sealStore.ts';
 
 export interface SealerOptions {

@@ -4,7 +4,7 @@
 // on an export file. Memory: one entry per stream plus the seal entries not yet matched.
 import type { StoredCommit } from '../contracts/envelope.ts';
 import { commitHash, GENESIS_HASH, sealHashOf } from './hash.ts';
-import { type Seal } from '../contracts/seal.ts';
+import type { Seal } from '../contracts/seal.ts';
 import { isInvalidSeal, type InvalidSealRecord, type SealRecord } from '../ports/sealStore.ts';
 
 export type FindingKind =

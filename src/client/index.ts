@@ -1,6 +1,5 @@
 // The SDK, one module for everyone outside this folder: the client that sends commands and asks
-// queries (./meshClient.ts), keeping an endpoint registered (./registration.ts), and running an
-// endpoint process (./endpointRun.ts).
+// queries (./meshClient.ts), and keeping an endpoint registered (./registration.ts).
 export * from './meshClient.ts';
 export * from './registration.ts';
-export * from './endpointRun.ts';
+export * from './access.ts';

@@ -3,7 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import * as E from 'fp-ts/lib/Either.js';
 import { connect, type NatsConnection, type Subscription } from 'nats';
-import type { ConnectionEvent } from '../../aggregates/connection.ts';
+import type { ConnectionEvent } from '../../aggregates/connection/index.ts';
 import { COMMAND_MAX_BYTES } from '../../infra/nats/streams.ts';
 import { subjectsFor, toActorToken, type Subjects } from '../contracts/subjects.ts';
 import type { CommandBody, CommandKind } from '../contracts/commands.ts';

@@ -134,3 +134,13 @@ const decideAndAppend = async (
 
 export const execErrorMessage = (e: ExecError): string =>
   e.kind === 'domain' ? e.error.message : e.kind === 'store' ? `event store ${e.error.kind}: ${e.error.message}` : e.message;
+
+/** An infrastructure failure: the event must be redelivered and the step retried. */
+export class RetryLater extends Error {}
+
+/** One step of a workflow: a domain refusal is an answer (returned), anything else is retried later (thrown). */
+export const executeStep = async (deps: ExecDeps, stream: string, command: unknown, meta: CommandMeta, hooks?: ExecHooks) => {
+  const r = await execute(deps, stream, command, meta, hooks);
+  if (E.isLeft(r) && r.left.kind !== 'domain') throw new RetryLater(execErrorMessage(r.left));
+  return r;
+};

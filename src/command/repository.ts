@@ -1,6 +1,6 @@
 // Aggregate states by stream, kept current from the store subscription and from our own
 // appends; read from the store when missing, stale, or after a version conflict.
-import { FairQueue } from '../runtime/fairQueue.ts';
+import { FairQueue } from '../lib/fairQueue.ts';
 import * as E from 'fp-ts/lib/Either.js';
 import { AGGREGATES, type AnyAggregate } from '../../aggregates/index.ts';
 import { commitHash, GENESIS_HASH } from '../audit/hash.ts';

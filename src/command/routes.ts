@@ -1,8 +1,9 @@
 // From a decoded wire command to the aggregate stream and the aggregate command, with the
 // context the decision needs (registry, loads, time) read from the control plane's view.
 import type { AddressPoolCommand } from '../../aggregates/addressPool.ts';
-import { interfaceNameFor, type ConnectionCommand, type RegistryContext } from '../../aggregates/connection.ts';
-import { remoteName, tunnelRangeConflict } from '../../aggregates/crossDomain.ts';
+import { type ConnectionCommand, type RegistryContext } from '../../aggregates/connection/index.ts';
+import { interfaceNameFor } from '../contracts/interfaceNames.ts';
+import { remoteName, tunnelRangeConflict } from '../../aggregates/connection/index.ts';
 import type { TunnelIdRange } from '../../aggregates/tunnelPool.ts';
 import { domainOfPeerActor } from '../contracts/subjects.ts';
 import type { EndpointCommand } from '../../aggregates/endpoint.ts';
@@ -16,7 +17,7 @@ import { endpointsOfService, labelsFor } from '../../projections/registry.ts';
 import type { Candidate } from '../../aggregates/selection.ts';
 import { splitServiceRef, type CommandKind, type CommandMessage } from '../contracts/commands.ts';
 import { streamName } from '../contracts/envelope.ts';
-import { remoteNodeFrom, remoteStateFrom } from '../workflows/remoteState.ts';
+import { remoteNodeFrom, remoteStateFrom } from './remoteState.ts';
 
 export type AnyAggregateCommand = NetworkServiceCommand | EndpointCommand | NodeCommand | ConnectionCommand | AddressPoolCommand | PolicyCommand | WorkflowCommand | LimitsCommand;
 

@@ -147,3 +147,6 @@ export const subjectsOverlap = (a: string, b: string): boolean => {
     if (x !== '*' && y !== '*' && x !== y) return false;
   }
 };
+
+/** The durable consumer an agent reads its node's commands with (its NATS permissions name it). */
+export const agentConsumerName = (node: string) => `agent-${node}`;

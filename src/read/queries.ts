@@ -2,7 +2,7 @@
 import * as E from 'fp-ts/lib/Either.js';
 import { AGGREGATE_NAMES } from '../../aggregates/index.ts';
 import { DEFAULT_LIMITS } from '../../aggregates/limits.ts';
-import type { ConnectionPhase } from '../../aggregates/connection.ts';
+import type { ConnectionPhase } from '../../aggregates/connection/index.ts';
 import { listConnections, type ConnectionRow } from '../../projections/connections.ts';
 import type { MeshModel } from '../../projections/mesh.ts';
 import { desiredForNode } from '../../projections/nodeDesired.ts';
@@ -13,8 +13,9 @@ import { streamName, type EventEnvelope } from '../contracts/envelope.ts';
 import type { EventStore } from '../ports/eventStore.ts';
 import { queryError, type QueryError } from '../contracts/replies.ts';
 import { parseBound, replayAt, type Bound, type MeshAt } from './replay.ts';
-import type { RebuildStart } from '../runtime/audit.ts';
-import type { FederationQueries } from '../runtime/federation.ts';
+import type { RebuildStart } from './snapshots.ts';
+import type { RemoteEndpointRow } from '../../projections/remoteRegistries.ts';
+import type { TunnelIdRange } from '../../aggregates/tunnelPool.ts';
 
 export interface QueryContext {
   readonly model: MeshModel;
@@ -303,3 +304,14 @@ const historyAllDomains = async (ctx: QueryContext, id: string): Promise<E.Eithe
   for (const p of peers) domains[p.domain] = p.error ?? ((p.rows ?? []).length > 0 ? 'ok' : 'no events');
   return E.right({ events, domains });
 };
+
+/** What the queries ask of the federation (src/runtime/federation.ts answers). */
+export interface FederationQueries {
+  readonly self: string;
+  remoteEndpoints(domain?: string): RemoteEndpointRow[];
+  /** The domains this one knows, with what it heard of them. */
+  /** `conflict`: why connections with that domain are refused (overlapping tunnel ids). */
+  peers(): { domain: string; status: string; lastHeard?: string; tunnelIds?: TunnelIdRange; registryOnly?: boolean; conflict?: string }[];
+  /** Asks each known peer for the history of `id` (their answers are filtered to what concerns this domain). */
+  peerHistories(id: string): Promise<{ domain: string; rows?: unknown[]; error?: string }[]>;
+}

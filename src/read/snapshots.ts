@@ -187,3 +187,6 @@ export const rebuildBeside = async (
   const seconds = (Date.now() - started) / 1000;
   return { commits, events, seconds, eventsPerSecond: seconds > 0 ? events / seconds : events, swappedAt: model.position };
 };
+
+/** The answer to a request for a rebuild: which rebuild runs (a new one, or the one already running), up to where. */
+export type RebuildStart = { readonly id: string; readonly started: boolean; readonly target: number };

@@ -8,8 +8,8 @@ import { natsSnapshotStore } from '../../infra/nats/snapshots.ts';
 import type { Subjects } from '../contracts/subjects.ts';
 import type { EventStore } from '../ports/eventStore.ts';
 import type { MeshView } from '../read/meshView.ts';
-import { loadMeshSnapshot, rebuildBeside, startSnapshotter, type RebuildResult, type Snapshotter } from '../read/snapshots.ts';
-import { type SnapshotStore } from '../ports/snapshotStore.ts';
+import { loadMeshSnapshot, rebuildBeside, startSnapshotter, type RebuildResult, type RebuildStart, type Snapshotter } from '../read/snapshots.ts';
+import type { SnapshotStore } from '../ports/snapshotStore.ts';
 import { createReplayer, type Replayer } from '../read/replay.ts';
 import { startSealer, type Sealer, type SealerOptions } from '../audit/sealer.ts';
 import type { SealStore } from '../ports/sealStore.ts';
@@ -25,8 +25,6 @@ export interface AuditOptions {
   readonly seals?: SealStore | false;
   readonly sealer?: Pick<SealerOptions, 'maxEntries' | 'maxDelayMs'>;
 }
-
-export type RebuildStart = { readonly id: string; readonly started: boolean; readonly target: number };
 
 /** Progress messages on nsm.<domain>.progress.<id>: several `progress`, then one `done` or `failed`. */
 export type RebuildMessage =

@@ -9,7 +9,7 @@ import { checkMeshStreams, COMMAND_MAX_BYTES, CONTROL_PLANE_CONSUMER, ensureStre
 import { ACTOR_PATTERN, parseCommandSubject, parseQuerySubject, subjectsFor, toActorToken, type Subjects } from '../contracts/subjects.ts';
 import { withConnectionNotifications } from './notifications.ts';
 import { Watermark } from './watermark.ts';
-import { type Checkpoints } from '../ports/checkpoints.ts';
+import type { Checkpoints } from '../ports/checkpoints.ts';
 import { natsCheckpoints } from '../../infra/nats/checkpoints.ts';
 import { COMMAND_KINDS, decodeCommand, ID_PATTERN, isCommandKind, netnsProblem, senderProblem, type CommandMessage } from '../contracts/commands.ts';
 import * as D from '../contracts/decode.ts';
@@ -20,7 +20,7 @@ import type { EventStore } from '../ports/eventStore.ts';
 import { randomUUID } from 'node:crypto';
 import { execErrorMessage, execute } from '../command/execute.ts';
 import { route, streamOf } from '../command/routes.ts';
-import { FairQueue } from './fairQueue.ts';
+import { FairQueue } from '../lib/fairQueue.ts';
 import { limitsFor, type LimitedRole } from '../../aggregates/limits.ts';
 import { MeshView } from '../read/meshView.ts';
 import { DEFAULT_HEALING, type HealingConfig } from '../workflows/healingDetector.ts';

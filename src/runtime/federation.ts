@@ -14,7 +14,7 @@ import { errorText, type Logger } from '../ports/logger.ts';
 import { DOMAIN_PATTERN, peerActor, subjectsFor, type Subjects } from '../contracts/subjects.ts';
 import { replyIsInboxOf } from '../security/replies.ts';
 import { commandStreamSubjects } from '../../infra/nats/streams.ts';
-import { applyRemoteCommit, domainOfEventSubject, emptyRemoteRegistries, remoteEndpoints, type RemoteEndpointRow } from '../../projections/remoteRegistries.ts';
+import { applyRemoteCommit, domainOfEventSubject, emptyRemoteRegistries, remoteEndpoints } from '../../projections/remoteRegistries.ts';
 import * as D from '../contracts/decode.ts';
 import { streamName, type EventEnvelope, type StoredCommit } from '../contracts/envelope.ts';
 import type { QueryReply } from '../contracts/replies.ts';
@@ -23,13 +23,15 @@ import { execErrorMessage } from '../command/execute.ts';
 import type { FederationRoute } from '../command/routes.ts';
 import type { MeshView } from '../read/meshView.ts';
 import { actOnFinding } from './findingAction.ts';
-import { executeStep, RetryLater } from '../workflows/runner.ts';
+import { executeStep, RetryLater } from '../command/execute.ts';
 import type { Repository } from '../command/repository.ts';
 import { findPeerChanges, type Heard } from '../workflows/peerDetector.ts';
-import { tunnelRangeConflict } from '../../aggregates/crossDomain.ts';
-import { remoteStateOf } from '../workflows/remoteState.ts';
+import { tunnelRangeConflict } from '../../aggregates/connection/index.ts';
+import { remoteStateOf } from '../command/remoteState.ts';
 import { interdomainSender } from './federationSend.ts';
-import { createFederationSteps, type FederationStepDeps, type FederationSteps } from './federationSteps.ts';
+import { createFederationSteps, type FederationStepDeps } from './federationSteps.ts';
+import type { FederationSteps } from '../workflows/steps.ts';
+import type { FederationQueries } from '../read/queries.ts';
 
 export interface FederationOptions {
   /** This domain's tunnel ids; federated domains must take disjoint ranges. Default: all ids. */
@@ -53,15 +55,6 @@ export interface FederationOptions {
 const DEFAULT_FEDERATION = { heartbeatMs: 1000, peerTimeoutMs: 5000, sendTimeoutMs: 3000, queryTimeoutMs: 3000 } as const;
 
 /** What the control plane's queries get from the federation. */
-export interface FederationQueries {
-  readonly self: string;
-  remoteEndpoints(domain?: string): RemoteEndpointRow[];
-  /** The domains this one knows, with what it heard of them. */
-  /** `conflict`: why connections with that domain are refused (overlapping tunnel ids). */
-  peers(): { domain: string; status: string; lastHeard?: string; tunnelIds?: TunnelIdRange; registryOnly?: boolean; conflict?: string }[];
-  /** Asks each known peer for the history of `id` (their answers are filtered to what concerns this domain). */
-  peerHistories(id: string): Promise<{ domain: string; rows?: unknown[]; error?: string }[]>;
-}
 
 export interface Federation {
   readonly steps: FederationSteps;

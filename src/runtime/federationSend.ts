@@ -4,7 +4,7 @@
 import type { NatsConnection } from 'nats';
 import { peerActor, subjectsFor } from '../contracts/subjects.ts';
 import type { CommandBody, CommandKind } from '../contracts/commands.ts';
-import { RetryLater } from '../workflows/runner.ts';
+import { RetryLater } from '../command/execute.ts';
 
 type InterdomainVerb = CommandKind extends infer K ? (K extends `interdomain.${infer V}` ? V : never) : never;
 

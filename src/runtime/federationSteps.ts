@@ -2,38 +2,19 @@
 // command (./send.ts) whose id is derived from the event that caused it, so a step retried
 // after a crash or a link cut is stored once on the other side.
 import * as E from 'fp-ts/lib/Either.js';
-import type { ConnectionEvent, ConnectionState, PathSegment } from '../../aggregates/connection.ts';
-import type { RemoteEndpointPlan } from '../../aggregates/crossDomain.ts';
-import type { EndpointSpec } from '../../aggregates/endpoint.ts';
-import type { PeerFacts } from '../../aggregates/peer.ts';
+import type { ConnectionState, PathSegment } from '../../aggregates/connection/index.ts';
+import type { RemoteEndpointPlan } from '../../aggregates/connection/index.ts';
 import type { TunnelIdRange } from '../../aggregates/tunnelPool.ts';
 import type { Logger } from '../ports/logger.ts';
 import { stableId } from '../contracts/ids.ts';
 import type { CommandBody } from '../contracts/commands.ts';
 import { streamName, type EventEnvelope } from '../contracts/envelope.ts';
 import type { MeshView } from '../read/meshView.ts';
-import { RetryLater } from '../workflows/runner.ts';
-import { nodeFactsOf, remoteStateFrom, remoteStateOf, type StateBody } from '../workflows/remoteState.ts';
+import { RetryLater } from '../command/execute.ts';
+import { nodeFactsOf, remoteStateFrom, remoteStateOf, type StateBody } from '../command/remoteState.ts';
 import type { InterdomainSender } from './federationSend.ts';
+import type { FederationSteps } from '../workflows/steps.ts';
 
-export interface FederationSteps {
-  /** Client side: asks the endpoint's domain for the connection (again after a redirect). */
-  request(s: ConnectionState, env: EventEnvelope): Promise<void>;
-  /** Endpoint side: tells the client's domain where the connection stands here. */
-  state(s: ConnectionState, env: EventEnvelope): Promise<void>;
-  /** Client side: the client side's progress, for the endpoint domain's generation. */
-  report(s: ConnectionState, result: 'programmed' | 'failed' | 'broken', env: EventEnvelope, error?: string): Promise<void>;
-  /** Client side: closed or failed here; the endpoint's domain closes its half. */
-  close(s: ConnectionState, env: EventEnvelope): Promise<void>;
-  /** Registry side: names the endpoint's home domain to the client's domain. */
-  redirect(s: ConnectionState, ev: Extract<ConnectionEvent, { type: 'ConnectionRedirected' }>, env: EventEnvelope): Promise<void>;
-  /** An endpoint registered as svc@<floating>: its registration (or its end) goes to that registry. */
-  forwardEndpoint(domain: string, what: { op: 'register'; spec: EndpointSpec } | { op: 'unregister'; name: string }, env: EventEnvelope): Promise<void>;
-  /** Client side, the endpoint's domain is back: asks where the connection stands there and applies it. */
-  resync(connectionId: string, env: EventEnvelope): Promise<void>;
-  /** A peer was heard: its registry copy is kept from now on. */
-  peerSeen(facts: PeerFacts): Promise<void>;
-}
 
 export interface FederationStepDeps {
   readonly self: string;

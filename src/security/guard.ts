@@ -3,8 +3,8 @@
 // registry (an insecure mesh) every actor is an operator and no tokens are issued: the mesh
 // behaves as it did before authentication existed.
 import * as E from 'fp-ts/lib/Either.js';
-import type { ConnectionState, PathSegment as ConnectionPathSegment } from '../../aggregates/connection.ts';
-import type { RemoteEndpointPlan } from '../../aggregates/crossDomain.ts';
+import type { ConnectionState, PathSegment as ConnectionPathSegment } from '../../aggregates/connection/index.ts';
+import type { RemoteEndpointPlan } from '../../aggregates/connection/index.ts';
 import { domainOfPeerActor } from '../contracts/subjects.ts';
 import type { MeshModel } from '../../projections/mesh.ts';
 import type { CommandMessage } from '../contracts/commands.ts';
@@ -14,7 +14,7 @@ import type { IdentityRegistry, Role } from './identities.ts';
 import type { Signer } from './keys.ts';
 import { bareAddress, clientSegment, planSegments, readClaims, segmentOf, verifyAgentToken, verifyClientToken, type PathSegment, type PlanBinding } from './pathToken.ts';
 import { mayAsk, ROLE_COMMANDS, RUNTIME_GC_ROLES } from './permissions.ts';
-import { remoteName } from '../../aggregates/crossDomain.ts';
+import { remoteName } from '../../aggregates/connection/index.ts';
 
 export interface ControlPlaneSecurity {
   readonly registry: IdentityRegistry;

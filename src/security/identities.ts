@@ -83,3 +83,9 @@ export const loadRegistry = (file: string): E.Either<string, IdentityRegistry> =
   const r = decodeRegistry(parsed.right);
   return E.isLeft(r) ? E.left(`${file}: ${r.left}`) : r;
 };
+
+/** What an identity may publish and subscribe to, as nats-server enforces it (./permissions.ts, ./leaf.ts). */
+export interface Permissions {
+  readonly publish: { readonly allow: readonly string[]; readonly deny?: readonly string[] };
+  readonly subscribe: { readonly allow: readonly string[]; readonly deny?: readonly string[] };
+}

@@ -16,7 +16,7 @@ import * as E from 'fp-ts/lib/Either.js';
 import { AGGREGATE_NAMES } from '../../aggregates/index.ts';
 import { leafnodesConfig } from '../../infra/nats/leafnodes.ts';
 import { DOMAIN_PATTERN } from '../contracts/subjects.ts';
-import type { Permissions } from './permissions.ts';
+import type { Permissions } from './identities.ts';
 
 export interface LeafPeer {
   readonly peer: string;

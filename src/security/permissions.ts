@@ -1,12 +1,12 @@
 // Least privilege, enforced by nats-server: what each role may publish and subscribe to, derived
 // from the mesh's subjects. The control plane checks the same role rules again on every command
 // and query (src/security/authorize.ts); the server's check is the one an identity cannot skip.
-import { agentConsumerName } from '../../node-agent/agent.ts';
+import { agentConsumerName } from '../contracts/subjects.ts';
 import { subjectsFor } from '../contracts/subjects.ts';
 import type { CommandKind } from '../contracts/commands.ts';
 import { CONTROL_PLANE_CONSUMER, meshStreams, objectStream } from '../../infra/nats/streams.ts';
 import type { QueryName } from '../read/queries.ts';
-import { inboxPrefixFor, type Identity, type Role } from './identities.ts';
+import { inboxPrefixFor, type Identity, type Permissions, type Role } from './identities.ts';
 import { leafPermissions, type LeafPeer } from './leaf.ts';
 
 /** Commands each role may send (all others are refused by the server and the control plane). */
@@ -56,10 +56,6 @@ export const mayAsk = (role: Role, name: string): boolean => {
   return allowed === 'all' || (allowed as readonly string[]).includes(name);
 };
 
-export interface Permissions {
-  readonly publish: { readonly allow: readonly string[]; readonly deny?: readonly string[] };
-  readonly subscribe: { readonly allow: readonly string[]; readonly deny?: readonly string[] };
-}
 
 /** The JetStream stream API verbs that change a stream (or its messages). */
 const STREAM_CHANGES = ['CREATE', 'UPDATE', 'DELETE', 'PURGE', 'MSG.DELETE'] as const;

@@ -5,11 +5,12 @@
 // the federation). Every step is named after its causing event, so a redelivered event repeats
 // nothing.
 import { allocationOf, type AddressPoolState } from '../../aggregates/addressPool.ts';
-import { SIDES, isTerminal, type ConnectionEvent, type ConnectionState, type HealCause, type RetiredPath, type Side } from '../../aggregates/connection.ts';
-import { localSides } from '../../aggregates/crossDomain.ts';
+import { SIDES, isTerminal, type ConnectionEvent, type ConnectionState, type HealCause, type RetiredPath, type Side } from '../../aggregates/connection/index.ts';
+import { localSides } from '../../aggregates/connection/index.ts';
 import { TUNNEL_STREAM_ID, tunnelOf, tunnelParameters, type TunnelPoolState } from '../../aggregates/tunnelPool.ts';
 import { sideSpecOf } from '../../projections/nodeDesired.ts';
 import { streamName, type EventEnvelope } from '../contracts/envelope.ts';
+import { interfaceNameFor } from '../contracts/interfaceNames.ts';
 import { nodeCommandId } from '../contracts/nodeCommands.ts';
 import { registryContext } from '../command/routes.ts';
 import { execute, federate, type Step, type WorkflowContext } from './steps.ts';
@@ -115,6 +116,7 @@ export const planPath = (id: string, s: ConnectionState, env: EventEnvelope, ctx
         ...(clientFacts ? { clientNodeFacts: clientFacts } : {}),
         ...(endpointFacts ? { endpointNodeFacts: endpointFacts } : {}),
         ...(pathSegments ? { pathSegments } : {}),
+        endpointInterface: interfaceNameFor('nse', id),
       },
       // Closed or failed while we allocated: give the addresses back now.
       { then: (after) => (isTerminal((after as ConnectionState).phase) ? release(after as ConnectionState) : []) },

@@ -1,7 +1,7 @@
 // Death detection: what has lapsed at a given moment, from the read model and the heartbeats
 // this replica heard. Pure, so the rules are tested without clocks; the leader's timer loop
 // (./timers.ts) turns findings into commands.
-import { isTerminal } from '../../aggregates/connection.ts';
+import { isTerminal } from '../../aggregates/connection/index.ts';
 import type { MeshModel } from '../../projections/mesh.ts';
 
 export interface HealingConfig {

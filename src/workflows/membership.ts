@@ -1,7 +1,7 @@
 // Reactions to what comes and goes: an endpoint expires, leaves or arrives; a node is lost or
 // back; another domain of the federation is lost or back. Pure, like ./connection.ts: each
 // returns the steps, the runner carries them out.
-import { isTerminal, type ConnectionState, type HealCause } from '../../aggregates/connection.ts';
+import { isTerminal, type ConnectionState, type HealCause } from '../../aggregates/connection/index.ts';
 import type { EndpointEvent, EndpointState } from '../../aggregates/endpoint.ts';
 import type { NodeEvent } from '../../aggregates/node.ts';
 import type { PeerEvent } from '../../aggregates/peer.ts';

@@ -6,17 +6,16 @@
 // bus fails at is thrown as RetryLater, and the whole reaction is tried again (every step is
 // named after its causing event, so what was done is not done twice).
 import * as E from 'fp-ts/lib/Either.js';
-import type { ConnectionEvent, ConnectionState, PathSegment } from '../../aggregates/connection.ts';
+import type { ConnectionEvent, ConnectionState, PathSegment } from '../../aggregates/connection/index.ts';
 import type { EndpointEvent } from '../../aggregates/endpoint.ts';
 import type { NodeEvent } from '../../aggregates/node.ts';
 import type { PeerEvent } from '../../aggregates/peer.ts';
 import type { TunnelIdRange } from '../../aggregates/tunnelPool.ts';
 import { errorText, type Logger } from '../ports/logger.ts';
 import type { EventEnvelope, StoredCommit } from '../contracts/envelope.ts';
-import { streamName } from '../contracts/envelope.ts';
 import type { NodeCommand } from '../contracts/nodeCommands.ts';
-import { execErrorMessage, execute, type CommandMeta, type ExecDeps, type ExecHooks } from '../command/execute.ts';
-import type { FederationSteps } from '../runtime/federationSteps.ts';
+import { executeStep, RetryLater, type CommandMeta, type ExecDeps, type ExecHooks } from '../command/execute.ts';
+import type { FederationSteps } from './steps.ts';
 import type { LoadOf } from '../command/routes.ts';
 import type { MeshView } from '../read/meshView.ts';
 import { reactToConnection } from './connection.ts';
@@ -46,16 +45,6 @@ export interface WorkflowRunnerDeps extends ExecDeps {
 }
 
 export const DEFAULT_ESCALATE_WITHIN_MS = 60_000;
-
-/** An infrastructure failure: the event must be redelivered and the step retried. */
-export class RetryLater extends Error {}
-
-/** One step of a workflow: a domain refusal is an answer (returned), anything else is retried later (thrown). */
-export const executeStep = async (deps: ExecDeps, stream: string, command: unknown, meta: CommandMeta, hooks?: ExecHooks) => {
-  const r = await execute(deps, stream, command, meta, hooks);
-  if (E.isLeft(r) && r.left.kind !== 'domain') throw new RetryLater(execErrorMessage(r.left));
-  return r;
-};
 
 /** Runs `task` over `items` with at most `limit` in flight; the first failure is rethrown at the end. */
 const eachLimited = async <T>(items: readonly T[], limit: number, task: (t: T) => Promise<void>): Promise<void> => {

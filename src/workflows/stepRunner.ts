@@ -13,7 +13,7 @@ import type { EventEnvelope, StoredCommit } from '../contracts/envelope.ts';
 import { streamName } from '../contracts/envelope.ts';
 import type { EventStore } from '../ports/eventStore.ts';
 import { execErrorMessage, execute, type ExecDeps } from '../command/execute.ts';
-import { RetryLater } from './runner.ts';
+import { RetryLater } from '../command/execute.ts';
 
 export const DEFAULT_MAX_STEP_ATTEMPTS = 5;
 const BACKOFF_CAP_MS = 5000;

@@ -3,13 +3,14 @@
 // carries steps out against the store, the node agents and other domains. A step whose outcome
 // matters carries the rest of the decision as a pure continuation (`then`, `onRejected`), so a
 // chain such as allocate, then plan, then release if closed meanwhile stays a pure function too.
-import type { ConnectionEvent, ConnectionState, PathSegment } from '../../aggregates/connection.ts';
+import type { ConnectionEvent, ConnectionState, PathSegment } from '../../aggregates/connection/index.ts';
 import type { DomainError } from '../../aggregates/domain.ts';
 import type { EndpointSpec } from '../../aggregates/endpoint.ts';
 import type { PeerFacts } from '../../aggregates/peer.ts';
 import type { TunnelIdRange } from '../../aggregates/tunnelPool.ts';
 import type { MeshModel } from '../../projections/mesh.ts';
 import type { NodeCommand } from '../contracts/nodeCommands.ts';
+import type { EventEnvelope } from '../contracts/envelope.ts';
 import type { LoadOf } from '../command/routes.ts';
 
 /** What a reaction knows besides its event: the read model when it runs, and the configuration. */
@@ -76,3 +77,23 @@ export const execute = (stream: string, step: string, command: unknown, more: Om
 export const together = (groups: readonly (readonly Step[])[], limit: number): Step[] => (groups.length === 0 ? [] : [{ kind: 'together', limit, groups }]);
 export const federate = (call: FederationCall): Step => ({ kind: 'federate', call });
 export const log = (level: 'info' | 'warn', msg: string, fields: Readonly<Record<string, unknown>>): Step => ({ kind: 'log', level, msg, fields });
+
+/** What crosses to other domains, carried out by the runtime (src/runtime/federationSteps.ts) for the runner. */
+export interface FederationSteps {
+  /** Client side: asks the endpoint's domain for the connection (again after a redirect). */
+  request(s: ConnectionState, env: EventEnvelope): Promise<void>;
+  /** Endpoint side: tells the client's domain where the connection stands here. */
+  state(s: ConnectionState, env: EventEnvelope): Promise<void>;
+  /** Client side: the client side's progress, for the endpoint domain's generation. */
+  report(s: ConnectionState, result: 'programmed' | 'failed' | 'broken', env: EventEnvelope, error?: string): Promise<void>;
+  /** Client side: closed or failed here; the endpoint's domain closes its half. */
+  close(s: ConnectionState, env: EventEnvelope): Promise<void>;
+  /** Registry side: names the endpoint's home domain to the client's domain. */
+  redirect(s: ConnectionState, ev: Extract<ConnectionEvent, { type: 'ConnectionRedirected' }>, env: EventEnvelope): Promise<void>;
+  /** An endpoint registered as svc@<floating>: its registration (or its end) goes to that registry. */
+  forwardEndpoint(domain: string, what: { op: 'register'; spec: EndpointSpec } | { op: 'unregister'; name: string }, env: EventEnvelope): Promise<void>;
+  /** Client side, the endpoint's domain is back: asks where the connection stands there and applies it. */
+  resync(connectionId: string, env: EventEnvelope): Promise<void>;
+  /** A peer was heard: its registry copy is kept from now on. */
+  peerSeen(facts: PeerFacts): Promise<void>;
+}

@@ -1,12 +1,6 @@
 import * as assert from 'uvu/assert';
-import {
-  connection,
-  interfaceNameFor,
-  type ConnectionCommand,
-  type ConnectionEvent,
-  type ConnectionRequest,
-  type NodeFacts,
-} from '../../aggregates/connection.ts';
+import { connection, type ConnectionCommand, type ConnectionEvent, type ConnectionRequest, type NodeFacts } from '../../aggregates/connection/index.ts';
+import { interfaceNameFor } from '../../src/contracts/interfaceNames.ts';
 import type { Match } from '../../aggregates/domain.ts';
 import type { Candidate } from '../../aggregates/selection.ts';
 import { tunnelParameters } from '../../aggregates/tunnelPool.ts';
@@ -38,6 +32,7 @@ const allFacts: NodeFacts = { mechanisms: ['kernel', 'vxlan', 'wireguard'], mtu:
 const planCmd = (over: Partial<Extract<ConnectionCommand, { type: 'PlanPath' }>> = {}): ConnectionCommand => ({
   type: 'PlanPath',
   connectionId: 'conn-1',
+  endpointInterface: interfaceNameFor('nse', 'conn-1'),
   endpoint: 'nse-b',
   allocation: { src: '10.60.0.3/32', dst: '10.60.0.2/32', prefix: '10.60.0.0/24', excludedPrefixes: ['10.0.0.0/8'] },
   tunnel: tunnelParameters(7),

@@ -3,8 +3,8 @@
 // the remote plan, establishment from both sides' progress, heals from there, the link going
 // down and coming back), and which sides each domain programs.
 import * as assert from 'uvu/assert';
-import { connection, type ConnectionCommand, type ConnectionEvent, type ConnectionRequest, type RemoteNode } from '../../aggregates/connection.ts';
-import { localSides, tunnelRangeConflict, type RemoteEndpointPlan, type RemoteState } from '../../aggregates/crossDomain.ts';
+import { connection, type ConnectionCommand, type ConnectionEvent, type ConnectionRequest, type RemoteNode } from '../../aggregates/connection/index.ts';
+import { localSides, tunnelRangeConflict, type RemoteEndpointPlan, type RemoteState } from '../../aggregates/connection/index.ts';
 import type { Candidate } from '../../aggregates/selection.ts';
 import { given } from '../lib/gwt.ts';
 import { suite } from '../lib/harness.ts';

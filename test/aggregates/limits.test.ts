@@ -1,8 +1,8 @@
 // Limits per role and identity (aggregates/limits.ts), and how a connection request is decided
 // against them: over a limit, the request is recorded as refused with the limit it hit.
 import * as assert from 'uvu/assert';
-import { connection, type ConnectionCommand, type ConnectionRequest } from '../../aggregates/connection.ts';
-import { decideRemoteRequest } from '../../aggregates/crossDomain.ts';
+import { connection, type ConnectionCommand, type ConnectionRequest } from '../../aggregates/connection/index.ts';
+import { decideRemoteRequest } from '../../aggregates/connection/index.ts';
 import { DEFAULT_LIMITS, limits, limitsFor, quotaProblem, type LimitsEvent } from '../../aggregates/limits.ts';
 import * as E from 'fp-ts/lib/Either.js';
 import { given } from '../lib/gwt.ts';

@@ -20,8 +20,8 @@ import { startNatsServer, type RunningNatsServer } from '../../infra/natsServer.
 import { MeshClient } from '../../src/client/index.ts';
 import { startControlPlane } from '../../src/runtime/controlPlane.ts';
 import { loadMeshSnapshot, MESH_SNAPSHOT } from '../../src/read/snapshots.ts';
-import { type SnapshotStore } from '../../src/ports/snapshotStore.ts';
-import { type Snapshot } from '../../src/contracts/snapshot.ts';
+import type { SnapshotStore } from '../../src/ports/snapshotStore.ts';
+import type { Snapshot } from '../../src/contracts/snapshot.ts';
 import { MESH_PROJECTION_VERSION } from '../../projections/mesh.ts';
 import { readCredentials } from '../../src/security/credentials.ts';
 import { suite } from '../lib/harness.ts';

@@ -3,7 +3,7 @@
 import * as E from 'fp-ts/lib/Either.js';
 import * as TE from 'fp-ts/lib/TaskEither.js';
 import * as assert from 'uvu/assert';
-import type { ConnectionState } from '../../aggregates/connection.ts';
+import type { ConnectionState } from '../../aggregates/connection/index.ts';
 import { applyCommits, emptyMesh } from '../../projections/mesh.ts';
 import type { EventEnvelope, StoredCommit } from '../../src/contracts/envelope.ts';
 import { CURRENT_SCHEMA, schemaOf, UPCASTERS, upcastCommit, upcastEvent } from '../../src/contracts/upcast.ts';

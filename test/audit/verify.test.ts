@@ -2,7 +2,7 @@
 // its position.
 import * as assert from 'uvu/assert';
 import { commitHash, GENESIS_HASH, makeSeal } from '../../src/audit/hash.ts';
-import { type Seal } from '../../src/contracts/seal.ts';
+import type { Seal } from '../../src/contracts/seal.ts';
 import type { InvalidSealRecord, SealRecord } from '../../src/ports/sealStore.ts';
 import { verifyLog, type Finding, type VerifiableCommit, type VerifyInput } from '../../src/audit/verify.ts';
 import type { EventEnvelope, StoredCommit } from '../../src/contracts/envelope.ts';

@@ -1,7 +1,7 @@
 // --store / --esdb-url / NSM_STORE / NSM_ESDB_URL for nsm up and nsm control-plane.
 import * as E from 'fp-ts/lib/Either.js';
 import * as assert from 'uvu/assert';
-import { chooseStore, redactUrl } from '../../src/cli/storeOption.ts';
+import { chooseStore, redactUrl } from '../../src/runtime/storeChoice.ts';
 import { suite } from '../lib/harness.ts';
 
 const s = suite('nsm --store option');

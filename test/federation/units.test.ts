@@ -3,13 +3,13 @@
 // and the link's permissions.
 import * as E from 'fp-ts/lib/Either.js';
 import * as assert from 'uvu/assert';
-import { connection, type ConnectionEvent, type ConnectionState } from '../../aggregates/connection.ts';
+import { connection, type ConnectionEvent, type ConnectionState } from '../../aggregates/connection/index.ts';
 import type { NodeRow } from '../../projections/nodes.ts';
 import { checkLeafUrl, leafnodesConfig } from '../../infra/nats/leafnodes.ts';
 import { parseCommandSubject, subjectsFor } from '../../src/contracts/subjects.ts';
 import { decodeCommand, splitServiceRef } from '../../src/contracts/commands.ts';
 import { findPeerChanges } from '../../src/workflows/peerDetector.ts';
-import { nodeFactsOf, remoteStateFrom, remoteStateOf } from '../../src/workflows/remoteState.ts';
+import { nodeFactsOf, remoteStateFrom, remoteStateOf } from '../../src/command/remoteState.ts';
 import { joinerDenyImports, leafPermissions, leafUrlWith, parseLeafCredentials } from '../../src/security/leaf.ts';
 import { suite } from '../lib/harness.ts';
 

@@ -8,7 +8,7 @@ import * as assert from 'uvu/assert';
 import { jetStreamEventStore } from '../../infra/eventstore/jetstream.ts';
 import { createLogger } from '../../infra/log.ts';
 import { subjectsFor } from '../../src/contracts/subjects.ts';
-import type { ConnectionEvent } from '../../aggregates/connection.ts';
+import type { ConnectionEvent } from '../../aggregates/connection/index.ts';
 import type { EventEnvelope, StoredCommit } from '../../src/contracts/envelope.ts';
 import { keepEndpointRegistered, type KeptRegistration } from '../../src/client/index.ts';
 import { eventually } from '../lib/eventually.ts';

@@ -4,7 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import * as E from 'fp-ts/lib/Either.js';
 import * as assert from 'uvu/assert';
-import type { ConnectionEvent } from '../../aggregates/connection.ts';
+import type { ConnectionEvent } from '../../aggregates/connection/index.ts';
 import { createLogger } from '../../infra/log.ts';
 import type { MeshClient } from '../../src/client/index.ts';
 import type { EventEnvelope, StoredCommit } from '../../src/contracts/envelope.ts';

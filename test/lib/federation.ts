@@ -11,7 +11,7 @@ import * as E from 'fp-ts/lib/Either.js';
 import { connect, type NatsConnection } from 'nats';
 import type { TunnelIdRange } from '../../aggregates/tunnelPool.ts';
 import { createLogger } from '../../infra/log.ts';
-import { type Logger } from '../../src/ports/logger.ts';
+import type { Logger } from '../../src/ports/logger.ts';
 import { leafnodesConfig } from '../../infra/nats/leafnodes.ts';
 import { startNatsServer, type RunningNatsServer } from '../../infra/natsServer.ts';
 import { freePort } from '../../infra/net.ts';

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import * as E from 'fp-ts/lib/Either.js';
 import { connect, type ConnectionOptions, type NatsConnection } from 'nats';
 import { createLogger, levelPasses } from '../../infra/log.ts';
-import { type Logger } from '../../src/ports/logger.ts';
+import type { Logger } from '../../src/ports/logger.ts';
 import type { RunningNatsServer } from '../../infra/natsServer.ts';
 import { freePort } from '../../infra/net.ts';
 import { startNodeAgent, type NodeAgent } from '../../node-agent/agent.ts';

@@ -2,7 +2,7 @@
 // providing "web", and connections in whatever state a spec needs, folded by the real aggregates
 // and projections from events.
 import { addressPool, type AddressPoolState } from '../../aggregates/addressPool.ts';
-import { connection, type ConnectionEvent, type ConnectionState } from '../../aggregates/connection.ts';
+import { connection, type ConnectionEvent, type ConnectionState } from '../../aggregates/connection/index.ts';
 import { tunnelPool, type TunnelPoolState } from '../../aggregates/tunnelPool.ts';
 import type { DomainEvent } from '../../aggregates/index.ts';
 import { applyCommits, emptyMesh, type MeshModel } from '../../projections/mesh.ts';

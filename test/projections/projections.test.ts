@@ -1,5 +1,5 @@
 import * as assert from 'uvu/assert';
-import { connection, type ConnectionEvent } from '../../aggregates/connection.ts';
+import { connection, type ConnectionEvent } from '../../aggregates/connection/index.ts';
 import type { EndpointSpec } from '../../aggregates/endpoint.ts';
 import type { DomainEvent } from '../../aggregates/index.ts';
 import type { NetworkServiceSpec } from '../../aggregates/networkService.ts';

@@ -2,7 +2,7 @@
 // connection that is denied by one, and the whole thing against an authenticated mesh.
 import * as E from 'fp-ts/lib/Either.js';
 import * as assert from 'uvu/assert';
-import { connection, type ConnectionCommand, type ConnectionRequest } from '../../aggregates/connection.ts';
+import { connection, type ConnectionCommand, type ConnectionRequest } from '../../aggregates/connection/index.ts';
 import { DEFAULT_POLICY, evaluatePolicy, policy, type Policy, type PolicyRule } from '../../aggregates/policy.ts';
 import { given } from '../lib/gwt.ts';
 import { suite } from '../lib/harness.ts';

@@ -2,7 +2,7 @@
 // at a time per key in queue order, and lanes served in turn, so that a lane with a backlog of a
 // thousand does not make another lane's task wait behind it.
 import * as assert from 'uvu/assert';
-import { FairQueue } from '../../src/runtime/fairQueue.ts';
+import { FairQueue } from '../../src/lib/fairQueue.ts';
 import { suite } from '../lib/harness.ts';
 
 const s = suite('fair queue');

@@ -2,7 +2,7 @@
 // connection's state and the mesh, when one of its events is handled, then these steps, with
 // their continuations walked against a made-up world (test/lib/workflowTrace.ts).
 import * as assert from 'uvu/assert';
-import type { ConnectionEvent } from '../../aggregates/connection.ts';
+import type { ConnectionEvent } from '../../aggregates/connection/index.ts';
 import { reactToConnection } from '../../src/workflows/connection.ts';
 import { suite } from '../lib/harness.ts';
 import { contextOf, envelope, modelWith, planned, poolWith, request, selected, stateOf, tunnelsWith } from '../lib/workflowFixtures.ts';

@@ -1,7 +1,7 @@
 // Reactions to endpoints, nodes and peer domains coming and going (src/workflows/membership.ts),
 // given/when/then: which connections are healed, marked down or brought up to date, and how.
 import * as assert from 'uvu/assert';
-import type { ConnectionEvent } from '../../aggregates/connection.ts';
+import type { ConnectionEvent } from '../../aggregates/connection/index.ts';
 import type { EndpointEvent } from '../../aggregates/endpoint.ts';
 import type { NodeEvent } from '../../aggregates/node.ts';
 import type { PeerEvent } from '../../aggregates/peer.ts';

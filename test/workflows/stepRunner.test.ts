@@ -11,7 +11,7 @@ import { createLogger } from '../../infra/log.ts';
 import type { EventEnvelope, StoredCommit } from '../../src/contracts/envelope.ts';
 import type { EventStore } from '../../src/ports/eventStore.ts';
 import { execute } from '../../src/command/execute.ts';
-import { RetryLater } from '../../src/workflows/runner.ts';
+import { RetryLater } from '../../src/command/execute.ts';
 import { Repository } from '../../src/command/repository.ts';
 import { createStepRunner } from '../../src/workflows/stepRunner.ts';
 import type { WorkflowEvent } from '../../aggregates/workflow.ts';

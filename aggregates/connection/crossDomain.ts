@@ -11,50 +11,16 @@
 //   Established                      <--state---   DataplaneProgrammed (endpoint)
 //
 // The endpoint's domain decides (selection, addresses, mechanism, heals); the client's domain
-// mirrors its plan for its own side. Only type imports from ./connection.ts: no import cycle.
+// mirrors its plan for its own side.
 import * as E from 'fp-ts/lib/Either.js';
-import { reject, type ConnectionContext, type DomainError } from './domain.ts';
-import type {
-  ConnectionCommand,
-  ConnectionEvent,
-  ConnectionRequest,
-  ConnectionState,
-  FailureCode,
-  RegistryContext,
-  RemoteNode,
-  RetiredPath,
-  Side,
-} from './connection.ts';
-import type { NegotiatedMechanism } from './mechanism.ts';
-import { quotaProblem } from './limits.ts';
-import { evaluatePolicy } from './policy.ts';
-import { selectEndpoint } from './selection.ts';
-import { formatRange, rangesOverlap, type TunnelParameters } from './tunnelPool.ts';
+import { reject, type DomainError } from '../domain.ts';
+import { quotaProblem } from '../limits.ts';
+import { evaluatePolicy } from '../policy.ts';
+import { selectEndpoint } from '../selection.ts';
+import { formatRange, rangesOverlap } from '../tunnelPool.ts';
+import { isTerminal, retire, unknownConnection, type ConnectionCommand, type ConnectionEvent, type ConnectionRequest, type ConnectionState, type FailureCode, type RegistryContext, type RemoteNode, type Side } from './types.ts';
 
 const BOTH: readonly Side[] = ['client', 'endpoint'];
-
-/** The plan of the endpoint's domain, as the client's domain needs it for its side. */
-export interface RemoteEndpointPlan {
-  /** The endpoint's name in its own domain. */
-  readonly endpoint: string;
-  readonly node: RemoteNode;
-  readonly mechanism: NegotiatedMechanism;
-  readonly context: ConnectionContext;
-  readonly endpointInterface: string;
-  readonly tunnel?: TunnelParameters;
-}
-
-/** Where a connection stands in the endpoint's domain: what that domain tells the client's. */
-export interface RemoteState {
-  /** The plan's generation in the endpoint's domain (0 before any plan). */
-  readonly generation: number;
-  readonly phase: 'planned' | 'waiting' | 'failed' | 'closed';
-  readonly plan?: RemoteEndpointPlan;
-  /** The endpoint side of this generation is programmed on its node. */
-  readonly endpointProgrammed: boolean;
-  readonly reason?: string;
-  readonly code?: FailureCode;
-}
 
 /** How a node or endpoint of another domain is named here: "<name>@<domain>", never a local name. */
 export const remoteName = (name: string, domain: string): string => `${name}@${domain}`;
@@ -63,10 +29,6 @@ export const remoteName = (name: string, domain: string): string => `${name}@${d
 export const localSides = (s: Pick<ConnectionState, 'request' | 'remoteDomain'>): Side[] =>
   BOTH.filter((side) => (side === 'client' ? !s.request?.remoteClient : !s.remoteDomain));
 
-const isTerminal = (s: ConnectionState) => s.phase === 'closed' || s.phase === 'failed';
-const unknown = (id: string) => reject('not-found', `connection "${id}" does not exist`);
-const retire = (s: ConnectionState, sides: readonly Side[]): RetiredPath | undefined =>
-  s.plan && s.endpoint ? { generation: s.generation, endpoint: s.endpoint, plan: s.plan, sides } : undefined;
 
 type Request = Extract<ConnectionCommand, { type: 'RequestConnection' }>;
 
@@ -164,9 +126,9 @@ type ApplyRemote = Extract<ConnectionCommand, { type: 'ApplyRemoteState' }>;
  * ends it here. Older generations are stale and change nothing.
  */
 export const decideRemoteState = (command: ApplyRemote, s: ConnectionState): E.Either<DomainError, readonly ConnectionEvent[]> => {
-  if (s.phase === 'none') return unknown(command.connectionId);
+  if (s.phase === 'none') return unknownConnection(command.connectionId);
   if (s.remoteDomain !== command.from) return reject('invalid', `connection "${command.connectionId}" has no endpoint in domain ${command.from}`);
-  if (isTerminal(s)) return E.right([]);
+  if (isTerminal(s.phase)) return E.right([]);
   const r = command.state;
   const from = command.from;
   switch (r.phase) {
@@ -242,7 +204,7 @@ type Redirect = Extract<ConnectionCommand, { type: 'RedirectConnection' }>;
 
 /** Client side: a registry-only domain named the endpoint's home domain (or found none). */
 export const decideRedirect = (command: Redirect, s: ConnectionState): E.Either<DomainError, readonly ConnectionEvent[]> => {
-  if (s.phase === 'none') return unknown(command.connectionId);
+  if (s.phase === 'none') return unknownConnection(command.connectionId);
   if (s.remoteDomain !== command.from) return reject('invalid', `connection "${command.connectionId}" was not sent to domain ${command.from}`);
   if (s.phase !== 'requested') return E.right([]);
   if (!command.domain) return E.right([{ type: 'ConnectionFailed', code: 'no-endpoint', reason: `registry ${command.from}: ${command.reason ?? 'no endpoint'}`, by: command.from }]);

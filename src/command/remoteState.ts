@@ -1,8 +1,8 @@
 // What crosses between the two domains of a connection, built from and read into the domain
 // model: the endpoint domain's state of a connection (interdomain.state) and a node's facts.
 // Pure: the process manager sends what these build, the handlers decode what they read.
-import type { ConnectionState, RemoteNode } from '../../aggregates/connection.ts';
-import type { RemoteState } from '../../aggregates/crossDomain.ts';
+import type { ConnectionState, RemoteNode } from '../../aggregates/connection/index.ts';
+import type { RemoteState } from '../../aggregates/connection/index.ts';
 import type { TunnelIdRange } from '../../aggregates/tunnelPool.ts';
 import type { NodeRow } from '../../projections/nodes.ts';
 import type { CommandBody } from '../contracts/commands.ts';

@@ -11,9 +11,9 @@ import type { Labels } from '../../aggregates/domain.ts';
 import { createLogger } from '../../infra/log.ts';
 import { errorText } from '../ports/logger.ts';
 import { deleteNamedNetns, ensureNamedNetns, ip, netnsExists, netnsLabel, parseNetns, type Netns } from '../../node-agent/linux/netns.ts';
-import type { MeshClient } from './meshClient.ts';
+import type { MeshClient } from '../client/index.ts';
 import { splitServiceRef } from '../contracts/commands.ts';
-import { keepEndpointRegistered } from './registration.ts';
+import { keepEndpointRegistered } from '../client/index.ts';
 
 export const ENDPOINT_KINDS = ['icmp-responder'] as const;
 export type EndpointKind = (typeof ENDPOINT_KINDS)[number];
