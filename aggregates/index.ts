@@ -1,15 +1,15 @@
 // The aggregates by stream prefix, so the command handler and replay can find each one.
-import { addressPool, type AddressPoolEvent } from './addressPool.ts';
-import { connection, type ConnectionEvent } from './connection/index.ts';
+import { addressPool, type AddressPoolCommand, type AddressPoolEvent } from './addressPool.ts';
+import { connection, type ConnectionCommand, type ConnectionEvent } from './connection/index.ts';
 import type { Aggregate } from './domain.ts';
-import { endpoint, type EndpointEvent } from './endpoint.ts';
-import { networkService, type NetworkServiceEvent } from './networkService.ts';
-import { node, type NodeEvent } from './node.ts';
-import { peer, type PeerEvent } from './peer.ts';
-import { policy, type PolicyEvent } from './policy.ts';
-import { tunnelPool, type TunnelPoolEvent } from './tunnelPool.ts';
-import { workflow, type WorkflowEvent } from './workflow.ts';
-import { limits, type LimitsEvent } from './limits.ts';
+import { endpoint, type EndpointCommand, type EndpointEvent } from './endpoint.ts';
+import { networkService, type NetworkServiceCommand, type NetworkServiceEvent } from './networkService.ts';
+import { node, type NodeCommand, type NodeEvent } from './node.ts';
+import { peer, type PeerCommand, type PeerEvent } from './peer.ts';
+import { policy, type PolicyCommand, type PolicyEvent } from './policy.ts';
+import { tunnelPool, type TunnelPoolCommand, type TunnelPoolEvent } from './tunnelPool.ts';
+import { workflow, type WorkflowCommand, type WorkflowEvent } from './workflow.ts';
+import { limits, type LimitsCommand, type LimitsEvent } from './limits.ts';
 
 export type DomainEvent = NetworkServiceEvent | EndpointEvent | NodeEvent | ConnectionEvent | AddressPoolEvent | TunnelPoolEvent | PolicyEvent | PeerEvent | WorkflowEvent | LimitsEvent;
 
@@ -31,3 +31,21 @@ export const AGGREGATES: Readonly<Record<string, AnyAggregate>> = {
 
 export type AggregateName = 'service' | 'endpoint' | 'node' | 'connection' | 'pool' | 'tunnel' | 'policy' | 'peer' | 'workflow' | 'limits';
 export const AGGREGATE_NAMES: readonly AggregateName[] = ['service', 'endpoint', 'node', 'connection', 'pool', 'tunnel', 'policy', 'peer', 'workflow', 'limits'];
+
+/** Each aggregate's commands, by the stream prefix it lives under. */
+export interface AggregateCommands {
+  readonly service: NetworkServiceCommand;
+  readonly endpoint: EndpointCommand;
+  readonly node: NodeCommand;
+  readonly connection: ConnectionCommand;
+  readonly pool: AddressPoolCommand;
+  readonly tunnel: TunnelPoolCommand;
+  readonly policy: PolicyCommand;
+  readonly peer: PeerCommand;
+  readonly workflow: WorkflowCommand;
+  readonly limits: LimitsCommand;
+}
+export type AnyAggregateCommand = AggregateCommands[AggregateName];
+
+/** The commands of the aggregate a stream name ("<aggregate>.<id>") belongs to; any aggregate's when the name is only known as a string. */
+export type CommandOfStream<S extends string> = S extends `${infer A extends AggregateName}.${string}` ? AggregateCommands[A] : AnyAggregateCommand;

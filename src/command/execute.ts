@@ -8,6 +8,7 @@ import type { Commit, EventEnvelope, StoredCommit } from '../contracts/envelope.
 import { schemaOf } from '../contracts/upcast.ts';
 import type { EventStore, StoreError } from '../ports/eventStore.ts';
 import { aggregateOf, type Repository } from './repository.ts';
+import type { AnyAggregateCommand, CommandOfStream } from '../../aggregates/index.ts';
 
 export interface CommandMeta {
   /** Becomes the commit id: a command retried within the duplicate window is stored once. */
@@ -55,11 +56,11 @@ export interface ExecDeps {
   readonly repo: Repository;
 }
 
-export const execute = (
+export const execute = <S extends string>(
   deps: ExecDeps,
-  stream: string,
-  /** The command, or a function building it from current context right before the decision. */
-  command: unknown | (() => unknown),
+  stream: S,
+  /** The command (one of the stream's aggregate's), or a function building it from current context right before the decision. */
+  command: CommandOfStream<S> | (() => CommandOfStream<S>),
   meta: CommandMeta,
   hooks: ExecHooks = {},
 ): Promise<E.Either<ExecError, ExecResult>> => deps.repo.exclusive(stream, () => decideAndAppend(deps, stream, command, meta, hooks), meta.lane);
@@ -67,7 +68,7 @@ export const execute = (
 const decideAndAppend = async (
   deps: ExecDeps,
   stream: string,
-  command: unknown | (() => unknown),
+  command: AnyAggregateCommand | (() => AnyAggregateCommand),
   meta: CommandMeta,
   hooks: ExecHooks,
 ): Promise<E.Either<ExecError, ExecResult>> => {
@@ -79,7 +80,7 @@ const decideAndAppend = async (
     if (E.isLeft(loaded)) return E.left({ kind: 'store', error: loaded.left });
     // Built after the (asynchronous) load and decided without a pause, so context read here
     // (endpoint loads) plus onDecided cannot interleave with another decision.
-    const cmd = typeof command === 'function' ? (command as () => unknown)() : command;
+    const cmd = typeof command === 'function' ? command() : command;
     const decision = agg.decide(cmd, loaded.right.state);
     // A cached state can lag behind another replica's append. A decision with events is checked
     // by the expected version on append; a rejection or a no-op is not, so confirm it against the
@@ -139,7 +140,7 @@ export const execErrorMessage = (e: ExecError): string =>
 export class RetryLater extends Error {}
 
 /** One step of a workflow: a domain refusal is an answer (returned), anything else is retried later (thrown). */
-export const executeStep = async (deps: ExecDeps, stream: string, command: unknown, meta: CommandMeta, hooks?: ExecHooks) => {
+export const executeStep = async <S extends string>(deps: ExecDeps, stream: S, command: CommandOfStream<S> | (() => CommandOfStream<S>), meta: CommandMeta, hooks?: ExecHooks) => {
   const r = await execute(deps, stream, command, meta, hooks);
   if (E.isLeft(r) && r.left.kind !== 'domain') throw new RetryLater(execErrorMessage(r.left));
   return r;

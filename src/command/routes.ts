@@ -1,25 +1,19 @@
 // From a decoded wire command to the aggregate stream and the aggregate command, with the
 // context the decision needs (registry, loads, time) read from the control plane's view.
-import type { AddressPoolCommand } from '../../aggregates/addressPool.ts';
-import { type ConnectionCommand, type RegistryContext } from '../../aggregates/connection/index.ts';
+import type { RegistryContext } from '../../aggregates/connection/index.ts';
 import { interfaceNameFor } from '../contracts/interfaceNames.ts';
 import { remoteName, tunnelRangeConflict } from '../../aggregates/connection/index.ts';
 import type { TunnelIdRange } from '../../aggregates/tunnelPool.ts';
 import { domainOfPeerActor } from '../contracts/subjects.ts';
-import type { EndpointCommand } from '../../aggregates/endpoint.ts';
-import type { NetworkServiceCommand } from '../../aggregates/networkService.ts';
-import type { NodeCommand } from '../../aggregates/node.ts';
-import type { WorkflowCommand } from '../../aggregates/workflow.ts';
-import { LIMITS_STREAM_ID, type Limits, type LimitsCommand, type Usage } from '../../aggregates/limits.ts';
-import { POLICY_STREAM_ID, type Policy, type PolicyCommand } from '../../aggregates/policy.ts';
+import { LIMITS_STREAM_ID, type Limits, type Usage } from '../../aggregates/limits.ts';
+import type { AnyAggregateCommand } from '../../aggregates/index.ts';
+import { POLICY_STREAM_ID, type Policy } from '../../aggregates/policy.ts';
 import type { MeshModel } from '../../projections/mesh.ts';
 import { endpointsOfService, labelsFor } from '../../projections/registry.ts';
 import type { Candidate } from '../../aggregates/selection.ts';
-import { splitServiceRef, type CommandKind, type CommandMessage } from '../contracts/commands.ts';
+import { splitServiceRef, type CommandBody, type CommandKind, type CommandMessage, type CommandMessageOf } from '../contracts/commands.ts';
 import { streamName } from '../contracts/envelope.ts';
 import { remoteNodeFrom, remoteStateFrom } from './remoteState.ts';
-
-export type AnyAggregateCommand = NetworkServiceCommand | EndpointCommand | NodeCommand | ConnectionCommand | AddressPoolCommand | PolicyCommand | WorkflowCommand | LimitsCommand;
 
 export interface Routed {
   readonly stream: string;
@@ -55,20 +49,32 @@ const LIMITS_STREAM = streamName('limits', LIMITS_STREAM_ID);
 
 const expiresAt = (now: Date, seconds: number) => new Date(now.getTime() + seconds * 1000).toISOString();
 
-type ReportBody = CommandMessage<'connection.report'>['body'];
+/** What a route builds the aggregate command from: the message, the read model, the time, loads, and the context. */
+interface RouteInputs<K extends CommandKind> {
+  readonly msg: CommandMessageOf<K>;
+  readonly model: MeshModel;
+  readonly now: Date;
+  readonly loadOf: LoadOf;
+  readonly ctx: RouteContext;
+}
 
-const reportDataplane = (b: ReportBody, node: string, now: Date): Routed => ({
-  stream: streamName('connection', b.connectionId),
-  command: {
-    type: 'ReportDataplane',
-    connectionId: b.connectionId,
-    node,
-    side: b.side,
-    generation: b.generation,
-    result: b.result,
-    ...(b.error ? { error: b.error } : {}),
-    at: now.toISOString(),
-  },
+/** One wire command: the aggregate stream it acts on (known before anything is read) and the aggregate command it becomes. */
+interface Route<K extends CommandKind> {
+  readonly stream: (body: CommandBody<K>) => string;
+  readonly command: (o: RouteInputs<K>) => AnyAggregateCommand;
+}
+
+type ReportBody = Pick<CommandBody<'connection.report'>, 'connectionId' | 'side' | 'generation' | 'result' | 'error'>;
+
+const reportDataplane = (b: ReportBody, node: string, now: Date): AnyAggregateCommand => ({
+  type: 'ReportDataplane',
+  connectionId: b.connectionId,
+  node,
+  side: b.side,
+  generation: b.generation,
+  result: b.result,
+  ...(b.error ? { error: b.error } : {}),
+  at: now.toISOString(),
 });
 
 const quotaOf = (ctx: RouteContext, actor: string) => {
@@ -76,234 +82,210 @@ const quotaOf = (ctx: RouteContext, actor: string) => {
   return q ? { quota: q } : {};
 };
 
-export const route = (msg: CommandMessage, model: MeshModel, now: Date, loadOf: LoadOf = (ep) => model.connections.activeByEndpoint[ep] ?? 0, ctx: RouteContext = {}): Routed => {
-  switch (msg.kind as CommandKind) {
-    case 'service.register': {
-      const b = (msg as CommandMessage<'service.register'>).body;
-      return {
-        stream: streamName('service', b.name),
-        command: { type: 'RegisterNetworkService', spec: { name: b.name, payload: b.payload ?? 'IP', matches: b.matches ?? [] } },
-      };
-    }
-    case 'service.unregister': {
-      const b = (msg as CommandMessage<'service.unregister'>).body;
-      return { stream: streamName('service', b.name), command: { type: 'UnregisterNetworkService', name: b.name } };
-    }
-    case 'endpoint.register': {
-      const b = (msg as CommandMessage<'endpoint.register'>).body;
+const serviceStream = (b: { name: string }) => streamName('service', b.name);
+const endpointStream = (b: { name: string }) => streamName('endpoint', b.name);
+const nodeStream = (b: { name: string }) => streamName('node', b.name);
+const connectionStream = (b: { connectionId: string }) => streamName('connection', b.connectionId);
+
+/** Every command kind, its stream and its aggregate command: the one table both come from. */
+const ROUTES: { readonly [K in CommandKind]: Route<K> } = {
+  'service.register': {
+    stream: serviceStream,
+    command: ({ msg: { body: b } }) => ({ type: 'RegisterNetworkService', spec: { name: b.name, payload: b.payload ?? 'IP', matches: b.matches ?? [] } }),
+  },
+  'service.unregister': { stream: serviceStream, command: ({ msg: { body: b } }) => ({ type: 'UnregisterNetworkService', name: b.name }) },
+  'endpoint.register': {
+    stream: endpointStream,
+    command: ({ msg: { body: b }, model, now, ctx }) => {
       // "svc@floating": the endpoint provides svc here and is also registered in that floating registry.
       const refs = b.networkServiceNames.map(splitServiceRef);
       const networkServiceNames = [...new Set(refs.map((r) => r.service))];
       const floating = [...new Set(refs.flatMap((r) => (r.domain && r.domain !== ctx.federation?.self ? [r.domain] : [])))];
       return {
-        stream: streamName('endpoint', b.name),
-        command: {
-          type: 'RegisterEndpoint',
-          spec: {
-            name: b.name,
-            networkServiceNames,
-            networkServiceLabels: b.networkServiceLabels ?? {},
-            node: b.node,
-            prefix: b.prefix ?? DEFAULT_ENDPOINT_PREFIX,
-            excludedPrefixes: b.excludedPrefixes ?? [],
-            ...(b.netns ? { netns: b.netns } : {}),
-            ...(floating.length > 0 ? { floating } : {}),
-          },
-          // No expiration asked for: a static registration, kept until unregistered.
-          ...(b.expirationSeconds ? { expirationTime: expiresAt(now, b.expirationSeconds) } : {}),
-          registeredServices: networkServiceNames.filter((s) => model.registry.services[s] !== undefined),
+        type: 'RegisterEndpoint',
+        spec: {
+          name: b.name,
+          networkServiceNames,
+          networkServiceLabels: b.networkServiceLabels ?? {},
+          node: b.node,
+          prefix: b.prefix ?? DEFAULT_ENDPOINT_PREFIX,
+          excludedPrefixes: b.excludedPrefixes ?? [],
+          ...(b.netns ? { netns: b.netns } : {}),
+          ...(floating.length > 0 ? { floating } : {}),
         },
+        // No expiration asked for: a static registration, kept until unregistered.
+        ...(b.expirationSeconds ? { expirationTime: expiresAt(now, b.expirationSeconds) } : {}),
+        registeredServices: networkServiceNames.filter((s) => model.registry.services[s] !== undefined),
       };
-    }
-    case 'endpoint.unregister': {
-      const b = (msg as CommandMessage<'endpoint.unregister'>).body;
-      return { stream: streamName('endpoint', b.name), command: { type: 'UnregisterEndpoint', name: b.name } };
-    }
-    case 'node.join': {
-      const b = (msg as CommandMessage<'node.join'>).body;
-      return {
-        stream: streamName('node', b.name),
-        command: {
-          type: 'JoinNode',
-          spec: {
-            name: b.name,
-            mechanisms: b.mechanisms,
-            dataplane: b.dataplane,
-            ...(b.underlayAddress ? { underlayAddress: b.underlayAddress } : {}),
-            mtu: b.mtu ?? DEFAULT_MTU,
-            publicKeys: b.publicKeys ?? {},
-            ...(b.localPrefixes && b.localPrefixes.length > 0 ? { localPrefixes: b.localPrefixes } : {}),
-            ...(b.externalAddress ? { externalAddress: b.externalAddress } : {}),
-          },
-        },
-      };
-    }
-    case 'node.leave': {
-      const b = (msg as CommandMessage<'node.leave'>).body;
-      return { stream: streamName('node', b.name), command: { type: 'LeaveNode', name: b.name } };
-    }
-    case 'connection.request': {
-      const b = (msg as CommandMessage<'connection.request'>).body;
+    },
+  },
+  'endpoint.unregister': { stream: endpointStream, command: ({ msg: { body: b } }) => ({ type: 'UnregisterEndpoint', name: b.name }) },
+  'node.join': {
+    stream: nodeStream,
+    command: ({ msg: { body: b } }) => ({
+      type: 'JoinNode',
+      spec: {
+        name: b.name,
+        mechanisms: b.mechanisms,
+        dataplane: b.dataplane,
+        ...(b.underlayAddress ? { underlayAddress: b.underlayAddress } : {}),
+        mtu: b.mtu ?? DEFAULT_MTU,
+        publicKeys: b.publicKeys ?? {},
+        ...(b.localPrefixes && b.localPrefixes.length > 0 ? { localPrefixes: b.localPrefixes } : {}),
+        ...(b.externalAddress ? { externalAddress: b.externalAddress } : {}),
+      },
+    }),
+  },
+  'node.leave': { stream: nodeStream, command: ({ msg: { body: b } }) => ({ type: 'LeaveNode', name: b.name }) },
+  'connection.request': {
+    stream: connectionStream,
+    command: ({ msg, model, now, loadOf, ctx }) => {
+      const b = msg.body;
       const ref = splitServiceRef(b.networkService);
       // "svc@<another domain>": the endpoint is chosen there; this domain plans the client side.
       const remoteDomain = ref.domain !== undefined && ref.domain !== ctx.federation?.self ? ref.domain : undefined;
       const service = model.registry.services[ref.service];
       return {
-        stream: streamName('connection', b.connectionId),
-        command: {
-          type: 'RequestConnection',
-          request: {
-            connectionId: b.connectionId,
-            networkService: ref.service,
-            ...(remoteDomain ? { domain: remoteDomain } : {}),
-            payload: service?.payload ?? 'IP',
-            labels: b.labels ?? {},
-            clientNode: b.clientNode,
-            ...(b.clientNetns ? { clientNetns: b.clientNetns } : {}),
-            clientInterface: b.clientInterface ?? interfaceNameFor('nsm', b.connectionId),
-            mechanismPreferences: b.mechanismPreferences ?? [],
-            requestId: msg.id,
-            ...(b.expirationSeconds ? { expirationTime: expiresAt(now, b.expirationSeconds) } : {}),
-          },
-          registry: remoteDomain ? { endpoints: [] } : registryContext(model, ref.service, loadOf),
-          ...(ctx.policy ? { policy: { policy: ctx.policy, client: msg.actor } } : {}),
-          ...quotaOf(ctx, msg.actor),
+        type: 'RequestConnection',
+        request: {
+          connectionId: b.connectionId,
+          networkService: ref.service,
+          ...(remoteDomain ? { domain: remoteDomain } : {}),
+          payload: service?.payload ?? 'IP',
+          labels: b.labels ?? {},
+          clientNode: b.clientNode,
+          ...(b.clientNetns ? { clientNetns: b.clientNetns } : {}),
+          clientInterface: b.clientInterface ?? interfaceNameFor('nsm', b.connectionId),
+          mechanismPreferences: b.mechanismPreferences ?? [],
+          requestId: msg.id,
+          ...(b.expirationSeconds ? { expirationTime: expiresAt(now, b.expirationSeconds) } : {}),
         },
+        registry: remoteDomain ? { endpoints: [] } : registryContext(model, ref.service, loadOf),
+        ...(ctx.policy ? { policy: { policy: ctx.policy, client: msg.actor } } : {}),
+        ...quotaOf(ctx, msg.actor),
       };
-    }
-    case 'interdomain.request': {
-      const b = (msg as CommandMessage<'interdomain.request'>).body;
+    },
+  },
+  'connection.refresh': {
+    stream: connectionStream,
+    command: ({ msg: { body: b }, now }) => ({ type: 'RefreshConnection', connectionId: b.connectionId, expirationTime: expiresAt(now, b.expirationSeconds) }),
+  },
+  'connection.close': {
+    stream: connectionStream,
+    command: ({ msg }) => ({ type: 'CloseConnection', connectionId: msg.body.connectionId, reason: msg.body.reason ?? `closed by ${msg.actor}` }),
+  },
+  'connection.report': { stream: connectionStream, command: ({ msg: { body: b }, now }) => reportDataplane(b, b.node, now) },
+  'policy.set': { stream: () => POLICY_STREAM, command: ({ msg: { body: b } }) => ({ type: 'SetPolicy', policy: b.policy }) },
+  'policy.add': {
+    stream: () => POLICY_STREAM,
+    command: ({ msg: { body: b } }) => ({ type: 'AddPolicyRule', rule: b.rule, ...(b.position !== undefined ? { position: b.position } : {}) }),
+  },
+  'policy.remove': { stream: () => POLICY_STREAM, command: ({ msg: { body: b } }) => ({ type: 'RemovePolicyRule', name: b.name }) },
+  'limits.set': {
+    stream: () => LIMITS_STREAM,
+    command: ({ msg: { body: b } }) => ({ type: 'SetLimits', scope: b.role ? { role: b.role } : { identity: b.identity! }, ...(b.limits ? { limits: b.limits } : {}) }),
+  },
+  'workflow.retry': {
+    stream: (b) => streamName('workflow', b.position),
+    command: ({ msg: { body: b }, now }) => ({ type: 'RetryStep', position: b.position, at: now.toISOString() }),
+  },
+  // Federation: commands from peer domains' control planes (docs/federation.md).
+  'interdomain.request': {
+    stream: connectionStream,
+    command: ({ msg, model, loadOf, ctx }) => {
+      const b = msg.body;
       const from = peerOf(msg);
       const client = remoteNodeFrom(b.client, from);
       const conflict = ctx.federation && !ctx.federation.registryOnly ? tunnelRangeConflict({ domain: ctx.federation.self, range: ctx.federation.tunnelIds }, client) : undefined;
       return {
-        stream: streamName('connection', b.connectionId),
-        command: {
-          type: 'RequestConnection',
-          request: {
-            connectionId: b.connectionId,
-            networkService: b.networkService,
-            payload: model.registry.services[b.networkService]?.payload ?? 'IP',
-            labels: b.labels ?? {},
-            // A name no local node has: nothing of the client side is planned or programmed here.
-            clientNode: remoteName(b.client.name, from),
-            clientInterface: b.clientInterface,
-            mechanismPreferences: b.mechanismPreferences ?? [],
-            requestId: msg.id,
-            remoteClient: client,
-            ...(b.endpointHint ? { endpointHint: b.endpointHint } : {}),
-          },
-          registry: registryContext(model, b.networkService, loadOf),
-          ...(ctx.policy ? { policy: { policy: ctx.policy, client: msg.actor } } : {}),
-          ...quotaOf(ctx, msg.actor),
-          ...(ctx.federation?.registryOnly ? { registryOnly: ctx.federation.self } : {}),
-          ...(conflict ? { refuse: { code: 'address' as const, reason: conflict } } : {}),
-        },
-      };
-    }
-    case 'interdomain.state': {
-      const b = (msg as CommandMessage<'interdomain.state'>).body;
-      const from = peerOf(msg);
-      return {
-        stream: streamName('connection', b.connectionId),
-        command: {
-          type: 'ApplyRemoteState',
+        type: 'RequestConnection',
+        request: {
           connectionId: b.connectionId,
-          from,
-          at: now.toISOString(),
-          state: remoteStateFrom(b, from),
+          networkService: b.networkService,
+          payload: model.registry.services[b.networkService]?.payload ?? 'IP',
+          labels: b.labels ?? {},
+          // A name no local node has: nothing of the client side is planned or programmed here.
+          clientNode: remoteName(b.client.name, from),
+          clientInterface: b.clientInterface,
+          mechanismPreferences: b.mechanismPreferences ?? [],
+          requestId: msg.id,
+          remoteClient: client,
+          ...(b.endpointHint ? { endpointHint: b.endpointHint } : {}),
         },
+        registry: registryContext(model, b.networkService, loadOf),
+        ...(ctx.policy ? { policy: { policy: ctx.policy, client: msg.actor } } : {}),
+        ...quotaOf(ctx, msg.actor),
+        ...(ctx.federation?.registryOnly ? { registryOnly: ctx.federation.self } : {}),
+        ...(conflict ? { refuse: { code: 'address' as const, reason: conflict } } : {}),
       };
-    }
-    case 'interdomain.report': {
-      const b = (msg as CommandMessage<'interdomain.report'>).body;
-      // Checked by the aggregate against the connection's client node: one domain cannot report for another's.
-      return reportDataplane({ ...b, side: 'client' }, remoteName(b.node, peerOf(msg)), now);
-    }
-    case 'interdomain.close': {
-      const b = (msg as CommandMessage<'interdomain.close'>).body;
+    },
+  },
+  'interdomain.state': {
+    stream: connectionStream,
+    command: ({ msg, now }) => ({ type: 'ApplyRemoteState', connectionId: msg.body.connectionId, from: peerOf(msg), at: now.toISOString(), state: remoteStateFrom(msg.body, peerOf(msg)) }),
+  },
+  // Checked by the aggregate against the connection's client node: one domain cannot report for another's.
+  'interdomain.report': { stream: connectionStream, command: ({ msg, now }) => reportDataplane({ ...msg.body, side: 'client' }, remoteName(msg.body.node, peerOf(msg)), now) },
+  'interdomain.close': {
+    stream: connectionStream,
+    command: ({ msg }) => {
       const from = peerOf(msg);
-      return {
-        stream: streamName('connection', b.connectionId),
-        command: { type: 'CloseConnection', connectionId: b.connectionId, reason: `closed in domain ${from}${b.reason ? `: ${b.reason}` : ''}`, by: from },
-      };
-    }
-    case 'interdomain.redirect': {
-      const b = (msg as CommandMessage<'interdomain.redirect'>).body;
+      return { type: 'CloseConnection', connectionId: msg.body.connectionId, reason: `closed in domain ${from}${msg.body.reason ? `: ${msg.body.reason}` : ''}`, by: from };
+    },
+  },
+  'interdomain.redirect': {
+    stream: connectionStream,
+    command: ({ msg, model, now, loadOf, ctx }) => {
+      const b = msg.body;
       const service = model.connections.byId[b.connectionId]?.state.request?.networkService;
       return {
-        stream: streamName('connection', b.connectionId),
-        command: {
-          type: 'RedirectConnection',
-          connectionId: b.connectionId,
-          from: peerOf(msg),
-          ...(b.domain ? { domain: b.domain } : {}),
-          ...(b.endpoint ? { endpoint: b.endpoint } : {}),
-          ...(b.reason ? { reason: b.reason } : {}),
-          at: now.toISOString(),
-          self: ctx.federation?.self ?? '',
-          registry: service ? registryContext(model, service, loadOf) : { endpoints: [] },
-        },
+        type: 'RedirectConnection',
+        connectionId: b.connectionId,
+        from: peerOf(msg),
+        ...(b.domain ? { domain: b.domain } : {}),
+        ...(b.endpoint ? { endpoint: b.endpoint } : {}),
+        ...(b.reason ? { reason: b.reason } : {}),
+        at: now.toISOString(),
+        self: ctx.federation?.self ?? '',
+        registry: service ? registryContext(model, service, loadOf) : { endpoints: [] },
       };
-    }
-    case 'interdomain.endpoint': {
-      const b = (msg as CommandMessage<'interdomain.endpoint'>).body;
+    },
+  },
+  'interdomain.endpoint': {
+    stream: endpointStream,
+    command: ({ msg, model }) => {
+      const b = msg.body;
       const from = peerOf(msg);
-      if (b.op === 'unregister') return { stream: streamName('endpoint', b.name), command: { type: 'UnregisterEndpoint', name: b.name, domain: from } };
+      if (b.op === 'unregister') return { type: 'UnregisterEndpoint', name: b.name, domain: from };
       const services = b.networkServiceNames ?? [];
       return {
-        stream: streamName('endpoint', b.name),
-        command: {
-          type: 'RegisterEndpoint',
-          spec: {
-            name: b.name,
-            networkServiceNames: services,
-            networkServiceLabels: b.networkServiceLabels ?? {},
-            // Its node is in its home domain: a name no local node has.
-            node: remoteName(b.node ?? 'unknown', from),
-            prefix: b.prefix ?? DEFAULT_ENDPOINT_PREFIX,
-            excludedPrefixes: b.excludedPrefixes ?? [],
-            domain: from,
-          },
-          registeredServices: services.filter((s) => model.registry.services[s] !== undefined),
+        type: 'RegisterEndpoint',
+        spec: {
+          name: b.name,
+          networkServiceNames: services,
+          networkServiceLabels: b.networkServiceLabels ?? {},
+          // Its node is in its home domain: a name no local node has.
+          node: remoteName(b.node ?? 'unknown', from),
+          prefix: b.prefix ?? DEFAULT_ENDPOINT_PREFIX,
+          excludedPrefixes: b.excludedPrefixes ?? [],
+          domain: from,
         },
+        registeredServices: services.filter((s) => model.registry.services[s] !== undefined),
       };
-    }
-    case 'connection.close': {
-      const b = (msg as CommandMessage<'connection.close'>).body;
-      return {
-        stream: streamName('connection', b.connectionId),
-        command: { type: 'CloseConnection', connectionId: b.connectionId, reason: b.reason ?? `closed by ${msg.actor}` },
-      };
-    }
-    case 'connection.report': {
-      const b = (msg as CommandMessage<'connection.report'>).body;
-      return reportDataplane(b, b.node, now);
-    }
-    case 'policy.set':
-      return { stream: POLICY_STREAM, command: { type: 'SetPolicy', policy: (msg as CommandMessage<'policy.set'>).body.policy } };
-    case 'policy.add': {
-      const b = (msg as CommandMessage<'policy.add'>).body;
-      return { stream: POLICY_STREAM, command: { type: 'AddPolicyRule', rule: b.rule, ...(b.position !== undefined ? { position: b.position } : {}) } };
-    }
-    case 'policy.remove':
-      return { stream: POLICY_STREAM, command: { type: 'RemovePolicyRule', name: (msg as CommandMessage<'policy.remove'>).body.name } };
-    case 'limits.set': {
-      const b = (msg as CommandMessage<'limits.set'>).body;
-      return { stream: LIMITS_STREAM, command: { type: 'SetLimits', scope: b.role ? { role: b.role } : { identity: b.identity! }, ...(b.limits ? { limits: b.limits } : {}) } };
-    }
-    case 'workflow.retry': {
-      const position = (msg as CommandMessage<'workflow.retry'>).body.position;
-      return { stream: streamName('workflow', position), command: { type: 'RetryStep', position, at: now.toISOString() } };
-    }
-    case 'connection.refresh': {
-      const b = (msg as CommandMessage<'connection.refresh'>).body;
-      return {
-        stream: streamName('connection', b.connectionId),
-        command: { type: 'RefreshConnection', connectionId: b.connectionId, expirationTime: expiresAt(now, b.expirationSeconds) },
-      };
-    }
-  }
+    },
+  },
+};
+
+/** The stream a command acts on, without building the command (which may read the registry). */
+export const streamOf = <K extends CommandKind>(msg: CommandMessage<K>): string => {
+  const r: Route<K> = ROUTES[msg.kind];
+  return r.stream(msg.body);
+};
+
+/** The aggregate stream and command for a wire command, from the control plane's view now. */
+export const route = <K extends CommandKind>(msg: CommandMessage<K>, model: MeshModel, now: Date, loadOf: LoadOf = (ep) => model.connections.activeByEndpoint[ep] ?? 0, ctx: RouteContext = {}): Routed => {
+  const r: Route<K> = ROUTES[msg.kind];
+  return { stream: r.stream(msg.body), command: r.command({ msg, model, now, loadOf, ctx }) };
 };
 
 /** Selection candidates per service, rebuilt only when the registry changes (its revision). */
@@ -334,29 +316,3 @@ export const registryContext = (model: MeshModel, service: string, loadOf: LoadO
   };
 };
 
-/** The stream a command acts on, without building the command (which may read the registry). */
-export const streamOf = (msg: CommandMessage): string => {
-  const b = msg.body as Record<string, unknown>;
-  switch (msg.kind as CommandKind) {
-    case 'service.register':
-    case 'service.unregister':
-      return streamName('service', b.name as string);
-    case 'endpoint.register':
-    case 'endpoint.unregister':
-    case 'interdomain.endpoint':
-      return streamName('endpoint', b.name as string);
-    case 'node.join':
-    case 'node.leave':
-      return streamName('node', b.name as string);
-    case 'policy.set':
-    case 'policy.add':
-    case 'policy.remove':
-      return POLICY_STREAM;
-    case 'workflow.retry':
-      return streamName('workflow', b.position as string);
-    case 'limits.set':
-      return LIMITS_STREAM;
-    default:
-      return streamName('connection', b.connectionId as string);
-  }
-};

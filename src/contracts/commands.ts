@@ -224,7 +224,8 @@ export type CommandKind = keyof typeof bodies;
 export const COMMAND_KINDS = Object.keys(bodies) as CommandKind[];
 export type CommandBody<K extends CommandKind> = (typeof bodies)[K] extends D.Decoder<infer A> ? A : never;
 
-export interface CommandMessage<K extends CommandKind = CommandKind> {
+/** One command of kind K as the control plane receives it. */
+export interface CommandMessageOf<K extends CommandKind> {
   readonly kind: K;
   readonly id: string;
   readonly actor: string;
@@ -232,6 +233,12 @@ export interface CommandMessage<K extends CommandKind = CommandKind> {
   readonly causationId?: string;
   readonly body: CommandBody<K>;
 }
+
+/**
+ * A command of one of the kinds K (default: any), as a union over the kinds: checking `kind`
+ * narrows `body`, and a function generic in K can look its kind up in a table of routes.
+ */
+export type CommandMessage<K extends CommandKind = CommandKind> = { [P in K]: CommandMessageOf<P> }[K];
 
 /** Correlation and causation ids may be any event, command or workflow id: a wider charset than command ids. */
 export const traceId = D.string({ min: 1, max: 200, pattern: /^[A-Za-z0-9_.:-]+$/, patternHint: 'an id' });
@@ -250,7 +257,10 @@ export const decodeCommand = <K extends CommandKind>(kind: K, subjectActor: stri
   const body = bodies[kind](env.right.body, 'body');
   if (E.isLeft(body)) return body;
   const { actor: _a, ...rest } = env.right;
-  return E.right({ ...rest, actor: subjectActor, kind, body: body.right as CommandBody<K> });
+  // The one place a kind and its body are put together: bodies[kind] decoded this body, which
+  // the type system cannot see through a generic K.
+  const msg: CommandMessageOf<K> = { ...rest, actor: subjectActor, kind, body: body.right as CommandBody<K> };
+  return E.right(msg as unknown as CommandMessage<K>);
 };
 
 /**
@@ -259,7 +269,7 @@ export const decodeCommand = <K extends CommandKind>(kind: K, subjectActor: stri
  * then keeps one node from reporting on or joining as another.
  */
 export const senderProblem = (msg: CommandMessage): string | undefined => {
-  const node = msg.kind === 'connection.report' ? (msg as CommandMessage<'connection.report'>).body.node : msg.kind === 'node.join' ? (msg as CommandMessage<'node.join'>).body.name : undefined;
+  const node = msg.kind === 'connection.report' ? msg.body.node : msg.kind === 'node.join' ? msg.body.name : undefined;
   if (node === undefined || msg.actor === agentActor(node)) return undefined;
   return `${msg.kind} for node "${node}" must come from its agent ("${agentActor(node)}"), not "${msg.actor}"`;
 };
@@ -273,7 +283,7 @@ export const agentActor = (node: string): string => `agent:${node}`;
  */
 export const netnsProblem = (msg: CommandMessage, allowedDirs: readonly string[]): string | undefined => {
   const value =
-    msg.kind === 'connection.request' ? (msg as CommandMessage<'connection.request'>).body.clientNetns : msg.kind === 'endpoint.register' ? (msg as CommandMessage<'endpoint.register'>).body.netns : undefined;
+    msg.kind === 'connection.request' ? msg.body.clientNetns : msg.kind === 'endpoint.register' ? msg.body.netns : undefined;
   if (value === undefined) return undefined;
   const r = workloadNetns(value, allowedDirs);
   return E.isLeft(r) ? `${msg.kind === 'connection.request' ? 'body.clientNetns' : 'body.netns'}: ${r.left}` : undefined;

@@ -45,7 +45,8 @@ export interface StoredCommit extends Commit {
   readonly position: bigint;
 }
 
-export const streamName = (aggregate: string, id: string): string => `${aggregate}.${id}`;
+/** A stream's name; its type keeps the aggregate, so that a command for it can be checked against that aggregate's commands. */
+export const streamName = <A extends string>(aggregate: A, id: string): `${A}.${string}` => `${aggregate}.${id}`;
 
 export const parseStreamName = (stream: string): { aggregate: string; id: string } => {
   const dot = stream.indexOf('.');

@@ -484,7 +484,7 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
       }
       const stream = streamOf(msg);
       // Whose work it is: an agent's report is about some requester's connection, and takes that one's turn.
-      const lane = msg.kind === 'connection.report' ? (view.current.connections.byId[(msg as CommandMessage<'connection.report'>).body.connectionId]?.actor ?? actor) : actor;
+      const lane = msg.kind === 'connection.report' ? (view.current.connections.byId[msg.body.connectionId]?.actor ?? actor) : actor;
       await cmdQueue.room(COMMANDS_READ_AHEAD / 2);
       waitingSince.set(m, Date.now());
       // The rest, signatures included, in the sender's turn: costly checks of one sender's flood

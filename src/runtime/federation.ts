@@ -27,6 +27,7 @@ import { executeStep, RetryLater } from '../command/execute.ts';
 import type { Repository } from '../command/repository.ts';
 import { findPeerChanges, type Heard } from '../workflows/peerDetector.ts';
 import { tunnelRangeConflict } from '../../aggregates/connection/index.ts';
+import type { AnyAggregateCommand } from '../../aggregates/index.ts';
 import { remoteStateOf } from '../command/remoteState.ts';
 import { interdomainSender } from './federationSend.ts';
 import { createFederationSteps, type FederationStepDeps } from './federationSteps.ts';
@@ -196,7 +197,7 @@ export const createFederation = async (o: {
     }
   };
 
-  const apply = async (stream: string, command: unknown, commandId: string, env: EventEnvelope) => {
+  const apply = async (stream: string, command: AnyAggregateCommand, commandId: string, env: EventEnvelope) => {
     const r = await executeStep({ store: o.store, repo: o.repo }, stream, command, {
       commandId,
       correlationId: env.correlationId,
@@ -343,7 +344,7 @@ export const createFederation = async (o: {
           ticking = false;
         }
       };
-      const act = (stream: string, command: unknown, id: string, what: Record<string, unknown>) =>
+      const act = (stream: string, command: AnyAggregateCommand, id: string, what: Record<string, unknown>) =>
         actOnFinding({ store: o.store, repo: o.repo, view, domain: self, log, now }, 'control-plane:federation', { id, stream, command, what }, 'peer action failed; will retry');
       timers.push(setInterval(() => void tick(), Math.max(100, Math.floor(cfg.heartbeatMs / 2))));
       log.info('federation running', { domain: self, tunnelIds, registryOnly, peers: configuredPeers ?? 'any domain heard' });

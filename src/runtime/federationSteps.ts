@@ -3,6 +3,7 @@
 // after a crash or a link cut is stored once on the other side.
 import * as E from 'fp-ts/lib/Either.js';
 import type { ConnectionState, PathSegment } from '../../aggregates/connection/index.ts';
+import type { AnyAggregateCommand } from '../../aggregates/index.ts';
 import type { RemoteEndpointPlan } from '../../aggregates/connection/index.ts';
 import type { TunnelIdRange } from '../../aggregates/tunnelPool.ts';
 import type { Logger } from '../ports/logger.ts';
@@ -26,7 +27,7 @@ export interface FederationStepDeps {
   /** A query to another domain's control plane (request/reply across the leafnode link). */
   readonly ask: (domain: string, name: string, params: unknown) => Promise<E.Either<string, unknown>>;
   /** Decides and appends a command here; throws RetryLater on infrastructure trouble. */
-  readonly apply: (stream: string, command: unknown, commandId: string, env: EventEnvelope) => Promise<void>;
+  readonly apply: (stream: string, command: AnyAggregateCommand, commandId: string, env: EventEnvelope) => Promise<void>;
   readonly ensureRemoteSource: (domain: string) => Promise<void>;
   /** Signed segments for this side's plan from a remote one; absent or undefined: unsigned (insecure mesh). */
   readonly remotePlanSegments?: (o: { state: ConnectionState; from: string; plan: RemoteEndpointPlan; now: Date }) => readonly PathSegment[] | undefined;

@@ -7,7 +7,7 @@ import type { EventStore } from '../ports/eventStore.ts';
 import type { MeshView } from '../read/meshView.ts';
 import type { Repository } from '../command/repository.ts';
 import { findDeaths, type Findings, type HealingConfig } from '../workflows/healingDetector.ts';
-import { actOnFinding, type FindingAction } from './findingAction.ts';
+import { actOnFinding, findingAction, type FindingAction } from './findingAction.ts';
 import type { Lease } from './lease.ts';
 
 export interface TimerDeps {
@@ -23,36 +23,38 @@ export interface TimerDeps {
 }
 
 const actionsFor = (f: Findings, at: string, cfg: HealingConfig): FindingAction[] => [
-  ...f.expiredEndpoints.map((e) => ({
-    id: `expire-endpoint:${e.name}:${e.expirationTime}`,
-    stream: streamName('endpoint', e.name),
-    command: { type: 'ExpireEndpoint', name: e.name, cause: 'expired', at },
-    what: { finding: 'endpoint expired', endpoint: e.name, expirationTime: e.expirationTime },
-  })),
-  ...f.lostNodes.map((n) => ({
-    id: `lose-node:${n.name}:${n.lastSeen}`,
-    stream: streamName('node', n.name),
-    command: { type: 'LoseNode', name: n.name, lastSeen: n.lastSeen, timeoutMs: cfg.nodeTimeoutMs },
-    what: { finding: 'node lost', node: n.name, lastSeen: n.lastSeen },
-  })),
-  ...f.recoveredNodes.map((n) => ({
-    id: `recover-node:${n.name}:${n.heardAt}`,
-    stream: streamName('node', n.name),
-    command: { type: 'RecoverNode', name: n.name },
-    what: { finding: 'node heard again', node: n.name, heardAt: n.heardAt },
-  })),
-  ...f.expiredConnections.map((c) => ({
-    id: `expire-connection:${c.id}:${c.expirationTime}`,
-    stream: streamName('connection', c.id),
-    command: { type: 'ExpireConnection', connectionId: c.id, at },
-    what: { finding: 'connection expired', connectionId: c.id, expirationTime: c.expirationTime },
-  })),
-  ...f.downPastGrace.map((c) => ({
-    id: `close-down:${c.id}:${c.since}`,
-    stream: streamName('connection', c.id),
-    command: { type: 'CloseConnection', connectionId: c.id, reason: `client node ${c.node} lost since ${c.since}, longer than the ${Math.round(cfg.downGraceMs / 1000)} s grace period` },
-    what: { finding: 'down past grace', connectionId: c.id, node: c.node },
-  })),
+  ...f.expiredEndpoints.map((e) =>
+    findingAction(`expire-endpoint:${e.name}:${e.expirationTime}`, streamName('endpoint', e.name), { type: 'ExpireEndpoint', name: e.name, cause: 'expired', at }, {
+      finding: 'endpoint expired',
+      endpoint: e.name,
+      expirationTime: e.expirationTime,
+    }),
+  ),
+  ...f.lostNodes.map((n) =>
+    findingAction(`lose-node:${n.name}:${n.lastSeen}`, streamName('node', n.name), { type: 'LoseNode', name: n.name, lastSeen: n.lastSeen, timeoutMs: cfg.nodeTimeoutMs }, {
+      finding: 'node lost',
+      node: n.name,
+      lastSeen: n.lastSeen,
+    }),
+  ),
+  ...f.recoveredNodes.map((n) =>
+    findingAction(`recover-node:${n.name}:${n.heardAt}`, streamName('node', n.name), { type: 'RecoverNode', name: n.name }, { finding: 'node heard again', node: n.name, heardAt: n.heardAt }),
+  ),
+  ...f.expiredConnections.map((c) =>
+    findingAction(`expire-connection:${c.id}:${c.expirationTime}`, streamName('connection', c.id), { type: 'ExpireConnection', connectionId: c.id, at }, {
+      finding: 'connection expired',
+      connectionId: c.id,
+      expirationTime: c.expirationTime,
+    }),
+  ),
+  ...f.downPastGrace.map((c) =>
+    findingAction(
+      `close-down:${c.id}:${c.since}`,
+      streamName('connection', c.id),
+      { type: 'CloseConnection', connectionId: c.id, reason: `client node ${c.node} lost since ${c.since}, longer than the ${Math.round(cfg.downGraceMs / 1000)} s grace period` },
+      { finding: 'down past grace', connectionId: c.id, node: c.node },
+    ),
+  ),
 ];
 
 export const startTimers = (deps: TimerDeps): { stop(): Promise<void> } => {

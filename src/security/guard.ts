@@ -96,18 +96,18 @@ export const createGuard = (security: ControlPlaneSecurity | undefined): Guard =
     if (!ROLE_COMMANDS[role].includes(msg.kind)) return forbidden(`${msg.actor} (${role}) may not send ${msg.kind}`);
     switch (msg.kind) {
       case 'connection.request': {
-        const b = (msg as CommandMessage<'connection.request'>).body;
+        const b = msg.body;
         if (!b.token) return forbidden('a connection request must carry the client\'s signed path token (the SDK signs it with the client\'s key)');
         const v = await verifyClientToken(b.token, { registry, actor: msg.actor, connectionId: b.connectionId, service: b.networkService, now });
         return E.isLeft(v) ? forbidden(v.left) : ok;
       }
       case 'connection.close':
       case 'connection.refresh': {
-        const b = (msg as CommandMessage<'connection.close' | 'connection.refresh'>).body;
+        const b = msg.body;
         const row = rowOf(model, b.connectionId);
         // Operators manage every connection; a client only its own (and learns nothing of others').
         if (role === 'client' && row?.actor !== msg.actor) return forbidden(`connection "${b.connectionId}" is not one of ${msg.actor}'s connections`);
-        const token = msg.kind === 'connection.refresh' ? (msg as CommandMessage<'connection.refresh'>).body.token : undefined;
+        const token = msg.kind === 'connection.refresh' ? msg.body.token : undefined;
         // The client renews its own segment; an operator refreshing someone else's connection
         // cannot sign for that client, and its token is not used.
         if (token && row?.actor === msg.actor) {
@@ -117,7 +117,7 @@ export const createGuard = (security: ControlPlaneSecurity | undefined): Guard =
         return ok;
       }
       case 'connection.report': {
-        const b = (msg as CommandMessage<'connection.report'>).body;
+        const b = msg.body;
         if (b.result !== 'programmed') return ok;
         if (!b.token) return forbidden('a programmed report must carry the agent\'s signed path token');
         const state = rowOf(model, b.connectionId)?.state;
@@ -167,16 +167,16 @@ export const createGuard = (security: ControlPlaneSecurity | undefined): Guard =
       const segments = state && c.state.plan ? remotePlanSegments({ state, from: c.from, plan: c.state.plan, now }) : undefined;
       return segments ? { ...routed, command: { ...c, pathSegments: segments } } : routed;
     }
-    if (c.type === 'RequestConnection') {
-      const token = (msg as CommandMessage<'connection.request'>).body.token;
+    if (c.type === 'RequestConnection' && msg.kind === 'connection.request') {
+      const token = msg.body.token;
       return token ? { ...routed, command: { ...c, request: { ...c.request, clientSegment: segmentFromToken(token) } } } : routed;
     }
-    if (c.type === 'ReportDataplane') {
-      const token = (msg as CommandMessage<'connection.report'>).body.token;
+    if (c.type === 'ReportDataplane' && msg.kind === 'connection.report') {
+      const token = msg.body.token;
       return token && c.result === 'programmed' ? { ...routed, command: { ...c, token } } : routed;
     }
-    if (c.type === 'RefreshConnection') {
-      const token = (msg as CommandMessage<'connection.refresh'>).body.token;
+    if (c.type === 'RefreshConnection' && msg.kind === 'connection.refresh') {
+      const token = msg.body.token;
       const s = rowOf(model, c.connectionId)?.state;
       const plan = s?.plan;
       const cpClaims = plan?.path.pathSegments[1]?.token ? readClaims(plan.path.pathSegments[1].token) : undefined;

@@ -5,7 +5,7 @@
 // the federation). Every step is named after its causing event, so a redelivered event repeats
 // nothing.
 import { allocationOf, type AddressPoolState } from '../../aggregates/addressPool.ts';
-import { SIDES, isTerminal, type ConnectionEvent, type ConnectionState, type HealCause, type RetiredPath, type Side } from '../../aggregates/connection/index.ts';
+import { SIDES, isTerminal, type ConnectionEvent, type FailureCode, type ConnectionState, type HealCause, type RetiredPath, type Side } from '../../aggregates/connection/index.ts';
 import { localSides } from '../../aggregates/connection/index.ts';
 import { TUNNEL_STREAM_ID, tunnelOf, tunnelParameters, type TunnelPoolState } from '../../aggregates/tunnelPool.ts';
 import { sideSpecOf } from '../../projections/nodeDesired.ts';
@@ -50,27 +50,31 @@ export const release = (s: ConnectionState): Step[] => {
   ];
 };
 
-const fail = (id: string, code: string, reason: string): Step => execute(connectionStream(id), 'fail', { type: 'FailConnection', connectionId: id, code, reason });
+const fail = (id: string, code: FailureCode, reason: string): Step => execute(connectionStream(id), 'fail', { type: 'FailConnection', connectionId: id, code, reason });
 
 /** Asks the connection aggregate to heal; it decides in place, elsewhere, waiting, or nothing. */
 export const heal = (id: string, cause: HealCause, env: EventEnvelope, exclude: readonly string[], ctx: WorkflowContext): Step[] => {
   const service = ctx.model.connections.byId[id]?.state.request?.networkService;
   if (!service) return [];
   return [
-    execute(connectionStream(id), `heal-${id}`, undefined, {
-      selection: true,
-      // Built when decided: endpoint loads change with every decision.
-      build: ({ model, loadOf }) => ({
-        type: 'HealConnection',
-        connectionId: id,
-        cause,
-        causeId: env.id,
-        at: ctx.now.toISOString(),
-        exclude,
-        escalateWithinMs: ctx.escalateWithinMs,
-        registry: registryContext(model, service, loadOf),
-      }),
-    }),
+    execute(
+      connectionStream(id),
+      `heal-${id}`,
+      {
+        // Built when decided: endpoint loads change with every decision.
+        build: ({ model, loadOf }) => ({
+          type: 'HealConnection',
+          connectionId: id,
+          cause,
+          causeId: env.id,
+          at: ctx.now.toISOString(),
+          exclude,
+          escalateWithinMs: ctx.escalateWithinMs,
+          registry: registryContext(model, service, loadOf),
+        }),
+      },
+      { selection: true },
+    ),
   ];
 };
 

@@ -119,7 +119,8 @@ export const createWorkflowRunner = (deps: WorkflowRunnerDeps) => {
     for (const step of steps) {
       switch (step.kind) {
         case 'execute': {
-          const command = step.build ? () => step.build!({ model: deps.view.current, loadOf }) : step.command;
+          const c = step.command;
+          const command = 'build' in c ? () => c.build({ model: deps.view.current, loadOf }) : c;
           const r = await executeStep(deps, step.stream, command, metaFor(env, step.step), step.selection ? deps.selectionHooks : undefined);
           if (E.isLeft(r)) {
             if (step.onRejected && r.left.kind === 'domain') await run(step.onRejected(r.left.error), env);

@@ -10,6 +10,7 @@ import type { PeerFacts } from '../../aggregates/peer.ts';
 import type { TunnelIdRange } from '../../aggregates/tunnelPool.ts';
 import type { MeshModel } from '../../projections/mesh.ts';
 import type { NodeCommand } from '../contracts/nodeCommands.ts';
+import type { AnyAggregateCommand, CommandOfStream } from '../../aggregates/index.ts';
 import type { EventEnvelope } from '../contracts/envelope.ts';
 import type { LoadOf } from '../command/routes.ts';
 
@@ -41,9 +42,8 @@ export interface Execute {
   readonly stream: string;
   /** Names the step among those of its causing event: the commit id is `<event id>-<step>`. */
   readonly step: string;
-  readonly command: unknown;
-  /** Built right before the decision instead, from what is current then. */
-  readonly build?: (inputs: DecisionInputs) => unknown;
+  /** The command, or `build` to make it right before the decision from what is current then. */
+  readonly command: AnyAggregateCommand | { readonly build: (inputs: DecisionInputs) => AnyAggregateCommand };
   /** A (re)selection: counted as endpoint load until the view holds it. */
   readonly selection?: boolean;
   /** What to do when the aggregate refuses (absent: nothing). */
@@ -73,7 +73,14 @@ export type Step =
   | { readonly kind: 'together'; readonly limit: number; readonly groups: readonly (readonly Step[])[] }
   | { readonly kind: 'log'; readonly level: 'info' | 'warn'; readonly msg: string; readonly fields: Readonly<Record<string, unknown>> };
 
-export const execute = (stream: string, step: string, command: unknown, more: Omit<Execute, 'kind' | 'stream' | 'step' | 'command'> = {}): Execute => ({ kind: 'execute', stream, step, command, ...more });
+/** A decision on a stream; the command must be one of that stream's aggregate's. */
+export const execute = <S extends string>(stream: S, step: string, command: CommandOfStream<S> | { readonly build: (inputs: DecisionInputs) => CommandOfStream<S> }, more: Omit<Execute, 'kind' | 'stream' | 'step' | 'command'> = {}): Execute => ({
+  kind: 'execute',
+  stream,
+  step,
+  command,
+  ...more,
+});
 export const together = (groups: readonly (readonly Step[])[], limit: number): Step[] => (groups.length === 0 ? [] : [{ kind: 'together', limit, groups }]);
 export const federate = (call: FederationCall): Step => ({ kind: 'federate', call });
 export const log = (level: 'info' | 'warn', msg: string, fields: Readonly<Record<string, unknown>>): Step => ({ kind: 'log', level, msg, fields });

@@ -22,7 +22,7 @@ export const trace = (steps: readonly Step[], world: World = {}): string[] => {
     for (const s of ss) {
       switch (s.kind) {
         case 'execute': {
-          const command = (s.build ? s.build({ model: world.model!, loadOf: () => 0 }) : s.command) as { type: string } & Record<string, unknown>;
+          const command = ('build' in s.command ? s.command.build({ model: world.model!, loadOf: () => 0 }) : s.command) as unknown as { type: string } & Record<string, unknown>;
           out.push(`${indent}execute ${s.stream} ${command.type} (${s.step})${s.selection ? ' selection' : ''}`);
           const r = world.decide ? world.decide(s.stream, command) : {};
           if (isRejection(r)) {
@@ -62,7 +62,7 @@ export const commandOf = (steps: readonly Step[], type: string, world: World = {
     for (const s of ss) {
       if (found) return;
       if (s.kind === 'execute') {
-        const c = (s.build ? s.build({ model: world.model!, loadOf: () => 0 }) : s.command) as Record<string, unknown>;
+        const c = ('build' in s.command ? s.command.build({ model: world.model!, loadOf: () => 0 }) : s.command) as unknown as Record<string, unknown>;
         if (c.type === type) return void (found = c);
         const r = world.decide ? world.decide(s.stream, c as { type: string }) : {};
         if (isRejection(r)) walk(s.onRejected?.(r.rejected) ?? []);
