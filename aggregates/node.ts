@@ -1,7 +1,8 @@
 // Node: a host whose agent programs the dataplane; joins with what its dataplane can do.
 import * as E from 'fp-ts/lib/Either.js';
 import { castDraft, produce } from 'immer';
-import { jsonEqual, reject, type Aggregate, type MechanismType } from './domain.ts';
+import { reject, type Aggregate, type MechanismType } from './domain.ts';
+import { hearing, losing, recovering } from './membership.ts';
 
 export interface NodeSpec {
   readonly name: string;
@@ -45,19 +46,18 @@ export const node: Aggregate<NodeState, NodeCommand, NodeEvent> = {
   decide(command, state) {
     switch (command.type) {
       case 'JoinNode': {
-        if (!state.joined) return E.right([{ type: 'NodeJoined', spec: command.spec }]);
-        const events: NodeEvent[] = state.lost ? [{ type: 'NodeRecovered', name: command.spec.name }] : [];
-        if (!jsonEqual(state.spec, command.spec)) events.push({ type: 'NodeUpdated', spec: command.spec });
-        return E.right(events);
+        const h = hearing({ known: state.joined, lost: state.lost, facts: state.spec }, command.spec);
+        if (h.first) return E.right([{ type: 'NodeJoined', spec: command.spec }]);
+        return E.right([...(h.back ? [{ type: 'NodeRecovered', name: command.spec.name } as const] : []), ...(h.changed ? [{ type: 'NodeUpdated', spec: command.spec } as const] : [])]);
       }
       case 'LeaveNode':
         if (!state.joined) return reject('not-found', `node "${command.name}" has not joined`);
         return E.right([{ type: 'NodeLeft', name: command.name }]);
       case 'LoseNode':
-        if (!state.joined || state.lost) return E.right([]);
+        if (!losing({ known: state.joined, lost: state.lost })) return E.right([]);
         return E.right([{ type: 'NodeLost', name: command.name, lastSeen: command.lastSeen, timeoutMs: command.timeoutMs }]);
       case 'RecoverNode':
-        if (!state.joined || !state.lost) return E.right([]);
+        if (!recovering({ known: state.joined, lost: state.lost })) return E.right([]);
         return E.right([{ type: 'NodeRecovered', name: command.name }]);
     }
   },

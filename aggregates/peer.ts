@@ -3,7 +3,8 @@
 // whose endpoint is there go down; recovered when heard again.
 import * as E from 'fp-ts/lib/Either.js';
 import { castDraft, produce } from 'immer';
-import { jsonEqual, type Aggregate } from './domain.ts';
+import type { Aggregate } from './domain.ts';
+import { hearing, losing } from './membership.ts';
 import type { TunnelIdRange } from './tunnelPool.ts';
 
 export interface PeerFacts {
@@ -36,13 +37,12 @@ export const peer: Aggregate<PeerState, PeerCommand, PeerEvent> = {
   decide(command, state) {
     switch (command.type) {
       case 'SeePeer': {
-        if (!state.known) return E.right([{ type: 'PeerSeen', facts: command.facts }]);
-        const events: PeerEvent[] = state.lost ? [{ type: 'PeerRecovered', domain: command.facts.domain }] : [];
-        if (!jsonEqual(state.facts, command.facts)) events.push({ type: 'PeerUpdated', facts: command.facts });
-        return E.right(events);
+        const h = hearing(state, command.facts);
+        if (h.first) return E.right([{ type: 'PeerSeen', facts: command.facts }]);
+        return E.right([...(h.back ? [{ type: 'PeerRecovered', domain: command.facts.domain } as const] : []), ...(h.changed ? [{ type: 'PeerUpdated', facts: command.facts } as const] : [])]);
       }
       case 'LosePeer':
-        if (!state.known || state.lost) return E.right([]);
+        if (!losing(state)) return E.right([]);
         return E.right([{ type: 'PeerLost', domain: command.domain, lastSeen: command.lastSeen, timeoutMs: command.timeoutMs }]);
     }
   },

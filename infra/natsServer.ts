@@ -8,6 +8,7 @@ import * as E from 'fp-ts/lib/Either.js';
 import { connect, type ConnectionOptions } from 'nats';
 import { portIsFree } from './net.ts';
 import { spawnOwned, type Tie } from './ownedChild.ts';
+import { sleep } from '../src/lib/time.ts';
 
 export interface NatsServerOptions {
   readonly dataDir: string;
@@ -137,7 +138,6 @@ const serversOn = (confFile: string): number[] =>
       return argv.some((a, i) => (a === '-c' || a === '--config') && argv[i + 1] === confFile);
     });
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const stopPid = async (pid: number): Promise<boolean> => {
   for (const [signal, waitMs] of [['SIGTERM', 5000], ['SIGKILL', 2000]] as const) {
@@ -201,7 +201,7 @@ const waitReady = async (url: string, deadline: number, exited: () => boolean, p
       }
     } catch (e) {
       last = (e as Error).message;
-      await new Promise((r) => setTimeout(r, 100));
+      await sleep(100);
     }
   }
   return E.left(`nats-server did not become ready: ${last}`);
@@ -298,7 +298,7 @@ export const startNatsServer = async (opts: NatsServerOptions): Promise<E.Either
         if (count(reloaded) > before.ok) return E.right(undefined);
         if (count(failed) > before.failed) return E.left(`nats-server could not reload ${confFile}: ${(readLog(logFile).match(failed) ?? []).pop()}`);
         if (hasExited) return E.left(`nats-server exited while reloading its configuration; full log in ${logFile}`);
-        await new Promise((r) => setTimeout(r, 50));
+        await sleep(50);
       }
       return E.left(`nats-server did not reload its configuration within ${timeoutMs} ms; full log in ${logFile}`);
     },

@@ -2,7 +2,7 @@
 // state, then carries out its node's commands from a durable consumer and reports each result
 // back to the control plane as a command. Heartbeats on nsm.<domain>.hb.<node>.
 import * as E from 'fp-ts/lib/Either.js';
-import { AckPolicy, DeliverPolicy, nanos, type ConsumerMessages, type NatsConnection } from 'nats';
+import type { ConsumerMessages, NatsConnection } from 'nats';
 import { errorText, type Logger } from '../src/ports/logger.ts';
 import { ensureStreams } from '../infra/nats/streams.ts';
 import { MeshClient } from '../src/client/index.ts';
@@ -14,6 +14,8 @@ import { decodeNodeCommand, type SideSpec } from '../src/contracts/nodeCommands.
 import { pathProblem, programmedToken, type AgentSecurity } from '../src/security/agentSecurity.ts';
 import { FairQueue } from '../src/lib/fairQueue.ts';
 import { sideKey, type Dataplane } from './dataplane.ts';
+import { sleep, backoff } from '../src/lib/time.ts';
+import { consumeDurable } from '../infra/nats/consumers.ts';
 
 export interface NodeAgentOptions {
   readonly nc: NatsConnection;
@@ -50,7 +52,6 @@ export interface NodeAgent {
 }
 
 type Report = 'programmed' | 'removed' | 'failed' | 'broken';
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** Sides asked for per page when reconciling (a side with its signed path is a few KB; a NATS message holds 1 MB). */
 const DESIRED_PAGE = 200;
 
@@ -185,7 +186,7 @@ export const startNodeAgent = async (opts: NodeAgentOptions): Promise<NodeAgent>
       if (E.isRight(r)) desired = r.right;
       else {
         if (attempt === 1 || attempt % 10 === 0) log.warn('waiting for the control plane to reconcile', { error: r.left });
-        await sleep(Math.min(2000, 100 * attempt));
+        await sleep(backoff(attempt, { capMs: 2000 }));
       }
     }
     if (!desired) return;
@@ -217,21 +218,13 @@ export const startNodeAgent = async (opts: NodeAgentOptions): Promise<NodeAgent>
   let messages: ConsumerMessages | undefined;
   const sides = new FairQueue(dataplane.concurrency ?? 1);
   const consumeLoop = async () => {
-    const durable = agentConsumerName(node);
-    try {
-      await jsm.consumers.info(subjects.streams.nodeCommands, durable);
-    } catch {
-      await jsm.consumers.add(subjects.streams.nodeCommands, {
-        durable_name: durable,
-        filter_subject: subjects.nodeCommands(node),
-        ack_policy: AckPolicy.Explicit,
-        deliver_policy: DeliverPolicy.All,
-        ack_wait: nanos(30_000),
-        max_ack_pending: 1000,
-      });
-    }
-    const consumer = await nc.jetstream().consumers.get(subjects.streams.nodeCommands, durable);
-    messages = await consumer.consume({ max_messages: 256 });
+    messages = await consumeDurable(
+      nc.jetstream(),
+      jsm,
+      { stream: subjects.streams.nodeCommands, durable: agentConsumerName(node), filterSubject: subjects.nodeCommands(node), ackWaitMs: 30_000, maxAckPending: 1000 },
+      256,
+      log,
+    );
     // Wrapped so that awaiting the setup does not await the endless loop.
     const done = (async () => {
       for await (const m of messages!) {

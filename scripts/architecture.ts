@@ -59,10 +59,10 @@ export const RULES: readonly Rule[] = [
   { from: under('projections'), allow: ['aggregates', 'projections', 'src/contracts'], forbidPackages: /^(nats|node:)/, why: 'projections fold: pure, over aggregates and the wire contracts' },
   { from: under('src/contracts'), allow: ['src/contracts', 'aggregates'], forbidPackages: /^(nats|node:(fs|net|child_process|http|os))$/, why: 'contracts are the wire: at the bottom' },
   { from: under('src/ports'), allow: ['src/ports', 'src/contracts', 'aggregates'], forbidPackages: /^(nats|node:)/, why: 'ports are interfaces: at the bottom' },
-  { from: under('infra'), allow: ['infra', 'src/contracts', 'src/ports'], why: 'infra holds adapters: they implement ports and speak contracts, nothing else of src' },
+  { from: under('infra'), allow: ['infra', 'src/contracts', 'src/ports', 'src/lib'], why: 'infra holds adapters: they implement ports and speak contracts (and use the mesh-agnostic helpers of src/lib), nothing else of src' },
   {
     from: (f) => f.startsWith('src/workflows/') && !WORKFLOW_RUNNERS.includes(f),
-    allow: ['src/workflows', 'src/contracts', 'src/ports', 'src/command', 'aggregates', 'projections'],
+    allow: ['src/workflows', 'src/contracts', 'src/ports', 'src/command', 'src/lib', 'aggregates', 'projections'],
     forbidPackages: /^(nats|node:)/,
     why: 'workflow reactions are pure: the runner is the one part that does I/O',
   },

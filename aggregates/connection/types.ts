@@ -80,6 +80,7 @@ export interface PathSegment {
   readonly name: string;
   readonly id: string;
   readonly token?: string;
+  /** ISO time the token expires. */
   readonly expires?: string;
 }
 

@@ -32,7 +32,7 @@ import {
   type ReadRevision,
   type ResolvedEvent,
 } from '@eventstore/db-client';
-import type { Commit, StoredCommit } from '../../src/contracts/envelope.ts';
+import { asPosition, type Commit, type Position, type StoredCommit } from '../../src/contracts/envelope.ts';
 import type { AppendResult, EventStore, ExpectedVersion, StoreError, StreamRead, SubscribeHandlers, Subscription } from '../../src/ports/eventStore.ts';
 import { createLogger } from '../log.ts';
 import { errorText, type Logger } from '../../src/ports/logger.ts';
@@ -48,6 +48,7 @@ import {
   toReadPosition,
   type DecodedEvent,
 } from './esdbMapping.ts';
+import { sleep, backoff } from '../../src/lib/time.ts';
 
 /** A finite read: iterate it; cancel() when leaving early. */
 export interface EsdbRead<T> extends AsyncIterable<T> {
@@ -100,7 +101,6 @@ const errType = (e: unknown): string | undefined => {
 };
 const unavailable = (e: unknown): StoreError => ({ kind: 'unavailable', message: errorText(e) });
 const corrupt = (message: string): StoreError => ({ kind: 'corrupt', message });
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const ignore = () => undefined;
 
 class Corrupt extends Error {}
@@ -155,7 +155,7 @@ export const esdbEventStore = (client: EsdbClient, domain: string, opts: EsdbSto
 
   const stored = (found: { revision: bigint; position: bigint }, duplicate: boolean): E.Either<StoreError, AppendResult> => {
     const revision = revisionToNumber(found.revision);
-    return E.isLeft(revision) ? E.left(corrupt(revision.left)) : E.right({ revision: revision.right, position: found.position, duplicate });
+    return E.isLeft(revision) ? E.left(corrupt(revision.left)) : E.right({ revision: revision.right, position: asPosition(found.position), duplicate });
   };
 
   const append = (commit: Commit, expected: ExpectedVersion) => async (): Promise<E.Either<StoreError, AppendResult>> => {
@@ -188,7 +188,7 @@ export const esdbEventStore = (client: EsdbClient, domain: string, opts: EsdbSto
             return wrongVersion(`stream ${commit.stream} is not at revision ${String(expected)}${at}`);
           }
           if (TRANSIENT.includes(errType(e) ?? '') && attempt < appendAttempts) {
-            await sleep(Math.min(2000, 50 * 2 ** attempt));
+            await sleep(backoff(attempt, { baseMs: 100, capMs: 2000 }));
             continue;
           }
           return E.left(unavailable(e));
@@ -253,9 +253,9 @@ export const esdbEventStore = (client: EsdbClient, domain: string, opts: EsdbSto
     }
   };
 
-  const lastPosition = () => async (): Promise<E.Either<StoreError, bigint>> => {
+  const lastPosition = () => async (): Promise<E.Either<StoreError, Position>> => {
     try {
-      return E.right(await lastPositionOrThrow());
+      return E.right(asPosition(await lastPositionOrThrow()));
     } catch (e) {
       return E.left(toStoreError(e));
     }

@@ -13,7 +13,7 @@ import { createHash } from 'node:crypto';
 import * as E from 'fp-ts/lib/Either.js';
 import { ANY, NO_STREAM, START, jsonEvent, type AppendExpectedRevision, type EventData, type ReadPosition } from '@eventstore/db-client';
 import * as D from '../../src/contracts/decode.ts';
-import type { Commit, EventEnvelope, StoredCommit } from '../../src/contracts/envelope.ts';
+import { asPosition, type Commit, type EventEnvelope, type StoredCommit } from '../../src/contracts/envelope.ts';
 import type { ExpectedVersion } from '../../src/ports/eventStore.ts';
 import { DOMAIN_PATTERN } from '../../src/contracts/subjects.ts';
 
@@ -254,7 +254,7 @@ export class CommitAssembler {
       ...(chain.commitPrevHash !== undefined ? { prevHash: chain.commitPrevHash } : {}),
       ...(chain.commitHash !== undefined ? { hash: chain.commitHash } : {}),
       revision: revision.right,
-      position: ev.position,
+      position: asPosition(ev.position),
     });
   }
 

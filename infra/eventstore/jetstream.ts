@@ -2,11 +2,13 @@
 // nsm.<domain>.evt.<aggregate>.<id>, optimistic concurrency through the subject's last sequence
 // and msgID dedupe for retries.
 import * as E from 'fp-ts/lib/Either.js';
-import { AckPolicy, DeliverPolicy, type ConsumerMessages, type JetStreamClient, type JetStreamManager, type NatsConnection, type NatsError } from 'nats';
-import type { Commit, StoredCommit } from '../../src/contracts/envelope.ts';
+import { AckPolicy, type ConsumerMessages, type JetStreamClient, type JetStreamManager, type NatsConnection, type NatsError } from 'nats';
+import { asPosition, START, type Commit, type Position, type StoredCommit } from '../../src/contracts/envelope.ts';
 import type { AppendResult, EventStore, ExpectedVersion, StoreError, StreamRead, Subscription } from '../../src/ports/eventStore.ts';
 import { ensureStreams, isWrongLastSequence } from '../nats/streams.ts';
 import { subjectsFor, type Subjects } from '../../src/contracts/subjects.ts';
+import { sleep, backoff } from '../../src/lib/time.ts';
+import { consumeOrdered } from '../nats/consumers.ts';
 
 interface DirectGet {
   getMessage(stream: string, query: { seq: number; next_by_subj?: string }): Promise<{ seq: number; data: Uint8Array; time: Date }>;
@@ -35,20 +37,19 @@ type Read = StoredCommit | { readonly foreign: string };
 const isForeign = (r: Read): r is { readonly foreign: string } => 'foreign' in r;
 
 const decodeCommit = (data: Uint8Array, seq: number): StoredCommit => {
-  const raw = JSON.parse(dec.decode(data)) as Commit & { revision: number; position: bigint };
+  const raw = JSON.parse(dec.decode(data)) as Commit & { revision: number; position: Position };
   if (typeof raw?.commitId !== 'string' || typeof raw.stream !== 'string' || !Array.isArray(raw.events)) {
     throw new Error(`message ${seq} in the event stream is not a commit`);
   }
   // Completed in place: the object is fresh from JSON.parse, and a copy per commit shows in replays.
   raw.revision = seq;
-  raw.position = BigInt(seq);
+  raw.position = asPosition(seq);
   return raw;
 };
 
 const natsCode = (e: unknown): string | undefined => (e as NatsError)?.code;
 const isTransient = (e: unknown): boolean => ['TIMEOUT', '503', 'CONNECTION_CLOSED', 'CONNECTION_DRAINING', 'DISCONNECT'].includes(natsCode(e) ?? '');
 const unavailable = (e: unknown): StoreError => ({ kind: 'unavailable', message: (e as Error)?.message ?? String(e) });
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export const jetStreamEventStore = async (
   nc: NatsConnection,
@@ -92,7 +93,7 @@ export const jetStreamEventStore = async (
     for (let attempt = 1; ; attempt++) {
       try {
         const ack = await js.publish(subjects.event(commit.stream), data, { msgID: commit.commitId, expect, timeout });
-        return E.right({ revision: ack.seq, position: BigInt(ack.seq), duplicate: ack.duplicate });
+        return E.right({ revision: ack.seq, position: asPosition(ack.seq), duplicate: ack.duplicate });
       } catch (e) {
         if (isWrongLastSequence(e)) {
           return E.left({
@@ -103,7 +104,7 @@ export const jetStreamEventStore = async (
           });
         }
         if (isTransient(e) && attempt < attempts) {
-          await sleep(Math.min(2000, 50 * 2 ** attempt));
+          await sleep(backoff(attempt, { baseMs: 100, capMs: 2000 }));
           continue;
         }
         return E.left(unavailable(e));
@@ -137,15 +138,6 @@ export const jetStreamEventStore = async (
     return E.right({ commits, revision: lastSeq > 0 ? lastSeq : 'none' });
   };
 
-  const orderedFrom = async (after: bigint) =>
-    js.consumers.get(
-      streamName,
-      // One filter subject as a string: nats.js otherwise sends ">" (or an array, 2.10+ only) and
-      // a 2.9 server refuses it while the client retries silently.
-      // Always by start sequence: the client keeps opt_start_seq with DeliverPolicy.All, which 2.9 refuses.
-      { filterSubjects: subjects.allEvents, deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: Number(after) + 1 },
-    );
-
   async function* readAll(after: bigint, until?: bigint): AsyncIterable<StoredCommit> {
     // Clamp to the current end: the consumer below waits for seq `end`, so an `until` past the
     // last message would block until that many more commits were appended.
@@ -153,8 +145,7 @@ export const jetStreamEventStore = async (
     const end = until === undefined || until > last ? last : until;
     if (end <= after) return;
     const endSeq = Number(end);
-    const consumer = await orderedFrom(after);
-    const messages = await consumer.consume({ max_messages: 1000 });
+    const messages = await consumeOrdered(js, streamName, subjects.allEvents, Number(after), 1000);
     try {
       for await (const m of messages) {
         if (m.seq > endSeq) break;
@@ -172,8 +163,7 @@ export const jetStreamEventStore = async (
     let markCaughtUp!: () => void;
     const caughtUp = new Promise<void>((r) => (markCaughtUp = r));
     if (BigInt(target) <= after) markCaughtUp();
-    const consumer = await orderedFrom(after);
-    const messages = await consumer.consume({ max_messages: 1000 });
+    const messages = await consumeOrdered(js, streamName, subjects.allEvents, Number(after), 1000);
     live.add(messages);
     const done = (async () => {
       for await (const m of messages) {
@@ -204,11 +194,11 @@ export const jetStreamEventStore = async (
 
   // The last position stored at or before `time` (to the millisecond), by binary search over the
   // server's store timestamps: one clock for the whole log, unlike the envelopes' times.
-  const positionAt = (time: Date) => async (): Promise<E.Either<StoreError, bigint>> => {
+  const positionAt = (time: Date) => async (): Promise<E.Either<StoreError, Position>> => {
     try {
       const { state } = await jsm.streams.info(streamName);
-      if (state.messages === 0 || Date.parse(state.first_ts) > time.getTime()) return E.right(0n);
-      if (Date.parse(state.last_ts) <= time.getTime()) return E.right(BigInt(state.last_seq));
+      if (state.messages === 0 || Date.parse(state.first_ts) > time.getTime()) return E.right(START);
+      if (Date.parse(state.last_ts) <= time.getTime()) return E.right(asPosition(state.last_seq));
       let lo = state.first_seq; // stored at or before `time`
       let hi = state.last_seq; // stored after it
       while (hi - lo > 1) {
@@ -217,7 +207,7 @@ export const jetStreamEventStore = async (
         if (m.time.getTime() <= time.getTime()) lo = mid;
         else hi = mid;
       }
-      return E.right(BigInt(lo));
+      return E.right(asPosition(lo));
     } catch (e) {
       return E.left(unavailable(e));
     }
@@ -232,7 +222,7 @@ export const jetStreamEventStore = async (
     positionAt,
     lastPosition: () => async () => {
       try {
-        return E.right(BigInt(await lastSeq()));
+        return E.right(asPosition(await lastSeq()));
       } catch (e) {
         return E.left(unavailable(e));
       }

@@ -2,13 +2,14 @@
 // that of several sealers racing only one seal lands, and msgID seal-<from>-<to> so a retried or
 // identical seal is stored once.
 import * as E from 'fp-ts/lib/Either.js';
-import { DeliverPolicy, type NatsConnection, type NatsError } from 'nats';
+import type { NatsConnection, NatsError } from 'nats';
 import * as D from '../../src/contracts/decode.ts';
 import type { Seal } from '../../src/contracts/seal.ts';
 import type { InvalidSealRecord, SealAppend, SealRecord, SealStore, SealTip } from '../../src/ports/sealStore.ts';
 import { decodeSeal } from '../../src/contracts/seal.ts';
 import { ensureStreams, isWrongLastSequence } from './streams.ts';
 import { subjectsFor, type Subjects } from '../../src/contracts/subjects.ts';
+import { consumeOrdered } from './consumers.ts';
 
 const enc = new TextEncoder();
 
@@ -78,8 +79,7 @@ export const jetStreamSealStore = async (nc: NatsConnection, domain: string | Su
     const state = await exists();
     if (!state || state.last_seq === 0 || state.messages === 0) return;
     const end = state.last_seq;
-    const consumer = await js.consumers.get(stream, { filterSubjects: subjects.seal, deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: 1 });
-    const messages = await consumer.consume({ max_messages: 100 });
+    const messages = await consumeOrdered(js, stream, subjects.seal, 0, 100);
     try {
       for await (const m of messages) {
         if (m.seq > end) break;

@@ -9,6 +9,7 @@ import { run } from './exec.ts';
 import { links, type Link } from './iproute.ts';
 import { inNetns, inNetnsArgv, ip, type Netns } from './netns.ts';
 import { Changes, step, stepDone, type Outcome } from './result.ts';
+import { sleep } from '../../src/lib/time.ts';
 
 export interface VxlanSpec {
   readonly name: string;
@@ -122,7 +123,6 @@ export const ensureWireguard = async (ns: Netns, mode: WireguardMode, w: Wiregua
   return stepDone(ip(ns, ['link', 'set', 'dev', w.name, 'mtu', String(w.mtu), 'alias', w.alias, 'up']));
 };
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Removes a WireGuard interface and, in userspace mode, its process and control socket. */
 export const removeWireguard = async (ns: Netns, name: string, present: boolean, changes: Changes): Promise<Outcome<void>> => {

@@ -15,7 +15,7 @@ import { createInterface } from 'node:readline';
 import type { Writable } from 'node:stream';
 import * as E from 'fp-ts/lib/Either.js';
 import * as D from '../contracts/decode.ts';
-import type { EventEnvelope, StoredCommit } from '../contracts/envelope.ts';
+import { asPosition, type EventEnvelope, type StoredCommit } from '../contracts/envelope.ts';
 import type { InvalidSealRecord, SealRecord } from '../ports/sealStore.ts';
 import { decodeSeal } from '../contracts/seal.ts';
 import type { VerifiableCommit } from './verify.ts';
@@ -150,7 +150,7 @@ export const openExport = async (path: string): Promise<ExportFile> => {
         ...(head.prevHash !== undefined ? { prevHash: head.prevHash } : {}),
         ...(head.hash !== undefined ? { hash: head.hash } : {}),
         revision: head.revision,
-        position: BigInt(head.position),
+        position: asPosition(head.position),
         declaredEvents: head.count,
       };
     };

@@ -8,6 +8,7 @@ import type { EventStore, Subscription } from '../ports/eventStore.ts';
 import { commitHash, GENESIS_HASH, makeSeal } from './hash.ts';
 import type { Seal } from '../contracts/seal.ts';
 import type { SealStore, SealTip } from '../ports/sealStore.ts';
+import { sleep, backoff } from '../lib/time.ts';
 
 export interface SealerOptions {
   readonly store: EventStore;
@@ -98,7 +99,7 @@ export const startSealer = async (o: SealerOptions): Promise<Sealer> => {
             log.warn('sealing failed; will retry with the next commits', { error: errorText(e), waiting: pending.length });
             break;
           }
-          await new Promise((r) => setTimeout(r, 100 * attempt));
+          await sleep(backoff(attempt));
         }
       }
       if (pending.length > 0 && !stopped) arm();

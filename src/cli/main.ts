@@ -27,6 +27,7 @@ import { readFileSync } from 'node:fs';
 import { checkNetnsDirs } from '../contracts/netnsRef.ts';
 import { signalOwnedChildren } from '../../infra/ownedChild.ts';
 import { exitWhenFlushed, handleClosedPipes } from '../../infra/stdio.ts';
+import { sleep } from '../lib/time.ts';
 
 class CliError extends Error {}
 const fail = (msg: string): never => {
@@ -515,7 +516,7 @@ const commands: Record<string, (args: string[]) => Promise<void>> = {
       // The settling event can reach us before the queried read model has folded it.
       let conn = must(await c.query<Record<string, unknown>>('connection', { id }));
       for (let i = 0; i < 50 && conn.state !== settled.state; i++) {
-        await new Promise((r) => setTimeout(r, 100));
+        await sleep(100);
         conn = must(await c.query<Record<string, unknown>>('connection', { id }));
       }
       if (settled.state !== 'established') {

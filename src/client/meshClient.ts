@@ -12,6 +12,7 @@ import type { CommandReply, QueryReply } from '../contracts/replies.ts';
 import { connectionAuth, signerOf, type Credentials } from '../security/credentials.ts';
 import type { Signer } from '../security/keys.ts';
 import { clientSegment } from '../security/pathToken.ts';
+import { sleep } from '../lib/time.ts';
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -238,7 +239,7 @@ export class MeshClient {
             const confirmed = await asked(commit.position);
             if (confirmed) return E.right(confirmed);
             if (Date.now() > deadline) return E.left(timeout);
-            await new Promise((r) => setTimeout(r, 10));
+            await sleep(10);
           }
         }
         next = messages.next();

@@ -38,11 +38,21 @@ export interface Commit {
   readonly hash?: string;
 }
 
+/**
+ * A place in the whole log (JetStream stream sequence, EventStoreDB commit position): 64-bit,
+ * ordered, given out by the store. Branded, so that a stream's revision or a seal's sequence is
+ * not taken for one; made only by asPosition, where a position comes in from the store or the wire.
+ */
+export type Position = bigint & { readonly __brand: 'Position' };
+export const asPosition = (n: bigint | number | string): Position => BigInt(n) as Position;
+/** Before the first commit: read "after the start" to read everything. */
+export const START: Position = asPosition(0);
+
 export interface StoredCommit extends Commit {
   /** The stream's revision after this commit: pass it back as the expected version. */
   readonly revision: number;
-  /** Global position in the store's log (JetStream stream sequence, EventStoreDB commit position). */
-  readonly position: bigint;
+  /** Global position in the store's log. */
+  readonly position: Position;
 }
 
 /** A stream's name; its type keeps the aggregate, so that a command for it can be checked against that aggregate's commands. */

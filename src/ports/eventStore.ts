@@ -1,7 +1,7 @@
 // The EventStore port. Adapters: infra/eventstore/jetstream.ts (default), infra/eventstore/esdb.ts.
 // Both pass test/eventstore.conformance.ts.
 import type * as TE from 'fp-ts/lib/TaskEither.js';
-import type { Commit, StoredCommit } from '../contracts/envelope.ts';
+import type { Commit, Position, StoredCommit } from '../contracts/envelope.ts';
 
 /** 'none': the stream must not exist yet; a number: the revision returned by the last read or append. */
 export type ExpectedVersion = 'any' | 'none' | number;
@@ -13,7 +13,7 @@ export type StoreError =
 
 export interface AppendResult {
   readonly revision: number;
-  readonly position: bigint;
+  readonly position: Position;
   /** True when a commit with this id was already stored: nothing new was written. */
   readonly duplicate: boolean;
 }
@@ -49,9 +49,9 @@ export interface EventStore {
    * The last position stored at or before `time` by the store's own clock (0n: none). Optional:
    * without it, time bounds fall back to the envelopes' times (src/read/replay.ts).
    */
-  positionAt?(time: Date): TE.TaskEither<StoreError, bigint>;
+  positionAt?(time: Date): TE.TaskEither<StoreError, Position>;
   /** Position of the last stored commit (0n when empty). */
-  lastPosition(): TE.TaskEither<StoreError, bigint>;
+  lastPosition(): TE.TaskEither<StoreError, Position>;
   close(): Promise<void>;
 }
 

@@ -1,7 +1,7 @@
 // The control plane process: folds the log into its view, consumes client and agent commands
 // from the durable command stream, runs the process manager, and answers queries.
 import * as E from 'fp-ts/lib/Either.js';
-import { AckPolicy, DeliverPolicy, nanos, type ConsumerMessages, type JsMsg, type NatsConnection, type Subscription as NatsSub } from 'nats';
+import type { ConsumerMessages, JsMsg, NatsConnection, Subscription as NatsSub } from 'nats';
 import { errorText, type Logger } from '../ports/logger.ts';
 import { bigintsAsStrings } from '../contracts/canonicalJson.ts';
 import { jetStreamEventStore } from '../../infra/eventstore/jetstream.ts';
@@ -36,6 +36,8 @@ import { createLogFeed } from '../read/logFeed.ts';
 import { createGuard, type ControlPlaneSecurity, type Guard } from '../security/guard.ts';
 import { decodeHeartbeat, replyIsInboxOf } from '../security/replies.ts';
 import { createFederation, type Federation, type FederationOptions } from './federation.ts';
+import { sleep } from '../lib/time.ts';
+import { consumeDurable } from '../../infra/nats/consumers.ts';
 
 export interface ControlPlaneOptions {
   readonly nc: NatsConnection;
@@ -105,7 +107,6 @@ const laneShare = (slots: number) => Math.max(1, Math.min(slots, 16));
 /** Commands of one sender waiting their turn; more are shed (refused at once, not recorded). */
 const MAX_QUEUED_PER_SENDER = 2000;
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export const startControlPlane = async (opts: ControlPlaneOptions): Promise<ControlPlane> => {
   const { nc, log } = opts;
@@ -339,23 +340,6 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
   // Commands: one durable consumer shared by every replica.
   // Commands are read ahead of handling into per-sender lanes (below): a sender's backlog must
   // not keep another sender's commands from being delivered at all.
-  try {
-    const info = await jsm.consumers.info(subjects.streams.commands, CONTROL_PLANE_CONSUMER);
-    if ((info.config.max_ack_pending ?? 0) < COMMANDS_READ_AHEAD) {
-      await jsm.consumers.update(subjects.streams.commands, CONTROL_PLANE_CONSUMER, { max_ack_pending: COMMANDS_READ_AHEAD }).then(
-        () => log.info('command consumer reads further ahead', { maxAckPending: COMMANDS_READ_AHEAD }),
-        (e) => log.warn('could not let the command consumer read further ahead; one sender\'s backlog may delay others', { error: errorText(e) }),
-      );
-    }
-  } catch {
-    await jsm.consumers.add(subjects.streams.commands, {
-      durable_name: CONTROL_PLANE_CONSUMER,
-      ack_policy: AckPolicy.Explicit,
-      deliver_policy: DeliverPolicy.All,
-      ack_wait: nanos(COMMAND_ACK_WAIT_MS),
-      max_ack_pending: COMMANDS_READ_AHEAD,
-    });
-  }
   const reply = (actor: string, commandId: string, r: CommandReply) => {
     if (ID_PATTERN.test(commandId) && ACTOR_PATTERN.test(actor)) nc.publish(subjects.reply(actor, commandId), enc.encode(JSON.stringify(r)));
   };
@@ -435,8 +419,13 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
       waitingSince.set(m, Date.now());
     }
   }, 1000);
-  const consumer = await js.consumers.get(subjects.streams.commands, CONTROL_PLANE_CONSUMER);
-  const messages: ConsumerMessages = await consumer.consume({ max_messages: 512 });
+  const messages: ConsumerMessages = await consumeDurable(
+    js,
+    jsm,
+    { stream: subjects.streams.commands, durable: CONTROL_PLANE_CONSUMER, ackWaitMs: COMMAND_ACK_WAIT_MS, maxAckPending: COMMANDS_READ_AHEAD },
+    512,
+    log,
+  );
   const commandLoop = (async () => {
     for await (const m of messages) {
       const addressed = parseCommandSubject(subjects, m.subject);

@@ -7,7 +7,7 @@
 //   - answers peers' queries (nsm.<self>.fed.<peer>.query.<name>): a connection's state, its history;
 //   - gives the process manager its cross-domain steps (./steps.ts).
 import * as E from 'fp-ts/lib/Either.js';
-import { DeliverPolicy, RetentionPolicy, StorageType, type ConsumerMessages, type JetStreamManager, type NatsConnection, type StreamConfig, type StreamSource, type Subscription } from 'nats';
+import { RetentionPolicy, StorageType, type ConsumerMessages, type JetStreamManager, type NatsConnection, type StreamConfig, type StreamSource, type Subscription } from 'nats';
 import type { PeerFacts } from '../../aggregates/peer.ts';
 import { DEFAULT_TUNNEL_RANGE, type TunnelIdRange } from '../../aggregates/tunnelPool.ts';
 import { errorText, type Logger } from '../ports/logger.ts';
@@ -33,6 +33,7 @@ import { interdomainSender } from './federationSend.ts';
 import { createFederationSteps, type FederationStepDeps } from './federationSteps.ts';
 import type { FederationSteps } from '../workflows/steps.ts';
 import type { FederationQueries } from '../read/queries.ts';
+import { consumeOrdered } from '../../infra/nats/consumers.ts';
 
 export interface FederationOptions {
   /** This domain's tunnel ids; federated domains must take disjoint ranges. Default: all ids. */
@@ -163,9 +164,7 @@ export const createFederation = async (o: {
       return false;
     }
     following = true;
-    // One filter subject as a string and a start sequence: what a 2.9 server takes (see infra/eventstore/jetstream.ts).
-    const consumer = await nc.jetstream().consumers.get(subjects.streams.remote, { filterSubjects: 'nsm.*.evt.endpoint.>', deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: 1 });
-    remoteMessages = await consumer.consume({ max_messages: 500 });
+    remoteMessages = await consumeOrdered(nc.jetstream(), subjects.streams.remote, 'nsm.*.evt.endpoint.>', 0, 500);
     remoteLoop = (async () => {
       for await (const m of remoteMessages!) {
         const domain = domainOfEventSubject(m.subject);

@@ -3,7 +3,7 @@
 // registry (an insecure mesh) every actor is an operator and no tokens are issued: the mesh
 // behaves as it did before authentication existed.
 import * as E from 'fp-ts/lib/Either.js';
-import type { ConnectionState, PathSegment as ConnectionPathSegment } from '../../aggregates/connection/index.ts';
+import type { ConnectionState } from '../../aggregates/connection/index.ts';
 import type { RemoteEndpointPlan } from '../../aggregates/connection/index.ts';
 import { domainOfPeerActor } from '../contracts/subjects.ts';
 import type { MeshModel } from '../../projections/mesh.ts';
@@ -52,7 +52,7 @@ export interface Guard {
   /** Signed segments for a plan; undefined on an insecure mesh. */
   planSegments(o: { state: ConnectionState; endpoint: { name: string; node: string }; src: string; dst: string; now: Date }): PathSegment[] | undefined;
   /** Federation, client side: signed segments for this side's plan made from the endpoint domain's plan. */
-  remotePlanSegments(o: { state: ConnectionState; from: string; plan: RemoteEndpointPlan; now: Date }): ConnectionPathSegment[] | undefined;
+  remotePlanSegments(o: { state: ConnectionState; from: string; plan: RemoteEndpointPlan; now: Date }): PathSegment[] | undefined;
   /** Whether the actor may run the query, and how its answer is narrowed. */
   scopeQuery(actor: string, name: string, params: unknown, model: MeshModel): E.Either<QueryError, QueryScope>;
 }

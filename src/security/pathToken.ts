@@ -16,17 +16,13 @@
 // token valid for no longer from now than a connection may last.
 import { createHash } from 'node:crypto';
 import * as E from 'fp-ts/lib/Either.js';
+import type { PathSegment } from '../../aggregates/connection/index.ts';
 import { ROLES, type IdentityRegistry, type Role } from './identities.ts';
 import { issuedInTheFuture, seconds, signJwt, unverifiedClaims, validTooLong, verifyJwt } from './jwt.ts';
 import { publicKeyObject, type Signer } from './keys.ts';
 
-export interface PathSegment {
-  readonly name: string;
-  readonly id: string;
-  readonly token?: string;
-  /** ISO time the token expires. */
-  readonly expires?: string;
-}
+/** A hop of a connection's path (aggregates/connection/types.ts), the token it carries signed here. */
+export type { PathSegment };
 
 /** What the control plane's token binds: the plan it authorizes. */
 export interface PlanBinding {

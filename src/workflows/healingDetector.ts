@@ -3,6 +3,7 @@
 // (./timers.ts) turns findings into commands.
 import { isTerminal } from '../../aggregates/connection/index.ts';
 import type { MeshModel } from '../../projections/mesh.ts';
+import { silence } from '../../aggregates/membership.ts';
 
 export interface HealingConfig {
   /** A node with no heartbeat for this long is lost. */
@@ -59,13 +60,9 @@ export const findDeaths = (
   const lostNodes: { name: string; lastSeen: string }[] = [];
   const recoveredNodes: { name: string; heardAt: string }[] = [];
   for (const node of Object.values(model.nodes.nodes)) {
-    const heard = heartbeats.get(node.name)?.at;
-    if (node.status === 'lost') {
-      if (heard && ms(heard) > ms(node.lostAt)) recoveredNodes.push({ name: node.name, heardAt: heard });
-      continue;
-    }
-    const lastSeen = Math.max(ms(heard) || 0, ms(node.updatedAt) || 0, leaderSince);
-    if (now - lastSeen > cfg.nodeTimeoutMs) lostNodes.push({ name: node.name, lastSeen: new Date(lastSeen).toISOString() });
+    const s = silence(node, heartbeats.get(node.name)?.at, now, leaderSince, cfg.nodeTimeoutMs);
+    if (s.back) recoveredNodes.push({ name: node.name, heardAt: s.back });
+    if (s.lost) lostNodes.push({ name: node.name, lastSeen: s.lost });
   }
 
   const expiredConnections: { id: string; expirationTime: string }[] = [];

@@ -3,6 +3,7 @@
 // the leader's loop in ./runtime.ts turns findings into SeePeer and LosePeer commands.
 import type { PeerFacts } from '../../aggregates/peer.ts';
 import { jsonEqual } from '../../aggregates/domain.ts';
+import { silence } from '../../aggregates/membership.ts';
 import type { PeersModel } from '../../projections/peers.ts';
 
 export interface Heard {
@@ -29,14 +30,12 @@ export const findPeerChanges = (
   for (const [domain, h] of heard) {
     const row = model.peers[domain];
     if (!row) seen.push({ facts: h.facts, reason: 'new', at: h.at });
-    else if (row.status === 'lost' && Date.parse(h.at) > Date.parse(row.lostAt ?? row.updatedAt)) seen.push({ facts: h.facts, reason: 'back', at: h.at });
     else if (row.status === 'reachable' && !jsonEqual(factsOf(row), h.facts)) seen.push({ facts: h.facts, reason: 'changed', at: h.at });
   }
   for (const row of Object.values(model.peers)) {
-    if (row.status !== 'reachable') continue;
-    const heardAt = heard.get(row.domain)?.at;
-    const lastSeen = Math.max(heardAt ? Date.parse(heardAt) : 0, Date.parse(row.updatedAt) || 0, leaderSince);
-    if (now - lastSeen > peerTimeoutMs) lost.push({ domain: row.domain, lastSeen: new Date(lastSeen).toISOString() });
+    const s = silence(row, heard.get(row.domain)?.at, now, leaderSince, peerTimeoutMs);
+    if (s.back) seen.push({ facts: heard.get(row.domain)!.facts, reason: 'back', at: s.back });
+    if (s.lost) lost.push({ domain: row.domain, lastSeen: s.lost });
   }
   return { seen, lost };
 };

@@ -14,6 +14,7 @@ import { streamName } from '../contracts/envelope.ts';
 import type { EventStore } from '../ports/eventStore.ts';
 import { execErrorMessage, execute, type ExecDeps } from '../command/execute.ts';
 import { RetryLater } from '../command/execute.ts';
+import { backoff, sleep as pause } from '../lib/time.ts';
 
 export const DEFAULT_MAX_STEP_ATTEMPTS = 5;
 const BACKOFF_CAP_MS = 5000;
@@ -28,18 +29,17 @@ export interface StepRunnerDeps extends ExecDeps {
   /** Attempts at a step that keeps failing for another reason than RetryLater. */
   readonly maxAttempts?: number;
   readonly sleep?: (ms: number) => Promise<void>;
-  /** Delay before attempt n+1 (default: 100 ms doubling, at most 5 s). */
+  /** Delay before attempt n+1 (default: src/lib/time.ts backoff, at most 5 s). */
   readonly backoffMs?: (attempt: number) => number;
 }
 
 export type StepOutcome = 'done' | 'failed' | 'stopped';
 
-const defaultSleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 export const createStepRunner = (deps: StepRunnerDeps) => {
   const maxAttempts = deps.maxAttempts ?? DEFAULT_MAX_STEP_ATTEMPTS;
-  const sleep = deps.sleep ?? defaultSleep;
-  const backoff = deps.backoffMs ?? ((attempt: number) => Math.min(BACKOFF_CAP_MS, 100 * 2 ** attempt));
+  const sleep = deps.sleep ?? pause;
+  const delay = deps.backoffMs ?? ((attempt: number) => backoff(attempt, { capMs: BACKOFF_CAP_MS }));
 
   /** Tries the step: 'done', 'failed' (with the last error) after maxAttempts, or 'stopped' when told to. */
   const attempt = async (commit: StoredCommit, running: () => boolean): Promise<{ outcome: StepOutcome; error?: string; attempts: number }> => {
@@ -59,7 +59,7 @@ export const createStepRunner = (deps: StepRunnerDeps) => {
         deps.log[transient ? 'warn' : 'error']('process manager step failed; retrying', { stream: commit.stream, position: commit.position, attempt: n, error });
         // Stopping or no longer leading: leave the step to the next leader rather than retry here.
         if (!running()) return { outcome: 'stopped', attempts: n };
-        await sleep(backoff(n));
+        await sleep(delay(n));
       }
     }
   };
@@ -79,7 +79,7 @@ export const createStepRunner = (deps: StepRunnerDeps) => {
       if (E.isRight(r) || r.left.kind === 'domain') return true;
       deps.log.warn('could not record the outcome of a workflow step; retrying', { position, error: execErrorMessage(r.left) });
       if (!running()) return false;
-      await sleep(backoff(n));
+      await sleep(delay(n));
     }
   };
 

@@ -5,7 +5,7 @@ import * as TE from 'fp-ts/lib/TaskEither.js';
 import * as assert from 'uvu/assert';
 import type { ConnectionState } from '../../aggregates/connection/index.ts';
 import { applyCommits, emptyMesh } from '../../projections/mesh.ts';
-import type { EventEnvelope, StoredCommit } from '../../src/contracts/envelope.ts';
+import { asPosition, type EventEnvelope, type StoredCommit } from '../../src/contracts/envelope.ts';
 import { CURRENT_SCHEMA, schemaOf, UPCASTERS, upcastCommit, upcastEvent } from '../../src/contracts/upcast.ts';
 import type { EventStore } from '../../src/ports/eventStore.ts';
 import { Repository } from '../../src/command/repository.ts';
@@ -46,9 +46,9 @@ const history = (planned: EventEnvelope): StoredCommit[] => [
       envelope('EndpointSelected', 2, 1, { type: 'EndpointSelected', endpoint: 'ep', endpointNode: 'n1', considered: 1, excluded: [] }),
     ],
     revision: 1,
-    position: 1n,
+    position: asPosition(1),
   },
-  { commitId: 'k2', stream: 'connection.c1', events: [planned], revision: 2, position: 2n },
+  { commitId: 'k2', stream: 'connection.c1', events: [planned], revision: 2, position: asPosition(2) },
 ];
 
 const s = suite('upcasters');

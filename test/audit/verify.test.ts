@@ -5,7 +5,7 @@ import { commitHash, GENESIS_HASH, makeSeal } from '../../src/audit/hash.ts';
 import type { Seal } from '../../src/contracts/seal.ts';
 import type { InvalidSealRecord, SealRecord } from '../../src/ports/sealStore.ts';
 import { verifyLog, type Finding, type VerifiableCommit, type VerifyInput } from '../../src/audit/verify.ts';
-import type { EventEnvelope, StoredCommit } from '../../src/contracts/envelope.ts';
+import { asPosition, type EventEnvelope, type StoredCommit } from '../../src/contracts/envelope.ts';
 import { suite } from '../lib/harness.ts';
 
 const STREAMS = ['connection.a', 'connection.b', 'pool.ep', 'node.n1'];
@@ -33,7 +33,7 @@ const buildLog = (o: { count?: number; step?: bigint; chained?: boolean } = {}):
     const position = BigInt(i + 1) * (o.step ?? 1n);
     const commit = { commitId: `c${i}`, stream, events, ...(o.chained === false ? {} : { prevHash: tip.hash }) };
     const hash = commitHash(commit);
-    const stored: StoredCommit = { ...commit, ...(o.chained === false ? {} : { hash }), revision: Number(position), position };
+    const stored: StoredCommit = { ...commit, ...(o.chained === false ? {} : { hash }), revision: Number(position), position: asPosition(position) };
     tips.set(stream, { version: tip.version + events.length, hash });
     out.push(stored);
   }
@@ -173,7 +173,7 @@ s('reordered: contents swapped but positions rewritten to look in order; the sea
 s('inserted: a commit no seal lists, between sealed positions', async () => {
   const log = buildLog({ step: 10n }); // positions 10, 20, ... as an EventStoreDB log has
   const seals = sealsOf(log);
-  const extra: StoredCommit = { commitId: 'x', stream: 'node.intruder', events: [{ ...log[0]!.events[0]!, stream: 'node.intruder', version: 1 }], prevHash: GENESIS_HASH, revision: 255, position: 255n };
+  const extra: StoredCommit = { commitId: 'x', stream: 'node.intruder', events: [{ ...log[0]!.events[0]!, stream: 'node.intruder', version: 1 }], prevHash: GENESIS_HASH, revision: 255, position: asPosition(255) };
   const forged = { ...extra, hash: commitHash(extra) };
   const r = await verify([...log.slice(0, 25), forged, ...log.slice(25)], seals);
   assert.equal(kinds(r.findings), ['inserted@255']);

@@ -1,12 +1,12 @@
 // The in-process log feed: a follower that starts behind reads the store up to the live position,
 // then takes the pushed commits: in order, no gap, no duplicate, also with pushes during catch-up.
 import * as assert from 'uvu/assert';
-import type { StoredCommit } from '../../src/contracts/envelope.ts';
+import { asPosition, type StoredCommit } from '../../src/contracts/envelope.ts';
 import type { EventStore } from '../../src/ports/eventStore.ts';
 import { createLogFeed } from '../../src/read/logFeed.ts';
 import { suite } from '../lib/harness.ts';
 
-const commit = (p: number): StoredCommit => ({ commitId: `c${p}`, stream: `s.${p}`, events: [], revision: p, position: BigInt(p) });
+const commit = (p: number): StoredCommit => ({ commitId: `c${p}`, stream: `s.${p}`, events: [], revision: p, position: asPosition(p) });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const s = suite('log feed');

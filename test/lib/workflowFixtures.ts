@@ -6,7 +6,7 @@ import { connection, type ConnectionEvent, type ConnectionState } from '../../ag
 import { tunnelPool, type TunnelPoolState } from '../../aggregates/tunnelPool.ts';
 import type { DomainEvent } from '../../aggregates/index.ts';
 import { applyCommits, emptyMesh, type MeshModel } from '../../projections/mesh.ts';
-import type { EventEnvelope, StoredCommit } from '../../src/contracts/envelope.ts';
+import { asPosition, type EventEnvelope, type StoredCommit } from '../../src/contracts/envelope.ts';
 import type { WorkflowContext } from '../../src/workflows/steps.ts';
 
 export const NOW = new Date('2030-01-01T00:10:00.000Z');
@@ -32,7 +32,7 @@ export const commitOf = (stream: string, events: readonly DomainEvent[], positio
   stream,
   events: events.map((e, i) => ({ ...envelope(stream, e, { actor }), version: i + 1 })),
   revision: position,
-  position: BigInt(position),
+  position: asPosition(position),
 });
 
 const nodeSpec = (name: string, underlay: string) => ({ name, mechanisms: ['kernel', 'vxlan', 'wireguard'] as const, dataplane: 'simulated' as const, underlayAddress: underlay, mtu: 1500, publicKeys: {}, localPrefixes: [`${underlay.split('.').slice(0, 3).join('.')}.0/24`] });

@@ -1,6 +1,6 @@
 // The death detector's rules, at chosen moments.
 import * as assert from 'uvu/assert';
-import type { StoredCommit } from '../../src/contracts/envelope.ts';
+import { asPosition, type StoredCommit } from '../../src/contracts/envelope.ts';
 import { findDeaths } from '../../src/workflows/healingDetector.ts';
 import { applyCommits, emptyMesh } from '../../projections/mesh.ts';
 import { suite } from '../lib/harness.ts';
@@ -14,7 +14,7 @@ const commit = (stream: string, time: string, data: { type: string } & Record<st
     commitId: `c${pos}`,
     stream,
     revision: pos,
-    position: BigInt(pos),
+    position: asPosition(pos),
     events: [{ id: `e${pos}`, type: data.type, stream, version: 1, time, correlationId: 'x', causationId: 'x', domain: 'd', actor: 'a', schema: 1, data }],
   };
 };

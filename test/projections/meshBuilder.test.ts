@@ -3,7 +3,7 @@
 import * as TE from 'fp-ts/lib/TaskEither.js';
 import * as assert from 'uvu/assert';
 import { applyCommits, emptyMesh, meshBuilder, type MeshModel } from '../../projections/mesh.ts';
-import type { Commit, StoredCommit } from '../../src/contracts/envelope.ts';
+import { asPosition, type Commit, type StoredCommit } from '../../src/contracts/envelope.ts';
 import type { EventStore } from '../../src/ports/eventStore.ts';
 import { MeshView } from '../../src/read/meshView.ts';
 import { suite } from '../lib/harness.ts';
@@ -14,7 +14,7 @@ const buildLog = async (): Promise<StoredCommit[]> => {
   const commits: StoredCommit[] = [];
   const store = {
     append: (c: Commit) => {
-      commits.push({ ...c, revision: commits.length + 1, position: BigInt(commits.length + 1) });
+      commits.push({ ...c, revision: commits.length + 1, position: asPosition(commits.length + 1) });
       return TE.right({ revision: commits.length, position: BigInt(commits.length), duplicate: false });
     },
   } as unknown as EventStore;

@@ -9,7 +9,7 @@ import { applyCommits, emptyMesh, type MeshModel } from '../../projections/mesh.
 import { desiredForNode } from '../../projections/nodeDesired.ts';
 import { allocatedAddresses } from '../../projections/pools.ts';
 import { endpointsOfService, labelsFor } from '../../projections/registry.ts';
-import type { EventEnvelope, StoredCommit } from '../../src/contracts/envelope.ts';
+import { asPosition, type EventEnvelope, type StoredCommit } from '../../src/contracts/envelope.ts';
 import { suite } from '../lib/harness.ts';
 
 // ---- envelopes -------------------------------------------------------------------------------
@@ -37,7 +37,7 @@ const log = () => {
       schema: 1,
       data,
     }));
-    return { commitId: `commit-${position}`, stream, events: envelopes, revision: first + events.length - 1, position: BigInt(position) };
+    return { commitId: `commit-${position}`, stream, events: envelopes, revision: first + events.length - 1, position: asPosition(position) };
   };
 };
 
@@ -302,7 +302,7 @@ poolsNodes('nodes: joined with their spec; an update keeps joinedAt; leaving rem
   assert.equal(m.nodes.nodes['node-a'], { ...nodeA, joinedAt: timeAt(3), updatedAt: timeAt(3), status: 'ready' });
   assert.equal(m.nodes.nodes['node-b'], { ...nodeB, mtu: 9000, joinedAt: timeAt(4), updatedAt: timeAt(26), status: 'ready' });
   const leave = log()('node.node-a', [{ type: 'NodeLeft', name: 'node-a' }]);
-  const left = applyCommits(m, [{ ...leave, position: 27n }]);
+  const left = applyCommits(m, [{ ...leave, position: asPosition(27) }]);
   assert.equal(Object.keys(left.nodes.nodes), ['node-b']);
   assert.ok(m.nodes.nodes['node-a'], 'the earlier model is untouched');
 });
