@@ -23,7 +23,7 @@ import { route, streamOf } from '../command/routes.ts';
 import { FairQueue } from '../lib/fairQueue.ts';
 import { limitsFor, type LimitedRole } from '../../aggregates/limits.ts';
 import { MeshView } from '../read/meshView.ts';
-import { DEFAULT_HEALING, type HealingConfig } from '../workflows/healingDetector.ts';
+import { DEFAULT_HEALING, type HealingConfig } from '../workflows/healing.ts';
 import { startLease } from './lease.ts';
 import { startTimers } from './timers.ts';
 import { createWorkflowRunner, drivesProcessManager, refusedOutright } from '../workflows/runner.ts';

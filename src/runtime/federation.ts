@@ -16,7 +16,7 @@ import { replyIsInboxOf } from '../security/replies.ts';
 import { commandStreamSubjects } from '../../infra/nats/streams.ts';
 import { applyRemoteCommit, domainOfEventSubject, emptyRemoteRegistries, remoteEndpoints } from '../../projections/remoteRegistries.ts';
 import * as D from '../contracts/decode.ts';
-import { streamName, type EventEnvelope, type StoredCommit } from '../contracts/envelope.ts';
+import type { EventEnvelope, StoredCommit } from '../contracts/envelope.ts';
 import type { QueryReply } from '../contracts/replies.ts';
 import type { EventStore } from '../ports/eventStore.ts';
 import { execErrorMessage } from '../command/execute.ts';
@@ -25,7 +25,7 @@ import type { MeshView } from '../read/meshView.ts';
 import { actOnFinding } from './findingAction.ts';
 import { executeStep, RetryLater } from '../command/execute.ts';
 import type { Repository } from '../command/repository.ts';
-import { findPeerChanges, type Heard } from '../workflows/peerDetector.ts';
+import { findPeerChanges, peerActions, type Heard } from '../workflows/peerDetector.ts';
 import { tunnelRangeConflict } from '../../aggregates/connection/index.ts';
 import type { AnyAggregateCommand } from '../../aggregates/index.ts';
 import { remoteStateOf } from '../command/remoteState.ts';
@@ -330,21 +330,14 @@ export const createFederation = async (o: {
           for (const s of f.seen) {
             const conflict = s.reason !== 'back' ? conflictWith(s.facts) : undefined;
             if (conflict) log.error('cross-domain connections with this peer will be refused', { peer: s.facts.domain, problem: conflict });
-            const id = `see-peer:${s.facts.domain}:${s.reason}:${s.at}`;
-            await act(streamName('peer', s.facts.domain), { type: 'SeePeer', facts: s.facts }, id, { finding: `peer ${s.reason}`, peer: s.facts.domain });
           }
-          for (const l of f.lost) {
-            const id = `lose-peer:${l.domain}:${l.lastSeen}`;
-            await act(streamName('peer', l.domain), { type: 'LosePeer', domain: l.domain, lastSeen: l.lastSeen, timeoutMs: cfg.peerTimeoutMs }, id, { finding: 'peer silent', peer: l.domain, lastSeen: l.lastSeen });
-          }
+          for (const a of peerActions(f, cfg.peerTimeoutMs)) await actOnFinding({ store: o.store, repo: o.repo, view, domain: self, log, now }, 'control-plane:federation', a, 'peer action failed; will retry');
         } catch (e) {
           log.warn('peer detection failed; will look again', { error: errorText(e) });
         } finally {
           ticking = false;
         }
       };
-      const act = (stream: string, command: AnyAggregateCommand, id: string, what: Record<string, unknown>) =>
-        actOnFinding({ store: o.store, repo: o.repo, view, domain: self, log, now }, 'control-plane:federation', { id, stream, command, what }, 'peer action failed; will retry');
       timers.push(setInterval(() => void tick(), Math.max(100, Math.floor(cfg.heartbeatMs / 2))));
       log.info('federation running', { domain: self, tunnelIds, registryOnly, peers: configuredPeers ?? 'any domain heard' });
     },

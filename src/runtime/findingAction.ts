@@ -7,16 +7,8 @@ import type { EventStore } from '../ports/eventStore.ts';
 import { execErrorMessage, execute } from '../command/execute.ts';
 import type { MeshView } from '../read/meshView.ts';
 import type { Repository } from '../command/repository.ts';
-import type { AnyAggregateCommand, CommandOfStream } from '../../aggregates/index.ts';
+import type { FindingAction } from '../workflows/healing.ts';
 
-export interface FindingAction {
-  /** Derived from the finding: the same finding gives the same id. */
-  readonly id: string;
-  readonly stream: string;
-  readonly command: AnyAggregateCommand;
-  /** For the log: `finding` names it, the rest says what it is about. */
-  readonly what: Record<string, unknown>;
-}
 
 export interface FindingDeps {
   readonly store: EventStore;
@@ -41,6 +33,3 @@ export const actOnFinding = async (deps: FindingDeps, actor: string, a: FindingA
     if (r.right.position !== undefined) await deps.view.waitFor(Number(r.right.position)).catch(() => undefined);
   }
 };
-
-/** A finding's action, its command checked against the stream's aggregate. */
-export const findingAction = <S extends string>(id: string, stream: S, command: CommandOfStream<S>, what: Readonly<Record<string, unknown>>): FindingAction => ({ id, stream, command, what });

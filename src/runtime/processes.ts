@@ -17,7 +17,7 @@ import { simulatedDataplane } from '../../node-agent/simulatedDataplane.ts';
 import { formatRange } from '../../aggregates/tunnelPool.ts';
 import { agentActor } from '../contracts/commands.ts';
 import { startControlPlane, type ControlPlane } from './controlPlane.ts';
-import { DEFAULT_HEALING, type HealingConfig } from '../workflows/healingDetector.ts';
+import { DEFAULT_HEALING, type HealingConfig } from '../workflows/healing.ts';
 import type { FederationOptions } from './federation.ts';
 import { leafnodesConfig } from '../../infra/nats/leafnodes.ts';
 import type { EventStore } from '../ports/eventStore.ts';

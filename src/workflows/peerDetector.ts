@@ -5,6 +5,8 @@ import type { PeerFacts } from '../../aggregates/peer.ts';
 import { jsonEqual } from '../../aggregates/domain.ts';
 import { silence } from '../../aggregates/membership.ts';
 import type { PeersModel } from '../../projections/peers.ts';
+import { streamName } from '../contracts/envelope.ts';
+import { findingAction, type FindingAction } from './healing.ts';
 
 export interface Heard {
   readonly at: string;
@@ -45,3 +47,11 @@ const factsOf = (row: PeerFacts): PeerFacts => ({
   ...(row.tunnelIds ? { tunnelIds: row.tunnelIds } : {}),
   ...(row.registryOnly ? { registryOnly: row.registryOnly } : {}),
 });
+
+/** The decision for each finding, under an id derived from it (the same finding, the same id). */
+export const peerActions = (f: PeerFindings, peerTimeoutMs: number): FindingAction[] => [
+  ...f.seen.map((s) => findingAction(`see-peer:${s.facts.domain}:${s.reason}:${s.at}`, streamName('peer', s.facts.domain), { type: 'SeePeer', facts: s.facts }, { finding: `peer ${s.reason}`, peer: s.facts.domain })),
+  ...f.lost.map((l) =>
+    findingAction(`lose-peer:${l.domain}:${l.lastSeen}`, streamName('peer', l.domain), { type: 'LosePeer', domain: l.domain, lastSeen: l.lastSeen, timeoutMs: peerTimeoutMs }, { finding: 'peer silent', peer: l.domain, lastSeen: l.lastSeen }),
+  ),
+];

@@ -20,7 +20,7 @@ import { MeshClient } from '../../src/client/index.ts';
 import { startControlPlane, type ControlPlane } from '../../src/runtime/controlPlane.ts';
 import { natsAuthOptions, readCredentials, signerOf, type Credentials } from '../../src/security/credentials.ts';
 import { loadRegistry, type IdentityRegistry } from '../../src/security/identities.ts';
-import { DEFAULT_HEALING } from '../../src/workflows/healingDetector.ts';
+import { DEFAULT_HEALING } from '../../src/workflows/healing.ts';
 import { initDeployment, type DeploymentPaths } from '../../src/security/init.ts';
 import { startSecureNatsServer } from '../../src/security/setup.ts';
 import { readLeafCredentials, secureLeafnodesConfig, type LeafCredentials } from '../../src/security/leaf.ts';

@@ -20,7 +20,7 @@ import { simulatedDataplane, type SimulatedDataplane } from '../../node-agent/si
 import { MeshClient } from '../../src/client/index.ts';
 import { startControlPlane, type ControlPlane } from '../../src/runtime/controlPlane.ts';
 import type { FederationOptions } from '../../src/runtime/federation.ts';
-import type { HealingConfig } from '../../src/workflows/healingDetector.ts';
+import type { HealingConfig } from '../../src/workflows/healing.ts';
 
 export interface DomainSpec {
   readonly name: string;

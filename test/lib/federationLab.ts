@@ -23,7 +23,7 @@ import { freePort } from '../../infra/net.ts';
 import { MeshClient } from '../../src/client/index.ts';
 import { startControlPlane, type ControlPlane } from '../../src/runtime/controlPlane.ts';
 import type { FederationOptions } from '../../src/runtime/federation.ts';
-import type { HealingConfig } from '../../src/workflows/healingDetector.ts';
+import type { HealingConfig } from '../../src/workflows/healing.ts';
 import { exec, inNs, NSM_BIN, requireNetnsLab, sh, startProcess, sweepAbandonedRuns, sweepSync, underlayAddress, type Exec, type LabNode, type LabProcess } from './netns.ts';
 import { runId } from './nats.ts';
 

@@ -9,7 +9,7 @@ import { startNodeAgent, type NodeAgent } from '../../node-agent/agent.ts';
 import { simulatedDataplane, type SimulatedDataplane } from '../../node-agent/simulatedDataplane.ts';
 import { MeshClient } from '../../src/client/index.ts';
 import { startControlPlane, type ControlPlane, type ControlPlaneOptions } from '../../src/runtime/controlPlane.ts';
-import type { HealingConfig } from '../../src/workflows/healingDetector.ts';
+import type { HealingConfig } from '../../src/workflows/healing.ts';
 import { startTestNats, type TestNats } from './nats.ts';
 
 export interface TestMesh {

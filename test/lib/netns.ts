@@ -21,7 +21,7 @@ import { createLogger } from '../../infra/log.ts';
 import { exitWhenFlushed } from '../../infra/stdio.ts';
 import { MeshClient } from '../../src/client/index.ts';
 import { startControlPlane, type ControlPlane } from '../../src/runtime/controlPlane.ts';
-import type { HealingConfig } from '../../src/workflows/healingDetector.ts';
+import type { HealingConfig } from '../../src/workflows/healing.ts';
 import { allSideInterfaces, bridgeName, sideNames, TABLE_FIRST, TABLE_LAST } from '../../node-agent/linux/names.ts';
 import { WG_SOCKET_DIR, wireguardGoPids } from '../../node-agent/linux/tunnels.ts';
 import { runId, startTestNats, type TestNats } from './nats.ts';

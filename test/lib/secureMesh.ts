@@ -16,7 +16,7 @@ import { startNodeAgent, type NodeAgent } from '../../node-agent/agent.ts';
 import { simulatedDataplane, type SimulatedDataplane } from '../../node-agent/simulatedDataplane.ts';
 import { MeshClient } from '../../src/client/index.ts';
 import { startControlPlane, type ControlPlane } from '../../src/runtime/controlPlane.ts';
-import { DEFAULT_HEALING, type HealingConfig } from '../../src/workflows/healingDetector.ts';
+import { DEFAULT_HEALING, type HealingConfig } from '../../src/workflows/healing.ts';
 import { natsAuthOptions, readCredentials, signerOf, type Credentials } from '../../src/security/credentials.ts';
 import type { ControlPlaneSecurity } from '../../src/security/guard.ts';
 import { loadRegistry, type IdentityRegistry } from '../../src/security/identities.ts';

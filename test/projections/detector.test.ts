@@ -1,7 +1,7 @@
 // The death detector's rules, at chosen moments.
 import * as assert from 'uvu/assert';
 import { asPosition, type StoredCommit } from '../../src/contracts/envelope.ts';
-import { findDeaths } from '../../src/workflows/healingDetector.ts';
+import { findDeaths } from '../../src/workflows/healing.ts';
 import { applyCommits, emptyMesh } from '../../projections/mesh.ts';
 import { suite } from '../lib/harness.ts';
 

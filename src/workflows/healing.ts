@@ -4,6 +4,8 @@
 import { isTerminal } from '../../aggregates/connection/index.ts';
 import type { MeshModel } from '../../projections/mesh.ts';
 import { silence } from '../../aggregates/membership.ts';
+import type { AnyAggregateCommand, CommandOfStream } from '../../aggregates/index.ts';
+import { streamName } from '../contracts/envelope.ts';
 
 export interface HealingConfig {
   /** A node with no heartbeat for this long is lost. */
@@ -81,3 +83,53 @@ export const findDeaths = (
   }
   return { expiredEndpoints, lostNodes, recoveredNodes, expiredConnections, downPastGrace };
 };
+
+/** What a leader decides on a finding: one command under an id derived from the finding. */
+export interface FindingAction {
+  /** Derived from the finding: the same finding gives the same id. */
+  readonly id: string;
+  readonly stream: string;
+  readonly command: AnyAggregateCommand;
+  /** For the log: `finding` names it, the rest says what it is about. */
+  readonly what: Record<string, unknown>;
+}
+
+/** A finding's action, its command checked against the stream's aggregate. */
+export const findingAction = <S extends string>(id: string, stream: S, command: CommandOfStream<S>, what: Readonly<Record<string, unknown>>): FindingAction => ({ id, stream, command, what });
+
+/** The decision for each finding, under an id derived from it (the same finding, the same id). */
+export const healingActions = (f: Findings, at: string, cfg: HealingConfig): FindingAction[] => [
+  ...f.expiredEndpoints.map((e) =>
+    findingAction(`expire-endpoint:${e.name}:${e.expirationTime}`, streamName('endpoint', e.name), { type: 'ExpireEndpoint', name: e.name, cause: 'expired', at }, {
+      finding: 'endpoint expired',
+      endpoint: e.name,
+      expirationTime: e.expirationTime,
+    }),
+  ),
+  ...f.lostNodes.map((n) =>
+    findingAction(`lose-node:${n.name}:${n.lastSeen}`, streamName('node', n.name), { type: 'LoseNode', name: n.name, lastSeen: n.lastSeen, timeoutMs: cfg.nodeTimeoutMs }, {
+      finding: 'node lost',
+      node: n.name,
+      lastSeen: n.lastSeen,
+    }),
+  ),
+  ...f.recoveredNodes.map((n) =>
+    findingAction(`recover-node:${n.name}:${n.heardAt}`, streamName('node', n.name), { type: 'RecoverNode', name: n.name }, { finding: 'node heard again', node: n.name, heardAt: n.heardAt }),
+  ),
+  ...f.expiredConnections.map((c) =>
+    findingAction(`expire-connection:${c.id}:${c.expirationTime}`, streamName('connection', c.id), { type: 'ExpireConnection', connectionId: c.id, at }, {
+      finding: 'connection expired',
+      connectionId: c.id,
+      expirationTime: c.expirationTime,
+    }),
+  ),
+  ...f.downPastGrace.map((c) =>
+    findingAction(
+      `close-down:${c.id}:${c.since}`,
+      streamName('connection', c.id),
+      { type: 'CloseConnection', connectionId: c.id, reason: `client node ${c.node} lost since ${c.since}, longer than the ${Math.round(cfg.downGraceMs / 1000)} s grace period` },
+      { finding: 'down past grace', connectionId: c.id, node: c.node },
+    ),
+  ),
+];
+
