@@ -29,6 +29,8 @@ export interface Command<F extends Flags = Flags> {
   readonly common: readonly CommonName[];
   /** Verbs with flags of their own (`endpoint run`), dispatched to as commands. */
   readonly subcommands?: Readonly<Record<string, AnyCommand>>;
+  /** Environment variables it reads besides the defaults of its flags, with what they do. */
+  readonly environment?: Readonly<Record<string, string>>;
   /** Runs until stopped (up, control-plane, agent): it installs its own fatal-error policy. */
   readonly longRunning?: boolean;
   /** The arguments to parse, from those given (`nsm up --config FILE` puts the file's options first). */

@@ -92,6 +92,10 @@ the parts in reverse order and exits 0; nats-server never outlives it. Starting 
 same data dir finds the mesh as it was left. See docs/cli.md#nsm-up.`,
   flags,
   common: ['domain'],
+  environment: {
+    NSM_NATS_SERVER: 'the nats-server binary (default: nats-server on the PATH)',
+    NSM_SETPRIV: 'the setpriv binary that ties nats-server to nsm up (default: setpriv; one that does not run selects a watchdog)',
+  },
   longRunning: true,
   expand(args) {
     // Options from --config first: flags on the command line then win.

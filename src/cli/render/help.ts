@@ -37,6 +37,7 @@ export const commandHelp = (c: AnyCommand): string => {
     '',
     'Environment:',
     ...env,
+    ...Object.entries(c.environment ?? {}).map(([name, what]) => `  ${name.padEnd(16)}  ${what}`),
     `  ${'NSM_LOG_LEVEL'.padEnd(16)}  debug, info (default), warn, error, silent; with debug an unexpected error prints its stack`,
     ...(subs.length > 0 ? ['', `Subcommands with options of their own: ${subs.map((s) => `nsm ${s.name} --help`).join(', ')}`] : []),
     '',
