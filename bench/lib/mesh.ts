@@ -65,7 +65,7 @@ export const startBenchMesh = async (opts: { domain?: string; controlPlaneArgs?:
   // Per-connection info logs from the agents would drown the table; warnings still show.
   const log = createLogger('bench', {}, undefined, process.env.NSM_LOG_LEVEL ?? 'warn');
   // At info level, for its readiness line; only its warnings and errors are passed on below.
-  const cp = spawn(process.execPath, [...(opts.nodeOptions ? opts.nodeOptions.split(' ') : []), '--import', 'tsx', join(ROOT, 'src/cli/main.ts'), 'control-plane', '--insecure', '--server', nats.url, '--domain', domain, ...(opts.controlPlaneArgs ?? [])], {
+  const cp = spawn(process.execPath, [...(opts.nodeOptions ? opts.nodeOptions.split(' ') : []), '--import', 'tsx', join(ROOT, 'src/cli/entry.ts'), 'control-plane', '--insecure', '--server', nats.url, '--domain', domain, ...(opts.controlPlaneArgs ?? [])], {
     cwd: ROOT,
     // Its own XDG dirs: no pointer or deployment of the user's meshes is read.
     env: { ...process.env, NSM_LOG_LEVEL: 'info', XDG_CONFIG_HOME: join(dataDir, 'xdg-config'), XDG_DATA_HOME: join(dataDir, 'xdg-data') },

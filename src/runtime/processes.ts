@@ -177,7 +177,7 @@ const catchStopSignals = (log: Logger) => {
   };
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, onSignal);
   return {
-    /** Resolves once everything is stopped after the first signal; the CLI then exits (src/cli/main.ts). */
+    /** Resolves once everything is stopped after the first signal; the CLI then exits (src/cli/entry.ts). */
     untilStopped: async (stops: readonly (() => Promise<unknown>)[]): Promise<void> => {
       running = true;
       const sig = await requested;

@@ -5,11 +5,6 @@ import * as E from 'fp-ts/lib/Either.js';
 
 export type StoreChoice = { readonly kind: 'jetstream' } | { readonly kind: 'esdb'; readonly url: string };
 
-export const STORE_OPTIONS = {
-  store: { type: 'string' },
-  'esdb-url': { type: 'string' },
-} as const;
-
 const ESDB_URL = /^esdb(\+discover)?:\/\/[^\s]+$/;
 
 /** The URL without its user and password, for logs and messages. */

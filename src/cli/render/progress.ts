@@ -9,7 +9,7 @@ export interface Progress {
 
 const WIDTH = 30;
 
-export const progressBar = (label: string, stream: NodeJS.WriteStream = process.stderr): Progress => {
+export const progressBar = (label: string, stream: { readonly isTTY?: boolean; write(text: string): unknown } = process.stderr): Progress => {
   if (!stream.isTTY) return { update: () => undefined, done: () => undefined };
   let last = 0;
   let drawn = false;
