@@ -36,6 +36,8 @@ export interface RetiredKey {
   readonly publicKey: string;
   readonly retiredAt: string;
   readonly loginUntil: string;
+  /** The identity was revoked while this key was its own: nothing it signed counts any more, even after the identity is given a new key. */
+  readonly revokedAt?: string;
 }
 
 /** What the registry knows of a key: whose it is, and whether it is retired (and since when). */
@@ -61,19 +63,23 @@ export const keyProblem = (registry: IdentityRegistry, publicKey: string, iatSec
   const owner = registry.keyOwner(publicKey);
   if (!owner) return `signed by an unknown key ${publicKey.slice(0, 12)}...`;
   if (owner.identity.revokedAt) return `signed by ${owner.identity.actor}, revoked at ${owner.identity.revokedAt}`;
+  if (owner.retired?.revokedAt) return `signed with a key of ${owner.identity.actor} that was revoked at ${owner.retired.revokedAt}`;
   if (owner.retired && iatSeconds * 1000 > Date.parse(owner.retired.retiredAt)) return `signed with a key of ${owner.identity.actor} retired at ${owner.retired.retiredAt}, after it was retired`;
   return undefined;
 };
 
 /** The keys nats-server should accept for an identity at `now`: none when revoked; the current one and retired ones in their grace period. */
 export const loginKeys = (id: Identity, now: Date): string[] =>
-  id.revokedAt ? [] : [id.publicKey, ...(id.retiredKeys ?? []).filter((k) => Date.parse(k.loginUntil) > now.getTime()).map((k) => k.publicKey)];
+  id.revokedAt ? [] : [id.publicKey, ...(id.retiredKeys ?? []).filter((k) => !k.revokedAt && Date.parse(k.loginUntil) > now.getTime()).map((k) => k.publicKey)];
 
 /** When the set of login keys next changes (a grace period ends), if ever. */
 export const nextLoginChange = (identities: readonly Identity[], now: Date): Date | undefined => {
-  const ends = identities.flatMap((id) => (id.revokedAt ? [] : (id.retiredKeys ?? []).map((k) => Date.parse(k.loginUntil)))).filter((t) => t > now.getTime());
+  const ends = identities.flatMap((id) => (id.revokedAt ? [] : (id.retiredKeys ?? []).filter((k) => !k.revokedAt).map((k) => Date.parse(k.loginUntil)))).filter((t) => t > now.getTime());
   return ends.length > 0 ? new Date(Math.min(...ends)) : undefined;
 };
+
+/** Retired keys kept per identity (the oldest are dropped): each is kept for the tokens it signed before it was retired. */
+export const MAX_RETIRED_KEYS = 64;
 
 export const CONTROL_PLANE_ACTOR = 'control-plane';
 /** Each identity's private reply inboxes: nobody else may subscribe to them. */
@@ -91,7 +97,7 @@ const identity = D.refine(
       publicKey,
     },
     {
-      retiredKeys: D.array(D.object({ publicKey, retiredAt: isoTime, loginUntil: isoTime }), { max: 64 }),
+      retiredKeys: D.array(D.object({ publicKey, retiredAt: isoTime, loginUntil: isoTime }, { revokedAt: isoTime }), { max: MAX_RETIRED_KEYS }),
       revokedAt: isoTime,
     },
   ),
