@@ -1,8 +1,8 @@
 // Launches nats-server as a child process with JetStream on loopback, data in a directory.
 // The server dies with the process that started it (./ownedChild.ts); a pid file in the data
 // dir lets the next start find a server an earlier one left behind (staleServer below).
-import { spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, closeSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { accessSync, chmodSync, closeSync, constants as fsConstants, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import * as E from 'fp-ts/lib/Either.js';
 import { connect, type ConnectionOptions } from 'nats';
@@ -48,14 +48,133 @@ export interface RunningNatsServer {
   readonly notes: readonly string[];
 }
 
+/** The one command that installs what `nsm up` needs, and the alternative. */
 export const INSTALL_HINT =
-  'nats-server was not found. Install it with "sudo apt-get install nats-server" (Debian/Ubuntu), or set NSM_NATS_SERVER to its path.';
+  'Install it with "sudo apt-get install --no-install-recommends nats-server" (Debian/Ubuntu), or set NSM_NATS_SERVER to its path.';
 
-export const natsServerBinary = (): E.Either<string, string> => {
-  const bin = process.env.NSM_NATS_SERVER ?? 'nats-server';
-  const probe = spawnSync(bin, ['--version'], { encoding: 'utf8' });
-  if (probe.error || probe.status !== 0) return E.left(INSTALL_HINT);
-  return E.right(bin);
+/** Where Debian's package puts nats-server: searched after the PATH, which lacks them for users other than root. */
+export const SBIN_DIRS: readonly string[] = ['/usr/local/sbin', '/usr/sbin', '/sbin'];
+
+export const APT_INSTALL_ARGS: readonly string[] = ['install', '-y', '--no-install-recommends', 'nats-server'];
+
+export interface NatsServerLookup {
+  /** NSM_NATS_SERVER and PATH are read from here (default: process.env); apt-get runs with it. */
+  readonly env?: NodeJS.ProcessEnv;
+  /** Searched after the PATH (default SBIN_DIRS). */
+  readonly sbinDirs?: readonly string[];
+  /** The effective user id (default: this process's): only root installs. */
+  readonly uid?: number;
+  /** Where what is being done is said, one line at a time (default: stderr). */
+  readonly say?: (line: string) => void;
+  /** Where apt-get's own output goes (default: this process's stderr). */
+  readonly aptOutput?: (chunk: string) => void;
+}
+
+const executableFile = (file: string): boolean => {
+  try {
+    accessSync(file, fsConstants.X_OK);
+    return statSync(file).isFile();
+  } catch {
+    return false;
+  }
+};
+
+/** nats-server on the PATH, then in the sbin directories; undefined when none is there. */
+export const locateNatsServer = (o: Pick<NatsServerLookup, 'env' | 'sbinDirs'> = {}): string | undefined => {
+  const env = o.env ?? process.env;
+  const dirs = [...(env.PATH ?? '').split(':').filter((d) => d !== ''), ...(o.sbinDirs ?? SBIN_DIRS)];
+  for (const dir of dirs) {
+    const file = join(dir, 'nats-server');
+    if (executableFile(file)) return file;
+  }
+  return undefined;
+};
+
+const searched = (o: Pick<NatsServerLookup, 'sbinDirs'>): string => {
+  const dirs = o.sbinDirs ?? SBIN_DIRS;
+  return dirs.length > 0 ? `looked on the PATH and in ${dirs.join(', ')}` : 'looked on the PATH';
+};
+
+/** Runs `bin --version`: undefined if it works, else why not. */
+const probe = (bin: string, env: NodeJS.ProcessEnv): string | undefined => {
+  const r = spawnSync(bin, ['--version'], { encoding: 'utf8', env, timeout: 10_000 });
+  if (r.error) return (r.error as NodeJS.ErrnoException).code ?? r.error.message;
+  if (r.status !== 0) return `exit status ${r.status}${r.stderr.trim() ? `: ${r.stderr.trim().split('\n').pop()}` : ''}`;
+  return undefined;
+};
+
+/** Runs apt-get with these arguments; its output goes to `output`; resolves to its exit status and output. */
+const aptGet = (args: readonly string[], env: NodeJS.ProcessEnv, output: (chunk: string) => void): Promise<{ status: number | null; text: string; spawnError?: string }> =>
+  new Promise((resolve) => {
+    let text = '';
+    const child = spawn('apt-get', args, { env: { ...env, DEBIAN_FRONTEND: 'noninteractive' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    for (const stream of [child.stdout, child.stderr]) {
+      stream.setEncoding('utf8');
+      stream.on('data', (chunk: string) => {
+        text += chunk;
+        output(chunk);
+      });
+    }
+    child.once('error', (e: NodeJS.ErrnoException) => resolve({ status: null, text, spawnError: e.code ?? e.message }));
+    child.once('close', (status) => resolve({ status, text }));
+  });
+
+/** apt's own reason: its last "E: ..." line (else its last line). */
+const aptError = (text: string): string => {
+  const lines = text.split('\n').map((l) => l.trim()).filter((l) => l !== '');
+  return [...lines].reverse().find((l) => l.startsWith('E:')) ?? lines[lines.length - 1] ?? 'no output';
+};
+
+/** One install at a time per process: several servers may be starting at once. */
+let installing: Promise<E.Either<string, string>> | undefined;
+
+const install = async (o: NatsServerLookup, env: NodeJS.ProcessEnv): Promise<E.Either<string, string>> => {
+  const say = o.say ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const output = o.aptOutput ?? ((chunk: string) => process.stderr.write(chunk));
+  say(`nats-server is not installed; installing it: apt-get ${APT_INSTALL_ARGS.join(' ')}`);
+  let r = await aptGet(APT_INSTALL_ARGS, env, output);
+  // A machine that never ran apt-get update knows no package yet.
+  if (r.status !== 0 && r.spawnError === undefined && /Unable to locate package|has no installation candidate/.test(r.text)) {
+    say('apt-get does not know nats-server yet; running apt-get update, then installing again');
+    const update = await aptGet(['update'], env, output);
+    if (update.status !== 0) return E.left(`cannot install nats-server: apt-get update failed: ${update.spawnError ?? aptError(update.text)}. ${INSTALL_HINT}`);
+    r = await aptGet(APT_INSTALL_ARGS, env, output);
+  }
+  if (r.spawnError !== undefined) return E.left(`cannot install nats-server: apt-get did not run (${r.spawnError}). ${INSTALL_HINT}`);
+  if (r.status !== 0) return E.left(`cannot install nats-server: ${aptError(r.text)}`);
+  const found = locateNatsServer({ env, ...(o.sbinDirs ? { sbinDirs: o.sbinDirs } : {}) });
+  if (found === undefined) return E.left(`apt-get installed nats-server, but it is not to be found (${searched(o)}). ${INSTALL_HINT}`);
+  const broken = probe(found, env);
+  if (broken) return E.left(`apt-get installed nats-server, but ${found} does not run (${broken})`);
+  say(`nats-server installed: ${found}`);
+  return E.right(found);
+};
+
+/**
+ * The nats-server to run: NSM_NATS_SERVER when set (and then only that), else nats-server on the
+ * PATH or in the sbin directories. When there is none and this process is root, it is installed
+ * with apt-get (said on stderr first); otherwise the answer is one line with the command to run.
+ */
+export const findNatsServer = async (o: NatsServerLookup = {}): Promise<E.Either<string, string>> => {
+  const env = o.env ?? process.env;
+  const chosen = env.NSM_NATS_SERVER;
+  if (chosen !== undefined && chosen !== '') {
+    const broken = probe(chosen, env);
+    return broken ? E.left(`nats-server was not found: NSM_NATS_SERVER is "${chosen}", which does not run (${broken}). ${INSTALL_HINT}`) : E.right(chosen);
+  }
+  const found = locateNatsServer(o);
+  if (found !== undefined) {
+    const broken = probe(found, env);
+    return broken ? E.left(`${found} does not run (${broken}). ${INSTALL_HINT}`) : E.right(found);
+  }
+  const uid = o.uid ?? process.geteuid?.() ?? -1;
+  if (uid !== 0) return E.left(`nats-server was not found (${searched(o)}). ${INSTALL_HINT}`);
+  // Only the process's own lookup is shared: an injected one (tests) installs on its own.
+  if (o.env !== undefined || o.sbinDirs !== undefined) return install(o, env);
+  installing ??= install(o, env).finally(() => {
+    installing = undefined;
+  });
+  return installing;
 };
 
 const tail = (file: string, lines = 15): string => {
@@ -252,7 +371,7 @@ export const reloadServerOn = async (dataDir: string, timeoutMs = 10_000): Promi
 };
 
 export const startNatsServer = async (opts: NatsServerOptions): Promise<E.Either<string, RunningNatsServer>> => {
-  const bin = natsServerBinary();
+  const bin = await findNatsServer();
   if (E.isLeft(bin)) return bin;
   const host = opts.host ?? '127.0.0.1';
   // Absolute: the command line names the configuration, and that is how a server left

@@ -5,7 +5,7 @@
 //
 // Without NSM_ESDB_URL the file registers one skipped test and prints why. No EventStoreDB server
 // can run on the machines this project is developed on (no container engine, no Debian package):
-// the adapter's logic is tested there against a fake client (eventstore.esdb-fake.test.ts).
+// the adapter's logic is tested there against a fake client (eventstore.esdb-fake.unit.test.ts).
 import { EventStoreDBClient, FORWARDS, START, type ResolvedEvent } from '@eventstore/db-client';
 import * as E from 'fp-ts/lib/Either.js';
 import * as assert from 'uvu/assert';

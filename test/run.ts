@@ -6,6 +6,11 @@
 //   npx tsx test/run.ts                      all test/**/*.test.ts
 //   npx tsx test/run.ts nats registry        files whose path contains a substring
 //   npx tsx test/run.ts test/x.fixture.ts    an explicit file, whatever its name
+//   npx tsx test/run.ts --unit [filters]     only the pure tests (test/**/*.unit.test.ts: no
+//                                            nats-server, no child process, no namespace), as
+//                                            many files at once as there are CPUs (`npm run test:unit`)
+//   npx tsx test/run.ts --jobs N ...         N files at once (each file's output is printed whole
+//                                            when it ends); only for files that cannot collide
 //
 // Env: NSM_TEST_FILE_TIMEOUT_MS (per file, default 15 min), NSM_TEST_FILTER (substring),
 // NSM_LOG_LEVEL (the components' JSON logs; defaults to `warn` for test processes so that
@@ -16,6 +21,7 @@
 
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { MarkerFilter, PROTOCOL_ENV, type FileResult } from './lib/protocol.ts';
@@ -25,6 +31,8 @@ const TEST_DIR = path.join(ROOT, 'test');
 const DEFAULT_TIMEOUT_MS = 15 * 60 * 1000;
 // Time allowed for a child's stdout to drain after it exits; held open only by leaked grandchildren.
 const DRAIN_GRACE_MS = 2000;
+/** Pure test files: safe to run several at once, and fast. */
+const UNIT_SUFFIX = '.unit.test.ts';
 
 interface Outcome {
   file: string;
@@ -36,7 +44,8 @@ interface Outcome {
 }
 
 let interrupted = false;
-let killCurrent: (() => void) | undefined;
+/** Kills each file still running (several when files run in parallel). */
+const killRunning = new Set<() => void>();
 
 function out(text: string): void {
   process.stdout.write(text);
@@ -92,7 +101,17 @@ function killGroup(pid: number): boolean {
   }
 }
 
-async function runFile(file: string, timeoutMs: number): Promise<Outcome> {
+/**
+ * Where a file's output goes: straight through while it runs (one file at a time), or into a
+ * buffer printed whole when it ends (several at once: interleaved lines would be unreadable).
+ */
+interface Sink {
+  readonly stdout: (text: string) => void;
+  /** Undefined: the child writes to this process's stderr itself. */
+  readonly stderr?: (text: string) => void;
+}
+
+async function runFile(file: string, timeoutMs: number, sink: Sink): Promise<Outcome> {
   const started = Date.now();
   const env: NodeJS.ProcessEnv = { ...process.env, [PROTOCOL_ENV]: '1' };
   if (!env.NSM_LOG_LEVEL) env.NSM_LOG_LEVEL = 'warn';
@@ -104,14 +123,18 @@ async function runFile(file: string, timeoutMs: number): Promise<Outcome> {
     cwd: ROOT,
     env,
     detached: true,
-    stdio: ['ignore', 'pipe', 'inherit'],
+    stdio: ['ignore', 'pipe', sink.stderr ? 'pipe' : 'inherit'],
   });
+  if (sink.stderr && child.stderr) {
+    child.stderr.setEncoding('utf8');
+    child.stderr.on('data', sink.stderr);
+  }
 
   let result: FileResult | undefined;
   let seenPass = 0;
   let seenFail = 0;
   let running: string | undefined;
-  const filter = new MarkerFilter(out, (rec) => {
+  const filter = new MarkerFilter(sink.stdout, (rec) => {
     if (rec.kind === 'result') {
       result = rec.result;
       return;
@@ -124,9 +147,9 @@ async function runFile(file: string, timeoutMs: number): Promise<Outcome> {
       if (running === test) running = undefined;
     }
   });
-  child.stdout.setEncoding('utf8');
-  child.stdout.on('data', (chunk: string) => filter.push(chunk));
-  const drained = new Promise<void>((resolve) => child.stdout.once('close', resolve));
+  child.stdout!.setEncoding('utf8');
+  child.stdout!.on('data', (chunk: string) => filter.push(chunk));
+  const drained = new Promise<void>((resolve) => child.stdout!.once('close', resolve));
 
   let timedOut = false;
   const kill = () => {
@@ -136,20 +159,20 @@ async function runFile(file: string, timeoutMs: number): Promise<Outcome> {
     timedOut = true;
     kill();
   }, timeoutMs);
-  killCurrent = kill;
+  killRunning.add(kill);
 
   const exit = await new Promise<{ code: number | null; signal: NodeJS.Signals | null; spawnError?: Error }>((resolve) => {
     child.once('error', (spawnError) => resolve({ code: null, signal: null, spawnError }));
     child.once('exit', (code, signal) => resolve({ code, signal }));
   });
   clearTimeout(timer);
-  killCurrent = undefined;
+  killRunning.delete(kill);
 
   // Anything still in the group outlived its test file and could collide with the
   // next one. (Not reported: tsx's own esbuild helper is routinely still exiting here.)
   if (child.pid !== undefined) killGroup(child.pid);
   await Promise.race([drained, new Promise((r) => setTimeout(r, DRAIN_GRACE_MS).unref())]);
-  child.stdout.destroy();
+  child.stdout!.destroy();
   filter.end();
 
   const problems: string[] = [];
@@ -192,35 +215,83 @@ function finish(passed: number, failed: number, why?: string, allSkipped = false
   process.exitCode = failed > 0 || (passed === 0 && !allSkipped) ? 1 : 0;
 }
 
+/** Splits the runner's own options from file arguments; a string is a usage error. */
+function parseArgs(argv: string[]): { args: string[]; unit: boolean; jobs?: number } | string {
+  const args: string[] = [];
+  let unit = false;
+  let jobs: number | undefined;
+  const envJobs = process.env.NSM_TEST_JOBS;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--unit') unit = true;
+    else if (a === '--jobs' || a === '-j' || a.startsWith('--jobs=')) {
+      const raw = a.startsWith('--jobs=') ? a.slice('--jobs='.length) : argv[++i];
+      const n = Number(raw);
+      if (!Number.isInteger(n) || n < 1) return `--jobs must be a positive integer, got "${raw ?? ''}"`;
+      jobs = n;
+    } else args.push(a);
+  }
+  if (jobs === undefined && envJobs) {
+    const n = Number(envJobs);
+    if (!Number.isInteger(n) || n < 1) return `NSM_TEST_JOBS must be a positive integer, got "${envJobs}"`;
+    jobs = n;
+  }
+  return jobs === undefined ? { args, unit } : { args, unit, jobs };
+}
+
 async function main(): Promise<void> {
   const timeoutMs = parseTimeout(process.env.NSM_TEST_FILE_TIMEOUT_MS);
   if (timeoutMs === undefined) {
     return finish(0, 0, `NSM_TEST_FILE_TIMEOUT_MS must be a positive integer, got "${process.env.NSM_TEST_FILE_TIMEOUT_MS}"`);
   }
-  const args = process.argv.slice(2);
-  const files = selectFiles(args, process.env.NSM_TEST_FILTER || undefined);
+  const parsed = parseArgs(process.argv.slice(2));
+  if (typeof parsed === 'string') return finish(0, 0, parsed);
+  const { args, unit } = parsed;
+  let files = selectFiles(args, process.env.NSM_TEST_FILTER || undefined);
+  if (unit) files = files.filter((f) => f.endsWith(UNIT_SUFFIX));
+  const jobs = Math.max(1, Math.min(parsed.jobs ?? (unit ? availableParallelism() : 1), files.length));
   if (files.length === 0) {
     const given = [args.length ? `args: ${args.join(' ')}` : '', process.env.NSM_TEST_FILTER ? `NSM_TEST_FILTER=${process.env.NSM_TEST_FILTER}` : '']
       .filter(Boolean)
       .join(', ');
-    return finish(0, 0, `No tests ran: no test files found${given ? ` (${given})` : ' under test/ matching **/*.test.ts'}.`);
+    const pattern = unit ? `**/*${UNIT_SUFFIX}` : '**/*.test.ts';
+    return finish(0, 0, `No tests ran: no test files found${given ? ` (${given}${unit ? `, ${pattern} only` : ''})` : ` under test/ matching ${pattern}`}.`);
   }
 
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.on(signal, () => {
       interrupted = true;
-      killCurrent?.();
+      for (const kill of killRunning) kill();
     });
   }
 
+  const startedAll = Date.now();
   const outcomes: Outcome[] = [];
-  for (const file of files) {
-    if (interrupted) break;
-    out(`\n=== ${rel(file)}\n`);
-    const o = await runFile(file, timeoutMs);
-    outcomes.push(o);
-    out(`\n${summaryLine(o)}`);
-    for (const p of o.problems) out(`    ${p}\n`);
+  if (jobs === 1) {
+    for (const file of files) {
+      if (interrupted) break;
+      out(`\n=== ${rel(file)}\n`);
+      const o = await runFile(file, timeoutMs, { stdout: out });
+      outcomes.push(o);
+      out(`\n${summaryLine(o)}`);
+      for (const p of o.problems) out(`    ${p}\n`);
+    }
+  } else {
+    // A pool of `jobs` workers taking the next file; each file's output is printed whole.
+    const queue = [...files];
+    const worker = async () => {
+      for (let file = queue.shift(); file !== undefined && !interrupted; file = queue.shift()) {
+        let text = '';
+        let errText = '';
+        const o = await runFile(file, timeoutMs, { stdout: (t) => (text += t), stderr: (t) => (errText += t) });
+        outcomes.push(o);
+        if (errText) process.stderr.write(`\n=== ${rel(file)} (stderr)\n${errText}`);
+        out(`\n=== ${rel(file)}\n${text}\n${summaryLine(o)}${o.problems.map((p) => `    ${p}\n`).join('')}`);
+      }
+    };
+    await Promise.all(Array.from({ length: jobs }, worker));
+    // The recap below lists files in their usual order, whatever order they finished in.
+    outcomes.sort((a, b) => rel(a.file).localeCompare(rel(b.file)));
   }
 
   const passed = outcomes.reduce((n, o) => n + o.passed, 0);
@@ -239,6 +310,7 @@ async function main(): Promise<void> {
     }
   }
   if (interrupted) out(`\nInterrupted: ${files.length - outcomes.length} file(s) not run.\n`);
+  if (outcomes.length > 1) out(`\n${outcomes.length} files in ${((Date.now() - startedAll) / 1000).toFixed(1)} s${jobs > 1 ? `, ${jobs} at a time` : ''}\n`);
   const skipped = outcomes.reduce((n, o) => n + o.skipped, 0);
   const allSkipped = passed + failed === 0 && skipped > 0;
   let why: string | undefined;

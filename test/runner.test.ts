@@ -22,7 +22,10 @@ interface RunResult {
 }
 
 interface Case {
+  /** Fixture names (test/fixtures/runner/<name>.fixture.ts). */
   args: string[];
+  /** Passed to the runner as they are, before the fixtures. */
+  flags?: string[];
   env?: Record<string, string>;
 }
 
@@ -43,6 +46,11 @@ const CASES = {
   passAndSkipOnly: { args: ['pass', 'skip-only'] },
   aggregate: { args: ['pass', 'fail-assert'] },
   noMatch: { args: [], env: { NSM_TEST_FILTER: 'no-such-test-file-anywhere' } },
+  parallel: { flags: ['--jobs', '3'], args: ['pass', 'fail-assert', 'before-throws', 'crash', 'non-error', 'exit-mid', 'empty'] },
+  parallelHang: { flags: ['--jobs=2'], args: ['hang', 'pass'], env: { NSM_TEST_FILE_TIMEOUT_MS: String(HANG_TIMEOUT_MS) } },
+  badJobs: { flags: ['--jobs', '0'], args: ['pass'] },
+  unitOnly: { flags: ['--unit', 'fairQueue'], args: [] },
+  unitNone: { flags: ['--unit', 'smoke.test'], args: [] },
 } satisfies Record<string, Case>;
 type CaseName = keyof typeof CASES;
 
@@ -50,7 +58,7 @@ function fixture(name: string): string {
   return path.join(FIXTURES, `${name}.fixture.ts`);
 }
 
-function runRunner({ args, env = {} }: Case): Promise<RunResult> {
+function runRunner({ args, flags = [], env = {} }: Case): Promise<RunResult> {
   const childEnv: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1', NSM_TEST_FILE_TIMEOUT_MS: '60000', ...env };
   // The outer runner's settings must not leak into the runner under test.
   delete childEnv.FORCE_COLOR;
@@ -58,7 +66,7 @@ function runRunner({ args, env = {} }: Case): Promise<RunResult> {
   delete childEnv.NSM_TEST_PROTOCOL;
 
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'test/run.ts', ...args.map(fixture)], {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'test/run.ts', ...flags, ...args.map(fixture)], {
       cwd: ROOT,
       env: childEnv,
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -220,6 +228,53 @@ s('nothing selected: fails and says why', async (ctx) => {
   const r = await result(ctx, 'noMatch');
   expect(r, 1, '0 passed, 0 failed');
   assert.match(r.stdout, 'No tests ran: no test files found (NSM_TEST_FILTER=no-such-test-file-anywhere)');
+});
+
+s('several files at once: the same counts and verdicts as one at a time, each file printed whole', async (ctx) => {
+  const r = await result(ctx, 'parallel');
+  // pass 6/0, fail-assert 2/1, before-throws 1/2, crash 1/2, non-error 1/2, exit-mid 1/2, empty 0/1
+  expect(r, 1, '12 passed, 10 failed');
+  assert.match(r.stdout, /7 files in [\d.]+ s, 3 at a time/);
+  assert.match(r.stdout, 'broken > b: not run: before hook threw: cannot connect');
+  assert.match(r.stdout, 'exit-mid > never reached: not run: the process exited first');
+  assert.match(r.stdout, 'no tests registered');
+  // Each file's block: its header, then its own output and summary line, before any other header.
+  for (const name of CASES.parallel.args) {
+    const file = `test/fixtures/runner/${name}.fixture.ts`;
+    const start = r.stdout.indexOf(`\n=== ${file}\n`);
+    assert.ok(start >= 0, `a block for ${file}`);
+    const next = r.stdout.indexOf('\n=== ', start + 1);
+    const block = r.stdout.slice(start, next === -1 ? undefined : next);
+    assert.match(block, new RegExp(`\\[(PASS|FAIL)\\] ${file.replace(/\./g, '\\.')}: `), `${file}'s summary inside its block`);
+  }
+  // The recap lists files in their usual order, whatever order they finished in.
+  const recap = r.stdout.slice(r.stdout.lastIndexOf('-'.repeat(60)));
+  const order = [...recap.matchAll(/\] test\/fixtures\/runner\/([a-z-]+)\.fixture\.ts/g)].map((m) => m[1]);
+  assert.equal(order, [...CASES.parallel.args].sort());
+});
+
+s('several files at once: a timeout still kills its file and everything it spawned', async (ctx) => {
+  const r = await result(ctx, 'parallelHang');
+  expect(r, 1, '7 passed, 1 failed');
+  assert.match(r.stdout, `timed out after ${HANG_TIMEOUT_MS} ms in "hang > hangs"`);
+  const pid = Number(/grandchild-pid=(\d+)/.exec(r.stdout)?.[1]);
+  assert.ok(pid > 0, 'hang fixture printed its grandchild pid');
+  assert.not.ok(isAlive(pid), `grandchild ${pid} survived the timeout`);
+});
+
+s('a bad --jobs is a usage error', async (ctx) => {
+  const r = await result(ctx, 'badJobs');
+  expect(r, 1, '0 passed, 0 failed');
+  assert.match(r.stdout, '--jobs must be a positive integer, got "0"');
+});
+
+s('--unit selects the pure test files only', async (ctx) => {
+  const r = await result(ctx, 'unitOnly');
+  expect(r, 0, '4 passed, 0 failed');
+  assert.match(r.stdout, '[PASS] test/unit/fairQueue.unit.test.ts: 4 passed, 0 failed');
+  const none = await result(ctx, 'unitNone');
+  expect(none, 1, '0 passed, 0 failed');
+  assert.match(none.stdout, 'No tests ran: no test files found (args: smoke.test, **/*.unit.test.ts only)');
 });
 
 s.run();

@@ -3,12 +3,14 @@
 // established with signed paths checked by both domains' agents (simulated dataplanes), and b's
 // registry is sourced through the link. A server joining without TLS, or with a wrong
 // password, gets no link; one joining with b's credentials may send only b's interdomain
-// commands and may read only the registry events of a.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+// commands and may read only the registry events of a. Each refusal is checked for its reason
+// (the servers' own verdict), beside the same operation succeeding where it is allowed, so that
+// a refusal cannot be an artefact of a broken setup.
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as E from 'fp-ts/lib/Either.js';
-import { connect, StorageType, type NatsConnection } from 'nats';
+import { connect, ErrorCode, StorageType, type NatsConnection } from 'nats';
 import * as assert from 'uvu/assert';
 import { createLogger } from '../../infra/log.ts';
 import { leafnodesConfig } from '../../infra/nats/leafnodes.ts';
@@ -198,45 +200,90 @@ s("a client's history across domains shows its connection's events only", async 
   assert.equal([...new Set(local.map((r) => r.stream))], ['connection.n1']);
 });
 
+/** The log of the intruder server started last (its own account of why its leaf link failed). */
+const lastIntruderLog = (ctx: Ctx) => readFileSync(ctx.extra[ctx.extra.length - 1]!.logFile, 'utf8');
+
 s('no TLS, or a wrong password: no link', async (ctx) => {
   const plain = await intruder(ctx, { url: `nats-leaf://${ctx.leafB!.user}:${ctx.leafB!.password}@127.0.0.1:${ctx.leafPort}` });
   assert.not.ok(await hearsHub(plain), 'a leaf connection without TLS is refused');
+  // Refused for that reason: the hub insists on TLS, which a joiner without the hub's CA cannot complete.
+  assert.match(lastIntruderLog(ctx), /TLS leafnode handshake error: x509: certificate signed by unknown authority/, 'refused at the TLS handshake');
+  assert.not.match(lastIntruderLog(ctx), /Authorization Violation/, 'never got as far as authenticating');
   const caFile = join(ctx.b!.dir, 'hub-ca.pem');
   const wrong = await intruder(ctx, { url: `nats-leaf://${ctx.leafB!.user}:not-the-password@127.0.0.1:${ctx.leafPort}`, caFile });
   assert.not.ok(await hearsHub(wrong), 'a wrong password is refused');
+  // Refused for that reason: TLS went through (the CA is right), the hub rejected the password.
+  assert.match(lastIntruderLog(ctx), /Leafnode Error 'Authorization Violation'/, 'refused by authentication');
+  assert.not.match(lastIntruderLog(ctx), /TLS leafnode handshake error/, 'the TLS handshake itself succeeded');
+  // Positive control: the same join with the right password hears the hub (the last test does more with it).
+  const right = await intruder(ctx, { url: `nats-leaf://${ctx.leafB!.user}:${ctx.leafB!.password}@127.0.0.1:${ctx.leafPort}`, caFile });
+  await eventually('the right password joins', () => hearsHub(right, 500), { timeoutMs: 10000 });
 });
+
+const encode = (text: string) => new TextEncoder().encode(text);
+/** How one JetStream publish ends: "stored", or "refused (<the client's error code>: <message>)". */
+const tryPublish = async (nc: NatsConnection, subject: string) => {
+  try {
+    await nc.jetstream().publish(subject, encode('{}'), { timeout: 1500 });
+    return 'stored';
+  } catch (e) {
+    return `refused (${(e as { code?: string }).code}: ${(e as Error).message})`;
+  }
+};
+const tryRequest = async (nc: NatsConnection, subject: string) => {
+  try {
+    await nc.request(subject, encode('{}'), { timeout: 1500 });
+    return 'answered';
+  } catch (e) {
+    return `refused (${(e as { code?: string }).code}: ${(e as Error).message})`;
+  }
+};
+/** What b's leaf identity may not do on a: its own commands, another peer's, a's log, a's queries. */
+const FORBIDDEN_PUBLISH = ['nsm.a.cmd.connection.request.operator', 'nsm.a.fed.c.cmd.close', 'nsm.a.evt.connection.forged'];
+const FORBIDDEN_QUERY = 'nsm.a.query.operator.connections';
 
 s("b's leaf identity carries b's interdomain commands and nothing else", async (ctx) => {
   const caFile = join(ctx.b!.dir, 'hub-ca.pem');
   const nc = await intruder(ctx, { url: `nats-leaf://${ctx.leafB!.user}:${ctx.leafB!.password}@127.0.0.1:${ctx.leafPort}`, caFile });
   await eventually('the link is up', () => hearsHub(nc, 500), { timeoutMs: 10000 });
-  const js = nc.jetstream();
-  const tryPublish = async (subject: string) => {
-    try {
-      await js.publish(subject, new TextEncoder().encode('{}'), { timeout: 1500 });
-      return 'stored';
-    } catch (e) {
-      return `refused (${(e as { code?: string }).code})`;
-    }
-  };
-  assert.is(await tryPublish('nsm.a.fed.b.cmd.close'), 'stored', "b's own interdomain command gets through");
-  assert.match(await tryPublish('nsm.a.cmd.connection.request.operator'), /^refused/, "a's own command subjects are out of reach");
-  assert.match(await tryPublish('nsm.a.fed.c.cmd.close'), /^refused/, 'b cannot speak for another peer');
-  assert.match(await tryPublish('nsm.a.evt.connection.forged'), /^refused/, "a's log is out of reach");
-  let answered = true;
-  try {
-    await nc.request('nsm.a.query.operator.connections', new TextEncoder().encode('{}'), { timeout: 1500 });
-  } catch {
-    answered = false;
+  // Across the link: the hub tells a leaf only about subjects its identity may publish to, so a
+  // forbidden subject has no responders on the leaf's side (503) at once, while b's own
+  // interdomain command, sent the same way a moment before, is stored by a's stream.
+  assert.is(await tryPublish(nc, 'nsm.a.fed.b.cmd.close'), 'stored', "b's own interdomain command gets through");
+  for (const subject of FORBIDDEN_PUBLISH) {
+    assert.match(await tryPublish(nc, subject), new RegExp(`^refused \\(${ErrorCode.NoResponders}: `), `${subject}: nothing across the link listens for it`);
   }
-  assert.not.ok(answered, "a's queries are out of reach");
-  // Sourcing from a: its registry events only.
+  assert.match(await tryRequest(nc, FORBIDDEN_QUERY), new RegExp(`^refused \\(${ErrorCode.NoResponders}: `), "a's queries are out of reach across the link");
+  // Those subjects are served on a (its own identities reach them): the silence is the link's.
+  const op = await connectAs(ctx, ctx.a!, 'operator');
+  assert.is(await tryPublish(op, 'nsm.a.cmd.connection.request.operator'), 'stored', "a's operator reaches the same command subject");
+  assert.is(await tryRequest(op, FORBIDDEN_QUERY), 'answered', "a's operator gets an answer to the same query");
+  // The reason, in the server's own words: the same identity, logged in to a directly, is told
+  // "Permissions Violation for Publish" for each subject (and may send b's command).
+  const direct = await connect({ servers: ctx.a!.server!.url, user: ctx.leafB!.user, pass: ctx.leafB!.password, tls: { caFile }, inboxPrefix: '_INBOX.control-plane' });
+  ctx.conns.push(direct);
+  assert.is(await tryPublish(direct, 'nsm.a.fed.b.cmd.close'), 'stored', "b's identity may send b's interdomain command");
+  for (const subject of [...FORBIDDEN_PUBLISH, FORBIDDEN_QUERY]) {
+    const r = subject === FORBIDDEN_QUERY ? await tryRequest(direct, subject) : await tryPublish(direct, subject);
+    assert.is(r, `refused (${ErrorCode.PermissionsViolation}: 'Permissions Violation for Publish to "${subject}"')`, subject);
+  }
+  // Sourcing from a: its registry (endpoint) events only. a gets an endpoint of its own to source.
+  const ca = await clientOf(ctx, ctx.a!);
+  must(await ca.send('service.register', { name: 'local' }));
+  must(await ca.send('endpoint.register', { name: 'ep-a', node: 'n1', networkServiceNames: ['local'], prefix: '10.81.0.0/24' }));
   const jsm = await nc.jetstreamManager();
   const source = (name: string, filter: string) =>
     jsm.streams.add({ name, storage: StorageType.Memory, sources: [{ name: 'NSM_A_EVENTS', external: { api: '$JS.a.API', deliver: '' }, filter_subject: filter }] } as never);
   await source('STEAL_CONNECTIONS', 'nsm.a.evt.connection.>');
   await source('STEAL_NODES', 'nsm.a.evt.node.>');
-  await new Promise((r) => setTimeout(r, 3000));
+  // Positive control: the same sourcing, made at the same time over the same link, of what b may read.
+  await source('COPY_ENDPOINTS', 'nsm.a.evt.endpoint.>');
+  await eventually("a's endpoint events sourced over b's link", async () => (await jsm.streams.info('COPY_ENDPOINTS')).state.messages > 0, { timeoutMs: 15000 });
+  const a = await (await connectAs(ctx, ctx.a!, 'operator')).jetstreamManager();
+  const inA = async (filter: string) => (await a.streams.info('NSM_A_EVENTS', { subjects_filter: filter })).state.subjects ?? {};
+  assert.ok(Object.keys(await inA('nsm.a.evt.connection.>')).length > 0, 'a has connection events to steal');
+  assert.ok(Object.keys(await inA('nsm.a.evt.node.>')).length > 0, 'a has node events to steal');
+  await new Promise((r) => setTimeout(r, 1000));
   assert.is((await jsm.streams.info('STEAL_CONNECTIONS')).state.messages, 0, "a's connection events cannot be sourced over b's link");
   assert.is((await jsm.streams.info('STEAL_NODES')).state.messages, 0, "a's node events cannot be sourced over b's link");
 });

@@ -1,6 +1,9 @@
 // streamOf (used to queue a command before it is built) names the same stream as route does.
+// The sample bodies go through the real decoder, as a command off the wire does: a sample that
+// does not decode fails the test (it would be testing a command nobody can send).
+import * as E from 'fp-ts/lib/Either.js';
 import * as assert from 'uvu/assert';
-import { COMMAND_KINDS, type CommandMessage } from '../../src/contracts/commands.ts';
+import { COMMAND_KINDS, decodeCommand } from '../../src/contracts/commands.ts';
 import { route, streamOf } from '../../src/command/routes.ts';
 import { emptyMesh } from '../../projections/mesh.ts';
 import { suite } from '../lib/harness.ts';
@@ -16,8 +19,8 @@ const bodies: Record<string, unknown> = {
   'connection.refresh': { connectionId: 'c1', expirationSeconds: 60 },
   'connection.close': { connectionId: 'c1' },
   'connection.report': { connectionId: 'c1', node: 'n1', side: 'client', generation: 1, result: 'programmed' },
-  'policy.set': { policy: { default: 'allow', rules: [] } },
-  'policy.add': { rule: { name: 'r', effect: 'allow' } },
+  'policy.set': { policy: { defaultAction: 'allow', rules: [] } },
+  'policy.add': { rule: { name: 'r', action: 'allow' } },
   'policy.remove': { name: 'r' },
   'interdomain.request': { connectionId: 'c1', networkService: 's1', clientInterface: 'nsm0', client: { name: 'n1', mechanisms: ['kernel', 'vxlan'], mtu: 1500 } },
   'interdomain.state': { connectionId: 'c1', generation: 1, phase: 'waiting', endpointProgrammed: false },
@@ -30,10 +33,20 @@ const bodies: Record<string, unknown> = {
 };
 
 const s = suite('command routing');
+s('every sample body decodes as its command kind', () => {
+  const problems = COMMAND_KINDS.flatMap((kind) => {
+    if (!bodies[kind]) return [`${kind}: no sample body`];
+    const decoded = decodeCommand(kind, kind.startsWith('interdomain.') ? 'peer:b' : 'a', { id: 'x', body: bodies[kind] });
+    return E.isLeft(decoded) ? [`${kind}: ${decoded.left.path}: ${decoded.left.message}`] : [];
+  });
+  assert.equal(problems, []);
+});
 s('every command kind: streamOf agrees with route', () => {
   for (const kind of COMMAND_KINDS) {
     assert.ok(bodies[kind], `a sample body for ${kind}`);
-    const msg = { kind, id: 'x', actor: kind.startsWith('interdomain.') ? 'peer:b' : 'a', body: bodies[kind] } as unknown as CommandMessage;
+    const decoded = decodeCommand(kind, kind.startsWith('interdomain.') ? 'peer:b' : 'a', { id: 'x', body: bodies[kind] });
+    if (E.isLeft(decoded)) return assert.unreachable(`the sample body of ${kind} does not decode: ${decoded.left.path}: ${decoded.left.message}`);
+    const msg = decoded.right;
     assert.is(streamOf(msg), route(msg, emptyMesh, new Date(0)).stream, kind);
   }
 });
