@@ -1,13 +1,13 @@
 // Who may act in the mesh, as the log remembers it. The registry of identities is a file the
 // operator edits with `nsm init`, `nsm init --rotate` and `nsm revoke` (src/security/); the
 // control plane reads it at start and whenever it changes, and records here what changed: an
-// identity added, its key rotated, it revoked, reinstated or removed. One stream (identities.mesh), so an
+// identity added, its key rotated, it revoked, reinstated or removed. One stream (identities.identities: `nsm history identities`), so an
 // auditor reads every change of who may act, with when and by which key, next to everything else.
 import * as E from 'fp-ts/lib/Either.js';
 import { produce } from 'immer';
 import type { Aggregate } from './domain.ts';
 
-export const IDENTITIES_STREAM_ID = 'mesh';
+export const IDENTITIES_STREAM_ID = 'identities';
 
 /** An identity as the registry file says it is now (public data only). */
 export interface ObservedIdentity {

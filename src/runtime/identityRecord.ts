@@ -1,6 +1,6 @@
 // The identity registry in the log (aggregates/identity.ts): at start and after every change of
 // identities.json, the control plane appends what changed (an identity added, its key rotated,
-// revoked, reinstated, removed), so `nsm history mesh` and an audit of the log show who could act
+// revoked, reinstated, removed), so `nsm history identities` and an audit of the log show who could act
 // when. Replicas may record the same change at once: the stream's expected version lets one of
 // them append it, and the others then find nothing left to record.
 import { randomUUID } from 'node:crypto';

@@ -93,7 +93,7 @@ const connectNats = async (url: string, name: string, auth: Partial<ConnectionOp
   void nc.closed().then((err) => {
     if (!err) return;
     const refused = (err as { code?: string }).code === 'AUTHORIZATION_VIOLATION';
-    throw new Error(`the NATS connection ${name} was closed for good: ${err.message}${refused ? ' (the server refuses this identity\'s key: was it revoked, or rotated and its grace period is over? see nsm history mesh)' : ''}`);
+    throw new Error(`the NATS connection ${name} was closed for good: ${err.message}${refused ? ' (the server refuses this identity\'s key: was it revoked, or rotated and its grace period is over? see nsm history identities)' : ''}`);
   });
   return nc;
 };

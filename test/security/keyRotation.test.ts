@@ -7,10 +7,13 @@
 //     also after nats-server has dropped the old key's connection;
 //   - a revoked client is cut off at once, and its connections are closed; a revoked agent's node
 //     is lost; the control plane cannot be revoked;
-//   - every change is in the log (nsm history mesh).
+//   - every change is in the log (nsm history identities).
 import { copyFileSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import * as E from 'fp-ts/lib/Either.js';
+import { connect } from 'nats';
 import * as assert from 'uvu/assert';
+import { natsAuthOptions, readCredentials } from '../../src/security/credentials.ts';
 import { eventually, sleep } from '../lib/eventually.ts';
 import { suite } from '../lib/harness.ts';
 import { runNsm, startNsm, type NsmProcess, type NsmResult } from '../lib/nsmProcess.ts';
@@ -55,7 +58,7 @@ const connected = async (m: SecureUp, who: string, args: string[]) => JSON.parse
 const nodeStates = async (m: SecureUp) =>
   Object.fromEntries((JSON.parse((await ok(m, 'operator', ['ls', 'nodes', '--json'])).stdout) as { name: string; status: string }[]).map((n) => [n.name, n.status]));
 const meshHistory = async (m: SecureUp) =>
-  (JSON.parse((await ok(m, 'auditor', ['history', 'mesh', '--json'])).stdout) as { event: { type: string; actor: string; data: Record<string, unknown> } }[]).map((r) => r.event.data);
+  (JSON.parse((await ok(m, 'auditor', ['history', 'identities', '--json'])).stdout) as { event: { type: string; actor: string; data: Record<string, unknown> } }[]).map((r) => r.event.data);
 
 s('a rotated client: the old key logs in during the grace period only, signs nothing new, and its earlier connection stays', async (ctx) => {
   const m = ctx.mesh!;
@@ -97,6 +100,8 @@ s('a rotated client: the old key logs in during the grace period only, signs not
 
 s('a rotated agent and a rotated control plane carry on without a restart, past the end of the grace period', async (ctx) => {
   const m = ctx.mesh!;
+  // A connection whose path the old control plane key signs, and whose endpoint side n2 programs.
+  assert.is((await connected(m, 'alice', ['db', '--node', 'n1', '--id', 'k0'])).state, 'established');
   const agentKey = await rotate(m, 'agent:n2', '3s');
   await ctx.agent!.waitFor('own key rotated', 10000);
   const cpKey = await rotate(m, 'control-plane', '3s');
@@ -113,6 +118,15 @@ s('a rotated agent and a rotated control plane carry on without a restart, past 
     const reconnected = p.logs('reconnected to NATS');
     assert.ok(reconnected.length > 0 && p.logs('disconnected from NATS; reconnecting').length > 0, `${who}: ${p.stderr().slice(-2000)}`);
   }
+  // The agent on n2 restarts and checks its sides again: k0's path, signed by the control plane's
+  // old key before the rotation, is still valid until it expires.
+  await ctx.agent!.stop('SIGTERM', 10000);
+  ctx.agent = startNsm(['agent', '--node', 'n2', '--creds', credsOf(m, 'agent-n2'), '--server', m.natsUrl, '--heartbeat', '1s'], { ...m.env('operator'), NSM_LOG_LEVEL: 'info' });
+  await ctx.agent.waitFor('"msg":"node agent ready"', 60000);
+  await sleep(2000);
+  assert.not.ok(ctx.agent.stderr().includes('refusing to act on a side'), ctx.agent.stderr().slice(-3000));
+  const k0 = (JSON.parse((await ok(m, 'alice', ['ls', 'connections', '--json'])).stdout) as { id: string; state: string }[]).find((c) => c.id === 'k0');
+  assert.is(k0?.state, 'established');
   const events = await meshHistory(m);
   for (const [actor, key] of [['agent:n2', agentKey], ['control-plane', cpKey]] as const) {
     assert.ok(events.some((e) => e.type === 'IdentityKeyRotated' && e.actor === actor && e.publicKey === key.publicKey), `${actor}: ${JSON.stringify(events)}`);
@@ -147,7 +161,17 @@ s('a revoked client is cut off and its connections are closed; the control plane
 
 s('a revoked agent is disconnected and its node is lost; a new key lets it act again', async (ctx) => {
   const m = ctx.mesh!;
+  const agentCreds = readCredentials(credsOf(m, 'agent-n2'));
+  if (E.isLeft(agentCreds)) throw new Error(agentCreds.left);
   await ok(m, 'operator', ['revoke', 'agent:n2', '--dir', m.dataDir, '--domain', m.domain]);
+  // Its key cannot log in at all: it can neither publish nor subscribe.
+  const revokedCreds = readCredentials(credsOf(m, 'agent-n2'));
+  assert.ok(E.isLeft(revokedCreds), 'its credentials file is gone');
+  const login = await connect({ servers: m.natsUrl, reconnect: false, timeout: 5000, ...natsAuthOptions(agentCreds.right) }).then(
+    async (nc) => (await nc.close(), 'connected'),
+    (e: { code?: string }) => e.code,
+  );
+  assert.is(login, 'AUTHORIZATION_VIOLATION');
   // Cut off for good, the agent stops with the reason rather than run on.
   const exit = await ctx.agent!.exited;
   assert.is(exit.code, 1, exit.stderr.slice(-2000));

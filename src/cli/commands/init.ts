@@ -68,10 +68,12 @@ Rotating a revoked identity (nsm revoke) gives it a new key and lets it act agai
       }),
     );
     const pointer = writePointer(domain, { deployment: dir });
+    // A running nsm up notices new identities by itself within a second; this makes it certain now.
+    const server = r.created.length > 0 ? await applyToServer(dir) : undefined;
     const p = r.paths;
     ctx.out(
       v,
-      { dir, domain, created: r.created, kept: r.kept, tls: r.tlsCreated, identities: p.identities, natsConfig: p.natsConfig, ca: p.caFile, pointer },
+      { dir, domain, created: r.created, kept: r.kept, tls: r.tlsCreated, identities: p.identities, natsConfig: p.natsConfig, ca: p.caFile, pointer, ...(server ? { server } : {}) },
       () =>
         [
           `deployment of domain "${domain}" in ${dir}`,
@@ -82,6 +84,7 @@ Rotating a revoked identity (nsm revoke) gives it a new key and lets it act agai
           `  identities (public keys and roles): ${p.identities}`,
           `  nats-server configuration (users, permissions, TLS): ${p.natsConfig}`,
           `  CA certificate: ${p.caFile}`,
+          ...(server && server.status !== 'not-running' ? [`  ${server.text}`] : []),
           `The CLI on this host finds the operator's credentials through ${pointer}.`,
           `Copy creds/<name>.creds (secret, 0600) and identities.json to each host that runs that identity.`,
         ].join('\n'),

@@ -27,7 +27,7 @@ Revokes an identity of the deployment in DIR: an operator, auditor or client nam
 From now on nats-server refuses its keys (a nats-server that nsm up runs on DIR is reloaded at once,
 which closes the identity's connections), and the control plane and agents refuse its commands,
 queries, API tokens and the path tokens it signed. Its credentials file is removed. The change is
-recorded in the log (nsm history mesh). To let it act again, give it a new key: nsm init --rotate ACTOR.
+recorded in the log (nsm history identities). To let it act again, give it a new key: nsm init --rotate ACTOR.
 The control plane is not revoked but rotated. See docs/security.md.`,
   flags: {
     dir: str('DIR', 'the deployment', { defaultText: '$XDG_DATA_HOME/nsm/<domain>, else ~/.local/share/nsm/<domain>' }),
