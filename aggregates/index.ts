@@ -10,8 +10,9 @@ import { policy, type PolicyCommand, type PolicyEvent } from './policy.ts';
 import { tunnelPool, type TunnelPoolCommand, type TunnelPoolEvent } from './tunnelPool.ts';
 import { workflow, type WorkflowCommand, type WorkflowEvent } from './workflow.ts';
 import { limits, type LimitsCommand, type LimitsEvent } from './limits.ts';
+import { identities, type IdentitiesCommand, type IdentitiesEvent } from './identity.ts';
 
-export type DomainEvent = NetworkServiceEvent | EndpointEvent | NodeEvent | ConnectionEvent | AddressPoolEvent | TunnelPoolEvent | PolicyEvent | PeerEvent | WorkflowEvent | LimitsEvent;
+export type DomainEvent = NetworkServiceEvent | EndpointEvent | NodeEvent | ConnectionEvent | AddressPoolEvent | TunnelPoolEvent | PolicyEvent | PeerEvent | WorkflowEvent | LimitsEvent | IdentitiesEvent;
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type AnyAggregate = Aggregate<any, any, any>;
@@ -27,10 +28,11 @@ export const AGGREGATES: Readonly<Record<string, AnyAggregate>> = {
   [peer.name]: peer,
   [workflow.name]: workflow,
   [limits.name]: limits,
+  [identities.name]: identities,
 };
 
-export type AggregateName = 'service' | 'endpoint' | 'node' | 'connection' | 'pool' | 'tunnel' | 'policy' | 'peer' | 'workflow' | 'limits';
-export const AGGREGATE_NAMES: readonly AggregateName[] = ['service', 'endpoint', 'node', 'connection', 'pool', 'tunnel', 'policy', 'peer', 'workflow', 'limits'];
+export type AggregateName = 'service' | 'endpoint' | 'node' | 'connection' | 'pool' | 'tunnel' | 'policy' | 'peer' | 'workflow' | 'limits' | 'identities';
+export const AGGREGATE_NAMES: readonly AggregateName[] = ['service', 'endpoint', 'node', 'connection', 'pool', 'tunnel', 'policy', 'peer', 'workflow', 'limits', 'identities'];
 
 /** Each aggregate's commands, by the stream prefix it lives under. */
 export interface AggregateCommands {
@@ -44,6 +46,7 @@ export interface AggregateCommands {
   readonly peer: PeerCommand;
   readonly workflow: WorkflowCommand;
   readonly limits: LimitsCommand;
+  readonly identities: IdentitiesCommand;
 }
 export type AnyAggregateCommand = AggregateCommands[AggregateName];
 

@@ -39,6 +39,8 @@ export interface RunningNatsServer {
    * configuration are closed. Resolves once the server says it reloaded.
    */
   reconfigure(extraConfig: string, timeoutMs?: number): Promise<E.Either<string, void>>;
+  /** Makes the server read its configuration again (the files it includes may have changed). */
+  reload(timeoutMs?: number): Promise<E.Either<string, void>>;
   readonly exited: Promise<number | null>;
   /** How the server is tied to this process (./ownedChild.ts). */
   readonly tie: Tie;
@@ -326,6 +328,48 @@ const waitReady = async (url: string, deadline: number, exited: () => boolean, p
   return E.left(`nats-server did not become ready: ${last}`);
 };
 
+/**
+ * SIGHUP, and wait for the server's log to say it reloaded (or could not). `before` runs just
+ * before the signal (the new configuration is written there), after the log was counted.
+ */
+const signalReload = async (
+  pid: number,
+  o: { confFile: string; logFile: string; gone: () => boolean; timeoutMs: number; before?: () => void },
+): Promise<E.Either<string, void>> => {
+  const count = (re: RegExp) => (readLog(o.logFile).match(re) ?? []).length;
+  const reloaded = /Reloaded server configuration/g;
+  const failed = /Failed to reload server configuration[^\n]*/g;
+  const before = { ok: count(reloaded), failed: count(failed) };
+  o.before?.();
+  try {
+    process.kill(pid, 'SIGHUP');
+  } catch (e) {
+    return E.left(`cannot signal nats-server pid ${pid}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  for (const deadline = Date.now() + o.timeoutMs; Date.now() < deadline; ) {
+    if (count(reloaded) > before.ok) return E.right(undefined);
+    if (count(failed) > before.failed) return E.left(`nats-server could not reload ${o.confFile}: ${(readLog(o.logFile).match(failed) ?? []).pop()}`);
+    if (o.gone()) return E.left(`nats-server exited while reloading its configuration; full log in ${o.logFile}`);
+    await sleep(50);
+  }
+  return E.left(`nats-server did not reload its configuration within ${o.timeoutMs} ms; full log in ${o.logFile}`);
+};
+
+/**
+ * Makes the nats-server that `nsm up` runs on this data dir (its pid file names it) read its
+ * configuration again: 'not-running' when none runs there.
+ */
+export const reloadServerOn = async (dataDir: string, timeoutMs = 10_000): Promise<E.Either<string, 'reloaded' | 'not-running'>> => {
+  const dir = resolve(dataDir);
+  const confFile = join(dir, 'nats-server.conf');
+  const record = readPidRecord(pidFileOf(dir));
+  if (!record || !running(record.pid)) return E.right('not-running');
+  const argv = procArgv(record.pid) ?? [];
+  if (!argv.some((a, i) => (a === '-c' || a === '--config') && argv[i + 1] === confFile)) return E.right('not-running');
+  const r = await signalReload(record.pid, { confFile, logFile: join(dir, 'nats-server.log'), gone: () => !running(record.pid), timeoutMs });
+  return E.map(() => 'reloaded' as const)(r);
+};
+
 export const startNatsServer = async (opts: NatsServerOptions): Promise<E.Either<string, RunningNatsServer>> => {
   const bin = await findNatsServer();
   if (E.isLeft(bin)) return bin;
@@ -407,20 +451,9 @@ export const startNatsServer = async (opts: NatsServerOptions): Promise<E.Either
     },
     reconfigure: async (extra, timeoutMs = 10_000) => {
       if (hasExited) return E.left('nats-server is not running');
-      const count = (re: RegExp) => (readLog(logFile).match(re) ?? []).length;
-      const reloaded = /Reloaded server configuration/g;
-      const failed = /Failed to reload server configuration[^\n]*/g;
-      const before = { ok: count(reloaded), failed: count(failed) };
-      writeConfig(extra);
-      child.kill('SIGHUP');
-      for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; ) {
-        if (count(reloaded) > before.ok) return E.right(undefined);
-        if (count(failed) > before.failed) return E.left(`nats-server could not reload ${confFile}: ${(readLog(logFile).match(failed) ?? []).pop()}`);
-        if (hasExited) return E.left(`nats-server exited while reloading its configuration; full log in ${logFile}`);
-        await sleep(50);
-      }
-      return E.left(`nats-server did not reload its configuration within ${timeoutMs} ms; full log in ${logFile}`);
+      return signalReload(child.pid!, { confFile, logFile, gone: () => hasExited, timeoutMs, before: () => writeConfig(extra) });
     },
+    reload: async (timeoutMs = 10_000) => (hasExited ? E.left('nats-server is not running') : signalReload(child.pid!, { confFile, logFile, gone: () => hasExited, timeoutMs })),
     exited,
     tie,
     notes: stale.right,

@@ -11,7 +11,7 @@ import { withConnectionNotifications } from './notifications.ts';
 import { Watermark } from './watermark.ts';
 import type { Checkpoints } from '../ports/checkpoints.ts';
 import { natsCheckpoints } from '../../infra/nats/checkpoints.ts';
-import { COMMAND_KINDS, decodeCommand, ID_PATTERN, isCommandKind, netnsProblem, senderProblem, type CommandMessage } from '../contracts/commands.ts';
+import { agentActor, COMMAND_KINDS, decodeCommand, ID_PATTERN, isCommandKind, netnsProblem, senderProblem, type CommandMessage } from '../contracts/commands.ts';
 import * as D from '../contracts/decode.ts';
 import type { EventEnvelope, StoredCommit } from '../contracts/envelope.ts';
 import type { NodeCommand } from '../contracts/nodeCommands.ts';
@@ -35,6 +35,8 @@ import { Repository } from '../command/repository.ts';
 import { createLogFeed } from '../read/logFeed.ts';
 import { createGuard, type ControlPlaneSecurity, type Guard } from '../security/guard.ts';
 import { decodeHeartbeat, replyIsInboxOf } from '../security/replies.ts';
+import type { IdentityRegistry } from '../security/identities.ts';
+import { recordRegistry } from './identityRecord.ts';
 import { createFederation, type Federation, type FederationOptions } from './federation.ts';
 import { sleep } from '../lib/time.ts';
 import { consumeDurable } from '../../infra/nats/consumers.ts';
@@ -552,6 +554,11 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
         log.debug('heartbeat ignored', { subject: m.subject, reason: hb.left });
         return;
       }
+      // A revoked agent is not heard, even where nats-server still lets it in (not reloaded yet).
+      if (opts.security?.registry.byActor(agentActor(hb.right.node))?.revokedAt) {
+        log.debug('heartbeat ignored: the agent was revoked', { node: hb.right.node });
+        return;
+      }
       heartbeats.set(hb.right.node, { at: now().toISOString(), ...(hb.right.connections !== undefined ? { connections: hb.right.connections } : {}) });
     },
   });
@@ -559,7 +566,14 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
   // Exactly one replica declares deaths and runs expiries; the others stand by.
   const replicaId = opts.replicaId ?? randomUUID();
   lease = await startLease({ nc, domain: opts.domain, replicaId, ttlMs: healing.leaseTtlMs, log: log.child({ replica: replicaId }), onChange: leadershipChanged });
-  const timers = startTimers({ store, repo, view, lease, heartbeats, domain: opts.domain, log, now, config: healing });
+  const registry = opts.security?.registry;
+  const revoked = registry ? () => new Map(registry.identities.flatMap((i) => (i.revokedAt ? [[i.actor, i.revokedAt] as const] : []))) : undefined;
+  const timers = startTimers({ store, repo, view, lease, heartbeats, domain: opts.domain, log, now, config: healing, ...(revoked ? { revoked } : {}) });
+  if (opts.security) {
+    const record = (registry: IdentityRegistry) => recordRegistry({ store, repo }, registry, { domain: opts.domain, now, log });
+    await record(opts.security.registry);
+    opts.security.watchRegistry?.((r) => void (stopping ? undefined : record(r)));
+  }
   await federation?.start(
     () => lease?.leaderSince(),
     async (id) => E.mapLeft((e: QueryError) => e.message)(await runQuery(queryContext(), 'history', { id })),

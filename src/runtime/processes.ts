@@ -25,9 +25,10 @@ import { startHttpApi, type HttpAccess } from './http.ts';
 import { redactUrl, type StoreChoice } from './storeChoice.ts';
 import { forgetPointer, writePointer, type Access } from '../client/index.ts';
 import { verifyApiToken } from '../security/apiToken.ts';
-import { connectionAuth, natsAuthOptions, readCredentials, signerOf, type Credentials } from '../security/credentials.ts';
-import type { Signer } from '../security/keys.ts';
+import { connectionAuth, natsAuthOptions, readCredentials, signerOf } from '../security/credentials.ts';
 import { loadRegistry, type IdentityRegistry, type Role } from '../security/identities.ts';
+import { liveCredentials, liveRegistry, type LiveCredentials, type LiveRegistry } from '../security/live.ts';
+import { followLoginKeys } from './loginKeys.ts';
 import { deploymentPaths, hasDeployment, initDeployment } from '../security/init.ts';
 import { parsePeers, readLeafCredentials, secureLeafnodesConfig, type LeafCredentials } from '../security/leaf.ts';
 import { startSecureNatsServer, type SecureServer } from '../security/setup.ts';
@@ -68,28 +69,52 @@ const dataplaneFor = async (c: DataplaneChoice, log: Logger): Promise<{ dataplan
   };
 };
 
-const connectNats = async (url: string, name: string, auth: Partial<ConnectionOptions> = {}): Promise<NatsConnection> => {
+/**
+ * A long-running process's NATS connection: it reconnects for ever, and says so in the log. Closed
+ * for good while the process runs (nats.js gives up after the server refused the same credentials
+ * twice: a revoked identity, or a rotated key used past its grace period), it is a fatal error:
+ * the process stops and exits 1 (exitOnFatal) rather than run on cut off.
+ */
+const connectNats = async (url: string, name: string, auth: Partial<ConnectionOptions>, log: Logger): Promise<NatsConnection> => {
+  let nc: NatsConnection;
   try {
-    return await connect({ servers: url, name, maxReconnectAttempts: -1, reconnectTimeWait: 500, ...auth });
+    nc = await connect({ servers: url, name, maxReconnectAttempts: -1, reconnectTimeWait: 500, ...auth });
   } catch (e) {
     const code = (e as { code?: string }).code;
     throw new StartupError(code === 'AUTHORIZATION_VIOLATION' ? `NATS at ${url} refused the credentials (authorization violation)` : `cannot reach NATS at ${url}: ${errorText(e)}`);
   }
+  void (async () => {
+    for await (const st of nc.status()) {
+      if (st.type === 'disconnect') log.warn('disconnected from NATS; reconnecting', { connection: name, server: String(st.data) });
+      else if (st.type === 'reconnect') log.info('reconnected to NATS', { connection: name, server: String(st.data) });
+      else if (st.type === 'error') log.warn('NATS connection error', { connection: name, error: String(st.data) });
+    }
+  })();
+  void nc.closed().then((err) => {
+    if (!err) return;
+    const refused = (err as { code?: string }).code === 'AUTHORIZATION_VIOLATION';
+    throw new Error(`the NATS connection ${name} was closed for good: ${err.message}${refused ? ' (the server refuses this identity\'s key: was it revoked, or rotated and its grace period is over? see nsm history identities)' : ''}`);
+  });
+  return nc;
 };
 
 export const insecureWarning = (url: string) =>
   `INSECURE MODE: no authentication and no TLS. Anyone who can reach ${url} can act as any identity, read every connection and send any command. For development only.`;
 
-/** The identity registry and a role's credentials, for a process that runs authenticated. */
-const secureIdentity = (access: Access, identitiesFile: string | undefined, role: Role, name: string): { registry: IdentityRegistry; creds: Credentials; signer: Signer } => {
+/**
+ * The identity registry and a role's credentials, for a process that runs authenticated: both
+ * followed on disk (../security/live.ts), so a rotation or revocation reaches a running process.
+ */
+const secureIdentity = (access: Access, identitiesFile: string | undefined, role: Role, name: string, log: Logger): { registry: LiveRegistry; creds: LiveCredentials } => {
   const creds = access.credentials!;
   if (creds.role !== role || creds.name !== name) throw new StartupError(`${access.credentialsFile} holds the credentials of ${creds.actor} (${creds.role}), not of the ${role} ${name}`);
   if (!identitiesFile) throw new StartupError('cannot find identities.json for this deployment: pass --identities FILE (or NSM_IDENTITIES)');
   const registry = loadRegistry(identitiesFile);
   if (E.isLeft(registry)) throw new StartupError(registry.left);
-  const signer = signerOf(creds);
-  if (registry.right.byActor(creds.actor)?.publicKey !== signer.publicKey) throw new StartupError(`${identitiesFile} does not list the key of ${access.credentialsFile}`);
-  return { registry: registry.right, creds, signer };
+  const mine = registry.right.byActor(creds.actor);
+  if (mine?.revokedAt) throw new StartupError(`${creds.actor} was revoked at ${mine.revokedAt} (${identitiesFile})`);
+  if (mine?.publicKey !== signerOf(creds).publicKey) throw new StartupError(`${identitiesFile} does not list the key of ${access.credentialsFile}${mine?.retiredKeys?.some((k) => k.publicKey === signerOf(creds).publicKey) ? ' as its current key (it was rotated out: use the new credentials file)' : ''}`);
+  return { registry: liveRegistry(identitiesFile, registry.right, log), creds: liveCredentials(access.credentialsFile!, creds, log) };
 };
 
 /** The deployment in the data dir, created for this single node when there is none. */
@@ -106,11 +131,13 @@ const prepareDeployment = (dataDir: string, domain: string, node: string, hosts:
   const credsOf = (actor: string) => {
     const id = registry.right.byActor(actor);
     if (!id) throw new StartupError(`${paths.identities} has no identity ${actor}: add it with nsm init --dir ${dataDir} --domain ${domain} ${actor.startsWith('agent:') ? `--nodes ${node}` : ''}`.trim());
-    const c = readCredentials(paths.creds(id.name, id.role));
+    if (id.revokedAt) throw new StartupError(`${actor} was revoked at ${id.revokedAt}; give it a new key (nsm init --dir ${dataDir} --rotate ${actor}) to run it again`);
+    const file = paths.creds(id.name, id.role);
+    const c = readCredentials(file);
     if (E.isLeft(c)) throw new StartupError(c.left);
-    return c.right;
+    return liveCredentials(file, c.right, log);
   };
-  return { paths, registry: registry.right, controlPlane: credsOf('control-plane'), agent: credsOf(agentActor(node)) };
+  return { paths, registry: liveRegistry(paths.identities, registry.right, log), controlPlane: credsOf('control-plane'), agent: credsOf(agentActor(node)) };
 };
 
 /** The EventStoreDB store when chosen, checked to answer; undefined: the control plane's JetStream default. */
@@ -318,12 +345,16 @@ export const runUp = async (o: {
     nats = started.right;
     stops.push(() => nats!.stop());
     for (const note of nats.notes) log.warn(note);
+    if (sec) {
+      const keys = followLoginKeys({ dataDir: o.dataDir, registry: sec.registry, reload: () => nats!.reload(), log });
+      stops.push(async () => (keys.stop(), sec.registry.stop(), sec.controlPlane.stop(), sec.agent.stop()));
+    }
     if (o.insecure) {
       process.stderr.write(`\n${insecureWarning(url)}\n\n`);
       log.warn('running insecure: no authentication, no TLS', { url });
     }
     log.info('nats-server started', { url: nats.url, dataDir: o.dataDir, pid: nats.pid, authenticated: sec !== undefined });
-    const nc = await connectNats(nats.url, 'nsm-control-plane', sec ? natsAuthOptions(sec.controlPlane) : {});
+    const nc = await connectNats(nats.url, 'nsm-control-plane', sec ? natsAuthOptions(sec.controlPlane.current(), {}, sec.controlPlane.seed) : {}, log);
     stops.push(() => nc.close());
     const store = await openStore(o.store, o.domain, log);
     // Until the control plane owns the store (its stop() closes it).
@@ -335,7 +366,7 @@ export const runUp = async (o: {
       log: createLogger('control-plane', { domain: o.domain }),
       store,
       ...(o.healing ? { healing: o.healing } : {}),
-      ...(sec ? { security: { registry: sec.registry, signer: signerOf(sec.controlPlane), ...(o.tokenLifetimeMs ? { tokenLifetimeMs: o.tokenLifetimeMs } : {}) } } : {}),
+      ...(sec ? { security: { registry: sec.registry, signer: sec.controlPlane.signer, watchRegistry: sec.registry.onChange, ...(o.tokenLifetimeMs ? { tokenLifetimeMs: o.tokenLifetimeMs } : {}) } } : {}),
       ...(fedOptions ? { federation: fedOptions } : {}),
       ...(o.netnsDirs ? { netnsDirs: o.netnsDirs } : {}),
     });
@@ -346,7 +377,7 @@ export const runUp = async (o: {
     });
     stops.push(() => new Promise((r) => http.close(r)));
     if (dataplane) {
-      const anc = await connectNats(nats.url, `nsm-agent-${o.node}`, sec ? natsAuthOptions(sec.agent) : {});
+      const anc = await connectNats(nats.url, `nsm-agent-${o.node}`, sec ? natsAuthOptions(sec.agent.current(), {}, sec.agent.seed) : {}, log);
       stops.push(() => anc.close());
       const agent = await startNodeAgent({
         nc: anc,
@@ -357,7 +388,7 @@ export const runUp = async (o: {
         ...(o.externalAddress ? { externalAddress: o.externalAddress } : {}),
         log: createLogger('agent', { domain: o.domain }),
         ...o.agent,
-        ...(sec ? { security: { registry: sec.registry, signer: signerOf(sec.agent) } } : {}),
+        ...(sec ? { security: { registry: sec.registry, signer: sec.agent.signer } } : {}),
       });
       stops.push(() => agent.stop());
       await agent.ready;
@@ -432,9 +463,9 @@ export const runControlPlane = async (o: {
   const stops: (() => Promise<unknown>)[] = [];
   exitOnFatal(log, stops);
   const url = o.access.url;
-  const sec = o.access.credentials ? secureIdentity(o.access, o.identitiesFile, 'control-plane', 'control-plane') : undefined;
+  const sec = o.access.credentials ? secureIdentity(o.access, o.identitiesFile, 'control-plane', 'control-plane', log) : undefined;
   if (!sec) log.warn(insecureWarning(url));
-  const nc = await connectNats(url, 'nsm-control-plane', connectionAuth(sec?.creds, o.access.tlsCaFile));
+  const nc = await connectNats(url, 'nsm-control-plane', connectionAuth(sec?.creds.current(), o.access.tlsCaFile, sec?.creds.seed), log);
   let store: EventStore | undefined;
   let cp: ControlPlane;
   try {
@@ -445,7 +476,7 @@ export const runControlPlane = async (o: {
       log,
       store,
       ...(o.healing ? { healing: o.healing } : {}),
-      ...(sec ? { security: { registry: sec.registry, signer: sec.signer, ...(o.tokenLifetimeMs ? { tokenLifetimeMs: o.tokenLifetimeMs } : {}) } } : {}),
+      ...(sec ? { security: { registry: sec.registry, signer: sec.creds.signer, watchRegistry: sec.registry.onChange, ...(o.tokenLifetimeMs ? { tokenLifetimeMs: o.tokenLifetimeMs } : {}) } } : {}),
       ...(o.federation ? { federation: o.federation } : {}),
       ...(o.netnsDirs ? { netnsDirs: o.netnsDirs } : {}),
     });
@@ -489,9 +520,9 @@ export const runAgent = async (o: {
     log,
   );
   const url = o.access.url;
-  const sec = o.access.credentials ? secureIdentity(o.access, o.identitiesFile, 'agent', o.node) : undefined;
+  const sec = o.access.credentials ? secureIdentity(o.access, o.identitiesFile, 'agent', o.node, log) : undefined;
   if (!sec) log.warn(insecureWarning(url));
-  const nc = await connectNats(url, `nsm-agent-${o.node}`, connectionAuth(sec?.creds, o.access.tlsCaFile));
+  const nc = await connectNats(url, `nsm-agent-${o.node}`, connectionAuth(sec?.creds.current(), o.access.tlsCaFile, sec?.creds.seed), log);
   const agent: NodeAgent = await startNodeAgent({
     nc,
     domain: o.domain,
@@ -501,7 +532,7 @@ export const runAgent = async (o: {
     ...(o.externalAddress ? { externalAddress: o.externalAddress } : {}),
     log,
     ...o.agent,
-    ...(sec ? { security: { registry: sec.registry, signer: sec.signer } } : {}),
+    ...(sec ? { security: { registry: sec.registry, signer: sec.creds.signer } } : {}),
   });
   stops.push(() => nc.close(), () => agent.stop());
   await agent.ready;

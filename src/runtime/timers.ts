@@ -19,6 +19,8 @@ export interface TimerDeps {
   readonly log: Logger;
   readonly now: () => Date;
   readonly config: HealingConfig;
+  /** Revoked identities now (actor to when): their connections are closed. */
+  readonly revoked?: () => ReadonlyMap<string, string>;
 }
 
 export const startTimers = (deps: TimerDeps): { stop(): Promise<void> } => {
@@ -30,7 +32,7 @@ export const startTimers = (deps: TimerDeps): { stop(): Promise<void> } => {
     const since = deps.lease.leaderSince();
     if (since === undefined || stopped) return;
     const now = deps.now();
-    const findings = findDeaths(deps.view.current, deps.heartbeats, now.getTime(), since, deps.config);
+    const findings = findDeaths(deps.view.current, deps.heartbeats, now.getTime(), since, deps.config, deps.revoked?.());
     const actions = healingActions(findings, now.toISOString(), deps.config).filter((a) => !inFlight.has(a.id));
     await Promise.all(
       actions.map(async (a) => {

@@ -2,7 +2,7 @@
 // identity signs with its own key (`nsm token`); the API answers with that identity's scope.
 // Verified by jose (./jwt.ts); the mesh adds the checks on time jose leaves to it.
 import * as E from 'fp-ts/lib/Either.js';
-import type { IdentityRegistry } from './identities.ts';
+import { keyProblem, type IdentityRegistry } from './identities.ts';
 import { issuedInTheFuture, signJwt, unverifiedClaims, validTooLong, verifyJwt } from './jwt.ts';
 import { publicKeyObject, type Signer } from './keys.ts';
 
@@ -42,6 +42,7 @@ export const verifyApiToken = async (header: string | undefined, registry: Ident
   if (v.right.expired) return E.left('the token has expired; get a new one with: nsm token');
   const { iat, exp } = v.right.claims as { iat: number; exp: number };
   const problem =
+    keyProblem(registry, c.iss, iat) ??
     issuedInTheFuture(iat, now) ??
     (exp - iat > MAX_API_TOKEN_SECONDS ? `lives longer than ${MAX_API_TOKEN_SECONDS} s (${MAX_TEXT})` : undefined) ??
     validTooLong(exp, now, MAX_API_TOKEN_SECONDS, MAX_TEXT);

@@ -68,16 +68,19 @@ export interface TlsChoice {
   readonly caFile?: string;
 }
 
-/** nats.js options that authenticate as the identity, over TLS, with its private inbox prefix. */
-export const natsAuthOptions = (c: Credentials, tls: TlsChoice = {}): Partial<ConnectionOptions> => {
-  const seed = new TextEncoder().encode(c.seed);
+/**
+ * nats.js options that authenticate as the identity, over TLS, with its private inbox prefix.
+ * `seed`: where each login takes the key from (./live.ts follows the credentials file, so a
+ * reconnect after a rotation logs in with the new key); default: the key in `c`.
+ */
+export const natsAuthOptions = (c: Credentials, tls: TlsChoice = {}, seed?: () => Uint8Array): Partial<ConnectionOptions> => {
   return {
-    authenticator: nkeyAuthenticator(seed),
+    authenticator: nkeyAuthenticator(seed ?? new TextEncoder().encode(c.seed)),
     inboxPrefix: inboxPrefixFor(c.actor),
     tls: tls.caFile ? { caFile: tls.caFile } : c.ca ? { ca: c.ca } : {},
   };
 };
 
 /** How a process connects: as the identity when it has credentials, otherwise anonymously; over TLS with caFile when given. */
-export const connectionAuth = (c: Credentials | undefined, caFile?: string): Partial<ConnectionOptions> =>
-  c ? natsAuthOptions(c, caFile ? { caFile } : {}) : caFile ? { tls: { caFile } } : {};
+export const connectionAuth = (c: Credentials | undefined, caFile?: string, seed?: () => Uint8Array): Partial<ConnectionOptions> =>
+  c ? natsAuthOptions(c, caFile ? { caFile } : {}, seed) : caFile ? { tls: { caFile } } : {};

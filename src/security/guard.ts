@@ -24,6 +24,8 @@ export interface ControlPlaneSecurity {
   readonly tokenLifetimeMs?: number;
   /** Federation: peer domains whose control planes ("peer:<domain>") may send interdomain commands. */
   readonly peers?: readonly string[];
+  /** Calls back after each change of the registry (./live.ts): the control plane records it in the log. */
+  readonly watchRegistry?: (listener: (registry: IdentityRegistry) => void) => void;
 }
 
 export const DEFAULT_TOKEN_LIFETIME_MS = 24 * 3600 * 1000;
@@ -93,6 +95,8 @@ export const createGuard = (security: ControlPlaneSecurity | undefined): Guard =
       if (peer && security.peers?.includes(peer)) return msg.kind.startsWith('interdomain.') ? ok : forbidden(`${msg.actor} (a peer domain) may send interdomain commands only`);
       return forbidden(`"${msg.actor}" is not an identity of this mesh`);
     }
+    const revokedAt = registry.byActor(msg.actor)?.revokedAt;
+    if (revokedAt) return forbidden(`${msg.actor} was revoked at ${revokedAt} (nsm revoke)`);
     if (!ROLE_COMMANDS[role].includes(msg.kind)) return forbidden(`${msg.actor} (${role}) may not send ${msg.kind}`);
     switch (msg.kind) {
       case 'connection.request': {
@@ -201,6 +205,8 @@ export const createGuard = (security: ControlPlaneSecurity | undefined): Guard =
     const forbid = (message: string) => E.left(queryError('forbidden', message));
     const role = roleOf(actor);
     if (!role) return forbid(`forbidden: "${actor}" is not an identity of this mesh`);
+    const revokedAt = registry.byActor(actor)?.revokedAt;
+    if (revokedAt) return forbid(`forbidden: ${actor} was revoked at ${revokedAt} (nsm revoke)`);
     if (!mayAsk(role, name)) return forbid(`forbidden: ${actor} (${role}) may not ask the "${name}" query`);
     if (name === 'runtime' && (params as { gc?: unknown } | null)?.gc === true && !RUNTIME_GC_ROLES.includes(role)) {
       return forbid(`forbidden: ${actor} (${role}) may not ask "runtime" with gc (a full garbage collection on the control plane is for operators)`);

@@ -11,7 +11,7 @@
 // Running it again adds identities that are missing and keeps every key that exists: it never
 // replaces a key or a certificate.
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import * as E from 'fp-ts/lib/Either.js';
@@ -196,8 +196,8 @@ export const initDeployment = (o: InitOptions): E.Either<string, InitResult> => 
     peersCreated.push(peer);
   }
   if (peers.length > 0) writeFileSync(p.peers, serializePeers(o.domain, peers), { mode: 0o600 });
-  writeFileSync(p.identities, serializeRegistry(o.domain, all));
-  writeFileSync(p.natsConfig, natsSecurityConfig(o.domain, all, tlsFilesOf(p), peers), { mode: 0o600 });
+  writeFileAtomically(p.identities, serializeRegistry(o.domain, all));
+  writeFileAtomically(p.natsConfig, natsSecurityConfig(o.domain, all, tlsFilesOf(p), peers), 0o600);
   return E.right({ paths: p, created, kept, tlsCreated, peersCreated });
 };
 
@@ -225,8 +225,17 @@ export const natsConfigOf = (dir: string, setup?: { readonly publicKey: string }
 export const writeNatsConfig = (dir: string): E.Either<string, void> => {
   const text = natsConfigOf(dir);
   if (E.isLeft(text)) return text;
-  const file = deploymentPaths(dir).natsConfig;
-  writeFileSync(file, text.right, { mode: 0o600 });
-  chmodSync(file, 0o600);
+  writeFileAtomically(deploymentPaths(dir).natsConfig, text.right, 0o600);
   return E.right(undefined);
+};
+
+/**
+ * Writes beside the file, then renames: running processes follow identities.json (./live.ts)
+ * and must see the old file or the new one, never half of one.
+ */
+export const writeFileAtomically = (file: string, text: string, mode?: number): void => {
+  const tmp = `${file}.tmp-${process.pid}`;
+  writeFileSync(tmp, text, mode !== undefined ? { mode } : {});
+  if (mode !== undefined) chmodSync(tmp, mode);
+  renameSync(tmp, file);
 };

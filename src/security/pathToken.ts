@@ -17,7 +17,7 @@
 import { createHash } from 'node:crypto';
 import * as E from 'fp-ts/lib/Either.js';
 import type { PathSegment } from '../../aggregates/connection/index.ts';
-import { ROLES, type IdentityRegistry, type Role } from './identities.ts';
+import { keyProblem, ROLES, type IdentityRegistry, type Role } from './identities.ts';
 import { issuedInTheFuture, seconds, signJwt, unverifiedClaims, validTooLong, verifyJwt } from './jwt.ts';
 import { publicKeyObject, type Signer } from './keys.ts';
 
@@ -104,7 +104,15 @@ export interface VerifiedToken {
  * refused (an agent still removes an expired connection's side), and `issuedInTheFuture` is
  * checked where a token is accepted for acting.
  */
-export const verifyToken = async (token: string, registry: IdentityRegistry, roles: readonly Role[], now: Date, audience?: string): Promise<E.Either<string, VerifiedToken>> => {
+export const verifyToken = async (
+  token: string,
+  registry: IdentityRegistry,
+  roles: readonly Role[],
+  now: Date,
+  audience?: string,
+  /** Removal: a token of a since revoked identity, or of a since retired key, still names what to take down. */
+  o: { forRemoval?: boolean } = {},
+): Promise<E.Either<string, VerifiedToken>> => {
   const claims = readClaims(token);
   if (E.isLeft(claims)) return claims;
   const c = claims.right;
@@ -120,6 +128,8 @@ export const verifyToken = async (token: string, registry: IdentityRegistry, rol
   }
   // The payload jose verified is the one read above; its shape was checked there.
   if (issuer.actor !== c.sub) return E.left(`issued by ${issuer.actor}, but claims to be ${c.sub}`);
+  const keyRefused = o.forRemoval ? undefined : keyProblem(registry, c.iss, c.iat);
+  if (keyRefused) return E.left(keyRefused);
   if (!roles.includes(issuer.role)) return E.left(`issued by ${issuer.actor} (${issuer.role}), where a ${roles.join(' or ')} token belongs`);
   return E.right({ claims: c, expired: v.right.expired });
 };
@@ -236,7 +246,11 @@ export interface ChainCheck {
   /** The side's own addresses, as in its node command. */
   readonly addresses: readonly string[];
   readonly now: Date;
-  /** Removal of an expired connection must still go ahead: only programming checks expiry. */
+  /**
+   * Programming, not removal: only programming checks expiry, and refuses tokens of a revoked
+   * identity or of a key retired before it signed them. Removing a side must still go ahead
+   * (the connection of a revoked client is closed, and its sides taken down).
+   */
   readonly checkExpiry: boolean;
 }
 
@@ -256,7 +270,7 @@ export const verifyPathChain = async (segments: readonly PathSegment[] | undefin
   // that domain's behalf (federation, src/security/guard.ts).
   const roles: readonly (readonly Role[])[] = [['client', 'operator', 'control-plane'], ['control-plane'], ['agent'], ['agent']];
   // Signatures are checked together; what is wrong is told in segment order.
-  const verified = await Promise.all(segments.map((seg) => (seg.token === undefined ? undefined : verifyToken(seg.token, o.registry, ROLES, o.now))));
+  const verified = await Promise.all(segments.map((seg) => (seg.token === undefined ? undefined : verifyToken(seg.token, o.registry, ROLES, o.now, undefined, { forRemoval: !o.checkExpiry }))));
   const cpVerified = verified[CONTROL_PLANE_SEGMENT];
   for (let i = 0; i < segments.length; i++) {
     const seg = segments[i]!;

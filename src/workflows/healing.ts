@@ -34,9 +34,11 @@ export interface Findings {
   readonly recoveredNodes: readonly { readonly name: string; readonly heardAt: string }[];
   readonly expiredConnections: readonly { readonly id: string; readonly expirationTime: string }[];
   readonly downPastGrace: readonly { readonly id: string; readonly node: string; readonly since: string }[];
+  /** Open connections of an identity that was revoked (nsm revoke): the mesh closes them. */
+  readonly revokedOwners: readonly { readonly id: string; readonly actor: string; readonly revokedAt: string }[];
 }
 
-export const noFindings: Findings = { expiredEndpoints: [], lostNodes: [], recoveredNodes: [], expiredConnections: [], downPastGrace: [] };
+export const noFindings: Findings = { expiredEndpoints: [], lostNodes: [], recoveredNodes: [], expiredConnections: [], downPastGrace: [], revokedOwners: [] };
 
 const ms = (iso: string | undefined): number => (iso ? Date.parse(iso) : NaN);
 
@@ -51,6 +53,8 @@ export const findDeaths = (
   now: number,
   leaderSince: number,
   cfg: Pick<HealingConfig, 'nodeTimeoutMs' | 'downGraceMs'>,
+  /** Revoked identities: actor to when (from the identity registry). */
+  revoked: ReadonlyMap<string, string> = new Map(),
 ): Findings => {
   const expiredEndpoints = Object.values(model.registry.endpoints).flatMap((ep) => {
     if (!ep.expirationTime) return [];
@@ -69,9 +73,12 @@ export const findDeaths = (
 
   const expiredConnections: { id: string; expirationTime: string }[] = [];
   const downPastGrace: { id: string; node: string; since: string }[] = [];
+  const revokedOwners: { id: string; actor: string; revokedAt: string }[] = [];
   for (const row of Object.values(model.connections.byId)) {
     const s = row.state;
     if (isTerminal(s.phase)) continue;
+    const revokedAt = row.actor !== undefined ? revoked.get(row.actor) : undefined;
+    if (revokedAt) revokedOwners.push({ id: row.id, actor: row.actor!, revokedAt });
     if (s.expirationTime) {
       const expires = ms(s.expirationTime);
       const period = Math.max(0, expires - ms(row.refreshedAt ?? row.requestedAt));
@@ -81,7 +88,7 @@ export const findDeaths = (
       downPastGrace.push({ id: row.id, node: s.down.node, since: s.down.since });
     }
   }
-  return { expiredEndpoints, lostNodes, recoveredNodes, expiredConnections, downPastGrace };
+  return { expiredEndpoints, lostNodes, recoveredNodes, expiredConnections, downPastGrace, revokedOwners };
 };
 
 /** What a leader decides on a finding: one command under an id derived from the finding. */
@@ -129,6 +136,14 @@ export const healingActions = (f: Findings, at: string, cfg: HealingConfig): Fin
       streamName('connection', c.id),
       { type: 'CloseConnection', connectionId: c.id, reason: `client node ${c.node} lost since ${c.since}, longer than the ${Math.round(cfg.downGraceMs / 1000)} s grace period` },
       { finding: 'down past grace', connectionId: c.id, node: c.node },
+    ),
+  ),
+  ...f.revokedOwners.map((c) =>
+    findingAction(
+      `close-revoked:${c.id}:${c.revokedAt}`,
+      streamName('connection', c.id),
+      { type: 'CloseConnection', connectionId: c.id, reason: `its owner ${c.actor} was revoked at ${c.revokedAt}` },
+      { finding: 'owner revoked', connectionId: c.id, actor: c.actor },
     ),
   ),
 ];

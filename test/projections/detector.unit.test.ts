@@ -59,4 +59,15 @@ s('a lost node heard again is found recovered; a down connection past its grace 
   // Down since 50 s; the request happened before the expiry moved, so it is also expired: both findings stand.
   assert.equal(findDeaths(lost, new Map(), ms(111), 0, cfg).downPastGrace, [{ id: 'c1', node: 'n1', since: t(50) }]);
 });
+s('the open connections of a revoked identity are found, to be closed', () => {
+  const owned = applyCommits(emptyMesh, [
+    { ...commit('connection.c2', t(10), { type: 'ConnectionRequested', connectionId: 'c2', networkService: 'svc', payload: 'IP', labels: {}, clientNode: 'n1', clientInterface: 'nsm0', mechanismPreferences: [], requestId: 'r' }) },
+  ]);
+  assert.equal(findDeaths(owned, new Map(), ms(20), 0, cfg).revokedOwners, [], 'nobody revoked');
+  assert.equal(findDeaths(owned, new Map(), ms(20), 0, cfg, new Map([['a', t(15)]])).revokedOwners, [{ id: 'c2', actor: 'a', revokedAt: t(15) }]);
+  assert.equal(findDeaths(owned, new Map(), ms(20), 0, cfg, new Map([['bob', t(15)]])).revokedOwners, [], "someone else's revocation");
+  const closed = applyCommits(owned, [commit('connection.c2', t(16), { type: 'ConnectionClosed', reason: 'done' })]);
+  assert.equal(findDeaths(closed, new Map(), ms(20), 0, cfg, new Map([['a', t(15)]])).revokedOwners, [], 'closed already');
+});
+
 s.run();

@@ -17,6 +17,7 @@ import { policy } from './policy.ts';
 import { projections } from './projections.ts';
 import { refresh } from './refresh.ts';
 import { replay } from './replay.ts';
+import { revoke } from './revoke.ts';
 import { service } from './service.ts';
 import { status } from './status.ts';
 import { token } from './token.ts';
@@ -25,6 +26,7 @@ import { workflow } from './workflow.ts';
 
 export const ALL_COMMANDS: readonly AnyCommand[] = [
   init,
+  revoke,
   up,
   controlPlane,
   agent,
