@@ -74,6 +74,11 @@ export const processSecurityFlags = {
   insecure: bool('no authentication, no TLS, no path tokens (development); says so when it starts'),
 } as const;
 
+/** Where the HTTP API listens: loopback unless asked; over TLS on an authenticated mesh (docs/security.md "HTTP API"). */
+export const httpHostFlag = {
+  'http-host': str('ADDR', 'the address the HTTP API listens on (HTTPS with the deployment\'s certificate unless --insecure)', { defaultText: '127.0.0.1' }),
+} as const;
+
 /** The control plane's healing timers (docs/healing.md). */
 export const healingFlags = {
   'node-timeout': str('DURATION', 'a node without a heartbeat this long is lost', { defaultText: '15s' }),

@@ -7,6 +7,8 @@
 // 4xx with a message. Whatever still throws is caught by the guard around the handler: logged,
 // answered 500, and the process serves on.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
+import { isIP } from 'node:net';
 import * as E from 'fp-ts/lib/Either.js';
 import { errorText, type Logger } from '../ports/logger.ts';
 import { bigintsAsStrings } from '../contracts/canonicalJson.ts';
@@ -134,9 +136,23 @@ const handle = async (req: IncomingMessage, send: Send, ctx: () => QueryContext,
   send(404, { error: NO_SUCH_RESOURCE(path) });
 };
 
-export const startHttpApi = (port: number, host: string, ctx: () => QueryContext, log: Logger, access?: HttpAccess): Promise<Server> =>
+/** The HTTP API's certificate and key (PEM): on an authenticated mesh, the deployment's server certificate. */
+export interface HttpTls {
+  readonly cert: string;
+  readonly key: string;
+}
+
+/** Whether an address to listen on is a loopback one (127.0.0.0/8, ::1, localhost). */
+export const isLoopbackHost = (host: string): boolean =>
+  host === 'localhost' || host === '::1' || (isIP(host) === 4 && host.startsWith('127.'));
+
+/**
+ * The HTTP API on host:port: over TLS when `tls` is given (an authenticated mesh; docs/security.md
+ * "HTTP API"), plaintext otherwise (only an --insecure mesh starts it so).
+ */
+export const startHttpApi = (port: number, host: string, ctx: () => QueryContext, log: Logger, access?: HttpAccess, tls?: HttpTls): Promise<Server> =>
   new Promise((resolve, reject) => {
-    const server = createServer({ maxHeaderSize: MAX_HEADER_BYTES }, (req: IncomingMessage, res: ServerResponse) => {
+    const handler = (req: IncomingMessage, res: ServerResponse) => {
       // A client that goes away mid-request is not an error of ours.
       req.on('error', (e) => log.debug('HTTP request stream error', { error: errorText(e) }));
       res.on('error', (e) => log.debug('HTTP response stream error', { error: errorText(e) }));
@@ -154,12 +170,15 @@ export const startHttpApi = (port: number, host: string, ctx: () => QueryContext
       };
       // handle() is async: whatever it throws arrives here as a rejection.
       handle(req, send, ctx, log, access).catch(failed);
-    });
+    };
+    const server: Server = tls ? createTlsServer({ cert: tls.cert, key: tls.key, maxHeaderSize: MAX_HEADER_BYTES, minVersion: 'TLSv1.2' }, handler) : createServer({ maxHeaderSize: MAX_HEADER_BYTES }, handler);
+    // A client that fails the handshake (plaintext to the TLS port, an unknown CA) is not an error of ours.
+    if (tls) server.on('tlsClientError', (e: Error) => log.debug('HTTP API: TLS handshake failed', { error: errorText(e) }));
     server.once('error', reject);
     server.listen(port, host, () => {
       server.off('error', reject);
       server.on('error', (e) => log.error('HTTP server error', { error: errorText(e) }));
-      log.info('HTTP API listening', { url: `http://${host}:${port}/api/v1/` });
+      log.info('HTTP API listening', { url: `${tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}/api/v1/`, tls: tls !== undefined });
       resolve(server);
     });
   });

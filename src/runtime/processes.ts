@@ -1,7 +1,7 @@
 // Long-running processes: a whole single-node mesh (`nsm up`), a control plane replica, an agent.
 import type { Server } from 'node:http';
 import { constants as osConstants } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import * as E from 'fp-ts/lib/Either.js';
 import { connect, type ConnectionOptions, type NatsConnection } from 'nats';
 import { connectEsdbEventStore } from '../../infra/eventstore/esdb.ts';
@@ -21,7 +21,7 @@ import { DEFAULT_HEALING, type HealingConfig } from '../workflows/healing.ts';
 import type { FederationOptions } from './federation.ts';
 import { leafnodesConfig } from '../../infra/nats/leafnodes.ts';
 import type { EventStore } from '../ports/eventStore.ts';
-import { startHttpApi, type HttpAccess } from './http.ts';
+import { isLoopbackHost, startHttpApi, type HttpAccess, type HttpTls } from './http.ts';
 import { redactUrl, type StoreChoice } from './storeChoice.ts';
 import { forgetPointer, writePointer, type Access } from '../client/index.ts';
 import { verifyApiToken } from '../security/apiToken.ts';
@@ -254,6 +254,24 @@ export const exitOnFatal = (log: Logger, stops: readonly (() => Promise<unknown>
   process.on('unhandledRejection', onFatal('unhandled promise rejection'));
 };
 
+const DEFAULT_HTTP_HOST = '127.0.0.1';
+const hostInUrl = (host: string) => (host.includes(':') ? `[${host}]` : host);
+
+/** The HTTP API's certificate and key, read once at start. */
+const httpTlsOf = (certFile: string, keyFile: string): HttpTls => {
+  try {
+    return { cert: readFileSync(certFile, 'utf8'), key: readFileSync(keyFile, 'utf8') };
+  } catch (e) {
+    throw new StartupError(`cannot read the HTTP API's certificate or key: ${errorText(e)}`);
+  }
+};
+
+/** An --insecure mesh's API is plain HTTP; off loopback, anyone on the network reads and asks it. */
+const plaintextHttp = (host: string, log: Logger): undefined => {
+  if (!isLoopbackHost(host)) log.warn('HTTP API in plaintext on a non-loopback address: anyone who reaches it reads the whole mesh (--insecure)', { host });
+  return undefined;
+};
+
 /** The HTTP API of an authenticated mesh answers bearers of an `nsm token`, within their role's scope. */
 const httpAccess = (cp: ControlPlane, registry: IdentityRegistry): HttpAccess => ({
   authenticate: (h: string | undefined) => verifyApiToken(h, registry, new Date()),
@@ -281,6 +299,8 @@ export const runUp = async (o: {
   dataDir: string;
   natsPort: number;
   httpPort: number;
+  /** Where the HTTP API listens (default 127.0.0.1). */
+  httpHost?: string;
   node: string;
   dataplane: string;
   healing?: Partial<HealingConfig>;
@@ -372,8 +392,9 @@ export const runUp = async (o: {
     });
     unowned.store = undefined;
     stops.push(() => cp.stop());
-    const http = await startHttpApi(o.httpPort, '127.0.0.1', () => cp.queryContext(), log, sec ? httpAccess(cp, sec.registry) : undefined).catch((e) => {
-      throw new StartupError(`HTTP API cannot listen on 127.0.0.1:${o.httpPort}: ${errorText(e)}`);
+    const httpHost = o.httpHost ?? DEFAULT_HTTP_HOST;
+    const http = await startHttpApi(o.httpPort, httpHost, () => cp.queryContext(), log, sec ? httpAccess(cp, sec.registry) : undefined, sec ? httpTlsOf(sec.paths.certFile, sec.paths.keyFile) : plaintextHttp(httpHost, log)).catch((e) => {
+      throw new StartupError(`HTTP API cannot listen on ${httpHost}:${o.httpPort}: ${errorText(e)}`);
     });
     stops.push(() => new Promise((r) => http.close(r)));
     if (dataplane) {
@@ -401,7 +422,7 @@ export const runUp = async (o: {
       ? `  security  nkey authentication, TLS (CA ${sec.paths.caFile})\n  operator  ${sec.paths.creds('operator', 'operator')} (found by the CLI through ${pointer})\n`
       : `  security  NONE (--insecure)\n`;
     process.stderr.write(
-      `\nmesh "${o.domain}" is up\n  NATS      ${nats.url}\n  events    ${storeLabel(o.store)}\n  HTTP API  http://127.0.0.1:${o.httpPort}/api/v1/${sec ? ' (Authorization: Bearer $(nsm token))' : ''}\n  node      ${dataplane ? `${o.node} (${dataplane.kind} dataplane)` : 'none (registry only)'}\n  data      ${o.dataDir}\n${federation}${security}` +
+      `\nmesh "${o.domain}" is up\n  NATS      ${nats.url}\n  events    ${storeLabel(o.store)}\n  HTTP API  ${sec ? 'https' : 'http'}://${hostInUrl(o.httpHost ?? DEFAULT_HTTP_HOST)}:${o.httpPort}/api/v1/${sec ? ` (CA ${sec.paths.caFile}; Authorization: Bearer $(nsm token))` : ''}\n  node      ${dataplane ? `${o.node} (${dataplane.kind} dataplane)` : 'none (registry only)'}\n  data      ${o.dataDir}\n${federation}${security}` +
         `Use it from another shell:\n  export NSM_NATS_URL=${nats.url} NSM_DOMAIN=${o.domain}\n  nsm status; nsm --help\nStop with Ctrl-C.\n\n`,
     );
   } catch (e) {
@@ -457,6 +478,10 @@ export const runControlPlane = async (o: {
   tokenLifetimeMs?: number;
   federation?: FederationOptions;
   netnsDirs?: readonly string[];
+  httpHost?: string;
+  /** The HTTP API's certificate and key on an authenticated mesh; default: the deployment's, beside identities.json. */
+  httpCert?: string;
+  httpKey?: string;
 }) => {
   const log = createLogger('control-plane', { domain: o.domain });
   const signals = catchStopSignals(log);
@@ -487,11 +512,25 @@ export const runControlPlane = async (o: {
   }
   stops.push(async () => log.info('control plane stopped', { ...cp.stats }), () => nc.close(), () => cp.stop());
   if (o.httpPort !== undefined) {
-    const http: Server = await startHttpApi(o.httpPort, '127.0.0.1', () => cp.queryContext(), log, sec ? httpAccess(cp, sec.registry) : undefined).catch(async (e) => {
+    const httpHost = o.httpHost ?? DEFAULT_HTTP_HOST;
+    const stopAndThrow = async (why: string): Promise<never> => {
       await cp.stop().catch(() => undefined);
       await nc.close().catch(() => undefined);
-      throw new StartupError(`HTTP API cannot listen on 127.0.0.1:${o.httpPort}: ${errorText(e)}`);
-    });
+      throw new StartupError(why);
+    };
+    let tls: HttpTls | undefined;
+    if (sec) {
+      const beside = o.identitiesFile ? deploymentPaths(dirname(o.identitiesFile)) : undefined;
+      const cert = o.httpCert ?? beside?.certFile;
+      const key = o.httpKey ?? beside?.keyFile;
+      if (!cert || !key || !existsSync(cert) || !existsSync(key)) {
+        await stopAndThrow(`the HTTP API of an authenticated mesh is served over TLS: pass --http-cert FILE and --http-key FILE (the deployment's tls/server.pem and tls/server-key.pem${cert && !existsSync(cert) ? `; ${cert} does not exist` : ''})`);
+      }
+      tls = httpTlsOf(cert!, key!);
+    } else tls = plaintextHttp(httpHost, log);
+    const http: Server = await startHttpApi(o.httpPort, httpHost, () => cp.queryContext(), log, sec ? httpAccess(cp, sec.registry) : undefined, tls).catch((e) =>
+      stopAndThrow(`HTTP API cannot listen on ${httpHost}:${o.httpPort}: ${errorText(e)}`),
+    );
     stops.push(() => new Promise((r) => http.close(r)));
   }
   log.info('control plane running', { url, events: storeLabel(o.store), authenticated: sec !== undefined });

@@ -16,7 +16,9 @@ export interface SecureUp {
   readonly node: string;
   readonly dataDir: string;
   readonly natsUrl: string;
+  /** The HTTP API, over TLS: trust caFile. */
   readonly httpUrl: string;
+  readonly caFile: string;
   /** The environment of the CLI run as this identity ("operator" finds its credentials through the pointer). */
   env(identity?: string): NodeJS.ProcessEnv;
   /** Runs `nsm ARGS` as the identity. */
@@ -63,7 +65,8 @@ export const startSecureUp = async (o: { clients?: readonly string[]; nodes?: re
       node,
       dataDir,
       natsUrl: `nats://127.0.0.1:${natsPort}`,
-      httpUrl: `http://127.0.0.1:${httpPort}`,
+      httpUrl: `https://127.0.0.1:${httpPort}`,
+      caFile: join(dataDir, 'tls', 'ca.pem'),
       env,
       nsm: (identity, args, timeoutMs) => runNsm(args, env(identity), timeoutMs),
       restart: async () => {

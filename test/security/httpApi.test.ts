@@ -4,7 +4,9 @@
 // process keeps running and answering. Also: the status of an error does not follow words the
 // caller put into the request.
 import { mkdtempSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { connect as tcpConnect } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as E from 'fp-ts/lib/Either.js';
@@ -13,6 +15,7 @@ import { freePort } from '../../infra/net.ts';
 import { apiToken } from '../../src/security/apiToken.ts';
 import { readCredentials, signerOf } from '../../src/security/credentials.ts';
 import { suite } from '../lib/harness.ts';
+import { httpsGet } from '../lib/https.ts';
 import { runId } from '../lib/nats.ts';
 import { isAlive, runNsm, startNsm, type NsmProcess } from '../lib/nsmProcess.ts';
 
@@ -25,6 +28,8 @@ interface Ctx {
   env?: NodeJS.ProcessEnv;
 }
 const s = suite<Ctx>('HTTP API of nsm up against hostile requests', {});
+/** The deployment's CA: the API is served over TLS with its server certificate. */
+let deploymentCa = '';
 
 s.before(async (ctx) => {
   const tmp = (ctx.tmp = mkdtempSync(join(tmpdir(), 'nsm-http-')));
@@ -34,6 +39,7 @@ s.before(async (ctx) => {
   ctx.httpPort = await freePort();
   ctx.up = startNsm(['up', '--data-dir', ctx.dir, '--nats-port', String(await freePort()), '--http-port', String(ctx.httpPort), '--node', 'n1'], ctx.env);
   await ctx.up.waitFor(`mesh "${domain}" is up`, 60000);
+  deploymentCa = readFileSync(join(ctx.dir, 'tls', 'ca.pem'), 'utf8');
   const t = await runNsm(['token', '--ttl', '10m'], ctx.env);
   assert.is(t.code, 0, t.stderr);
   ctx.token = t.stdout.trim();
@@ -66,10 +72,10 @@ const dechunk = (text: string): string => {
   }
 };
 
-/** Sends bytes as they are and reads the answer until the server closes the connection. */
+/** Sends bytes as they are, over TLS trusting the deployment's CA, and reads the answer until the server closes the connection. */
 const raw = (port: number, request: string): Promise<RawResponse> =>
   new Promise((resolve, reject) => {
-    const socket = tcpConnect(port, '127.0.0.1');
+    const socket = tlsConnect({ port, host: '127.0.0.1', ca: deploymentCa });
     let data = '';
     const timer = setTimeout(() => (socket.destroy(), reject(new Error(`no answer within 10 s to ${JSON.stringify(request.slice(0, 120))}`))), 10000);
     socket.setEncoding('utf8');
@@ -203,6 +209,47 @@ s('the status of an error follows its kind, not words the caller put in the requ
   const never = await raw(ctx.httpPort!, get('/api/v1/history/never-happened', auth));
   assert.is(never.status, 404, never.body);
   await stillServing(ctx, 'status checks');
+});
+
+s('the API is HTTPS with the deployment certificate: plaintext gets no HTTP answer, a client without the CA is refused', async (ctx) => {
+  const plaintext = await new Promise<string>((resolve) => {
+    const socket = tcpConnect(ctx.httpPort!, '127.0.0.1');
+    let data = '';
+    socket.setEncoding('latin1');
+    socket.on('data', (d: string) => (data += d));
+    socket.on('error', () => undefined);
+    socket.on('close', () => resolve(data));
+    socket.write(get('/healthz'));
+    setTimeout(() => socket.destroy(), 5000);
+  });
+  assert.not.match(plaintext, /^HTTP\//, 'no HTTP answer to plaintext');
+  const untrusted = await httpsGet(`https://127.0.0.1:${ctx.httpPort}/healthz`).then(
+    () => 'answered',
+    (e: { code?: string }) => e.code,
+  );
+  assert.ok(untrusted === 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' || untrusted === 'SELF_SIGNED_CERT_IN_CHAIN', `a client that does not trust the deployment's CA: ${untrusted}`);
+  const trusted = await httpsGet(`https://127.0.0.1:${ctx.httpPort}/healthz`, { ca: deploymentCa });
+  assert.is(trusted.status, 200);
+  assert.match(ctx.up!.stderr(), new RegExp(`HTTP API  https://127\\.0\\.0\\.1:${ctx.httpPort}/api/v1/ \\(CA .*tls/ca\\.pem; Authorization: Bearer \\$\\(nsm token\\)\\)`));
+  await stillServing(ctx, 'TLS checks');
+});
+
+s('nsm control-plane serves its HTTP API over TLS with the deployment certificate, and refuses to start without one', async (ctx) => {
+  const creds = join(ctx.dir!, 'creds', 'control-plane.creds');
+  const server = String(ctx.up!.logs('nats-server started')[0]!.url);
+  const noCert = await runNsm(['control-plane', '--server', server, '--creds', creds, '--http-port', String(await freePort()), '--http-cert', join(ctx.tmp!, 'nope.pem')], ctx.env!);
+  assert.is(noCert.code, 1);
+  assert.match(noCert.stderr, /the HTTP API of an authenticated mesh is served over TLS: pass --http-cert FILE and --http-key FILE .*nope\.pem does not exist/);
+  const port = await freePort();
+  const replica = startNsm(['control-plane', '--server', server, '--creds', creds, '--http-port', String(port)], ctx.env!);
+  try {
+    await replica.waitFor('"msg":"HTTP API listening"', 30000);
+    assert.equal(replica.logs('HTTP API listening')[0]?.url, `https://127.0.0.1:${port}/api/v1/`);
+    const r = await httpsGet(`https://127.0.0.1:${port}/api/v1/status`, { ca: deploymentCa, headers: { Authorization: `Bearer ${ctx.token!}` } });
+    assert.is(r.status, 200, r.text);
+  } finally {
+    await replica.stop('SIGTERM', 10000);
+  }
 });
 
 s.run();

@@ -15,6 +15,7 @@ import { jetStreamEventStore } from '../../infra/eventstore/jetstream.ts';
 import { freePort } from '../../infra/net.ts';
 import { natsAuthOptions, readCredentials } from '../../src/security/credentials.ts';
 import { suite } from '../lib/harness.ts';
+import { httpsGet } from '../lib/https.ts';
 import { runId } from '../lib/nats.ts';
 import { isAlive, runNsm, startNsm, type NsmProcess, type NsmResult } from '../lib/nsmProcess.ts';
 
@@ -93,19 +94,20 @@ s('a whole scenario leaves no private key or seed in any event, log line or answ
   assert.match(auditorWrite.stderr, /Permissions Violation for Publish to "nsm\.[^.]+\.cmd\.service\.register\.auditor"/);
   // The HTTP API: nothing without a bearer token, the operator's view with one.
   const answers: string[] = [];
-  const anonymous = await fetch(`http://127.0.0.1:${httpPort}/api/v1/connections`);
+  const api = (path: string, token?: string) => httpsGet(`https://127.0.0.1:${httpPort}/api/v1/${path}`, { caFile: join(dir, 'tls', 'ca.pem'), headers: token ? { authorization: `Bearer ${token}` } : {} });
+  const anonymous = await api('connections');
   assert.is(anonymous.status, 401);
-  answers.push(await anonymous.text());
+  answers.push(anonymous.text);
   const token = (await nsm(['token', '--ttl', '5m'])).stdout.trim();
   for (const path of ['services', 'endpoints', 'connections', 'nodes', 'addresses', 'status', 'policy', `connections/${conn.id}`, `history/${conn.id}`, 'nodes/n1/desired', 'nodes/n2/desired']) {
-    const r = await fetch(`http://127.0.0.1:${httpPort}/api/v1/${path}`, { headers: { authorization: `Bearer ${token}` } });
+    const r = await api(path, token);
     assert.is(r.status, 200, path);
-    answers.push(await r.text());
+    answers.push(r.text);
   }
   const aliceToken = (await nsm(['token'], alice)).stdout.trim();
-  const aliceNodes = await fetch(`http://127.0.0.1:${httpPort}/api/v1/nodes`, { headers: { authorization: `Bearer ${aliceToken}` } });
+  const aliceNodes = await api('nodes', aliceToken);
   assert.is(aliceNodes.status, 403);
-  answers.push(await aliceNodes.text());
+  answers.push(aliceNodes.text);
   await nsm(['close', conn.id], alice);
 
   // Every event in the log, read with the control plane's own credentials.
