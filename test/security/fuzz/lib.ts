@@ -159,6 +159,31 @@ export const setAt = (root: Json, path: readonly (string | number)[], value: Jso
 export const getAt = (root: Json, path: readonly (string | number)[]): Json => path.reduce<Json>((n, k) => (n as Record<string, Json>)[k as string]!, root);
 export const clone = <T>(x: T): T => JSON.parse(JSON.stringify(x)) as T;
 
+/**
+ * Healing timings for a fuzz mesh: this 2-core machine is shared with other test runs, and a load
+ * spike once kept both agents' heartbeats from being heard for 15 s during a run (the node
+ * timeout), so the nodes were declared lost: a fact of the machine, not of the input. A longer node
+ * timeout and lease keep that out of what a fuzz run measures.
+ */
+export const SHARED_MACHINE = { nodeTimeoutMs: 60_000 } as const;
+
+/** The longest stall of this process's event loop while it runs (ms). */
+export const lagMonitor = (): { stop(): number } => {
+  let max = 0;
+  let last = Date.now();
+  const timer = setInterval(() => {
+    const now = Date.now();
+    max = Math.max(max, now - last - 100);
+    last = now;
+  }, 100);
+  return {
+    stop: () => {
+      clearInterval(timer);
+      return max;
+    },
+  };
+};
+
 // ---- the tally -------------------------------------------------------------------------------
 
 /**
@@ -238,14 +263,18 @@ export const jsPublish = async (nc: NatsConnection, subject: string, data: Uint8
   }
 };
 
-/** The control plane's replies on `nsm.<d>.reply.<actor>.<id>`, awaited by command id. */
+/**
+ * The control plane's replies on `nsm.<d>.reply.<actor>.<id>`, awaited by command id. An agent may
+ * not read its replies (it sends without waiting): the test then listens with the control plane's key.
+ */
 export class Replies {
   private readonly waiting = new Map<string, (r: CommandReply) => void>();
   private readonly early = new Map<string, CommandReply>();
   constructor(nc: NatsConnection, subject: string) {
     const dec = new TextDecoder();
     nc.subscribe(subject, {
-      callback: (_e, m) => {
+      callback: (e, m) => {
+        if (e) throw e;
         const id = m.subject.split('.').pop()!;
         let r: CommandReply;
         try {
