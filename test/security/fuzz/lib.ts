@@ -55,16 +55,16 @@ export const shuffled = <T>(xs: readonly T[], salt: string): T[] => {
   return out;
 };
 
-/** Runs fn over the items with at most `inFlight` running at once. */
-export const pool = async <T>(items: readonly T[], inFlight: number, fn: (item: T, index: number) => Promise<void>): Promise<void> => {
+/** Runs fn over the items with at most `inFlight` running at once; `worker` says which of them runs it. */
+export const pool = async <T>(items: readonly T[], inFlight: number, fn: (item: T, index: number, worker: number) => Promise<void>): Promise<void> => {
   let next = 0;
-  const worker = async () => {
+  const worker = async (w: number) => {
     while (next < items.length) {
       const i = next++;
-      await fn(items[i]!, i);
+      await fn(items[i]!, i, w);
     }
   };
-  await Promise.all(Array.from({ length: Math.min(inFlight, items.length) }, worker));
+  await Promise.all(Array.from({ length: Math.min(inFlight, items.length) }, (_, w) => worker(w)));
 };
 
 // ---- hostile values ------------------------------------------------------------------------
