@@ -11,8 +11,9 @@ import { workloadNetns } from './netnsRef.ts';
 export const ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 const ID_HINT = 'use 1-64 letters, digits, "-" or "_"';
 
-export const name = D.string({ min: 1, max: 63, pattern: NAME_PATTERN, patternHint: NAME_HINT });
-export const id = D.string({ min: 1, max: 64, pattern: ID_PATTERN, patternHint: ID_HINT });
+// Ids and names key the read models' maps: never the name of an Object.prototype member (D.key).
+export const name = D.key(D.string({ min: 1, max: 63, pattern: NAME_PATTERN, patternHint: NAME_HINT }));
+export const id = D.key(D.string({ min: 1, max: 64, pattern: ID_PATTERN, patternHint: ID_HINT }));
 // Label keys and values follow Kubernetes label syntax, so they are safe anywhere they are shown or matched.
 const labelKey = D.string({ min: 1, max: 63, pattern: /^[A-Za-z0-9]([A-Za-z0-9_.\/-]{0,61}[A-Za-z0-9])?$/, patternHint: 'a label key: letters, digits, "-", "_", ".", "/"' });
 const labelValue = D.string({ max: 63, pattern: /^([A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?)?$/, patternHint: 'a label value: letters, digits, "-", "_", "."' });
@@ -35,7 +36,7 @@ const payload: D.Decoder<Payload> = D.literal('IP', 'ETHERNET');
 export const mechanism: D.Decoder<MechanismType> = D.literal(...MECHANISM_TYPES);
 /** A Linux interface name: at most 15 characters. */
 export const interfaceName = D.string({ min: 1, max: 15, pattern: /^[A-Za-z0-9_-]+$/, patternHint: 'a Linux interface name' });
-const actor = D.string({ min: 1, max: 128, pattern: ACTOR_PATTERN, patternHint: ACTOR_HINT });
+const actor = D.key(D.string({ min: 1, max: 128, pattern: ACTOR_PATTERN, patternHint: ACTOR_HINT }));
 /** A signed path token (src/security/pathToken.ts): three base64url parts. */
 export const pathToken = D.string({ min: 5, max: 4096, pattern: /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/, patternHint: 'a path token (header.payload.signature, base64url)' });
 
@@ -67,13 +68,16 @@ export const policyDecoder: D.Decoder<Policy> = D.map(
 
 /** "svc" or "svc@domain": a service of this domain or of another one (federation). */
 export const SERVICE_REF_PATTERN = new RegExp(`^${NAME_PATTERN.source.slice(1, -1)}(@${DOMAIN_PATTERN.source.slice(1, -1)})?$`);
-export const serviceRef = D.string({ min: 1, max: 96, pattern: SERVICE_REF_PATTERN, patternHint: `a service name, or service@domain (${NAME_HINT})` });
+export const serviceRef = D.refine(D.string({ min: 1, max: 96, pattern: SERVICE_REF_PATTERN, patternHint: `a service name, or service@domain (${NAME_HINT})` }), (ref) => {
+  const { service, domain } = splitServiceRef(ref);
+  return D.PROTOTYPE_KEYS.has(service) || (domain !== undefined && D.PROTOTYPE_KEYS.has(domain)) ? `invalid value ${JSON.stringify(ref)}: the name of a JavaScript object member is reserved` : undefined;
+});
 /** "svc@domain" -> its parts; a plain name has no domain. */
 export const splitServiceRef = (ref: string): { service: string; domain?: string } => {
   const at = ref.indexOf('@');
   return at < 0 ? { service: ref } : { service: ref.slice(0, at), domain: ref.slice(at + 1) };
 };
-export const domainName = D.string({ min: 1, max: 32, pattern: DOMAIN_PATTERN, patternHint: 'a domain name' });
+export const domainName = D.key(D.string({ min: 1, max: 32, pattern: DOMAIN_PATTERN, patternHint: 'a domain name' }));
 export const address = D.string({ min: 1, max: 45, pattern: /^[0-9a-fA-F.:]+$/, patternHint: 'an IP address' });
 const publicKeys = D.record(name, D.string({ min: 1, max: 256, pattern: /^[A-Za-z0-9+\/=_-]+$/, patternHint: 'a base64 public key' }), { max: 8 });
 const tunnelRange = D.refine(D.object({ from: D.integer({ min: 0, max: 2 ** 24 }), to: D.integer({ min: 0, max: 2 ** 24 }) }), (r) => (r.from > r.to ? 'from must not exceed to' : undefined));
@@ -249,6 +253,8 @@ export const isCommandKind = (kind: string): kind is CommandKind => (COMMAND_KIN
 
 export const decodeCommand = <K extends CommandKind>(kind: K, subjectActor: string, input: unknown): E.Either<D.DecodeError, CommandMessage<K>> => {
   if (!ACTOR_PATTERN.test(subjectActor)) return E.left({ path: 'subject', message: `actor token ${JSON.stringify(subjectActor)}: ${ACTOR_HINT}` });
+  // The actor keys the requesters' usage in the read model (byActor).
+  if (D.PROTOTYPE_KEYS.has(subjectActor)) return E.left({ path: 'subject', message: `actor token ${JSON.stringify(subjectActor)}: the name of a JavaScript object member is reserved` });
   const env = envelopeShape(input, '');
   if (E.isLeft(env)) return env;
   if (env.right.actor !== undefined && env.right.actor !== subjectActor) {

@@ -106,6 +106,20 @@ export const object = <R extends Fields, O extends Fields = Record<never, never>
   return E.right(out as Out<R> & OptOut<O>);
 };
 
+/**
+ * The names of Object.prototype's members. The read models keep connections, services, endpoints,
+ * nodes and requesters in plain objects keyed by their ids and names: `byId["constructor"]` finds
+ * Object itself, so an id with such a name would be taken for one that exists (and the fold of its
+ * first event crashed the control plane, at every start, for good). Refused at the boundary.
+ */
+export const PROTOTYPE_KEYS: ReadonlySet<string> = new Set([...Object.getOwnPropertyNames(Object.prototype), '__proto__']);
+/** A string used as a key of the read models: not the name of an Object.prototype member. */
+export const key = (d: Decoder<string>): Decoder<string> => (v, path) => {
+  const r = d(v, path);
+  if (E.isLeft(r)) return r;
+  return PROTOTYPE_KEYS.has(r.right) ? fail(path, `invalid value ${describe(r.right)}: the name of a JavaScript object member is reserved`) : r;
+};
+
 export const map = <A, B>(d: Decoder<A>, f: (a: A) => B): Decoder<B> => (v, path) => E.map(f)(d(v, path));
 
 export const refine = <A>(d: Decoder<A>, check: (a: A) => string | undefined): Decoder<A> => (v, path) => {

@@ -76,8 +76,13 @@ const remoteSource = (peer: string): StreamSource => {
   return { name: theirs.streams.events, external: { api: `$JS.${peer}.API`, deliver: '' }, filter_subject: theirs.event('endpoint.>') } as StreamSource;
 };
 
-const heartbeatBody = D.object({ domain: D.string({ min: 1, max: 32, pattern: DOMAIN_PATTERN, patternHint: 'a domain' }) }, {
-  tunnelIds: D.object({ from: D.integer({ min: 0, max: 2 ** 24 }), to: D.integer({ min: 0, max: 2 ** 24 }) }),
+/**
+ * A peer's heartbeat on nsm.<peer>.fed.hb (exported for the fuzz suite's oracle). A range whose
+ * `from` exceeds its `to` is refused, as in interdomain commands: it used to be taken, recorded as
+ * the peer's facts (PeerUpdated) and compared with this domain's range as if it were one.
+ */
+export const heartbeatBody = D.object({ domain: D.key(D.string({ min: 1, max: 32, pattern: DOMAIN_PATTERN, patternHint: 'a domain' })) }, {
+  tunnelIds: D.refine(D.object({ from: D.integer({ min: 0, max: 2 ** 24 }), to: D.integer({ min: 0, max: 2 ** 24 }) }), (r) => (r.from > r.to ? 'from must not exceed to' : undefined)),
   registryOnly: D.boolean,
 });
 
@@ -245,7 +250,8 @@ export const createFederation = async (o: {
     const p = (params ?? {}) as { connectionId?: unknown; id?: unknown };
     const connectionId = typeof p.connectionId === 'string' ? p.connectionId : typeof p.id === 'string' ? p.id : undefined;
     if (!connectionId) return { ok: false, error: 'a connection id is needed' };
-    const row = view.current.connections.byId[connectionId];
+    // Own keys only: "constructor" must not find Object (the read model's maps are plain objects).
+    const row = Object.hasOwn(view.current.connections.byId, connectionId) ? view.current.connections.byId[connectionId] : undefined;
     // Shared with `from`: its endpoint is there, or its client (a registry's redirected requests too).
     const shared = row !== undefined && (row.state.remoteDomain === from || row.state.request?.remoteClient?.domain === from);
     switch (name) {

@@ -9,6 +9,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createTlsServer } from 'node:https';
 import { isIP } from 'node:net';
+import type { Duplex } from 'node:stream';
 import * as E from 'fp-ts/lib/Either.js';
 import { errorText, type Logger } from '../ports/logger.ts';
 import { bigintsAsStrings } from '../contracts/canonicalJson.ts';
@@ -42,6 +43,7 @@ export const statusOf = (code: QueryErrorCode): number => {
 export const MAX_TARGET_LENGTH = 4096;
 const MAX_HEADER_BYTES = 16 * 1024;
 const ALLOW = 'GET, HEAD, OPTIONS';
+const METHOD_NOT_SERVED = 'only GET is served; send commands with the nsm CLI or over NATS';
 
 /** A Host header: a name or IPv4 address, or a bracketed IPv6 literal, and an optional port. */
 const HOST = /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?|\[[0-9A-Fa-f:.]{2,45}\])(?::\d{1,5})?$/;
@@ -99,7 +101,7 @@ type Send = (status: number, body: unknown, headers?: Record<string, string>) =>
 const handle = async (req: IncomingMessage, send: Send, ctx: () => QueryContext, log: Logger, access: HttpAccess | undefined): Promise<void> => {
   const method = req.method ?? '';
   if (method === 'OPTIONS') return send(204, undefined, { allow: ALLOW });
-  if (method !== 'GET' && method !== 'HEAD') return send(405, { error: 'only GET is served; send commands with the nsm CLI or over NATS' }, { allow: ALLOW });
+  if (method !== 'GET' && method !== 'HEAD') return send(405, { error: METHOD_NOT_SERVED }, { allow: ALLOW });
   const target = req.url ?? '';
   if (target.length > MAX_TARGET_LENGTH) return send(414, { error: `the request target is ${target.length} characters long, at most ${MAX_TARGET_LENGTH}` });
   // Origin form only ("/path?query"): no absolute URL, no "*", no "//host" authority.
@@ -174,6 +176,14 @@ export const startHttpApi = (port: number, host: string, ctx: () => QueryContext
     const server: Server = tls ? createTlsServer({ cert: tls.cert, key: tls.key, maxHeaderSize: MAX_HEADER_BYTES, minVersion: 'TLSv1.2' }, handler) : createServer({ maxHeaderSize: MAX_HEADER_BYTES }, handler);
     // A client that fails the handshake (plaintext to the TLS port, an unknown CA) is not an error of ours.
     if (tls) server.on('tlsClientError', (e: Error) => log.debug('HTTP API: TLS handshake failed', { error: errorText(e) }));
+    // CONNECT asks for a tunnel, not a resource: Node hands its socket to a 'connect' listener and,
+    // with none, closes it without an answer. Refused like any other method.
+    server.on('connect', (req: IncomingMessage, socket: Duplex) => {
+      socket.on('error', (e) => log.debug('HTTP CONNECT socket error', { error: errorText(e) }));
+      const text = JSON.stringify({ error: METHOD_NOT_SERVED }) + '\n';
+      log.debug('HTTP CONNECT refused', { target: (req.url ?? '').slice(0, 200) });
+      socket.end(`HTTP/1.1 405 Method Not Allowed\r\nAllow: ${ALLOW}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`);
+    });
     server.once('error', reject);
     server.listen(port, host, () => {
       server.off('error', reject);
