@@ -9,6 +9,7 @@
 // Asserted: every request gets an answer (no reset, no hang) with a status below 500, the one the
 // documented order gives (method, target, Host, token, route: docs/security.md "HTTP API"); nsm up
 // is still running and answers /healthz and an authenticated query; the log did not move.
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as E from 'fp-ts/lib/Either.js';
 import * as assert from 'uvu/assert';
@@ -204,6 +205,8 @@ s(`at least ${PER_KIND * 10} hostile HTTP requests: each answered below 500 as d
   announce(FILE, 'HTTP API');
   const up = (ctx.up = await startSecureUp({ clients: ['alice'] }));
   const port = Number(new URL(up.httpUrl).port);
+  // The API of the default (authenticated) mesh is HTTPS with the deployment's certificate.
+  const ca = readFileSync(up.caFile, 'utf8');
   const creds = (name: string): Credentials => {
     const c = readCredentials(join(up.dataDir, 'creds', `${name}.creds`));
     if (E.isLeft(c)) throw new Error(c.left);
@@ -232,7 +235,7 @@ s(`at least ${PER_KIND * 10} hostile HTTP requests: each answered below 500 as d
     ],
   };
   const authHeader = { Authorization: `Bearer ${tokens.valid[0]}` };
-  const conn = new Conn(port);
+  const conn = new Conn(port, 10000, ca);
   const get = async (target: string, headers: Record<string, string> = {}): Promise<Outcome> =>
     conn.send(Buffer.from(`GET ${target} HTTP/1.1\r\nHost: 127.0.0.1\r\n${Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n`));
   const positionOf = async (): Promise<number> => {
@@ -262,14 +265,14 @@ s(`at least ${PER_KIND * 10} hostile HTTP requests: each answered below 500 as d
 
   const cases = shuffled(Object.entries(generators(tokens)).flatMap(([kind, g]) => draw(g, PER_KIND, `http:${kind}`)), 'http');
   const tally = new Tally();
-  const conns = Array.from({ length: CONNECTIONS }, () => new Conn(port));
+  const conns = Array.from({ length: CONNECTIONS }, () => new Conn(port, 10000, ca));
   const byStatus = new Map<number, number>();
   const t0 = Date.now();
   // Each pool worker keeps one connection (keep-alive): its requests go one after another on it.
   await pool(cases, CONNECTIONS, async (r, _i, w) => {
     tally.sent(r.kind);
     const fresh = r.raw !== undefined || expected(r).some((x) => x === 400 || x === 431) || r.host === null;
-    const out = await (fresh ? new Conn(port) : conns[w]!).send(serialize(r), { head: r.method === 'HEAD', fresh });
+    const out = await (fresh ? new Conn(port, 10000, ca) : conns[w]!).send(serialize(r), { head: r.method === 'HEAD', fresh });
     if (!out.ok) return tally.problem(r.kind, `${out.why}: ${JSON.stringify(serialize(r).subarray(0, 160).toString('latin1'))}`);
     const status = out.answer.status;
     byStatus.set(status, (byStatus.get(status) ?? 0) + 1);

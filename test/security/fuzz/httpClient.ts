@@ -3,6 +3,7 @@
 // was none: the connection reset or closed before a status line, or no answer in time. It reuses
 // the connection while the server keeps it open (keep-alive), and opens a new one when not.
 import { connect as tcpConnect, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 
 export interface Answer {
   readonly status: number;
@@ -70,13 +71,15 @@ export class Conn {
   constructor(
     private readonly port: number,
     private readonly timeoutMs = 10000,
+    /** Over TLS, trusting this CA (the HTTP API of an authenticated mesh); plaintext without. */
+    private readonly ca?: string,
   ) {}
 
   private open(): Promise<void> {
     this.buf = Buffer.alloc(0);
     this.closed = false;
     this.error = undefined;
-    const s = (this.socket = tcpConnect(this.port, '127.0.0.1'));
+    const s = (this.socket = this.ca ? tlsConnect({ port: this.port, host: '127.0.0.1', ca: this.ca }) : tcpConnect(this.port, '127.0.0.1'));
     s.setNoDelay(true);
     s.on('data', (d: Buffer) => {
       this.buf = this.buf.length ? Buffer.concat([this.buf, d]) : d;
@@ -93,7 +96,7 @@ export class Conn {
       this.wake?.();
     });
     return new Promise((resolve, reject) => {
-      s.once('connect', resolve);
+      s.once(this.ca ? 'secureConnect' : 'connect', resolve);
       s.once('error', reject);
     });
   }
