@@ -145,3 +145,15 @@ export const startPrometheus = async (config: string): Promise<RunningPrometheus
     stop,
   };
 };
+
+/** The samples of a /metrics text (the exposition format), as "name{labels}" -> value, for checks without a server. */
+export const parseExposition = (text: string): Map<string, number> =>
+  new Map(
+    text
+      .split('\n')
+      .filter((l) => l !== '' && !l.startsWith('#'))
+      .map((l) => {
+        const at = l.lastIndexOf(' ');
+        return [l.slice(0, at), Number(l.slice(at + 1))] as const;
+      }),
+  );
