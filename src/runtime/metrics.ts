@@ -42,10 +42,22 @@ const kindLabel = (kind: string | undefined): string => (kind !== undefined && (
 /** The aggregate a commit's stream belongs to ("connection.<id>" -> "connection"). */
 const aggregateOf = (stream: string): string => stream.split('.', 1)[0] ?? '';
 
-const setAll = <L extends string>(g: Gauge<L>, rows: readonly Counted<L>[]) => {
-  g.reset();
-  for (const r of rows) g.set(r.labels as Record<L, string>, r.value);
-};
+/** A gauge read when Prometheus scrapes: one number, or one per label set (series no longer there disappear). */
+const readGauge =
+  (registry: Registry) =>
+  <L extends string>(name: string, help: string, labelNames: readonly L[], read: () => number | readonly Counted<L>[]): void =>
+    void new Gauge({
+      name,
+      help,
+      labelNames,
+      registers: [registry],
+      collect() {
+        const v = read();
+        this.reset();
+        if (typeof v === 'number') this.set(v);
+        else for (const r of v) this.set(r.labels as Record<L, string>, r.value);
+      },
+    });
 
 type Backlog = { readonly pending: number; readonly ackPending: number };
 
@@ -141,89 +153,23 @@ export const controlPlaneMetrics = (registry: Registry, log: Logger) => {
 
   const watch = (cp: ControlPlane, jsm: JetStreamManager): (() => void) => {
     const model = () => cp.view.current;
-    new Gauge({
-      name: 'nsm_connections',
-      help: 'Connections in the read model by state, service and client node (closed and failed ones too)',
-      labelNames: ['state', 'service', 'node'] as const,
-      registers: [registry],
-      collect() {
-        setAll(this, connectionCounts(model()));
-      },
+    const gauge = readGauge(registry);
+    gauge('nsm_connections', 'Connections in the read model by state, service and client node (closed and failed ones too)', ['state', 'service', 'node'], () => connectionCounts(model()));
+    gauge('nsm_endpoints', 'Registered endpoints by service and node (an endpoint of two services counts for each)', ['service', 'node'], () => endpointCounts(model()));
+    gauge('nsm_services', 'Registered network services', [], () => Object.keys(model().registry.services).length);
+    gauge('nsm_nodes', 'Joined nodes by status (ready, lost)', ['status'], () => nodeCounts(model()));
+    gauge('nsm_node_ready', 'Per joined node: 1 while ready, 0 while lost (no heartbeat within the node timeout)', ['node'], () => nodeReadiness(model()));
+    gauge('nsm_node_heartbeat_age_seconds', "Seconds since this process last heard the node's heartbeat (joined nodes it has heard since it started)", ['node'], () => {
+      const now = Date.now();
+      // Joined nodes only: on an insecure mesh anyone may publish a heartbeat under any name.
+      return Object.keys(model().nodes.nodes).flatMap((node) => {
+        const hb = cp.heartbeats.get(node);
+        return hb ? [{ labels: { node }, value: Math.max(0, now - Date.parse(hb.at)) / 1000 }] : [];
+      });
     });
-    new Gauge({
-      name: 'nsm_endpoints',
-      help: 'Registered endpoints by service and node (an endpoint of two services counts for each)',
-      labelNames: ['service', 'node'] as const,
-      registers: [registry],
-      collect() {
-        setAll(this, endpointCounts(model()));
-      },
-    });
-    new Gauge({
-      name: 'nsm_services',
-      help: 'Registered network services',
-      registers: [registry],
-      collect() {
-        this.set(Object.keys(model().registry.services).length);
-      },
-    });
-    new Gauge({
-      name: 'nsm_nodes',
-      help: 'Joined nodes by status (ready, lost)',
-      labelNames: ['status'] as const,
-      registers: [registry],
-      collect() {
-        setAll(this, nodeCounts(model()));
-      },
-    });
-    new Gauge({
-      name: 'nsm_node_ready',
-      help: 'Per joined node: 1 while ready, 0 while lost (no heartbeat within the node timeout)',
-      labelNames: ['node'] as const,
-      registers: [registry],
-      collect() {
-        setAll(this, nodeReadiness(model()));
-      },
-    });
-    new Gauge({
-      name: 'nsm_node_heartbeat_age_seconds',
-      help: 'Seconds since this process last heard the node\'s heartbeat (joined nodes it has heard since it started)',
-      labelNames: ['node'] as const,
-      registers: [registry],
-      collect() {
-        this.reset();
-        const now = Date.now();
-        // Joined nodes only: on an insecure mesh anyone may publish a heartbeat under any name.
-        for (const node of Object.keys(model().nodes.nodes)) {
-          const hb = cp.heartbeats.get(node);
-          if (hb) this.set({ node }, Math.max(0, now - Date.parse(hb.at)) / 1000);
-        }
-      },
-    });
-    new Gauge({
-      name: 'nsm_workflow_failed_steps',
-      help: 'Workflow steps the process manager gave up on and that have not recovered (nsm workflow ls)',
-      registers: [registry],
-      collect() {
-        this.set(Object.keys(model().workflow.failed).length);
-      },
-    });
-    new Gauge({
-      name: 'nsm_leader',
-      help: '1 while this control plane replica holds the lease (runs the timers and the process manager)',
-      registers: [registry],
-      collect() {
-        this.set(cp.isLeader() ? 1 : 0);
-      },
-    });
-    new Gauge({
-      name: 'nsm_live_view_position',
-      help: 'Log position the live read model has folded up to',
-      registers: [registry],
-      collect() {
-        this.set(model().position);
-      },
-    });
+    gauge('nsm_workflow_failed_steps', 'Workflow steps the process manager gave up on and that have not recovered (nsm workflow ls)', [], () => Object.keys(model().workflow.failed).length);
+    gauge('nsm_leader', '1 while this control plane replica holds the lease (runs the timers and the process manager)', [], () => (cp.isLeader() ? 1 : 0));
+    gauge('nsm_live_view_position', 'Log position the live read model has folded up to', [], () => model().position);
     new Gauge({
       name: 'nsm_live_view_lag_commits',
       help: 'Log positions stored and not yet folded into the live read model (with JetStream: commits)',
@@ -274,15 +220,7 @@ export const agentMetrics = (registry: Registry, node: string, o: { sides: () =>
   });
   const failures = new Counter({ name: 'nsm_dataplane_program_failures_total', help: 'Sides the dataplane failed to program, by node and mechanism', labelNames: ['node', 'mechanism'] as const, registers: [registry] });
   const broken = new Counter({ name: 'nsm_datapath_broken_total', help: 'Programmed client sides whose liveness probe failed and that were reported broken, by node and mechanism', labelNames: ['node', 'mechanism'] as const, registers: [registry] });
-  new Gauge({
-    name: 'nsm_dataplane_sides',
-    help: 'Sides of connections this agent has programmed and not removed',
-    labelNames: ['node'] as const,
-    registers: [registry],
-    collect() {
-      this.set({ node }, o.sides());
-    },
-  });
+  readGauge(registry)('nsm_dataplane_sides', 'Sides of connections this agent has programmed and not removed', ['node'], () => [{ labels: { node }, value: o.sides() }]);
   if (o.consumer) nodeConsumerGauges(registry, o.consumer.jsm, o.consumer.subjects, () => [node], o.log);
   return {
     programmed: (mechanism, seconds, ok) => {
