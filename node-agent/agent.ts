@@ -40,7 +40,17 @@ export interface NodeAgentOptions {
    * its own segment; it leaves stream management to the control plane (it has no right to it).
    */
   readonly security?: AgentSecurity;
+  /** Told of each programming and broken datapath (the process's metrics, src/runtime/metrics.ts). */
+  readonly observer?: AgentObserver;
 }
+
+/** What the agent tells its process's metrics. mechanism: the side's, remote if any (vxlan, wireguard), else local (kernel). */
+export interface AgentObserver {
+  programmed(mechanism: string, seconds: number, ok: boolean): void;
+  broken(mechanism: string): void;
+}
+
+const mechanismOf = (spec: SideSpec): string => spec.mechanism.remote ?? spec.mechanism.local;
 
 export const DEFAULT_LIVENESS_INTERVAL_MS = 2000;
 export const DEFAULT_LIVENESS_FAILURES = 3;
@@ -48,6 +58,8 @@ export const DEFAULT_LIVENESS_FAILURES = 3;
 export interface NodeAgent {
   /** Resolves when the first reconciliation is done and commands are being consumed. */
   readonly ready: Promise<void>;
+  /** Sides programmed and not removed (what the heartbeat reports). */
+  programmedSides(): number;
   stop(): Promise<void>;
 }
 
@@ -101,7 +113,9 @@ export const startNodeAgent = async (opts: NodeAgentOptions): Promise<NodeAgent>
       return;
     }
     if (spec.desired === 'present') {
+      const started = performance.now();
       const r = await dataplane.program(spec)();
+      opts.observer?.programmed(mechanismOf(spec), (performance.now() - started) / 1000, E.isRight(r));
       applied.set(key, { generation: spec.generation, desired: 'present', ...(E.isLeft(r) ? { error: r.left.message } : {}) });
       if (E.isLeft(r)) {
         // An earlier generation's probe would ping addresses this side no longer has.
@@ -274,6 +288,7 @@ export const startNodeAgent = async (opts: NodeAgentOptions): Promise<NodeAgent>
       if (p.failures >= threshold && !p.reported) {
         p.reported = true;
         log.warn('datapath broken', { connectionId: p.spec.connectionId, generation: p.spec.generation, failures: p.failures, detail });
+        opts.observer?.broken(mechanismOf(p.spec));
         try {
           await report(p.spec, 'broken', `${p.failures} liveness probes failed: ${detail ?? 'no answer'}`);
         } catch (e) {
@@ -292,8 +307,8 @@ export const startNodeAgent = async (opts: NodeAgentOptions): Promise<NodeAgent>
         }, livenessMs)
       : undefined;
 
-  const heartbeat = () =>
-    nc.publish(subjects.heartbeat(node), new TextEncoder().encode(JSON.stringify({ node, connections: [...applied.values()].filter((a) => a.desired === 'present' && a.error === undefined).length })));
+  const programmedSides = () => [...applied.values()].filter((a) => a.desired === 'present' && a.error === undefined).length;
+  const heartbeat = () => nc.publish(subjects.heartbeat(node), new TextEncoder().encode(JSON.stringify({ node, connections: programmedSides() })));
   const hbTimer = setInterval(heartbeat, opts.heartbeatMs ?? 5000);
 
   let loop: Promise<void> | undefined;
@@ -307,6 +322,7 @@ export const startNodeAgent = async (opts: NodeAgentOptions): Promise<NodeAgent>
 
   return {
     ready,
+    programmedSides,
     stop: async () => {
       stopping = true;
       clearInterval(hbTimer);

@@ -9,7 +9,7 @@ import * as E from 'fp-ts/lib/Either.js';
 import { parseTunnelRange } from '../../aggregates/tunnelPool.ts';
 import { checkNetnsDirs } from '../contracts/netnsRef.ts';
 import type { FederationOptions } from '../runtime/federation.ts';
-import { checkDomain, fail, must } from './kit.ts';
+import { checkDomain, fail, must, port } from './kit.ts';
 import { parseDuration } from './parse.ts';
 
 export interface Flag {
@@ -78,6 +78,20 @@ export const processSecurityFlags = {
 export const httpHostFlag = {
   'http-host': str('ADDR', 'the address the HTTP API listens on (HTTPS with the deployment\'s certificate unless --insecure)', { defaultText: '127.0.0.1' }),
 } as const;
+
+/** The opt-in metrics listener: /metrics in plaintext without a token (docs/observability.md). */
+export const metricsFlags = {
+  'metrics-port': str('N', 'also serve /metrics on this port, plaintext and without a token, for a Prometheus on this host (aggregate numbers only)', { defaultText: 'none' }),
+  'metrics-host': str('ADDR', 'the address the --metrics-port listener listens on', { defaultText: '127.0.0.1' }),
+} as const;
+
+export const metricsOptions = (v: { 'metrics-port'?: string; 'metrics-host'?: string }) => {
+  if (v['metrics-host'] !== undefined && v['metrics-port'] === undefined) fail('--metrics-host needs --metrics-port');
+  return {
+    ...(v['metrics-port'] !== undefined ? { metricsPort: port(v['metrics-port'], '--metrics-port', 0) } : {}),
+    ...(v['metrics-host'] !== undefined ? { metricsHost: v['metrics-host'] } : {}),
+  };
+};
 
 /** The control plane's healing timers (docs/healing.md). */
 export const healingFlags = {

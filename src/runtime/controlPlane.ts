@@ -13,7 +13,7 @@ import type { Checkpoints } from '../ports/checkpoints.ts';
 import { natsCheckpoints } from '../../infra/nats/checkpoints.ts';
 import { agentActor, COMMAND_KINDS, decodeCommand, ID_PATTERN, isCommandKind, netnsProblem, senderProblem, type CommandMessage } from '../contracts/commands.ts';
 import * as D from '../contracts/decode.ts';
-import type { EventEnvelope, StoredCommit } from '../contracts/envelope.ts';
+import type { Commit, EventEnvelope, StoredCommit } from '../contracts/envelope.ts';
 import type { NodeCommand } from '../contracts/nodeCommands.ts';
 import { queryError, type CommandReply, type QueryError, type QueryReply, type ReplyErrorCode } from '../contracts/replies.ts';
 import type { EventStore } from '../ports/eventStore.ts';
@@ -75,6 +75,19 @@ export interface ControlPlaneOptions {
    * makes them in its setup step, and the control plane only checks that they are there.
    */
   readonly createStreams?: boolean;
+  /** Told of commands and appends as they happen (the process's metrics, src/runtime/metrics.ts). */
+  readonly observer?: ControlPlaneObserver;
+}
+
+/** What the control plane tells its process's metrics; kinds as the subject names them (the observer bounds them). */
+export interface ControlPlaneObserver {
+  commandHandled(kind: string): void;
+  /** reason: the reply's error code, or "shed". */
+  commandRefused(kind: string, reason: string): void;
+  /** Left for redelivery: infrastructure trouble. */
+  commandDeferred(kind: string): void;
+  /** A commit this process stored (not a duplicate). */
+  appended(commit: Commit): void;
 }
 
 export interface ControlPlane {
@@ -133,7 +146,10 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
     }));
   const store = withConnectionNotifications(
     rawStore,
-    (c) => view.offer(c),
+    (c) => {
+      view.offer(c);
+      opts.observer?.appended(c);
+    },
     (id) => view.current.connections.byId[id]?.actor,
     (actor, commit) => nc.publish(subjects.notify(toActorToken(actor), commit.stream), enc.encode(JSON.stringify(commit, bigintsAsStrings))),
   );
@@ -345,10 +361,11 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
   const reply = (actor: string, commandId: string, r: CommandReply) => {
     if (ID_PATTERN.test(commandId) && ACTOR_PATTERN.test(actor)) nc.publish(subjects.reply(actor, commandId), enc.encode(JSON.stringify(r)));
   };
-  const rejectMsg = (m: JsMsg, actor: string | undefined, commandId: string | undefined, code: ReplyErrorCode, message: string) => {
+  const rejectMsg = (m: JsMsg, kind: string | undefined, actor: string | undefined, commandId: string | undefined, code: ReplyErrorCode, message: string) => {
     log.info('command rejected', { subject: m.subject, commandId, code, reason: message });
     if (commandId && actor) reply(actor, commandId, { ok: false, commandId, error: { code, message } });
     stats.commandsRejected++;
+    opts.observer?.commandRefused(kind ?? 'unknown', code);
     m.term();
   };
 
@@ -358,9 +375,10 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
     for (const [lane, n] of shedCounts) log.warn('commands shed: too many waiting from one sender', { sender: lane, shed: n, waitingLimit: MAX_QUEUED_PER_SENDER });
     shedCounts.clear();
   }, 1000);
-  const shed = (m: JsMsg, actor: string, commandId: string | undefined) => {
+  const shed = (m: JsMsg, kind: string, actor: string, commandId: string | undefined) => {
     shedCounts.set(actor, (shedCounts.get(actor) ?? 0) + 1);
     stats.commandsShed++;
+    opts.observer?.commandRefused(kind, 'shed');
     if (commandId) reply(actor, commandId, { ok: false, commandId, error: { code: 'unavailable', message: `${MAX_QUEUED_PER_SENDER} commands from ${actor} are already waiting; this one was not taken: send it again later` } });
     m.term();
   };
@@ -386,9 +404,10 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
       },
     });
     if (E.isLeft(r)) {
-      if (r.left.kind === 'domain') return rejectMsg(m, msg.actor, msg.id, r.left.error.code, r.left.error.message);
+      if (r.left.kind === 'domain') return rejectMsg(m, msg.kind, msg.actor, msg.id, r.left.error.code, r.left.error.message);
       // Infrastructure trouble: leave the command for redelivery.
       log.warn('command deferred', { commandId: msg.id, error: execErrorMessage(r.left) });
+      opts.observer?.commandDeferred(msg.kind);
       m.nak(1000);
       return;
     }
@@ -404,6 +423,7 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
       noop: r.right.events.length === 0,
     });
     stats.commandsApplied++;
+    opts.observer?.commandHandled(msg.kind);
     m.ack();
   };
 
@@ -436,7 +456,7 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
       // work (parsing, signatures), so that a backlog of any size costs little and cannot keep
       // other senders' commands from being read.
       if (addressed && cmdQueue.queuedIn(addressed.actor) >= MAX_QUEUED_PER_SENDER) {
-        shed(m, addressed.actor, msgId && ID_PATTERN.test(msgId) ? msgId : undefined);
+        shed(m, addressed.kind, addressed.actor, msgId && ID_PATTERN.test(msgId) ? msgId : undefined);
         continue;
       }
       const parsed = D.parseJson(m.data, COMMAND_MAX_BYTES);
@@ -445,32 +465,32 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
       const bodyId = E.isRight(parsed) ? (parsed.right as { id?: unknown } | null)?.id : undefined;
       const claimedId = typeof bodyId === 'string' && ID_PATTERN.test(bodyId) ? bodyId : msgId && ID_PATTERN.test(msgId) ? msgId : undefined;
       if (!addressed) {
-        rejectMsg(m, undefined, claimedId, 'unknown-command', `"${m.subject}" is not a command subject (nsm.${opts.domain}.cmd.<aggregate>.<verb>.<actor>)`);
+        rejectMsg(m, undefined, undefined, claimedId, 'unknown-command', `"${m.subject}" is not a command subject (nsm.${opts.domain}.cmd.<aggregate>.<verb>.<actor>)`);
         continue;
       }
       const { kind, actor } = addressed;
       if (!isCommandKind(kind)) {
-        rejectMsg(m, actor, claimedId, 'unknown-command', `unknown command "${kind}"; known: ${COMMAND_KINDS.join(', ')}`);
+        rejectMsg(m, kind, actor, claimedId, 'unknown-command', `unknown command "${kind}"; known: ${COMMAND_KINDS.join(', ')}`);
         continue;
       }
       if (E.isLeft(parsed)) {
-        rejectMsg(m, actor, claimedId, 'invalid', `${kind}: ${parsed.left.message}`);
+        rejectMsg(m, kind, actor, claimedId, 'invalid', `${kind}: ${parsed.left.message}`);
         continue;
       }
       const decoded = decodeCommand(kind, actor, parsed.right);
       if (E.isLeft(decoded)) {
-        rejectMsg(m, actor, claimedId, 'invalid', `${kind}: ${D.formatDecodeError(decoded.left)}`);
+        rejectMsg(m, kind, actor, claimedId, 'invalid', `${kind}: ${D.formatDecodeError(decoded.left)}`);
         continue;
       }
       const msg = decoded.right;
       const impostor = senderProblem(msg);
       if (impostor) {
-        rejectMsg(m, actor, claimedId, 'forbidden', impostor);
+        rejectMsg(m, kind, actor, claimedId, 'forbidden', impostor);
         continue;
       }
       const badNetns = netnsProblem(msg, opts.netnsDirs ?? []);
       if (badNetns) {
-        rejectMsg(m, actor, claimedId, 'invalid', `${kind}: ${badNetns}`);
+        rejectMsg(m, kind, actor, claimedId, 'invalid', `${kind}: ${badNetns}`);
         continue;
       }
       const stream = streamOf(msg);
@@ -489,7 +509,7 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
             if (verdict.code === 'retry' && m.info.redeliveryCount < MAX_EARLY_REDELIVERIES) {
               log.debug('command deferred', { commandId: msg.id, reason: verdict.message });
               m.nak(500);
-            } else rejectMsg(m, actor, claimedId, 'forbidden', verdict.message);
+            } else rejectMsg(m, kind, actor, claimedId, 'forbidden', verdict.message);
             return;
           }
           await handleCommand(m, msg, stream);

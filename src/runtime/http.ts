@@ -97,8 +97,22 @@ const NO_SUCH_RESOURCE = (path: string) =>
   `no such resource ${path.length > 200 ? `${path.slice(0, 200)}...` : path}; see /api/v1/{services,endpoints,connections,nodes,addresses,status,history/ID,replay?until=} (lists also take ?at=TIME|POSITION)`;
 
 type Send = (status: number, body: unknown, headers?: Record<string, string>) => void;
+/** A body that is not JSON (the metrics' text format). */
+type SendText = (status: number, contentType: string, text: string) => void;
 
-const handle = async (req: IncomingMessage, send: Send, ctx: () => QueryContext, log: Logger, access: HttpAccess | undefined): Promise<void> => {
+/** /metrics: the process's registry in the Prometheus text format (src/runtime/metrics.ts). */
+export interface HttpMetrics {
+  readonly contentType: string;
+  text(): Promise<string>;
+}
+
+/**
+ * Who may read /metrics on the API: whoever may ask "status" (operator, auditor), since it tells
+ * as much about the mesh (counts by service, node and state; nothing about single connections).
+ */
+const METRICS_LIKE_QUERY = 'status';
+
+const handle = async (req: IncomingMessage, send: Send, sendText: SendText, ctx: () => QueryContext, log: Logger, access: HttpAccess | undefined, metrics: HttpMetrics | undefined): Promise<void> => {
   const method = req.method ?? '';
   if (method === 'OPTIONS') return send(204, undefined, { allow: ALLOW });
   if (method !== 'GET' && method !== 'HEAD') return send(405, { error: METHOD_NOT_SERVED }, { allow: ALLOW });
@@ -116,6 +130,11 @@ const handle = async (req: IncomingMessage, send: Send, ctx: () => QueryContext,
     const actor = await access.authenticate(req.headers.authorization);
     if (E.isLeft(actor)) return send(401, { error: actor.left }, { 'www-authenticate': 'Bearer' });
     scopeOf = (query, params) => access.scope(actor.right, query, params);
+  }
+  if (path === '/metrics' && metrics) {
+    const scope = scopeOf(METRICS_LIKE_QUERY, {});
+    if (E.isLeft(scope)) return send(statusOf(scope.left.code), { error: `/metrics is for the roles that may ask "${METRICS_LIKE_QUERY}" (operator, auditor): ${scope.left.message}` });
+    return sendText(200, metrics.contentType, await metrics.text());
   }
   for (const r of routes) {
     const m = path.match(r.pattern);
@@ -144,6 +163,36 @@ export interface HttpTls {
   readonly key: string;
 }
 
+/**
+ * A request handler with its answers (JSON or text) and the guard around it: nothing a request
+ * does may take the process down; what throws is logged and answered 500.
+ */
+const guarded =
+  (log: Logger, handler: (req: IncomingMessage, send: Send, sendText: SendText) => Promise<void>) =>
+  (req: IncomingMessage, res: ServerResponse): void => {
+    // A client that goes away mid-request is not an error of ours.
+    req.on('error', (e) => log.debug('HTTP request stream error', { error: errorText(e) }));
+    res.on('error', (e) => log.debug('HTTP response stream error', { error: errorText(e) }));
+    const send: Send = (status, body, headers = {}) => {
+      if (res.headersSent) return;
+      const text = body === undefined ? '' : JSON.stringify(body, bigintsAsStrings) + '\n';
+      res.writeHead(status, { ...(body === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) }), ...headers });
+      res.end(text);
+    };
+    const sendText: SendText = (status, contentType, text) => {
+      if (res.headersSent) return;
+      res.writeHead(status, { 'content-type': contentType, 'content-length': Buffer.byteLength(text) });
+      res.end(text);
+    };
+    const failed = (e: unknown) => {
+      log.error('HTTP handler failed', { method: req.method, url: (req.url ?? '').slice(0, 200), error: errorText(e), stack: e instanceof Error ? e.stack : undefined });
+      if (!res.headersSent) send(500, { error: 'internal error; see the control plane\'s log' });
+      else res.destroy();
+    };
+    // The handler is async: whatever it throws arrives here as a rejection.
+    handler(req, send, sendText).catch(failed);
+  };
+
 /** Whether an address to listen on is a loopback one (127.0.0.0/8, ::1, localhost). */
 export const isLoopbackHost = (host: string): boolean =>
   host === 'localhost' || host === '::1' || (isIP(host) === 4 && host.startsWith('127.'));
@@ -152,27 +201,9 @@ export const isLoopbackHost = (host: string): boolean =>
  * The HTTP API on host:port: over TLS when `tls` is given (an authenticated mesh; docs/security.md
  * "HTTP API"), plaintext otherwise (only an --insecure mesh starts it so).
  */
-export const startHttpApi = (port: number, host: string, ctx: () => QueryContext, log: Logger, access?: HttpAccess, tls?: HttpTls): Promise<Server> =>
+export const startHttpApi = (port: number, host: string, ctx: () => QueryContext, log: Logger, access?: HttpAccess, tls?: HttpTls, metrics?: HttpMetrics): Promise<Server> =>
   new Promise((resolve, reject) => {
-    const handler = (req: IncomingMessage, res: ServerResponse) => {
-      // A client that goes away mid-request is not an error of ours.
-      req.on('error', (e) => log.debug('HTTP request stream error', { error: errorText(e) }));
-      res.on('error', (e) => log.debug('HTTP response stream error', { error: errorText(e) }));
-      const send: Send = (status, body, headers = {}) => {
-        if (res.headersSent) return;
-        const text = body === undefined ? '' : JSON.stringify(body, bigintsAsStrings) + '\n';
-        res.writeHead(status, { ...(body === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) }), ...headers });
-        res.end(text);
-      };
-      // The guard: nothing a request does may take the process down.
-      const failed = (e: unknown) => {
-        log.error('HTTP handler failed', { method: req.method, url: (req.url ?? '').slice(0, 200), error: errorText(e), stack: e instanceof Error ? e.stack : undefined });
-        if (!res.headersSent) send(500, { error: 'internal error; see the control plane\'s log' });
-        else res.destroy();
-      };
-      // handle() is async: whatever it throws arrives here as a rejection.
-      handle(req, send, ctx, log, access).catch(failed);
-    };
+    const handler = guarded(log, (req, send, sendText) => handle(req, send, sendText, ctx, log, access, metrics));
     const server: Server = tls ? createTlsServer({ cert: tls.cert, key: tls.key, maxHeaderSize: MAX_HEADER_BYTES, minVersion: 'TLSv1.2' }, handler) : createServer({ maxHeaderSize: MAX_HEADER_BYTES }, handler);
     // A client that fails the handshake (plaintext to the TLS port, an unknown CA) is not an error of ours.
     if (tls) server.on('tlsClientError', (e: Error) => log.debug('HTTP API: TLS handshake failed', { error: errorText(e) }));
@@ -189,6 +220,33 @@ export const startHttpApi = (port: number, host: string, ctx: () => QueryContext
       server.off('error', reject);
       server.on('error', (e) => log.error('HTTP server error', { error: errorText(e) }));
       log.info('HTTP API listening', { url: `${tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}/api/v1/`, tls: tls !== undefined });
+      resolve(server);
+    });
+  });
+
+/**
+ * The opt-in metrics listener (--metrics-port): `/metrics` only, plaintext and without a token, for
+ * a Prometheus on the same host. It serves aggregate numbers only (labels: states, kinds, reasons,
+ * causes, mechanisms and the names of services and nodes; never a connection id or an actor):
+ * loopback by default, and a warning when it listens anywhere else (docs/observability.md).
+ */
+export const startMetricsListener = (port: number, host: string, metrics: HttpMetrics, log: Logger): Promise<Server> =>
+  new Promise((resolve, reject) => {
+    if (!isLoopbackHost(host)) log.warn('metrics listener off loopback: anyone who reaches it reads the mesh\'s counts by service and node, without a token', { host, port });
+    const handler = guarded(log, async (req, send, sendText) => {
+      const method = req.method ?? '';
+      if (method !== 'GET' && method !== 'HEAD') return send(405, { error: 'only GET /metrics is served here' }, { allow: 'GET, HEAD' });
+      const target = req.url ?? '';
+      const path = target.split('?', 1)[0];
+      if (path !== '/metrics') return send(404, { error: 'this listener serves /metrics only' });
+      sendText(200, metrics.contentType, await metrics.text());
+    });
+    const server = createServer({ maxHeaderSize: MAX_HEADER_BYTES }, handler);
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      server.on('error', (e) => log.error('metrics listener error', { error: errorText(e) }));
+      log.info('metrics listening', { url: `http://${host.includes(':') ? `[${host}]` : host}:${port}/metrics` });
       resolve(server);
     });
   });

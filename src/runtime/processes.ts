@@ -16,12 +16,15 @@ import type { Dataplane } from '../../node-agent/dataplane.ts';
 import { simulatedDataplane } from '../../node-agent/simulatedDataplane.ts';
 import { formatRange } from '../../aggregates/tunnelPool.ts';
 import { agentActor } from '../contracts/commands.ts';
+import { subjectsFor } from '../contracts/subjects.ts';
 import { startControlPlane, type ControlPlane } from './controlPlane.ts';
 import { DEFAULT_HEALING, type HealingConfig } from '../workflows/healing.ts';
 import type { FederationOptions } from './federation.ts';
 import { leafnodesConfig } from '../../infra/nats/leafnodes.ts';
 import type { EventStore } from '../ports/eventStore.ts';
-import { isLoopbackHost, startHttpApi, type HttpAccess, type HttpTls } from './http.ts';
+import { isLoopbackHost, startHttpApi, startMetricsListener, type HttpAccess, type HttpTls } from './http.ts';
+import { agentMetrics, controlPlaneMetrics, createMetricsRegistry, metricsSource } from './metrics.ts';
+import type { Registry } from 'prom-client';
 import { redactUrl, type StoreChoice } from './storeChoice.ts';
 import { forgetPointer, writePointer, type Access } from '../client/index.ts';
 import { verifyApiToken } from '../security/apiToken.ts';
@@ -257,6 +260,21 @@ export const exitOnFatal = (log: Logger, stops: readonly (() => Promise<unknown>
 const DEFAULT_HTTP_HOST = '127.0.0.1';
 const hostInUrl = (host: string) => (host.includes(':') ? `[${host}]` : host);
 
+/** The opt-in plaintext metrics listener (--metrics-port, --metrics-host); its URL, or undefined when not asked for. */
+export interface MetricsListen {
+  readonly metricsPort?: number;
+  readonly metricsHost?: string;
+}
+const listenMetrics = async (o: MetricsListen, registry: Registry, log: Logger, stops: (() => Promise<unknown>)[]): Promise<string | undefined> => {
+  if (o.metricsPort === undefined) return undefined;
+  const host = o.metricsHost ?? DEFAULT_HTTP_HOST;
+  const server = await startMetricsListener(o.metricsPort, host, metricsSource(registry), log).catch((e) => {
+    throw new StartupError(`metrics cannot listen on ${host}:${o.metricsPort}: ${errorText(e)}`);
+  });
+  stops.push(() => new Promise((r) => server.close(r)));
+  return `http://${hostInUrl(host)}:${o.metricsPort}/metrics`;
+};
+
 /** The HTTP API's certificate and key, read once at start. */
 const httpTlsOf = (certFile: string, keyFile: string): HttpTls => {
   try {
@@ -317,8 +335,10 @@ export const runUp = async (o: {
   externalAddress?: string;
   /** Directories whose files may be named as workload namespaces (--netns-dir). */
   netnsDirs?: readonly string[];
-}) => {
+} & MetricsListen) => {
   const log = createLogger('nsm-up', { domain: o.domain });
+  const registry = createMetricsRegistry();
+  const cpMetrics = controlPlaneMetrics(registry, log);
   const signals = catchStopSignals(log);
   const stops: (() => Promise<unknown>)[] = [];
   exitOnFatal(log, stops);
@@ -389,18 +409,24 @@ export const runUp = async (o: {
       ...(sec ? { security: { registry: sec.registry, signer: sec.controlPlane.signer, watchRegistry: sec.registry.onChange, ...(o.tokenLifetimeMs ? { tokenLifetimeMs: o.tokenLifetimeMs } : {}) } } : {}),
       ...(fedOptions ? { federation: fedOptions } : {}),
       ...(o.netnsDirs ? { netnsDirs: o.netnsDirs } : {}),
+      observer: cpMetrics.observer,
     });
     unowned.store = undefined;
     stops.push(() => cp.stop());
+    const unwatch = cpMetrics.watch(cp, await nc.jetstreamManager());
+    stops.push(async () => unwatch());
     const httpHost = o.httpHost ?? DEFAULT_HTTP_HOST;
-    const http = await startHttpApi(o.httpPort, httpHost, () => cp.queryContext(), log, sec ? httpAccess(cp, sec.registry) : undefined, sec ? httpTlsOf(sec.paths.certFile, sec.paths.keyFile) : plaintextHttp(httpHost, log)).catch((e) => {
+    const http = await startHttpApi(o.httpPort, httpHost, () => cp.queryContext(), log, sec ? httpAccess(cp, sec.registry) : undefined, sec ? httpTlsOf(sec.paths.certFile, sec.paths.keyFile) : plaintextHttp(httpHost, log), metricsSource(registry)).catch((e) => {
       throw new StartupError(`HTTP API cannot listen on ${httpHost}:${o.httpPort}: ${errorText(e)}`);
     });
     stops.push(() => new Promise((r) => http.close(r)));
     if (dataplane) {
       const anc = await connectNats(nats.url, `nsm-agent-${o.node}`, sec ? natsAuthOptions(sec.agent.current(), {}, sec.agent.seed) : {}, log);
       stops.push(() => anc.close());
-      const agent = await startNodeAgent({
+      // The control plane's metrics have this node's command consumer already.
+      let started: NodeAgent | undefined;
+      const observer = agentMetrics(registry, o.node, { sides: () => started?.programmedSides() ?? 0, log });
+      const agent = (started = await startNodeAgent({
         nc: anc,
         domain: o.domain,
         node: o.node,
@@ -410,10 +436,12 @@ export const runUp = async (o: {
         log: createLogger('agent', { domain: o.domain }),
         ...o.agent,
         ...(sec ? { security: { registry: sec.registry, signer: sec.agent.signer } } : {}),
-      });
+        observer,
+      }));
       stops.push(() => agent.stop());
       await agent.ready;
     }
+    const metricsUrl = await listenMetrics(o, registry, log, stops);
     const federation = fed
       ? `  federation ${fed.options.registryOnly ? 'registry only' : `tunnel ids ${fed.options.tunnelIds ? formatRange(fed.options.tunnelIds) : 'all (give each domain a disjoint --tunnel-ids range)'}`}${fed.leafPort ? `; leafnodes on port ${fed.leafPort}` : ''}${fed.join?.length ? `; joined ${fed.join.map(redactUrl).join(', ')}` : ''}\n`
       : '';
@@ -422,7 +450,7 @@ export const runUp = async (o: {
       ? `  security  nkey authentication, TLS (CA ${sec.paths.caFile})\n  operator  ${sec.paths.creds('operator', 'operator')} (found by the CLI through ${pointer})\n`
       : `  security  NONE (--insecure)\n`;
     process.stderr.write(
-      `\nmesh "${o.domain}" is up\n  NATS      ${nats.url}\n  events    ${storeLabel(o.store)}\n  HTTP API  ${sec ? 'https' : 'http'}://${hostInUrl(o.httpHost ?? DEFAULT_HTTP_HOST)}:${o.httpPort}/api/v1/${sec ? ` (CA ${sec.paths.caFile}; Authorization: Bearer $(nsm token))` : ''}\n  node      ${dataplane ? `${o.node} (${dataplane.kind} dataplane)` : 'none (registry only)'}\n  data      ${o.dataDir}\n${federation}${security}` +
+      `\nmesh "${o.domain}" is up\n  NATS      ${nats.url}\n  events    ${storeLabel(o.store)}\n  HTTP API  ${sec ? 'https' : 'http'}://${hostInUrl(o.httpHost ?? DEFAULT_HTTP_HOST)}:${o.httpPort}/api/v1/${sec ? ` (CA ${sec.paths.caFile}; Authorization: Bearer $(nsm token))` : ''}\n  metrics   /metrics on the HTTP API${sec ? ' (operator or auditor token)' : ''}${metricsUrl ? `; ${metricsUrl} (no token)` : ''}\n  node      ${dataplane ? `${o.node} (${dataplane.kind} dataplane)` : 'none (registry only)'}\n  data      ${o.dataDir}\n${federation}${security}` +
         `Use it from another shell:\n  export NSM_NATS_URL=${nats.url} NSM_DOMAIN=${o.domain}\n  nsm status; nsm --help\nStop with Ctrl-C.\n\n`,
     );
   } catch (e) {
@@ -482,8 +510,10 @@ export const runControlPlane = async (o: {
   /** The HTTP API's certificate and key on an authenticated mesh; default: the deployment's, beside identities.json. */
   httpCert?: string;
   httpKey?: string;
-}) => {
+} & MetricsListen) => {
   const log = createLogger('control-plane', { domain: o.domain });
+  const registry = createMetricsRegistry();
+  const cpMetrics = controlPlaneMetrics(registry, log);
   const signals = catchStopSignals(log);
   const stops: (() => Promise<unknown>)[] = [];
   exitOnFatal(log, stops);
@@ -504,13 +534,15 @@ export const runControlPlane = async (o: {
       ...(sec ? { security: { registry: sec.registry, signer: sec.creds.signer, watchRegistry: sec.registry.onChange, ...(o.tokenLifetimeMs ? { tokenLifetimeMs: o.tokenLifetimeMs } : {}) } } : {}),
       ...(o.federation ? { federation: o.federation } : {}),
       ...(o.netnsDirs ? { netnsDirs: o.netnsDirs } : {}),
+      observer: cpMetrics.observer,
     });
   } catch (e) {
     await store?.close().catch(() => undefined);
     await nc.close().catch(() => undefined);
     throw e;
   }
-  stops.push(async () => log.info('control plane stopped', { ...cp.stats }), () => nc.close(), () => cp.stop());
+  const unwatch = cpMetrics.watch(cp, await nc.jetstreamManager());
+  stops.push(async () => log.info('control plane stopped', { ...cp.stats }), () => nc.close(), () => cp.stop(), async () => unwatch());
   if (o.httpPort !== undefined) {
     const httpHost = o.httpHost ?? DEFAULT_HTTP_HOST;
     const stopAndThrow = async (why: string): Promise<never> => {
@@ -528,11 +560,15 @@ export const runControlPlane = async (o: {
       }
       tls = httpTlsOf(cert!, key!);
     } else tls = plaintextHttp(httpHost, log);
-    const http: Server = await startHttpApi(o.httpPort, httpHost, () => cp.queryContext(), log, sec ? httpAccess(cp, sec.registry) : undefined, tls).catch((e) =>
+    const http: Server = await startHttpApi(o.httpPort, httpHost, () => cp.queryContext(), log, sec ? httpAccess(cp, sec.registry) : undefined, tls, metricsSource(registry)).catch((e) =>
       stopAndThrow(`HTTP API cannot listen on ${httpHost}:${o.httpPort}: ${errorText(e)}`),
     );
     stops.push(() => new Promise((r) => http.close(r)));
   }
+  await listenMetrics(o, registry, log, stops).catch(async (e) => {
+    await stopAll(stops, log);
+    throw e;
+  });
   log.info('control plane running', { url, events: storeLabel(o.store), authenticated: sec !== undefined });
   await signals.untilStopped(stops);
 };
@@ -549,8 +585,9 @@ export const runAgent = async (o: {
   agent?: AgentTimings;
   externalAddress?: string;
   netnsDirs?: readonly string[];
-}) => {
+} & MetricsListen) => {
   const log = createLogger('agent', { domain: o.domain, node: o.node });
+  const registry = createMetricsRegistry();
   const signals = catchStopSignals(log);
   const stops: (() => Promise<unknown>)[] = [];
   exitOnFatal(log, stops);
@@ -562,7 +599,14 @@ export const runAgent = async (o: {
   const sec = o.access.credentials ? secureIdentity(o.access, o.identitiesFile, 'agent', o.node, log) : undefined;
   if (!sec) log.warn(insecureWarning(url));
   const nc = await connectNats(url, `nsm-agent-${o.node}`, connectionAuth(sec?.creds.current(), o.access.tlsCaFile, sec?.creds.seed), log);
-  const agent: NodeAgent = await startNodeAgent({
+  // Alone, the agent reports its own command consumer's backlog (it may read that consumer's info).
+  let started: NodeAgent | undefined;
+  const observer = agentMetrics(registry, o.node, {
+    sides: () => started?.programmedSides() ?? 0,
+    consumer: { jsm: await nc.jetstreamManager({ checkAPI: false }), subjects: subjectsFor(o.domain) },
+    log,
+  });
+  const agent: NodeAgent = (started = await startNodeAgent({
     nc,
     domain: o.domain,
     node: o.node,
@@ -572,8 +616,13 @@ export const runAgent = async (o: {
     log,
     ...o.agent,
     ...(sec ? { security: { registry: sec.registry, signer: sec.creds.signer } } : {}),
-  });
+    observer,
+  }));
   stops.push(() => nc.close(), () => agent.stop());
   await agent.ready;
+  await listenMetrics(o, registry, log, stops).catch(async (e) => {
+    await stopAll(stops, log);
+    throw e;
+  });
   await signals.untilStopped(stops);
 };

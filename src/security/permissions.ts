@@ -103,7 +103,8 @@ export const logReaderPermissions = (domain: string): string[] => {
 };
 
 /**
- * The control plane's JetStream API: reads of any stream (info, message get, direct get),
+ * The control plane's JetStream API: reads of any stream (info, message get, direct get), the
+ * info of the agents' durable consumers (their backlogs, for the metrics),
  * consumers on the streams it reads (ordered consumers on the log, the seals, the snapshot store
  * and the copy of peers' registries; its durable consumer of the command stream), purging a
  * replaced snapshot's chunks, and creating and updating the copy of peers' registries
@@ -129,6 +130,9 @@ const controlPlaneJetStream = (domain: string): string[] => {
     `$JS.API.CONSUMER.INFO.${commands}.${CONTROL_PLANE_CONSUMER}`,
     `$JS.API.CONSUMER.MSG.NEXT.${commands}.${CONTROL_PLANE_CONSUMER}`,
     `$JS.ACK.${commands}.>`,
+    // The agents' durable consumers, read only: their backlogs are metrics (nsm_node_command_consumer_*;
+    // a dead agent's backlog is seen only from outside it). It already reads every message of that stream.
+    `$JS.API.CONSUMER.INFO.${s.streams.nodeCommands}.*`,
     // The chunks of a replaced snapshot; flow control of the ordered consumer that reads a snapshot.
     `$JS.API.STREAM.PURGE.${snapshots}`,
     `$JS.FC.${snapshots}.>`,

@@ -4,7 +4,7 @@ import { defaultDataDir } from '../../client/index.ts';
 import { runAgent } from '../../runtime/processes.ts';
 import { defineCommand } from '../command.ts';
 import { checkDomain, defaultDomain, defaultNode, identitiesOf, processAccess } from '../kit.ts';
-import { agentFlags, agentOptions, common, dataplaneFlag, netnsDirFlag, netnsDirsOption, nodeFlag, processSecurityFlags, str } from '../options.ts';
+import { agentFlags, agentOptions, common, dataplaneFlag, metricsFlags, metricsOptions, netnsDirFlag, netnsDirsOption, nodeFlag, processSecurityFlags, str } from '../options.ts';
 
 export const agent = defineCommand({
   name: 'agent',
@@ -13,6 +13,7 @@ export const agent = defineCommand({
     'nsm agent --node NAME [--server URL] [--domain D] [--dataplane simulated|linux]',
     '          [--netns NODE_NS] [--underlay ADDR] [--external-address ADDR] [--state-dir DIR] [--liveness-interval 2s]',
     '          [--heartbeat 5s] [--creds FILE] [--identities FILE] [--insecure] [--netns-dir DIR]...',
+    '          [--metrics-port N [--metrics-host ADDR]]   (/metrics without a token; docs/observability.md)',
   ],
   description: `
 A node agent: joins the node, reconciles its dataplane with what the control plane wants for the
@@ -29,6 +30,7 @@ The linux dataplane needs root: see docs/dataplane.md.`,
     'external-address': str('ADDR', 'where nodes of other domains reach this node (NAT); its own domain uses --underlay'),
     'state-dir': str('DIR', "where the node's WireGuard key lives", { defaultText: '<data dir of the domain>/agent-<node>' }),
     ...agentFlags,
+    ...metricsFlags,
     ...processSecurityFlags,
     ...netnsDirFlag,
   },
@@ -50,6 +52,7 @@ The linux dataplane needs root: see docs/dataplane.md.`,
       stateDir: v['state-dir'] ?? join(defaultDataDir(domain), `agent-${node}`),
       ...(v['external-address'] ? { externalAddress: v['external-address'] } : {}),
       ...netnsDirsOption(v),
+      ...metricsOptions(v),
     });
   },
 });
