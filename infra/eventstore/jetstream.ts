@@ -7,8 +7,8 @@ import { asPosition, START, type Commit, type Position, type StoredCommit } from
 import type { AppendResult, EventStore, ExpectedVersion, StoreError, StreamRead, Subscription } from '../../src/ports/eventStore.ts';
 import { ensureStreams, isWrongLastSequence } from '../nats/streams.ts';
 import { subjectsFor, type Subjects } from '../../src/contracts/subjects.ts';
-import { sleep, backoff } from '../../src/lib/time.ts';
 import { consumeOrdered } from '../nats/consumers.ts';
+import { publishRetrying } from '../nats/publish.ts';
 
 interface DirectGet {
   getMessage(stream: string, query: { seq: number; next_by_subj?: string }): Promise<{ seq: number; data: Uint8Array; time: Date }>;
@@ -18,9 +18,13 @@ const dec = new TextDecoder();
 
 export interface JetStreamStoreOptions {
   readonly replicas?: number;
+  /** How long one publish attempt waits for JetStream's answer. */
   readonly publishTimeoutMs?: number;
-  /** Attempts for a publish that timed out or found no responder; same msgID, so never stored twice. */
-  readonly publishAttempts?: number;
+  /**
+   * How long a publish that timed out or found no stream leader is tried again, with the same
+   * msgID, so never stored twice (infra/nats/publish.ts): longer than a leader election.
+   */
+  readonly publishWithinMs?: number;
   /** false: open an existing log only (readers such as `nsm audit`), never create the streams. */
   readonly create?: boolean;
   /**
@@ -48,7 +52,6 @@ const decodeCommit = (data: Uint8Array, seq: number): StoredCommit => {
 };
 
 const natsCode = (e: unknown): string | undefined => (e as NatsError)?.code;
-const isTransient = (e: unknown): boolean => ['TIMEOUT', '503', 'CONNECTION_CLOSED', 'CONNECTION_DRAINING', 'DISCONNECT'].includes(natsCode(e) ?? '');
 const unavailable = (e: unknown): StoreError => ({ kind: 'unavailable', message: (e as Error)?.message ?? String(e) });
 
 export const jetStreamEventStore = async (
@@ -81,8 +84,8 @@ export const jetStreamEventStore = async (
       return { foreign: reason };
     }
   };
-  const attempts = opts.publishAttempts ?? 5;
-  const timeout = opts.publishTimeoutMs ?? 5000;
+  const attemptTimeoutMs = opts.publishTimeoutMs ?? 5000;
+  const withinMs = opts.publishWithinMs ?? 30_000;
   const live = new Set<ConsumerMessages>();
 
   const lastSeq = async (): Promise<number> => (await jsm.streams.info(streamName)).state.last_seq;
@@ -90,25 +93,19 @@ export const jetStreamEventStore = async (
   const append = (commit: Commit, expected: ExpectedVersion) => async (): Promise<E.Either<StoreError, AppendResult>> => {
     const data = enc.encode(JSON.stringify(commit));
     const expect = expected === 'any' ? {} : { lastSubjectSequence: expected === 'none' ? 0 : expected };
-    for (let attempt = 1; ; attempt++) {
-      try {
-        const ack = await js.publish(subjects.event(commit.stream), data, { msgID: commit.commitId, expect, timeout });
-        return E.right({ revision: ack.seq, position: asPosition(ack.seq), duplicate: ack.duplicate });
-      } catch (e) {
-        if (isWrongLastSequence(e)) {
-          return E.left({
-            kind: 'wrong-expected-version',
-            stream: commit.stream,
-            expected,
-            message: `stream ${commit.stream} moved past revision ${String(expected)}`,
-          });
-        }
-        if (isTransient(e) && attempt < attempts) {
-          await sleep(backoff(attempt, { baseMs: 100, capMs: 2000 }));
-          continue;
-        }
-        return E.left(unavailable(e));
+    try {
+      const ack = await publishRetrying(js, subjects.event(commit.stream), data, { msgID: commit.commitId, expect, attemptTimeoutMs, withinMs });
+      return E.right({ revision: ack.seq, position: asPosition(ack.seq), duplicate: ack.duplicate });
+    } catch (e) {
+      if (isWrongLastSequence(e)) {
+        return E.left({
+          kind: 'wrong-expected-version',
+          stream: commit.stream,
+          expected,
+          message: `stream ${commit.stream} moved past revision ${String(expected)}`,
+        });
       }
+      return E.left(unavailable(e));
     }
   };
 

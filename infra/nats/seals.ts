@@ -10,6 +10,7 @@ import { decodeSeal } from '../../src/contracts/seal.ts';
 import { ensureStreams, isWrongLastSequence } from './streams.ts';
 import { subjectsFor, type Subjects } from '../../src/contracts/subjects.ts';
 import { consumeOrdered } from './consumers.ts';
+import { publishRetrying } from './publish.ts';
 
 const enc = new TextEncoder();
 
@@ -64,9 +65,10 @@ export const jetStreamSealStore = async (nc: NatsConnection, domain: string | Su
 
   const append = async (seal: Seal, afterSequence: number): Promise<SealAppend> => {
     try {
-      const ack = await js.publish(subjects.seal, enc.encode(JSON.stringify(seal)), {
+      const ack = await publishRetrying(js, subjects.seal, enc.encode(JSON.stringify(seal)), {
         msgID: `seal-${seal.from}-${seal.to}`,
         expect: { lastSubjectSequence: afterSequence },
+        attemptTimeoutMs: 5000,
       });
       return { kind: 'appended', sequence: ack.seq, duplicate: ack.duplicate };
     } catch (e) {

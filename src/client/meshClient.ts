@@ -13,6 +13,8 @@ import { connectionAuth, signerOf, type Credentials } from '../security/credenti
 import type { Signer } from '../security/keys.ts';
 import { clientSegment } from '../security/pathToken.ts';
 import { sleep } from '../lib/time.ts';
+import { serverList } from '../lib/servers.ts';
+import { publishRetrying } from '../../infra/nats/publish.ts';
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -33,7 +35,17 @@ export interface MeshClientOptions {
   readonly timeoutMs?: number;
   /** Signs the client's path segment on connection requests and refreshes (authenticated meshes). */
   readonly signer?: Signer;
+  /**
+   * How long a command's publish is tried again (same msgID) while JetStream does not answer:
+   * a cluster electing a new stream leader (docs/operations.md). Default 30 s.
+   */
+  readonly publishWithinMs?: number;
+  /** Told of each publish attempt that failed and is made again (benchmarks count them). */
+  readonly onPublishRetry?: (attempt: number, error: unknown) => void;
 }
+
+/** Longer than a stream leader election (about 4 s), well inside the duplicate window (2 min). */
+export const DEFAULT_SEND_WITHIN_MS = 30_000;
 
 export interface ConnectOptions extends Omit<MeshClientOptions, 'actor'> {
   /** Required without credentials; with them it must be theirs. */
@@ -77,7 +89,7 @@ export class MeshClient {
     if (actor === undefined) return E.left({ code: 'invalid', message: 'an actor or credentials are needed' });
     const auth = connectionAuth(creds, opts.tlsCaFile);
     try {
-      const nc = await connect({ servers: url, timeout: 3000, name: `nsm ${actor}`, ...auth });
+      const nc = await connect({ servers: serverList(url), timeout: 3000, name: `nsm ${actor}`, ...auth });
       const signer = opts.signer ?? (creds ? signerOf(creds) : undefined);
       return E.right(new MeshClient(nc, { ...opts, actor, ...(signer ? { signer } : {}) }, true));
     } catch (e) {
@@ -104,7 +116,8 @@ export class MeshClient {
     body = this.signed(kind, body);
     let sub: Subscription | undefined;
     try {
-      sub = wait ? this.nc.subscribe(this.subjects.reply(this.actor, id), { max: 1, timeout }) : undefined;
+      // Subscribed before the publish, so the answer cannot come first; its timer starts once the command is stored.
+      sub = wait ? this.nc.subscribe(this.subjects.reply(this.actor, id), { max: 1 }) : undefined;
     } catch (e) {
       // A connection closed for good (reconnects exhausted, or closed by its owner) throws here:
       // an answer like any other failure to reach the mesh, not an exception for every caller.
@@ -119,27 +132,36 @@ export class MeshClient {
       return E.left({ code: 'invalid', message: `${kind}: command too large (${data.byteLength} bytes, at most ${COMMAND_MAX_BYTES})` });
     }
     const [aggregate, verb] = kind.split('.') as [string, string];
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await this.nc.jetstream().publish(this.subjects.command(aggregate, verb, this.actor), data, { msgID: id, timeout: 5000 });
-        break;
-      } catch (e) {
-        const code = (e as { code?: string }).code;
-        if (attempt < 4 && (code === 'TIMEOUT' || code === '503')) continue;
-        sub?.unsubscribe();
-        const message = code === '503' ? `no command stream for domain "${this.opts.domain}": is a mesh running there?` : (e as Error).message;
-        return E.left({ code: 'unavailable', message });
-      }
+    try {
+      // Same msgID on every attempt: a stream leader lost mid-publish (a cluster electing another)
+      // delays the command, and it is stored once however many attempts it took.
+      await publishRetrying(this.nc.jetstream(), this.subjects.command(aggregate, verb, this.actor), data, {
+        msgID: id,
+        withinMs: this.opts.publishWithinMs ?? DEFAULT_SEND_WITHIN_MS,
+        ...(this.opts.onPublishRetry ? { onRetry: this.opts.onPublishRetry } : {}),
+      });
+    } catch (e) {
+      sub?.unsubscribe();
+      const code = (e as { code?: string }).code;
+      const message = code === '503' ? `no command stream for domain "${this.opts.domain}" answered: is a mesh running there?` : (e as Error).message;
+      return E.left({ code: 'unavailable', message });
     }
     if (!sub) return E.right({ queued: true, commandId: id });
+    const noAnswer: ClientError = { code: 'timeout', message: `no answer within ${timeout} ms; the command ${id} is queued and will run when a control plane is up` };
+    let timer: NodeJS.Timeout | undefined;
+    const answered = sub;
     try {
-      for await (const m of sub) {
-        const r = JSON.parse(dec.decode(m.data)) as CommandReply;
-        return r.ok ? E.right(r) : E.left({ code: r.error.code, message: r.error.message });
-      }
-      return E.left({ code: 'timeout', message: `no answer within ${timeout} ms; the command ${id} is queued and will run when a control plane is up` });
+      const expired = new Promise<'expired'>((r) => (timer = setTimeout(() => r('expired'), timeout)));
+      const first = answered[Symbol.asyncIterator]().next();
+      const got = await Promise.race([first, expired]);
+      if (got === 'expired' || got.done) return E.left(noAnswer);
+      const r = JSON.parse(dec.decode(got.value.data)) as CommandReply;
+      return r.ok ? E.right(r) : E.left({ code: r.error.code, message: r.error.message });
     } catch {
-      return E.left({ code: 'timeout', message: `no answer within ${timeout} ms; the command ${id} is queued and will run when a control plane is up` });
+      return E.left(noAnswer);
+    } finally {
+      clearTimeout(timer);
+      answered.unsubscribe();
     }
   }
 
