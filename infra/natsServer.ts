@@ -22,6 +22,11 @@ export interface NatsServerOptions {
   readonly readyTimeoutMs?: number;
   /** How the readiness probe connects when the server requires credentials and TLS. */
   readonly probe?: Partial<ConnectionOptions>;
+  /**
+   * When the server counts as started: JetStream answers (default), or it takes connections (a
+   * cluster server, whose JetStream waits for a quorum of the others: see waitForJetStream).
+   */
+  readonly readiness?: 'jetstream' | 'connect';
 }
 
 export interface RunningNatsServer {
@@ -42,6 +47,8 @@ export interface RunningNatsServer {
   /** Makes the server read its configuration again (the files it includes may have changed). */
   reload(timeoutMs?: number): Promise<E.Either<string, void>>;
   readonly exited: Promise<number | null>;
+  /** False once the server has exited. */
+  isRunning(): boolean;
   /** How the server is tied to this process (./ownedChild.ts). */
   readonly tie: Tie;
   /** What the start had to clear first (a server an earlier, crashed start left behind), for the log. */
@@ -307,15 +314,14 @@ const clearStaleServer = async (dataDir: string, confFile: string): Promise<E.Ei
 };
 
 /** Waits until JetStream answers, not just until the port is open. */
-const waitReady = async (url: string, deadline: number, exited: () => boolean, probe: Partial<ConnectionOptions> = {}): Promise<E.Either<string, void>> => {
+const waitReady = async (url: string, deadline: number, exited: () => boolean, probe: Partial<ConnectionOptions> = {}, jetstream = true): Promise<E.Either<string, void>> => {
   let last = 'not started';
   while (Date.now() < deadline) {
     if (exited()) return E.left('nats-server exited during start');
     try {
       const nc = await connect({ ...probe, servers: url, reconnect: false, timeout: 500 });
       try {
-        const jsm = await nc.jetstreamManager({ timeout: 1000 });
-        await jsm.getAccountInfo();
+        if (jetstream) await (await nc.jetstreamManager({ timeout: 1000 })).getAccountInfo();
         return E.right(undefined);
       } finally {
         await nc.close();
@@ -370,6 +376,20 @@ export const reloadServerOn = async (dataDir: string, timeoutMs = 10_000): Promi
   return E.map(() => 'reloaded' as const)(r);
 };
 
+/**
+ * The configuration file of one server: its name, client listener, JetStream store, and the
+ * lines that follow (authorization include, cluster or leafnode blocks). `nsm init --cluster`
+ * writes each cluster server's file with this, and `nsm up --cluster-node` runs the same one.
+ */
+export const natsServerConfig = (o: { serverName: string; host: string; port: number; storeDir: string; jetstreamDomain?: string; extra: string }): string =>
+  [
+    `server_name: ${JSON.stringify(o.serverName)}`,
+    `listen: "${o.host.includes(':') ? `[${o.host}]` : o.host}:${o.port}"`,
+    'max_payload: 1048576',
+    `jetstream { store_dir: ${JSON.stringify(o.storeDir)}${o.jetstreamDomain ? `, domain: ${JSON.stringify(o.jetstreamDomain)}` : ''} }`,
+    o.extra,
+  ].join('\n') + '\n';
+
 export const startNatsServer = async (opts: NatsServerOptions): Promise<E.Either<string, RunningNatsServer>> => {
   const bin = await findNatsServer();
   if (E.isLeft(bin)) return bin;
@@ -389,16 +409,10 @@ export const startNatsServer = async (opts: NatsServerOptions): Promise<E.Either
   // place of ours, which exits on the failed bind.
   if (!(await portIsFree(opts.port, host))) return E.left(`cannot start nats-server: ${host}:${opts.port} is already in use (another nsm up or nats-server?)`);
   const writeConfig = (extra: string) => {
+    // It may hold a secret: a leafnode remote's password (docs/federation.md).
     writeFileSync(
       confFile,
-      [
-        `server_name: ${JSON.stringify(opts.serverName ?? `nsm-${opts.port}`)}`,
-        `listen: "${host}:${opts.port}"`,
-        'max_payload: 1048576',
-        `jetstream { store_dir: ${JSON.stringify(join(dataDir, 'jetstream'))}${opts.jetstreamDomain ? `, domain: ${JSON.stringify(opts.jetstreamDomain)}` : ''} }`,
-        extra,
-      ].join('\n') + '\n',
-      // It may hold a secret: a leafnode remote's password (docs/federation.md).
+      natsServerConfig({ serverName: opts.serverName ?? `nsm-${opts.port}`, host, port: opts.port, storeDir: join(dataDir, 'jetstream'), ...(opts.jetstreamDomain ? { jetstreamDomain: opts.jetstreamDomain } : {}), extra }),
       { mode: 0o600 },
     );
     chmodSync(confFile, 0o600);
@@ -421,8 +435,8 @@ export const startNatsServer = async (opts: NatsServerOptions): Promise<E.Either
     // Unless a later start on this data dir has replaced it.
     if (readPidRecord(pidFile)?.pid === child.pid) rmSync(pidFile, { force: true });
   });
-  const url = `nats://${host}:${opts.port}`;
-  const ready = await waitReady(url, Date.now() + (opts.readyTimeoutMs ?? 15000), () => hasExited, opts.probe);
+  const url = `nats://${host.includes(':') ? `[${host}]` : host}:${opts.port}`;
+  const ready = await waitReady(url, Date.now() + (opts.readyTimeoutMs ?? 15000), () => hasExited, opts.probe, opts.readiness !== 'connect');
   // Our child may have lost a race for the port: then whatever answered was not ours.
   if (E.isRight(ready) && hasExited) return E.left(`nats-server exited during start (port ${opts.port}); full log in ${logFile}`);
   const stop = async (graceMs = 5000) => {
@@ -455,6 +469,7 @@ export const startNatsServer = async (opts: NatsServerOptions): Promise<E.Either
     },
     reload: async (timeoutMs = 10_000) => (hasExited ? E.left('nats-server is not running') : signalReload(child.pid!, { confFile, logFile, gone: () => hasExited, timeoutMs })),
     exited,
+    isRunning: () => !hasExited,
     tie,
     notes: stale.right,
   });

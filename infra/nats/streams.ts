@@ -145,8 +145,9 @@ export const provisionMesh = async (nc: NatsConnection, s: Subjects, o: Provisio
     updated.push(s.streams.commands);
   }
   const js = nc.jetstream();
-  await js.views.kv(s.checkpointBucket, CHECKPOINT_KV);
-  await js.views.kv(s.leaseBucket, leaseKv(o.leaseTtlMs));
+  // Replicated like the streams: the lease and the checkpoints must outlive any one server.
+  await js.views.kv(s.checkpointBucket, { ...CHECKPOINT_KV, replicas: o.replicas ?? 1 });
+  await js.views.kv(s.leaseBucket, { ...leaseKv(o.leaseTtlMs), replicas: o.replicas ?? 1 });
   await js.views.os(s.snapshotBucket, snapshotOs(o.replicas));
   const created: string[] = [];
   for (const { name } of meshStreams(s)) {

@@ -30,6 +30,8 @@ export interface QueryContext {
   readonly waitFor?: (position: number) => Promise<void>;
   /** The serving process: memory, uptime, what it did (control plane only). */
   readonly runtime?: (o: { gc: boolean }) => unknown;
+  /** The NATS cluster as JetStream reports it: servers, stream leaders and replicas' lag, the lease holder (control plane only). */
+  readonly cluster?: () => Promise<unknown>;
   /** Other domains of the federation (docs/federation.md); absent when this domain is not federated. */
   readonly federation?: FederationQueries;
 }
@@ -75,8 +77,8 @@ const connectionFilter = D.object(
   { state: D.literal(...PHASES), node: name, endpoint: name, service: name, actor: D.string({ min: 1, max: 128 }), includeClosed: D.boolean },
 );
 
-export type QueryName = 'services' | 'endpoints' | 'connections' | 'connection' | 'nodes' | 'node-desired' | 'addresses' | 'history' | 'status' | 'replay' | 'projections-rebuild' | 'policy' | 'runtime' | 'peers' | 'remote-endpoints' | 'failed-steps' | 'limits';
-export const QUERY_NAMES: readonly QueryName[] = ['services', 'endpoints', 'connections', 'connection', 'nodes', 'node-desired', 'addresses', 'history', 'status', 'replay', 'projections-rebuild', 'policy', 'runtime', 'peers', 'remote-endpoints', 'failed-steps', 'limits'];
+export type QueryName = 'services' | 'endpoints' | 'connections' | 'connection' | 'nodes' | 'node-desired' | 'addresses' | 'history' | 'status' | 'replay' | 'projections-rebuild' | 'policy' | 'runtime' | 'peers' | 'remote-endpoints' | 'failed-steps' | 'limits' | 'cluster';
+export const QUERY_NAMES: readonly QueryName[] = ['services', 'endpoints', 'connections', 'connection', 'nodes', 'node-desired', 'addresses', 'history', 'status', 'replay', 'projections-rebuild', 'policy', 'runtime', 'peers', 'remote-endpoints', 'failed-steps', 'limits', 'cluster'];
 /** Queries over the model that also answer for a past moment, with an `at` parameter. */
 export const TIME_TRAVEL_QUERIES: readonly QueryName[] = ['services', 'endpoints', 'connections', 'connection', 'nodes', 'addresses', 'status'];
 
@@ -214,6 +216,9 @@ const answerQuery = async (ctx: QueryContext, q: string, params: unknown, page?:
       return E.right(Object.values(m.workflow.failed));
     case 'limits':
       return E.right({ defaults: DEFAULT_LIMITS, ...m.limits, usage: m.connections.byActor });
+    case 'cluster':
+      if (!ctx.cluster) return E.left(queryError('invalid', 'cluster: only a control plane answers this query'));
+      return E.right(await ctx.cluster());
     case 'runtime': {
       const f = D.object({}, { gc: D.boolean })(p, 'params');
       if (E.isLeft(f)) return bad(f.left);

@@ -2,10 +2,13 @@
 // from the durable command stream, runs the process manager, and answers queries.
 import * as E from 'fp-ts/lib/Either.js';
 import type { ConsumerMessages, JsMsg, NatsConnection, Subscription as NatsSub } from 'nats';
+import { hostname } from 'node:os';
+import { publishRetrying } from '../../infra/nats/publish.ts';
 import { errorText, type Logger } from '../ports/logger.ts';
 import { bigintsAsStrings } from '../contracts/canonicalJson.ts';
 import { jetStreamEventStore } from '../../infra/eventstore/jetstream.ts';
-import { checkMeshStreams, COMMAND_MAX_BYTES, CONTROL_PLANE_CONSUMER, ensureStreams } from '../../infra/nats/streams.ts';
+import { checkMeshStreams, COMMAND_MAX_BYTES, CONTROL_PLANE_CONSUMER, ensureStreams, meshStreams } from '../../infra/nats/streams.ts';
+import { streamsClusterView } from '../../infra/nats/cluster.ts';
 import { ACTOR_PATTERN, parseCommandSubject, parseQuerySubject, subjectsFor, toActorToken, type Subjects } from '../contracts/subjects.ts';
 import { withConnectionNotifications } from './notifications.ts';
 import { Watermark } from './watermark.ts';
@@ -163,7 +166,8 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
   const stats = { commandsApplied: 0, commandsRejected: 0, commandsShed: 0, workflowSteps: 0 };
 
   const sendNodeCommand = async (node: string, cmd: NodeCommand) => {
-    await js.publish(subjects.nodeCommands(node), enc.encode(JSON.stringify(cmd)), { msgID: cmd.id });
+    // The id is the side's and generation's own (nodeCommandId): sent again after a lost answer, it is stored once.
+    await publishRetrying(js, subjects.nodeCommands(node), enc.encode(JSON.stringify(cmd)), { msgID: cmd.id, attemptTimeoutMs: 5000 });
   };
   // Selections decided but not yet folded into the view still count as load.
   const pendingLoad = new Map<string, number>();
@@ -348,11 +352,26 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
     if (o.gc && gc) gc();
     return { pid: process.pid, uptimeSeconds: process.uptime(), memory: process.memoryUsage(), gcRun: o.gc && gc !== undefined, leader: isLeader(), stats, connections: view.current.connections.count, repositoryStreams: repo.size };
   };
+  // Readable in `nsm status` (which replica holds the lease) and in the logs of every replica.
+  const replicaId = opts.replicaId ?? `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+  /** What `nsm status` shows of the cluster: read with the control plane's own rights (stream info, the lease bucket), so no asker needs JetStream rights. */
+  const cluster = async () => {
+    const streams = await streamsClusterView(jsm, meshStreams(subjects).map((x) => x.name));
+    const servers = [...new Set(streams.flatMap((x) => ('peers' in x ? x.peers.map((p) => p.server) : [])))].sort();
+    const holder = await lease?.holder().catch(() => undefined);
+    return {
+      ...(nc.info?.cluster ? { name: nc.info.cluster } : {}),
+      servers,
+      controlPlane: { replica: replicaId, connectedTo: nc.info?.server_name, leader: isLeader() },
+      lease: holder ? { ...holder, thisReplica: holder.replica === replicaId } : null,
+      streams,
+    };
+  };
   const queryContext = (): QueryContext => {
     // Commits already received but not yet folded: fold them first, so that a client that saw an
     // event on its subject and then asks gets an answer that includes it.
     view.flush();
-    return { model: view.current, store, heartbeats, replay: audit.replay, rebuild: audit.rebuild, waitFor: (position) => view.waitFor(position, 5000), runtime, ...(federation ? { federation: federation.queries } : {}) };
+    return { model: view.current, store, heartbeats, replay: audit.replay, rebuild: audit.rebuild, waitFor: (position) => view.waitFor(position, 5000), runtime, cluster, ...(federation ? { federation: federation.queries } : {}) };
   };
 
   // Commands: one durable consumer shared by every replica.
@@ -584,7 +603,6 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
   });
 
   // Exactly one replica declares deaths and runs expiries; the others stand by.
-  const replicaId = opts.replicaId ?? randomUUID();
   lease = await startLease({ nc, domain: opts.domain, replicaId, ttlMs: healing.leaseTtlMs, log: log.child({ replica: replicaId }), onChange: leadershipChanged });
   const registry = opts.security?.registry;
   const revoked = registry ? () => new Map(registry.identities.flatMap((i) => (i.revokedAt ? [[i.actor, i.revokedAt] as const] : []))) : undefined;

@@ -10,11 +10,34 @@ import { subjectsFor } from '../contracts/subjects.ts';
 export interface Lease {
   /** When this replica became leader (ms since epoch), or undefined when it is not leading. */
   leaderSince(): number | undefined;
+  /** Which replica holds the lease now, as the bucket says (this one or another). */
+  holder(): Promise<{ replica: string; renewedAt?: string } | undefined>;
   stop(): Promise<void>;
 }
 
 const KEY = 'timers';
 const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+const ownedBy = (value: Uint8Array, replica: string): boolean => {
+  try {
+    return (JSON.parse(dec.decode(value)) as { replica?: unknown }).replica === replica;
+  } catch {
+    return false;
+  }
+};
+
+/** Who holds the lease now (`nsm status`): the replica and when it last renewed, or undefined. */
+export const leaseHolder = async (kv: KV): Promise<{ replica: string; renewedAt?: string } | undefined> => {
+  const e = await kv.get(KEY);
+  if (!e || e.operation !== 'PUT') return undefined;
+  try {
+    const v = JSON.parse(dec.decode(e.value)) as { replica?: unknown; at?: unknown };
+    return typeof v.replica === 'string' ? { replica: v.replica, ...(typeof v.at === 'string' ? { renewedAt: v.at } : {}) } : undefined;
+  } catch {
+    return undefined;
+  }
+};
 
 export const leaseBucket = (domain: string) => subjectsFor(domain).leaseBucket;
 
@@ -58,6 +81,14 @@ export const startLease = async (opts: {
       become(true);
     } catch (e) {
       if (stopped) return;
+      // A write whose answer was lost (a stream leader dying in a cluster) may have been stored:
+      // then the key names this replica, and it still holds the lease at the key's new revision.
+      const held = await kv.get(KEY).catch(() => null);
+      if (held && held.operation === 'PUT' && ownedBy(held.value, opts.replicaId)) {
+        revision = held.revision;
+        become(true);
+        return;
+      }
       // Someone else holds it (wrong last sequence), or NATS is unreachable: either way we do not lead.
       if (since !== undefined) opts.log.warn('lease renewal failed', { error: errorText(e) });
       become(false);
@@ -72,6 +103,7 @@ export const startLease = async (opts: {
 
   return {
     leaderSince: () => since,
+    holder: () => leaseHolder(kv),
     stop: async () => {
       stopped = true;
       clearInterval(timer);

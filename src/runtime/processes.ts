@@ -9,6 +9,7 @@ import { createLogger } from '../../infra/log.ts';
 import { errorText, type Logger } from '../ports/logger.ts';
 import { startNatsServer, type RunningNatsServer } from '../../infra/natsServer.ts';
 import { exitWhenFlushed } from '../../infra/stdio.ts';
+import { serverList } from '../lib/servers.ts';
 import { signalOwnedChildren } from '../../infra/ownedChild.ts';
 import { startNodeAgent, type NodeAgent, type NodeAgentOptions } from '../../node-agent/agent.ts';
 import { createLinuxDataplane, nodeNetnsFrom } from '../../node-agent/linux/linuxDataplane.ts';
@@ -35,6 +36,7 @@ import { followLoginKeys } from './loginKeys.ts';
 import { deploymentPaths, hasDeployment, initDeployment } from '../security/init.ts';
 import { parsePeers, readLeafCredentials, secureLeafnodesConfig, type LeafCredentials } from '../security/leaf.ts';
 import { startSecureNatsServer, type SecureServer } from '../security/setup.ts';
+import { clusterServerOptions, clusterUrls, readCluster } from '../security/cluster.ts';
 import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 
 export class StartupError extends Error {}
@@ -81,7 +83,7 @@ const dataplaneFor = async (c: DataplaneChoice, log: Logger): Promise<{ dataplan
 const connectNats = async (url: string, name: string, auth: Partial<ConnectionOptions>, log: Logger): Promise<NatsConnection> => {
   let nc: NatsConnection;
   try {
-    nc = await connect({ servers: url, name, maxReconnectAttempts: -1, reconnectTimeWait: 500, ...auth });
+    nc = await connect({ servers: serverList(url), name, maxReconnectAttempts: -1, reconnectTimeWait: 500, ...auth });
   } catch (e) {
     const code = (e as { code?: string }).code;
     throw new StartupError(code === 'AUTHORIZATION_VIOLATION' ? `NATS at ${url} refused the credentials (authorization violation)` : `cannot reach NATS at ${url}: ${errorText(e)}`);
@@ -121,8 +123,9 @@ const secureIdentity = (access: Access, identitiesFile: string | undefined, role
 };
 
 /** The deployment in the data dir, created for this single node when there is none. */
-const prepareDeployment = (dataDir: string, domain: string, node: string, hosts: readonly string[] | undefined, log: Logger) => {
+const prepareDeployment = (dataDir: string, domain: string, node: string, hosts: readonly string[] | undefined, log: Logger, o: { agent: boolean; cluster: boolean }) => {
   const paths = deploymentPaths(dataDir);
+  if (!hasDeployment(dataDir) && o.cluster) throw new StartupError(`${dataDir} holds no deployment: a cluster is planned first, with nsm init --dir ${dataDir} --domain ${domain} --cluster N (docs/operations.md)`);
   if (!hasDeployment(dataDir)) {
     const init = initDeployment({ dir: dataDir, domain, nodes: [node], ...(hosts ? { hosts } : {}) });
     if (E.isLeft(init)) throw new StartupError(`nsm init: ${init.left}`);
@@ -140,7 +143,7 @@ const prepareDeployment = (dataDir: string, domain: string, node: string, hosts:
     if (E.isLeft(c)) throw new StartupError(c.left);
     return liveCredentials(file, c.right, log);
   };
-  return { paths, registry: liveRegistry(paths.identities, registry.right, log), controlPlane: credsOf('control-plane'), agent: credsOf(agentActor(node)) };
+  return { paths, registry: liveRegistry(paths.identities, registry.right, log), controlPlane: credsOf('control-plane'), agent: o.agent ? credsOf(agentActor(node)) : undefined };
 };
 
 /** The EventStoreDB store when chosen, checked to answer; undefined: the control plane's JetStream default. */
@@ -312,6 +315,24 @@ export interface UpFederation {
   readonly leafCreds?: readonly string[];
 }
 
+/** `nsm up --cluster-node K`: server K of the deployment's cluster, with or without a control plane and an agent beside it. */
+export interface UpCluster {
+  readonly node: number;
+  readonly controlPlane: boolean;
+  readonly agent: boolean;
+}
+
+/** Server K of the cluster planned in the deployment (nsm init --cluster): how to run it, and every server's URL. */
+const clusterServerOf = (dataDir: string, paths: ReturnType<typeof deploymentPaths>, index: number) => {
+  const layout = readCluster(dataDir);
+  if (E.isLeft(layout)) throw new StartupError(layout.left);
+  if (!layout.right) throw new StartupError(`--cluster-node ${index}: ${dataDir} plans no cluster; run nsm init --dir ${dataDir} --cluster N first (docs/operations.md)`);
+  const opts = clusterServerOptions(dataDir, layout.right, index, { routeCertFile: paths.routeCertFile, routeKeyFile: paths.routeKeyFile, caFile: paths.caFile, authFile: paths.natsConfig });
+  if (E.isLeft(opts)) throw new StartupError(opts.left);
+  for (const f of [paths.routeCertFile, paths.routeKeyFile]) if (!existsSync(f)) throw new StartupError(`${f} is missing: the cluster's routes need it (nsm init --dir ${dataDir} --cluster ${layout.right.servers.length} makes it; copy tls/ to every server's host)`);
+  return { ...opts.right, name: layout.right.name, size: layout.right.servers.length, urls: clusterUrls(layout.right, index) };
+};
+
 export const runUp = async (o: {
   domain: string;
   dataDir: string;
@@ -335,6 +356,8 @@ export const runUp = async (o: {
   externalAddress?: string;
   /** Directories whose files may be named as workload namespaces (--netns-dir). */
   netnsDirs?: readonly string[];
+  /** Run server `node` of the deployment's NATS cluster (nsm init --cluster), and whether a control plane and an agent run beside it. */
+  cluster?: UpCluster;
 } & MetricsListen) => {
   const log = createLogger('nsm-up', { domain: o.domain });
   const registry = createMetricsRegistry();
@@ -344,14 +367,18 @@ export const runUp = async (o: {
   exitOnFatal(log, stops);
   const fed = o.federation;
   // A registry-only domain (a floating registry) has no node of its own.
-  const withNode = !fed?.options.registryOnly;
+  const withNode = !fed?.options.registryOnly && (o.cluster?.agent ?? true);
+  const withControlPlane = o.cluster?.controlPlane ?? true;
+  if (o.cluster && o.insecure) throw new StartupError('--cluster-node runs a server of an authenticated deployment (nsm init --cluster); an insecure cluster is not supported');
+  if (o.cluster && fed) throw new StartupError('--cluster-node does not combine with federation (--leaf-port, --join) yet');
   const { dataplane, facts } = withNode
     ? await dataplaneFor({ kind: o.dataplane, domain: o.domain, ...(o.underlay ? { underlay: o.underlay } : {}), stateDir: join(o.dataDir, `agent-${o.node}`), ...(o.netnsDirs ? { netnsDirs: o.netnsDirs } : {}) }, log)
     : { dataplane: undefined, facts: {} };
   let nats: RunningNatsServer | undefined;
   const url = `nats://127.0.0.1:${o.natsPort}`;
   if (o.insecure) forgetPointer(o.domain);
-  const sec = o.insecure ? undefined : prepareDeployment(o.dataDir, o.domain, o.node, o.hosts, log);
+  const sec = o.insecure ? undefined : prepareDeployment(o.dataDir, o.domain, o.node, o.hosts, log, { agent: withNode, cluster: o.cluster !== undefined });
+  const clustered = sec && o.cluster ? clusterServerOf(o.dataDir, sec.paths, o.cluster.node) : undefined;
   try {
     const secureFed = fed && sec ? secureFederation(o.dataDir, o.domain, o.node, fed, o.hosts) : undefined;
     const leaf = secureFed
@@ -360,13 +387,15 @@ export const runUp = async (o: {
         ? leafnodesConfig({ ...(fed.leafPort ? { hub: { port: fed.leafPort } } : {}), remotes: (fed.join ?? []).map((url) => ({ url })) })
         : '';
     const fedOptions = secureFed ? { ...fed!.options, peers: secureFed.peers } : fed?.options;
-    const serverOptions = {
-      dataDir: o.dataDir,
-      port: o.natsPort,
-      serverName: `nsm-${o.domain}-${o.node}`,
-      // Each federated cluster is its own JetStream domain, named like the mesh domain.
-      ...(fed ? { jetstreamDomain: o.domain } : {}),
-    };
+    const serverOptions = clustered
+      ? { dataDir: clustered.dataDir, deploymentDir: o.dataDir, port: clustered.server.clientPort, host: clustered.server.host, serverName: clustered.server.name, authInclude: clustered.authInclude, cluster: { size: clustered.size } }
+      : {
+          dataDir: o.dataDir,
+          port: o.natsPort,
+          serverName: `nsm-${o.domain}-${o.node}`,
+          // Each federated cluster is its own JetStream domain, named like the mesh domain.
+          ...(fed ? { jetstreamDomain: o.domain } : {}),
+        };
     // Authenticated: the setup step makes the streams with a one-time identity, then the server
     // runs with the deployment's identities only, none of which may change them (docs/security.md).
     const started = sec
@@ -376,7 +405,8 @@ export const runUp = async (o: {
         })(
           await startSecureNatsServer({
             ...serverOptions,
-            extraConfig: leaf,
+            extraConfig: clustered ? clustered.cluster : leaf,
+            say: (line, fields) => log.info(line, fields),
             streams: { leaseTtlMs: o.healing?.leaseTtlMs ?? DEFAULT_HEALING.leaseTtlMs, ...(fedOptions?.peers ? { peers: fedOptions.peers } : {}) },
           }),
         )
@@ -387,41 +417,46 @@ export const runUp = async (o: {
     for (const note of nats.notes) log.warn(note);
     if (sec) {
       const keys = followLoginKeys({ dataDir: o.dataDir, registry: sec.registry, reload: () => nats!.reload(), log });
-      stops.push(async () => (keys.stop(), sec.registry.stop(), sec.controlPlane.stop(), sec.agent.stop()));
+      stops.push(async () => (keys.stop(), sec.registry.stop(), sec.controlPlane.stop(), sec.agent?.stop()));
     }
     if (o.insecure) {
       process.stderr.write(`\n${insecureWarning(url)}\n\n`);
       log.warn('running insecure: no authentication, no TLS', { url });
     }
-    log.info('nats-server started', { url: nats.url, dataDir: o.dataDir, pid: nats.pid, authenticated: sec !== undefined });
-    const nc = await connectNats(nats.url, 'nsm-control-plane', sec ? natsAuthOptions(sec.controlPlane.current(), {}, sec.controlPlane.seed) : {}, log);
-    stops.push(() => nc.close());
-    const store = await openStore(o.store, o.domain, log);
-    // Until the control plane owns the store (its stop() closes it).
-    const unowned = { store };
-    stops.push(async () => unowned.store?.close());
-    const cp = await startControlPlane({
-      nc,
-      domain: o.domain,
-      log: createLogger('control-plane', { domain: o.domain }),
-      store,
-      ...(o.healing ? { healing: o.healing } : {}),
-      ...(sec ? { security: { registry: sec.registry, signer: sec.controlPlane.signer, watchRegistry: sec.registry.onChange, ...(o.tokenLifetimeMs ? { tokenLifetimeMs: o.tokenLifetimeMs } : {}) } } : {}),
-      ...(fedOptions ? { federation: fedOptions } : {}),
-      ...(o.netnsDirs ? { netnsDirs: o.netnsDirs } : {}),
-      observer: cpMetrics.observer,
-    });
-    unowned.store = undefined;
-    stops.push(() => cp.stop());
-    const unwatch = cpMetrics.watch(cp, await nc.jetstreamManager());
-    stops.push(async () => unwatch());
-    const httpHost = o.httpHost ?? DEFAULT_HTTP_HOST;
-    const http = await startHttpApi(o.httpPort, httpHost, () => cp.queryContext(), log, sec ? httpAccess(cp, sec.registry) : undefined, sec ? httpTlsOf(sec.paths.certFile, sec.paths.keyFile) : plaintextHttp(httpHost, log), metricsSource(registry)).catch((e) => {
-      throw new StartupError(`HTTP API cannot listen on ${httpHost}:${o.httpPort}: ${errorText(e)}`);
-    });
-    stops.push(() => new Promise((r) => http.close(r)));
+    log.info('nats-server started', { url: nats.url, dataDir: clustered?.dataDir ?? o.dataDir, pid: nats.pid, authenticated: sec !== undefined, ...(clustered ? { cluster: clustered.name, server: clustered.server.name } : {}) });
+    // A cluster's every server, this one first: the control plane and agent fail over to the others.
+    const meshUrl = clustered ? clustered.urls : nats.url;
+    const upControlPlane = async () => {
+      const nc = await connectNats(meshUrl, 'nsm-control-plane', sec ? natsAuthOptions(sec.controlPlane.current(), {}, sec.controlPlane.seed) : {}, log);
+      stops.push(() => nc.close());
+      const store = await openStore(o.store, o.domain, log);
+      // Until the control plane owns the store (its stop() closes it).
+      const unowned = { store };
+      stops.push(async () => unowned.store?.close());
+      const cp = await startControlPlane({
+        nc,
+        domain: o.domain,
+        log: createLogger('control-plane', { domain: o.domain }),
+        store,
+        ...(o.healing ? { healing: o.healing } : {}),
+        ...(sec ? { security: { registry: sec.registry, signer: sec.controlPlane.signer, watchRegistry: sec.registry.onChange, ...(o.tokenLifetimeMs ? { tokenLifetimeMs: o.tokenLifetimeMs } : {}) } } : {}),
+        ...(fedOptions ? { federation: fedOptions } : {}),
+        ...(o.netnsDirs ? { netnsDirs: o.netnsDirs } : {}),
+        observer: cpMetrics.observer,
+      });
+      unowned.store = undefined;
+      stops.push(() => cp.stop());
+      const unwatch = cpMetrics.watch(cp, await nc.jetstreamManager());
+      stops.push(async () => unwatch());
+      const httpHost = o.httpHost ?? DEFAULT_HTTP_HOST;
+      const http = await startHttpApi(o.httpPort, httpHost, () => cp.queryContext(), log, sec ? httpAccess(cp, sec.registry) : undefined, sec ? httpTlsOf(sec.paths.certFile, sec.paths.keyFile) : plaintextHttp(httpHost, log), metricsSource(registry)).catch((e) => {
+        throw new StartupError(`HTTP API cannot listen on ${httpHost}:${o.httpPort}: ${errorText(e)}`);
+      });
+      stops.push(() => new Promise((r) => http.close(r)));
+    };
+    if (withControlPlane) await upControlPlane();
     if (dataplane) {
-      const anc = await connectNats(nats.url, `nsm-agent-${o.node}`, sec ? natsAuthOptions(sec.agent.current(), {}, sec.agent.seed) : {}, log);
+      const anc = await connectNats(meshUrl, `nsm-agent-${o.node}`, sec ? natsAuthOptions(sec.agent!.current(), {}, sec.agent!.seed) : {}, log);
       stops.push(() => anc.close());
       // The control plane's metrics have this node's command consumer already.
       let started: NodeAgent | undefined;
@@ -435,7 +470,7 @@ export const runUp = async (o: {
         ...(o.externalAddress ? { externalAddress: o.externalAddress } : {}),
         log: createLogger('agent', { domain: o.domain }),
         ...o.agent,
-        ...(sec ? { security: { registry: sec.registry, signer: sec.agent.signer } } : {}),
+        ...(sec ? { security: { registry: sec.registry, signer: sec.agent!.signer } } : {}),
         observer,
       }));
       stops.push(() => agent.stop());
@@ -445,13 +480,18 @@ export const runUp = async (o: {
     const federation = fed
       ? `  federation ${fed.options.registryOnly ? 'registry only' : `tunnel ids ${fed.options.tunnelIds ? formatRange(fed.options.tunnelIds) : 'all (give each domain a disjoint --tunnel-ids range)'}`}${fed.leafPort ? `; leafnodes on port ${fed.leafPort}` : ''}${fed.join?.length ? `; joined ${fed.join.map(redactUrl).join(', ')}` : ''}\n`
       : '';
-    const pointer = sec ? writePointer(o.domain, { deployment: o.dataDir, url: nats.url }) : undefined;
+    // The CLI on this host finds the whole cluster through the pointer, and fails over as the processes do.
+    const pointer = sec ? writePointer(o.domain, { deployment: o.dataDir, url: meshUrl }) : undefined;
+    const httpLine = withControlPlane
+      ? `${sec ? 'https' : 'http'}://${hostInUrl(o.httpHost ?? DEFAULT_HTTP_HOST)}:${o.httpPort}/api/v1/${sec ? ` (CA ${sec.paths.caFile}; Authorization: Bearer $(nsm token))` : ''}`
+      : 'none (--no-control-plane: no control plane runs here)';
+    const natsLine = clustered ? `${nats.url} (server ${clustered.server.index} of ${clustered.size} of cluster ${clustered.name}: ${meshUrl})` : nats.url;
     const security = sec
       ? `  security  nkey authentication, TLS (CA ${sec.paths.caFile})\n  operator  ${sec.paths.creds('operator', 'operator')} (found by the CLI through ${pointer})\n`
       : `  security  NONE (--insecure)\n`;
     process.stderr.write(
-      `\nmesh "${o.domain}" is up\n  NATS      ${nats.url}\n  events    ${storeLabel(o.store)}\n  HTTP API  ${sec ? 'https' : 'http'}://${hostInUrl(o.httpHost ?? DEFAULT_HTTP_HOST)}:${o.httpPort}/api/v1/${sec ? ` (CA ${sec.paths.caFile}; Authorization: Bearer $(nsm token))` : ''}\n  metrics   /metrics on the HTTP API${sec ? ' (operator or auditor token)' : ''}${metricsUrl ? `; ${metricsUrl} (no token)` : ''}\n  node      ${dataplane ? `${o.node} (${dataplane.kind} dataplane)` : 'none (registry only)'}\n  data      ${o.dataDir}\n${federation}${security}` +
-        `Use it from another shell:\n  export NSM_NATS_URL=${nats.url} NSM_DOMAIN=${o.domain}\n  nsm status; nsm --help\nStop with Ctrl-C.\n\n`,
+      `\nmesh "${o.domain}" is up\n  NATS      ${natsLine}\n  events    ${storeLabel(o.store)}\n  HTTP API  ${httpLine}\n  metrics   ${withControlPlane ? `/metrics on the HTTP API${sec ? ' (operator or auditor token)' : ''}` : 'no HTTP API'}${metricsUrl ? `; ${metricsUrl} (no token)` : ''}\n  node      ${dataplane ? `${o.node} (${dataplane.kind} dataplane)` : o.cluster && !o.cluster.agent ? 'none (--no-agent)' : 'none (registry only)'}\n  data      ${o.dataDir}\n${federation}${security}` +
+        `Use it from another shell:\n  export NSM_NATS_URL=${meshUrl} NSM_DOMAIN=${o.domain}\n  nsm status; nsm --help\nStop with Ctrl-C.\n\n`,
     );
   } catch (e) {
     // A startup error: nothing this start began stays running (nats-server last).

@@ -21,6 +21,7 @@ import { writeCredentials } from './credentials.ts';
 import { actorFor, loadRegistry, registryOf, serializeRegistry, type Identity, type Role } from './identities.ts';
 import { createUserKey } from './keys.ts';
 import { natsSecurityConfig } from './permissions.ts';
+import { clusterFile, clusterServerConfig, planCluster, readCluster, serializeCluster, uncoveredHosts, type ClusterLayout, type ClusterPlan } from './cluster.ts';
 import { newLeafPeer, parsePeers, serializePeers, writeLeafCredentials, type LeafPeer } from './leaf.ts';
 
 export interface InitOptions {
@@ -36,6 +37,8 @@ export interface InitOptions {
   readonly hosts?: readonly string[];
   /** Federation: domains that may join this one's leafnode port (one leaf user each). */
   readonly peers?: readonly string[];
+  /** A NATS cluster of several servers (./cluster.ts); kept once planned. */
+  readonly cluster?: ClusterPlan;
 }
 
 export interface DeploymentPaths {
@@ -46,6 +49,9 @@ export interface DeploymentPaths {
   readonly caKeyFile: string;
   readonly certFile: string;
   readonly keyFile: string;
+  /** A cluster's route certificate (server and client use, for every cluster host) and its key. */
+  readonly routeCertFile: string;
+  readonly routeKeyFile: string;
   creds(name: string, role: Role): string;
   /** The hub's leaf users (0600). */
   readonly peers: string;
@@ -61,6 +67,8 @@ export const deploymentPaths = (dir: string): DeploymentPaths => ({
   caKeyFile: join(dir, 'tls', 'ca-key.pem'),
   certFile: join(dir, 'tls', 'server.pem'),
   keyFile: join(dir, 'tls', 'server-key.pem'),
+  routeCertFile: join(dir, 'tls', 'route.pem'),
+  routeKeyFile: join(dir, 'tls', 'route-key.pem'),
   creds: (name, role) => join(dir, 'creds', `${role === 'agent' ? `agent-${name}` : name}.creds`),
   peers: join(dir, 'peers.json'),
   leafCreds: (peer) => join(dir, 'peers', `${peer}.leaf`),
@@ -76,6 +84,8 @@ export interface InitResult {
   readonly tlsCreated: readonly string[];
   /** Peer domains given leaf credentials this time. */
   readonly peersCreated: readonly string[];
+  /** The deployment's cluster and each server's configuration file, when it has one. */
+  readonly cluster?: { readonly layout: ClusterLayout; readonly configs: readonly string[] };
 }
 
 const openssl = (args: readonly string[]): E.Either<string, void> => {
@@ -95,20 +105,62 @@ const createCa = (p: DeploymentPaths, domain: string): E.Either<string, void> =>
   return r;
 };
 
-const createServerCert = (p: DeploymentPaths, domain: string, hosts: readonly string[]): E.Either<string, void> => {
+const createServerCert = (p: DeploymentPaths, domain: string, hosts: readonly string[], o: { certFile: string; keyFile: string; name: string; usage: string } = { certFile: p.certFile, keyFile: p.keyFile, name: 'nats-server', usage: 'serverAuth' }): E.Either<string, void> => {
   const csr = join(p.dir, 'tls', 'server.csr');
   const ext = join(p.dir, 'tls', 'server.ext');
   const san = hosts.map((h) => (isIP(h) ? `IP:${h}` : `DNS:${h}`)).join(',');
-  writeFileSync(ext, `subjectAltName=${san}\nextendedKeyUsage=serverAuth\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n`);
+  writeFileSync(ext, `subjectAltName=${san}\nextendedKeyUsage=${o.usage}\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n`);
   try {
-    const req = openssl(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', p.keyFile, '-out', csr, '-subj', `/CN=nsm ${domain} nats-server`]);
+    const req = openssl(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', o.keyFile, '-out', csr, '-subj', `/CN=nsm ${domain} ${o.name}`]);
     if (E.isLeft(req)) return req;
-    chmodSync(p.keyFile, 0o600);
-    return openssl(['x509', '-req', '-in', csr, '-CA', p.caFile, '-CAkey', p.caKeyFile, '-CAcreateserial', '-out', p.certFile, '-days', '825', '-extfile', ext]);
+    chmodSync(o.keyFile, 0o600);
+    return openssl(['x509', '-req', '-in', csr, '-CA', p.caFile, '-CAkey', p.caKeyFile, '-CAcreateserial', '-out', o.certFile, '-days', '825', '-extfile', ext]);
   } finally {
     rmSync(csr, { force: true });
     rmSync(ext, { force: true });
   }
+};
+
+/**
+ * The cluster of the deployment: the one planned before (cluster.json), or the one asked for
+ * now. A different plan for a deployment that has one is refused: its servers' stores and the
+ * streams' replicas were made for it.
+ */
+const clusterOf = (o: InitOptions): E.Either<string, ClusterLayout | undefined> => {
+  const had = readCluster(o.dir);
+  if (E.isLeft(had) || !o.cluster) return had;
+  const wanted = planCluster(o.domain, o.cluster);
+  if (E.isLeft(wanted) || !had.right) return wanted;
+  if (serializeCluster(had.right) !== serializeCluster(wanted.right)) return E.left(`${clusterFile(o.dir)} already plans another cluster (${had.right.servers.map((s) => `${s.host}:${s.clientPort}`).join(', ')}); to change it, stop its servers and remove that file and cluster/`);
+  return had;
+};
+
+/** The route certificate for every cluster host (made once), the server certificate checked to cover them. */
+const clusterTls = (p: DeploymentPaths, domain: string, c: ClusterLayout, tlsCreated: string[]): E.Either<string, void> => {
+  const hosts = [...new Set(c.servers.map((s) => s.host))];
+  const missing = uncoveredHosts(p.certFile, hosts);
+  if (missing.length > 0) return E.left(`${p.certFile} does not cover the cluster host${missing.length > 1 ? 's' : ''} ${missing.join(', ')}: clients connect to every server; delete tls/server.pem and tls/server-key.pem and run nsm init again with --host naming every host`);
+  if (existsSync(p.routeCertFile)) {
+    const off = uncoveredHosts(p.routeCertFile, hosts);
+    return off.length === 0 ? E.right(undefined) : E.left(`${p.routeCertFile} does not cover the cluster host${off.length > 1 ? 's' : ''} ${off.join(', ')}: delete tls/route.pem and tls/route-key.pem and run nsm init again`);
+  }
+  const r = createServerCert(p, domain, hosts, { certFile: p.routeCertFile, keyFile: p.routeKeyFile, name: 'cluster routes', usage: 'serverAuth,clientAuth' });
+  if (E.isRight(r)) tlsCreated.push(`route certificate for ${hosts.join(', ')}`);
+  return r;
+};
+
+/** Writes every cluster server's configuration file (they include nats-auth.conf). */
+export const writeClusterConfigs = (dir: string, c: ClusterLayout): E.Either<string, string[]> => {
+  const p = deploymentPaths(dir);
+  const files: string[] = [];
+  for (const s of c.servers) {
+    const conf = clusterServerConfig(dir, c, s.index, { routeCertFile: p.routeCertFile, routeKeyFile: p.routeKeyFile, caFile: p.caFile, authFile: p.natsConfig });
+    if (E.isLeft(conf)) return conf;
+    writeFileAtomically(conf.right.file, conf.right.text, 0o600);
+    files.push(conf.right.file);
+  }
+  writeFileAtomically(clusterFile(dir), serializeCluster(c));
+  return E.right(files);
 };
 
 const HOST_PATTERN = /^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$/;
@@ -116,8 +168,11 @@ const HOST_PATTERN = /^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$/;
 export const initDeployment = (o: InitOptions): E.Either<string, InitResult> => {
   if (!DOMAIN_PATTERN.test(o.domain)) return E.left(`--domain ${JSON.stringify(o.domain)}: ${DOMAIN_HINT}`);
   const p = deploymentPaths(o.dir);
-  const hosts = o.hosts && o.hosts.length > 0 ? o.hosts : ['127.0.0.1', 'localhost'];
-  for (const h of hosts) if (!isIP(h) && !HOST_PATTERN.test(h)) return E.left(`--host ${JSON.stringify(h)}: expected an IP address or a host name`);
+  for (const h of [...(o.hosts ?? []), ...(o.cluster?.hosts ?? [])]) if (!isIP(h) && !HOST_PATTERN.test(h)) return E.left(`--host ${JSON.stringify(h)}: expected an IP address or a host name`);
+  const cluster = clusterOf(o);
+  if (E.isLeft(cluster)) return cluster;
+  // The server certificate covers every server a client may connect to.
+  const hosts = [...new Set([...(o.hosts && o.hosts.length > 0 ? o.hosts : ['127.0.0.1', 'localhost']), ...(cluster.right?.servers.map((s) => s.host) ?? [])])];
   const wanted: { role: Role; name: string }[] = [
     { role: 'control-plane', name: 'control-plane' },
     ...(o.operators ?? ['operator']).map((name) => ({ role: 'operator' as const, name })),
@@ -198,7 +253,12 @@ export const initDeployment = (o: InitOptions): E.Either<string, InitResult> => 
   if (peers.length > 0) writeFileSync(p.peers, serializePeers(o.domain, peers), { mode: 0o600 });
   writeFileAtomically(p.identities, serializeRegistry(o.domain, all));
   writeFileAtomically(p.natsConfig, natsSecurityConfig(o.domain, all, tlsFilesOf(p), peers), 0o600);
-  return E.right({ paths: p, created, kept, tlsCreated, peersCreated });
+  if (!cluster.right) return E.right({ paths: p, created, kept, tlsCreated, peersCreated });
+  const routes = clusterTls(p, o.domain, cluster.right, tlsCreated);
+  if (E.isLeft(routes)) return routes;
+  const configs = writeClusterConfigs(o.dir, cluster.right);
+  if (E.isLeft(configs)) return configs;
+  return E.right({ paths: p, created, kept, tlsCreated, peersCreated, cluster: { layout: cluster.right, configs: configs.right } });
 };
 
 const tlsFilesOf = (p: DeploymentPaths) => ({ certFile: p.certFile, keyFile: p.keyFile, caFile: p.caFile });

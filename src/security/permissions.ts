@@ -42,7 +42,7 @@ export const ROLE_COMMANDS: Readonly<Record<Role, readonly CommandKind[]>> = {
 export const ROLE_QUERIES: Readonly<Record<Role, 'all' | readonly QueryName[]>> = {
   'control-plane': 'all',
   operator: 'all',
-  auditor: ['services', 'endpoints', 'connections', 'connection', 'nodes', 'node-desired', 'addresses', 'history', 'status', 'replay', 'policy', 'runtime', 'peers', 'remote-endpoints', 'failed-steps', 'limits'],
+  auditor: ['services', 'endpoints', 'connections', 'connection', 'nodes', 'node-desired', 'addresses', 'history', 'status', 'replay', 'policy', 'runtime', 'peers', 'remote-endpoints', 'failed-steps', 'limits', 'cluster'],
   client: ['services', 'connections', 'connection', 'history'],
   agent: ['node-desired'],
 };

@@ -13,14 +13,28 @@ import { errorText } from '../ports/logger.ts';
 import { provisionMesh, type ProvisionOptions, type Provisioned } from '../../infra/nats/streams.ts';
 import { subjectsFor } from '../contracts/subjects.ts';
 import { startNatsServer, type RunningNatsServer } from '../../infra/natsServer.ts';
+import { waitForJetStream } from '../../infra/nats/cluster.ts';
 import { loadRegistry } from './identities.ts';
 import { deploymentPaths, natsConfigOf, writeNatsConfig } from './init.ts';
 import { createUserKey } from './keys.ts';
 import { SETUP_INBOX_PREFIX } from './permissions.ts';
 
 export interface SecureServerOptions {
-  /** The deployment's directory (nsm init), also nats-server's data directory. */
+  /** nats-server's data directory (its store, configuration, log); the deployment's too unless deploymentDir says otherwise. */
   readonly dataDir: string;
+  /** The deployment's directory (nsm init): identities.json, nats-auth.conf. Default: dataDir. */
+  readonly deploymentDir?: string;
+  /** The include of nats-auth.conf, relative to the server's configuration file. Default: "nats-auth.conf". */
+  readonly authInclude?: string;
+  readonly host?: string;
+  /**
+   * One server of a cluster of `size` (./cluster.ts): it takes connections before its JetStream
+   * has a quorum, so the setup step waits for the cluster (saying so), and makes the streams
+   * with `size` replicas once enough servers are up to hold them, however long that takes.
+   */
+  readonly cluster?: { readonly size: number };
+  /** Where the setup step says what it waits for. */
+  readonly say?: (line: string, fields: Record<string, unknown>) => void;
   readonly port: number;
   readonly serverName?: string;
   readonly jetstreamDomain?: string;
@@ -45,16 +59,39 @@ const setupAuth = (seed: string, ca: string): Partial<ConnectionOptions> => ({
   tls: { ca },
 });
 
+/**
+ * In a cluster, the streams are made once enough servers are up to place every replica (and
+ * several servers' setup steps may race: each makes what is missing). Until then JetStream
+ * refuses ("insufficient resources", "no suitable peers"), or the meta leader changes: tried
+ * again, saying why every 5 s.
+ */
+const provisionWhenPlaced = async (provision: () => Promise<Provisioned>, say: (line: string, fields: Record<string, unknown>) => void, stopped: () => boolean): Promise<Provisioned> => {
+  let lastSaid = 0;
+  for (;;) {
+    try {
+      return await provision();
+    } catch (e) {
+      if (stopped()) throw e;
+      if (Date.now() - lastSaid >= 5000) {
+        lastSaid = Date.now();
+        say('setup step: the streams cannot be placed yet; trying again', { error: errorText(e) });
+      }
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+};
+
 /** nats-server for an authenticated deployment, its streams made by the setup step, running with the deployment's users only. */
 export const startSecureNatsServer = async (o: SecureServerOptions): Promise<E.Either<string, SecureServer>> => {
-  const paths = deploymentPaths(o.dataDir);
+  const deployment = o.deploymentDir ?? o.dataDir;
+  const paths = deploymentPaths(deployment);
   const registry = loadRegistry(paths.identities);
   if (E.isLeft(registry)) return registry;
   // This version's permissions, also for a deployment made by an older one.
-  const written = writeNatsConfig(o.dataDir);
+  const written = writeNatsConfig(deployment);
   if (E.isLeft(written)) return written;
   const key = createUserKey();
-  const withSetup = natsConfigOf(o.dataDir, { publicKey: key.publicKey });
+  const withSetup = natsConfigOf(deployment, { publicKey: key.publicKey });
   if (E.isLeft(withSetup)) return withSetup;
   const setupFile = join(o.dataDir, SETUP_CONFIG);
   writeFileSync(setupFile, withSetup.right, { mode: 0o600 });
@@ -73,23 +110,31 @@ export const startSecureNatsServer = async (o: SecureServerOptions): Promise<E.E
       ...(o.serverName ? { serverName: o.serverName } : {}),
       ...(o.jetstreamDomain ? { jetstreamDomain: o.jetstreamDomain } : {}),
       ...(o.readyTimeoutMs ? { readyTimeoutMs: o.readyTimeoutMs } : {}),
+      ...(o.host ? { host: o.host } : {}),
       extraConfig: `include "${SETUP_CONFIG}"\n${extra}`,
       probe: auth,
+      ...(o.cluster ? { readiness: 'connect' as const } : {}),
     });
     if (E.isLeft(started)) return started;
     server = started.right;
     let provisioned: Provisioned;
+    const say = o.say ?? (() => undefined);
     try {
       const nc = await connect({ ...auth, servers: server.url, reconnect: false, timeout: 5000, name: 'nsm-setup' });
       try {
-        provisioned = await provisionMesh(nc, subjectsFor(registry.right.domain), o.streams);
+        const streams = { ...o.streams, ...(o.cluster ? { replicas: o.cluster.size } : {}) };
+        if (o.cluster) {
+          const running = server;
+          await waitForJetStream(nc, { size: o.cluster.size, say, stopped: () => nc.isClosed() || !running.isRunning() });
+          provisioned = await provisionWhenPlaced(() => provisionMesh(nc, subjectsFor(registry.right.domain), streams), say, () => nc.isClosed() || !running.isRunning());
+        } else provisioned = await provisionMesh(nc, subjectsFor(registry.right.domain), streams);
       } finally {
         await nc.close().catch(() => undefined);
       }
     } catch (e) {
       return await fail(`setup step: could not create the mesh's streams: ${errorText(e)}`);
     }
-    const reloaded = await server.reconfigure(`include "nats-auth.conf"\n${extra}`);
+    const reloaded = await server.reconfigure(`include ${JSON.stringify(o.authInclude ?? 'nats-auth.conf')}\n${extra}`);
     if (E.isLeft(reloaded)) return await fail(`setup step: ${reloaded.left}`);
     // The setup identity must be gone before anyone else connects.
     const refused = await connect({ ...auth, servers: server.url, reconnect: false, timeout: 5000 }).then(

@@ -4,17 +4,30 @@ import * as E from 'fp-ts/lib/Either.js';
 import { reloadServerOn } from '../../../infra/natsServer.ts';
 import { defaultDataDir } from '../../client/index.ts';
 import { hasDeployment } from '../../security/init.ts';
+import { clusterServerDir, readCluster } from '../../security/cluster.ts';
 import { revokeIdentity } from '../../security/keyManagement.ts';
 import { defineCommand } from '../command.ts';
 import { checkDomain, defaultDomain, fail, must } from '../kit.ts';
 import { str } from '../options.ts';
 
-/** Reloads the nats-server nsm up runs on the deployment, so the key change applies now; what happened, for the output. */
+/**
+ * Reloads the nats-servers nsm up runs on the deployment on this host (its single server, or the
+ * cluster servers of cluster/server-K), so the key change applies now; what happened, for the output.
+ * Cluster servers on other hosts reload when their nsm up sees its copy of identities.json change.
+ */
 export const applyToServer = async (dir: string): Promise<{ status: 'reloaded' | 'not-running' | 'failed'; text: string }> => {
-  const r = await reloadServerOn(dir);
-  if (E.isLeft(r)) return { status: 'failed', text: `nats-server on ${dir} did not reload: ${r.left}; nats-auth.conf is written, reload it (kill -HUP) or restart nsm up` };
-  return r.right === 'reloaded'
-    ? { status: 'reloaded', text: `nats-server on ${dir} reloaded: it accepts the keys valid now (connections of keys no longer valid are closed)` }
+  const cluster = readCluster(dir);
+  const dirs = [dir, ...(E.isRight(cluster) && cluster.right ? cluster.right.servers.map((s) => clusterServerDir(dir, s.index)) : [])];
+  const reloaded: string[] = [];
+  const failed: string[] = [];
+  for (const d of dirs) {
+    const r = await reloadServerOn(d);
+    if (E.isLeft(r)) failed.push(`nats-server on ${d} did not reload: ${r.left}`);
+    else if (r.right === 'reloaded') reloaded.push(d);
+  }
+  if (failed.length > 0) return { status: 'failed', text: `${failed.join('; ')}; nats-auth.conf is written, reload it (kill -HUP) or restart nsm up` };
+  return reloaded.length > 0
+    ? { status: 'reloaded', text: `nats-server on ${reloaded.join(', ')} reloaded: it accepts the keys valid now (connections of keys no longer valid are closed)` }
     : { status: 'not-running', text: `no nats-server runs on ${dir}: nats-auth.conf is written, and nsm up uses it when it starts` };
 };
 

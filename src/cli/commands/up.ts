@@ -51,6 +51,9 @@ const flags = {
   'leaf-creds': strs('FILE', 'the leaf credentials a hub gave this domain (nsm init --peers on the hub)'),
   ...federationFlags,
   'external-address': str('ADDR', 'where nodes of other domains reach this node (NAT); its own domain uses --underlay'),
+  'cluster-node': str('K', "run server K of the deployment's NATS cluster (nsm init --cluster N) instead of a server of its own; docs/operations.md"),
+  'no-control-plane': bool('with --cluster-node: run no control plane here (the server, and the agent unless --no-agent)'),
+  'no-agent': bool('with --cluster-node: run no node agent here'),
 } as const;
 
 /**
@@ -88,6 +91,7 @@ export const up = defineCommand({
     '       [--config FILE]      (the same options as a JSON object keyed by flag name)',
     '  federation (docs/federation.md): [--leaf-port P] [--join nats-leaf://HOST:P]... [--tunnel-ids FROM-TO]',
     '       [--peer D]... [--peer-timeout 5s] [--registry-only] [--external-address ADDR] [--leaf-creds FILE]...',
+    '  cluster (docs/operations.md): --cluster-node K [--no-control-plane] [--no-agent]',
   ],
   description: `
 A whole single-node mesh in one process: nats-server as a child (JetStream, 127.0.0.1 only, its
@@ -95,7 +99,14 @@ store, configuration and log in the data dir), then the control plane, the HTTP 
 agent. Authenticated and over TLS unless --insecure: the first start creates the deployment's
 identities in the data dir (as nsm init does). Runs until SIGTERM, SIGINT or SIGHUP, then stops
 the parts in reverse order and exits 0; nats-server never outlives it. Starting it again on the
-same data dir finds the mesh as it was left. See docs/cli.md#nsm-up.`,
+same data dir finds the mesh as it was left. See docs/cli.md#nsm-up.
+
+--cluster-node K runs server K of the NATS cluster that nsm init --cluster planned in the data dir
+(its configuration cluster/server-K/nats-server.conf, its store beside it) instead of a server of its
+own, plus a control plane replica and the node's agent unless --no-control-plane / --no-agent. It
+waits for a majority of the servers, saying so, then makes the mesh's streams with one replica per
+server (what already exists is kept), and connects to every server of the cluster, failing over
+between them. See docs/operations.md.`,
   flags,
   common: ['domain'],
   environment: {
@@ -119,7 +130,12 @@ same data dir finds the mesh as it was left. See docs/cli.md#nsm-up.`,
     }
     const leafPort = v['leaf-port'] !== undefined ? port(v['leaf-port'], '--leaf-port', 7422) : undefined;
     const fedOptions = federationOptions(v, leafPort !== undefined || (join?.length ?? 0) > 0);
+    const clusterNode = v['cluster-node'] === undefined ? undefined : Number(v['cluster-node']);
+    if (clusterNode !== undefined && !(Number.isInteger(clusterNode) && clusterNode >= 1)) fail(`--cluster-node ${JSON.stringify(v['cluster-node'])}: expected a server number, 1 to the cluster's size`);
+    if (clusterNode === undefined && (v['no-control-plane'] || v['no-agent'])) fail('--no-control-plane and --no-agent go with --cluster-node');
+    if (clusterNode !== undefined && v['nats-port'] !== undefined) fail("--nats-port: a cluster server's ports are in its configuration (nsm init --cluster ... --client-port)");
     await runUp({
+      ...(clusterNode !== undefined ? { cluster: { node: clusterNode, controlPlane: !v['no-control-plane'], agent: !v['no-agent'] } } : {}),
       ...(fedOptions ? { federation: { options: fedOptions, ...(leafPort !== undefined ? { leafPort } : {}), ...(join ? { join } : {}), ...(v['leaf-creds'] ? { leafCreds: v['leaf-creds'] } : {}) } } : {}),
       ...(v['external-address'] ? { externalAddress: v['external-address'] } : {}),
       insecure: v.insecure ?? false,
