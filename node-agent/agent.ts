@@ -192,8 +192,14 @@ export const startNodeAgent = async (opts: NodeAgentOptions): Promise<NodeAgent>
     }
   };
 
-  /** Desired state from the control plane's projection against what the dataplane has. */
-  const reconcile = async () => {
+  /**
+   * Desired state from the control plane's projection against what the dataplane has. At start
+   * every desired side is programmed (idempotent: it re-asserts addresses and routes). After a
+   * reconnection (a NATS server lost, or the whole cluster restarted) this agent's own record
+   * says what it did: a side it applied at the desired generation is left alone, so an outage
+   * re-programs nothing that did not change, and only what changed meanwhile is done.
+   */
+  const reconcile = async (o: { afterReconnect?: boolean } = {}) => {
     let desired: SideSpec[] | undefined;
     for (let attempt = 1; !desired && !stopping; attempt++) {
       const r = await readDesired();
@@ -217,8 +223,14 @@ export const startNodeAgent = async (opts: NodeAgentOptions): Promise<NodeAgent>
       }
     }
     const have = new Map(observed.right.map((o) => [sideKey(o), o]));
+    let unchanged = 0;
     for (const s of want.values()) {
       const h = have.get(sideKey(s));
+      const done = applied.get(sideKey(s));
+      if (o.afterReconnect && h && done && done.generation === s.generation && done.desired === s.desired && done.error === undefined) {
+        unchanged++;
+        continue;
+      }
       if (!h || h.generation !== s.generation) {
         log.info('reconcile: programming a missing side', { connectionId: s.connectionId, side: s.side, generation: s.generation });
         created++;
@@ -226,7 +238,7 @@ export const startNodeAgent = async (opts: NodeAgentOptions): Promise<NodeAgent>
       // Programming is idempotent; doing it for present sides too re-asserts addresses and routes.
       await apply(s, 'reconcile');
     }
-    log.info('reconciled', { desired: want.size, observed: observed.right.length, created, removed });
+    log.info('reconciled', { desired: want.size, observed: observed.right.length, created, removed, ...(o.afterReconnect ? { unchanged, afterReconnect: true } : {}) });
   };
 
   let messages: ConsumerMessages | undefined;
@@ -320,6 +332,17 @@ export const startNodeAgent = async (opts: NodeAgentOptions): Promise<NodeAgent>
     log.info('node agent ready', { dataplane: dataplane.kind });
   })();
 
+  // Commands sent while the agent was cut off wait in its durable consumer; what the control
+  // plane decided otherwise meanwhile (a side it gave up on) is caught by reconciling again.
+  let reconciling: Promise<void> = ready.catch(() => undefined);
+  void (async () => {
+    for await (const st of nc.status()) {
+      if (stopping) break;
+      if (st.type !== 'reconnect') continue;
+      reconciling = reconciling.then(() => (stopping ? undefined : reconcile({ afterReconnect: true }))).catch((e) => log.warn('reconciling after a reconnection failed', { error: errorText(e) }));
+    }
+  })();
+
   return {
     ready,
     programmedSides,
@@ -329,6 +352,7 @@ export const startNodeAgent = async (opts: NodeAgentOptions): Promise<NodeAgent>
       if (probeTimer) clearInterval(probeTimer);
       await probing;
       await ready.catch(() => undefined);
+      await reconciling;
       messages?.stop();
       await loop?.catch(() => undefined);
     },

@@ -9,6 +9,7 @@ import { ensureStreams, isWrongLastSequence } from '../nats/streams.ts';
 import { subjectsFor, type Subjects } from '../../src/contracts/subjects.ts';
 import { consumeOrdered } from '../nats/consumers.ts';
 import { publishRetrying } from '../nats/publish.ts';
+import { backoff, sleep } from '../../src/lib/time.ts';
 
 interface DirectGet {
   getMessage(stream: string, query: { seq: number; next_by_subj?: string }): Promise<{ seq: number; data: Uint8Array; time: Date }>;
@@ -35,7 +36,20 @@ export interface JetStreamStoreOptions {
    * (deny_delete), so readers must not stop at it.
    */
   readonly onForeign?: (f: { readonly position: bigint; readonly reason: string }) => void;
+  /** Told when a subscription that stopped receiving while the log grew is started again (see subscribeAll). */
+  readonly onResubscribe?: (r: { readonly after: bigint; readonly why: string }) => void;
+  /** How long a subscription may receive nothing while the log has more before it is started again. */
+  readonly stallMs?: number;
 }
+
+/**
+ * A subscription that has received nothing for this long while the log holds more is started
+ * again from its last position. nats.js's ordered consumer is meant to recreate itself when the
+ * server holding it dies (a stream leader killed in a cluster), but it can stop delivering
+ * without a word instead: a control plane whose view then stood still answered every query from
+ * the moment of the kill (seen here on nats-server 2.15 with nats.js 2.29).
+ */
+export const DEFAULT_STALL_MS = 10_000;
 
 type Read = StoredCommit | { readonly foreign: string };
 const isForeign = (r: Read): r is { readonly foreign: string } => 'foreign' in r;
@@ -87,6 +101,7 @@ export const jetStreamEventStore = async (
   const attemptTimeoutMs = opts.publishTimeoutMs ?? 5000;
   const withinMs = opts.publishWithinMs ?? 30_000;
   const live = new Set<ConsumerMessages>();
+  let closed = false;
 
   const lastSeq = async (): Promise<number> => (await jsm.streams.info(streamName)).state.last_seq;
 
@@ -142,16 +157,40 @@ export const jetStreamEventStore = async (
     const end = until === undefined || until > last ? last : until;
     if (end <= after) return;
     const endSeq = Number(end);
-    const messages = await consumeOrdered(js, streamName, subjects.allEvents, Number(after), 1000);
-    try {
-      for await (const m of messages) {
-        if (m.seq > endSeq) break;
-        const r = read(m.data, m.seq);
-        if (!isForeign(r)) yield r;
-        if (m.seq >= endSeq) break;
+    const stallMs = opts.stallMs ?? DEFAULT_STALL_MS;
+    let at = Number(after);
+    // The range is known to be stored: a read that receives nothing for stallMs is started again
+    // from where it stood (DEFAULT_STALL_MS), a few times before it fails.
+    for (let restarts = 0; at < endSeq; restarts++) {
+      const messages = await consumeOrdered(js, streamName, subjects.allEvents, at, 1000);
+      let progressAt = Date.now();
+      let stalled = false;
+      const watchdog = setInterval(() => {
+        if (Date.now() - progressAt >= stallMs) {
+          stalled = true;
+          messages.stop();
+        }
+      }, Math.max(100, Math.floor(stallMs / 4)));
+      watchdog.unref();
+      try {
+        for await (const m of messages) {
+          progressAt = Date.now();
+          if (m.seq <= at) continue;
+          if (m.seq > endSeq) break;
+          at = m.seq;
+          const r = read(m.data, m.seq);
+          if (!isForeign(r)) yield r;
+          // Only the wait for the server counts, not the reader's own time between commits.
+          progressAt = Date.now();
+          if (m.seq >= endSeq) break;
+        }
+      } finally {
+        clearInterval(watchdog);
+        messages.stop();
       }
-    } finally {
-      messages.stop();
+      if (at >= endSeq || closed) return;
+      if (!stalled || restarts >= 5) throw new Error(`reading the log stopped at position ${at} of ${endSeq}${stalled ? `: nothing received for ${stallMs} ms, ${restarts + 1} times` : ''}`);
+      opts.onResubscribe?.({ after: BigInt(at), why: `a read of the log received nothing for ${stallMs} ms` });
     }
   }
 
@@ -160,28 +199,73 @@ export const jetStreamEventStore = async (
     let markCaughtUp!: () => void;
     const caughtUp = new Promise<void>((r) => (markCaughtUp = r));
     if (BigInt(target) <= after) markCaughtUp();
-    const messages = await consumeOrdered(js, streamName, subjects.allEvents, Number(after), 1000);
+    const stallMs = opts.stallMs ?? DEFAULT_STALL_MS;
+    let last = Number(after);
+    let stopped = false;
+    let progressAt = Date.now();
+    let messages = await consumeOrdered(js, streamName, subjects.allEvents, last, 1000);
     live.add(messages);
+    let stalled = '';
+    // Started again from the last position when it stood still while the log grew (DEFAULT_STALL_MS).
+    const watchdog = setInterval(() => {
+      if (closed) clearInterval(watchdog);
+      if (stopped || closed || Date.now() - progressAt < stallMs) return;
+      void lastSeq().then(
+        (end) => {
+          if (end <= last) progressAt = Date.now(); // nothing to read: idle, not stalled
+          else if (!stopped && !closed && Date.now() - progressAt >= stallMs) {
+            stalled = `nothing received for ${Math.round((Date.now() - progressAt) / 1000)} s while the log has ${end - last} more`;
+            messages.stop();
+          }
+        },
+        () => undefined, // the stream cannot be read now either: asked again at the next tick
+      );
+    }, Math.max(100, Math.floor(stallMs / 2)));
+    watchdog.unref();
     const done = (async () => {
-      for await (const m of messages) {
-        const commit = read(m.data, m.seq);
-        if (isForeign(commit)) {
+      while (!stopped && !closed) {
+        for await (const m of messages) {
+          // A consumer started again may repeat what was delivered already.
+          if (m.seq <= last) continue;
+          progressAt = Date.now();
+          const commit = read(m.data, m.seq);
+          last = m.seq;
+          if (isForeign(commit)) {
+            if (m.seq >= target) markCaughtUp();
+            continue;
+          }
+          try {
+            await handlers.onCommit(commit);
+          } catch (e) {
+            stopped = true;
+            handlers.onError?.({ kind: 'unavailable', message: `subscriber failed at position ${m.seq}: ${(e as Error).message}` });
+            messages.stop();
+            return;
+          }
           if (m.seq >= target) markCaughtUp();
-          continue;
         }
-        try {
-          await handlers.onCommit(commit);
-        } catch (e) {
-          handlers.onError?.({ kind: 'unavailable', message: `subscriber failed at position ${m.seq}: ${(e as Error).message}` });
-          messages.stop();
-          return;
+        live.delete(messages);
+        if (stopped || closed) break;
+        // The consumer ended without being stopped, or the watchdog stopped it: start it again.
+        opts.onResubscribe?.({ after: BigInt(last), why: stalled || 'the ordered consumer ended' });
+        stalled = '';
+        for (let attempt = 1; !stopped && !closed; attempt++) {
+          try {
+            messages = await consumeOrdered(js, streamName, subjects.allEvents, last, 1000);
+            live.add(messages);
+            progressAt = Date.now();
+            break;
+          } catch {
+            await sleep(backoff(attempt, { baseMs: 200, capMs: 2000 }));
+          }
         }
-        if (m.seq >= target) markCaughtUp();
       }
     })();
     return {
       caughtUp,
       stop: async () => {
+        stopped = true;
+        clearInterval(watchdog);
         messages.stop();
         live.delete(messages);
         await done.catch(() => undefined);
@@ -225,6 +309,7 @@ export const jetStreamEventStore = async (
       }
     },
     close: async () => {
+      closed = true;
       for (const m of live) m.stop();
       live.clear();
     },

@@ -9,14 +9,16 @@ import type { NatsConnection } from 'nats';
 import type { SnapshotLoadOptions, SnapshotStore } from '../../src/ports/snapshotStore.ts';
 import type { Snapshot } from '../../src/contracts/snapshot.ts';
 import { decodeSnapshot } from '../../src/contracts/snapshot.ts';
-import { snapshotOs } from './streams.ts';
+import { ensureObjectStore, SNAPSHOT_OS } from './streams.ts';
 import { subjectsFor, type Subjects } from '../../src/contracts/subjects.ts';
 
 const enc = new TextEncoder();
 
 export const natsSnapshotStore = async (nc: NatsConnection, domain: string | Subjects, opts: { replicas?: number } = {}): Promise<SnapshotStore> => {
   const subjects = typeof domain === 'string' ? subjectsFor(domain) : domain;
-  const os = await nc.jetstream().views.os(subjects.snapshotBucket, snapshotOs(opts.replicas));
+  // Made here when missing (an insecure mesh; an authenticated one's setup step made it already).
+  await ensureObjectStore(await nc.jetstreamManager(), subjects.snapshotBucket, opts);
+  const os = await nc.jetstream().views.os(subjects.snapshotBucket, SNAPSHOT_OS);
   return {
     load: async (name, o: SnapshotLoadOptions = {}) => {
       o.signal?.throwIfAborted();

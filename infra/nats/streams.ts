@@ -59,8 +59,28 @@ export const commandStreamSubjects = (s: Subjects, peers?: readonly string[]): s
 export const CHECKPOINT_KV: Partial<KvOptions> = { history: 1 };
 /** The replicas' leadership lease (src/runtime/lease.ts): its entries expire after the lease's TTL. */
 export const leaseKv = (ttlMs: number): Partial<KvOptions> => ({ history: 1, ttl: ttlMs });
-/** The projection snapshots (infra/nats/snapshots.ts). */
-export const snapshotOs = (replicas = 1): Partial<ObjectStoreOptions> => ({ storage: StorageType.File, replicas });
+/**
+ * The projection snapshots (infra/nats/snapshots.ts). The object store's stream is made here
+ * (objectStoreConfig), not by nats.js: its views.os copies its options into the stream's
+ * configuration as they are, and a current nats-server (2.11 and later) refuses the unknown field
+ * `replicas` there ("invalid json"), so views.os is only given what is a stream field too.
+ */
+export const SNAPSHOT_OS: Partial<ObjectStoreOptions> = { storage: StorageType.File };
+
+/** The object store's stream as nats.js makes it (the same subjects and flags), with its replicas. */
+export const objectStoreConfig = (bucket: string, opts: StreamOptions = {}): Partial<StreamConfig> & { name: string } => ({
+  name: objectStream(bucket),
+  subjects: [`$O.${bucket}.C.>`, `$O.${bucket}.M.>`],
+  storage: StorageType.File,
+  max_age: 0,
+  allow_direct: true,
+  allow_rollup_hdrs: true,
+  discard: DiscardPolicy.New,
+  num_replicas: opts.replicas ?? 1,
+});
+
+/** Makes the snapshot store's stream when it is missing (what views.os would do, with the replicas). */
+export const ensureObjectStore = (jsm: JetStreamManager, bucket: string, opts: StreamOptions = {}): Promise<void> => ensure(jsm, objectStoreConfig(bucket, opts));
 
 export const kvStream = (bucket: string): string => `KV_${bucket}`;
 export const objectStream = (bucket: string): string => `OBJ_${bucket}`;
@@ -148,7 +168,8 @@ export const provisionMesh = async (nc: NatsConnection, s: Subjects, o: Provisio
   // Replicated like the streams: the lease and the checkpoints must outlive any one server.
   await js.views.kv(s.checkpointBucket, { ...CHECKPOINT_KV, replicas: o.replicas ?? 1 });
   await js.views.kv(s.leaseBucket, { ...leaseKv(o.leaseTtlMs), replicas: o.replicas ?? 1 });
-  await js.views.os(s.snapshotBucket, snapshotOs(o.replicas));
+  await ensureObjectStore(jsm, s.snapshotBucket, o);
+  await js.views.os(s.snapshotBucket, SNAPSHOT_OS);
   const created: string[] = [];
   for (const { name } of meshStreams(s)) {
     if (before.has(name)) continue;

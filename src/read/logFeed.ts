@@ -59,8 +59,15 @@ export const createLogFeed = (store: EventStore, livePosition: () => bigint): Lo
       // Listen first, so nothing pushed while the store is read is missed (duplicates are skipped).
       followers.add(live);
       if (after < target) {
-        for await (const c of store.readAll(after, target)) {
-          if (stopped || !(await deliver(c))) break;
+        try {
+          for await (const c of store.readAll(after, target)) {
+            if (stopped || !(await deliver(c))) break;
+          }
+        } catch (e) {
+          // The store could not be read (a server lost in a cluster): this follower never started.
+          stopped = true;
+          followers.delete(live);
+          throw e;
         }
       }
       catchingUp = false;

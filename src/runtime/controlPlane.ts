@@ -41,7 +41,7 @@ import { decodeHeartbeat, replyIsInboxOf } from '../security/replies.ts';
 import type { IdentityRegistry } from '../security/identities.ts';
 import { recordRegistry } from './identityRecord.ts';
 import { createFederation, type Federation, type FederationOptions } from './federation.ts';
-import { sleep } from '../lib/time.ts';
+import { backoff, sleep } from '../lib/time.ts';
 import { consumeDurable } from '../../infra/nats/consumers.ts';
 
 export interface ControlPlaneOptions {
@@ -146,6 +146,7 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
     (await jetStreamEventStore(nc, subjects, {
       create: createStreams,
       onForeign: (f) => log.error('a message in the event log is not a commit: stepped over (something other than the control plane wrote it; nsm audit verify reports it)', { position: Number(f.position), reason: f.reason }),
+      onResubscribe: (r) => log.warn('reading the log again from where it stood', { position: Number(r.after), why: r.why }),
     }));
   const store = withConnectionNotifications(
     rawStore,
@@ -265,25 +266,33 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
       }));
     const timer = setInterval(() => void save(), 1000);
     let delivered = from;
-    const sub = await feed.follow(BigInt(from), {
-      onCommit: (commit) => {
-        const position = Number(commit.position);
-        delivered = position;
-        if ((!drivesProcessManager(commit.stream) && !commit.stream.startsWith('workflow.')) || refusedOutright(commit)) {
-          watermark.skip(position);
-          return;
-        }
-        watermark.begin(position);
-        void pmQueue.enqueue(laneOf(commit), commit.stream, async () => {
-          // Not handled: it stays in flight, so the checkpoint never passes it.
-          if (running && (await runStep(commit, () => running))) {
-            stats.workflowSteps++;
-            watermark.end(position);
+    let sub: Awaited<ReturnType<typeof feed.follow>>;
+    try {
+      sub = await feed.follow(BigInt(from), {
+        onCommit: (commit) => {
+          const position = Number(commit.position);
+          delivered = position;
+          if ((!drivesProcessManager(commit.stream) && !commit.stream.startsWith('workflow.')) || refusedOutright(commit)) {
+            watermark.skip(position);
+            return;
           }
-        });
-      },
-      onError: (e) => log.error('process manager subscription stopped', { error: e.message, kind: e.kind }),
-    });
+          watermark.begin(position);
+          void pmQueue.enqueue(laneOf(commit), commit.stream, async () => {
+            // Not handled: it stays in flight, so the checkpoint never passes it.
+            if (running && (await runStep(commit, () => running))) {
+              stats.workflowSteps++;
+              watermark.end(position);
+            }
+          });
+        },
+        onError: (e) => log.error('process manager subscription stopped', { error: e.message, kind: e.kind }),
+      });
+    } catch (e) {
+      // Nothing of this run may keep going: the next attempt starts from the checkpoint again.
+      clearInterval(timer);
+      running = false;
+      throw e;
+    }
     log.info('process manager running', { resumeFrom: from });
     return {
       stop: async () => {
@@ -300,11 +309,30 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
       },
     };
   };
+  /**
+   * Started again until it runs, for as long as this replica leads: a new leader often takes over
+   * because a server died, and reading the checkpoint or the log can then time out for a few
+   * seconds (the streams' leaders being elected). Given up once, the process manager stayed
+   * stopped on the leader, and no workflow moved until the lease changed hands again.
+   */
+  const startWhileLeading = async (): Promise<PmRun | undefined> => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await startProcessManager();
+      } catch (e) {
+        const leading = lease?.leaderSince() !== undefined && !stopping;
+        log.warn(leading ? 'process manager failed to start; trying again' : 'process manager failed to start', { attempt, error: errorText(e) });
+        if (!leading) return undefined;
+        await sleep(backoff(attempt, { baseMs: 250, capMs: 2000 }));
+        if (lease?.leaderSince() === undefined || stopping) return undefined;
+      }
+    }
+  };
   // Leadership comes and goes from the lease's timer: start and stop one at a time, in order.
   let pmRun: Promise<PmRun | undefined> = Promise.resolve(undefined);
   const leadershipChanged = (leading: boolean) => {
     pmRun = pmRun.then(async (current) => {
-      if (leading && !current && !stopping) return startProcessManager().catch((e) => (log.error('process manager failed to start', { error: errorText(e) }), undefined));
+      if (leading && !current && !stopping) return startWhileLeading();
       if (!leading && current) await current.stop();
       return leading ? current : undefined;
     });
