@@ -4,7 +4,7 @@
 // killed without the others), `nsm control-plane` replicas and `nsm agent`s given the list of
 // every server. XDG dirs and the deployment live in one temp dir, removed at stop; every process
 // started is stopped, and a nats-server left behind by a killed nsm up is killed by its pid.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as E from 'fp-ts/lib/Either.js';
@@ -218,14 +218,24 @@ export const startSecureCluster = async (o: { nodes?: readonly string[]; clients
         await awaitServer(s);
       },
       restartCluster,
-      problems: (since) =>
-        every.flatMap((p) =>
+      problems: (since) => [
+        ...every.flatMap((p) =>
           p
             .stderr()
             .split('\n')
             .filter((l) => /"level":"(warn|error|fatal)"/.test(l) && Date.parse(/"time":"([^"]+)"/.exec(l)?.[1] ?? '') >= since)
             .map((l) => `${p.pid}: ${l.slice(0, 600)}`),
         ),
+        // What the servers themselves said: errors, exits and reloads (the last few of each).
+        ...[1, 2, 3].flatMap((k) => {
+          const file = join(dir, 'cluster', `server-${k}`, 'nats-server.log');
+          const lines = existsSync(file) ? readFileSync(file, 'utf8').split('\n') : [];
+          return lines
+            .filter((l) => /\[(ERR|FTL)\]|Exiting|Reloaded|Starting nats-server|lame duck/i.test(l))
+            .slice(-8)
+            .map((l) => `server ${k}: ${l.slice(0, 400)}`);
+        }),
+      ],
       stop: cleanup,
     };
     return cluster;
