@@ -17,9 +17,13 @@ import { eventually } from '../lib/eventually.ts';
 import { suite } from '../lib/harness.ts';
 import { eventsOf, notOnce, startSecureCluster, type SecureCluster } from '../lib/secureCluster.ts';
 
-// 100 by default: case 1 passed at 500 (NSM_CLUSTER_TEST_CONNECTIONS=500), but the heal of 500
-// connections in case 2 has not finished within its time there yet (docs/operations.md, limits).
+// 100 by default, to keep the file near 2 min; NSM_CLUSTER_TEST_CONNECTIONS=500 for the issue's
+// figure. A heal on this cluster plans about 5 connections a second, every connection's new path
+// before the first is established (measured: about 470 of 500 planned in 97 s), so the heal's waits
+// grow with N.
 const N = Number(process.env.NSM_CLUSTER_TEST_CONNECTIONS ?? 100);
+const HEAL_STARTS_MS = Math.max(120_000, N * 500);
+const HEAL_ENDS_MS = Math.max(240_000, N * 1200);
 const IN_FLIGHT = 25;
 
 type Ctx = { cl?: SecureCluster; ids: string[] };
@@ -170,14 +174,14 @@ test('2. the lease holder\'s control plane SIGKILLed during a heal of 500 connec
     const x = await states(operator, ids);
     const moved = x?.filter((c) => c.networkServiceEndpointName === 'ep-b' && c.state === 'established').length ?? 0;
     return moved >= N * 0.1 && moved < N ? moved : undefined;
-  }, { timeoutMs: 120_000, intervalMs: 50 });
+  }, { timeoutMs: HEAL_STARTS_MS, intervalMs: 50 });
   const killAt = Date.now();
   holder!.child.kill('SIGKILL');
   await holder!.exited;
   const moved = await eventually('every connection healed to ep-b', async () => {
     const x = await states(operator, ids);
     return x && x.length === N && x.every((c) => c.state === 'established' && c.networkServiceEndpointName === 'ep-b') ? x : undefined;
-  }, { timeoutMs: 240_000, intervalMs: 1000, describe: async () => (await states(operator, ids))?.filter((c) => c.networkServiceEndpointName !== 'ep-b' || c.state !== 'established').slice(0, 5) });
+  }, { timeoutMs: HEAL_ENDS_MS, intervalMs: 1000, describe: async () => (await states(operator, ids))?.filter((c) => c.networkServiceEndpointName !== 'ep-b' || c.state !== 'established').slice(0, 5) });
   assert.is(moved.length, N);
 
   const log = await cl.log();
