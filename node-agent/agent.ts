@@ -14,6 +14,7 @@ import { decodeNodeCommand, type SideSpec } from '../src/contracts/nodeCommands.
 import { pathProblem, programmedToken, type AgentSecurity } from '../src/security/agentSecurity.ts';
 import { FairQueue } from '../src/lib/fairQueue.ts';
 import { sideKey, type Dataplane } from './dataplane.ts';
+import { AppliedSides } from './appliedSides.ts';
 import { sleep, backoff } from '../src/lib/time.ts';
 import { consumeDurable } from '../infra/nats/consumers.ts';
 
@@ -64,8 +65,8 @@ export const startNodeAgent = async (opts: NodeAgentOptions): Promise<NodeAgent>
   const jsm = await nc.jetstreamManager({ checkAPI: false });
   if (!opts.security) await ensureStreams(jsm, subjects);
   let stopping = false;
-  /** Highest generation acted on per side: older commands arriving late are ignored. */
-  const applied = new Map<string, { generation: number; desired: 'present' | 'absent'; error?: string }>();
+  /** Highest generation acted on per side: older commands arriving late are ignored (./appliedSides.ts). */
+  const applied = new AppliedSides();
   /** Client sides that are programmed, for the liveness probe. */
   const probed = new Map<string, { spec: SideSpec; failures: number; reported: boolean }>();
 
@@ -293,7 +294,7 @@ export const startNodeAgent = async (opts: NodeAgentOptions): Promise<NodeAgent>
       : undefined;
 
   const heartbeat = () =>
-    nc.publish(subjects.heartbeat(node), new TextEncoder().encode(JSON.stringify({ node, connections: [...applied.values()].filter((a) => a.desired === 'present' && a.error === undefined).length })));
+    nc.publish(subjects.heartbeat(node), new TextEncoder().encode(JSON.stringify({ node, connections: applied.programmed })));
   const hbTimer = setInterval(heartbeat, opts.heartbeatMs ?? 5000);
 
   let loop: Promise<void> | undefined;
