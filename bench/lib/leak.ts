@@ -229,7 +229,9 @@ export const judgeSeries = (
           : !significant
           ? `no significant trend (${fmtRate(slopePerHour)} +- ${fmtRate(fit.slopeSe * HOUR_MS)})`
           : !material
-            ? `trend ${fmtRate(slopePerHour)} below the threshold ${fmtRate(thresholdPerHour)}`
+            ? slopePerHour > thresholdPerHour
+              ? `trend ${fmtRate(slopePerHour)}, but a rise of only ${((fit.slope * windowMs) / 1024).toFixed(0)} KiB over the window (at least ${(th.memoryMinRise / 1024).toFixed(0)} KiB)`
+              : `trend ${fmtRate(slopePerHour)} below the threshold ${fmtRate(thresholdPerHour)}`
             : `levelled off: ${fmtRate(lastHalfSlopePerHour)} over the last half (threshold ${fmtRate(thresholdPerHour)})`;
   return { ...base, thresholdPerHour, significant, material, sustained, grows, ...(drain ? { drain } : {}), leak, reason };
 };
