@@ -20,7 +20,7 @@ import { freePort } from '../../infra/net.ts';
 import { MeshClient } from '../../src/client/index.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const MAIN = join(ROOT, 'src', 'cli', 'main.ts');
+const MAIN = join(ROOT, 'src', 'cli', 'entry.ts');
 const PROBE = pathToFileURL(join(ROOT, 'bench', 'lib', 'soakProbe.mjs')).href;
 
 // ---- /proc ---------------------------------------------------------------------------------------
@@ -76,7 +76,7 @@ process.once('exit', () => {
   for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
 });
 
-/** `node --expose-gc --import probe --import tsx src/cli/main.ts ARGS` with its output in a log file. */
+/** `node --expose-gc --import probe --import tsx src/cli/entry.ts ARGS` with its output in a log file. */
 export const spawnNsm = (name: string, args: readonly string[], o: { dir: string; env: NodeJS.ProcessEnv; natsName?: string }): SoakProcess => {
   const logFile = join(o.dir, `${name}.log`);
   const log = createWriteStream(logFile, { flags: 'a' });
