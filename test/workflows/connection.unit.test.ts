@@ -74,12 +74,13 @@ s('closed while the addresses were allocated: the plan step gives them back', ()
   ]);
 });
 
-s('the endpoint went away before the plan: the connection fails, or, healing, heals again without it', () => {
+s('the endpoint went away before the plan: the connection chooses again without it, set up or healing', () => {
   const gone = modelWith({ c1: [request('c1'), selected()] });
   const withoutEp1 = { ...gone, registry: { ...gone.registry, endpoints: { 'ep-2': gone.registry.endpoints['ep-2']! } } };
-  const failed = when('c1', [request('c1'), selected()], selected(), {}, withoutEp1).steps;
-  assert.equal(trace(failed), ['execute connection.c1 FailConnection (fail)']);
-  assert.match(String(commandOf(failed, 'FailConnection')!.reason), /endpoint "ep-1" was unregistered before the path was planned/);
+  const fresh = when('c1', [request('c1'), selected()], selected(), {}, withoutEp1).steps;
+  assert.equal(trace(fresh, { model: withoutEp1 }), ['execute connection.c1 HealConnection (heal-c1) selection']);
+  const reselect = commandOf(fresh, 'HealConnection', { model: withoutEp1 })!;
+  assert.equal([reselect.cause, reselect.exclude], ['endpoint-unregistered', ['ep-1']]);
   const healingHistory: ConnectionEvent[] = [request('c1'), selected(), planned('c1'), { type: 'ConnectionHealing', cause: 'endpoint-expired', causeId: 'x', oldEndpoint: 'ep-1', inPlace: false, startedAt: '2030-01-01T00:00:00.000Z' }, selected('ep-1', 'n2')];
   const again = when('c1', healingHistory, selected('ep-1', 'n2'), {}, { ...withoutEp1, connections: modelWith({ c1: healingHistory }).connections }).steps;
   assert.equal(trace(again, { model: withoutEp1 }), ['execute connection.c1 HealConnection (heal-c1) selection']);
