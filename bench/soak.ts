@@ -27,6 +27,7 @@
 // (Linux): settings, machine, every sample, every judgement, the churn achieved, the verdict.
 // Options: --rate N --open N --heal-every S --sample S --warmup FRACTION --inflight N
 // --keep-logs (keep the processes' logs; kept anyway unless the verdict is no-leak)
+// --name NAME (bench/results/NAME.json and .svg instead of soak / soak-real)
 // --heap-snapshots (of every Node.js process at the end of the warm-up and of the run).
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -54,6 +55,7 @@ const { values: a } = parseArgs({
     inflight: { type: 'string', default: '32' },
     'keep-logs': { type: 'boolean', default: false },
     'heap-snapshots': { type: 'boolean', default: false },
+    name: { type: 'string' },
   },
 });
 const REAL = a.real;
@@ -71,8 +73,9 @@ for (const [k, v] of Object.entries({ minutes: MINUTES, rate: RATE, open: OPEN, 
 }
 if (!(WARMUP >= 0 && WARMUP < 0.9)) throw new Error('--warmup is a fraction of the run, from 0 to 0.9');
 const DOMAIN = 'soak';
-/** bench/results/<NAME>.json and .svg: the two runs keep their own results. */
-const NAME = REAL ? 'soak-real' : 'soak';
+/** bench/results/<NAME>.json and .svg: the two runs keep their own results (--name: a comparison, e.g. another nats-server, keeps its own too). */
+const NAME = a.name ?? (REAL ? 'soak-real' : 'soak');
+if (!/^[a-z0-9][a-z0-9.-]*$/.test(NAME)) throw new Error('--name is a file name: lower-case letters, digits, dots and dashes');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const say = (s: string) => process.stdout.write(`${new Date().toISOString().slice(11, 19)} ${s}\n`);
 

@@ -226,7 +226,8 @@ export const reactToConnection = (env: EventEnvelope<ConnectionEvent>, s: Connec
       case 'DatapathDown':
         return s.phase === 'established' && s.generation === ev.generation ? heal(id, 'datapath', env, [], ctx) : [];
       case 'DataplaneFailed':
-        return s.healing && s.generation === ev.generation ? heal(id, 'dataplane', env, [], ctx) : [];
+        // The aggregate failed the connection unless it was healing or the endpoint's side failed.
+        return !isTerminal(s.phase) && (s.healing || ev.side === 'endpoint') && s.generation === ev.generation ? heal(id, 'dataplane', env, [], ctx) : [];
       case 'ConnectionClosed':
       case 'ConnectionFailed':
         return [...sendSides(s, SIDES, 'absent', env, ctx), ...release(s)];
