@@ -22,6 +22,10 @@
 //                   the threshold or more: a series that grew and levelled off (a cache that
 //                   filled, a heap that found its size) is not a leak.
 //
+// Kernel objects rise for seconds while setups lag on a busy machine or a heal holds both paths:
+// their trend is judged on their floor, the least of every minute's samples (SeriesSpec.floorOf),
+// which objects left behind raise too; after the drain their exact counts are checked.
+//
 // Counts of kernel objects, consumers and subscriptions are also checked after the drain: once
 // every connection is closed and the mesh is quiet, they must be back at their value before the
 // churn (exactly, or within a stated slack for counts that include a client's transient
@@ -50,6 +54,14 @@ export interface SeriesSpec {
    * interfaces of connections being set up); default Thresholds.countMinRise.
    */
   readonly minRise?: number;
+  /**
+   * Counts only: judge the floor of the series, the least value of each run of this many
+   * consecutive samples, instead of every sample. For counts that spike while work is in flight
+   * (a heal holds the old and the new path's kernel objects for a few seconds): a spike in the
+   * last samples would otherwise pass for growth, while what a leak leaves behind raises the
+   * floor too. The drain check still compares exact values.
+   */
+  readonly floorOf?: number;
 }
 
 export interface Point {
@@ -96,6 +108,10 @@ const median = (xs: readonly number[]): number => {
   const m = Math.floor(s.length / 2);
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 };
+
+/** Each point's value replaced by the least of it and the k - 1 points before it (the first k - 1 points dropped). */
+export const floorOf = (pts: readonly Point[], k: number): Point[] =>
+  pts.slice(k - 1).map((p, i) => ({ t: p.t, v: Math.min(...pts.slice(i, i + k).map((q) => q.v)) }));
 
 export interface Thresholds {
   /** Memory: slope per hour above this fraction of the level is material. */
@@ -175,7 +191,8 @@ export const judgeSeries = (
   },
 ): Judgement => {
   const th = o.thresholds ?? DEFAULT_THRESHOLDS;
-  const post = points.filter((p) => p.t >= o.warmupMs && Number.isFinite(p.v));
+  const kept = points.filter((p) => p.t >= o.warmupMs && Number.isFinite(p.v));
+  const post = spec.kind === 'count' && spec.floorOf && spec.floorOf > 1 ? floorOf(kept, spec.floorOf) : kept;
   const fit = fitLine(post);
   const windowMs = post.length > 1 ? post[post.length - 1]!.t - post[0]!.t : 0;
   const half = post.length >= 6 ? fitLine(post.slice(Math.floor(post.length / 2))) : fit;

@@ -71,6 +71,25 @@ s('a count that moves with the work in flight is judged against its own floor', 
   assert.ok(ramp.leak, ramp.reason);
 });
 
+s('kernel objects judged on their floor of each minute: setups lagging at the end are not growth, objects left by every heal are', () => {
+  // The 10-minute Linux soak (bench/results/soak-real.json, before this rule): routes flat at
+  // about 74 with 12 connections held, then 120 at the last sample (a sample every 10 s) while 11
+  // setups lagged on a busy machine; every route was gone after the drain.
+  const routes = [63, 75, 73, 74, 74, 75, 82, 74, 74, 68, 74, 74, 74, 89, 73, 75, 69, 75, 74, 75, 74, 74, 78, 73, 75, 75, 73, 74, 81, 80, 75, 74, 72, 74, 75, 74, 75, 89, 78, 74, 77, 75, 74, 74, 74, 74, 75, 77, 74, 74, 72, 89, 74, 76, 86, 86, 93, 92, 120];
+  const at = (i: number) => 10_000 * (i + 1);
+  const spec: SeriesSpec = { key: 'lab.routes', owner: 'lab', what: 'routes', unit: 'count', kind: 'count', drainSlack: 0, minRise: 12 };
+  const warm = { warmupMs: 2 * 60_000, baseline: 0, afterDrain: 0 };
+  const pts = routes.map((v, i) => ({ t: at(i), v }));
+  assert.ok(judgeSeries(spec, pts, warm).leak, 'every sample: the lag reads as growth');
+  const floor = judgeSeries({ ...spec, floorOf: 6 }, pts, warm);
+  assert.not.ok(floor.leak, floor.reason);
+  // Two routes left behind by every heal (two heals a minute) raise the floor: a leak.
+  const leaking = judgeSeries({ ...spec, floorOf: 6 }, routes.map((v, i) => ({ t: at(i), v: v + 4 * Math.floor(at(i) / 60_000) })), warm);
+  assert.ok(leaking.leak, leaking.reason);
+  // And what the drain leaves is a leak whatever the floor did.
+  assert.ok(judgeSeries({ ...spec, floorOf: 6 }, pts, { ...warm, afterDrain: 1 }).leak);
+});
+
 s('info series are reported, never judged', () => {
   const j = judgeSeries({ ...memory, kind: 'info', note: 'the log grows by design' }, series(30, 180, (t) => t), { warmupMs });
   assert.not.ok(j.leak);
