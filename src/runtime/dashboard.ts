@@ -178,8 +178,10 @@ export const createEventStreams = (source: LiveSource, log: Logger, limits: Stre
 
   const write = (s: OpenStream, text: string) => {
     if (s.closed) return;
-    if (s.res.writableLength + text.length > limits.maxBufferedBytes) {
-      log.info('dashboard stream closed: its reader does not keep up', { actor: s.grant.actor, buffered: s.res.writableLength });
+    // A response writes through to its socket: what waits for the reader is in the socket's buffer.
+    const buffered = Math.max(s.res.writableLength, s.res.socket?.writableLength ?? 0);
+    if (buffered + text.length > limits.maxBufferedBytes) {
+      log.info('dashboard stream closed: its reader does not keep up', { actor: s.grant.actor, buffered });
       return end(s, 'slow reader');
     }
     s.res.write(text);
