@@ -9,6 +9,7 @@ import {
   applyDelta,
   connectionEdgeId,
   connectionFacts,
+  DRAW_LIMIT,
   filterChoices,
   graphOf,
   groupMembers,
@@ -85,10 +86,20 @@ interface Page {
   renderTimer?: ReturnType<typeof setTimeout>;
   lastPicture?: GraphPicture;
   firstRenderMs?: number;
+  firstFrameMs?: number;
   generation: number;
 }
 
 const page: Page = { early: [], livePosition: 0, filters: {}, generation: 0 };
+
+/**
+ * `#draw-limit=N` in the address: draw up to N connections one edge each (DRAW_LIMIT otherwise).
+ * For bench/dashboard.ts, which measures what drawing all of them would cost.
+ */
+const drawLimit = (() => {
+  const n = Number(/(?:^#|&)draw-limit=(\d+)/.exec(location.hash)?.[1]);
+  return Number.isSafeInteger(n) && n > 0 ? n : DRAW_LIMIT;
+})();
 const cy = cytoscape({ container: byId('graph'), style, minZoom: 0.05, maxZoom: 1.6, boxSelectionEnabled: false });
 
 /** Read by the browser tests and the bench (what is drawn, and when the first picture was). */
@@ -102,7 +113,10 @@ const cy = cytoscape({ container: byId('graph'), style, minZoom: 0.05, maxZoom: 
     aggregated: page.lastPicture?.aggregated ?? false,
     drawnEdges: cy.edges().length,
     firstRenderMs: page.firstRenderMs,
+    firstFrameMs: page.firstFrameMs,
   }),
+  /** The state of a connection in the picture shown (drawn one by one or in an aggregated edge). */
+  connectionState: (id: string) => page.shown?.connections.get(id)?.state,
 };
 
 const message = (text: string, error = false) => {
@@ -119,7 +133,7 @@ const render = () => {
   page.renderTimer = undefined;
   const t = page.shown;
   if (!t) return;
-  const picture = graphOf(t, page.filters);
+  const picture = graphOf(t, page.filters, drawLimit);
   page.lastPicture = picture;
   const want = new Map(picture.elements.map((e) => [e.data.id as string, e]));
   let structural = false;
@@ -154,7 +168,12 @@ const render = () => {
     (picture.aggregated ? ` — more than can be drawn one by one: one edge per client node, service and endpoint node (${picture.elements.filter((e) => e.group === 'edges').length} edges)` : '') +
     (t.scope === 'own' ? ' — your own connections only' : '');
   byId('summary').dataset.connections = String(picture.matching);
-  if (page.firstRenderMs === undefined) page.firstRenderMs = performance.now();
+  if (page.firstRenderMs === undefined) {
+    page.firstRenderMs = performance.now();
+    // Cytoscape draws its canvas in an animation frame: two frames on, the first picture is on screen.
+    requestAnimationFrame(() => requestAnimationFrame(() => (page.firstFrameMs = performance.now())));
+  }
+  document.dispatchEvent(new Event('nsm:rendered'));
 };
 
 /** Renders at most ten times a second: a burst of deltas costs one render. */
