@@ -3,7 +3,7 @@
 // tokens from `nsm token`). The browser trusts the API's certificate by its key's pin, checked
 // here against the deployment's CA first (test/lib/browser.ts). The scenario is driven with
 // bin/nsm as a user does: endpoints registered, connections from two clients, one set up while
-// the page is open, one closed. What is asserted is what the page shows (cytoscape's elements,
+// the page is open, one closed; and the same page through `nsm dashboard`. What is asserted is what the page shows (cytoscape's elements,
 // the panels' text) against what the CLI says of the mesh. Screenshots go to the test's temp
 // dir; with NSM_DASHBOARD_SCREENSHOT=FILE the one of a connection's detail is also copied there
 // (docs/img/dashboard.png is made so).
@@ -15,7 +15,8 @@ import * as assert from 'uvu/assert';
 import { launchChromium, verifiedSpkiPin, type Chromium } from '../lib/browser.ts';
 import { eventually } from '../lib/eventually.ts';
 import { suite } from '../lib/harness.ts';
-import type { NsmResult } from '../lib/nsmProcess.ts';
+import { freePort } from '../../infra/net.ts';
+import { startNsm, type NsmProcess, type NsmResult } from '../lib/nsmProcess.ts';
 import { startSecureUp, type SecureUp } from '../lib/secureUp.ts';
 
 interface Row {
@@ -48,6 +49,7 @@ interface Ctx {
   ids: string[];
   /** The page signed in as the operator, kept open across the tests that follow it. */
   page?: Page;
+  proxy?: NsmProcess;
 }
 
 const s = suite<Ctx>('the dashboard in headless Chromium against a secure nsm up', { tmp: '', pages: [], operatorToken: '', ids: [] });
@@ -114,6 +116,7 @@ s.before(async (ctx) => {
 });
 
 s.after(async (ctx) => {
+  await ctx.proxy?.stop('SIGTERM', 5000);
   await ctx.browser?.close();
   await ctx.mesh?.stop();
   if (ctx.tmp) rmSync(ctx.tmp, { recursive: true, force: true });
@@ -270,6 +273,28 @@ s("a client's token: only its own connections", async (ctx) => {
   assert.not.match(body, /alice/, "nothing of alice's");
   await ctx.browser!.screenshot(page, 'client-bob');
   await page.close();
+});
+
+s('nsm dashboard: the page on loopback, its API requests passed to the mesh over TLS checked against the CA', async (ctx) => {
+  const m = ctx.mesh!;
+  const port = await freePort();
+  // As the operator runs it on the mesh's host: the CA is found through the pointer nsm up wrote.
+  ctx.proxy = startNsm(['dashboard', '--server', m.httpUrl, '--port', String(port)], m.env('operator'));
+  await ctx.proxy.waitFor(`dashboard: http://127.0.0.1:${port}/`, 30_000);
+  const page = await ctx.browser!.page();
+  ctx.pages.push(page);
+  await page.goto(`http://127.0.0.1:${port}/`, { waitUntil: 'load' });
+  await signIn(page, ctx.operatorToken);
+  const open = (await json<Row[]>(m, 'operator', ['ls', 'connections'])).map((r) => r.id).sort();
+  await eventually('the open connections drawn', async () => (await shown(page)).drawnEdges === open.length, { timeoutMs: 15_000, describe: () => shown(page) });
+  assert.equal(await drawnIds(page), open);
+  // The live stream through the proxy: a connection closed now leaves the picture.
+  await ok(m, 'operator', ['close', open[0]!]);
+  await eventually('the closed connection gone', async () => !(await drawnIds(page)).includes(open[0]!), { timeoutMs: 5_000 });
+  await ctx.browser!.screenshot(page, 'nsm-dashboard');
+  await page.close();
+  const r = await ctx.proxy.stop('SIGTERM', 5000);
+  assert.is(r.code, 0, `nsm dashboard exited ${r.code ?? r.signal} on SIGTERM: ${r.stderr.slice(-1000)}`);
 });
 
 s.run();
