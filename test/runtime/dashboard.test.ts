@@ -260,6 +260,36 @@ s('the slider to before a close shows the closed connection again; "live" return
   await ctx.browser!.screenshot(page, 'live-again');
 });
 
+s('filters by service and state, and search by id', async (ctx) => {
+  const page = ctx.page!;
+  const m = ctx.mesh!;
+  const all = await json<Row[]>(m, 'operator', ['ls', 'connections', '--all']);
+  const ids = (rows: Row[]) => rows.map((r) => r.id).sort();
+  const open = all.filter((r) => r.state !== 'closed');
+  const db = open.filter((r) => r.networkService === 'db');
+  const closed = all.filter((r) => r.state === 'closed');
+  assert.ok(db.length > 0 && db.length < open.length && closed.length > 0, 'the scenario has something to filter');
+
+  await page.locator('#filter-service').selectOption('db');
+  await eventually('only the db connections drawn', async () => (await drawnIds(page)).join() === ids(db).join(), { timeoutMs: 5_000, describe: () => drawnIds(page) });
+  assert.match((await page.locator('#summary').textContent()) ?? '', new RegExp(`^${db.length} of ${open.length} connections live`));
+  await page.locator('#filter-service').selectOption('');
+  // Closed connections are not in the live picture: the filter reads them in.
+  await page.locator('#filter-state').selectOption('closed');
+  await eventually('only the closed connections drawn', async () => (await drawnIds(page)).join() === ids(closed).join(), { timeoutMs: 10_000, describe: () => drawnIds(page) });
+  await ctx.browser!.screenshot(page, 'filter-closed');
+  await page.locator('#filter-state').selectOption('');
+  await eventually('all open connections drawn again', async () => (await drawnIds(page)).join() === ids(open).join(), { timeoutMs: 10_000, describe: () => drawnIds(page) });
+
+  const wanted = db[0]!.id;
+  await page.locator('#search-id').fill(wanted);
+  await page.locator('#search button[type=submit]').click();
+  await eventually('the detail of the connection searched for', async () => (await page.locator('#detail-body').getAttribute('data-connection')) === wanted, { timeoutMs: 10_000 });
+  assert.ok(await page.locator('#detail').isVisible());
+  assert.match(await page.locator('dl.facts').innerText(), /ep-db on /);
+  await page.locator('#detail-close').click();
+});
+
 s("a client's token: only its own connections", async (ctx) => {
   const m = ctx.mesh!;
   const page = await openPage(ctx);
