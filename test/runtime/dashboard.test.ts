@@ -305,6 +305,24 @@ s("a client's token: only its own connections", async (ctx) => {
   await page.close();
 });
 
+s('a token that lapses while the page is open: the sign-in prompt again, and nothing of the mesh left on the page', async (ctx) => {
+  const m = ctx.mesh!;
+  const token = (await ok(m, 'operator', ['token', '--ttl', '8s'])).stdout.trim();
+  const page = await openPage(ctx);
+  await signIn(page, token);
+  await eventually('the graph drawn', async () => (await shown(page)).drawnEdges > 0, { timeoutMs: 10_000, describe: () => shown(page) });
+  // The stream checks the token again at every heartbeat (15 s on nsm up): after the lapse, the next one ends it.
+  await page.locator('#login').waitFor({ state: 'visible', timeout: 45_000 });
+  assert.match((await page.locator('#login-error').textContent()) ?? '', /expired/);
+  const st = await shown(page);
+  assert.is(st.connections, 0);
+  assert.is(await page.evaluate(() => (window as unknown as { nsmDashboard: { cy: { elements(): { length: number } } } }).nsmDashboard.cy.elements().length), 0);
+  assert.is(await page.locator('#summary').textContent(), '');
+  assert.is(await page.evaluate(() => sessionStorage.length), 0, 'the lapsed token is gone from the tab');
+  await ctx.browser!.screenshot(page, 'lapsed');
+  await page.close();
+});
+
 s('nsm dashboard: the page on loopback, its API requests passed to the mesh over TLS checked against the CA', async (ctx) => {
   const m = ctx.mesh!;
   const port = await freePort();
