@@ -7,12 +7,12 @@
 // the panels' text) against what the CLI says of the mesh. Screenshots go to the test's temp
 // dir; with NSM_DASHBOARD_SCREENSHOT=FILE the one of a connection's detail is also copied there
 // (docs/img/dashboard.png is made so).
-import { copyFileSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import * as assert from 'uvu/assert';
-import { launchChromium, verifiedSpkiPin, type Chromium } from '../lib/browser.ts';
+import { CHROMIUM, launchChromium, verifiedSpkiPin, type Chromium } from '../lib/browser.ts';
 import { eventually } from '../lib/eventually.ts';
 import { suite } from '../lib/harness.ts';
 import { freePort } from '../../infra/net.ts';
@@ -97,6 +97,8 @@ const SCENARIO: readonly (readonly [string, string])[] = [
 ];
 
 s.before(async (ctx) => {
+  // Before a mesh is started for nothing.
+  if (!existsSync(CHROMIUM)) throw new Error(`no chromium at ${CHROMIUM}: install it with apt-get install --no-install-recommends chromium (or set NSM_CHROMIUM)`);
   ctx.tmp = mkdtempSync(join(tmpdir(), 'nsm-dashboard-e2e-'));
   ctx.mesh = await startSecureUp({ clients: ['alice', 'bob'] });
   const m = ctx.mesh;
