@@ -162,6 +162,9 @@ s("signed in with the operator's token: the graph shows the scenario's connectio
   assert.is(st.aggregated, false);
   assert.is(await page.locator('#summary').getAttribute('data-connections'), String(SCENARIO.length));
   assert.is(await page.locator('#mode').textContent(), 'live');
+  // Coloured by state: every one is established, drawn in the established green (#2e9d4f).
+  const colours = await page.evaluate(`window.nsmDashboard.cy.edges().map((e) => e.data('state') + ' ' + e.style('line-color'))`);
+  assert.equal([...new Set(colours as string[])], ['established rgb(46,157,79)']);
   const status = await json<{ position: number }>(ctx.mesh!, 'operator', ['status']);
   assert.is(st.livePosition, status.position, 'the page is at the log position nsm status reports');
   await ctx.browser!.screenshot(page, 'signed-in');
@@ -279,6 +282,8 @@ s('filters by service and state, and search by id', async (ctx) => {
   // Closed connections are not in the live picture: the filter reads them in.
   await page.locator('#filter-state').selectOption('closed');
   await eventually('only the closed connections drawn', async () => (await drawnIds(page)).join() === ids(closed).join(), { timeoutMs: 10_000, describe: () => drawnIds(page) });
+  const colours = await page.evaluate(`window.nsmDashboard.cy.edges().map((e) => e.data('state') + ' ' + e.style('line-color') + ' ' + e.style('line-style'))`);
+  assert.equal([...new Set(colours as string[])], ['closed rgb(160,167,179) dashed'], 'closed: grey and dashed');
   await ctx.browser!.screenshot(page, 'filter-closed');
   await page.locator('#filter-state').selectOption('');
   await eventually('all open connections drawn again', async () => (await drawnIds(page)).join() === ids(open).join(), { timeoutMs: 10_000, describe: () => drawnIds(page) });
