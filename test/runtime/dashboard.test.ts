@@ -3,19 +3,19 @@
 // tokens from `nsm token`). The browser trusts the API's certificate by its key's pin, checked
 // here against the deployment's CA first (test/lib/browser.ts). The scenario is driven with
 // bin/nsm as a user does: endpoints registered, connections from two clients, one set up while
-// the page is open, one closed; and the same page through `nsm dashboard`. What is asserted is what the page shows (cytoscape's elements,
-// the panels' text) against what the CLI says of the mesh. Screenshots go to the test's temp
-// dir; with NSM_DASHBOARD_SCREENSHOT=FILE the one of a connection's detail is also copied there
-// (docs/img/dashboard.png is made so).
+// the page is open, one closed; and the same page through `nsm dashboard`. What is asserted is
+// what the page shows (cytoscape's elements, the panels' text) against what the CLI says of the
+// mesh. Screenshots go to the test's temp dir; with NSM_DASHBOARD_SCREENSHOT=FILE the one of a
+// connection's detail is also copied there (docs/img/dashboard.png is made so).
 import { copyFileSync, existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import * as assert from 'uvu/assert';
+import { freePort } from '../../infra/net.ts';
 import { CHROMIUM, launchChromium, verifiedSpkiPin, type Chromium } from '../lib/browser.ts';
 import { eventually } from '../lib/eventually.ts';
 import { suite } from '../lib/harness.ts';
-import { freePort } from '../../infra/net.ts';
 import { startNsm, type NsmProcess, type NsmResult } from '../lib/nsmProcess.ts';
 import { startSecureUp, type SecureUp } from '../lib/secureUp.ts';
 
