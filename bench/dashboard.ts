@@ -2,7 +2,8 @@
 // control plane's HTTP API, with the mesh grown to each size in turn on simulated dataplanes:
 // the time to the first picture (navigation to the first render, and to the frame that shows
 // it), the browser's memory with the page loaded, and how long a connection established while
-// the page is open takes to be on it. Every figure is also given as a ratio to the smallest
+// the page is open takes to be on it, and how long the slider takes to show an earlier moment
+// (a replay of the log up to it). Every figure is also given as a ratio to the smallest
 // size, measured in the same run. At the largest size the graph is aggregated (DRAW_LIMIT in
 // src/dashboard/graph.ts); it is also loaded once with every connection drawn one by one, which
 // is what the aggregation avoids.
@@ -62,6 +63,10 @@ interface Measured {
   readonly browserPssBytes: number;
   /** ConnectionEstablished's time in the log to the next animation frame after the page rendered it. */
   readonly liveUpdateMs: Distribution;
+  /** The slider set to a past position (a quarter, half and three quarters of the log) to that picture shown, the page's 250 ms debounce included. */
+  readonly timeTravelMs: Distribution;
+  /** The log position at the end (what a replay folds up to). */
+  readonly logPosition: number;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -196,6 +201,22 @@ try {
     return out;
   };
 
+  /** The slider moved to earlier positions: how long until the page shows the mesh as of each. */
+  const timeTravel = async (page: Page): Promise<{ ms: number[]; position: number }> => {
+    const position = (await page.evaluate(`window.nsmDashboard.state().livePosition`)) as number;
+    const out: number[] = [];
+    for (const f of [0.25, 0.5, 0.75]) {
+      const at = Math.max(1, Math.floor(position * f));
+      const t0 = Date.now();
+      await page.locator('#slider').fill(String(at));
+      await until(`the picture as of ${at}`, async () => ((await page.evaluate(`window.nsmDashboard.state().shownPosition`)) === at ? true : undefined), 600_000);
+      out.push(Date.now() - t0);
+    }
+    await page.locator('#live').click();
+    await until('live again', async () => ((await page.evaluate(`window.nsmDashboard.state().live`)) ? true : undefined), 60_000);
+    return { ms: out, position };
+  };
+
   /** Memory with this one page open: its JS heap after a GC, and every Chromium process's PSS. */
   const memory = async (page: Page): Promise<{ jsHeapBytes: number; browserPssBytes: number }> => {
     const cdp = await page.context().newCDPSession(page);
@@ -223,6 +244,7 @@ try {
     const mem = await memory(page);
     if (screenshot) await page.screenshot({ path: screenshot });
     const live = await liveUpdates(page, updates);
+    const travel = await timeTravel(page);
     await page.close();
     log(`${expected} connections${hash ? ` (${hash})` : ''}: first frame p50 ${fmt(distribution(frames).p50)} ms, live update p50 ${fmt(distribution(live).p50)} ms`);
     return {
@@ -234,6 +256,8 @@ try {
       firstFrameMs: distribution(frames),
       ...mem,
       liveUpdateMs: distribution(live),
+      timeTravelMs: distribution(travel.ms),
+      logPosition: travel.position,
     };
   };
 
@@ -268,10 +292,12 @@ try {
     r.liveUpdateMs.p50,
     r.liveUpdateMs.p99,
     r.liveUpdateMs.p50 / baseline.liveUpdateMs.p50,
+    r.timeTravelMs.p50,
+    r.timeTravelMs.p50 / baseline.timeTravelMs.p50,
   ];
   printTable(
     `Dashboard in headless Chromium (${NODES} nodes, ${SERVICES} services, ${ENDPOINTS} endpoints, simulated dataplane; draw limit ${DRAW_LIMIT}); ratios to ${baseline.connections} connections`,
-    ['connections', 'graph', 'first render p50 ms', 'first frame p50 ms', 'ratio', 'JS heap MiB', 'ratio', 'browser PSS MiB', 'ratio', 'live update p50 ms', 'p99 ms', 'ratio'],
+    ['connections', 'graph', 'first render p50 ms', 'first frame p50 ms', 'ratio', 'JS heap MiB', 'ratio', 'browser PSS MiB', 'ratio', 'live update p50 ms', 'p99 ms', 'ratio', 'time travel p50 ms', 'ratio'],
     [...results.map((r) => row(r, String(r.connections))), ...(unaggregated ? [row(unaggregated, `${unaggregated.connections}, one edge each`)] : [])],
   );
   const file = writeResult('dashboard', {
@@ -284,6 +310,7 @@ try {
       jsHeap: r.jsHeapBytes / baseline.jsHeapBytes,
       browserPss: r.browserPssBytes / baseline.browserPssBytes,
       liveUpdate: r.liveUpdateMs.p50 / baseline.liveUpdateMs.p50,
+      timeTravel: r.timeTravelMs.p50 / baseline.timeTravelMs.p50,
     })),
   });
   process.stdout.write(`\nwrote ${file}${a.screenshot ? ` and ${a.screenshot}` : ''}\n`);

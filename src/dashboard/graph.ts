@@ -61,10 +61,10 @@ export const matches = (c: TopologyConnection, f: Filters): boolean =>
 
 /**
  * Connections drawn one edge each up to this many (after the filters); above it, aggregated.
- * From bench/dashboard.ts on the 2-core VM (docs/observability.md, "Dashboard"): one edge per
- * connection, 1,000 were on screen 1.5 s after navigation and a live update took 0.1 s, while
- * 10,000 took 16 s and each live update 1.6 s (p99 5.5 s); aggregated, 10,000 were on screen in
- * 1.0 s with live updates of 0.1 s.
+ * From two runs of bench/dashboard.ts on the 2-core VM (docs/observability.md, "Dashboard"): one
+ * edge per connection, 1,000 were on screen 0.9-1.5 s after navigation with live updates of
+ * 0.1 s, while 10,000 took 10-16 s and each live update 1.3-1.6 s; aggregated, 10,000 were on
+ * screen in 0.4-1.0 s with live updates of 0.1 s.
  */
 export const DRAW_LIMIT = 1000;
 
