@@ -416,7 +416,7 @@ export const runUp = async (o: {
     const unwatch = cpMetrics.watch(cp, await nc.jetstreamManager());
     stops.push(async () => unwatch());
     const httpHost = o.httpHost ?? DEFAULT_HTTP_HOST;
-    const http = await startHttpApi(o.httpPort, httpHost, () => cp.queryContext(), log, sec ? httpAccess(cp, sec.registry) : undefined, sec ? httpTlsOf(sec.paths.certFile, sec.paths.keyFile) : plaintextHttp(httpHost, log), metricsSource(registry)).catch((e) => {
+    const http = await startHttpApi(o.httpPort, httpHost, () => cp.queryContext(), log, sec ? httpAccess(cp, sec.registry) : undefined, sec ? httpTlsOf(sec.paths.certFile, sec.paths.keyFile) : plaintextHttp(httpHost, log), metricsSource(registry), { live: cp.view }).catch((e) => {
       throw new StartupError(`HTTP API cannot listen on ${httpHost}:${o.httpPort}: ${errorText(e)}`);
     });
     stops.push(() => new Promise((r) => http.close(r)));
@@ -450,7 +450,7 @@ export const runUp = async (o: {
       ? `  security  nkey authentication, TLS (CA ${sec.paths.caFile})\n  operator  ${sec.paths.creds('operator', 'operator')} (found by the CLI through ${pointer})\n`
       : `  security  NONE (--insecure)\n`;
     process.stderr.write(
-      `\nmesh "${o.domain}" is up\n  NATS      ${nats.url}\n  events    ${storeLabel(o.store)}\n  HTTP API  ${sec ? 'https' : 'http'}://${hostInUrl(o.httpHost ?? DEFAULT_HTTP_HOST)}:${o.httpPort}/api/v1/${sec ? ` (CA ${sec.paths.caFile}; Authorization: Bearer $(nsm token))` : ''}\n  metrics   /metrics on the HTTP API${sec ? ' (operator or auditor token)' : ''}${metricsUrl ? `; ${metricsUrl} (no token)` : ''}\n  node      ${dataplane ? `${o.node} (${dataplane.kind} dataplane)` : 'none (registry only)'}\n  data      ${o.dataDir}\n${federation}${security}` +
+      `\nmesh "${o.domain}" is up\n  NATS      ${nats.url}\n  events    ${storeLabel(o.store)}\n  HTTP API  ${sec ? 'https' : 'http'}://${hostInUrl(o.httpHost ?? DEFAULT_HTTP_HOST)}:${o.httpPort}/api/v1/${sec ? ` (CA ${sec.paths.caFile}; Authorization: Bearer $(nsm token))` : ''}\n  dashboard ${sec ? 'https' : 'http'}://${hostInUrl(o.httpHost ?? DEFAULT_HTTP_HOST)}:${o.httpPort}/${sec ? ' (paste a token from nsm token; or nsm dashboard)' : ''}\n  metrics   /metrics on the HTTP API${sec ? ' (operator or auditor token)' : ''}${metricsUrl ? `; ${metricsUrl} (no token)` : ''}\n  node      ${dataplane ? `${o.node} (${dataplane.kind} dataplane)` : 'none (registry only)'}\n  data      ${o.dataDir}\n${federation}${security}` +
         `Use it from another shell:\n  export NSM_NATS_URL=${nats.url} NSM_DOMAIN=${o.domain}\n  nsm status; nsm --help\nStop with Ctrl-C.\n\n`,
     );
   } catch (e) {
@@ -560,7 +560,7 @@ export const runControlPlane = async (o: {
       }
       tls = httpTlsOf(cert!, key!);
     } else tls = plaintextHttp(httpHost, log);
-    const http: Server = await startHttpApi(o.httpPort, httpHost, () => cp.queryContext(), log, sec ? httpAccess(cp, sec.registry) : undefined, tls, metricsSource(registry)).catch((e) =>
+    const http: Server = await startHttpApi(o.httpPort, httpHost, () => cp.queryContext(), log, sec ? httpAccess(cp, sec.registry) : undefined, tls, metricsSource(registry), { live: cp.view }).catch((e) =>
       stopAndThrow(`HTTP API cannot listen on ${httpHost}:${o.httpPort}: ${errorText(e)}`),
     );
     stops.push(() => new Promise((r) => http.close(r)));

@@ -224,6 +224,9 @@ export const createGuard = (security: ControlPlaneSecurity | undefined): Guard =
         case 'history':
           if (!own(p.id)) return forbid(`forbidden: ${actor} may read the history of its own connections only`);
           return E.right({ params, filter: clientHistoryFilter(p.id as string) });
+        case 'topology':
+          if (p.actor !== undefined && p.actor !== actor) return forbid(`forbidden: ${actor} may see only its own connections`);
+          return E.right({ params: { ...p, actor }, filter: clientTopologyFilter(actor) });
         default:
           return E.right({ params });
       }
@@ -270,4 +273,26 @@ export const clientHistoryFilter =
       return E.right({ events, domains });
     }
     return E.left(queryError('forbidden', `the history of "${connectionId}" came in a shape the client filter does not know; it is withheld rather than shown unfiltered`));
+  };
+
+/**
+ * What a client sees of the dashboard's picture (src/read/topology.ts), an answer or a live
+ * delta: its own connections and nothing of the mesh besides. Checked on the answer itself, after
+ * the query was narrowed to the client: a row of someone else's, a node, endpoint or service
+ * list, or a field the check does not know withholds the whole answer (fails closed).
+ */
+export const clientTopologyFilter =
+  (actor: string) =>
+  (result: unknown): E.Either<QueryError, unknown> => {
+    const KNOWN = ['scope', 'position', 'time', 'nodes', 'services', 'endpoints', 'connections'];
+    const empty = (v: unknown) => v === undefined || (Array.isArray(v) && v.length === 0);
+    const ok =
+      isRecord(result) &&
+      Object.keys(result).every((k) => KNOWN.includes(k)) &&
+      Array.isArray(result.connections) &&
+      result.connections.every((c) => isRecord(c) && c.actor === actor) &&
+      empty(result.nodes) &&
+      empty(result.services) &&
+      empty(result.endpoints);
+    return ok ? E.right(result) : E.left(queryError('forbidden', `the dashboard's picture for ${actor} held more than its own connections; it is withheld`));
   };
