@@ -2,11 +2,14 @@
 import * as E from 'fp-ts/lib/Either.js';
 import { castDraft, produce } from 'immer';
 import { jsonEqual, reject, type Aggregate, type Match, type Payload } from './domain.ts';
+import type { Family } from './ip.ts';
 
 export interface NetworkServiceSpec {
   readonly name: string;
   readonly payload: Payload;
   readonly matches: readonly Match[];
+  /** The address families its connections carry; absent: whichever its endpoints offer. */
+  readonly ipFamilies?: readonly Family[];
 }
 
 export type NetworkServiceCommand =

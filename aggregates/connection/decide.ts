@@ -2,6 +2,7 @@
 // refresh, expiry, failure and close; heals (./heal.ts) and both sides of a connection across
 // domains (./crossDomain.ts) are decided in their own modules.
 import * as E from 'fp-ts/lib/Either.js';
+import type { AllocatedPair } from '../addressPool.ts';
 import { reject, type DomainError, type IpContext, type Payload } from '../domain.ts';
 import { quotaProblem } from '../limits.ts';
 import { negotiateMechanism, TUNNEL_OVERHEAD } from '../mechanism.ts';
@@ -11,21 +12,23 @@ import { decideHeal, select } from './heal.ts';
 import { isTerminal, nodeOfSide, SIDES, unknownConnection, type ConnectionCommand, type ConnectionEvent, type ConnectionState } from './types.ts';
 
 /**
- * IP payload: each side gets a /32 and a route to the other's /32 (routed point to point).
- * ETHERNET payload: both addresses carry the pool's prefix length, so the two sides share a
- * subnet on one L2 segment and find each other by ARP.
+ * One pair per family. IP payload: each side gets a host address (/32, /128) and a route to the
+ * other's (routed point to point). ETHERNET payload: both addresses carry the pool's prefix
+ * length, so the two sides share a subnet on one L2 segment and find each other by ARP or
+ * neighbour discovery.
  */
-const ipContextFor = (
-  payload: Payload,
-  a: { readonly src: string; readonly dst: string; readonly prefix: string },
-  excludedPrefixes: readonly string[],
-): IpContext => {
+const ipContextFor = (payload: Payload, pairs: readonly AllocatedPair[], excludedPrefixes: readonly string[]): IpContext => {
   if (payload === 'ETHERNET') {
-    const len = a.prefix.split('/')[1];
-    const withLen = (cidr: string) => `${cidr.split('/')[0]}/${len}`;
-    return { srcIpAddrs: [withLen(a.src)], dstIpAddrs: [withLen(a.dst)], srcRoutes: [], dstRoutes: [], excludedPrefixes };
+    const withLen = (cidr: string, prefix: string) => `${cidr.split('/')[0]}/${prefix.split('/')[1]}`;
+    return { srcIpAddrs: pairs.map((p) => withLen(p.src, p.prefix)), dstIpAddrs: pairs.map((p) => withLen(p.dst, p.prefix)), srcRoutes: [], dstRoutes: [], excludedPrefixes };
   }
-  return { srcIpAddrs: [a.src], dstIpAddrs: [a.dst], srcRoutes: [{ prefix: a.dst }], dstRoutes: [{ prefix: a.src }], excludedPrefixes };
+  return {
+    srcIpAddrs: pairs.map((p) => p.src),
+    dstIpAddrs: pairs.map((p) => p.dst),
+    srcRoutes: pairs.map((p) => ({ prefix: p.dst })),
+    dstRoutes: pairs.map((p) => ({ prefix: p.src })),
+    excludedPrefixes,
+  };
 };
 
 export const decide = (command: ConnectionCommand, state: ConnectionState): E.Either<DomainError, readonly ConnectionEvent[]> => {
@@ -96,7 +99,7 @@ export const decide = (command: ConnectionCommand, state: ConnectionState): E.Ei
             generation: state.generation + 1,
             mechanism: mechanism.right,
             context: {
-              ipContext: ipContextFor(request.payload, command.allocation, excludedPrefixes),
+              ipContext: ipContextFor(request.payload, command.allocation.pairs, excludedPrefixes),
               dnsContext: { configs: [] },
               ethernetContext: {},
               mtu: Math.min(command.clientNodeFacts.mtu, command.endpointNodeFacts.mtu) - overhead,

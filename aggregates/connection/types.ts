@@ -1,6 +1,7 @@
 // The connection aggregate's vocabulary: its commands, events and state, and the small facts
 // about a state that every part of it (and its readers) use.
 import { reject, type ConnectionContext, type Labels, type Match, type MechanismType, type Payload } from '../domain.ts';
+import type { AllocatedPair } from '../addressPool.ts';
 import type { NegotiatedMechanism } from '../mechanism.ts';
 import type { Policy } from '../policy.ts';
 import type { LimitHit, Limits, Usage } from '../limits.ts';
@@ -178,7 +179,8 @@ export type ConnectionCommand =
       readonly type: 'PlanPath';
       readonly connectionId: string;
       readonly endpoint: string;
-      readonly allocation: { readonly src: string; readonly dst: string; readonly prefix: string; readonly excludedPrefixes: readonly string[] };
+      /** One pair per family the connection carries. */
+      readonly allocation: { readonly pairs: readonly AllocatedPair[]; readonly excludedPrefixes: readonly string[] };
       /** Allocated for every connection whose client and endpoint are on different nodes. */
       readonly tunnel?: TunnelParameters;
       readonly endpointNetns?: string;

@@ -124,7 +124,7 @@ export const endpointFlags = {
   service: strs('SVC[@FLOATING]', 'a service it provides (repeatable; @FLOATING also registers it in that floating registry, docs/federation.md)'),
   label: strs('k=v', 'its labels, for each service (repeatable or comma separated)'),
   node: nodeFlag('the node the endpoint runs on'),
-  prefix: str('CIDR', 'the IPv4 pool the address pairs of its connections come from', { defaultText: '169.254.0.0/16' }),
+  prefix: strs('CIDR', 'a prefix the address pairs of its connections come from: IPv4 or IPv6, one per family (repeat for dual stack)', { defaultText: '169.254.0.0/16' }),
   exclude: strs('CIDR', 'a prefix never handed out (repeatable)'),
   expiration: str('DURATION', 'the registration expires unless refreshed within this'),
   netns: str('NS', 'the network namespace the endpoint side of each connection goes into'),

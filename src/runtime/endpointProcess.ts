@@ -12,7 +12,7 @@ import { createLogger } from '../../infra/log.ts';
 import { errorText } from '../ports/logger.ts';
 import { deleteNamedNetns, ensureNamedNetns, ip, netnsExists, netnsLabel, parseNetns, type Netns } from '../../node-agent/linux/netns.ts';
 import type { MeshClient } from '../client/index.ts';
-import { splitServiceRef } from '../contracts/commands.ts';
+import { prefixFields, splitServiceRef } from '../contracts/commands.ts';
 import { keepEndpointRegistered } from '../client/index.ts';
 
 export const ENDPOINT_KINDS = ['icmp-responder'] as const;
@@ -24,7 +24,8 @@ export interface EndpointRunOptions {
   readonly services: readonly string[];
   readonly labels: Labels;
   readonly node: string;
-  readonly prefix?: string;
+  /** One per family; none: the control plane's default. */
+  readonly prefixes?: readonly string[];
   readonly excludedPrefixes?: readonly string[];
   readonly expirationSeconds: number;
   readonly netns: string;
@@ -83,7 +84,7 @@ export const runEndpoint = async (client: MeshClient, o: EndpointRunOptions): Pr
     // Labels are per service name: "svc@floating" carries the labels of svc.
     networkServiceLabels: Object.fromEntries(o.services.map((s) => [splitServiceRef(s).service, { labels: { ...o.labels } }])),
     node: o.node,
-    ...(o.prefix ? { prefix: o.prefix } : {}),
+    ...prefixFields(o.prefixes),
     ...(o.excludedPrefixes && o.excludedPrefixes.length > 0 ? { excludedPrefixes: [...o.excludedPrefixes] } : {}),
     ...(linux ? { netns: o.netns } : {}),
   };

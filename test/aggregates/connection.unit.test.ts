@@ -34,7 +34,7 @@ const planCmd = (over: Partial<Extract<ConnectionCommand, { type: 'PlanPath' }>>
   connectionId: 'conn-1',
   endpointInterface: interfaceNameFor('nse', 'conn-1'),
   endpoint: 'nse-b',
-  allocation: { src: '10.60.0.3/32', dst: '10.60.0.2/32', prefix: '10.60.0.0/24', excludedPrefixes: ['10.0.0.0/8'] },
+  allocation: { pairs: [{ src: '10.60.0.3/32', dst: '10.60.0.2/32', prefix: '10.60.0.0/24' }], excludedPrefixes: ['10.0.0.0/8'] },
   tunnel: tunnelParameters(7),
   clientNodeFacts: allFacts,
   endpointNodeFacts: { mechanisms: ['kernel', 'vxlan', 'wireguard'], mtu: 1420 },

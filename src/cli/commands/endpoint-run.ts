@@ -9,7 +9,7 @@ export const endpointRun = defineCommand({
   name: 'endpoint run',
   group: 'run',
   usage: [
-    'nsm endpoint run icmp-responder --name N --service SVC [--service SVC]... --netns NS [--prefix CIDR]',
+    'nsm endpoint run icmp-responder --name N --service SVC [--service SVC]... --netns NS [--prefix CIDR]...',
     '          [--exclude CIDR]... [--label k=v]... [--expiration 60s] [--node N] [--dataplane linux|simulated]',
   ],
   description: `
@@ -41,7 +41,7 @@ answers ping on the addresses the agent puts there. See docs/dataplane.md.`,
           services: (v.service ?? fail('nsm endpoint run needs at least one --service')).map((s) => ctx.checkServiceRef('--service', s)),
           labels: must(parseLabels(v.label ?? [])),
           node: ctx.checkName('--node', v.node ?? defaultNode()),
-          ...(v.prefix ? { prefix: v.prefix } : {}),
+          ...(v.prefix ? { prefixes: v.prefix } : {}),
           ...(v.exclude ? { excludedPrefixes: v.exclude } : {}),
           expirationSeconds: Math.ceil(expiration),
           netns: v.netns ?? '',

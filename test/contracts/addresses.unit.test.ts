@@ -1,0 +1,53 @@
+// IPv6 and dual stack at the boundary: what endpoint.register, service.register and node.join
+// accept, and how a refusal names the field (nothing is decided, so nothing is registered).
+import * as E from 'fp-ts/lib/Either.js';
+import * as assert from 'uvu/assert';
+import { decodeCommand, type CommandKind } from '../../src/contracts/commands.ts';
+import { formatDecodeError } from '../../src/contracts/decode.ts';
+import { suite } from '../lib/harness.ts';
+
+const s = suite('contracts: addresses');
+
+const decode = (kind: CommandKind, body: Record<string, unknown>) => decodeCommand(kind, 'alice', { id: 'cmd-1', body });
+const refusal = (kind: CommandKind, body: Record<string, unknown>): string => {
+  const r = decode(kind, body);
+  if (E.isRight(r)) throw new Error(`expected ${kind} ${JSON.stringify(body)} to be refused`);
+  return formatDecodeError(r.left);
+};
+const ep = (over: Record<string, unknown>) => ({ name: 'ep-1', networkServiceNames: ['web'], node: 'n1', ...over });
+
+s('an endpoint with an IPv6 prefix, or one of each family, is accepted', () => {
+  for (const body of [ep({ prefix: 'fd00:10::/64' }), ep({ prefixes: ['fd00:10::/64', '10.60.0.0/24'], excludedPrefixes: ['fd00:10::/120', '10.60.0.0/28'] })]) {
+    assert.ok(E.isRight(decode('endpoint.register', body)), JSON.stringify(body));
+  }
+});
+
+s('a malformed address or prefix is refused, naming the field', () => {
+  assert.is(refusal('endpoint.register', ep({ prefixes: ['10.60.0.0/24', 'fd00::zz/64'] })), 'body.prefixes[1]: "fd00::zz/64" is not a CIDR prefix like 10.0.0.0/24 or fd00::/64');
+  assert.is(refusal('endpoint.register', ep({ prefix: 'fd00:10::1/64' })), 'body.prefix: "fd00:10::1/64" has host bits set; did you mean fd00:10::/64?');
+  assert.is(refusal('endpoint.register', ep({ prefix: 'fd00::/64', excludedPrefixes: ['fd00::/200'] })), 'body.excludedPrefixes[0]: "fd00::/200" is not a CIDR prefix like 10.0.0.0/24 or fd00::/64');
+  assert.match(refusal('node.join', { name: 'n1', mechanisms: ['kernel'], dataplane: 'linux', underlayAddress: 'fd00::1::2' }), /^body\.underlayAddress: "fd00::1::2" is not an IPv4 or IPv6 address$/);
+  assert.match(refusal('node.join', { name: 'n1', mechanisms: ['kernel'], dataplane: 'linux', underlayAddress: '10.0.0.300' }), /^body\.underlayAddress: /);
+});
+
+s('an IPv6 prefix wholly inside an excluded one is refused, naming the exclusion and the prefix', () => {
+  assert.is(
+    refusal('endpoint.register', ep({ prefixes: ['10.60.0.0/24', 'fd00:10::/64'], excludedPrefixes: ['10.60.0.0/28', 'fd00::/16'] })),
+    'body.excludedPrefixes[1]: "fd00::/16" covers the whole prefix fd00:10::/64: no address of it could be handed out',
+  );
+  assert.is(refusal('endpoint.register', ep({ prefix: 'fd00:10::/64', excludedPrefixes: ['fd00:10::/64'] })), 'body.excludedPrefixes[0]: "fd00:10::/64" covers the whole prefix fd00:10::/64: no address of it could be handed out');
+});
+
+s('two prefixes of one family, or both forms at once, are refused', () => {
+  assert.is(refusal('endpoint.register', ep({ prefixes: ['fd00:10::/64', 'fd00:11::/64'] })), 'body.prefixes[1]: "fd00:11::/64" is a second IPv6 prefix; give one per family');
+  assert.is(refusal('endpoint.register', ep({ prefix: '10.60.0.0/24', prefixes: ['fd00:10::/64'] })), 'body.prefixes: give prefix or prefixes, not both');
+  assert.is(refusal('endpoint.register', ep({ prefixes: [] })), 'body.prefixes: needs at least 1 item(s)');
+});
+
+s('a service names the families it carries, each once', () => {
+  assert.ok(E.isRight(decode('service.register', { name: 'web', ipFamilies: ['IPv6'] })));
+  assert.is(refusal('service.register', { name: 'web', ipFamilies: ['IPv6', 'IPv6'] }), 'body.ipFamilies: a family is named twice');
+  assert.is(refusal('service.register', { name: 'web', ipFamilies: ['ipv7'] }), 'body.ipFamilies[0]: expected one of IPv4, IPv6, got "ipv7"');
+});
+
+s.run();
