@@ -2,7 +2,7 @@
 import * as E from 'fp-ts/lib/Either.js';
 import { castDraft, produce } from 'immer';
 import { jsonEqual, reject, type Aggregate, type Labels } from './domain.ts';
-import { covers, parseCidr, type Family, type IpPrefix } from './ip.ts';
+import { covers, overlaps, parseCidr, type Family, type IpPrefix } from './ip.ts';
 
 export interface EndpointSpec {
   readonly name: string;
@@ -54,12 +54,25 @@ export interface EndpointState {
  * What is wrong with an endpoint's prefixes and exclusions, naming the field: a malformed prefix,
  * two of one family, or an exclusion that covers a whole prefix (nothing could be handed out).
  */
+/**
+ * IPv6 ranges no pool may hand out: link-local addresses are each link's own (the dataplane gives
+ * every veth's node end fe80::1 as the workload's gateway), and multicast ones name groups.
+ */
+const RESERVED_IPV6: readonly { text: string; what: string }[] = [
+  { text: 'fe80::/10', what: 'link-local' },
+  { text: 'ff00::/8', what: 'multicast' },
+];
+
 export const prefixProblem = (prefixes: readonly string[], excludedPrefixes: readonly string[]): { at: string; message: string } | undefined => {
   const parsed: IpPrefix[] = [];
   for (const [i, text] of prefixes.entries()) {
     const p = parseCidr(text);
     if (E.isLeft(p)) return { at: `prefixes[${i}]`, message: p.left };
     if (parsed.some((q) => q.family === p.right.family)) return { at: `prefixes[${i}]`, message: `"${text}" is a second ${p.right.family} prefix; give one per family` };
+    for (const r of RESERVED_IPV6) {
+      const reserved = parseCidr(r.text);
+      if (E.isRight(reserved) && overlaps(p.right, reserved.right)) return { at: `prefixes[${i}]`, message: `"${text}" overlaps ${r.text} (${r.what}); give a unique local (fd00::/8) or global prefix` };
+    }
     parsed.push(p.right);
   }
   for (const [i, text] of excludedPrefixes.entries()) {

@@ -5,7 +5,8 @@ import * as E from 'fp-ts/lib/Either.js';
 import type { AllocatedPair } from '../addressPool.ts';
 import { reject, type DomainError, type IpContext, type Payload } from '../domain.ts';
 import { quotaProblem } from '../limits.ts';
-import { negotiateMechanism, TUNNEL_OVERHEAD } from '../mechanism.ts';
+import { negotiateMechanism, TUNNEL_OVERHEAD, TUNNEL_OVERHEAD_IPV6 } from '../mechanism.ts';
+import { familyOf } from '../ip.ts';
 import { evaluatePolicy } from '../policy.ts';
 import { decideRedirect, decideRemoteRequest, decideRemoteState } from './crossDomain.ts';
 import { decideHeal, select } from './heal.ts';
@@ -91,7 +92,18 @@ export const decide = (command: ConnectionCommand, state: ConnectionState): E.Ei
         if (mechanism.right.remote && !command.tunnel) {
           return reject('invalid', `connection "${command.connectionId}" crosses nodes and needs a tunnel id`);
         }
-        const overhead = mechanism.right.remote ? TUNNEL_OVERHEAD[mechanism.right.remote] : 0;
+        const remote = mechanism.right.remote;
+        const underlays = [command.clientNodeFacts, command.endpointNodeFacts].map((f) => (f.underlayAddress ? familyOf(f.underlayAddress) : undefined));
+        if (remote && underlays[0] && underlays[1] && underlays[0] !== underlays[1]) {
+          return E.right([
+            {
+              type: 'ConnectionFailed',
+              code: 'no-mechanism',
+              reason: `node ${request.clientNode} is reached over ${underlays[0]} (${command.clientNodeFacts.underlayAddress}) and node ${endpointNode} over ${underlays[1]} (${command.endpointNodeFacts.underlayAddress}): a ${remote} tunnel needs one family on both`,
+            },
+          ]);
+        }
+        const overhead = remote ? (underlays.includes('IPv6') ? TUNNEL_OVERHEAD_IPV6 : TUNNEL_OVERHEAD)[remote] : 0;
         const { excludedPrefixes } = command.allocation;
         return E.right([
           {

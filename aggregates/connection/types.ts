@@ -111,6 +111,8 @@ export interface RetiredPath {
 export interface NodeFacts {
   readonly mechanisms: readonly MechanismType[];
   readonly mtu: number;
+  /** Where other nodes reach it: its family is the tunnels' (both ends must share one). */
+  readonly underlayAddress?: string;
 }
 
 /** denied: the authorization policy refused the request (ConnectionDenied); limited: the requester was over a limit (ConnectionLimited). */

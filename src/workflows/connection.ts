@@ -101,10 +101,10 @@ export const planPath = (id: string, s: ConnectionState, env: EventEnvelope, ctx
   ];
   const facts = (node: string) => {
     const n = model.nodes.nodes[node];
-    return n ? { mechanisms: n.mechanisms, mtu: n.mtu } : undefined;
+    return n ? { mechanisms: n.mechanisms, mtu: n.mtu, ...(n.underlayAddress ? { underlayAddress: n.underlayAddress } : {}) } : undefined;
   };
   // A client in another domain: what that domain told us of its node.
-  const clientFacts = remoteClient ? { mechanisms: remoteClient.mechanisms, mtu: remoteClient.mtu } : facts(request.clientNode);
+  const clientFacts = remoteClient ? { mechanisms: remoteClient.mechanisms, mtu: remoteClient.mtu, ...(remoteClient.address ? { underlayAddress: remoteClient.address } : {}) } : facts(request.clientNode);
   const endpointFacts = facts(ep.node);
   // The families the service carries, of those the endpoint offers (the registry checked they meet).
   const families = model.registry.services[request.networkService]?.ipFamilies;

@@ -44,6 +44,13 @@ s('two prefixes of one family, or both forms at once, are refused', () => {
   assert.is(refusal('endpoint.register', ep({ prefixes: [] })), 'body.prefixes: needs at least 1 item(s)');
 });
 
+s('link-local and multicast IPv6 prefixes are refused: the dataplane\'s gateway is fe80::1 on every link', () => {
+  assert.is(refusal('endpoint.register', ep({ prefix: 'fe80::/64' })), 'body.prefix: "fe80::/64" overlaps fe80::/10 (link-local); give a unique local (fd00::/8) or global prefix');
+  assert.is(refusal('endpoint.register', ep({ prefixes: ['10.60.0.0/24', 'ff02::/16'] })), 'body.prefixes[1]: "ff02::/16" overlaps ff00::/8 (multicast); give a unique local (fd00::/8) or global prefix');
+  // A prefix that merely contains the range overlaps it too.
+  assert.match(refusal('endpoint.register', ep({ prefix: 'fe00::/7' })), /^body\.prefix: "fe00::\/7" overlaps fe80::\/10/);
+});
+
 s('a service names the families it carries, each once', () => {
   assert.ok(E.isRight(decode('service.register', { name: 'web', ipFamilies: ['IPv6'] })));
   assert.is(refusal('service.register', { name: 'web', ipFamilies: ['IPv6', 'IPv6'] }), 'body.ipFamilies: a family is named twice');

@@ -36,7 +36,7 @@ s('an endpoint selected across nodes: addresses, then a tunnel id, then the plan
   const plan = commandOf(steps, 'PlanPath', happy)!;
   assert.equal(plan.allocation, { pairs: [{ prefix: '10.60.0.0/24', src: '10.60.0.5/32', dst: '10.60.0.4/32' }], excludedPrefixes: ['10.60.0.0/30', '172.16.0.0/24', '172.16.1.0/24'] });
   assert.equal(plan.tunnel, { id: 3, vni: 10003, vxlanPort: 4789, wireguardPort: 40003 });
-  assert.equal([plan.endpointNetns, plan.clientNodeFacts, plan.endpointNodeFacts], ['ep-ns', { mechanisms: ['kernel', 'vxlan', 'wireguard'], mtu: 1500 }, { mechanisms: ['kernel', 'vxlan', 'wireguard'], mtu: 1500 }]);
+  assert.equal([plan.endpointNetns, plan.clientNodeFacts, plan.endpointNodeFacts], ['ep-ns', { mechanisms: ['kernel', 'vxlan', 'wireguard'], mtu: 1500, underlayAddress: '172.16.0.1' }, { mechanisms: ['kernel', 'vxlan', 'wireguard'], mtu: 1500, underlayAddress: '172.16.1.1' }]);
 });
 
 s('on one node there is no tunnel id; with a signer the plan carries signed segments; a tunnel range is asked for', () => {
@@ -167,7 +167,7 @@ s('endpoint side across domains: planned here like a local one, and the client\'
   assert.equal(trace(when('r1', [asked, limited], limited, { federated: true }).steps), ['federate state']);
   // The plan uses what the other domain said of its node.
   const plan = commandOf(when('r1', [asked, selected()], selected(), { federated: true }).steps, 'PlanPath', { decide: (st) => (st.startsWith('pool.') ? poolWith('10.60.0.0/24', { r1: { src: '10.60.0.5/32', dst: '10.60.0.4/32' } }) : tunnelsWith({ r1: 3 })) });
-  assert.equal(plan!.clientNodeFacts, { mechanisms: ['kernel', 'vxlan'], mtu: 1400 });
+  assert.equal(plan!.clientNodeFacts, { mechanisms: ['kernel', 'vxlan'], mtu: 1400, underlayAddress: '172.20.0.1' });
 });
 
 s.run();
