@@ -3,7 +3,8 @@
 // domains (./crossDomain.ts) are decided in their own modules.
 import * as E from 'fp-ts/lib/Either.js';
 import type { AllocatedPair } from '../addressPool.ts';
-import { reject, type DomainError, type IpContext, type Payload } from '../domain.ts';
+import { reject, type DnsContext, type DomainError, type IpContext, type Payload } from '../domain.ts';
+import { DNS_AT_ENDPOINT, type EndpointDns } from '../endpoint.ts';
 import { quotaProblem } from '../limits.ts';
 import { negotiateMechanism, TUNNEL_OVERHEAD, TUNNEL_OVERHEAD_IPV6 } from '../mechanism.ts';
 import { familyOf } from '../ip.ts';
@@ -30,6 +31,17 @@ const ipContextFor = (payload: Payload, pairs: readonly AllocatedPair[], exclude
     dstRoutes: pairs.map((p) => ({ prefix: p.src })),
     excludedPrefixes,
   };
+};
+
+/**
+ * The client's DNS for this connection: the endpoint's servers, "endpoint" standing for its own
+ * address of each family the connection carries (the only server the connection routes to).
+ */
+const dnsContextFor = (dns: EndpointDns | undefined, pairs: readonly AllocatedPair[]): DnsContext => {
+  if (!dns) return { configs: [] };
+  const own = pairs.map((p) => p.dst.split('/')[0]!);
+  const servers = [...new Set(dns.servers.flatMap((s) => (s === DNS_AT_ENDPOINT ? own : [s])))];
+  return { configs: [{ dnsServerIps: servers, searchDomains: [...dns.searchDomains] }] };
 };
 
 export const decide = (command: ConnectionCommand, state: ConnectionState): E.Either<DomainError, readonly ConnectionEvent[]> => {
@@ -112,7 +124,7 @@ export const decide = (command: ConnectionCommand, state: ConnectionState): E.Ei
             mechanism: mechanism.right,
             context: {
               ipContext: ipContextFor(request.payload, command.allocation.pairs, excludedPrefixes),
-              dnsContext: { configs: [] },
+              dnsContext: dnsContextFor(command.dns, command.allocation.pairs),
               ethernetContext: {},
               mtu: Math.min(command.clientNodeFacts.mtu, command.endpointNodeFacts.mtu) - overhead,
             },

@@ -17,6 +17,7 @@ import type { SideSpec } from '../../src/contracts/nodeCommands.ts';
 import { workloadNetns } from '../../src/contracts/netnsRef.ts';
 import { sideKey, type Dataplane, type DataplaneError, type ObservedSide } from '../dataplane.ts';
 import { succeeds } from './exec.ts';
+import { ensureDns, removeDns } from './dns.ts';
 import { ensureBridged, ensureRouted, removeBridgeIfEmpty, removeRules, connectionTable } from './fabric.ts';
 import { addresses, links, type Link } from './iproute.ts';
 import { ensureNodeKeys, type NodeKeys } from './keys.ts';
@@ -162,6 +163,11 @@ export const createLinuxDataplane = async (o: LinuxDataplaneOptions): Promise<E.
     if (E.isLeft(pair)) return pair;
     const wl = await configureWorkloadEnd(port, { addresses: spec.addresses, routes: spec.payload === 'IP' ? spec.routes : [] }, changes);
     if (E.isLeft(wl)) return wl;
+    // The client's resolver while connected (and none left over from a generation that had one).
+    if (spec.side === 'client') {
+      const dns = await ensureDns(workloadNs.right, o.domain, spec.connectionId, spec.dns, changes);
+      if (E.isLeft(dns)) return dns;
+    }
     if (spec.payload === 'IP' && families.includes('IPv6')) {
       const gw = await ensureIpv6Gateway(ns, names.hostVeth, changes);
       if (E.isLeft(gw)) return gw;
@@ -257,6 +263,10 @@ export const createLinuxDataplane = async (o: LinuxDataplaneOptions): Promise<E.
     const has = (n: string) => mine.includes(n) && found.some((l) => l.ifname === n);
     const rules = await removeRules(ns, mine, changes);
     if (E.isLeft(rules)) return rules;
+    if (spec.side === 'client') {
+      const dns = await removeDns(o.domain, spec.connectionId, changes);
+      if (E.isLeft(dns)) return dns;
+    }
     if (mine.includes(names.wireguard)) {
       const wg = await removeWireguard(ns, names.wireguard, has(names.wireguard), changes);
       if (E.isLeft(wg)) return wg;

@@ -128,7 +128,17 @@ export const endpointFlags = {
   exclude: strs('CIDR', 'a prefix never handed out (repeatable)'),
   expiration: str('DURATION', 'the registration expires unless refreshed within this'),
   netns: str('NS', 'the network namespace the endpoint side of each connection goes into'),
+  'dns-server': strs('ADDR', 'a name server its clients get while connected: an address, or "endpoint" for its own address on each connection (repeatable, at most 3)'),
+  'dns-search': strs('DOMAIN', 'a search domain its clients get with --dns-server (repeatable, at most 6)'),
 } as const;
+
+/** --dns-server and --dns-search as the endpoint.register body's dns field. */
+export const dnsField = (v: { 'dns-server'?: string[]; 'dns-search'?: string[] }): { dns?: { servers: string[]; searchDomains?: string[] } } => {
+  const servers = v['dns-server']?.flatMap((x) => x.split(',')).filter(Boolean);
+  const searches = v['dns-search']?.flatMap((x) => x.split(',')).filter(Boolean);
+  if (!servers?.length) return searches?.length ? fail('--dns-search needs --dns-server') : {};
+  return { dns: { servers, ...(searches?.length ? { searchDomains: searches } : {}) } };
+};
 
 /** A duration flag in milliseconds. */
 export const msFlag = (v: string | undefined, flag: string) => (v === undefined ? undefined : Math.round(must(parseDuration(v, flag)) * 1000));

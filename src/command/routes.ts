@@ -122,6 +122,7 @@ const ROUTES: { readonly [K in CommandKind]: Route<K> } = {
           prefixes: endpointPrefixes(b) ?? [DEFAULT_ENDPOINT_PREFIX],
           excludedPrefixes: b.excludedPrefixes ?? [],
           ...(b.netns ? { netns: b.netns } : {}),
+          ...(b.dns ? { dns: { servers: b.dns.servers, searchDomains: b.dns.searchDomains ?? [] } } : {}),
           ...(floating.length > 0 ? { floating } : {}),
         },
         // No expiration asked for: a static registration, kept until unregistered.

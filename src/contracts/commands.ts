@@ -4,7 +4,7 @@ import * as E from 'fp-ts/lib/Either.js';
 import { MECHANISM_TYPES, NAME_HINT, NAME_PATTERN, type Labels, type Match, type MechanismType, type Payload } from '../../aggregates/domain.ts';
 import type { Policy, PolicyRule } from '../../aggregates/policy.ts';
 import { FAMILIES, parseAddress, parseCidr, parseInterfaceAddress, type Family } from '../../aggregates/ip.ts';
-import { prefixProblem } from '../../aggregates/endpoint.ts';
+import { DNS_AT_ENDPOINT, prefixProblem } from '../../aggregates/endpoint.ts';
 import { ACTOR_HINT, ACTOR_PATTERN, DOMAIN_PATTERN } from './subjects.ts';
 import * as D from './decode.ts';
 import { workloadNetns } from './netnsRef.ts';
@@ -120,6 +120,15 @@ const match: D.Decoder<Match> = D.map(
   (m) => ({ sourceSelector: m.sourceSelector ?? {}, routes: m.routes, fallthrough: m.fallthrough ?? false }),
 );
 
+/** A DNS name: dot-separated labels of letters, digits and "-" (a search domain). */
+export const dnsName = D.string({ min: 1, max: 253, pattern: /^[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?$/, patternHint: 'a domain name like svc.example' });
+/** A name server: an address, or "endpoint" (the endpoint's own address on each connection). */
+const dnsServer = D.refine(D.string({ min: 1, max: 45, pattern: /^([0-9a-fA-F.:]+|endpoint)$/, patternHint: 'an IP address or "endpoint"' }), (s) =>
+  s === DNS_AT_ENDPOINT || parseAddress(s) ? undefined : `"${s}" is not an IPv4 or IPv6 address (or "endpoint")`,
+);
+/** What an endpoint hands its clients for DNS (glibc reads at most 3 name servers and 6 search domains). */
+export const endpointDns = D.object({ servers: D.array(dnsServer, { min: 1, max: 3 }) }, { searchDomains: D.array(dnsName, { max: 6 }) });
+
 /** `prefix` or `prefixes`, not both; one prefix per family; no exclusion swallowing a whole prefix. */
 function endpointPrefixProblem(b: { prefix?: string; prefixes?: string[]; excludedPrefixes?: string[] }): { at: string; message: string } | undefined {
   if (b.prefix !== undefined && b.prefixes !== undefined) return { at: 'prefixes', message: 'give prefix or prefixes, not both' };
@@ -154,6 +163,7 @@ export const bodies = {
         excludedPrefixes: D.array(cidr, { max: 64 }),
         expirationSeconds: D.integer({ min: 1, max: 86400 * 365 }),
         netns,
+        dns: endpointDns,
       },
     ),
     endpointPrefixProblem,

@@ -27,6 +27,8 @@ export interface EndpointRunOptions {
   /** One per family; none: the control plane's default. */
   readonly prefixes?: readonly string[];
   readonly excludedPrefixes?: readonly string[];
+  /** DNS its clients get (endpoint.register's dns). */
+  readonly dns?: { readonly servers: readonly string[]; readonly searchDomains?: readonly string[] };
   readonly expirationSeconds: number;
   readonly netns: string;
   readonly dataplane: 'linux' | 'simulated';
@@ -87,6 +89,7 @@ export const runEndpoint = async (client: MeshClient, o: EndpointRunOptions): Pr
     ...prefixFields(o.prefixes),
     ...(o.excludedPrefixes && o.excludedPrefixes.length > 0 ? { excludedPrefixes: [...o.excludedPrefixes] } : {}),
     ...(linux ? { netns: o.netns } : {}),
+    ...(o.dns ? { dns: { servers: [...o.dns.servers], ...(o.dns.searchDomains ? { searchDomains: [...o.dns.searchDomains] } : {}) } } : {}),
   };
   // Registered now, and refreshed every third of its expiration until stopped.
   const kept = await keepEndpointRegistered(client, body, { expirationSeconds: o.expirationSeconds, log });

@@ -132,6 +132,7 @@ export const planPath = (id: string, s: ConnectionState, env: EventEnvelope, ctx
         ...(endpointFacts ? { endpointNodeFacts: endpointFacts } : {}),
         ...(pathSegments ? { pathSegments } : {}),
         endpointInterface: interfaceNameFor('nse', id),
+        ...(registration.dns ? { dns: registration.dns } : {}),
       },
       // Closed or failed while we allocated: give the addresses back now.
       { then: (after) => (isTerminal((after as ConnectionState).phase) ? release(after as ConnectionState) : []) },

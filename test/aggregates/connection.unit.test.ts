@@ -467,3 +467,26 @@ s('nodes reached over different families cannot be joined by a tunnel: the conne
 });
 
 s.run();
+
+// ---- DNS context ------------------------------------------------------------------------------
+
+const dnsSuite = suite('connection: DNS context');
+
+dnsSuite('the endpoint\'s DNS goes into the plan, "endpoint" standing for its own address of each family', () => {
+  const ev = given(connection, atSelected)
+    .when(planCmd({ allocation: { pairs: dualPairs, excludedPrefixes: [] }, dns: { servers: ['endpoint', '192.0.2.53'], searchDomains: ['svc.test', 'example.org'] } }))
+    .events()[0]!;
+  if (ev.type !== 'PathPlanned') throw new Error(ev.type);
+  assert.equal(ev.context.dnsContext, { configs: [{ dnsServerIps: ['fd00:10::2', '10.60.0.2', '192.0.2.53'], searchDomains: ['svc.test', 'example.org'] }] });
+});
+
+dnsSuite('an endpoint without DNS gives none; an IPv4-only connection names only its IPv4 address', () => {
+  const none = given(connection, atSelected).when(planCmd()).events()[0]!;
+  if (none.type !== 'PathPlanned') throw new Error(none.type);
+  assert.equal(none.context.dnsContext, { configs: [] });
+  const v4 = given(connection, atSelected).when(planCmd({ dns: { servers: ['endpoint'], searchDomains: [] } })).events()[0]!;
+  if (v4.type !== 'PathPlanned') throw new Error(v4.type);
+  assert.equal(v4.context.dnsContext, { configs: [{ dnsServerIps: ['10.60.0.2'], searchDomains: [] }] });
+});
+
+dnsSuite.run();

@@ -51,6 +51,15 @@ s('link-local and multicast IPv6 prefixes are refused: the dataplane\'s gateway 
   assert.match(refusal('endpoint.register', ep({ prefix: 'fe00::/7' })), /^body\.prefix: "fe00::\/7" overlaps fe80::\/10/);
 });
 
+s('an endpoint\'s DNS: servers are addresses or "endpoint", search domains are names; a bad one is refused naming the field', () => {
+  assert.ok(E.isRight(decode('endpoint.register', ep({ dns: { servers: ['endpoint', 'fd00:53::1', '10.0.0.53'], searchDomains: ['svc.test'] } }))));
+  assert.is(refusal('endpoint.register', ep({ dns: { servers: ['fd00::g'] } })), 'body.dns.servers[0]: invalid value "fd00::g": an IP address or "endpoint"');
+  assert.is(refusal('endpoint.register', ep({ dns: { servers: ['10.0.0.300'] } })), 'body.dns.servers[0]: "10.0.0.300" is not an IPv4 or IPv6 address (or "endpoint")');
+  assert.match(refusal('endpoint.register', ep({ dns: { servers: ['endpoint'], searchDomains: ['bad name'] } })), /^body\.dns\.searchDomains\[0\]: /);
+  assert.match(refusal('endpoint.register', ep({ dns: { servers: ['1.1.1.1', '1.0.0.1', '8.8.8.8', '8.8.4.4'] } })), /^body\.dns\.servers: /);
+  assert.match(refusal('endpoint.register', ep({ dns: { searchDomains: ['svc.test'] } })), /^body\.dns\.servers: /);
+});
+
 s('a service names the families it carries, each once', () => {
   assert.ok(E.isRight(decode('service.register', { name: 'web', ipFamilies: ['IPv6'] })));
   assert.is(refusal('service.register', { name: 'web', ipFamilies: ['IPv6', 'IPv6'] }), 'body.ipFamilies: a family is named twice');

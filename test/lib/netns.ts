@@ -24,6 +24,7 @@ import { startControlPlane, type ControlPlane } from '../../src/runtime/controlP
 import type { HealingConfig } from '../../src/workflows/healing.ts';
 import { allSideInterfaces, bridgeName, sideNames, TABLE_FIRST, TABLE_LAST } from '../../node-agent/linux/names.ts';
 import { WG_SOCKET_DIR, wireguardGoPids } from '../../node-agent/linux/tunnels.ts';
+import { ETC_NETNS } from '../../node-agent/linux/dns.ts';
 import { runId, startTestNats, type TestNats } from './nats.ts';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -166,6 +167,11 @@ export const sweepSync = (run: string): string[] => {
     spawnSync('ip', ['link', 'del', 'dev', l], { stdio: 'ignore' });
     removed.push(`root link ${l}`);
   }
+  // Resolver configurations of the run's namespaces (the DNS context, or a test's own).
+  for (const d of etcNetnsOf(run)) {
+    rmSync(join(ETC_NETNS, d), { recursive: true, force: true });
+    removed.push(`${ETC_NETNS}/${d}`);
+  }
   return removed;
 };
 
@@ -179,8 +185,12 @@ export const rootLinksWith = (tag: string): string[] => {
   }
 };
 
-/** What is left of a run: namespaces, root-namespace interfaces, wireguard-go processes, sockets. */
+/** Directories of the run's namespaces in /etc/netns (where `ip netns exec` finds their resolv.conf). */
+const etcNetnsOf = (run: string): string[] => (existsSync(ETC_NETNS) ? readdirSync(ETC_NETNS).filter((d) => d.startsWith(`${run}-`)) : []);
+
+/** What is left of a run: namespaces, root-namespace interfaces, wireguard-go processes, sockets, /etc/netns entries. */
 export const leftovers = (run: string): string[] => [
+  ...etcNetnsOf(run).map((d) => `${ETC_NETNS}/${d}`),
   ...listNetns().filter((n) => n.startsWith(`${run}-`)).map((n) => `netns ${n}`),
   ...rootLinksWith(run).map((l) => `interface ${l} in the root namespace`),
   ...wireguardGoWith(wireguardTag(run)).map((p) => `wireguard-go process ${p}`),
@@ -348,7 +358,7 @@ export interface Lab {
   addNamespace(role: string): Promise<string>;
   startAgent(node: string): Promise<LabProcess>;
   /** `nsm endpoint run icmp-responder ...` as a process; resolves once it is registered. */
-  startEndpoint(o: { name: string; service: string; node: string; role: string; prefix?: string; prefixes?: readonly string[]; exclude?: readonly string[]; labels?: Record<string, string>; expiration?: string }): Promise<LabProcess>;
+  startEndpoint(o: { name: string; service: string; node: string; role: string; prefix?: string; prefixes?: readonly string[]; exclude?: readonly string[]; labels?: Record<string, string>; expiration?: string; args?: readonly string[] }): Promise<LabProcess>;
   /** bin/nsm with the lab's server and domain. */
   nsm(args: readonly string[], timeoutMs?: number): Promise<Exec>;
   /** ping from the role's namespace. */
@@ -525,6 +535,7 @@ export const startLab = async (o: {
             ...(e.exclude ?? []).flatMap((x) => ['--exclude', x]),
             ...Object.entries(e.labels ?? {}).flatMap(([k, v]) => ['--label', `${k}=${v}`]),
             ...(e.expiration ? ['--expiration', e.expiration] : []),
+            ...(e.args ?? []),
             '--server', natsUrl, '--domain', domain,
           ],
           dir,

@@ -368,6 +368,16 @@ desired('planned sides land on the right nodes with addresses, routes, interface
   assert.is('netns' in c2e, false);
 });
 
+desired("the client side carries the connection's DNS (every config's servers and search domains), the endpoint side none", () => {
+  const plan = planned('conn-9', 'nse-b', '10.60.0.9/32', '10.60.0.8/32', true) as Extract<ConnectionEvent, { type: 'PathPlanned' }>;
+  const dnsContext = { configs: [{ dnsServerIps: ['10.60.0.8', 'fd00:53::1'], searchDomains: ['svc.test'] }, { dnsServerIps: ['10.60.0.8'], searchDomains: ['example.org'] }] };
+  const m = fold([...setup, commit('connection.conn-9', [requested('conn-9'), selected('nse-b', 'node-b'), { ...plan, context: { ...plan.context, dnsContext } }])]);
+  const client = desiredForNode(m.connections, m.nodes.nodes, 'node-a').find((x) => x.connectionId === 'conn-9')!;
+  assert.equal(client.dns, { servers: ['10.60.0.8', 'fd00:53::1'], searchDomains: ['svc.test', 'example.org'] });
+  const endpointSide = desiredForNode(m.connections, m.nodes.nodes, 'node-b').find((x) => x.connectionId === 'conn-9')!;
+  assert.is('dns' in endpointSide, false);
+});
+
 desired('nothing for connections that are not planned, closed or failed, nor for idle nodes', () => {
   const m = atEnd();
   assert.equal(desiredForNode(m.connections, m.nodes.nodes, 'node-b'), []);

@@ -2,7 +2,7 @@
 import { ENDPOINT_KINDS, EndpointRunError, runEndpoint, type EndpointKind } from '../../runtime/endpointProcess.ts';
 import { defineCommand } from '../command.ts';
 import { defaultNode, fail, must } from '../kit.ts';
-import { CLIENT_OPTIONS, dataplaneFlag, endpointFlags, str } from '../options.ts';
+import { CLIENT_OPTIONS, dataplaneFlag, dnsField, endpointFlags, str } from '../options.ts';
 import { parseDuration, parseLabels } from '../parse.ts';
 
 export const endpointRun = defineCommand({
@@ -43,6 +43,7 @@ answers ping on the addresses the agent puts there. See docs/dataplane.md.`,
           node: ctx.checkName('--node', v.node ?? defaultNode()),
           ...(v.prefix ? { prefixes: v.prefix } : {}),
           ...(v.exclude ? { excludedPrefixes: v.exclude } : {}),
+          ...dnsField(v),
           expirationSeconds: Math.ceil(expiration),
           netns: v.netns ?? '',
           dataplane: dataplane as 'linux' | 'simulated',

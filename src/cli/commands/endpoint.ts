@@ -2,7 +2,7 @@
 import { prefixFields, splitServiceRef } from '../../contracts/commands.ts';
 import { defineCommand } from '../command.ts';
 import { defaultNode, fail, must } from '../kit.ts';
-import { CLIENT_OPTIONS, endpointFlags } from '../options.ts';
+import { CLIENT_OPTIONS, dnsField, endpointFlags } from '../options.ts';
 import { parseDuration, parseLabels } from '../parse.ts';
 import { endpointRun } from './endpoint-run.ts';
 
@@ -40,6 +40,7 @@ with the reason, e.g. "body.prefix: "10.0.0.1/24" has host bits set; did you mea
         ...prefixFields(v.prefix),
         ...(v.exclude ? { excludedPrefixes: v.exclude } : {}),
         ...(v.netns ? { netns: v.netns } : {}),
+        ...dnsField(v),
         ...(v.expiration ? { expirationSeconds: Math.ceil(must(parseDuration(v.expiration, '--expiration'))) } : {}),
       },
       `endpoint ${ep} registered`,
