@@ -1,20 +1,8 @@
 // NetworkServiceEndpoint: a concrete provider of one or more network services on a node.
 import * as E from 'fp-ts/lib/Either.js';
 import { castDraft, produce } from 'immer';
-import { jsonEqual, reject, type Aggregate, type Labels } from './domain.ts';
+import { jsonEqual, reject, type Aggregate, type Labels, type OfferedDns } from './domain.ts';
 import { covers, overlaps, parseCidr, type Family, type IpPrefix } from './ip.ts';
-
-/**
- * DNS the endpoint hands to its clients (the original's dnsContext): name servers, each an address
- * or "endpoint" (its own address on each connection, every family), and search domains.
- */
-export interface EndpointDns {
-  readonly servers: readonly string[];
-  readonly searchDomains: readonly string[];
-}
-
-/** The server that stands for the endpoint's own address on each connection. */
-export const DNS_AT_ENDPOINT = 'endpoint';
 
 export interface EndpointSpec {
   readonly name: string;
@@ -28,7 +16,7 @@ export interface EndpointSpec {
   /** Network namespace the endpoint's side of each connection goes into; absent for a simulated endpoint. */
   readonly netns?: string;
   /** DNS its clients get for the connection's life; absent: none. */
-  readonly dns?: EndpointDns;
+  readonly dns?: OfferedDns;
   /** Federation: floating registries (domains) this endpoint is also registered in, as svc@<domain>. */
   readonly floating?: readonly string[];
   /** Federation, in a floating registry: the endpoint's home domain (its node is "<node>@<domain>"). */

@@ -3,8 +3,7 @@
 // domains (./crossDomain.ts) are decided in their own modules.
 import * as E from 'fp-ts/lib/Either.js';
 import type { AllocatedPair } from '../addressPool.ts';
-import { reject, type DnsContext, type DomainError, type IpContext, type Payload } from '../domain.ts';
-import { DNS_AT_ENDPOINT, type EndpointDns } from '../endpoint.ts';
+import { DNS_AT_ENDPOINT, reject, type DnsContext, type DomainError, type IpContext, type OfferedDns, type Payload } from '../domain.ts';
 import { quotaProblem } from '../limits.ts';
 import { negotiateMechanism, TUNNEL_OVERHEAD, TUNNEL_OVERHEAD_IPV6 } from '../mechanism.ts';
 import { familyOf } from '../ip.ts';
@@ -34,14 +33,18 @@ const ipContextFor = (payload: Payload, pairs: readonly AllocatedPair[], exclude
 };
 
 /**
- * The client's DNS for this connection: the endpoint's servers, "endpoint" standing for its own
- * address of each family the connection carries (the only server the connection routes to).
+ * The client's DNS for this connection: a config per offer (endpoint's, then service's), with
+ * "endpoint" standing for the endpoint's own address of each family the connection carries (the
+ * one server the connection surely routes to).
  */
-const dnsContextFor = (dns: EndpointDns | undefined, pairs: readonly AllocatedPair[]): DnsContext => {
-  if (!dns) return { configs: [] };
+const dnsContextFor = (offers: readonly OfferedDns[] | undefined, pairs: readonly AllocatedPair[]): DnsContext => {
   const own = pairs.map((p) => p.dst.split('/')[0]!);
-  const servers = [...new Set(dns.servers.flatMap((s) => (s === DNS_AT_ENDPOINT ? own : [s])))];
-  return { configs: [{ dnsServerIps: servers, searchDomains: [...dns.searchDomains] }] };
+  return {
+    configs: (offers ?? []).map((dns) => ({
+      dnsServerIps: [...new Set(dns.servers.flatMap((s) => (s === DNS_AT_ENDPOINT ? own : [s])))],
+      searchDomains: [...dns.searchDomains],
+    })),
+  };
 };
 
 export const decide = (command: ConnectionCommand, state: ConnectionState): E.Either<DomainError, readonly ConnectionEvent[]> => {

@@ -1,8 +1,7 @@
 // The connection aggregate's vocabulary: its commands, events and state, and the small facts
 // about a state that every part of it (and its readers) use.
-import { reject, type ConnectionContext, type Labels, type Match, type MechanismType, type Payload } from '../domain.ts';
+import { reject, type ConnectionContext, type Labels, type Match, type MechanismType, type OfferedDns, type Payload } from '../domain.ts';
 import type { AllocatedPair } from '../addressPool.ts';
-import type { EndpointDns } from '../endpoint.ts';
 import type { NegotiatedMechanism } from '../mechanism.ts';
 import type { Policy } from '../policy.ts';
 import type { LimitHit, Limits, Usage } from '../limits.ts';
@@ -194,8 +193,8 @@ export type ConnectionCommand =
       readonly pathSegments?: readonly PathSegment[];
       /** The endpoint side's interface, as named by the control plane (src/contracts/interfaceNames.ts). */
       readonly endpointInterface: string;
-      /** The DNS the endpoint hands its clients (its registration's); absent: none. */
-      readonly dns?: EndpointDns;
+      /** The DNS offered to the client: the endpoint's registration's, then the service's; absent: none. */
+      readonly dns?: readonly OfferedDns[];
     }
   | {
       readonly type: 'ReportDataplane';

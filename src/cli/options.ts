@@ -132,6 +132,12 @@ export const endpointFlags = {
   'dns-search': strs('DOMAIN', 'a search domain its clients get with --dns-server (repeatable, at most 6)'),
 } as const;
 
+/** A service's DNS, offered to every connection after its endpoint's own. */
+export const serviceDnsFlags = {
+  'dns-server': strs('ADDR', 'a name server every connection to it gets (register): an address, or "endpoint" for the selected endpoint\'s address on each connection (repeatable, at most 3)'),
+  'dns-search': strs('DOMAIN', 'a search domain every connection to it gets with --dns-server (register; repeatable, at most 6)'),
+} as const;
+
 /** --dns-server and --dns-search as the endpoint.register body's dns field. */
 export const dnsField = (v: { 'dns-server'?: string[]; 'dns-search'?: string[] }): { dns?: { servers: string[]; searchDomains?: string[] } } => {
   const servers = v['dns-server']?.flatMap((x) => x.split(',')).filter(Boolean);

@@ -101,7 +101,13 @@ const ROUTES: { readonly [K in CommandKind]: Route<K> } = {
     stream: serviceStream,
     command: ({ msg: { body: b } }) => ({
       type: 'RegisterNetworkService',
-      spec: { name: b.name, payload: b.payload ?? 'IP', matches: b.matches ?? [], ...(b.ipFamilies ? { ipFamilies: b.ipFamilies } : {}) },
+      spec: {
+        name: b.name,
+        payload: b.payload ?? 'IP',
+        matches: b.matches ?? [],
+        ...(b.ipFamilies ? { ipFamilies: b.ipFamilies } : {}),
+        ...(b.dns ? { dns: { servers: b.dns.servers, searchDomains: b.dns.searchDomains ?? [] } } : {}),
+      },
     }),
   },
   'service.unregister': { stream: serviceStream, command: ({ msg: { body: b } }) => ({ type: 'UnregisterNetworkService', name: b.name }) },

@@ -4,7 +4,8 @@ import * as E from 'fp-ts/lib/Either.js';
 import { MECHANISM_TYPES, NAME_HINT, NAME_PATTERN, type Labels, type Match, type MechanismType, type Payload } from '../../aggregates/domain.ts';
 import type { Policy, PolicyRule } from '../../aggregates/policy.ts';
 import { FAMILIES, parseAddress, parseCidr, parseInterfaceAddress, type Family } from '../../aggregates/ip.ts';
-import { DNS_AT_ENDPOINT, prefixProblem } from '../../aggregates/endpoint.ts';
+import { prefixProblem } from '../../aggregates/endpoint.ts';
+import { DNS_AT_ENDPOINT } from '../../aggregates/domain.ts';
 import { ACTOR_HINT, ACTOR_PATTERN, DOMAIN_PATTERN } from './subjects.ts';
 import * as D from './decode.ts';
 import { workloadNetns } from './netnsRef.ts';
@@ -126,8 +127,8 @@ export const dnsName = D.string({ min: 1, max: 253, pattern: /^[A-Za-z0-9_]([A-Z
 const dnsServer = D.refine(D.string({ min: 1, max: 45, pattern: /^([0-9a-fA-F.:]+|endpoint)$/, patternHint: 'an IP address or "endpoint"' }), (s) =>
   s === DNS_AT_ENDPOINT || parseAddress(s) ? undefined : `"${s}" is not an IPv4 or IPv6 address (or "endpoint")`,
 );
-/** What an endpoint hands its clients for DNS (glibc reads at most 3 name servers and 6 search domains). */
-export const endpointDns = D.object({ servers: D.array(dnsServer, { min: 1, max: 3 }) }, { searchDomains: D.array(dnsName, { max: 6 }) });
+/** The DNS a service or an endpoint offers its clients (glibc reads at most 3 name servers and 6 search domains). */
+export const offeredDns = D.object({ servers: D.array(dnsServer, { min: 1, max: 3 }) }, { searchDomains: D.array(dnsName, { max: 6 }) });
 
 /** `prefix` or `prefixes`, not both; one prefix per family; no exclusion swallowing a whole prefix. */
 function endpointPrefixProblem(b: { prefix?: string; prefixes?: string[]; excludedPrefixes?: string[] }): { at: string; message: string } | undefined {
@@ -147,7 +148,7 @@ export const endpointPrefixes = (b: { prefix?: string; prefixes?: readonly strin
 
 export const bodies = {
   'service.register': D.refineAt(
-    D.object({ name }, { payload, matches: D.array(match, { max: 32 }), ipFamilies: D.array(ipFamily, { min: 1, max: 2 }) }),
+    D.object({ name }, { payload, matches: D.array(match, { max: 32 }), ipFamilies: D.array(ipFamily, { min: 1, max: 2 }), dns: offeredDns }),
     (b) => (b.ipFamilies && new Set(b.ipFamilies).size < b.ipFamilies.length ? { at: 'ipFamilies', message: 'a family is named twice' } : undefined),
   ),
   'service.unregister': D.object({ name }),
@@ -163,7 +164,7 @@ export const bodies = {
         excludedPrefixes: D.array(cidr, { max: 64 }),
         expirationSeconds: D.integer({ min: 1, max: 86400 * 365 }),
         netns,
-        dns: endpointDns,
+        dns: offeredDns,
       },
     ),
     endpointPrefixProblem,

@@ -115,6 +115,8 @@ export const planPath = (id: string, s: ConnectionState, env: EventEnvelope, ctx
   if (prefixes.length === 0) {
     return [fail(id, 'address', `endpoint "${ep.name}" hands out ${registration.prefixes.join(' and ')}, and network service "${request.networkService}" carries ${families?.join(' and ')} only`)];
   }
+  // The endpoint's DNS first: it knows its own names; the service's after.
+  const dns = [registration.dns, model.registry.services[request.networkService]?.dns].filter((d) => d !== undefined);
   const plan = (allocation: Allocation, tunnel?: ReturnType<typeof tunnelParameters>): Step => {
     const pairs = allocation.pairs.map(({ prefix, src, dst }) => ({ prefix, src, dst }));
     const pathSegments = ctx.planSegments?.({ state: s, endpoint: ep, src: pairs.map((p) => p.src), dst: pairs.map((p) => p.dst), now: ctx.now });
@@ -132,7 +134,7 @@ export const planPath = (id: string, s: ConnectionState, env: EventEnvelope, ctx
         ...(endpointFacts ? { endpointNodeFacts: endpointFacts } : {}),
         ...(pathSegments ? { pathSegments } : {}),
         endpointInterface: interfaceNameFor('nse', id),
-        ...(registration.dns ? { dns: registration.dns } : {}),
+        ...(dns.length > 0 ? { dns } : {}),
       },
       // Closed or failed while we allocated: give the addresses back now.
       { then: (after) => (isTerminal((after as ConnectionState).phase) ? release(after as ConnectionState) : []) },

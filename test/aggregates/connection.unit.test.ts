@@ -474,7 +474,7 @@ const dnsSuite = suite('connection: DNS context');
 
 dnsSuite('the endpoint\'s DNS goes into the plan, "endpoint" standing for its own address of each family', () => {
   const ev = given(connection, atSelected)
-    .when(planCmd({ allocation: { pairs: dualPairs, excludedPrefixes: [] }, dns: { servers: ['endpoint', '192.0.2.53'], searchDomains: ['svc.test', 'example.org'] } }))
+    .when(planCmd({ allocation: { pairs: dualPairs, excludedPrefixes: [] }, dns: [{ servers: ['endpoint', '192.0.2.53'], searchDomains: ['svc.test', 'example.org'] }] }))
     .events()[0]!;
   if (ev.type !== 'PathPlanned') throw new Error(ev.type);
   assert.equal(ev.context.dnsContext, { configs: [{ dnsServerIps: ['fd00:10::2', '10.60.0.2', '192.0.2.53'], searchDomains: ['svc.test', 'example.org'] }] });
@@ -484,9 +484,20 @@ dnsSuite('an endpoint without DNS gives none; an IPv4-only connection names only
   const none = given(connection, atSelected).when(planCmd()).events()[0]!;
   if (none.type !== 'PathPlanned') throw new Error(none.type);
   assert.equal(none.context.dnsContext, { configs: [] });
-  const v4 = given(connection, atSelected).when(planCmd({ dns: { servers: ['endpoint'], searchDomains: [] } })).events()[0]!;
+  const v4 = given(connection, atSelected).when(planCmd({ dns: [{ servers: ['endpoint'], searchDomains: [] }] })).events()[0]!;
   if (v4.type !== 'PathPlanned') throw new Error(v4.type);
   assert.equal(v4.context.dnsContext, { configs: [{ dnsServerIps: ['10.60.0.2'], searchDomains: [] }] });
+});
+
+dnsSuite('the endpoint\'s DNS and the service\'s: a config each, the endpoint\'s first', () => {
+  const ev = given(connection, atSelected)
+    .when(planCmd({ dns: [{ servers: ['endpoint'], searchDomains: ['svc.test'] }, { servers: ['192.0.2.53', 'endpoint'], searchDomains: ['cluster.test'] }] }))
+    .events()[0]!;
+  if (ev.type !== 'PathPlanned') throw new Error(ev.type);
+  assert.equal(ev.context.dnsContext.configs, [
+    { dnsServerIps: ['10.60.0.2'], searchDomains: ['svc.test'] },
+    { dnsServerIps: ['192.0.2.53', '10.60.0.2'], searchDomains: ['cluster.test'] },
+  ]);
 });
 
 dnsSuite.run();

@@ -58,6 +58,9 @@ s('an endpoint\'s DNS: servers are addresses or "endpoint", search domains are n
   assert.match(refusal('endpoint.register', ep({ dns: { servers: ['endpoint'], searchDomains: ['bad name'] } })), /^body\.dns\.searchDomains\[0\]: /);
   assert.match(refusal('endpoint.register', ep({ dns: { servers: ['1.1.1.1', '1.0.0.1', '8.8.8.8', '8.8.4.4'] } })), /^body\.dns\.servers: /);
   assert.match(refusal('endpoint.register', ep({ dns: { searchDomains: ['svc.test'] } })), /^body\.dns\.servers: /);
+  // A service offers DNS the same way.
+  assert.ok(E.isRight(decode('service.register', { name: 'web', dns: { servers: ['endpoint'], searchDomains: ['cluster.test'] } })));
+  assert.is(refusal('service.register', { name: 'web', dns: { servers: ['10.0.0.300'] } }), 'body.dns.servers[0]: "10.0.0.300" is not an IPv4 or IPv6 address (or "endpoint")');
 });
 
 s('a service names the families it carries, each once', () => {

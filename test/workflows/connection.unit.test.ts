@@ -39,6 +39,26 @@ s('an endpoint selected across nodes: addresses, then a tunnel id, then the plan
   assert.equal([plan.endpointNetns, plan.clientNodeFacts, plan.endpointNodeFacts], ['ep-ns', { mechanisms: ['kernel', 'vxlan', 'wireguard'], mtu: 1500, underlayAddress: '172.16.0.1' }, { mechanisms: ['kernel', 'vxlan', 'wireguard'], mtu: 1500, underlayAddress: '172.16.1.1' }]);
 });
 
+s("the plan offers the endpoint's DNS, then the service's", () => {
+  const base = modelWith({ c1: [request('c1'), selected()] });
+  const reg = base.registry;
+  const model = {
+    ...base,
+    registry: {
+      ...reg,
+      services: { ...reg.services, web: { ...reg.services.web!, dns: { servers: ['endpoint'], searchDomains: ['cluster.test'] } } },
+      endpoints: { ...reg.endpoints, 'ep-1': { ...reg.endpoints['ep-1']!, dns: { servers: ['10.60.0.53'], searchDomains: ['svc.test'] } } },
+    },
+  };
+  const { steps } = when('c1', [request('c1'), selected()], selected(), {}, model);
+  assert.equal(commandOf(steps, 'PlanPath', happy)!.dns, [
+    { servers: ['10.60.0.53'], searchDomains: ['svc.test'] },
+    { servers: ['endpoint'], searchDomains: ['cluster.test'] },
+  ]);
+  // Neither offers any: no dns on the plan.
+  assert.is('dns' in commandOf(when('c1', [request('c1'), selected()], selected()).steps, 'PlanPath', happy)!, false);
+});
+
 s('on one node there is no tunnel id; with a signer the plan carries signed segments; a tunnel range is asked for', () => {
   const { steps } = when('c1', [request('c1'), selected('ep-2', 'n1')], selected('ep-2', 'n1'), {
     planSegments: ({ endpoint, src, dst }) => [{ name: 'signed', id: `${endpoint.name}:${src}->${dst}` }],
