@@ -419,7 +419,7 @@ export const pingIn = (netns: string, address: string, p: PingOptions = {}): Pro
 
 export const UNDERLAY_PREFIX = '172.31.0';
 export const underlayAddress = (i: number) => `${UNDERLAY_PREFIX}.${10 + i}`;
-/** The IPv6 underlay of `startLab({ underlay: 'IPv6' })`: fd31::<10+i>/64. */
+/** The IPv6-only underlay of e2e/ipv6Underlay.test.ts: fd31::<10+i>/64. */
 export const underlayAddress6 = (i: number) => `fd31::${10 + i}`;
 
 export const startLab = async (o: {
@@ -430,8 +430,6 @@ export const startLab = async (o: {
   healing?: Partial<HealingConfig>;
   /** Extra arguments for every agent process (e.g. --liveness-interval 500ms). */
   agentArgs?: readonly string[];
-  /** The family the nodes reach each other over (their --underlay): IPv4 172.31.0.0/24 by default, or IPv6 fd31::/64. */
-  underlay?: 'IPv4' | 'IPv6';
 }): Promise<Lab> => {
   requireNetnsLab();
   sweepAbandonedRuns();
@@ -478,12 +476,10 @@ export const startLab = async (o: {
     for (const name of o.nodes) {
       i++;
       const nodeNs = await addNamespace(name);
-      const v6 = o.underlay === 'IPv6';
-      const address = v6 ? underlayAddress6(i) : underlayAddress(i);
+      const address = underlayAddress(i);
       await sh(['ip', '-n', ul, 'link', 'add', `p${i}`, 'type', 'veth', 'peer', 'name', 'ul0', 'netns', nodeNs]);
       await sh(['ip', '-n', ul, 'link', 'set', `p${i}`, 'master', 'br0', 'up']);
-      // nodad: usable at once, not after duplicate address detection (a second or more).
-      await sh(['ip', '-n', nodeNs, 'addr', 'add', v6 ? `${address}/64` : `${address}/24`, 'dev', 'ul0', ...(v6 ? ['nodad'] : [])]);
+      await sh(['ip', '-n', nodeNs, 'addr', 'add', `${address}/24`, 'dev', 'ul0']);
       await sh(['ip', '-n', nodeNs, 'link', 'set', 'ul0', 'up']);
       nodes.set(name, { name, netns: nodeNs, underlay: address, stateDir: join(dir, `state-${name}`) });
     }
