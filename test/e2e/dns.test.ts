@@ -6,7 +6,7 @@
 // ahosts` there resolves short names through both search domains over the connection, and close
 // removes the file. A resolv.conf the
 // user wrote is neither overwritten nor deleted: the connection fails saying so.
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as assert from 'uvu/assert';
@@ -16,9 +16,11 @@ import { exec, inNs, startLab, startProcess, stopLabAndCheck, type Lab, type Lab
 
 const RESPONDER = join(dirname(fileURLToPath(import.meta.url)), '..', 'lib', 'dnsResponder.mjs');
 
-const s = suite<{ lab?: Lab; responder?: LabProcess }>('e2e: DNS context for the client namespace', {});
+const s = suite<{ lab?: Lab; responder?: LabProcess; hadEtcNetns?: boolean }>('e2e: DNS context for the client namespace', {});
 
 s.before(async (ctx) => {
+  // The agent creates /etc/netns for the first resolv.conf; the test removes it again if it did.
+  ctx.hadEtcNetns = existsSync('/etc/netns');
   const lab = (ctx.lab = await startLab({ nodes: ['n1'] }));
   for (const args of [['service', 'register', 'named', '--dns-server', 'endpoint', '--dns-search', 'cluster.test']]) {
     const r = await lab.nsm(args);
@@ -33,6 +35,7 @@ s.before(async (ctx) => {
 s.after(async (ctx) => {
   await ctx.responder?.stop(2000);
   await stopLabAndCheck(ctx.lab);
+  if (ctx.hadEtcNetns === false && existsSync('/etc/netns') && readdirSync('/etc/netns').length === 0) rmdirSync('/etc/netns');
 });
 
 const resolvConf = (lab: Lab, role: string) => join('/etc/netns', lab.ns(role), 'resolv.conf');
