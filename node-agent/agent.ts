@@ -14,6 +14,7 @@ import { decodeNodeCommand, type SideSpec } from '../src/contracts/nodeCommands.
 import { pathProblem, programmedToken, type AgentSecurity } from '../src/security/agentSecurity.ts';
 import { FairQueue } from '../src/lib/fairQueue.ts';
 import { sideKey, type Dataplane } from './dataplane.ts';
+import { AppliedSides } from './appliedSides.ts';
 import { sleep, backoff } from '../src/lib/time.ts';
 import { consumeDurable } from '../infra/nats/consumers.ts';
 
@@ -76,8 +77,8 @@ export const startNodeAgent = async (opts: NodeAgentOptions): Promise<NodeAgent>
   const jsm = await nc.jetstreamManager({ checkAPI: false });
   if (!opts.security) await ensureStreams(jsm, subjects);
   let stopping = false;
-  /** Highest generation acted on per side: older commands arriving late are ignored. */
-  const applied = new Map<string, { generation: number; desired: 'present' | 'absent'; error?: string }>();
+  /** Highest generation acted on per side: older commands arriving late are ignored (./appliedSides.ts). */
+  const applied = new AppliedSides();
   /** Client sides that are programmed, for the liveness probe. */
   const probed = new Map<string, { spec: SideSpec; failures: number; reported: boolean }>();
 
@@ -307,7 +308,7 @@ export const startNodeAgent = async (opts: NodeAgentOptions): Promise<NodeAgent>
         }, livenessMs)
       : undefined;
 
-  const programmedSides = () => [...applied.values()].filter((a) => a.desired === 'present' && a.error === undefined).length;
+  const programmedSides = () => applied.programmed;
   const heartbeat = () => nc.publish(subjects.heartbeat(node), new TextEncoder().encode(JSON.stringify({ node, connections: programmedSides() })));
   const hbTimer = setInterval(heartbeat, opts.heartbeatMs ?? 5000);
 

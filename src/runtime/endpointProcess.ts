@@ -104,24 +104,40 @@ export const runEndpoint = async (client: MeshClient, o: EndpointRunOptions): Pr
       '\nStop with Ctrl-C: it unregisters.\n',
   );
 
-  // Tell the operator which connections reach this endpoint, as they come and go.
+  // Tell the operator which connections reach this endpoint, as they come and go. Only the
+  // connections it serves now are asked for and remembered: one that is gone (closed, or healed
+  // onto another endpoint) is said once and forgotten, or a long-running endpoint would keep
+  // every connection it ever served.
   const served = new Map<string, string>();
+  let watching = false;
   const watch = setInterval(() => {
-    void client.query<Served[]>('connections', { endpoint: o.name, includeClosed: true }).then((r) => {
-      if (E.isLeft(r)) return;
-      for (const c of r.right) {
-        if (served.get(c.id) === c.state) continue;
-        const first = !served.has(c.id);
-        served.set(c.id, c.state);
-        if (first && (c.state === 'closed' || c.state === 'failed')) continue;
-        log.info(`connection ${c.state}`, {
-          connectionId: c.id,
-          clientAddresses: c.context?.ipContext.srcIpAddrs,
-          endpointAddresses: c.context?.ipContext.dstIpAddrs,
-          interface: c.interfaces?.endpoint,
-        });
-      }
-    });
+    if (watching) return;
+    watching = true;
+    void client
+      .queryAll<Served>('connections', { endpoint: o.name })
+      .then((r) => {
+        if (E.isLeft(r)) return;
+        const now = new Set<string>();
+        for (const c of r.right) {
+          now.add(c.id);
+          if (served.get(c.id) === c.state) continue;
+          const first = !served.has(c.id);
+          served.set(c.id, c.state);
+          if (first && c.state === 'failed') continue;
+          log.info(`connection ${c.state}`, {
+            connectionId: c.id,
+            clientAddresses: c.context?.ipContext.srcIpAddrs,
+            endpointAddresses: c.context?.ipContext.dstIpAddrs,
+            interface: c.interfaces?.endpoint,
+          });
+        }
+        for (const id of served.keys()) {
+          if (now.has(id)) continue;
+          served.delete(id);
+          log.info('connection no longer served here (closed, or moved to another endpoint)', { connectionId: id });
+        }
+      })
+      .finally(() => (watching = false));
   }, 2000);
 
   await new Promise<void>((resolve) => {

@@ -85,9 +85,10 @@ export const planPath = (id: string, s: ConnectionState, env: EventEnvelope, ctx
   const ep = s.endpoint!;
   const registration = model.registry.endpoints[ep.name];
   if (!registration) {
-    // Gone between selection and planning: a heal is under way, or the connection fails.
-    if (s.healing) return heal(id, 'endpoint-unregistered', env, [ep.name], ctx);
-    return [fail(id, 'no-endpoint', `endpoint "${ep.name}" was unregistered before the path was planned`)];
+    // Gone between selection and planning (an endpoint restarting, say): choose again without it,
+    // or wait for one, as a heal does. Failing here made a request fail during a rolling restart
+    // although other endpoints served the service (found by the soak: 6 in 36,000).
+    return heal(id, 'endpoint-unregistered', env, [ep.name], ctx);
   }
   const request = s.request!;
   // Configured exclusions plus what either node already routes: such an address would be shadowed.
@@ -239,7 +240,8 @@ export const reactToConnection = (env: EventEnvelope<ConnectionEvent>, s: Connec
       case 'DatapathDown':
         return s.phase === 'established' && s.generation === ev.generation ? heal(id, 'datapath', env, [], ctx) : [];
       case 'DataplaneFailed':
-        return s.healing && s.generation === ev.generation ? heal(id, 'dataplane', env, [], ctx) : [];
+        // The aggregate failed the connection unless it was healing or the endpoint's side failed.
+        return !isTerminal(s.phase) && (s.healing || ev.side === 'endpoint') && s.generation === ev.generation ? heal(id, 'dataplane', env, [], ctx) : [];
       case 'ConnectionClosed':
       case 'ConnectionFailed':
         return [...sendSides(s, SIDES, 'absent', env, ctx), ...release(s)];

@@ -250,15 +250,23 @@ failures('PlanPath for a connection that does not exist is not-found', () => {
   given(connection).when(planCmd()).thenRejected('not-found', 'connection "conn-1" does not exist');
 });
 
-failures('a dataplane failure report fails the connection with code dataplane', () => {
+failures('a dataplane failure on the client side fails the connection with code dataplane', () => {
   const next = given(connection, atPlanned)
-    .when(report('endpoint', 'failed', { error: 'RTNETLINK answers: File exists' }))
+    .when(report('client', 'failed', { error: 'RTNETLINK answers: File exists' }))
     .thenEvents([
-      { type: 'DataplaneFailed', generation: 1, node: 'node-b', side: 'endpoint', error: 'RTNETLINK answers: File exists' },
-      { type: 'ConnectionFailed', code: 'dataplane', reason: 'dataplane on node node-b (endpoint side): RTNETLINK answers: File exists' },
+      { type: 'DataplaneFailed', generation: 1, node: 'node-a', side: 'client', error: 'RTNETLINK answers: File exists' },
+      { type: 'ConnectionFailed', code: 'dataplane', reason: 'dataplane on node node-a (client side): RTNETLINK answers: File exists' },
     ]);
   assert.is(next.state.phase, 'failed');
-  assert.equal(next.state.failure, { code: 'dataplane', reason: 'dataplane on node node-b (endpoint side): RTNETLINK answers: File exists' });
+  assert.equal(next.state.failure, { code: 'dataplane', reason: 'dataplane on node node-a (client side): RTNETLINK answers: File exists' });
+});
+
+failures("a dataplane failure on the endpoint's side leaves the connection to be moved elsewhere (a heal), not failed", () => {
+  const next = given(connection, atPlanned)
+    .when(report('endpoint', 'failed', { error: 'network namespace ep-3 does not exist' }))
+    .thenEvents([{ type: 'DataplaneFailed', generation: 1, node: 'node-b', side: 'endpoint', error: 'network namespace ep-3 does not exist' }]);
+  assert.is(next.state.phase, 'path-planned');
+  assert.is(next.state.failure, undefined);
 });
 
 failures('a failure report without an error says "unknown error", and also fails an established connection', () => {
@@ -271,8 +279,8 @@ failures('a failure report without an error says "unknown error", and also fails
 });
 
 failures('a second failure report after the connection failed emits nothing', () => {
-  const failedHistory = given(connection, atPlanned).when(report('endpoint', 'failed', { error: 'x' })).accepted().history;
-  given(connection, failedHistory).when(report('client', 'failed', { error: 'y' })).thenEvents([]);
+  const failedHistory = given(connection, atPlanned).when(report('client', 'failed', { error: 'x' })).accepted().history;
+  given(connection, failedHistory).when(report('endpoint', 'failed', { error: 'y' })).thenEvents([]);
 });
 
 failures('a report for a stale generation is ignored, whatever it says', () => {
@@ -320,10 +328,10 @@ failures('removed reported twice after close: the second emits nothing', () => {
 });
 
 failures('a removed report after a dataplane failure is recorded', () => {
-  const failedHistory = given(connection, atPlanned).when(report('endpoint', 'failed', { error: 'x' })).accepted().history;
+  const failedHistory = given(connection, atPlanned).when(report('client', 'failed', { error: 'x' })).accepted().history;
   given(connection, failedHistory)
-    .when(report('client', 'removed'))
-    .thenEvents([{ type: 'DataplaneRemoved', generation: 1, node: 'node-a', side: 'client' }]);
+    .when(report('endpoint', 'removed'))
+    .thenEvents([{ type: 'DataplaneRemoved', generation: 1, node: 'node-b', side: 'endpoint' }]);
 });
 
 failures('a duplicate request with the same requestId emits nothing, even with a different registry', () => {

@@ -125,6 +125,24 @@ s('no other endpoint: the connection waits, visibly, and both old sides are reti
     ]);
 });
 
+s('the endpoint leaves before the first plan: chosen again without it, established as a heal; none left: it waits', () => {
+  const selectedOnly = established.slice(0, 2);
+  const next = given(connection, selectedOnly)
+    .when(heal({ cause: 'endpoint-unregistered' }))
+    .thenEvents([
+      { type: 'ConnectionHealing', cause: 'endpoint-unregistered', causeId: 'ev-1', oldEndpoint: 'ep-a', inPlace: false, startedAt: T0 },
+      // Nothing was planned yet: nothing to retire.
+      { type: 'EndpointSelected', endpoint: 'ep-b', endpointNode: 'n2', considered: 1, excluded: ['ep-a'] },
+    ]);
+  assert.is(next.state.phase, 'endpoint-selected');
+  given(connection, selectedOnly)
+    .when(heal({ cause: 'endpoint-unregistered', registry: registry() }))
+    .thenEvents([
+      { type: 'ConnectionHealing', cause: 'endpoint-unregistered', causeId: 'ev-1', oldEndpoint: 'ep-a', inPlace: false, startedAt: T0 },
+      { type: 'ConnectionWaiting', reason: 'no endpoint is registered for network service "svc"', since: T0 },
+    ]);
+});
+
 s('endpoint-available does nothing for a connection that is not waiting', () => {
   given(connection, established).when(heal({ cause: 'endpoint-available', exclude: [], registry: registry(epA, epB) })).thenEvents([]);
 });

@@ -94,12 +94,13 @@ s('closed while the addresses were allocated: the plan step gives them back', ()
   ]);
 });
 
-s('the endpoint went away before the plan: the connection fails, or, healing, heals again without it', () => {
+s('the endpoint went away before the plan: the connection chooses again without it, set up or healing', () => {
   const gone = modelWith({ c1: [request('c1'), selected()] });
   const withoutEp1 = { ...gone, registry: { ...gone.registry, endpoints: { 'ep-2': gone.registry.endpoints['ep-2']! } } };
-  const failed = when('c1', [request('c1'), selected()], selected(), {}, withoutEp1).steps;
-  assert.equal(trace(failed), ['execute connection.c1 FailConnection (fail)']);
-  assert.match(String(commandOf(failed, 'FailConnection')!.reason), /endpoint "ep-1" was unregistered before the path was planned/);
+  const fresh = when('c1', [request('c1'), selected()], selected(), {}, withoutEp1).steps;
+  assert.equal(trace(fresh, { model: withoutEp1 }), ['execute connection.c1 HealConnection (heal-c1) selection']);
+  const reselect = commandOf(fresh, 'HealConnection', { model: withoutEp1 })!;
+  assert.equal([reselect.cause, reselect.exclude], ['endpoint-unregistered', ['ep-1']]);
   const healingHistory: ConnectionEvent[] = [request('c1'), selected(), planned('c1'), { type: 'ConnectionHealing', cause: 'endpoint-expired', causeId: 'x', oldEndpoint: 'ep-1', inPlace: false, startedAt: '2030-01-01T00:00:00.000Z' }, selected('ep-1', 'n2')];
   const again = when('c1', healingHistory, selected('ep-1', 'n2'), {}, { ...withoutEp1, connections: modelWith({ c1: healingHistory }).connections }).steps;
   assert.equal(trace(again, { model: withoutEp1 }), ['execute connection.c1 HealConnection (heal-c1) selection']);
@@ -127,7 +128,7 @@ s('closed or failed: both sides removed, addresses and tunnel id given back', ()
   assert.equal(trace(when('c1', history, { type: 'ConnectionClosed', reason: 'done' }).steps, { load: (st) => (st.startsWith('pool.') ? poolWith('10.60.0.0/24', {}) : tunnelsWith({})) }).filter((l) => l.includes('Release')), []);
 });
 
-s('a broken datapath heals in place; a failed side while healing heals elsewhere; stale generations are ignored', () => {
+s('a broken datapath heals in place; a failed side while healing, or the endpoint\'s side, heals elsewhere; stale generations are ignored', () => {
   const established: ConnectionEvent[] = [request('c1'), selected(), planned('c1'), { type: 'ConnectionEstablished', generation: 1 }];
   const down: ConnectionEvent = { type: 'DatapathDown', generation: 1, node: 'n1', side: 'client', error: 'no reply' };
   const m = modelWith({ c1: established });
@@ -138,7 +139,11 @@ s('a broken datapath heals in place; a failed side while healing heals elsewhere
   const healing: ConnectionEvent[] = [...established, { type: 'ConnectionHealing', cause: 'datapath', causeId: 'x', oldEndpoint: 'ep-1', inPlace: true, startedAt: '2030-01-01T00:00:00.000Z' }];
   const failed: ConnectionEvent = { type: 'DataplaneFailed', generation: 1, node: 'n2', side: 'endpoint', error: 'boom' };
   assert.equal(commandOf(when('c1', healing, failed).steps, 'HealConnection', { model: m })!.cause, 'dataplane');
-  assert.equal(trace(when('c1', established, failed).steps), [], 'not healing: the aggregate failed it already');
+  // Not healing: the endpoint's side failing moves the connection elsewhere; the client's side failing failed it already.
+  assert.equal(commandOf(when('c1', established, failed).steps, 'HealConnection', { model: m })!.cause, 'dataplane');
+  const clientFailed: ConnectionEvent = { type: 'DataplaneFailed', generation: 1, node: 'n1', side: 'client', error: 'boom' };
+  const failedHistory: ConnectionEvent[] = [...established, clientFailed, { type: 'ConnectionFailed', code: 'dataplane', reason: 'dataplane on node n1 (client side): boom' }];
+  assert.equal(trace(when('c1', failedHistory, clientFailed).steps), [], 'the aggregate failed it already');
 });
 
 s('a heal that moves the endpoint retires the old endpoint side, gives its addresses back, then plans anew', () => {
