@@ -41,7 +41,8 @@ export interface MeshModel {
 // without a bump: no snapshot written before 4 is taken for any of these shapes.
 // 5: failed workflow steps; limits and usage per requester.
 // 6: connections that ended leave the model after the most recent 1,000 (projections/connections.ts).
-export const MESH_PROJECTION_VERSION = 6;
+// 7: IPv6 and dual stack: pools hold a list of pairs per connection, endpoints a list of prefixes.
+export const MESH_PROJECTION_VERSION = 7;
 
 export const emptyMesh: MeshModel = {
   registry: emptyRegistry,

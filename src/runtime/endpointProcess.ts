@@ -12,7 +12,7 @@ import { createLogger } from '../../infra/log.ts';
 import { errorText } from '../ports/logger.ts';
 import { deleteNamedNetns, ensureNamedNetns, ip, netnsExists, netnsLabel, parseNetns, type Netns } from '../../node-agent/linux/netns.ts';
 import type { MeshClient } from '../client/index.ts';
-import { splitServiceRef } from '../contracts/commands.ts';
+import { prefixFields, splitServiceRef } from '../contracts/commands.ts';
 import { keepEndpointRegistered } from '../client/index.ts';
 
 export const ENDPOINT_KINDS = ['icmp-responder'] as const;
@@ -24,8 +24,11 @@ export interface EndpointRunOptions {
   readonly services: readonly string[];
   readonly labels: Labels;
   readonly node: string;
-  readonly prefix?: string;
+  /** One per family; none: the control plane's default. */
+  readonly prefixes?: readonly string[];
   readonly excludedPrefixes?: readonly string[];
+  /** DNS its clients get (endpoint.register's dns). */
+  readonly dns?: { readonly servers: readonly string[]; readonly searchDomains?: readonly string[] };
   readonly expirationSeconds: number;
   readonly netns: string;
   readonly dataplane: 'linux' | 'simulated';
@@ -83,9 +86,10 @@ export const runEndpoint = async (client: MeshClient, o: EndpointRunOptions): Pr
     // Labels are per service name: "svc@floating" carries the labels of svc.
     networkServiceLabels: Object.fromEntries(o.services.map((s) => [splitServiceRef(s).service, { labels: { ...o.labels } }])),
     node: o.node,
-    ...(o.prefix ? { prefix: o.prefix } : {}),
+    ...prefixFields(o.prefixes),
     ...(o.excludedPrefixes && o.excludedPrefixes.length > 0 ? { excludedPrefixes: [...o.excludedPrefixes] } : {}),
     ...(linux ? { netns: o.netns } : {}),
+    ...(o.dns ? { dns: { servers: [...o.dns.servers], ...(o.dns.searchDomains ? { searchDomains: [...o.dns.searchDomains] } : {}) } } : {}),
   };
   // Registered now, and refreshed every third of its expiration until stopped.
   const kept = await keepEndpointRegistered(client, body, { expirationSeconds: o.expirationSeconds, log });

@@ -85,7 +85,7 @@ s('the heal completes when both sides of the new plan are programmed: establishe
   const healed = given(connection, established)
     .when(heal())
     .accepted()
-    .when({ type: 'PlanPath', connectionId: 'c1', endpoint: 'ep-b', allocation: { src: '10.2.0.3/32', dst: '10.2.0.2/32', prefix: '10.2.0.0/24', excludedPrefixes: [] }, tunnel: { id: 1, vni: 10001, vxlanPort: 4789, wireguardPort: 40001 }, clientNodeFacts: { mechanisms: ['kernel', 'vxlan'], mtu: 1500 }, endpointNodeFacts: { mechanisms: ['kernel', 'vxlan'], mtu: 1500 }, endpointInterface: interfaceNameFor('nse', 'c1') })
+    .when({ type: 'PlanPath', connectionId: 'c1', endpoint: 'ep-b', allocation: { pairs: [{ src: '10.2.0.3/32', dst: '10.2.0.2/32', prefix: '10.2.0.0/24' }], excludedPrefixes: [] }, tunnel: { id: 1, vni: 10001, vxlanPort: 4789, wireguardPort: 40001 }, clientNodeFacts: { mechanisms: ['kernel', 'vxlan'], mtu: 1500 }, endpointNodeFacts: { mechanisms: ['kernel', 'vxlan'], mtu: 1500 }, endpointInterface: interfaceNameFor('nse', 'c1') })
     .accepted()
     .when(report('client', 'n1', 2))
     .accepted()
@@ -185,7 +185,7 @@ s('programming fails during a heal: no terminal failure; the next heal excludes 
   const healing = given(connection, established)
     .when(heal({ cause: 'datapath', exclude: [], registry: registry(epA, epB) }))
     .accepted()
-    .when({ type: 'PlanPath', connectionId: 'c1', endpoint: 'ep-a', allocation: { src: '10.0.0.3/32', dst: '10.0.0.2/32', prefix: '10.0.0.0/24', excludedPrefixes: [] }, clientNodeFacts: { mechanisms: ['kernel'], mtu: 1500 }, endpointNodeFacts: { mechanisms: ['kernel'], mtu: 1500 }, endpointInterface: interfaceNameFor('nse', 'c1') })
+    .when({ type: 'PlanPath', connectionId: 'c1', endpoint: 'ep-a', allocation: { pairs: [{ src: '10.0.0.3/32', dst: '10.0.0.2/32', prefix: '10.0.0.0/24' }], excludedPrefixes: [] }, clientNodeFacts: { mechanisms: ['kernel'], mtu: 1500 }, endpointNodeFacts: { mechanisms: ['kernel'], mtu: 1500 }, endpointInterface: interfaceNameFor('nse', 'c1') })
     .accepted();
   const failed = healing.when({ ...report('endpoint', 'n1', 2, 'failed'), error: 'no such namespace' } as ConnectionCommand).events();
   assert.equal(failed.map((e) => e.type), ['DataplaneFailed']);
