@@ -83,12 +83,12 @@ export const startNodeAgent = async (opts: NodeAgentOptions): Promise<NodeAgent>
   const probed = new Map<string, { spec: SideSpec; failures: number; reported: boolean }>();
 
   type Trace = { correlationId?: string; causationId?: string };
-  const report = async (spec: Pick<SideSpec, 'connectionId' | 'generation' | 'side'>, result: Report, error?: string, trace: Trace = {}) => {
+  const report = async (spec: Pick<SideSpec, 'connectionId' | 'generation' | 'side'>, result: Report, error?: string, trace: Trace = {}, refused = false) => {
     const id = stableId(`report:${spec.connectionId}:${spec.generation}:${spec.side}:${result}`);
     const token = result === 'programmed' && opts.security && 'path' in spec ? programmedToken(opts.security, spec as SideSpec, new Date()) : undefined;
     const r = await client.send(
       'connection.report',
-      { connectionId: spec.connectionId, node, side: spec.side, generation: spec.generation, result, ...(error ? { error } : {}), ...(token ? { token } : {}) },
+      { connectionId: spec.connectionId, node, side: spec.side, generation: spec.generation, result, ...(error ? { error } : {}), ...(token ? { token } : {}), ...(refused ? { refused: true } : {}) },
       { id, wait: false, ...trace },
     );
     if (E.isLeft(r)) throw new Error(`could not report ${result} for ${spec.connectionId}: ${r.left.message}`);
@@ -99,7 +99,7 @@ export const startNodeAgent = async (opts: NodeAgentOptions): Promise<NodeAgent>
     const refused = opts.security && origin !== 'reconcile-cleanup' ? await pathProblem(opts.security, spec, new Date()) : undefined;
     if (refused) {
       log.error('refusing to act on a side: its path tokens do not check out', { connectionId: spec.connectionId, side: spec.side, generation: spec.generation, desired: spec.desired, origin, reason: refused });
-      if (spec.desired === 'present') await report(spec, 'failed', refused, trace);
+      if (spec.desired === 'present') await report(spec, 'failed', refused, trace, true);
       return;
     }
     const key = sideKey(spec);

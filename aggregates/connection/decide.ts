@@ -179,11 +179,11 @@ export const decide = (command: ConnectionCommand, state: ConnectionState): E.Ei
             if (state.phase !== 'path-planned' && state.phase !== 'established') return E.right([]);
             const error = command.error ?? 'unknown error';
             const failed: ConnectionEvent = { type: 'DataplaneFailed', generation, node, side, error };
-            // While healing, or when the endpoint's side failed (its namespace gone with a killed
-            // endpoint whose registration has not lapsed yet, say), the process manager moves the
-            // connection to another endpoint instead. Only the client's own side fails it: no
-            // other endpoint would help there.
-            if (state.healing || side === 'endpoint') return E.right([failed]);
+            // While healing, or when programming the endpoint's side failed (its namespace gone
+            // with a killed endpoint whose registration has not lapsed yet, say), the process
+            // manager moves the connection to another endpoint instead. The client's own side, or
+            // a side the agent refused (path tokens: no other endpoint would change them), fails it.
+            if (state.healing || (side === 'endpoint' && !command.refused)) return E.right([failed]);
             return E.right([failed, { type: 'ConnectionFailed', code: 'dataplane', reason: `dataplane on node ${node} (${side} side): ${error}` }]);
           }
           case 'broken':

@@ -205,6 +205,8 @@ export type ConnectionCommand =
       /** broken: the datapath was programmed but its liveness probe fails. */
       readonly result: 'programmed' | 'removed' | 'failed' | 'broken';
       readonly error?: string;
+      /** failed because the agent refused the side (its path tokens), not because programming it failed. */
+      readonly refused?: boolean;
       /** When the control plane received the report (ISO); heal durations are measured with it. */
       readonly at: string;
       /** The agent's signed path segment for a programmed side (authenticated meshes). */

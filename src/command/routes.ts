@@ -72,7 +72,7 @@ interface Route<K extends CommandKind> {
   readonly command: (o: RouteInputs<K>) => AnyAggregateCommand;
 }
 
-type ReportBody = Pick<CommandBody<'connection.report'>, 'connectionId' | 'side' | 'generation' | 'result' | 'error'>;
+type ReportBody = Pick<CommandBody<'connection.report'>, 'connectionId' | 'side' | 'generation' | 'result' | 'error'> & { readonly refused?: boolean };
 
 const reportDataplane = (b: ReportBody, node: string, now: Date): AnyAggregateCommand => ({
   type: 'ReportDataplane',
@@ -82,6 +82,7 @@ const reportDataplane = (b: ReportBody, node: string, now: Date): AnyAggregateCo
   generation: b.generation,
   result: b.result,
   ...(b.error ? { error: b.error } : {}),
+  ...(b.refused ? { refused: true } : {}),
   at: now.toISOString(),
 });
 

@@ -204,7 +204,9 @@ export const bodies = {
       generation: D.integer({ min: 1, max: 2 ** 31 }),
       result: D.literal('programmed', 'removed', 'failed', 'broken'),
     },
-    { error: D.string({ max: 1024 }), token: pathToken },
+    // refused: the agent would not act on the side (its path tokens did not check out); nothing
+    // about the endpoint is wrong, so the connection fails rather than moving elsewhere.
+    { error: D.string({ max: 1024 }), token: pathToken, refused: D.boolean },
   ),
   'policy.set': D.object({ policy: policyDecoder }),
   'policy.add': D.object({ rule: policyRule }, { position: D.integer({ min: 0, max: 1000 }) }),

@@ -240,7 +240,7 @@ export const reactToConnection = (env: EventEnvelope<ConnectionEvent>, s: Connec
       case 'DatapathDown':
         return s.phase === 'established' && s.generation === ev.generation ? heal(id, 'datapath', env, [], ctx) : [];
       case 'DataplaneFailed':
-        // The aggregate failed the connection unless it was healing or the endpoint's side failed.
+        // The aggregate failed the connection unless it was healing or programming the endpoint's side failed.
         return !isTerminal(s.phase) && (s.healing || ev.side === 'endpoint') && s.generation === ev.generation ? heal(id, 'dataplane', env, [], ctx) : [];
       case 'ConnectionClosed':
       case 'ConnectionFailed':

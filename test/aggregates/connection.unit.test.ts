@@ -267,6 +267,13 @@ failures("a dataplane failure on the endpoint's side leaves the connection to be
     .thenEvents([{ type: 'DataplaneFailed', generation: 1, node: 'node-b', side: 'endpoint', error: 'network namespace ep-3 does not exist' }]);
   assert.is(next.state.phase, 'path-planned');
   assert.is(next.state.failure, undefined);
+  // A side the agent refused (its path tokens do not check out) fails it: another endpoint would not help.
+  given(connection, atPlanned)
+    .when({ ...report('endpoint', 'failed', { error: 'refused: path segment 1 (control-plane): signed by an unknown key' }), refused: true } as ConnectionCommand)
+    .thenEvents([
+      { type: 'DataplaneFailed', generation: 1, node: 'node-b', side: 'endpoint', error: 'refused: path segment 1 (control-plane): signed by an unknown key' },
+      { type: 'ConnectionFailed', code: 'dataplane', reason: 'dataplane on node node-b (endpoint side): refused: path segment 1 (control-plane): signed by an unknown key' },
+    ]);
 });
 
 failures('a failure report without an error says "unknown error", and also fails an established connection', () => {
