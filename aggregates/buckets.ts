@@ -13,19 +13,21 @@ const hashBucket = (key: string): string => {
   for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193);
   return String((h >>> 0) % BUCKETS);
 };
-/** Numeric keys in runs of 256, so neighbouring indexes share a bucket. */
-const rangeBucket = (key: number): string => String(Math.floor(key / 256));
+/** Numeric keys in runs of 256, so neighbouring indexes share a bucket (bigint: an IPv6 pool's pair indexes). */
+const rangeBucket = (key: number | bigint): string => (typeof key === 'bigint' ? String(key / 256n) : String(Math.floor(key / 256)));
 
-export const bucketKey = (key: string | number): string => (typeof key === 'number' ? rangeBucket(key) : hashBucket(key));
+export type BucketKey = string | number | bigint;
 
-export const getIn = <V>(b: Buckets<V>, key: string | number): V | undefined => b[bucketKey(key)]?.[String(key)];
+export const bucketKey = (key: BucketKey): string => (typeof key === 'string' ? hashBucket(key) : rangeBucket(key));
 
-export const setIn = <V>(b: Draft<Buckets<V>>, key: string | number, value: Draft<V>): void => {
+export const getIn = <V>(b: Buckets<V>, key: BucketKey): V | undefined => b[bucketKey(key)]?.[String(key)];
+
+export const setIn = <V>(b: Draft<Buckets<V>>, key: BucketKey, value: Draft<V>): void => {
   const k = bucketKey(key);
   ((b as Record<string, Record<string, Draft<V>>>)[k] ??= {})[String(key)] = value;
 };
 
-export const deleteIn = <V>(b: Draft<Buckets<V>>, key: string | number): void => {
+export const deleteIn = <V>(b: Draft<Buckets<V>>, key: BucketKey): void => {
   const k = bucketKey(key);
   const bucket = (b as Record<string, Record<string, unknown>>)[k];
   if (!bucket) return;

@@ -40,6 +40,19 @@ export interface IpContext {
   readonly excludedPrefixes: readonly string[];
 }
 
+/**
+ * DNS a service or an endpoint offers its clients (the original's dnsContext): name servers,
+ * each an address or "endpoint" (the selected endpoint's own address on each connection, every
+ * family), and search domains.
+ */
+export interface OfferedDns {
+  readonly servers: readonly string[];
+  readonly searchDomains: readonly string[];
+}
+
+/** The server that stands for the endpoint's own address on each connection. */
+export const DNS_AT_ENDPOINT = 'endpoint';
+
 export interface DnsConfig {
   readonly dnsServerIps: readonly string[];
   readonly searchDomains: readonly string[];

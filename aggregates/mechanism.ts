@@ -16,8 +16,10 @@ export interface NegotiatedMechanism {
   readonly remote?: RemoteMechanism;
 }
 
-/** Per-packet overhead of each tunnel over an IPv4 underlay. */
+/** Per-packet overhead of each tunnel over an IPv4 underlay (WireGuard: its IPv6 worst case, always). */
 export const TUNNEL_OVERHEAD: Readonly<Record<RemoteMechanism, number>> = { vxlan: 50, wireguard: 80 };
+/** Over an IPv6 underlay: its header is 20 bytes longer (VXLAN 40 + 8 + 8 + 14). */
+export const TUNNEL_OVERHEAD_IPV6: Readonly<Record<RemoteMechanism, number>> = { vxlan: 70, wireguard: 80 };
 
 const isLocal = (m: MechanismType): m is LocalMechanism => (LOCAL_MECHANISMS as readonly string[]).includes(m);
 const isRemote = (m: MechanismType): m is RemoteMechanism => (REMOTE_MECHANISMS as readonly string[]).includes(m);

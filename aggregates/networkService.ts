@@ -1,12 +1,17 @@
 // NetworkService: a named capability (payload + matches) that endpoints provide.
 import * as E from 'fp-ts/lib/Either.js';
 import { castDraft, produce } from 'immer';
-import { jsonEqual, reject, type Aggregate, type Match, type Payload } from './domain.ts';
+import { jsonEqual, reject, type Aggregate, type Match, type OfferedDns, type Payload } from './domain.ts';
+import type { Family } from './ip.ts';
 
 export interface NetworkServiceSpec {
   readonly name: string;
   readonly payload: Payload;
   readonly matches: readonly Match[];
+  /** The address families its connections carry; absent: whichever its endpoints offer. */
+  readonly ipFamilies?: readonly Family[];
+  /** DNS every connection to it gets (after its endpoint's own, if any); absent: none. */
+  readonly dns?: OfferedDns;
 }
 
 export type NetworkServiceCommand =

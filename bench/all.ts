@@ -16,6 +16,7 @@ const runs: { name: string; args: string[]; needsRoot?: boolean }[] = [
   { name: 'rebuild', args: [] },
   { name: 'federation', args: [] },
   { name: 'scale', args: [] },
+  { name: 'dashboard', args: [] },
   { name: 'dataplane', args: [], needsRoot: true },
 ];
 
@@ -56,6 +57,12 @@ if (scale) {
   rows.push([`scale: ${scale.parameters.connections} connections, ${scale.parameters.endpoints} endpoints, ${scale.parameters.nodes} nodes`, `${scale.timesSeconds.toScale.toFixed(0)} s`, `${scale.connectionsPerSecond.toFixed(0)} connections/s`]);
   rows.push(['control-plane memory per connection', `${(last.bytesPerConnection / 1024).toFixed(1)} KiB RSS`, `${(last.retainedBytesPerConnection / 1024).toFixed(1)} KiB retained heap`]);
   rows.push(['query connection by id at that size p50 ms', scale.queryLatencyMs.connectionById.p50.toFixed(2), `request/reply ${scale.queryLatencyMs.baselineRequestReply.p50.toFixed(2)} ms`]);
+}
+const dashboard = read('dashboard');
+if (dashboard) {
+  const [first, ...rest] = dashboard.results;
+  const last = rest[rest.length - 1] ?? first;
+  rows.push([`dashboard first frame at ${last.connections} connections p50 ms`, last.firstFrameMs.p50.toFixed(0), `${first.connections}: ${first.firstFrameMs.p50.toFixed(0)} ms; live update p50 ${last.liveUpdateMs.p50.toFixed(0)} ms (${first.liveUpdateMs.p50.toFixed(0)} ms)`]);
 }
 printTable('Summary (bench/results/*.json)', ['figure', 'value', 'beside'], rows);
 printTable('Runs', ['benchmark', 'outcome'], Object.entries(outcome));

@@ -14,6 +14,7 @@ import { decodeNodeCommand, type SideSpec } from '../src/contracts/nodeCommands.
 import { pathProblem, programmedToken, type AgentSecurity } from '../src/security/agentSecurity.ts';
 import { FairQueue } from '../src/lib/fairQueue.ts';
 import { sideKey, type Dataplane } from './dataplane.ts';
+import { AppliedSides } from './appliedSides.ts';
 import { sleep, backoff } from '../src/lib/time.ts';
 import { consumeDurable } from '../infra/nats/consumers.ts';
 
@@ -76,18 +77,18 @@ export const startNodeAgent = async (opts: NodeAgentOptions): Promise<NodeAgent>
   const jsm = await nc.jetstreamManager({ checkAPI: false });
   if (!opts.security) await ensureStreams(jsm, subjects);
   let stopping = false;
-  /** Highest generation acted on per side: older commands arriving late are ignored. */
-  const applied = new Map<string, { generation: number; desired: 'present' | 'absent'; error?: string }>();
+  /** Highest generation acted on per side: older commands arriving late are ignored (./appliedSides.ts). */
+  const applied = new AppliedSides();
   /** Client sides that are programmed, for the liveness probe. */
   const probed = new Map<string, { spec: SideSpec; failures: number; reported: boolean }>();
 
   type Trace = { correlationId?: string; causationId?: string };
-  const report = async (spec: Pick<SideSpec, 'connectionId' | 'generation' | 'side'>, result: Report, error?: string, trace: Trace = {}) => {
+  const report = async (spec: Pick<SideSpec, 'connectionId' | 'generation' | 'side'>, result: Report, error?: string, trace: Trace = {}, refused = false) => {
     const id = stableId(`report:${spec.connectionId}:${spec.generation}:${spec.side}:${result}`);
     const token = result === 'programmed' && opts.security && 'path' in spec ? programmedToken(opts.security, spec as SideSpec, new Date()) : undefined;
     const r = await client.send(
       'connection.report',
-      { connectionId: spec.connectionId, node, side: spec.side, generation: spec.generation, result, ...(error ? { error } : {}), ...(token ? { token } : {}) },
+      { connectionId: spec.connectionId, node, side: spec.side, generation: spec.generation, result, ...(error ? { error } : {}), ...(token ? { token } : {}), ...(refused ? { refused: true } : {}) },
       { id, wait: false, ...trace },
     );
     if (E.isLeft(r)) throw new Error(`could not report ${result} for ${spec.connectionId}: ${r.left.message}`);
@@ -98,7 +99,7 @@ export const startNodeAgent = async (opts: NodeAgentOptions): Promise<NodeAgent>
     const refused = opts.security && origin !== 'reconcile-cleanup' ? await pathProblem(opts.security, spec, new Date()) : undefined;
     if (refused) {
       log.error('refusing to act on a side: its path tokens do not check out', { connectionId: spec.connectionId, side: spec.side, generation: spec.generation, desired: spec.desired, origin, reason: refused });
-      if (spec.desired === 'present') await report(spec, 'failed', refused, trace);
+      if (spec.desired === 'present') await report(spec, 'failed', refused, trace, true);
       return;
     }
     const key = sideKey(spec);
@@ -319,7 +320,7 @@ export const startNodeAgent = async (opts: NodeAgentOptions): Promise<NodeAgent>
         }, livenessMs)
       : undefined;
 
-  const programmedSides = () => [...applied.values()].filter((a) => a.desired === 'present' && a.error === undefined).length;
+  const programmedSides = () => applied.programmed;
   const heartbeat = () => nc.publish(subjects.heartbeat(node), new TextEncoder().encode(JSON.stringify({ node, connections: programmedSides() })));
   const hbTimer = setInterval(heartbeat, opts.heartbeatMs ?? 5000);
 

@@ -8,7 +8,7 @@ import { sideKey, type Dataplane, type DataplaneError } from './dataplane.ts';
 export interface SimulatedDataplane extends Dataplane {
   /** What is programmed now, by "<connectionId>/<side>". */
   readonly programmed: ReadonlyMap<string, SideSpec>;
-  /** Every call in order, for tests. */
+  /** Calls in order, for tests: at least the last JOURNAL_KEPT (a long run must not keep every call). */
   readonly journal: readonly { readonly op: 'program' | 'remove'; readonly key: string; readonly generation: number }[];
   /** Makes the next program() of this connection fail with the message (fault injection). */
   failNext(connectionId: string, message: string): void;
@@ -17,11 +17,18 @@ export interface SimulatedDataplane extends Dataplane {
   restoreDatapathTo(address: string): void;
 }
 
+export const JOURNAL_KEPT = 1000;
+
 export const simulatedDataplane = (mechanisms: readonly MechanismType[] = MECHANISM_TYPES): SimulatedDataplane => {
   const programmed = new Map<string, SideSpec>();
   const journal: { op: 'program' | 'remove'; key: string; generation: number }[] = [];
   const failures = new Map<string, string>();
   const cut = new Set<string>();
+  const record = (entry: { op: 'program' | 'remove'; key: string; generation: number }) => {
+    journal.push(entry);
+    // Cut in chunks: the oldest calls go once there are twice as many as kept.
+    if (journal.length >= 2 * JOURNAL_KEPT) journal.splice(0, journal.length - JOURNAL_KEPT);
+  };
   return {
     kind: 'simulated',
     concurrency: 64,
@@ -33,7 +40,7 @@ export const simulatedDataplane = (mechanisms: readonly MechanismType[] = MECHAN
     capabilities: () => mechanisms,
     program: (spec) => async () => {
       const key = sideKey(spec);
-      journal.push({ op: 'program', key, generation: spec.generation });
+      record({ op: 'program', key, generation: spec.generation });
       const failure = failures.get(spec.connectionId);
       if (failure) {
         failures.delete(spec.connectionId);
@@ -44,7 +51,7 @@ export const simulatedDataplane = (mechanisms: readonly MechanismType[] = MECHAN
     },
     remove: (spec) => async () => {
       const key = sideKey(spec);
-      journal.push({ op: 'remove', key, generation: spec.generation });
+      record({ op: 'remove', key, generation: spec.generation });
       programmed.delete(key);
       return E.right(undefined);
     },

@@ -1,5 +1,9 @@
 // Connections read model: every connection's current state, by id, with indexes for the
 // questions operators ask (by client node, endpoint, state) and the load per endpoint.
+// Connections that ended (closed or failed) stay for a while, so that their last state can be
+// asked for, then leave the model: only the most recent RETAINED_ENDED of them are kept, or a
+// mesh that churns connections would hold every connection it ever had (the log keeps their
+// whole history: `nsm history ID`).
 import { castDraft, type Draft } from 'immer';
 import { connection, evolveDraft, isTerminal, type ConnectionEvent, type ConnectionPhase, type ConnectionState } from '../aggregates/connection/index.ts';
 import type { DomainEvent } from '../aggregates/index.ts';
@@ -39,9 +43,42 @@ export interface ConnectionsModel {
   readonly count: number;
   /** By requester (the actor of the request). */
   readonly byActor: Readonly<Record<string, ActorUsage>>;
+  /**
+   * Connections that ended, in the order they ended: ids from `endedFrom` on are still in byId
+   * (the earlier ones were dropped; the array is compacted now and then).
+   */
+  readonly ended: readonly string[];
+  readonly endedFrom: number;
 }
 
-export const emptyConnections: ConnectionsModel = { byId: {}, activeByEndpoint: {}, count: 0, byActor: {} };
+export const emptyConnections: ConnectionsModel = { byId: {}, activeByEndpoint: {}, count: 0, byActor: {}, ended: [], endedFrom: 0 };
+
+/** How many ended (closed or failed) connections the model keeps, the most recent ones. */
+export const RETAINED_ENDED = 1000;
+/** The dropped head of `ended` is cut off once it is this long (and at least half the array). */
+const ENDED_COMPACT_AT = 1024;
+
+/** Records that a connection ended; drops the oldest ended rows beyond RETAINED_ENDED. */
+const retire = (m: Draft<ConnectionsModel>, id: string): void => {
+  // Models folded before retention (older snapshots are refolded, but a model built by hand may lack them).
+  m.ended ??= [];
+  m.endedFrom ??= 0;
+  m.ended.push(id);
+  while (m.ended.length - m.endedFrom > RETAINED_ENDED) {
+    const old = m.ended[m.endedFrom]!;
+    m.endedFrom += 1;
+    const row = m.byId[old];
+    // Still ended (a failed connection may have come back and be held again: then it stays).
+    if (row && isTerminal(row.state.phase)) {
+      delete m.byId[old];
+      m.count -= 1;
+    }
+  }
+  if (m.endedFrom >= ENDED_COMPACT_AT && m.endedFrom * 2 >= m.ended.length) {
+    m.ended.splice(0, m.endedFrom);
+    m.endedFrom = 0;
+  }
+};
 
 const SETTING_UP: readonly string[] = ['requested', 'endpoint-selected', 'path-planned'];
 const isHeld = (s: ConnectionState) => s.phase !== 'none' && !isTerminal(s.phase);
@@ -78,6 +115,9 @@ export const applyConnections = (m: Draft<ConnectionsModel>, e: EventEnvelope<Do
   if (!isConnectionEvent(e)) return;
   const id = e.stream.slice('connection.'.length);
   let row = m.byId[id];
+  // A later event of a connection whose row was dropped after it ended (a side removed late, by
+  // an agent that was away): the row does not come back. Every stream starts at version 1.
+  if (!row && e.version > 1) return;
   if (!row) {
     // A fresh copy: evolveDraft mutates the row's state in place, and the aggregate's
     // initialState is shared with every other row and with the command side.
@@ -86,6 +126,7 @@ export const applyConnections = (m: Draft<ConnectionsModel>, e: EventEnvelope<Do
     m.count += 1;
   }
   const before = holdsEndpoint(row.state as ConnectionState);
+  const wasEnded = isTerminal(row.state.phase);
   const wasHeld = isHeld(row.state as ConnectionState);
   const wasPending = isPending(row.state as ConnectionState);
   evolveDraft(row.state, e.data);
@@ -107,6 +148,7 @@ export const applyConnections = (m: Draft<ConnectionsModel>, e: EventEnvelope<Do
   if (e.data.type === 'ConnectionEstablished') row.establishedAt = e.time;
   if (e.data.type === 'ConnectionClosed') row.closedAt = e.time;
   if (e.data.type === 'ConnectionRefreshed') row.refreshedAt = e.time;
+  if (!wasEnded && isTerminal(row.state.phase)) retire(m, id);
 };
 
 export interface ConnectionFilter {

@@ -40,7 +40,9 @@ export interface MeshModel {
 // 4: two branches each moved to 3 (peers; registry revisions), and connection counts came after
 // without a bump: no snapshot written before 4 is taken for any of these shapes.
 // 5: failed workflow steps; limits and usage per requester.
-export const MESH_PROJECTION_VERSION = 5;
+// 6: connections that ended leave the model after the most recent 1,000 (projections/connections.ts).
+// 7: IPv6 and dual stack: pools hold a list of pairs per connection, endpoints a list of prefixes.
+export const MESH_PROJECTION_VERSION = 7;
 
 export const emptyMesh: MeshModel = {
   registry: emptyRegistry,

@@ -2,9 +2,16 @@
 // manager to command agents and by agents to reconcile after a restart.
 import { isTerminal, nodeOfSide, type ConnectionState, type RemoteNode, type Side } from '../aggregates/connection/index.ts';
 import { localSides } from '../aggregates/connection/index.ts';
+import type { DnsContext } from '../aggregates/domain.ts';
 import type { SideSpec } from '../src/contracts/nodeCommands.ts';
 import type { ConnectionsModel } from './connections.ts';
 import type { NodeRow } from './nodes.ts';
+
+/** The client's DNS, every config's servers and search domains in order (a namespace has one resolv.conf). */
+const dnsOf = (dns: DnsContext): { dns?: { servers: string[]; searchDomains: string[] } } => {
+  const servers = [...new Set(dns.configs.flatMap((c) => c.dnsServerIps))];
+  return servers.length === 0 ? {} : { dns: { servers, searchDomains: [...new Set(dns.configs.flatMap((c) => c.searchDomains))] } };
+};
 
 /** The spec for one side of a planned connection, or undefined when nothing was planned yet. */
 export const sideSpecOf = (
@@ -35,6 +42,7 @@ export const sideSpecOf = (
     routes: (side === 'client' ? ipContext.srcRoutes : ipContext.dstRoutes).map((r) => r.prefix),
     mtu,
     ...(side === 'client' && s.request.clientNetns ? { netns: s.request.clientNetns } : {}),
+    ...(side === 'client' ? dnsOf(s.plan.context.dnsContext) : {}),
     ...(side === 'endpoint' && s.plan.endpointNetns ? { netns: s.plan.endpointNetns } : {}),
     ...(s.plan.tunnel ? { tunnel: { ...s.plan.tunnel } } : {}),
     // Signed segments travel with the command so the agent can check them before acting.

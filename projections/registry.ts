@@ -1,6 +1,7 @@
 // Registry read model: network services and endpoints as they are now.
 import { castDraft, type Draft } from 'immer';
-import type { Labels, Match, Payload } from '../aggregates/domain.ts';
+import type { Labels, Match, OfferedDns, Payload } from '../aggregates/domain.ts';
+import type { Family } from '../aggregates/ip.ts';
 import type { EndpointSpec } from '../aggregates/endpoint.ts';
 import type { DomainEvent } from '../aggregates/index.ts';
 import type { EventEnvelope } from '../src/contracts/envelope.ts';
@@ -9,6 +10,10 @@ export interface ServiceRow {
   readonly name: string;
   readonly payload: Payload;
   readonly matches: readonly Match[];
+  /** Absent: whichever families its endpoints offer. */
+  readonly ipFamilies?: readonly Family[];
+  /** DNS its connections get (after their endpoint's). */
+  readonly dns?: OfferedDns;
   readonly registeredAt: string;
   readonly updatedAt: string;
 }

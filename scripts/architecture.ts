@@ -66,6 +66,12 @@ export const RULES: readonly Rule[] = [
     forbidPackages: /^(nats|node:)/,
     why: 'workflow reactions are pure: the runner is the one part that does I/O',
   },
+  {
+    from: under('src/dashboard'),
+    allow: ['src/dashboard', 'src/read', 'src/contracts', 'aggregates', 'projections'],
+    forbidPackages: /^(nats|node:|fp-ts)/,
+    why: 'the dashboard page runs in a browser: no Node module, no NATS; it reads the answers of src/read (types only)',
+  },
   { from: under('node-agent'), allow: ['node-agent', 'src/client', 'src/contracts', 'src/ports', 'src/security', 'src/lib', 'infra', 'aggregates', 'projections'], why: 'the node agent talks to the mesh through the SDK and the contracts' },
 ];
 

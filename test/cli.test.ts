@@ -105,10 +105,10 @@ s('nsm up starts a mesh; register, connect --wait, list, history, status, close'
 
   // Tables for people.
   const services = tableRows(await nsm(m, 'ls', 'services'));
-  assert.equal(services[0], ['NAME', 'PAYLOAD', 'MATCHES', 'UPDATED']);
-  assert.equal(services.slice(1).map((r) => r.slice(0, 3)), [['web-svc', 'IP', '0']]);
+  assert.equal(services[0], ['NAME', 'PAYLOAD', 'FAMILIES', 'MATCHES', 'UPDATED']);
+  assert.equal(services.slice(1).map((r) => r.slice(0, 4)), [['web-svc', 'IP', 'any', '0']]);
   const endpoints = tableRows(await nsm(m, 'ls', 'endpoints'));
-  assert.equal(endpoints[0], ['NAME', 'SERVICES', 'LABELS', 'NODE', 'PREFIX', 'CONNECTIONS', 'EXPIRES']);
+  assert.equal(endpoints[0], ['NAME', 'SERVICES', 'LABELS', 'NODE', 'PREFIXES', 'CONNECTIONS', 'EXPIRES']);
   assert.equal(endpoints[1]!.slice(0, 6), ['ep-1', 'web-svc', 'app=web,tier=gold', 'node-1', '10.50.0.0/24', '1']);
   const connections = tableRows(await nsm(m, 'ls', 'connections'));
   assert.equal(connections[0]!.slice(0, 4), ['ID', 'SERVICE', 'STATE', 'ENDPOINT']);
@@ -121,10 +121,11 @@ s('nsm up starts a mesh; register, connect --wait, list, history, status, close'
   // --json for scripts.
   const jServices = await nsmJson<{ name: string; payload: string }[]>(m, 'ls', 'services');
   assert.equal(jServices.map((x) => [x.name, x.payload]), [['web-svc', 'IP']]);
-  const jEndpoints = await nsmJson<{ name: string; node: string; prefix: string; connections: number; networkServiceLabels: Record<string, { labels: Record<string, string> }> }[]>(m, 'ls', 'endpoints');
+  const jEndpoints = await nsmJson<{ name: string; node: string; prefixes: string[]; connections: number; networkServiceLabels: Record<string, { labels: Record<string, string> }> }[]>(m, 'ls', 'endpoints');
   assert.is(jEndpoints.length, 1);
   assert.equal(jEndpoints[0]!.networkServiceLabels, { 'web-svc': { labels: { app: 'web', tier: 'gold' } } });
-  assert.equal([jEndpoints[0]!.node, jEndpoints[0]!.prefix, jEndpoints[0]!.connections], ['node-1', '10.50.0.0/24', 1]);
+  // One prefix per family the endpoint offers (here IPv4 only).
+  assert.equal([jEndpoints[0]!.node, jEndpoints[0]!.prefixes, jEndpoints[0]!.connections], ['node-1', ['10.50.0.0/24'], 1]);
   const jConnections = await nsmJson<{ id: string; state: string; networkServiceEndpointName: string; labels: Record<string, string>; context: { ipContext: { srcIpAddrs: string[]; dstIpAddrs: string[] } } }[]>(m, 'ls', 'connections');
   assert.is(jConnections.length, 1);
   assert.equal(

@@ -2,30 +2,49 @@
 // refresh, expiry, failure and close; heals (./heal.ts) and both sides of a connection across
 // domains (./crossDomain.ts) are decided in their own modules.
 import * as E from 'fp-ts/lib/Either.js';
-import { reject, type DomainError, type IpContext, type Payload } from '../domain.ts';
+import type { AllocatedPair } from '../addressPool.ts';
+import { DNS_AT_ENDPOINT, reject, type DnsContext, type DomainError, type IpContext, type OfferedDns, type Payload } from '../domain.ts';
 import { quotaProblem } from '../limits.ts';
-import { negotiateMechanism, TUNNEL_OVERHEAD } from '../mechanism.ts';
+import { negotiateMechanism, TUNNEL_OVERHEAD, TUNNEL_OVERHEAD_IPV6 } from '../mechanism.ts';
+import { familyOf } from '../ip.ts';
 import { evaluatePolicy } from '../policy.ts';
 import { decideRedirect, decideRemoteRequest, decideRemoteState } from './crossDomain.ts';
 import { decideHeal, select } from './heal.ts';
 import { isTerminal, nodeOfSide, SIDES, unknownConnection, type ConnectionCommand, type ConnectionEvent, type ConnectionState } from './types.ts';
 
 /**
- * IP payload: each side gets a /32 and a route to the other's /32 (routed point to point).
- * ETHERNET payload: both addresses carry the pool's prefix length, so the two sides share a
- * subnet on one L2 segment and find each other by ARP.
+ * One pair per family. IP payload: each side gets a host address (/32, /128) and a route to the
+ * other's (routed point to point). ETHERNET payload: both addresses carry the pool's prefix
+ * length, so the two sides share a subnet on one L2 segment and find each other by ARP or
+ * neighbour discovery.
  */
-const ipContextFor = (
-  payload: Payload,
-  a: { readonly src: string; readonly dst: string; readonly prefix: string },
-  excludedPrefixes: readonly string[],
-): IpContext => {
+const ipContextFor = (payload: Payload, pairs: readonly AllocatedPair[], excludedPrefixes: readonly string[]): IpContext => {
   if (payload === 'ETHERNET') {
-    const len = a.prefix.split('/')[1];
-    const withLen = (cidr: string) => `${cidr.split('/')[0]}/${len}`;
-    return { srcIpAddrs: [withLen(a.src)], dstIpAddrs: [withLen(a.dst)], srcRoutes: [], dstRoutes: [], excludedPrefixes };
+    const withLen = (cidr: string, prefix: string) => `${cidr.split('/')[0]}/${prefix.split('/')[1]}`;
+    return { srcIpAddrs: pairs.map((p) => withLen(p.src, p.prefix)), dstIpAddrs: pairs.map((p) => withLen(p.dst, p.prefix)), srcRoutes: [], dstRoutes: [], excludedPrefixes };
   }
-  return { srcIpAddrs: [a.src], dstIpAddrs: [a.dst], srcRoutes: [{ prefix: a.dst }], dstRoutes: [{ prefix: a.src }], excludedPrefixes };
+  return {
+    srcIpAddrs: pairs.map((p) => p.src),
+    dstIpAddrs: pairs.map((p) => p.dst),
+    srcRoutes: pairs.map((p) => ({ prefix: p.dst })),
+    dstRoutes: pairs.map((p) => ({ prefix: p.src })),
+    excludedPrefixes,
+  };
+};
+
+/**
+ * The client's DNS for this connection: a config per offer (endpoint's, then service's), with
+ * "endpoint" standing for the endpoint's own address of each family the connection carries (the
+ * one server the connection surely routes to).
+ */
+const dnsContextFor = (offers: readonly OfferedDns[] | undefined, pairs: readonly AllocatedPair[]): DnsContext => {
+  const own = pairs.map((p) => p.dst.split('/')[0]!);
+  return {
+    configs: (offers ?? []).map((dns) => ({
+      dnsServerIps: [...new Set(dns.servers.flatMap((s) => (s === DNS_AT_ENDPOINT ? own : [s])))],
+      searchDomains: [...dns.searchDomains],
+    })),
+  };
 };
 
 export const decide = (command: ConnectionCommand, state: ConnectionState): E.Either<DomainError, readonly ConnectionEvent[]> => {
@@ -88,7 +107,18 @@ export const decide = (command: ConnectionCommand, state: ConnectionState): E.Ei
         if (mechanism.right.remote && !command.tunnel) {
           return reject('invalid', `connection "${command.connectionId}" crosses nodes and needs a tunnel id`);
         }
-        const overhead = mechanism.right.remote ? TUNNEL_OVERHEAD[mechanism.right.remote] : 0;
+        const remote = mechanism.right.remote;
+        const underlays = [command.clientNodeFacts, command.endpointNodeFacts].map((f) => (f.underlayAddress ? familyOf(f.underlayAddress) : undefined));
+        if (remote && underlays[0] && underlays[1] && underlays[0] !== underlays[1]) {
+          return E.right([
+            {
+              type: 'ConnectionFailed',
+              code: 'no-mechanism',
+              reason: `node ${request.clientNode} is reached over ${underlays[0]} (${command.clientNodeFacts.underlayAddress}) and node ${endpointNode} over ${underlays[1]} (${command.endpointNodeFacts.underlayAddress}): a ${remote} tunnel needs one family on both`,
+            },
+          ]);
+        }
+        const overhead = remote ? (underlays.includes('IPv6') ? TUNNEL_OVERHEAD_IPV6 : TUNNEL_OVERHEAD)[remote] : 0;
         const { excludedPrefixes } = command.allocation;
         return E.right([
           {
@@ -96,8 +126,8 @@ export const decide = (command: ConnectionCommand, state: ConnectionState): E.Ei
             generation: state.generation + 1,
             mechanism: mechanism.right,
             context: {
-              ipContext: ipContextFor(request.payload, command.allocation, excludedPrefixes),
-              dnsContext: { configs: [] },
+              ipContext: ipContextFor(request.payload, command.allocation.pairs, excludedPrefixes),
+              dnsContext: dnsContextFor(command.dns, command.allocation.pairs),
               ethernetContext: {},
               mtu: Math.min(command.clientNodeFacts.mtu, command.endpointNodeFacts.mtu) - overhead,
             },
@@ -149,8 +179,11 @@ export const decide = (command: ConnectionCommand, state: ConnectionState): E.Ei
             if (state.phase !== 'path-planned' && state.phase !== 'established') return E.right([]);
             const error = command.error ?? 'unknown error';
             const failed: ConnectionEvent = { type: 'DataplaneFailed', generation, node, side, error };
-            // While healing, the process manager moves the connection to another endpoint instead.
-            if (state.healing) return E.right([failed]);
+            // While healing, or when programming the endpoint's side failed (its namespace gone
+            // with a killed endpoint whose registration has not lapsed yet, say), the process
+            // manager moves the connection to another endpoint instead. The client's own side, or
+            // a side the agent refused (path tokens: no other endpoint would change them), fails it.
+            if (state.healing || (side === 'endpoint' && !command.refused)) return E.right([failed]);
             return E.right([failed, { type: 'ConnectionFailed', code: 'dataplane', reason: `dataplane on node ${node} (${side} side): ${error}` }]);
           }
           case 'broken':

@@ -1,6 +1,7 @@
 // The connection aggregate's vocabulary: its commands, events and state, and the small facts
 // about a state that every part of it (and its readers) use.
-import { reject, type ConnectionContext, type Labels, type Match, type MechanismType, type Payload } from '../domain.ts';
+import { reject, type ConnectionContext, type Labels, type Match, type MechanismType, type OfferedDns, type Payload } from '../domain.ts';
+import type { AllocatedPair } from '../addressPool.ts';
 import type { NegotiatedMechanism } from '../mechanism.ts';
 import type { Policy } from '../policy.ts';
 import type { LimitHit, Limits, Usage } from '../limits.ts';
@@ -110,6 +111,8 @@ export interface RetiredPath {
 export interface NodeFacts {
   readonly mechanisms: readonly MechanismType[];
   readonly mtu: number;
+  /** Where other nodes reach it: its family is the tunnels' (both ends must share one). */
+  readonly underlayAddress?: string;
 }
 
 /** denied: the authorization policy refused the request (ConnectionDenied); limited: the requester was over a limit (ConnectionLimited). */
@@ -178,7 +181,8 @@ export type ConnectionCommand =
       readonly type: 'PlanPath';
       readonly connectionId: string;
       readonly endpoint: string;
-      readonly allocation: { readonly src: string; readonly dst: string; readonly prefix: string; readonly excludedPrefixes: readonly string[] };
+      /** One pair per family the connection carries. */
+      readonly allocation: { readonly pairs: readonly AllocatedPair[]; readonly excludedPrefixes: readonly string[] };
       /** Allocated for every connection whose client and endpoint are on different nodes. */
       readonly tunnel?: TunnelParameters;
       readonly endpointNetns?: string;
@@ -189,6 +193,8 @@ export type ConnectionCommand =
       readonly pathSegments?: readonly PathSegment[];
       /** The endpoint side's interface, as named by the control plane (src/contracts/interfaceNames.ts). */
       readonly endpointInterface: string;
+      /** The DNS offered to the client: the endpoint's registration's, then the service's; absent: none. */
+      readonly dns?: readonly OfferedDns[];
     }
   | {
       readonly type: 'ReportDataplane';
@@ -199,6 +205,8 @@ export type ConnectionCommand =
       /** broken: the datapath was programmed but its liveness probe fails. */
       readonly result: 'programmed' | 'removed' | 'failed' | 'broken';
       readonly error?: string;
+      /** failed because the agent refused the side (its path tokens), not because programming it failed. */
+      readonly refused?: boolean;
       /** When the control plane received the report (ISO); heal durations are measured with it. */
       readonly at: string;
       /** The agent's signed path segment for a programmed side (authenticated meshes). */

@@ -125,3 +125,55 @@ export const ok = <T>(r: E.Either<{ message: string }, T>): T => {
   if (E.isLeft(r)) throw new Error(r.left.message);
   return r.right;
 };
+
+/**
+ * An SVG of time series as small multiples, one panel per series, each normalized over time to
+ * its own range (min at the bottom, max at the top; a flat series is drawn flat in the middle),
+ * with its start and end values beside it: how each quantity moved during a long run, whatever
+ * its unit. A shaded band marks the warm-up; a series flagged is drawn in red.
+ */
+export const writeSeriesSvg = (
+  name: string,
+  title: string,
+  series: readonly { label: string; points: readonly { t: number; v: number }[]; caption?: string; flagged?: boolean; warmupMs?: number }[],
+  o: { warmupMs?: number; columns?: number } = {},
+): string => {
+  const cols = o.columns ?? 4;
+  const PW = 230;
+  const PH = 92;
+  const GAP = 14;
+  const TOP = 40;
+  const rows = Math.max(1, Math.ceil(series.length / cols));
+  const W = cols * PW + (cols + 1) * GAP;
+  const H = TOP + rows * (PH + 36) + GAP;
+  const tMax = Math.max(1, ...series.flatMap((s) => s.points.map((p) => p.t)));
+  const panels = series.map((s, i) => {
+    const x0 = GAP + (i % cols) * (PW + GAP);
+    const y0 = TOP + Math.floor(i / cols) * (PH + 36) + 14;
+    const vs = s.points.map((p) => p.v).filter(Number.isFinite);
+    const lo = vs.length ? Math.min(...vs) : 0;
+    const hi = vs.length ? Math.max(...vs) : 1;
+    const px = (t: number) => x0 + (t / tMax) * PW;
+    const py = (v: number) => (hi === lo ? y0 + PH / 2 : y0 + PH - ((v - lo) / (hi - lo)) * PH);
+    const step = Math.max(1, Math.floor(s.points.length / 300));
+    const pts = s.points.filter((p, k) => Number.isFinite(p.v) && (k % step === 0 || k === s.points.length - 1)).map((p) => `${px(p.t).toFixed(1)},${py(p.v).toFixed(1)}`);
+    const color = s.flagged ? '#d62728' : '#1f77b4';
+    const w = s.warmupMs ?? o.warmupMs;
+    const warm = w ? `<rect x="${x0}" y="${y0}" width="${((Math.min(w, tMax) / tMax) * PW).toFixed(1)}" height="${PH}" fill="#f0f0f0"/>` : '';
+    return `<g>${warm}<rect x="${x0}" y="${y0}" width="${PW}" height="${PH}" fill="none" stroke="#bbb"/>` +
+      `<text x="${x0}" y="${y0 - 4}" font-size="10" fill="${color}">${escapeXml(s.label)}</text>` +
+      `<polyline fill="none" stroke="${color}" stroke-width="1.5" points="${pts.join(' ')}"/>` +
+      `<text x="${x0}" y="${y0 + PH + 12}" font-size="9" fill="#444">${escapeXml(s.caption ?? '')}</text></g>`;
+  });
+  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif">
+<rect width="100%" height="100%" fill="white"/>
+<text x="${W / 2}" y="18" font-size="14" text-anchor="middle">${escapeXml(title)}</text>
+<text x="${W / 2}" y="32" font-size="10" text-anchor="middle" fill="#555">each panel: time (0 to ${(tMax / 60_000).toFixed(1)} min) across, the series between its own minimum and maximum up; grey: before the series is judged (warm-up, caches filling); red: judged a leak</text>
+${panels.join('\n')}
+</svg>
+`;
+  mkdirSync(RESULTS_DIR, { recursive: true });
+  const file = join(RESULTS_DIR, `${name}.svg`);
+  writeFileSync(file, svg);
+  return file;
+};

@@ -11,28 +11,39 @@
 // across nodes, the VXLAN device: a single L2 segment, ARP included.
 import { createHash } from 'node:crypto';
 import * as E from 'fp-ts/lib/Either.js';
-import { links, neighbours, normalizePrefix, routes, rules, type Link, type Neighbour, type Rule } from './iproute.ts';
+import type { Family } from '../../aggregates/ip.ts';
+import { familyFlag, links, neighbours, normalizePrefix, routes, rules, sameAddress, type FamilyRule, type Link, type Neighbour } from './iproute.ts';
 import { ip, sysctl, type Netns } from './netns.ts';
 import { RULE_PRIORITY, TABLE_FIRST, TABLE_LAST } from './names.ts';
 import { Changes, step, type Outcome } from './result.ts';
 
-const numericTable = (r: Rule): number | undefined => (r.table !== undefined && /^\d+$/.test(r.table) ? Number(r.table) : undefined);
+const numericTable = (r: FamilyRule): number | undefined => (r.table !== undefined && /^\d+$/.test(r.table) ? Number(r.table) : undefined);
 
-/** Deletes an interface's policy rule exactly as listed (priority, iif, and its table when it names one). */
-const deleteRule = (ns: Netns, r: Rule & { iif: string }, table: string | undefined = r.table) =>
-  step(ip(ns, ['rule', 'del', 'pref', String(r.priority), 'iif', r.iif, ...(table ? ['table', table] : [])]));
+/** Deletes an interface's policy rule exactly as listed (family, priority, iif, and its table when it names one). */
+const deleteRule = (ns: Netns, r: FamilyRule & { iif: string }, table: string | undefined = r.table) =>
+  step(ip(ns, [familyFlag(r.family), 'rule', 'del', 'pref', String(r.priority), 'iif', r.iif, ...(table ? ['table', table] : [])]));
 const inRange = (t: number | undefined): t is number => t !== undefined && t >= TABLE_FIRST && t <= TABLE_LAST;
 
-/** Forwarding and proxy ARP on one interface (not node-wide), answered without delay. */
-export const routedInterfaceSysctls = (ns: Netns, devs: readonly string[]) =>
+/**
+ * Forwarding and proxy ARP on one interface (not node-wide), answered without delay. IPv6: its
+ * `forwarding` sysctl is node-wide in effect (per interface it only switches router behaviour),
+ * so the per-interface `force_forwarding` (Linux 6.17) is used instead; a kernel without it
+ * fails the side with the sysctl's own error rather than make the node a router for everything.
+ */
+export const routedInterfaceSysctls = (ns: Netns, devs: readonly string[], families: readonly Family[]) =>
   step(
     sysctl(
       ns,
       Object.fromEntries(
         devs.flatMap((d) => [
-          [`net.ipv4.conf.${d}.forwarding`, 1],
-          [`net.ipv4.conf.${d}.proxy_arp`, 1],
-          [`net.ipv4.neigh.${d}.proxy_delay`, 0],
+          ...(families.includes('IPv4')
+            ? [
+                [`net.ipv4.conf.${d}.forwarding`, 1],
+                [`net.ipv4.conf.${d}.proxy_arp`, 1],
+                [`net.ipv4.neigh.${d}.proxy_delay`, 0],
+              ]
+            : []),
+          ...(families.includes('IPv6') ? [[`net.ipv6.conf.${d}.force_forwarding`, 1]] : []),
         ]),
       ),
     ),
@@ -49,14 +60,14 @@ export const connectionTable = async (
   connectionInterfaces: readonly string[],
   nodeLinks: readonly Link[],
   changes: Changes,
-): Promise<Outcome<{ table: number; rules: Rule[] }>> => {
+): Promise<Outcome<{ table: number; rules: FamilyRule[] }>> => {
   const rs = await step(rules(ns));
   if (E.isLeft(rs)) return rs;
   const present = new Set(nodeLinks.map((l) => l.ifname));
   const ours = rs.right.find((r) => r.iif !== undefined && connectionInterfaces.includes(r.iif) && inRange(numericTable(r)));
   if (ours) return E.right({ table: numericTable(ours)!, rules: rs.right });
   const used = new Set<number>();
-  const kept: Rule[] = [];
+  const kept: FamilyRule[] = [];
   for (const r of rs.right) {
     kept.push(r);
     const t = numericTable(r);
@@ -85,7 +96,9 @@ export interface RoutedSide {
   readonly ns: Netns;
   readonly table: number;
   /** The node's rules as connectionTable read them. */
-  readonly rules: readonly Rule[];
+  readonly rules: readonly FamilyRule[];
+  /** The families the side carries: each has its own rules (and IPv6 its own forwarding switch). */
+  readonly families: readonly Family[];
   /** This side's interfaces that feed the table: the veth end, and the tunnel across nodes. */
   readonly interfaces: readonly string[];
   /** Every interface name this side could ever have used (stale rules of these are removed). */
@@ -97,26 +110,29 @@ export interface RoutedSide {
 }
 
 export const ensureRouted = async (s: RoutedSide, changes: Changes): Promise<Outcome<void>> => {
-  const sys = await routedInterfaceSysctls(s.ns, s.interfaces);
+  const sys = await routedInterfaceSysctls(s.ns, s.interfaces, s.families);
   if (E.isLeft(sys)) return sys;
 
+  const wanted = (r: FamilyRule) => s.families.includes(r.family) && numericTable(r) === s.table && r.priority === RULE_PRIORITY;
   for (const r of s.rules) {
     if (r.iif === undefined || !s.allInterfaces.includes(r.iif)) continue;
-    if (s.interfaces.includes(r.iif) && numericTable(r) === s.table && r.priority === RULE_PRIORITY) continue;
+    if (s.interfaces.includes(r.iif) && wanted(r)) continue;
     const del = await deleteRule(s.ns, { ...r, iif: r.iif });
     if (E.isLeft(del)) return del;
-    changes.add(`removed stale rule iif ${r.iif}`);
+    changes.add(`removed stale ${r.family} rule iif ${r.iif}`);
   }
-  for (const dev of s.interfaces) {
-    if (s.rules.some((r) => r.iif === dev && numericTable(r) === s.table && r.priority === RULE_PRIORITY)) continue;
-    const add = await step(ip(s.ns, ['rule', 'add', 'pref', String(RULE_PRIORITY), 'iif', dev, 'table', String(s.table)]));
-    if (E.isLeft(add)) return add;
-    changes.add(`rule iif ${dev} -> table ${s.table}`);
+  for (const family of s.families) {
+    for (const dev of s.interfaces) {
+      if (s.rules.some((r) => r.family === family && r.iif === dev && wanted(r))) continue;
+      const add = await step(ip(s.ns, [familyFlag(family), 'rule', 'add', 'pref', String(RULE_PRIORITY), 'iif', dev, 'table', String(s.table)]));
+      if (E.isLeft(add)) return add;
+      changes.add(`${family} rule iif ${dev} -> table ${s.table}`);
+    }
   }
 
   const table = await step(routes(s.ns, ['table', String(s.table)]));
   if (E.isLeft(table)) return table;
-  const have = table.right.map((r) => ({ prefix: normalizePrefix(r.dst), dev: r.dev }));
+  const have = table.right.map((r) => ({ prefix: normalizePrefix(r.dst, r.family), dev: r.dev }));
   for (const want of s.routes) {
     const prefix = normalizePrefix(want.prefix);
     if (have.some((h) => h.prefix === prefix && h.dev === want.dev)) continue;
@@ -141,7 +157,7 @@ export const ensureRouted = async (s: RoutedSide, changes: Changes): Promise<Out
     current.set(dev, cur.right);
   }
   for (const n of s.neighbours) {
-    if ((current.get(n.dev) ?? []).some((c) => c.dst === n.address && c.lladdr === n.mac && c.state?.includes('PERMANENT'))) continue;
+    if ((current.get(n.dev) ?? []).some((c) => sameAddress(c.dst, n.address) && c.lladdr === n.mac && c.state?.includes('PERMANENT'))) continue;
     const add = await step(ip(s.ns, ['neigh', 'replace', n.address, 'lladdr', n.mac, 'dev', n.dev, 'nud', 'permanent']));
     if (E.isLeft(add)) return add;
     changes.add(`neighbour ${n.address} at ${n.mac} on ${n.dev}`);

@@ -4,6 +4,7 @@
 import * as E from 'fp-ts/lib/Either.js';
 import { pipe } from 'fp-ts/lib/function.js';
 import * as TE from 'fp-ts/lib/TaskEither.js';
+import { canonicalAddress, canonicalPrefix, type Family } from '../../aggregates/ip.ts';
 import * as D from '../../src/contracts/decode.ts';
 import type { CommandError } from './exec.ts';
 import { ip, type Netns } from './netns.ts';
@@ -64,24 +65,57 @@ const listLinks = jsonList(link, 'links');
 /** Every link of the namespace, with kind details (-d). */
 export const links = (ns: Netns): TE.TaskEither<CommandError, Link[]> => listLinks(ns, ['-d', 'link', 'show']);
 
+/** Both families' addresses of a device ("family": inet or inet6; "scope": link for IPv6 link-local ones). */
 export const addresses = (ns: Netns, dev: string): TE.TaskEither<CommandError, AddrInfo[]> =>
   pipe(
-    jsonList(addr, 'addresses')(ns, ['-4', 'addr', 'show', 'dev', dev]),
+    jsonList(addr, 'addresses')(ns, ['addr', 'show', 'dev', dev]),
     TE.map((as) => as.flatMap((a) => a.addr_info ?? [])),
   );
 
-export const allAddresses = (ns: Netns) => jsonList(addr, 'addresses')(ns, ['-4', 'addr', 'show']);
+export const allAddresses = (ns: Netns) => jsonList(addr, 'addresses')(ns, ['addr', 'show']);
 
-/** Routes; a routing table that has no route yet (so "does not exist" for the kernel) is empty. */
-export const routes = (ns: Netns, args: readonly string[]): TE.TaskEither<CommandError, Route[]> =>
+const FAMILY_FLAG: Readonly<Record<Family, string>> = { IPv4: '-4', IPv6: '-6' };
+const both = <A>(list: (family: Family) => TE.TaskEither<CommandError, A[]>): TE.TaskEither<CommandError, A[]> =>
   pipe(
-    jsonList(route, 'routes')(ns, ['-4', 'route', 'show', ...args]),
-    TE.orElse((e) => (/FIB table does not exist/.test(e.stderr) ? TE.right<CommandError, Route[]>([]) : TE.left(e))),
+    list('IPv4'),
+    TE.chain((v4) => pipe(list('IPv6'), TE.map((v6) => [...v4, ...v6]))),
   );
 
-export const rules = (ns: Netns): TE.TaskEither<CommandError, Rule[]> => jsonList(rule, 'rules')(ns, ['-4', 'rule', 'show']);
+export type FamilyRoute = Route & { readonly family: Family };
 
-export const neighbours = (ns: Netns, dev: string): TE.TaskEither<CommandError, Neighbour[]> => jsonList(neigh, 'neighbours')(ns, ['-4', 'neigh', 'show', 'dev', dev]);
+/**
+ * Routes of both families, each tagged with its family (`ip -json` does not say it, and the same
+ * text "default" means 0.0.0.0/0 or ::/0); a routing table that has no route yet (so "does not
+ * exist" for the kernel) is empty.
+ */
+export const routes = (ns: Netns, args: readonly string[]): TE.TaskEither<CommandError, FamilyRoute[]> =>
+  both((family) =>
+    pipe(
+      jsonList(route, 'routes')(ns, [FAMILY_FLAG[family], 'route', 'show', ...args]),
+      TE.map((rs) => rs.map((r): FamilyRoute => ({ ...r, family }))),
+      TE.orElse((e) => (/FIB table does not exist/.test(e.stderr) ? TE.right<CommandError, FamilyRoute[]>([]) : TE.left(e))),
+    ),
+  );
 
-/** "10.0.0.1" and "10.0.0.1/32" name the same host route. */
-export const normalizePrefix = (p: string): string => (p === 'default' ? '0.0.0.0/0' : p.includes('/') ? p : `${p}/32`);
+export type FamilyRule = Rule & { readonly family: Family };
+
+export const rules = (ns: Netns): TE.TaskEither<CommandError, FamilyRule[]> =>
+  both((family) => pipe(jsonList(rule, 'rules')(ns, [FAMILY_FLAG[family], 'rule', 'show']), TE.map((rs) => rs.map((r): FamilyRule => ({ ...r, family })))));
+
+/** The `ip` flag that selects a family (rules are per family, and `ip rule` defaults to IPv4). */
+export const familyFlag = (family: Family): string => FAMILY_FLAG[family];
+
+export const neighbours = (ns: Netns, dev: string): TE.TaskEither<CommandError, Neighbour[]> => jsonList(neigh, 'neighbours')(ns, ['neigh', 'show', 'dev', dev]);
+
+/**
+ * A route's destination in one canonical form: "10.0.0.1" and "10.0.0.1/32" name the same host
+ * route, as do "fd00::1" and "FD00:0::1/128"; "default" is 0.0.0.0/0 or ::/0 by family.
+ */
+export const normalizePrefix = (p: string, family?: Family): string => {
+  const v6 = family === 'IPv6' || (family === undefined && p.includes(':'));
+  if (p === 'default') return v6 ? '::/0' : '0.0.0.0/0';
+  return canonicalPrefix(p.includes('/') ? p : `${p}/${v6 ? 128 : 32}`);
+};
+
+/** An address as iproute2 prints it, comparable with ours whatever the text form. */
+export const sameAddress = (a: string | undefined, b: string): boolean => a !== undefined && (canonicalAddress(a) ?? a) === (canonicalAddress(b) ?? b);

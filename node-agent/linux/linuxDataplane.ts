@@ -17,15 +17,17 @@ import type { SideSpec } from '../../src/contracts/nodeCommands.ts';
 import { workloadNetns } from '../../src/contracts/netnsRef.ts';
 import { sideKey, type Dataplane, type DataplaneError, type ObservedSide } from '../dataplane.ts';
 import { succeeds } from './exec.ts';
+import { ensureDns, removeDns } from './dns.ts';
 import { ensureBridged, ensureRouted, removeBridgeIfEmpty, removeRules, connectionTable } from './fabric.ts';
-import { links, type Link } from './iproute.ts';
+import { addresses, links, type Link } from './iproute.ts';
 import { ensureNodeKeys, type NodeKeys } from './keys.ts';
 import { aliasOf, allSideInterfaces, bridgeAlias, bridgeName, IFNAME, oursOrUnmarked, parseAlias, sideNames, vxlanMac, type Mark } from './names.ts';
 import { inNetns, ip, netnsExists, netnsLabel, parseNetns, type Netns } from './netns.ts';
 import { findUnderlay, localPrefixes, probeMechanisms, type Underlay } from './nodeFacts.ts';
 import { Changes, step, type Outcome } from './result.ts';
 import { ensureVxlan, ensureWireguard, removeWireguard, type WireguardMode } from './tunnels.ts';
-import { configureWorkloadEnd, ensureVethPair } from './workload.ts';
+import { configureWorkloadEnd, ensureVethPair, IPV6_GATEWAY, noDad } from './workload.ts';
+import { BITS, familyOf, parseInterfaceAddress, type Family } from '../../aggregates/ip.ts';
 
 export interface LinuxDataplaneOptions {
   /** Marks carry the domain, so two meshes on one host leave each other's interfaces alone. */
@@ -61,6 +63,34 @@ export interface LinuxDataplane extends Dataplane {
 
 const otherSide = (s: Side): Side => (s === 'client' ? 'endpoint' : 'client');
 const hostAddress = (cidr: string): string => cidr.split('/')[0]!;
+/** A route to exactly one address (/32, /128): the peer's address, whose MAC is known across VXLAN. */
+const isHostRoute = (cidr: string): boolean => {
+  const a = parseInterfaceAddress(cidr);
+  return E.isRight(a) && a.right.length === BITS[a.right.family];
+};
+/** The families a side carries, from its addresses and routes. */
+const familiesOf = (spec: Pick<SideSpec, 'addresses' | 'routes'>): Family[] => {
+  const seen = new Set([...spec.addresses, ...spec.routes].map(familyOf));
+  return (['IPv4', 'IPv6'] as const).filter((f) => seen.has(f));
+};
+/** host:port, with an IPv6 host in brackets. */
+const hostPort = (address: string, port: number): string => (address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`);
+
+/**
+ * The node end of an IP side that carries IPv6: no DAD, and the link-local gateway address the
+ * workload's IPv6 routes point to.
+ */
+const ensureIpv6Gateway = async (ns: Netns, dev: string, changes: Changes): Promise<Outcome<void>> => {
+  const dad = await noDad(ns, dev);
+  if (E.isLeft(dad)) return dad;
+  const have = await step(addresses(ns, dev));
+  if (E.isLeft(have)) return have;
+  if (have.right.some((a) => a.local === IPV6_GATEWAY && a.prefixlen === 64)) return E.right(undefined);
+  const add = await step(ip(ns, ['addr', 'replace', `${IPV6_GATEWAY}/64`, 'dev', dev, 'nodad']));
+  if (E.isLeft(add)) return add;
+  changes.add(`gateway ${IPV6_GATEWAY} on ${dev}`);
+  return E.right(undefined);
+};
 
 /** Probes the host and returns a dataplane, or why this host cannot run one. */
 export const createLinuxDataplane = async (o: LinuxDataplaneOptions): Promise<E.Either<string, LinuxDataplane>> => {
@@ -87,7 +117,7 @@ export const createLinuxDataplane = async (o: LinuxDataplaneOptions): Promise<E.
   const mechanisms: MechanismType[] = ['kernel'];
   if (ul && probed.vxlan) mechanisms.push('vxlan');
   if (ul && probed.wireguard && keys) mechanisms.push('wireguard');
-  for (const note of probed.notes) log.info(note);
+  for (const note of probed.notes) (note.startsWith('ipv6:') ? log.warn(note) : log.info(note));
   if (!ul) log.warn('no underlay address (give --underlay, or the node needs a default route): only same-node connections (kernel) are possible');
 
   const fail = (spec: Pick<SideSpec, 'connectionId' | 'side'>, message: string): E.Either<DataplaneError, never> =>
@@ -117,6 +147,11 @@ export const createLinuxDataplane = async (o: LinuxDataplaneOptions): Promise<E.
     if (remote && !spec.tunnel) return E.left('a cross-node connection came without tunnel parameters');
     if (remote && !spec.peer?.underlayAddress) return E.left(`node ${spec.peer?.node ?? '?'} has no underlay address; start its agent with --underlay`);
     if (remote === 'wireguard' && spec.payload === 'ETHERNET') return E.left('WireGuard carries IP only; an ETHERNET service needs vxlan');
+    if (remote && ul && spec.peer?.underlayAddress && familyOf(spec.peer.underlayAddress) !== familyOf(ul.address)) {
+      return E.left(`node ${spec.peer.node} is reached at ${spec.peer.underlayAddress} and this node at ${ul.address}: a tunnel needs one address family on both`);
+    }
+    const families = familiesOf(spec);
+    if (families.includes('IPv6') && probed.noIpv6) return E.left(probed.noIpv6);
 
     const { names, foreign } = sideLinks(all, spec);
     if (foreign) return E.left(`interface ${foreign.ifname} belongs to ${foreign.ifalias}; two connection ids share their first 12 characters`);
@@ -128,6 +163,15 @@ export const createLinuxDataplane = async (o: LinuxDataplaneOptions): Promise<E.
     if (E.isLeft(pair)) return pair;
     const wl = await configureWorkloadEnd(port, { addresses: spec.addresses, routes: spec.payload === 'IP' ? spec.routes : [] }, changes);
     if (E.isLeft(wl)) return wl;
+    // The client's resolver while connected (and none left over from a generation that had one).
+    if (spec.side === 'client') {
+      const dns = await ensureDns(workloadNs.right, o.domain, spec.connectionId, spec.dns, changes);
+      if (E.isLeft(dns)) return dns;
+    }
+    if (spec.payload === 'IP' && families.includes('IPv6')) {
+      const gw = await ensureIpv6Gateway(ns, names.hostVeth, changes);
+      if (E.isLeft(gw)) return gw;
+    }
     const host = await step(ip(ns, ['link', 'set', 'dev', names.hostVeth, 'mtu', String(spec.mtu), 'alias', alias, 'up']));
     if (E.isLeft(host)) return host;
 
@@ -155,7 +199,7 @@ export const createLinuxDataplane = async (o: LinuxDataplaneOptions): Promise<E.
           listenPort: spec.tunnel.wireguardPort,
           privateKeyFile: keys.privateKeyFile,
           peerPublicKey: peerKey,
-          peerEndpoint: `${spec.peer.underlayAddress}:${spec.tunnel.wireguardPort}`,
+          peerEndpoint: hostPort(spec.peer.underlayAddress, spec.tunnel.wireguardPort),
           allowedIps: spec.routes,
           mtu: spec.mtu,
           alias,
@@ -193,13 +237,14 @@ export const createLinuxDataplane = async (o: LinuxDataplaneOptions): Promise<E.
         ns,
         table: table.right.table,
         rules: table.right.rules,
+        families,
         interfaces: [names.hostVeth, ...(tunnel ? [tunnel] : [])],
         allInterfaces: allSideInterfaces(names),
         routes: [...own, ...across],
         neighbours: [
           ...spec.addresses.map((a) => ({ address: hostAddress(a), mac: pair.right.workloadMac, dev: names.hostVeth })),
           // Routed VXLAN: the peer's device MAC is known, so no ARP crosses the tunnel for the peer's addresses.
-          ...(tunnel === names.vxlan ? spec.routes.filter((r) => r.endsWith('/32')).map((r) => ({ address: hostAddress(r), mac: peerMac, dev: names.vxlan })) : []),
+          ...(tunnel === names.vxlan ? spec.routes.filter(isHostRoute).map((r) => ({ address: hostAddress(r), mac: peerMac, dev: names.vxlan })) : []),
         ],
       },
       changes,
@@ -218,6 +263,10 @@ export const createLinuxDataplane = async (o: LinuxDataplaneOptions): Promise<E.
     const has = (n: string) => mine.includes(n) && found.some((l) => l.ifname === n);
     const rules = await removeRules(ns, mine, changes);
     if (E.isLeft(rules)) return rules;
+    if (spec.side === 'client') {
+      const dns = await removeDns(o.domain, spec.connectionId, changes);
+      if (E.isLeft(dns)) return dns;
+    }
     if (mine.includes(names.wireguard)) {
       const wg = await removeWireguard(ns, names.wireguard, has(names.wireguard), changes);
       if (E.isLeft(wg)) return wg;
@@ -270,13 +319,16 @@ export const createLinuxDataplane = async (o: LinuxDataplaneOptions): Promise<E.
       if (!spec.netns) return fail(spec, 'the side has no namespace to probe from');
       const wns = workloadNetns(spec.netns, o.netnsDirs);
       if (E.isLeft(wns)) return fail(spec, wns.left);
-      const target = spec.remoteAddresses[0];
-      if (!target) return fail(spec, 'the side has no remote address to probe');
-      const r = await inNetns(wns.right, ['ping', '-n', '-q', '-c', '1', '-W', '1', '-I', spec.interfaceName, hostAddress(target)], { timeoutMs: 3000 })();
-      if (E.isRight(r)) return E.right({ alive: true });
-      // ping exits 1 when no reply came, 2 on other errors (no such interface, no namespace...).
-      if (r.left.exitCode === 1) return E.right({ alive: false, detail: `no reply from ${hostAddress(target)} via ${spec.interfaceName}` });
-      return E.right({ alive: false, detail: r.left.message });
+      if (spec.remoteAddresses.length === 0) return fail(spec, 'the side has no remote address to probe');
+      // Every family: a dual-stack datapath with one family broken is broken.
+      for (const target of spec.remoteAddresses) {
+        const r = await inNetns(wns.right, ['ping', '-n', '-q', '-c', '1', '-W', '1', '-I', spec.interfaceName, hostAddress(target)], { timeoutMs: 3000 })();
+        if (E.isRight(r)) continue;
+        // ping exits 1 when no reply came, 2 on other errors (no such interface, no namespace...).
+        if (r.left.exitCode === 1) return E.right({ alive: false, detail: `no reply from ${hostAddress(target)} via ${spec.interfaceName}` });
+        return E.right({ alive: false, detail: r.left.message });
+      }
+      return E.right({ alive: true });
     },
     observe: () => async () => {
       const all = await step(links(ns));

@@ -6,7 +6,7 @@
 import { existsSync, readdirSync, readFileSync, unlinkSync } from 'node:fs';
 import * as E from 'fp-ts/lib/Either.js';
 import { run } from './exec.ts';
-import { links, type Link } from './iproute.ts';
+import { links, sameAddress, type Link } from './iproute.ts';
 import { inNetns, inNetnsArgv, ip, type Netns } from './netns.ts';
 import { Changes, step, stepDone, type Outcome } from './result.ts';
 import { sleep } from '../../src/lib/time.ts';
@@ -24,8 +24,9 @@ export interface VxlanSpec {
 
 const sameVxlan = (l: Link, v: VxlanSpec): boolean => {
   if (l.linkinfo?.info_kind !== 'vxlan') return false;
-  const d = (l.linkinfo.info_data ?? {}) as { id?: number; remote?: string; local?: string; port?: number };
-  return d.id === v.vni && d.remote === v.remote && d.local === v.local && d.port === v.port && l.address === v.mac;
+  // An IPv6 underlay is reported as remote6 and local6.
+  const d = (l.linkinfo.info_data ?? {}) as { id?: number; remote?: string; local?: string; remote6?: string; local6?: string; port?: number };
+  return d.id === v.vni && sameAddress(d.remote ?? d.remote6, v.remote) && sameAddress(d.local ?? d.local6, v.local) && d.port === v.port && l.address === v.mac;
 };
 
 export const ensureVxlan = async (ns: Netns, v: VxlanSpec, nodeLinks: readonly Link[], changes: Changes): Promise<Outcome<void>> => {

@@ -2,8 +2,9 @@
 // connection asks, e.g. nsm-1) and the other end in the node's namespace, where the rest of the
 // path (routing table or bridge, and a tunnel across nodes) picks it up.
 import * as E from 'fp-ts/lib/Either.js';
+import { familyOf } from '../../aggregates/ip.ts';
 import { addresses, links, normalizePrefix, routes, type Link } from './iproute.ts';
-import { ip, netnsArg, netnsExists, netnsLabel, type Netns } from './netns.ts';
+import { ip, netnsArg, netnsExists, netnsLabel, sysctl, type Netns } from './netns.ts';
 import { belongsTo, oursOrUnmarked, type Mark } from './names.ts';
 import { Changes, step, type Outcome } from './result.ts';
 
@@ -58,7 +59,24 @@ export const ensureVethPair = async (p: WorkloadPort, nodeLinks: readonly Link[]
   return mac ? E.right({ workloadMac: mac }) : E.left(`veth end ${p.interfaceName} did not appear in ${netnsLabel(p.workloadNs)}`);
 };
 
-/** The workload end: mark, MTU, up; loopback up; exactly the wanted addresses and routes. */
+/**
+ * The node end's IPv6 link-local address: the workload's gateway for its IPv6 routes. The same on
+ * every veth (link-local addresses are per link), so the workload's routes never depend on which
+ * node or connection it is.
+ */
+export const IPV6_GATEWAY = 'fe80::1';
+
+/**
+ * No duplicate address detection on an interface: the mesh hands out each address once, and DAD
+ * would hold a new address (the link-local one included) unusable for a second or more.
+ */
+export const noDad = (ns: Netns, dev: string) => step(sysctl(ns, { [`net.ipv6.conf.${dev}.accept_dad`]: 0 }));
+
+/**
+ * The workload end: mark, MTU, up; loopback up; exactly the wanted addresses and routes. IPv6
+ * routes go via the node end's link-local address (IPV6_GATEWAY): IPv6 has no proxy ARP that
+ * answers for any address, and a gateway serves every prefix the connection routes.
+ */
 export const configureWorkloadEnd = async (
   p: WorkloadPort,
   want: { readonly addresses: readonly string[]; readonly routes: readonly string[] },
@@ -66,6 +84,12 @@ export const configureWorkloadEnd = async (
 ): Promise<Outcome<void>> => {
   const ns = p.workloadNs;
   const dev = p.interfaceName;
+  const v6 = want.addresses.some((a) => familyOf(a) === 'IPv6');
+  // Before the link comes up, so its own link-local address is not held tentative either.
+  if (v6) {
+    const dad = await noDad(ns, dev);
+    if (E.isLeft(dad)) return dad;
+  }
   const set = await step(ip(ns, ['link', 'set', 'dev', dev, 'mtu', String(p.mtu), 'alias', p.alias, 'up']));
   if (E.isLeft(set)) return set;
   // The kernel answers ping on the endpoint side only if loopback is up.
@@ -74,15 +98,17 @@ export const configureWorkloadEnd = async (
 
   const have = await step(addresses(ns, dev));
   if (E.isLeft(have)) return have;
-  const haveSet = new Set(have.right.map((a) => `${a.local}/${a.prefixlen}`));
-  for (const a of want.addresses) {
+  // The kernel's own IPv6 link-local address is the link's, not ours to manage.
+  const haveSet = new Set(have.right.filter((a) => a.scope !== 'link').map((a) => normalizePrefix(`${a.local}/${a.prefixlen}`)));
+  const wantAddrs = want.addresses.map((a) => normalizePrefix(a));
+  for (const a of wantAddrs) {
     if (haveSet.has(a)) continue;
-    const r = await step(ip(ns, ['addr', 'replace', a, 'dev', dev]));
+    const r = await step(ip(ns, ['addr', 'replace', a, 'dev', dev, ...(familyOf(a) === 'IPv6' ? ['nodad'] : [])]));
     if (E.isLeft(r)) return r;
     changes.add(`address ${a} on ${dev}`);
   }
   for (const a of haveSet) {
-    if (want.addresses.includes(a)) continue;
+    if (wantAddrs.includes(a)) continue;
     const r = await step(ip(ns, ['addr', 'del', a, 'dev', dev]));
     if (E.isLeft(r)) return r;
     changes.add(`removed address ${a} from ${dev}`);
@@ -91,14 +117,15 @@ export const configureWorkloadEnd = async (
   const current = await step(routes(ns, ['dev', dev]));
   if (E.isLeft(current)) return current;
   // Kernel routes follow from the addresses; ours are the rest.
-  const ownRoutes = new Set(current.right.filter((r) => r.protocol !== 'kernel').map((r) => normalizePrefix(r.dst)));
-  for (const r of want.routes.map(normalizePrefix)) {
+  const ownRoutes = new Set(current.right.filter((r) => r.protocol !== 'kernel').map((r) => normalizePrefix(r.dst, r.family)));
+  for (const r of want.routes.map((x) => normalizePrefix(x))) {
     if (ownRoutes.has(r)) continue;
-    const add = await step(ip(ns, ['route', 'replace', r, 'dev', dev]));
+    const via = familyOf(r) === 'IPv6' ? ['via', IPV6_GATEWAY] : [];
+    const add = await step(ip(ns, ['route', 'replace', r, ...via, 'dev', dev]));
     if (E.isLeft(add)) return add;
     changes.add(`route ${r} via ${dev}`);
   }
-  const wanted = new Set(want.routes.map(normalizePrefix));
+  const wanted = new Set(want.routes.map((x) => normalizePrefix(x)));
   for (const r of ownRoutes) {
     if (wanted.has(r)) continue;
     const del = await step(ip(ns, ['route', 'del', r, 'dev', dev]));

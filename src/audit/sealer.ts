@@ -26,12 +26,19 @@ export interface Sealer {
   /** Seals everything received so far (also what stop() does first). */
   flush(): Promise<void>;
   stop(): Promise<void>;
-  /** Seals this sealer appended itself (not those another replica won). */
+  /**
+   * The most recent seals this sealer appended itself (not those another replica won), at most
+   * APPENDED_KEPT: a control plane runs for months, and every seal lists a position and hash per
+   * commit.
+   */
   readonly appended: Seal[];
   /** Seals found already stored (the same run sealed by another replica, or a retry). */
   /** Appends refused because another replica's seal landed first. */
   readonly lost: () => number;
 }
+
+/** How many of its own seals a sealer keeps in memory (see Sealer.appended). */
+export const APPENDED_KEPT = 100;
 
 export const startSealer = async (o: SealerOptions): Promise<Sealer> => {
   const maxEntries = o.maxEntries ?? 1000;
@@ -71,7 +78,10 @@ export const startSealer = async (o: SealerOptions): Promise<Sealer> => {
     const seal = makeSeal(entries, last?.seal?.sealHash ?? GENESIS_HASH);
     const r = await o.seals.append(seal, last?.sequence ?? 0);
     if (r.kind === 'appended') {
-      if (!r.duplicate) appended.push(seal);
+      if (!r.duplicate) {
+        appended.push(seal);
+        if (appended.length > APPENDED_KEPT) appended.shift();
+      }
       // Our own seal (or its redelivered twin): it covers exactly the first entries of pending.
       last = { sequence: r.sequence, seal };
       pending = pending.slice(entries.length);

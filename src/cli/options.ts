@@ -124,11 +124,27 @@ export const endpointFlags = {
   service: strs('SVC[@FLOATING]', 'a service it provides (repeatable; @FLOATING also registers it in that floating registry, docs/federation.md)'),
   label: strs('k=v', 'its labels, for each service (repeatable or comma separated)'),
   node: nodeFlag('the node the endpoint runs on'),
-  prefix: str('CIDR', 'the IPv4 pool the address pairs of its connections come from', { defaultText: '169.254.0.0/16' }),
+  prefix: strs('CIDR', 'a prefix the address pairs of its connections come from: IPv4 or IPv6, one per family (repeat for dual stack)', { defaultText: '169.254.0.0/16' }),
   exclude: strs('CIDR', 'a prefix never handed out (repeatable)'),
   expiration: str('DURATION', 'the registration expires unless refreshed within this'),
   netns: str('NS', 'the network namespace the endpoint side of each connection goes into'),
+  'dns-server': strs('ADDR', 'a name server its clients get while connected: an address, or "endpoint" for its own address on each connection (repeatable, at most 3)'),
+  'dns-search': strs('DOMAIN', 'a search domain its clients get with --dns-server (repeatable, at most 6)'),
 } as const;
+
+/** A service's DNS, offered to every connection after its endpoint's own. */
+export const serviceDnsFlags = {
+  'dns-server': strs('ADDR', 'a name server every connection to it gets (register): an address, or "endpoint" for the selected endpoint\'s address on each connection (repeatable, at most 3)'),
+  'dns-search': strs('DOMAIN', 'a search domain every connection to it gets with --dns-server (register; repeatable, at most 6)'),
+} as const;
+
+/** --dns-server and --dns-search as the endpoint.register body's dns field. */
+export const dnsField = (v: { 'dns-server'?: string[]; 'dns-search'?: string[] }): { dns?: { servers: string[]; searchDomains?: string[] } } => {
+  const servers = v['dns-server']?.flatMap((x) => x.split(',')).filter(Boolean);
+  const searches = v['dns-search']?.flatMap((x) => x.split(',')).filter(Boolean);
+  if (!servers?.length) return searches?.length ? fail('--dns-search needs --dns-server') : {};
+  return { dns: { servers, ...(searches?.length ? { searchDomains: searches } : {}) } };
+};
 
 /** A duration flag in milliseconds. */
 export const msFlag = (v: string | undefined, flag: string) => (v === undefined ? undefined : Math.round(must(parseDuration(v, flag)) * 1000));

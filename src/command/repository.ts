@@ -27,6 +27,9 @@ const fold = (agg: AnyAggregate, state: unknown, commit: StoredCommit): unknown 
 /** A commit written before chaining has no hash of its own: chain onto its content hash. */
 const hashOf = (commit: StoredCommit): string => commit.hash ?? commitHash(commit);
 
+/** Aggregate states a repository keeps by default (the least recently used beyond are dropped). */
+export const REPOSITORY_STREAMS = 10_000;
+
 export class Repository {
   /** In least-recently-used order (a Map keeps insertion order; use re-inserts). */
   private readonly cache = new Map<string, Omit<Loaded, 'fresh'>>();
@@ -76,7 +79,7 @@ export class Repository {
      */
     private readonly presumeNew: (stream: string) => boolean = () => false,
     /** Aggregate states kept in memory; the least recently used beyond this are dropped. */
-    private readonly maxStreams = 10_000,
+    private readonly maxStreams = REPOSITORY_STREAMS,
   ) {}
 
   /** Applies a stored commit if it is the next one for its stream; a gap drops the entry so the next load reads the store. */

@@ -4,6 +4,7 @@ import type { RegistryContext } from '../../aggregates/connection/index.ts';
 import { interfaceNameFor } from '../contracts/interfaceNames.ts';
 import { remoteName, tunnelRangeConflict } from '../../aggregates/connection/index.ts';
 import type { TunnelIdRange } from '../../aggregates/tunnelPool.ts';
+import type { Family } from '../../aggregates/ip.ts';
 import { domainOfPeerActor } from '../contracts/subjects.ts';
 import { LIMITS_STREAM_ID, type Limits, type Usage } from '../../aggregates/limits.ts';
 import type { AnyAggregateCommand } from '../../aggregates/index.ts';
@@ -11,7 +12,7 @@ import { POLICY_STREAM_ID, type Policy } from '../../aggregates/policy.ts';
 import type { MeshModel } from '../../projections/mesh.ts';
 import { endpointsOfService, labelsFor } from '../../projections/registry.ts';
 import type { Candidate } from '../../aggregates/selection.ts';
-import { splitServiceRef, type CommandBody, type CommandKind, type CommandMessage, type CommandMessageOf } from '../contracts/commands.ts';
+import { endpointPrefixes, splitServiceRef, type CommandBody, type CommandKind, type CommandMessage, type CommandMessageOf } from '../contracts/commands.ts';
 import { streamName } from '../contracts/envelope.ts';
 import { remoteNodeFrom, remoteStateFrom } from './remoteState.ts';
 
@@ -21,6 +22,13 @@ export interface Routed {
 }
 
 export const DEFAULT_ENDPOINT_PREFIX = '169.254.0.0/16';
+
+/** The families of those of the services that carry only some (the endpoint's prefixes must fit them). */
+const serviceFamiliesOf = (model: MeshModel, services: readonly string[]): Record<string, readonly Family[]> =>
+  Object.fromEntries(services.flatMap((s) => {
+    const families = model.registry.services[s]?.ipFamilies;
+    return families ? [[s, families]] : [];
+  }));
 export const DEFAULT_MTU = 1500;
 
 /** Endpoint load as the control plane sees it: folded connections plus selections not yet folded. */
@@ -64,7 +72,7 @@ interface Route<K extends CommandKind> {
   readonly command: (o: RouteInputs<K>) => AnyAggregateCommand;
 }
 
-type ReportBody = Pick<CommandBody<'connection.report'>, 'connectionId' | 'side' | 'generation' | 'result' | 'error'>;
+type ReportBody = Pick<CommandBody<'connection.report'>, 'connectionId' | 'side' | 'generation' | 'result' | 'error'> & { readonly refused?: boolean };
 
 const reportDataplane = (b: ReportBody, node: string, now: Date): AnyAggregateCommand => ({
   type: 'ReportDataplane',
@@ -74,6 +82,7 @@ const reportDataplane = (b: ReportBody, node: string, now: Date): AnyAggregateCo
   generation: b.generation,
   result: b.result,
   ...(b.error ? { error: b.error } : {}),
+  ...(b.refused ? { refused: true } : {}),
   at: now.toISOString(),
 });
 
@@ -91,7 +100,16 @@ const connectionStream = (b: { connectionId: string }) => streamName('connection
 const ROUTES: { readonly [K in CommandKind]: Route<K> } = {
   'service.register': {
     stream: serviceStream,
-    command: ({ msg: { body: b } }) => ({ type: 'RegisterNetworkService', spec: { name: b.name, payload: b.payload ?? 'IP', matches: b.matches ?? [] } }),
+    command: ({ msg: { body: b } }) => ({
+      type: 'RegisterNetworkService',
+      spec: {
+        name: b.name,
+        payload: b.payload ?? 'IP',
+        matches: b.matches ?? [],
+        ...(b.ipFamilies ? { ipFamilies: b.ipFamilies } : {}),
+        ...(b.dns ? { dns: { servers: b.dns.servers, searchDomains: b.dns.searchDomains ?? [] } } : {}),
+      },
+    }),
   },
   'service.unregister': { stream: serviceStream, command: ({ msg: { body: b } }) => ({ type: 'UnregisterNetworkService', name: b.name }) },
   'endpoint.register': {
@@ -108,14 +126,16 @@ const ROUTES: { readonly [K in CommandKind]: Route<K> } = {
           networkServiceNames,
           networkServiceLabels: b.networkServiceLabels ?? {},
           node: b.node,
-          prefix: b.prefix ?? DEFAULT_ENDPOINT_PREFIX,
+          prefixes: endpointPrefixes(b) ?? [DEFAULT_ENDPOINT_PREFIX],
           excludedPrefixes: b.excludedPrefixes ?? [],
           ...(b.netns ? { netns: b.netns } : {}),
+          ...(b.dns ? { dns: { servers: b.dns.servers, searchDomains: b.dns.searchDomains ?? [] } } : {}),
           ...(floating.length > 0 ? { floating } : {}),
         },
         // No expiration asked for: a static registration, kept until unregistered.
         ...(b.expirationSeconds ? { expirationTime: expiresAt(now, b.expirationSeconds) } : {}),
         registeredServices: networkServiceNames.filter((s) => model.registry.services[s] !== undefined),
+        serviceFamilies: serviceFamiliesOf(model, networkServiceNames),
       };
     },
   },
@@ -266,11 +286,12 @@ const ROUTES: { readonly [K in CommandKind]: Route<K> } = {
           networkServiceLabels: b.networkServiceLabels ?? {},
           // Its node is in its home domain: a name no local node has.
           node: remoteName(b.node ?? 'unknown', from),
-          prefix: b.prefix ?? DEFAULT_ENDPOINT_PREFIX,
+          prefixes: endpointPrefixes(b) ?? [DEFAULT_ENDPOINT_PREFIX],
           excludedPrefixes: b.excludedPrefixes ?? [],
           domain: from,
         },
         registeredServices: services.filter((s) => model.registry.services[s] !== undefined),
+        serviceFamilies: serviceFamiliesOf(model, services),
       };
     },
   },

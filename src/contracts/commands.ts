@@ -3,7 +3,9 @@
 import * as E from 'fp-ts/lib/Either.js';
 import { MECHANISM_TYPES, NAME_HINT, NAME_PATTERN, type Labels, type Match, type MechanismType, type Payload } from '../../aggregates/domain.ts';
 import type { Policy, PolicyRule } from '../../aggregates/policy.ts';
-import { parseCidr, parseIpv4 } from '../../aggregates/ip.ts';
+import { FAMILIES, parseAddress, parseCidr, parseInterfaceAddress, type Family } from '../../aggregates/ip.ts';
+import { prefixProblem } from '../../aggregates/endpoint.ts';
+import { DNS_AT_ENDPOINT } from '../../aggregates/domain.ts';
 import { ACTOR_HINT, ACTOR_PATTERN, DOMAIN_PATTERN } from './subjects.ts';
 import * as D from './decode.ts';
 import { workloadNetns } from './netnsRef.ts';
@@ -25,11 +27,12 @@ export const cidr = D.refine(D.string({ min: 1, max: 43 }), (s) => {
   const r = parseCidr(s);
   return E.isLeft(r) ? r.left : undefined;
 });
-/** An interface address "a.b.c.d/len": host bits allowed, unlike a prefix. */
-export const interfaceAddress = D.refine(D.string({ min: 9, max: 18, pattern: /^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/, patternHint: 'an IPv4 address with prefix length, like 10.0.0.2/24' }), (s) => {
-  const [addr, len] = s.split('/');
-  return parseIpv4(addr!) === undefined || Number(len) > 32 ? `"${s}" is not an IPv4 address with prefix length` : undefined;
+/** An interface address "a.b.c.d/len" or "x:y::z/len": host bits allowed, unlike a prefix. */
+export const interfaceAddress = D.refine(D.string({ min: 4, max: 49, pattern: /^[0-9a-fA-F.:]+\/\d{1,3}$/, patternHint: 'an address with prefix length, like 10.0.0.2/24 or fd00::2/64' }), (s) => {
+  const r = parseInterfaceAddress(s);
+  return E.isLeft(r) ? r.left : undefined;
 });
+export const ipFamily: D.Decoder<Family> = D.literal(...FAMILIES);
 /** A named namespace (ip netns); which paths are accepted is the operator's choice (netnsProblem). */
 export const netns = D.string({ min: 1, max: 255, pattern: /^[A-Za-z0-9_.\/-]+$/, patternHint: 'a namespace name or path' });
 const payload: D.Decoder<Payload> = D.literal('IP', 'ETHERNET');
@@ -78,7 +81,9 @@ export const splitServiceRef = (ref: string): { service: string; domain?: string
   return at < 0 ? { service: ref } : { service: ref.slice(0, at), domain: ref.slice(at + 1) };
 };
 export const domainName = D.key(D.string({ min: 1, max: 32, pattern: DOMAIN_PATTERN, patternHint: 'a domain name' }));
-export const address = D.string({ min: 1, max: 45, pattern: /^[0-9a-fA-F.:]+$/, patternHint: 'an IP address' });
+export const address = D.refine(D.string({ min: 1, max: 45, pattern: /^[0-9a-fA-F.:]+$/, patternHint: 'an IP address' }), (s) =>
+  parseAddress(s) ? undefined : `"${s}" is not an IPv4 or IPv6 address`,
+);
 const publicKeys = D.record(name, D.string({ min: 1, max: 256, pattern: /^[A-Za-z0-9+\/=_-]+$/, patternHint: 'a base64 public key' }), { max: 8 });
 const tunnelRange = D.refine(D.object({ from: D.integer({ min: 0, max: 2 ** 24 }), to: D.integer({ min: 0, max: 2 ** 24 }) }), (r) => (r.from > r.to ? 'from must not exceed to' : undefined));
 
@@ -116,19 +121,53 @@ const match: D.Decoder<Match> = D.map(
   (m) => ({ sourceSelector: m.sourceSelector ?? {}, routes: m.routes, fallthrough: m.fallthrough ?? false }),
 );
 
+/** A DNS name: dot-separated labels of letters, digits and "-" (a search domain). */
+export const dnsName = D.string({ min: 1, max: 253, pattern: /^[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?$/, patternHint: 'a domain name like svc.example' });
+/** A name server: an address, or "endpoint" (the endpoint's own address on each connection). */
+const dnsServer = D.refine(D.string({ min: 1, max: 45, pattern: /^([0-9a-fA-F.:]+|endpoint)$/, patternHint: 'an IP address or "endpoint"' }), (s) =>
+  s === DNS_AT_ENDPOINT || parseAddress(s) ? undefined : `"${s}" is not an IPv4 or IPv6 address (or "endpoint")`,
+);
+/** The DNS a service or an endpoint offers its clients (glibc reads at most 3 name servers and 6 search domains). */
+export const offeredDns = D.object({ servers: D.array(dnsServer, { min: 1, max: 3 }) }, { searchDomains: D.array(dnsName, { max: 6 }) });
+
+/** `prefix` or `prefixes`, not both; one prefix per family; no exclusion swallowing a whole prefix. */
+function endpointPrefixProblem(b: { prefix?: string; prefixes?: string[]; excludedPrefixes?: string[] }): { at: string; message: string } | undefined {
+  if (b.prefix !== undefined && b.prefixes !== undefined) return { at: 'prefixes', message: 'give prefix or prefixes, not both' };
+  const prefixes = b.prefixes ?? (b.prefix !== undefined ? [b.prefix] : []);
+  const problem = prefixProblem(prefixes, b.excludedPrefixes ?? []);
+  // With the one-prefix form, the field is called prefix.
+  return problem && b.prefix !== undefined ? { ...problem, at: problem.at.replace(/^prefixes\[0\]/, 'prefix') } : problem;
+}
+
+/** The body fields for an endpoint's prefixes: one in the form every control plane reads, two as a list. */
+export const prefixFields = (prefixes: readonly string[] | undefined): { prefix?: string; prefixes?: string[] } =>
+  !prefixes || prefixes.length === 0 ? {} : prefixes.length === 1 ? { prefix: prefixes[0]! } : { prefixes: [...prefixes] };
+
+/** The prefixes an endpoint.register body names, whichever form it uses. */
+export const endpointPrefixes = (b: { prefix?: string; prefixes?: readonly string[] }): readonly string[] | undefined => b.prefixes ?? (b.prefix !== undefined ? [b.prefix] : undefined);
+
 export const bodies = {
-  'service.register': D.object({ name }, { payload, matches: D.array(match, { max: 32 }) }),
+  'service.register': D.refineAt(
+    D.object({ name }, { payload, matches: D.array(match, { max: 32 }), ipFamilies: D.array(ipFamily, { min: 1, max: 2 }), dns: offeredDns }),
+    (b) => (b.ipFamilies && new Set(b.ipFamilies).size < b.ipFamilies.length ? { at: 'ipFamilies', message: 'a family is named twice' } : undefined),
+  ),
   'service.unregister': D.object({ name }),
-  'endpoint.register': D.object(
-    // "svc@floating" also registers the endpoint in that floating registry (docs/federation.md).
-    { name, networkServiceNames: D.array(serviceRef, { min: 1, max: 16 }), node: name },
-    {
-      networkServiceLabels: D.record(name, D.object({ labels }), { max: 16 }),
-      prefix: cidr,
-      excludedPrefixes: D.array(cidr, { max: 64 }),
-      expirationSeconds: D.integer({ min: 1, max: 86400 * 365 }),
-      netns,
-    },
+  'endpoint.register': D.refineAt(
+    D.object(
+      // "svc@floating" also registers the endpoint in that floating registry (docs/federation.md).
+      { name, networkServiceNames: D.array(serviceRef, { min: 1, max: 16 }), node: name },
+      {
+        networkServiceLabels: D.record(name, D.object({ labels }), { max: 16 }),
+        /** One prefix (older clients); `prefixes` gives one per family. */
+        prefix: cidr,
+        prefixes: D.array(cidr, { min: 1, max: 2 }),
+        excludedPrefixes: D.array(cidr, { max: 64 }),
+        expirationSeconds: D.integer({ min: 1, max: 86400 * 365 }),
+        netns,
+        dns: offeredDns,
+      },
+    ),
+    endpointPrefixProblem,
   ),
   'endpoint.unregister': D.object({ name }),
   'node.join': D.object(
@@ -165,7 +204,9 @@ export const bodies = {
       generation: D.integer({ min: 1, max: 2 ** 31 }),
       result: D.literal('programmed', 'removed', 'failed', 'broken'),
     },
-    { error: D.string({ max: 1024 }), token: pathToken },
+    // refused: the agent would not act on the side (its path tokens did not check out); nothing
+    // about the endpoint is wrong, so the connection fails rather than moving elsewhere.
+    { error: D.string({ max: 1024 }), token: pathToken, refused: D.boolean },
   ),
   'policy.set': D.object({ policy: policyDecoder }),
   'policy.add': D.object({ rule: policyRule }, { position: D.integer({ min: 0, max: 1000 }) }),
@@ -212,15 +253,19 @@ export const bodies = {
   ),
   'interdomain.close': D.object({ connectionId: id }, { reason: D.string({ max: 512 }) }),
   'interdomain.redirect': D.object({ connectionId: id }, { domain: domainName, endpoint: name, reason: D.string({ max: 1024 }) }),
-  'interdomain.endpoint': D.object(
-    { op: D.literal('register', 'unregister'), name },
-    {
-      networkServiceNames: D.array(name, { min: 1, max: 16 }),
-      networkServiceLabels: D.record(name, D.object({ labels }), { max: 16 }),
-      node: name,
-      prefix: cidr,
-      excludedPrefixes: D.array(cidr, { max: 64 }),
-    },
+  'interdomain.endpoint': D.refineAt(
+    D.object(
+      { op: D.literal('register', 'unregister'), name },
+      {
+        networkServiceNames: D.array(name, { min: 1, max: 16 }),
+        networkServiceLabels: D.record(name, D.object({ labels }), { max: 16 }),
+        node: name,
+        prefix: cidr,
+        prefixes: D.array(cidr, { min: 1, max: 2 }),
+        excludedPrefixes: D.array(cidr, { max: 64 }),
+      },
+    ),
+    endpointPrefixProblem,
   ),
 } as const;
 

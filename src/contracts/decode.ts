@@ -129,6 +129,14 @@ export const refine = <A>(d: Decoder<A>, check: (a: A) => string | undefined): D
   return problem ? fail(path, problem) : r;
 };
 
+/** Like refine, for a check across fields: the problem names the field it is about, relative to this value. */
+export const refineAt = <A>(d: Decoder<A>, check: (a: A) => { at: string; message: string } | undefined): Decoder<A> => (v, path) => {
+  const r = d(v, path);
+  if (E.isLeft(r)) return r;
+  const problem = check(r.right);
+  return problem ? fail(path ? `${path}.${problem.at}` : problem.at, problem.message) : r;
+};
+
 /** Parses JSON with a size bound before parsing, so an oversize message costs nothing. */
 export const parseJson = (bytes: Uint8Array | string, maxBytes: number): E.Either<DecodeError, unknown> => {
   const size = typeof bytes === 'string' ? Buffer.byteLength(bytes) : bytes.byteLength;

@@ -1,7 +1,7 @@
 // Commands to node agents on nsm.<domain>.node.<node>.cmd: each one states the desired
 // result for one side of one connection, so applying it twice, or late, is harmless.
 import * as E from 'fp-ts/lib/Either.js';
-import { address, cidr, id, interfaceAddress, interfaceName, mechanism, name, netns, pathToken, traceId, tunnelParameters } from './commands.ts';
+import { address, cidr, dnsName, id, interfaceAddress, interfaceName, mechanism, name, netns, pathToken, traceId, tunnelParameters } from './commands.ts';
 import * as D from './decode.ts';
 
 
@@ -24,6 +24,8 @@ export const sideSpec = D.object(
   },
   {
     netns,
+    /** Client side: the name servers and search domains its namespace gets (resolv.conf) while connected. */
+    dns: D.object({ servers: D.array(address, { min: 1, max: 3 }), searchDomains: D.array(dnsName, { max: 6 }) }),
     tunnel: tunnelParameters,
     peer: D.object(
       // A node of another domain is "<node>@<domain>" (federation).

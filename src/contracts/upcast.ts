@@ -14,6 +14,19 @@ export type Upcaster = (data: Data) => Data;
 export const CURRENT_SCHEMA: Readonly<Record<string, number>> = {
   // 2: context gains dnsContext and ethernetContext (the original API's ConnectionContext).
   PathPlanned: 2,
+  // 2: a pair per family, `pairs: [{prefix, src, dst}]`, for IPv6 and dual stack; schema 1 held one
+  // IPv4 pair (`prefix, index, src, dst`), and the release its index.
+  AddressesAllocated: 2,
+  AddressesReleased: 2,
+  // 2: an endpoint has `prefixes` (one per family); schema 1 had one IPv4 `prefix`.
+  EndpointRegistered: 2,
+  EndpointUpdated: 2,
+};
+
+/** Endpoint spec of schema 1 -> 2: its one prefix becomes the list of its prefixes. */
+const endpointPrefixes: Upcaster = (d) => {
+  const { prefix, ...spec } = (d.spec ?? {}) as Record<string, unknown>;
+  return { ...d, spec: { ...spec, prefixes: typeof prefix === 'string' ? [prefix] : [] } };
 };
 
 /** UPCASTERS[type][n] lifts schema n to n + 1, for every n below CURRENT_SCHEMA[type]. */
@@ -21,9 +34,17 @@ export const UPCASTERS: Readonly<Record<string, Readonly<Record<number, Upcaster
   PathPlanned: {
     1: (d) => {
       const context = (d.context ?? {}) as Record<string, unknown>;
-      return { ...d, context: { ...context, dnsContext: { configs: [] }, ethernetContext: {} } };
+      return { ...d, context: { dnsContext: { configs: [] }, ethernetContext: {}, ...context } };
     },
   },
+  AddressesAllocated: {
+    1: ({ prefix, index: _index, src, dst, ...rest }) => ({ ...rest, pairs: [{ prefix, src, dst }] }) as Data,
+  },
+  AddressesReleased: {
+    1: ({ index: _index, ...rest }) => rest as Data,
+  },
+  EndpointRegistered: { 1: endpointPrefixes },
+  EndpointUpdated: { 1: endpointPrefixes },
 };
 
 export const schemaOf = (type: string): number => CURRENT_SCHEMA[type] ?? 1;

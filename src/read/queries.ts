@@ -16,6 +16,7 @@ import { parseBound, replayAt, type Bound, type MeshAt } from './replay.ts';
 import type { RebuildStart } from './snapshots.ts';
 import type { RemoteEndpointRow } from '../../projections/remoteRegistries.ts';
 import type { TunnelIdRange } from '../../aggregates/tunnelPool.ts';
+import { topologyOf } from './topology.ts';
 
 export interface QueryContext {
   readonly model: MeshModel;
@@ -77,10 +78,10 @@ const connectionFilter = D.object(
   { state: D.literal(...PHASES), node: name, endpoint: name, service: name, actor: D.string({ min: 1, max: 128 }), includeClosed: D.boolean },
 );
 
-export type QueryName = 'services' | 'endpoints' | 'connections' | 'connection' | 'nodes' | 'node-desired' | 'addresses' | 'history' | 'status' | 'replay' | 'projections-rebuild' | 'policy' | 'runtime' | 'peers' | 'remote-endpoints' | 'failed-steps' | 'limits' | 'cluster';
-export const QUERY_NAMES: readonly QueryName[] = ['services', 'endpoints', 'connections', 'connection', 'nodes', 'node-desired', 'addresses', 'history', 'status', 'replay', 'projections-rebuild', 'policy', 'runtime', 'peers', 'remote-endpoints', 'failed-steps', 'limits', 'cluster'];
+export type QueryName = 'services' | 'endpoints' | 'connections' | 'connection' | 'nodes' | 'node-desired' | 'addresses' | 'history' | 'status' | 'replay' | 'projections-rebuild' | 'policy' | 'runtime' | 'peers' | 'remote-endpoints' | 'failed-steps' | 'limits' | 'cluster' | 'topology';
+export const QUERY_NAMES: readonly QueryName[] = ['services', 'endpoints', 'connections', 'connection', 'nodes', 'node-desired', 'addresses', 'history', 'status', 'replay', 'projections-rebuild', 'policy', 'runtime', 'peers', 'remote-endpoints', 'failed-steps', 'limits', 'cluster', 'topology'];
 /** Queries over the model that also answer for a past moment, with an `at` parameter. */
-export const TIME_TRAVEL_QUERIES: readonly QueryName[] = ['services', 'endpoints', 'connections', 'connection', 'nodes', 'addresses', 'status'];
+export const TIME_TRAVEL_QUERIES: readonly QueryName[] = ['services', 'endpoints', 'connections', 'connection', 'nodes', 'addresses', 'status', 'topology'];
 
 const boundText = D.string({ min: 1, max: 64 });
 
@@ -214,6 +215,12 @@ const answerQuery = async (ctx: QueryContext, q: string, params: unknown, page?:
       });
     case 'failed-steps':
       return E.right(Object.values(m.workflow.failed));
+    case 'topology': {
+      // The dashboard's picture (src/read/topology.ts); with `at`, as replayed to that moment.
+      const f = D.object({}, { actor: D.string({ min: 1, max: 128 }), includeClosed: D.boolean })(p, 'params');
+      if (E.isLeft(f)) return bad(f.left);
+      return E.right(topologyOf(m, f.right));
+    }
     case 'limits':
       return E.right({ defaults: DEFAULT_LIMITS, ...m.limits, usage: m.connections.byActor });
     case 'cluster':

@@ -12,7 +12,7 @@ import { createLogger } from '../../infra/log.ts';
 import { errorText } from '../ports/logger.ts';
 import { deleteNamedNetns, ensureNamedNetns, ip, netnsExists, netnsLabel, parseNetns, type Netns } from '../../node-agent/linux/netns.ts';
 import type { MeshClient } from '../client/index.ts';
-import { splitServiceRef } from '../contracts/commands.ts';
+import { prefixFields, splitServiceRef } from '../contracts/commands.ts';
 import { keepEndpointRegistered } from '../client/index.ts';
 
 export const ENDPOINT_KINDS = ['icmp-responder'] as const;
@@ -24,8 +24,11 @@ export interface EndpointRunOptions {
   readonly services: readonly string[];
   readonly labels: Labels;
   readonly node: string;
-  readonly prefix?: string;
+  /** One per family; none: the control plane's default. */
+  readonly prefixes?: readonly string[];
   readonly excludedPrefixes?: readonly string[];
+  /** DNS its clients get (endpoint.register's dns). */
+  readonly dns?: { readonly servers: readonly string[]; readonly searchDomains?: readonly string[] };
   readonly expirationSeconds: number;
   readonly netns: string;
   readonly dataplane: 'linux' | 'simulated';
@@ -83,9 +86,10 @@ export const runEndpoint = async (client: MeshClient, o: EndpointRunOptions): Pr
     // Labels are per service name: "svc@floating" carries the labels of svc.
     networkServiceLabels: Object.fromEntries(o.services.map((s) => [splitServiceRef(s).service, { labels: { ...o.labels } }])),
     node: o.node,
-    ...(o.prefix ? { prefix: o.prefix } : {}),
+    ...prefixFields(o.prefixes),
     ...(o.excludedPrefixes && o.excludedPrefixes.length > 0 ? { excludedPrefixes: [...o.excludedPrefixes] } : {}),
     ...(linux ? { netns: o.netns } : {}),
+    ...(o.dns ? { dns: { servers: [...o.dns.servers], ...(o.dns.searchDomains ? { searchDomains: [...o.dns.searchDomains] } : {}) } } : {}),
   };
   // Registered now, and refreshed every third of its expiration until stopped.
   const kept = await keepEndpointRegistered(client, body, { expirationSeconds: o.expirationSeconds, log });
@@ -100,24 +104,40 @@ export const runEndpoint = async (client: MeshClient, o: EndpointRunOptions): Pr
       '\nStop with Ctrl-C: it unregisters.\n',
   );
 
-  // Tell the operator which connections reach this endpoint, as they come and go.
+  // Tell the operator which connections reach this endpoint, as they come and go. Only the
+  // connections it serves now are asked for and remembered: one that is gone (closed, or healed
+  // onto another endpoint) is said once and forgotten, or a long-running endpoint would keep
+  // every connection it ever served.
   const served = new Map<string, string>();
+  let watching = false;
   const watch = setInterval(() => {
-    void client.query<Served[]>('connections', { endpoint: o.name, includeClosed: true }).then((r) => {
-      if (E.isLeft(r)) return;
-      for (const c of r.right) {
-        if (served.get(c.id) === c.state) continue;
-        const first = !served.has(c.id);
-        served.set(c.id, c.state);
-        if (first && (c.state === 'closed' || c.state === 'failed')) continue;
-        log.info(`connection ${c.state}`, {
-          connectionId: c.id,
-          clientAddresses: c.context?.ipContext.srcIpAddrs,
-          endpointAddresses: c.context?.ipContext.dstIpAddrs,
-          interface: c.interfaces?.endpoint,
-        });
-      }
-    });
+    if (watching) return;
+    watching = true;
+    void client
+      .queryAll<Served>('connections', { endpoint: o.name })
+      .then((r) => {
+        if (E.isLeft(r)) return;
+        const now = new Set<string>();
+        for (const c of r.right) {
+          now.add(c.id);
+          if (served.get(c.id) === c.state) continue;
+          const first = !served.has(c.id);
+          served.set(c.id, c.state);
+          if (first && c.state === 'failed') continue;
+          log.info(`connection ${c.state}`, {
+            connectionId: c.id,
+            clientAddresses: c.context?.ipContext.srcIpAddrs,
+            endpointAddresses: c.context?.ipContext.dstIpAddrs,
+            interface: c.interfaces?.endpoint,
+          });
+        }
+        for (const id of served.keys()) {
+          if (now.has(id)) continue;
+          served.delete(id);
+          log.info('connection no longer served here (closed, or moved to another endpoint)', { connectionId: id });
+        }
+      })
+      .finally(() => (watching = false));
   }, 2000);
 
   await new Promise<void>((resolve) => {

@@ -26,7 +26,7 @@ import { actOnFinding } from './findingAction.ts';
 import { executeStep, RetryLater } from '../command/execute.ts';
 import type { Repository } from '../command/repository.ts';
 import { findPeerChanges, peerActions, type Heard } from '../workflows/peerDetector.ts';
-import { tunnelRangeConflict } from '../../aggregates/connection/index.ts';
+import { tunnelRangeConflict, type ConnectionState } from '../../aggregates/connection/index.ts';
 import type { AnyAggregateCommand } from '../../aggregates/index.ts';
 import { remoteStateOf } from '../command/remoteState.ts';
 import { interdomainSender } from './federationSend.ts';
@@ -245,6 +245,12 @@ export const createFederation = async (o: {
       ),
   };
 
+  const endedState = async (connectionId: string): Promise<ConnectionState | undefined> => {
+    const r = await o.repo.load(`connection.${connectionId}`);
+    const st = E.isRight(r) ? (r.right.state as ConnectionState) : undefined;
+    return st && st.phase !== 'none' ? st : undefined;
+  };
+
   /** What a peer may ask: only about connections it is part of. */
   const answerPeer = async (from: string, name: string, params: unknown, localHistory: (id: string) => Promise<E.Either<string, unknown>>): Promise<QueryReply> => {
     const p = (params ?? {}) as { connectionId?: unknown; id?: unknown };
@@ -252,15 +258,18 @@ export const createFederation = async (o: {
     if (!connectionId) return { ok: false, error: 'a connection id is needed' };
     // Own keys only: "constructor" must not find Object (the read model's maps are plain objects).
     const row = Object.hasOwn(view.current.connections.byId, connectionId) ? view.current.connections.byId[connectionId] : undefined;
+    // A connection that ended long ago has left the live model (projections/connections.ts): for
+    // its history, its state is folded from its own stream.
+    const state = row?.state ?? (name === 'history' ? await endedState(connectionId) : undefined);
     // Shared with `from`: its endpoint is there, or its client (a registry's redirected requests too).
-    const shared = row !== undefined && (row.state.remoteDomain === from || row.state.request?.remoteClient?.domain === from);
+    const shared = state !== undefined && (state.remoteDomain === from || state.request?.remoteClient?.domain === from);
     switch (name) {
       case 'connection-state':
         if (!row) return { ok: true, result: null };
         if (!shared) return { ok: false, error: `connection ${connectionId} is not shared with domain ${from}` };
         return { ok: true, result: remoteStateOf(row.state, view.current.nodes.nodes) ?? null };
       case 'history': {
-        if (!row) return { ok: true, result: [] };
+        if (!state) return { ok: true, result: [] };
         if (!shared) return { ok: false, error: `connection ${connectionId} is not shared with domain ${from}` };
         const r = await localHistory(connectionId);
         if (E.isLeft(r)) return { ok: false, error: r.left };

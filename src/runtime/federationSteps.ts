@@ -91,7 +91,8 @@ export const createFederationSteps = (deps: FederationStepDeps): FederationSteps
               networkServiceNames: [...what.spec.networkServiceNames],
               networkServiceLabels: structuredClone(what.spec.networkServiceLabels) as CommandBody<'interdomain.endpoint'>['networkServiceLabels'] & object,
               node: what.spec.node,
-              prefix: what.spec.prefix,
+              // One prefix in the older form, which peers of earlier versions read too.
+              ...(what.spec.prefixes.length === 1 ? { prefix: what.spec.prefixes[0]! } : { prefixes: [...what.spec.prefixes] }),
               excludedPrefixes: [...what.spec.excludedPrefixes],
             };
       await deps.send(domain, 'endpoint', body, trace(env, `endpoint-${domain}`));

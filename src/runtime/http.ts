@@ -2,7 +2,7 @@
 //
 // What a request may contain is decided in this order, and nothing user-controlled is parsed
 // before it is needed: the method, the request target's shape and length, the Host header, the
-// route (`/healthz` is open), then the bearer token (on an authenticated mesh, before the path
+// route (`/healthz` and the dashboard's page are open: the page holds no data), then the bearer token (on an authenticated mesh, before the path
 // segments or the query string are even decoded), then the parameters. Anything malformed gets a
 // 4xx with a message. Whatever still throws is caught by the guard around the handler: logged,
 // answered 500, and the process serves on.
@@ -16,6 +16,7 @@ import { bigintsAsStrings } from '../contracts/canonicalJson.ts';
 import { queryError, type QueryError, type QueryErrorCode } from '../contracts/replies.ts';
 import { runQuery, type QueryContext } from '../read/queries.ts';
 import type { QueryScope } from '../security/guard.ts';
+import { createEventStreams, isDashboardPath, serveDashboardAsset, type EventStreams, type LiveSource, type StreamLimits } from './dashboard.ts';
 
 /** An authenticated mesh's API: who is asking (bearer token) and what they may see. */
 export interface HttpAccess {
@@ -82,6 +83,11 @@ const routes: { pattern: RegExp; query: string; params: Params }[] = [
   { pattern: /^\/api\/v1\/history\/([^/]+)$/, query: 'history', params: (m) => E.map((id: string) => ({ id }))(segment(m[1]!)) },
   { pattern: /^\/api\/v1\/nodes\/([^/]+)\/desired$/, query: 'node-desired', params: (m) => E.map((node: string) => ({ node }))(segment(m[1]!)) },
   {
+    pattern: /^\/api\/v1\/topology$/,
+    query: 'topology',
+    params: (_m, q) => E.right({ ...at(q), ...(q.has('includeClosed') ? { includeClosed: q.get('includeClosed') === 'true' } : {}) }),
+  },
+  {
     pattern: /^\/api\/v1\/connections$/,
     query: 'connections',
     params: (_m, q) => {
@@ -112,7 +118,27 @@ export interface HttpMetrics {
  */
 const METRICS_LIKE_QUERY = 'status';
 
-const handle = async (req: IncomingMessage, send: Send, sendText: SendText, ctx: () => QueryContext, log: Logger, access: HttpAccess | undefined, metrics: HttpMetrics | undefined): Promise<void> => {
+/** The dashboard's live feed: whoever may ask the `topology` query, within its scope (a client: its own connections). */
+const STREAM_PATH = '/api/v1/events/stream';
+const STREAM_LIKE_QUERY = 'topology';
+
+/** The dashboard on the API: its page, and the live stream over this process's view. */
+export interface HttpDashboard {
+  readonly live: LiveSource;
+  readonly limits?: StreamLimits;
+}
+
+const handle = async (
+  req: IncomingMessage,
+  res: ServerResponse,
+  send: Send,
+  sendText: SendText,
+  ctx: () => QueryContext,
+  log: Logger,
+  access: HttpAccess | undefined,
+  metrics: HttpMetrics | undefined,
+  streams: EventStreams | undefined,
+): Promise<void> => {
   const method = req.method ?? '';
   if (method === 'OPTIONS') return send(204, undefined, { allow: ALLOW });
   if (method !== 'GET' && method !== 'HEAD') return send(405, { error: METHOD_NOT_SERVED }, { allow: ALLOW });
@@ -125,11 +151,31 @@ const handle = async (req: IncomingMessage, send: Send, sendText: SendText, ctx:
   const q = target.indexOf('?');
   const path = q < 0 ? target : target.slice(0, q);
   if (path === '/healthz') return send(200, { ok: true });
+  if (streams && isDashboardPath(path)) return serveDashboardAsset(req, res, path, log);
   let scopeOf: (query: string, params: unknown) => E.Either<QueryError, QueryScope> = (_q, params) => E.right({ params });
+  let who = '';
   if (access) {
     const actor = await access.authenticate(req.headers.authorization);
     if (E.isLeft(actor)) return send(401, { error: actor.left }, { 'www-authenticate': 'Bearer' });
+    who = actor.right;
     scopeOf = (query, params) => access.scope(actor.right, query, params);
+  }
+  if (path === STREAM_PATH && streams) {
+    const scope = scopeOf(STREAM_LIKE_QUERY, {});
+    if (E.isLeft(scope)) return send(statusOf(scope.left.code), { error: `the event stream is for the roles that may ask "${STREAM_LIKE_QUERY}": ${scope.left.message}` });
+    const only = (scope.right.params as { actor?: string }).actor;
+    const header = req.headers.authorization;
+    return streams.open(req, res, {
+      actor: who,
+      ...(only !== undefined ? { only } : {}),
+      ...(scope.right.filter ? { filter: scope.right.filter } : {}),
+      // The token may expire and the identity be revoked while the stream is open.
+      stillValid: async () => {
+        if (!access) return E.right(undefined);
+        const again = await access.authenticate(header);
+        return E.isLeft(again) ? again : E.mapLeft((e: QueryError) => e.message)(access.scope(again.right, STREAM_LIKE_QUERY, {}));
+      },
+    });
   }
   if (path === '/metrics' && metrics) {
     const scope = scopeOf(METRICS_LIKE_QUERY, {});
@@ -168,7 +214,7 @@ export interface HttpTls {
  * does may take the process down; what throws is logged and answered 500.
  */
 const guarded =
-  (log: Logger, handler: (req: IncomingMessage, send: Send, sendText: SendText) => Promise<void>) =>
+  (log: Logger, handler: (req: IncomingMessage, send: Send, sendText: SendText, res: ServerResponse) => Promise<void>) =>
   (req: IncomingMessage, res: ServerResponse): void => {
     // A client that goes away mid-request is not an error of ours.
     req.on('error', (e) => log.debug('HTTP request stream error', { error: errorText(e) }));
@@ -176,12 +222,13 @@ const guarded =
     const send: Send = (status, body, headers = {}) => {
       if (res.headersSent) return;
       const text = body === undefined ? '' : JSON.stringify(body, bigintsAsStrings) + '\n';
-      res.writeHead(status, { ...(body === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) }), ...headers });
+      // Answers are the mesh as it is now (or as of a moment asked for): never kept by a cache.
+      res.writeHead(status, { ...(body === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) }), 'cache-control': 'no-store', 'x-content-type-options': 'nosniff', ...headers });
       res.end(text);
     };
     const sendText: SendText = (status, contentType, text) => {
       if (res.headersSent) return;
-      res.writeHead(status, { 'content-type': contentType, 'content-length': Buffer.byteLength(text) });
+      res.writeHead(status, { 'content-type': contentType, 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
       res.end(text);
     };
     const failed = (e: unknown) => {
@@ -190,7 +237,7 @@ const guarded =
       else res.destroy();
     };
     // The handler is async: whatever it throws arrives here as a rejection.
-    handler(req, send, sendText).catch(failed);
+    handler(req, send, sendText, res).catch(failed);
   };
 
 /** Whether an address to listen on is a loopback one (127.0.0.0/8, ::1, localhost). */
@@ -201,9 +248,10 @@ export const isLoopbackHost = (host: string): boolean =>
  * The HTTP API on host:port: over TLS when `tls` is given (an authenticated mesh; docs/security.md
  * "HTTP API"), plaintext otherwise (only an --insecure mesh starts it so).
  */
-export const startHttpApi = (port: number, host: string, ctx: () => QueryContext, log: Logger, access?: HttpAccess, tls?: HttpTls, metrics?: HttpMetrics): Promise<Server> =>
+export const startHttpApi = (port: number, host: string, ctx: () => QueryContext, log: Logger, access?: HttpAccess, tls?: HttpTls, metrics?: HttpMetrics, dashboard?: HttpDashboard): Promise<Server> =>
   new Promise((resolve, reject) => {
-    const handler = guarded(log, (req, send, sendText) => handle(req, send, sendText, ctx, log, access, metrics));
+    const streams = dashboard ? createEventStreams(dashboard.live, log, dashboard.limits) : undefined;
+    const handler = guarded(log, (req, send, sendText, res) => handle(req, res, send, sendText, ctx, log, access, metrics, streams));
     const server: Server = tls ? createTlsServer({ cert: tls.cert, key: tls.key, maxHeaderSize: MAX_HEADER_BYTES, minVersion: 'TLSv1.2' }, handler) : createServer({ maxHeaderSize: MAX_HEADER_BYTES }, handler);
     // A client that fails the handshake (plaintext to the TLS port, an unknown CA) is not an error of ours.
     if (tls) server.on('tlsClientError', (e: Error) => log.debug('HTTP API: TLS handshake failed', { error: errorText(e) }));
@@ -215,6 +263,11 @@ export const startHttpApi = (port: number, host: string, ctx: () => QueryContext
       log.debug('HTTP CONNECT refused', { target: (req.url ?? '').slice(0, 200) });
       socket.end(`HTTP/1.1 405 Method Not Allowed\r\nAllow: ${ALLOW}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`);
     });
+    if (streams) {
+      // close() waits for every open connection, and an event stream never ends by itself.
+      const close = server.close.bind(server);
+      server.close = ((cb?: (err?: Error) => void) => (streams.close(), close(cb))) as typeof server.close;
+    }
     server.once('error', reject);
     server.listen(port, host, () => {
       server.off('error', reject);

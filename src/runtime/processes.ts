@@ -449,7 +449,7 @@ export const runUp = async (o: {
       const unwatch = cpMetrics.watch(cp, await nc.jetstreamManager());
       stops.push(async () => unwatch());
       const httpHost = o.httpHost ?? DEFAULT_HTTP_HOST;
-      const http = await startHttpApi(o.httpPort, httpHost, () => cp.queryContext(), log, sec ? httpAccess(cp, sec.registry) : undefined, sec ? httpTlsOf(sec.paths.certFile, sec.paths.keyFile) : plaintextHttp(httpHost, log), metricsSource(registry)).catch((e) => {
+      const http = await startHttpApi(o.httpPort, httpHost, () => cp.queryContext(), log, sec ? httpAccess(cp, sec.registry) : undefined, sec ? httpTlsOf(sec.paths.certFile, sec.paths.keyFile) : plaintextHttp(httpHost, log), metricsSource(registry), { live: cp.view }).catch((e) => {
         throw new StartupError(`HTTP API cannot listen on ${httpHost}:${o.httpPort}: ${errorText(e)}`);
       });
       stops.push(() => new Promise((r) => http.close(r)));
@@ -490,7 +490,7 @@ export const runUp = async (o: {
       ? `  security  nkey authentication, TLS (CA ${sec.paths.caFile})\n  operator  ${sec.paths.creds('operator', 'operator')} (found by the CLI through ${pointer})\n`
       : `  security  NONE (--insecure)\n`;
     process.stderr.write(
-      `\nmesh "${o.domain}" is up\n  NATS      ${natsLine}\n  events    ${storeLabel(o.store)}\n  HTTP API  ${httpLine}\n  metrics   ${withControlPlane ? `/metrics on the HTTP API${sec ? ' (operator or auditor token)' : ''}` : 'no HTTP API'}${metricsUrl ? `; ${metricsUrl} (no token)` : ''}\n  node      ${dataplane ? `${o.node} (${dataplane.kind} dataplane)` : o.cluster && !o.cluster.agent ? 'none (--no-agent)' : 'none (registry only)'}\n  data      ${o.dataDir}\n${federation}${security}` +
+      `\nmesh "${o.domain}" is up\n  NATS      ${natsLine}\n  events    ${storeLabel(o.store)}\n  HTTP API  ${httpLine}\n${withControlPlane ? `  dashboard ${sec ? 'https' : 'http'}://${hostInUrl(o.httpHost ?? DEFAULT_HTTP_HOST)}:${o.httpPort}/${sec ? ' (paste a token from nsm token; or nsm dashboard)' : ''}\n` : ''}  metrics   ${withControlPlane ? `/metrics on the HTTP API${sec ? ' (operator or auditor token)' : ''}` : 'no HTTP API'}${metricsUrl ? `; ${metricsUrl} (no token)` : ''}\n  node      ${dataplane ? `${o.node} (${dataplane.kind} dataplane)` : o.cluster && !o.cluster.agent ? 'none (--no-agent)' : 'none (registry only)'}\n  data      ${o.dataDir}\n${federation}${security}` +
         `Use it from another shell:\n  export NSM_NATS_URL=${meshUrl} NSM_DOMAIN=${o.domain}\n  nsm status; nsm --help\nStop with Ctrl-C.\n\n`,
     );
   } catch (e) {
@@ -600,7 +600,7 @@ export const runControlPlane = async (o: {
       }
       tls = httpTlsOf(cert!, key!);
     } else tls = plaintextHttp(httpHost, log);
-    const http: Server = await startHttpApi(o.httpPort, httpHost, () => cp.queryContext(), log, sec ? httpAccess(cp, sec.registry) : undefined, tls, metricsSource(registry)).catch((e) =>
+    const http: Server = await startHttpApi(o.httpPort, httpHost, () => cp.queryContext(), log, sec ? httpAccess(cp, sec.registry) : undefined, tls, metricsSource(registry), { live: cp.view }).catch((e) =>
       stopAndThrow(`HTTP API cannot listen on ${httpHost}:${o.httpPort}: ${errorText(e)}`),
     );
     stops.push(() => new Promise((r) => http.close(r)));

@@ -12,7 +12,7 @@ import { queryError, type QueryError } from '../contracts/replies.ts';
 import type { Routed } from '../command/routes.ts';
 import type { IdentityRegistry, Role } from './identities.ts';
 import type { Signer } from './keys.ts';
-import { bareAddress, clientSegment, planSegments, readClaims, segmentOf, verifyAgentToken, verifyClientToken, type PathSegment, type PlanBinding } from './pathToken.ts';
+import { boundAddresses, clientSegment, planSegments, readClaims, segmentOf, verifyAgentToken, verifyClientToken, type PathSegment, type PlanBinding } from './pathToken.ts';
 import { mayAsk, ROLE_COMMANDS, RUNTIME_GC_ROLES } from './permissions.ts';
 import { remoteName } from '../../aggregates/connection/index.ts';
 
@@ -52,7 +52,7 @@ export interface Guard {
   /** Adds what the checks established (verified tokens, renewed path) to the routed command. */
   decorate(msg: CommandMessage, routed: Routed, model: MeshModel, now: Date): Routed;
   /** Signed segments for a plan; undefined on an insecure mesh. */
-  planSegments(o: { state: ConnectionState; endpoint: { name: string; node: string }; src: string; dst: string; now: Date }): PathSegment[] | undefined;
+  planSegments(o: { state: ConnectionState; endpoint: { name: string; node: string }; src: readonly string[]; dst: readonly string[]; now: Date }): PathSegment[] | undefined;
   /** Federation, client side: signed segments for this side's plan made from the endpoint domain's plan. */
   remotePlanSegments(o: { state: ConnectionState; from: string; plan: RemoteEndpointPlan; now: Date }): PathSegment[] | undefined;
   /** Whether the actor may run the query, and how its answer is narrowed. */
@@ -137,7 +137,7 @@ export const createGuard = (security: ControlPlaneSecurity | undefined): Guard =
   };
 
   /** The control plane's segment for the connection's next generation, bound to this plan (addresses as CIDRs). */
-  const nextPlanSegments = (state: ConnectionState, plan: Omit<PlanBinding, 'clientNode'>, now: Date) => {
+  const nextPlanSegments = (state: ConnectionState, plan: Omit<PlanBinding, 'clientNode' | 'src' | 'dst'> & { src: readonly string[]; dst: readonly string[] }, now: Date) => {
     const r = state.request;
     if (!r?.clientSegment) return undefined;
     return planSegments({
@@ -146,16 +146,16 @@ export const createGuard = (security: ControlPlaneSecurity | undefined): Guard =
       connectionId: r.connectionId,
       generation: state.generation + 1,
       service: askedService(r),
-      plan: { clientNode: r.clientNode, endpoint: plan.endpoint, endpointNode: plan.endpointNode, src: bareAddress(plan.src), dst: bareAddress(plan.dst) },
+      plan: { clientNode: r.clientNode, endpoint: plan.endpoint, endpointNode: plan.endpointNode, src: boundAddresses(plan.src), dst: boundAddresses(plan.dst) },
       now,
       expires: expiryOf(state.expirationTime, now),
     });
   };
 
   const remotePlanSegments = ({ state, from, plan, now }: { state: ConnectionState; from: string; plan: RemoteEndpointPlan; now: Date }) => {
-    const src = plan.context.ipContext.srcIpAddrs[0];
-    const dst = plan.context.ipContext.dstIpAddrs[0];
-    if (!src || !dst) return undefined;
+    const src = plan.context.ipContext.srcIpAddrs;
+    const dst = plan.context.ipContext.dstIpAddrs;
+    if (src.length === 0 || dst.length === 0) return undefined;
     return nextPlanSegments(state, { endpoint: remoteName(plan.endpoint, from), endpointNode: remoteName(plan.node.name, from), src, dst }, now);
   };
 
@@ -224,6 +224,9 @@ export const createGuard = (security: ControlPlaneSecurity | undefined): Guard =
         case 'history':
           if (!own(p.id)) return forbid(`forbidden: ${actor} may read the history of its own connections only`);
           return E.right({ params, filter: clientHistoryFilter(p.id as string) });
+        case 'topology':
+          if (p.actor !== undefined && p.actor !== actor) return forbid(`forbidden: ${actor} may see only its own connections`);
+          return E.right({ params: { ...p, actor }, filter: clientTopologyFilter(actor) });
         default:
           return E.right({ params });
       }
@@ -270,4 +273,26 @@ export const clientHistoryFilter =
       return E.right({ events, domains });
     }
     return E.left(queryError('forbidden', `the history of "${connectionId}" came in a shape the client filter does not know; it is withheld rather than shown unfiltered`));
+  };
+
+/**
+ * What a client sees of the dashboard's picture (src/read/topology.ts), an answer or a live
+ * delta: its own connections and nothing of the mesh besides. Checked on the answer itself, after
+ * the query was narrowed to the client: a row of someone else's, a node, endpoint or service
+ * list, or a field the check does not know withholds the whole answer (fails closed).
+ */
+export const clientTopologyFilter =
+  (actor: string) =>
+  (result: unknown): E.Either<QueryError, unknown> => {
+    const KNOWN = ['scope', 'position', 'time', 'nodes', 'services', 'endpoints', 'connections'];
+    const empty = (v: unknown) => v === undefined || (Array.isArray(v) && v.length === 0);
+    const ok =
+      isRecord(result) &&
+      Object.keys(result).every((k) => KNOWN.includes(k)) &&
+      Array.isArray(result.connections) &&
+      result.connections.every((c) => isRecord(c) && c.actor === actor) &&
+      empty(result.nodes) &&
+      empty(result.services) &&
+      empty(result.endpoints);
+    return ok ? E.right(result) : E.left(queryError('forbidden', `the dashboard's picture for ${actor} held more than its own connections; it is withheld`));
   };

@@ -29,7 +29,10 @@ export interface PlanBinding {
   readonly clientNode: string;
   readonly endpoint: string;
   readonly endpointNode: string;
-  /** Client and endpoint addresses, without prefix length. */
+  /**
+   * Client and endpoint addresses, without prefix length; a dual-stack side's two addresses
+   * comma-separated ("10.0.0.3,fd00::3"), so a single-family token reads as before.
+   */
   readonly src: string;
   readonly dst: string;
 }
@@ -235,6 +238,8 @@ export const agentToken = (o: { signer: Signer; actor: string; segments: readonl
 
 /** The address of a CIDR (10.0.0.1/32 -> 10.0.0.1): what path tokens bind. */
 export const bareAddress = (cidr: string): string => cidr.split('/')[0]!;
+/** A side's addresses as a plan binds them: bare, comma-separated. */
+export const boundAddresses = (cidrs: readonly string[]): string => cidrs.map(bareAddress).join(',');
 
 export interface ChainCheck {
   readonly registry: IdentityRegistry;
@@ -306,7 +311,8 @@ export const verifyPathChain = async (segments: readonly PathSegment[] | undefin
   const node = o.side === 'client' ? plan.clientNode : plan.endpointNode;
   if (node !== o.node) return E.left(cpWhere(`puts the ${o.side} side on node ${node}, not ${o.node}`));
   const address = o.side === 'client' ? plan.src : plan.dst;
-  if (o.addresses.some((a) => bareAddress(a) !== address)) return E.left(cpWhere(`authorizes address ${address} for the ${o.side} side, the command asks for ${o.addresses.join(', ')}`));
+  const allowed = address.split(',');
+  if (o.addresses.some((a) => !allowed.includes(bareAddress(a)))) return E.left(cpWhere(`authorizes address ${address} for the ${o.side} side, the command asks for ${o.addresses.join(', ')}`));
   if (o.checkExpiry && cpVerified && E.isRight(cpVerified) && cpVerified.right.expired) return E.left(cpWhere(`${expiredAt(cp)}; refresh the connection to renew its tokens`));
   const cpHash = tokenHash(segments[CONTROL_PLANE_SEGMENT]!.token!);
   for (let i = 2; i < segments.length; i++) {

@@ -42,8 +42,8 @@ export const ROLE_COMMANDS: Readonly<Record<Role, readonly CommandKind[]>> = {
 export const ROLE_QUERIES: Readonly<Record<Role, 'all' | readonly QueryName[]>> = {
   'control-plane': 'all',
   operator: 'all',
-  auditor: ['services', 'endpoints', 'connections', 'connection', 'nodes', 'node-desired', 'addresses', 'history', 'status', 'replay', 'policy', 'runtime', 'peers', 'remote-endpoints', 'failed-steps', 'limits', 'cluster'],
-  client: ['services', 'connections', 'connection', 'history'],
+  auditor: ['services', 'endpoints', 'connections', 'connection', 'nodes', 'node-desired', 'addresses', 'history', 'status', 'replay', 'policy', 'runtime', 'peers', 'remote-endpoints', 'failed-steps', 'limits', 'cluster', 'topology'],
+  client: ['services', 'connections', 'connection', 'history', 'topology'],
   agent: ['node-desired'],
 };
 

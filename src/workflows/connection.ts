@@ -4,7 +4,8 @@
 // what the old path left. Across domains, one side mirrors what the other decides (steps of
 // the federation). Every step is named after its causing event, so a redelivered event repeats
 // nothing.
-import { allocationOf, type AddressPoolState } from '../../aggregates/addressPool.ts';
+import { allocationOf, type AddressPoolState, type Allocation } from '../../aggregates/addressPool.ts';
+import { familyOf } from '../../aggregates/ip.ts';
 import { SIDES, isTerminal, type ConnectionEvent, type FailureCode, type ConnectionState, type HealCause, type RetiredPath, type Side } from '../../aggregates/connection/index.ts';
 import { localSides } from '../../aggregates/connection/index.ts';
 import { TUNNEL_STREAM_ID, tunnelOf, tunnelParameters, type TunnelPoolState } from '../../aggregates/tunnelPool.ts';
@@ -84,9 +85,10 @@ export const planPath = (id: string, s: ConnectionState, env: EventEnvelope, ctx
   const ep = s.endpoint!;
   const registration = model.registry.endpoints[ep.name];
   if (!registration) {
-    // Gone between selection and planning: a heal is under way, or the connection fails.
-    if (s.healing) return heal(id, 'endpoint-unregistered', env, [ep.name], ctx);
-    return [fail(id, 'no-endpoint', `endpoint "${ep.name}" was unregistered before the path was planned`)];
+    // Gone between selection and planning (an endpoint restarting, say): choose again without it,
+    // or wait for one, as a heal does. Failing here made a request fail during a rolling restart
+    // although other endpoints served the service (found by the soak: 6 in 36,000).
+    return heal(id, 'endpoint-unregistered', env, [ep.name], ctx);
   }
   const request = s.request!;
   // Configured exclusions plus what either node already routes: such an address would be shadowed.
@@ -100,13 +102,25 @@ export const planPath = (id: string, s: ConnectionState, env: EventEnvelope, ctx
   ];
   const facts = (node: string) => {
     const n = model.nodes.nodes[node];
-    return n ? { mechanisms: n.mechanisms, mtu: n.mtu } : undefined;
+    return n ? { mechanisms: n.mechanisms, mtu: n.mtu, ...(n.underlayAddress ? { underlayAddress: n.underlayAddress } : {}) } : undefined;
   };
   // A client in another domain: what that domain told us of its node.
-  const clientFacts = remoteClient ? { mechanisms: remoteClient.mechanisms, mtu: remoteClient.mtu } : facts(request.clientNode);
+  const clientFacts = remoteClient ? { mechanisms: remoteClient.mechanisms, mtu: remoteClient.mtu, ...(remoteClient.address ? { underlayAddress: remoteClient.address } : {}) } : facts(request.clientNode);
   const endpointFacts = facts(ep.node);
-  const plan = (allocation: { src: string; dst: string }, tunnel?: ReturnType<typeof tunnelParameters>): Step => {
-    const pathSegments = ctx.planSegments?.({ state: s, endpoint: ep, src: allocation.src, dst: allocation.dst, now: ctx.now });
+  // The families the service carries, of those the endpoint offers (the registry checked they meet).
+  const families = model.registry.services[request.networkService]?.ipFamilies;
+  const prefixes = registration.prefixes.filter((p) => {
+    const f = familyOf(p);
+    return f !== undefined && (!families || families.includes(f));
+  });
+  if (prefixes.length === 0) {
+    return [fail(id, 'address', `endpoint "${ep.name}" hands out ${registration.prefixes.join(' and ')}, and network service "${request.networkService}" carries ${families?.join(' and ')} only`)];
+  }
+  // The endpoint's DNS first: it knows its own names; the service's after.
+  const dns = [registration.dns, model.registry.services[request.networkService]?.dns].filter((d) => d !== undefined);
+  const plan = (allocation: Allocation, tunnel?: ReturnType<typeof tunnelParameters>): Step => {
+    const pairs = allocation.pairs.map(({ prefix, src, dst }) => ({ prefix, src, dst }));
+    const pathSegments = ctx.planSegments?.({ state: s, endpoint: ep, src: pairs.map((p) => p.src), dst: pairs.map((p) => p.dst), now: ctx.now });
     return execute(
       connectionStream(id),
       'plan',
@@ -114,20 +128,21 @@ export const planPath = (id: string, s: ConnectionState, env: EventEnvelope, ctx
         type: 'PlanPath',
         connectionId: id,
         endpoint: ep.name,
-        allocation: { src: allocation.src, dst: allocation.dst, prefix: registration.prefix, excludedPrefixes },
+        allocation: { pairs, excludedPrefixes },
         ...(tunnel ? { tunnel } : {}),
         ...(registration.netns ? { endpointNetns: registration.netns } : {}),
         ...(clientFacts ? { clientNodeFacts: clientFacts } : {}),
         ...(endpointFacts ? { endpointNodeFacts: endpointFacts } : {}),
         ...(pathSegments ? { pathSegments } : {}),
         endpointInterface: interfaceNameFor('nse', id),
+        ...(dns.length > 0 ? { dns } : {}),
       },
       // Closed or failed while we allocated: give the addresses back now.
       { then: (after) => (isTerminal((after as ConnectionState).phase) ? release(after as ConnectionState) : []) },
     );
   };
   return [
-    execute(streamName('pool', ep.name), 'allocate', { type: 'AllocateAddresses', pool: ep.name, prefix: registration.prefix, excludedPrefixes, connectionId: id }, {
+    execute(streamName('pool', ep.name), 'allocate', { type: 'AllocateAddresses', pool: ep.name, prefixes, excludedPrefixes, connectionId: id }, {
       onRejected: (e) => [fail(id, 'address', e.message)],
       then: (pool) => {
         const allocation = allocationOf(pool as AddressPoolState, id)!;
@@ -225,7 +240,8 @@ export const reactToConnection = (env: EventEnvelope<ConnectionEvent>, s: Connec
       case 'DatapathDown':
         return s.phase === 'established' && s.generation === ev.generation ? heal(id, 'datapath', env, [], ctx) : [];
       case 'DataplaneFailed':
-        return s.healing && s.generation === ev.generation ? heal(id, 'dataplane', env, [], ctx) : [];
+        // The aggregate failed the connection unless it was healing or programming the endpoint's side failed.
+        return !isTerminal(s.phase) && (s.healing || ev.side === 'endpoint') && s.generation === ev.generation ? heal(id, 'dataplane', env, [], ctx) : [];
       case 'ConnectionClosed':
       case 'ConnectionFailed':
         return [...sendSides(s, SIDES, 'absent', env, ctx), ...release(s)];

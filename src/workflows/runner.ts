@@ -37,7 +37,7 @@ export interface WorkflowRunnerDeps extends ExecDeps {
   /** Connections healed at once when an endpoint or node fails. */
   readonly healConcurrency?: number;
   /** Signs the path of a plan (src/security/guard.ts); undefined or returning undefined: unsigned. */
-  readonly planSegments?: (o: { state: ConnectionState; endpoint: { name: string; node: string }; src: string; dst: string; now: Date }) => readonly PathSegment[] | undefined;
+  readonly planSegments?: (o: { state: ConnectionState; endpoint: { name: string; node: string }; src: readonly string[]; dst: readonly string[]; now: Date }) => readonly PathSegment[] | undefined;
   /** Federation (docs/federation.md): what crosses to other domains. Absent: this domain is not federated. */
   readonly federation?: FederationSteps;
   /** This domain's tunnel ids (federated domains take disjoint ranges). */

@@ -28,7 +28,7 @@ export interface WorkflowContext {
   /** Whether this domain is federated: without it, a connection to another domain fails. */
   readonly federated: boolean;
   /** Signs the path of a plan (authenticated meshes); absent or returning undefined: unsigned. */
-  readonly planSegments?: (o: { state: ConnectionState; endpoint: { name: string; node: string }; src: string; dst: string; now: Date }) => readonly PathSegment[] | undefined;
+  readonly planSegments?: (o: { state: ConnectionState; endpoint: { name: string; node: string }; src: readonly string[]; dst: readonly string[]; now: Date }) => readonly PathSegment[] | undefined;
 }
 
 /** Inputs a command may be built from at the moment it is decided (loads change with every decision). */

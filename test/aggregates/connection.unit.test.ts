@@ -1,4 +1,5 @@
 import * as assert from 'uvu/assert';
+import type { MechanismType } from '../../aggregates/domain.ts';
 import { connection, type ConnectionCommand, type ConnectionEvent, type ConnectionRequest, type NodeFacts } from '../../aggregates/connection/index.ts';
 import { interfaceNameFor } from '../../src/contracts/interfaceNames.ts';
 import type { Match } from '../../aggregates/domain.ts';
@@ -34,7 +35,7 @@ const planCmd = (over: Partial<Extract<ConnectionCommand, { type: 'PlanPath' }>>
   connectionId: 'conn-1',
   endpointInterface: interfaceNameFor('nse', 'conn-1'),
   endpoint: 'nse-b',
-  allocation: { src: '10.60.0.3/32', dst: '10.60.0.2/32', prefix: '10.60.0.0/24', excludedPrefixes: ['10.0.0.0/8'] },
+  allocation: { pairs: [{ src: '10.60.0.3/32', dst: '10.60.0.2/32', prefix: '10.60.0.0/24' }], excludedPrefixes: ['10.0.0.0/8'] },
   tunnel: tunnelParameters(7),
   clientNodeFacts: allFacts,
   endpointNodeFacts: { mechanisms: ['kernel', 'vxlan', 'wireguard'], mtu: 1420 },
@@ -249,15 +250,30 @@ failures('PlanPath for a connection that does not exist is not-found', () => {
   given(connection).when(planCmd()).thenRejected('not-found', 'connection "conn-1" does not exist');
 });
 
-failures('a dataplane failure report fails the connection with code dataplane', () => {
+failures('a dataplane failure on the client side fails the connection with code dataplane', () => {
   const next = given(connection, atPlanned)
-    .when(report('endpoint', 'failed', { error: 'RTNETLINK answers: File exists' }))
+    .when(report('client', 'failed', { error: 'RTNETLINK answers: File exists' }))
     .thenEvents([
-      { type: 'DataplaneFailed', generation: 1, node: 'node-b', side: 'endpoint', error: 'RTNETLINK answers: File exists' },
-      { type: 'ConnectionFailed', code: 'dataplane', reason: 'dataplane on node node-b (endpoint side): RTNETLINK answers: File exists' },
+      { type: 'DataplaneFailed', generation: 1, node: 'node-a', side: 'client', error: 'RTNETLINK answers: File exists' },
+      { type: 'ConnectionFailed', code: 'dataplane', reason: 'dataplane on node node-a (client side): RTNETLINK answers: File exists' },
     ]);
   assert.is(next.state.phase, 'failed');
-  assert.equal(next.state.failure, { code: 'dataplane', reason: 'dataplane on node node-b (endpoint side): RTNETLINK answers: File exists' });
+  assert.equal(next.state.failure, { code: 'dataplane', reason: 'dataplane on node node-a (client side): RTNETLINK answers: File exists' });
+});
+
+failures("a dataplane failure on the endpoint's side leaves the connection to be moved elsewhere (a heal), not failed", () => {
+  const next = given(connection, atPlanned)
+    .when(report('endpoint', 'failed', { error: 'network namespace ep-3 does not exist' }))
+    .thenEvents([{ type: 'DataplaneFailed', generation: 1, node: 'node-b', side: 'endpoint', error: 'network namespace ep-3 does not exist' }]);
+  assert.is(next.state.phase, 'path-planned');
+  assert.is(next.state.failure, undefined);
+  // A side the agent refused (its path tokens do not check out) fails it: another endpoint would not help.
+  given(connection, atPlanned)
+    .when({ ...report('endpoint', 'failed', { error: 'refused: path segment 1 (control-plane): signed by an unknown key' }), refused: true } as ConnectionCommand)
+    .thenEvents([
+      { type: 'DataplaneFailed', generation: 1, node: 'node-b', side: 'endpoint', error: 'refused: path segment 1 (control-plane): signed by an unknown key' },
+      { type: 'ConnectionFailed', code: 'dataplane', reason: 'dataplane on node node-b (endpoint side): refused: path segment 1 (control-plane): signed by an unknown key' },
+    ]);
 });
 
 failures('a failure report without an error says "unknown error", and also fails an established connection', () => {
@@ -270,8 +286,8 @@ failures('a failure report without an error says "unknown error", and also fails
 });
 
 failures('a second failure report after the connection failed emits nothing', () => {
-  const failedHistory = given(connection, atPlanned).when(report('endpoint', 'failed', { error: 'x' })).accepted().history;
-  given(connection, failedHistory).when(report('client', 'failed', { error: 'y' })).thenEvents([]);
+  const failedHistory = given(connection, atPlanned).when(report('client', 'failed', { error: 'x' })).accepted().history;
+  given(connection, failedHistory).when(report('endpoint', 'failed', { error: 'y' })).thenEvents([]);
 });
 
 failures('a report for a stale generation is ignored, whatever it says', () => {
@@ -319,10 +335,10 @@ failures('removed reported twice after close: the second emits nothing', () => {
 });
 
 failures('a removed report after a dataplane failure is recorded', () => {
-  const failedHistory = given(connection, atPlanned).when(report('endpoint', 'failed', { error: 'x' })).accepted().history;
+  const failedHistory = given(connection, atPlanned).when(report('client', 'failed', { error: 'x' })).accepted().history;
   given(connection, failedHistory)
-    .when(report('client', 'removed'))
-    .thenEvents([{ type: 'DataplaneRemoved', generation: 1, node: 'node-a', side: 'client' }]);
+    .when(report('endpoint', 'removed'))
+    .thenEvents([{ type: 'DataplaneRemoved', generation: 1, node: 'node-b', side: 'endpoint' }]);
 });
 
 failures('a duplicate request with the same requestId emits nothing, even with a different registry', () => {
@@ -410,3 +426,93 @@ dataplaneFacts("the endpoint's namespace is recorded in the plan", () => {
   assert.equal(ev.tunnel, { id: 7, vni: 10007, vxlanPort: 4789, wireguardPort: 40007 });
 });
 dataplaneFacts.run();
+
+// ---- IPv6 and dual stack ---------------------------------------------------------------------
+
+const s = suite('connection: IPv6 and dual stack');
+
+const dualPairs = [
+  { prefix: 'fd00:10::/64', src: 'fd00:10::3/128', dst: 'fd00:10::2/128' },
+  { prefix: '10.60.0.0/24', src: '10.60.0.3/32', dst: '10.60.0.2/32' },
+];
+
+s('dual stack, IP payload: an address and a route to the peer per family, on both sides', () => {
+  const ev = given(connection, atSelected).when(planCmd({ allocation: { pairs: dualPairs, excludedPrefixes: [] } })).events()[0]!;
+  if (ev.type !== 'PathPlanned') throw new Error(ev.type);
+  assert.equal(ev.context.ipContext, {
+    srcIpAddrs: ['fd00:10::3/128', '10.60.0.3/32'],
+    dstIpAddrs: ['fd00:10::2/128', '10.60.0.2/32'],
+    srcRoutes: [{ prefix: 'fd00:10::2/128' }, { prefix: '10.60.0.2/32' }],
+    dstRoutes: [{ prefix: 'fd00:10::3/128' }, { prefix: '10.60.0.3/32' }],
+    excludedPrefixes: [],
+  });
+});
+
+s('dual stack, ETHERNET payload: each address with its prefix length, no routes', () => {
+  const ev = given(connection, [{ ...requested, payload: 'ETHERNET', mechanismPreferences: ['kernel', 'vxlan'] }, selected])
+    .when(planCmd({ allocation: { pairs: dualPairs, excludedPrefixes: [] } }))
+    .events()[0]!;
+  if (ev.type !== 'PathPlanned') throw new Error(ev.type);
+  assert.equal([ev.context.ipContext.srcIpAddrs, ev.context.ipContext.dstIpAddrs, ev.context.ipContext.srcRoutes], [['fd00:10::3/64', '10.60.0.3/24'], ['fd00:10::2/64', '10.60.0.2/24'], []]);
+});
+
+s('VXLAN over an IPv6 underlay leaves 70 bytes for its headers (50 over IPv4); WireGuard always 80', () => {
+  const v6 = (mtu: number, underlayAddress: string) => ({ mechanisms: ['kernel', 'vxlan', 'wireguard'] as MechanismType[], mtu, underlayAddress });
+  const mtuOf = (pref: MechanismType, a: string, b: string) => {
+    const ev = given(connection, [{ ...requested, mechanismPreferences: [pref] }, selected]).when(planCmd({ clientNodeFacts: v6(1500, a), endpointNodeFacts: v6(1500, b) })).events()[0]!;
+    if (ev.type !== 'PathPlanned') throw new Error(`${ev.type}: ${JSON.stringify(ev)}`);
+    return ev.context.mtu;
+  };
+  assert.is(mtuOf('vxlan', 'fd31::11', 'fd31::12'), 1430);
+  assert.is(mtuOf('vxlan', '172.31.0.11', '172.31.0.12'), 1450);
+  assert.is(mtuOf('wireguard', 'fd31::11', 'fd31::12'), 1420);
+  assert.is(mtuOf('wireguard', '172.31.0.11', '172.31.0.12'), 1420);
+});
+
+s('nodes reached over different families cannot be joined by a tunnel: the connection fails saying so', () => {
+  given(connection, atSelected)
+    .when(planCmd({ clientNodeFacts: { ...allFacts, underlayAddress: '172.31.0.11' }, endpointNodeFacts: { ...allFacts, underlayAddress: 'fd31::12' } }))
+    .thenEvents([
+      {
+        type: 'ConnectionFailed',
+        code: 'no-mechanism',
+        reason: 'node node-a is reached over IPv4 (172.31.0.11) and node node-b over IPv6 (fd31::12): a wireguard tunnel needs one family on both',
+      },
+    ]);
+});
+
+s.run();
+
+// ---- DNS context ------------------------------------------------------------------------------
+
+const dnsSuite = suite('connection: DNS context');
+
+dnsSuite('the endpoint\'s DNS goes into the plan, "endpoint" standing for its own address of each family', () => {
+  const ev = given(connection, atSelected)
+    .when(planCmd({ allocation: { pairs: dualPairs, excludedPrefixes: [] }, dns: [{ servers: ['endpoint', '192.0.2.53'], searchDomains: ['svc.test', 'example.org'] }] }))
+    .events()[0]!;
+  if (ev.type !== 'PathPlanned') throw new Error(ev.type);
+  assert.equal(ev.context.dnsContext, { configs: [{ dnsServerIps: ['fd00:10::2', '10.60.0.2', '192.0.2.53'], searchDomains: ['svc.test', 'example.org'] }] });
+});
+
+dnsSuite('an endpoint without DNS gives none; an IPv4-only connection names only its IPv4 address', () => {
+  const none = given(connection, atSelected).when(planCmd()).events()[0]!;
+  if (none.type !== 'PathPlanned') throw new Error(none.type);
+  assert.equal(none.context.dnsContext, { configs: [] });
+  const v4 = given(connection, atSelected).when(planCmd({ dns: [{ servers: ['endpoint'], searchDomains: [] }] })).events()[0]!;
+  if (v4.type !== 'PathPlanned') throw new Error(v4.type);
+  assert.equal(v4.context.dnsContext, { configs: [{ dnsServerIps: ['10.60.0.2'], searchDomains: [] }] });
+});
+
+dnsSuite('the endpoint\'s DNS and the service\'s: a config each, the endpoint\'s first', () => {
+  const ev = given(connection, atSelected)
+    .when(planCmd({ dns: [{ servers: ['endpoint'], searchDomains: ['svc.test'] }, { servers: ['192.0.2.53', 'endpoint'], searchDomains: ['cluster.test'] }] }))
+    .events()[0]!;
+  if (ev.type !== 'PathPlanned') throw new Error(ev.type);
+  assert.equal(ev.context.dnsContext.configs, [
+    { dnsServerIps: ['10.60.0.2'], searchDomains: ['svc.test'] },
+    { dnsServerIps: ['192.0.2.53', '10.60.0.2'], searchDomains: ['cluster.test'] },
+  ]);
+});
+
+dnsSuite.run();

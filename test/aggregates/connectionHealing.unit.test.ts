@@ -85,7 +85,7 @@ s('the heal completes when both sides of the new plan are programmed: establishe
   const healed = given(connection, established)
     .when(heal())
     .accepted()
-    .when({ type: 'PlanPath', connectionId: 'c1', endpoint: 'ep-b', allocation: { src: '10.2.0.3/32', dst: '10.2.0.2/32', prefix: '10.2.0.0/24', excludedPrefixes: [] }, tunnel: { id: 1, vni: 10001, vxlanPort: 4789, wireguardPort: 40001 }, clientNodeFacts: { mechanisms: ['kernel', 'vxlan'], mtu: 1500 }, endpointNodeFacts: { mechanisms: ['kernel', 'vxlan'], mtu: 1500 }, endpointInterface: interfaceNameFor('nse', 'c1') })
+    .when({ type: 'PlanPath', connectionId: 'c1', endpoint: 'ep-b', allocation: { pairs: [{ src: '10.2.0.3/32', dst: '10.2.0.2/32', prefix: '10.2.0.0/24' }], excludedPrefixes: [] }, tunnel: { id: 1, vni: 10001, vxlanPort: 4789, wireguardPort: 40001 }, clientNodeFacts: { mechanisms: ['kernel', 'vxlan'], mtu: 1500 }, endpointNodeFacts: { mechanisms: ['kernel', 'vxlan'], mtu: 1500 }, endpointInterface: interfaceNameFor('nse', 'c1') })
     .accepted()
     .when(report('client', 'n1', 2))
     .accepted()
@@ -122,6 +122,24 @@ s('no other endpoint: the connection waits, visibly, and both old sides are reti
     .thenEvents([
       { type: 'ConnectionHealing', cause: 'endpoint-available', causeId: 'ev-3', inPlace: false, startedAt: T0 },
       { type: 'EndpointSelected', endpoint: 'ep-b', endpointNode: 'n2', considered: 1, excluded: [] },
+    ]);
+});
+
+s('the endpoint leaves before the first plan: chosen again without it, established as a heal; none left: it waits', () => {
+  const selectedOnly = established.slice(0, 2);
+  const next = given(connection, selectedOnly)
+    .when(heal({ cause: 'endpoint-unregistered' }))
+    .thenEvents([
+      { type: 'ConnectionHealing', cause: 'endpoint-unregistered', causeId: 'ev-1', oldEndpoint: 'ep-a', inPlace: false, startedAt: T0 },
+      // Nothing was planned yet: nothing to retire.
+      { type: 'EndpointSelected', endpoint: 'ep-b', endpointNode: 'n2', considered: 1, excluded: ['ep-a'] },
+    ]);
+  assert.is(next.state.phase, 'endpoint-selected');
+  given(connection, selectedOnly)
+    .when(heal({ cause: 'endpoint-unregistered', registry: registry() }))
+    .thenEvents([
+      { type: 'ConnectionHealing', cause: 'endpoint-unregistered', causeId: 'ev-1', oldEndpoint: 'ep-a', inPlace: false, startedAt: T0 },
+      { type: 'ConnectionWaiting', reason: 'no endpoint is registered for network service "svc"', since: T0 },
     ]);
 });
 
@@ -167,7 +185,7 @@ s('programming fails during a heal: no terminal failure; the next heal excludes 
   const healing = given(connection, established)
     .when(heal({ cause: 'datapath', exclude: [], registry: registry(epA, epB) }))
     .accepted()
-    .when({ type: 'PlanPath', connectionId: 'c1', endpoint: 'ep-a', allocation: { src: '10.0.0.3/32', dst: '10.0.0.2/32', prefix: '10.0.0.0/24', excludedPrefixes: [] }, clientNodeFacts: { mechanisms: ['kernel'], mtu: 1500 }, endpointNodeFacts: { mechanisms: ['kernel'], mtu: 1500 }, endpointInterface: interfaceNameFor('nse', 'c1') })
+    .when({ type: 'PlanPath', connectionId: 'c1', endpoint: 'ep-a', allocation: { pairs: [{ src: '10.0.0.3/32', dst: '10.0.0.2/32', prefix: '10.0.0.0/24' }], excludedPrefixes: [] }, clientNodeFacts: { mechanisms: ['kernel'], mtu: 1500 }, endpointNodeFacts: { mechanisms: ['kernel'], mtu: 1500 }, endpointInterface: interfaceNameFor('nse', 'c1') })
     .accepted();
   const failed = healing.when({ ...report('endpoint', 'n1', 2, 'failed'), error: 'no such namespace' } as ConnectionCommand).events();
   assert.equal(failed.map((e) => e.type), ['DataplaneFailed']);

@@ -1,5 +1,6 @@
 import * as assert from 'uvu/assert';
 import { endpoint, type EndpointCommand, type EndpointEvent, type EndpointSpec } from '../../aggregates/endpoint.ts';
+import type { Family } from '../../aggregates/ip.ts';
 import { given } from '../lib/gwt.ts';
 import { suite } from '../lib/harness.ts';
 
@@ -8,7 +9,7 @@ const spec: EndpointSpec = {
   networkServiceNames: ['secure-net', 'l2-net'],
   networkServiceLabels: { 'secure-net': { labels: { tier: 'gold' } } },
   node: 'node-b',
-  prefix: '10.60.0.0/24',
+  prefixes: ['10.60.0.0/24'],
   excludedPrefixes: ['10.60.0.0/28'],
 };
 const T1 = '2030-01-01T00:00:00.000Z';
@@ -76,7 +77,7 @@ s('moving a registered endpoint to another node is a conflict', () => {
 
 s('changing a registered endpoint\'s prefix is a conflict', () => {
   given(endpoint, [registered])
-    .when(register({ ...spec, prefix: '10.61.0.0/24' }))
+    .when(register({ ...spec, prefixes: ['10.61.0.0/24'] }))
     .thenRejected('conflict', 'allocates from 10.60.0.0/24');
 });
 
@@ -98,11 +99,44 @@ s('unregistering twice: the second is not-found', () => {
 });
 
 s('after unregistering, the endpoint may register again on another node and prefix', () => {
-  const moved: EndpointSpec = { ...spec, node: 'node-c', prefix: '10.61.0.0/24' };
+  const moved: EndpointSpec = { ...spec, node: 'node-c', prefixes: ['10.61.0.0/24'] };
   const next = given(endpoint, [registered, { type: 'EndpointUnregistered', name: 'nse-b' }])
     .when(register(moved, T2))
     .thenEvents([{ type: 'EndpointRegistered', spec: moved, expirationTime: T2 }]);
   assert.is(next.state.spec?.node, 'node-c');
+});
+
+// ---- IPv6 and dual stack ---------------------------------------------------------------------
+
+const dual: EndpointSpec = { ...spec, prefixes: ['fd00:10::/64', '10.60.0.0/24'], excludedPrefixes: ['fd00:10::/120'] };
+
+s('a dual-stack endpoint registers with a prefix per family', () => {
+  given(endpoint).when(register(dual)).thenEvents([{ type: 'EndpointRegistered', spec: dual, expirationTime: T1 }]);
+});
+
+s('the same prefixes in another order are accepted (an update); another set of prefixes is a conflict', () => {
+  const sc = given(endpoint, [{ type: 'EndpointRegistered', spec: dual, expirationTime: T1 }]);
+  sc.when(register({ ...dual, prefixes: ['10.60.0.0/24', 'fd00:10::/64'] })).thenEvents([{ type: 'EndpointUpdated', spec: { ...dual, prefixes: ['10.60.0.0/24', 'fd00:10::/64'] }, expirationTime: T1 }]);
+  sc.when(register({ ...dual, prefixes: ['fd00:11::/64', '10.60.0.0/24'] })).thenRejected('conflict', 'allocates from fd00:10::/64 and 10.60.0.0/24; changing its prefixes needs unregister first');
+});
+
+s('a prefix of a family its service does not carry is refused, naming the field, the service and its families', () => {
+  const v6only: Record<string, readonly Family[]> = { 'secure-net': ['IPv6'] };
+  given(endpoint)
+    .when({ ...register(dual), serviceFamilies: v6only } as EndpointCommand)
+    .thenRejected('invalid', 'prefixes[1]: "10.60.0.0/24" is IPv4; network service "secure-net" carries IPv6 only');
+  given(endpoint).when({ ...register({ ...dual, prefixes: ['fd00:10::/64'] }), serviceFamilies: v6only } as EndpointCommand).events();
+});
+
+s('an exclusion that covers a whole prefix is refused: nothing could be handed out', () => {
+  given(endpoint)
+    .when(register({ ...dual, excludedPrefixes: ['10.60.0.0/28', 'fd00::/16'] }))
+    .thenRejected('invalid', 'excludedPrefixes[1]: "fd00::/16" covers the whole prefix fd00:10::/64: no address of it could be handed out');
+});
+
+s('two prefixes of one family, or none, are refused', () => {
+  given(endpoint).when(register({ ...dual, prefixes: ['fd00:10::/64', 'fd00:11::/64'] })).thenRejected('invalid', 'prefixes[1]: "fd00:11::/64" is a second IPv6 prefix; give one per family');
+  given(endpoint).when(register({ ...dual, prefixes: [] })).thenRejected('invalid', 'an endpoint needs at least one prefix');
 });
 
 s.run();

@@ -5,7 +5,7 @@ import { node, type NodeEvent, type NodeSpec } from '../../aggregates/node.ts';
 import { given } from '../lib/gwt.ts';
 import { suite } from '../lib/harness.ts';
 
-const spec: EndpointSpec = { name: 'ep', networkServiceNames: ['svc'], networkServiceLabels: {}, node: 'n1', prefix: '10.0.0.0/24', excludedPrefixes: [] };
+const spec: EndpointSpec = { name: 'ep', networkServiceNames: ['svc'], networkServiceLabels: {}, node: 'n1', prefixes: ['10.0.0.0/24'], excludedPrefixes: [] };
 const registered: EndpointEvent = { type: 'EndpointRegistered', spec, expirationTime: '2026-01-01T00:01:00.000Z' };
 
 const ep = suite('endpoint: expiry');

@@ -1,6 +1,7 @@
 // A log written by v0.1 (test/fixtures/logs/schema1.jsonl: no hash chain, PathPlanned of schema
 // 1) replays with the current code into exactly the model a fresh run of the same scenario
 // builds today, field by field, except for what no run can repeat (times, command ids, positions).
+import { schemaOf } from '../../src/contracts/upcast.ts';
 import { fileURLToPath } from 'node:url';
 import * as assert from 'uvu/assert';
 import { verifyExportFile } from '../../src/audit/audit.ts';
@@ -82,7 +83,12 @@ s('a fresh run stores the current shape: chained, PathPlanned of schema 2 with t
     assert.equal(context.ethernetContext, {});
   }
   assert.ok(ctx.freshCommits!.every((c) => typeof c.hash === 'string' && typeof c.prevHash === 'string'));
-  assert.ok(ctx.freshCommits!.flatMap((c) => c.events).filter((e) => e.type !== 'PathPlanned').every((e) => e.schema === 1));
+  // Every event at its type's current schema: pools and endpoints moved to 2 with IPv6 (a pair
+  // per family, a prefix per family); the rest are still at 1.
+  const events = ctx.freshCommits!.flatMap((c) => c.events);
+  assert.equal(events.filter((e) => e.schema !== schemaOf(e.type)).map((e) => `${e.type} ${e.schema}`), []);
+  assert.ok(events.some((e) => e.type === 'AddressesAllocated' && e.schema === 2 && Array.isArray((e.data as unknown as { pairs: unknown }).pairs)));
+  assert.ok(events.filter((e) => !['PathPlanned', 'AddressesAllocated', 'AddressesReleased', 'EndpointRegistered', 'EndpointUpdated'].includes(e.type)).every((e) => e.schema === 1));
 });
 
 s('replaying the fixture gives the state of the fresh run, field by field', (ctx) => {

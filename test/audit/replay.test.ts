@@ -93,7 +93,7 @@ const checkMoment = (v: View, n: number, where: string) => {
   if (n === 1) {
     assert.equal(eps['ep-a']!.networkServiceLabels, { web: { labels: { v: '1' } } }, `${at}: ep-a labels`);
     assert.is(eps['ep-a']!.node, 'n1');
-    assert.is(eps['ep-a']!.prefix, '10.1.0.0/24');
+    assert.equal(eps['ep-a']!.prefixes, ['10.1.0.0/24']);
     assert.is(eps['ep-a']!.connections, 1, `${at}: ep-a load`);
   }
   assert.is(eps['ep-b']!.connections, [0, 2, 1][n - 1], `${at}: ep-b load`);

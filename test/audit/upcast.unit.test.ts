@@ -3,6 +3,7 @@
 import * as E from 'fp-ts/lib/Either.js';
 import * as TE from 'fp-ts/lib/TaskEither.js';
 import * as assert from 'uvu/assert';
+import { allocationOf, type AddressPoolState } from '../../aggregates/addressPool.ts';
 import type { ConnectionState } from '../../aggregates/connection/index.ts';
 import { applyCommits, emptyMesh } from '../../projections/mesh.ts';
 import { asPosition, type EventEnvelope, type StoredCommit } from '../../src/contracts/envelope.ts';
@@ -96,6 +97,53 @@ s('the repository folds aggregate state through the upcasters too', async () => 
   assert.is(state.phase, 'path-planned');
   assert.equal(state.plan?.context, v2Data.context);
   assert.is(loaded.right.count, 3);
+});
+
+// ---- IPv6 and dual stack: pools and endpoints of schema 1 (one IPv4 prefix, one pair) ----------
+
+const poolLog = (allocatedSchema: number, allocated: Record<string, unknown>, releasedSchema: number, released: Record<string, unknown>): StoredCommit[] => [
+  { commitId: 'p1', stream: 'pool.ep', events: [{ ...envelope('AddressesAllocated', 1, allocatedSchema, allocated), stream: 'pool.ep' }], revision: 1, position: asPosition(1) },
+  { commitId: 'p2', stream: 'pool.ep', events: [{ ...envelope('AddressesAllocated', 2, allocatedSchema, second[allocatedSchema]!), stream: 'pool.ep' }], revision: 2, position: asPosition(2) },
+  { commitId: 'p3', stream: 'pool.ep', events: [{ ...envelope('AddressesReleased', 3, releasedSchema, released), stream: 'pool.ep' }], revision: 3, position: asPosition(3) },
+];
+const second: Record<number, Record<string, unknown>> = {
+  1: { type: 'AddressesAllocated', connectionId: 'c2', prefix: '10.1.0.0/24', index: 2, src: '10.1.0.5/32', dst: '10.1.0.4/32' },
+  2: { type: 'AddressesAllocated', connectionId: 'c2', pairs: [{ prefix: '10.1.0.0/24', src: '10.1.0.5/32', dst: '10.1.0.4/32' }] },
+};
+const v1Allocated = { type: 'AddressesAllocated', connectionId: 'c1', prefix: '10.1.0.0/24', index: 1, src: '10.1.0.3/32', dst: '10.1.0.2/32' };
+const v2Allocated = { type: 'AddressesAllocated', connectionId: 'c1', pairs: [{ prefix: '10.1.0.0/24', src: '10.1.0.3/32', dst: '10.1.0.2/32' }] };
+
+s('AddressesAllocated and AddressesReleased of schema 1 read as one IPv4 pair and a release by connection', () => {
+  assert.equal(upcastEvent(envelope('AddressesAllocated', 1, 1, v1Allocated)).data, v2Allocated);
+  assert.equal(upcastEvent(envelope('AddressesReleased', 2, 1, { type: 'AddressesReleased', connectionId: 'c1', index: 1 })).data, { type: 'AddressesReleased', connectionId: 'c1' });
+});
+
+s('an old pool log folds, in the repository, to the state the current shape gives: pairs held, a released one free again', async () => {
+  const load = async (commits: StoredCommit[]) => {
+    const store = { readStream: () => TE.right({ commits, revision: 3 }) } as unknown as EventStore;
+    const loaded = await new Repository(store).load('pool.ep');
+    if (E.isLeft(loaded)) throw new Error(loaded.left.message);
+    return loaded.right.state as AddressPoolState;
+  };
+  const old = await load(poolLog(1, v1Allocated, 1, { type: 'AddressesReleased', connectionId: 'c1', index: 1 }));
+  const now = await load(poolLog(2, v2Allocated, 2, { type: 'AddressesReleased', connectionId: 'c1' }));
+  assert.equal(old, now);
+  assert.is(old.count, 1);
+  assert.equal(allocationOf(old, 'c2')?.pairs, [{ prefix: '10.1.0.0/24', src: '10.1.0.5/32', dst: '10.1.0.4/32', family: 'IPv4', index: 2n }]);
+  assert.is(old.families.IPv4?.lowestFree, 1n, 'the released pair is the next one handed out');
+  // And the read model's pools from the old log are those of the new one.
+  assert.equal(applyCommits(emptyMesh, poolLog(1, v1Allocated, 1, { type: 'AddressesReleased', connectionId: 'c1', index: 1 })).pools, applyCommits(emptyMesh, poolLog(2, v2Allocated, 2, { type: 'AddressesReleased', connectionId: 'c1' })).pools);
+});
+
+s('EndpointRegistered and EndpointUpdated of schema 1: the one prefix becomes the list of prefixes', () => {
+  const spec1 = { name: 'ep', networkServiceNames: ['web'], networkServiceLabels: {}, node: 'n1', prefix: '10.1.0.0/24', excludedPrefixes: [] };
+  const spec2 = { name: 'ep', networkServiceNames: ['web'], networkServiceLabels: {}, node: 'n1', excludedPrefixes: [], prefixes: ['10.1.0.0/24'] };
+  for (const type of ['EndpointRegistered', 'EndpointUpdated']) {
+    const up = upcastEvent(envelope(type, 1, 1, { type, spec: spec1, expirationTime: '2030-01-01T00:01:00.000Z' }));
+    assert.equal(up.data, { type, spec: spec2, expirationTime: '2030-01-01T00:01:00.000Z' }, type);
+  }
+  const model = applyCommits(emptyMesh, [{ commitId: 'e1', stream: 'endpoint.ep', events: [{ ...envelope('EndpointRegistered', 1, 1, { type: 'EndpointRegistered', spec: spec1 }), stream: 'endpoint.ep' }], revision: 1, position: asPosition(1) }]);
+  assert.equal(model.registry.endpoints.ep?.prefixes, ['10.1.0.0/24']);
 });
 
 s.run();

@@ -105,14 +105,17 @@ s('the heal completes after the restart, each connection healed once', async (ct
     if (!ok) wrong.push(`${id}: ${evs.map((e) => e.type).join(' ')}`);
   }
   assert.equal(wrong.slice(0, 3), [], `${wrong.length} connections were not healed exactly once`);
-  const poolEvents = commits.filter((c) => c.stream.startsWith('pool.')).flatMap((c) => c.events.map((e) => ({ pool: c.stream, ...(e.data as unknown as { type: string; connectionId: string; index: number }) })));
+  const poolEvents = commits.filter((c) => c.stream.startsWith('pool.')).flatMap((c) => c.events.map((e) => ({ pool: c.stream, ...(e.data as unknown as { type: string; connectionId: string; pairs?: { src: string }[] }) })));
+  // Pairs live now, by pool and client address; a release gives back every pair of its connection.
   const live = new Map<string, string>();
   for (const e of poolEvents) {
-    const key = `${e.pool}#${e.index}`;
     if (e.type === 'AddressesAllocated') {
-      assert.ok(!live.has(key), `pair ${key} handed out twice`);
-      live.set(key, e.connectionId);
-    } else live.delete(key);
+      for (const p of e.pairs ?? []) {
+        const key = `${e.pool}#${p.src}`;
+        assert.ok(!live.has(key), `pair ${key} handed out twice`);
+        live.set(key, e.connectionId);
+      }
+    } else for (const [key, id] of live) if (id === e.connectionId && key.startsWith(`${e.pool}#`)) live.delete(key);
   }
   assert.equal([...live.keys()].filter((k) => k.startsWith('pool.ep-a#')), [], "nothing left allocated from ep-a's pool");
   assert.is(live.size, N, 'one live pair per connection');

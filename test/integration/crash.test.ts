@@ -135,14 +135,15 @@ const assertExactlyOnce = async (mesh: TestMesh, ids: readonly string[]) => {
 
   const allocations = commits
     .filter((c) => c.stream.startsWith('pool.'))
-    .flatMap((c) => c.events.filter((e) => e.type === 'AddressesAllocated').map((e) => ({ pool: c.stream, ...(e.data as unknown as { connectionId: string; index: number; src: string; dst: string }) })));
+    .flatMap((c) => c.events.filter((e) => e.type === 'AddressesAllocated').map((e) => ({ pool: c.stream, ...(e.data as unknown as { connectionId: string; pairs: { src: string; dst: string }[] }) })));
   const releases = commits.flatMap((c) => c.events.filter((e) => e.type === 'AddressesReleased'));
   assert.is(releases.length, 0, 'nothing was released: every address handed out is in use');
   const perConnection = countBy(allocations, (a) => a.connectionId);
   assert.is(perConnection.size, ids.length, 'an allocation for every connection');
   assert.equal([...perConnection].filter(([, n]) => n !== 1), [], 'exactly one AddressesAllocated per connection');
-  assert.is(new Set(allocations.map((a) => `${a.pool}#${a.index}`)).size, allocations.length, 'no address pair handed out twice');
-  const addresses = allocations.flatMap((a) => [a.src, a.dst]);
+  const pairs = allocations.flatMap((a) => a.pairs.map((p) => `${a.pool}#${p.src}-${p.dst}`));
+  assert.is(new Set(pairs).size, pairs.length, 'no address pair handed out twice');
+  const addresses = allocations.flatMap((a) => a.pairs.flatMap((p) => [p.src, p.dst]));
   assert.is(new Set(addresses).size, addresses.length, 'no address handed out twice');
 
   // The projection agrees with the log.

@@ -78,7 +78,7 @@ export const writeLifecycleLog = async (o: LifecycleLogOptions): Promise<{ event
   const epName = (e: number) => `${prefix}-ep-${e}`;
   const octet = (e: number) => `10.${Math.floor(e / 250) % 250}.${e % 250}`;
   for (let e = 0; e < endpoints; e++) {
-    const spec = { name: epName(e), networkServiceNames: [service], networkServiceLabels: {}, node: nodeName(e), prefix: `${octet(e)}.0/24`, excludedPrefixes: [] };
+    const spec = { name: epName(e), networkServiceNames: [service], networkServiceLabels: {}, node: nodeName(e), prefixes: [`${octet(e)}.0/24`], excludedPrefixes: [] };
     await append(`endpoint.${epName(e)}`, [{ type: 'EndpointRegistered', spec, expirationTime: '2031-01-01T00:00:00.000Z' }], 'operator', `ep-${e}`);
   }
 
@@ -98,7 +98,7 @@ export const writeLifecycleLog = async (o: LifecycleLogOptions): Promise<{ event
       { type: 'ConnectionRequested', connectionId: id, networkService: service, payload: 'IP', labels: { app: 'bench' }, clientNode, clientInterface: `nsm${i}`.slice(0, 15), mechanismPreferences: [], requestId: corr },
       { type: 'EndpointSelected', endpoint: ep, endpointNode, considered: endpoints, excluded: [] },
     ], 'operator', corr);
-    await append(pool, [{ type: 'AddressesAllocated', connectionId: id, prefix: `${octet(e)}.0/24`, index: (host - 1) / 2, src, dst }], 'control-plane', corr);
+    await append(pool, [{ type: 'AddressesAllocated', connectionId: id, pairs: [{ prefix: `${octet(e)}.0/24`, src, dst }] }], 'control-plane', corr);
     await append(stream, [{
       type: 'PathPlanned',
       generation: 1,
@@ -111,7 +111,7 @@ export const writeLifecycleLog = async (o: LifecycleLogOptions): Promise<{ event
     await append(stream, [{ type: 'DataplaneProgrammed', generation: 1, node: clientNode, side: 'client' }], `agent:${clientNode}`, corr);
     await append(stream, [{ type: 'DataplaneProgrammed', generation: 1, node: endpointNode, side: 'endpoint' }, { type: 'ConnectionEstablished', generation: 1 }], `agent:${endpointNode}`, corr);
     await append(stream, [{ type: 'ConnectionClosed', reason: 'bench' }], 'operator', `close-${id}`);
-    await append(pool, [{ type: 'AddressesReleased', connectionId: id, index: (host - 1) / 2 }], 'control-plane', `close-${id}`);
+    await append(pool, [{ type: 'AddressesReleased', connectionId: id }], 'control-plane', `close-${id}`);
     await append(stream, [{ type: 'DataplaneRemoved', generation: 1, node: clientNode, side: 'client' }], `agent:${clientNode}`, `close-${id}`);
     await append(stream, [{ type: 'DataplaneRemoved', generation: 1, node: endpointNode, side: 'endpoint' }], `agent:${endpointNode}`, `close-${id}`);
   };

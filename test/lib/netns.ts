@@ -24,6 +24,7 @@ import { startControlPlane, type ControlPlane } from '../../src/runtime/controlP
 import type { HealingConfig } from '../../src/workflows/healing.ts';
 import { allSideInterfaces, bridgeName, sideNames, TABLE_FIRST, TABLE_LAST } from '../../node-agent/linux/names.ts';
 import { WG_SOCKET_DIR, wireguardGoPids } from '../../node-agent/linux/tunnels.ts';
+import { ETC_NETNS } from '../../node-agent/linux/dns.ts';
 import { runId, startTestNats, type TestNats } from './nats.ts';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -166,6 +167,11 @@ export const sweepSync = (run: string): string[] => {
     spawnSync('ip', ['link', 'del', 'dev', l], { stdio: 'ignore' });
     removed.push(`root link ${l}`);
   }
+  // Resolver configurations of the run's namespaces (the DNS context, or a test's own).
+  for (const d of etcNetnsOf(run)) {
+    rmSync(join(ETC_NETNS, d), { recursive: true, force: true });
+    removed.push(`${ETC_NETNS}/${d}`);
+  }
   return removed;
 };
 
@@ -179,8 +185,12 @@ export const rootLinksWith = (tag: string): string[] => {
   }
 };
 
-/** What is left of a run: namespaces, root-namespace interfaces, wireguard-go processes, sockets. */
+/** Directories of the run's namespaces in /etc/netns (where `ip netns exec` finds their resolv.conf). */
+const etcNetnsOf = (run: string): string[] => (existsSync(ETC_NETNS) ? readdirSync(ETC_NETNS).filter((d) => d.startsWith(`${run}-`)) : []);
+
+/** What is left of a run: namespaces, root-namespace interfaces, wireguard-go processes, sockets, /etc/netns entries. */
 export const leftovers = (run: string): string[] => [
+  ...etcNetnsOf(run).map((d) => `${ETC_NETNS}/${d}`),
   ...listNetns().filter((n) => n.startsWith(`${run}-`)).map((n) => `netns ${n}`),
   ...rootLinksWith(run).map((l) => `interface ${l} in the root namespace`),
   ...wireguardGoWith(wireguardTag(run)).map((p) => `wireguard-go process ${p}`),
@@ -348,10 +358,11 @@ export interface Lab {
   addNamespace(role: string): Promise<string>;
   startAgent(node: string): Promise<LabProcess>;
   /** `nsm endpoint run icmp-responder ...` as a process; resolves once it is registered. */
-  startEndpoint(o: { name: string; service: string; node: string; role: string; prefix?: string; exclude?: readonly string[]; labels?: Record<string, string>; expiration?: string }): Promise<LabProcess>;
+  startEndpoint(o: { name: string; service: string; node: string; role: string; prefix?: string; prefixes?: readonly string[]; exclude?: readonly string[]; labels?: Record<string, string>; expiration?: string; args?: readonly string[] }): Promise<LabProcess>;
   /** bin/nsm with the lab's server and domain. */
   nsm(args: readonly string[], timeoutMs?: number): Promise<Exec>;
-  ping(role: string, address: string, opts?: { count?: number; timeoutS?: number; size?: number; pattern?: string; dontFragment?: boolean }): Promise<Exec>;
+  /** ping from the role's namespace. */
+  ping(role: string, address: string, opts?: PingOptions): Promise<Exec>;
   stop(): Promise<void>;
 }
 
@@ -370,8 +381,46 @@ const installExitHooks = () => {
   }
 };
 
+/**
+ * Sweeps the run when the process exits or is signalled before `stop` ran (what startLab does for
+ * its own runs), for tests that build their namespaces around another mesh; returns the undo.
+ */
+export const sweepOnExit = (entry: { run: string; stop: () => Promise<void> }): (() => void) => {
+  installExitHooks();
+  labs.add(entry);
+  return () => {
+    labs.delete(entry);
+  };
+};
+
+export interface PingOptions {
+  count?: number;
+  timeoutS?: number;
+  size?: number;
+  pattern?: string;
+  dontFragment?: boolean;
+  /** -4 or -6 (ping picks the family from the address otherwise). */
+  family?: 'IPv4' | 'IPv6';
+  interval?: string;
+}
+
+/** ping from a namespace, quiet and numeric, 3 packets 0.2 s apart unless told. */
+export const pingIn = (netns: string, address: string, p: PingOptions = {}): Promise<Exec> =>
+  exec(
+    inNs(netns, [
+      'ping', ...(p.family ? [p.family === 'IPv6' ? '-6' : '-4'] : []), '-n', '-q', '-c', String(p.count ?? 3), '-i', p.interval ?? '0.2', '-W', String(p.timeoutS ?? 2),
+      ...(p.size !== undefined ? ['-s', String(p.size)] : []),
+      ...(p.pattern ? ['-p', p.pattern] : []),
+      ...(p.dontFragment ? ['-M', 'do'] : []),
+      address,
+    ]),
+    { timeoutMs: 30000 },
+  );
+
 export const UNDERLAY_PREFIX = '172.31.0';
 export const underlayAddress = (i: number) => `${UNDERLAY_PREFIX}.${10 + i}`;
+/** The IPv6-only underlay of e2e/ipv6Underlay.test.ts: fd31::<10+i>/64. */
+export const underlayAddress6 = (i: number) => `fd31::${10 + i}`;
 
 export const startLab = async (o: {
   nodes: readonly string[];
@@ -478,9 +527,11 @@ export const startLab = async (o: {
           [
             NSM_BIN, 'endpoint', 'run', 'icmp-responder', '--name', e.name, '--service', e.service, '--node', e.node, '--netns', ns(e.role),
             ...(e.prefix ? ['--prefix', e.prefix] : []),
+            ...(e.prefixes ?? []).flatMap((p) => ['--prefix', p]),
             ...(e.exclude ?? []).flatMap((x) => ['--exclude', x]),
             ...Object.entries(e.labels ?? {}).flatMap(([k, v]) => ['--label', `${k}=${v}`]),
             ...(e.expiration ? ['--expiration', e.expiration] : []),
+            ...(e.args ?? []),
             '--server', natsUrl, '--domain', domain,
           ],
           dir,
@@ -491,17 +542,7 @@ export const startLab = async (o: {
         return p;
       },
       nsm: (args, timeoutMs = 60000) => exec([NSM_BIN, ...args, '--server', natsUrl, '--domain', domain], { timeoutMs, env: xdg }),
-      ping: (role, address, p = {}) =>
-        exec(
-          inNs(ns(role), [
-            'ping', '-n', '-q', '-c', String(p.count ?? 3), '-i', '0.2', '-W', String(p.timeoutS ?? 2),
-            ...(p.size !== undefined ? ['-s', String(p.size)] : []),
-            ...(p.pattern ? ['-p', p.pattern] : []),
-            ...(p.dontFragment ? ['-M', 'do'] : []),
-            address,
-          ]),
-          { timeoutMs: 30000 },
-        ),
+      ping: (role, address, p = {}) => pingIn(ns(role), address, p),
       stop,
     };
     if (o.agents !== false) for (const name of o.nodes) await lab.startAgent(name);
@@ -528,11 +569,12 @@ export const addressOf = (cidr: string): string => cidr.split('/')[0]!;
 export const linksIn = async (ns: string): Promise<{ ifname: string; ifalias?: string; mtu: number; ifindex: number }[]> =>
   JSON.parse(await sh(['ip', '-n', ns, '-json', 'link', 'show'])) as { ifname: string; ifalias?: string; mtu: number; ifindex: number }[];
 
-/** Routes in the mesh's policy-routing tables of a namespace (should be none once its connections are closed). */
+/** Routes of both families in the mesh's policy-routing tables of a namespace (should be none once its connections are closed). */
 export const meshRoutesIn = async (ns: string): Promise<string[]> => {
-  const all = JSON.parse(await sh(['ip', '-n', ns, '-json', '-4', 'route', 'show', 'table', 'all'])) as { dst: string; dev?: string; table?: string }[];
+  const all = (await Promise.all(['-4', '-6'].map(async (f) => JSON.parse(await sh(['ip', '-n', ns, '-json', f, 'route', 'show', 'table', 'all'])) as { dst: string; dev?: string; table?: string }[]))).flat();
   return all.filter((r) => r.table !== undefined && /^\d+$/.test(r.table) && Number(r.table) >= TABLE_FIRST && Number(r.table) <= TABLE_LAST).map((r) => `${r.dst} dev ${r.dev ?? '?'} table ${r.table}`);
 };
 
+/** Policy rules of both families. */
 export const rulesIn = async (ns: string): Promise<{ priority: number; iif?: string; table?: string }[]> =>
-  JSON.parse(await sh(['ip', '-n', ns, '-json', '-4', 'rule', 'show'])) as { priority: number; iif?: string; table?: string }[];
+  (await Promise.all(['-4', '-6'].map(async (f) => JSON.parse(await sh(['ip', '-n', ns, '-json', f, 'rule', 'show'])) as { priority: number; iif?: string; table?: string }[]))).flat();

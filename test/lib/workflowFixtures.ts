@@ -2,6 +2,7 @@
 // providing "web", and connections in whatever state a spec needs, folded by the real aggregates
 // and projections from events.
 import { addressPool, type AddressPoolState } from '../../aggregates/addressPool.ts';
+import { schemaOf } from '../../src/contracts/upcast.ts';
 import { connection, type ConnectionEvent, type ConnectionState } from '../../aggregates/connection/index.ts';
 import { tunnelPool, type TunnelPoolState } from '../../aggregates/tunnelPool.ts';
 import type { DomainEvent } from '../../aggregates/index.ts';
@@ -22,7 +23,7 @@ export const envelope = <E extends { readonly type: string }>(stream: string, da
   causationId: 'cause-1',
   domain: 'a',
   actor: 'alice',
-  schema: 1,
+  schema: schemaOf(data.type),
   data,
   ...over,
 });
@@ -36,8 +37,8 @@ export const commitOf = (stream: string, events: readonly DomainEvent[], positio
 });
 
 const nodeSpec = (name: string, underlay: string) => ({ name, mechanisms: ['kernel', 'vxlan', 'wireguard'] as const, dataplane: 'simulated' as const, underlayAddress: underlay, mtu: 1500, publicKeys: {}, localPrefixes: [`${underlay.split('.').slice(0, 3).join('.')}.0/24`] });
-export const ep1 = { name: 'ep-1', networkServiceNames: ['web'], networkServiceLabels: {}, node: 'n2', prefix: '10.60.0.0/24', excludedPrefixes: ['10.60.0.0/30'], netns: 'ep-ns' };
-export const ep2 = { name: 'ep-2', networkServiceNames: ['web'], networkServiceLabels: {}, node: 'n1', prefix: '10.70.0.0/24', excludedPrefixes: [] };
+export const ep1 = { name: 'ep-1', networkServiceNames: ['web'], networkServiceLabels: {}, node: 'n2', prefixes: ['10.60.0.0/24'], excludedPrefixes: ['10.60.0.0/30'], netns: 'ep-ns' };
+export const ep2 = { name: 'ep-2', networkServiceNames: ['web'], networkServiceLabels: {}, node: 'n1', prefixes: ['10.70.0.0/24'], excludedPrefixes: [] };
 
 export const request = (id: string, over: Record<string, unknown> = {}) => ({
   type: 'ConnectionRequested' as const,
@@ -94,8 +95,8 @@ export const contextOf = (model: MeshModel, over: Partial<WorkflowContext> = {})
 });
 
 /** An address pool with these connections' allocations, as the aggregate folds them. */
-export const poolWith = (prefix: string, allocations: Readonly<Record<string, { index: number; src: string; dst: string }>>): AddressPoolState =>
-  Object.entries(allocations).reduce((st, [connectionId, a]) => addressPool.evolve(st, { type: 'AddressesAllocated', connectionId, prefix, ...a }), addressPool.initialState);
+export const poolWith = (prefix: string, allocations: Readonly<Record<string, { src: string; dst: string }>>): AddressPoolState =>
+  Object.entries(allocations).reduce((st, [connectionId, a]) => addressPool.evolve(st, { type: 'AddressesAllocated', connectionId, pairs: [{ prefix, ...a }] }), addressPool.initialState);
 
 /** The domain's tunnel ids with these connections' ids. */
 export const tunnelsWith = (ids: Readonly<Record<string, number>>): TunnelPoolState =>

@@ -89,13 +89,15 @@ s('a failing command is a value naming the command and what the tool said; stdin
   assert.is(commandLine(['ip', 'link', 'set', 'dev', 'x', 'alias', 'nsm:a b']), "ip link set dev x alias 'nsm:a b'");
 });
 
-s('node commands carry interface addresses with host bits (ETHERNET /24) and refuse junk', () => {
+s('node commands carry interface addresses with host bits (ETHERNET /24, IPv6 /64) and refuse junk', () => {
   const spec = {
     connectionId: 'c1', generation: 1, side: 'client', node: 'n1', desired: 'present', networkService: 'l2', payload: 'ETHERNET',
     interfaceName: 'nsm-1', mechanism: { local: 'kernel', remote: 'vxlan' }, addresses: ['10.71.0.3/24'], remoteAddresses: ['10.71.0.2/24'], routes: [], mtu: 1450,
   };
   assert.ok(E.isRight(decodeNodeCommand({ id: 'x', spec })));
-  for (const bad of ['10.71.0.3', '10.71.0.3/33', '10.71.0/24', 'fe80::1/64', '10.71.0.3/24/1']) {
+  // Dual stack: an IPv6 address with its prefix length beside the IPv4 one.
+  assert.ok(E.isRight(decodeNodeCommand({ id: 'x', spec: { ...spec, addresses: ['fd00:71::3/64', '10.71.0.3/24'] } })));
+  for (const bad of ['10.71.0.3', '10.71.0.3/33', '10.71.0/24', 'fd00:71::g/64', 'fd00:71::3/129', 'fe80::1%eth0/64', '10.71.0.3/24/1']) {
     const r = decodeNodeCommand({ id: 'x', spec: { ...spec, addresses: [bad] } });
     assert.ok(E.isLeft(r), bad);
     if (E.isLeft(r)) assert.is(r.left.path, 'spec.addresses[0]');

@@ -1,3 +1,4 @@
+import { schemaOf } from '../../src/contracts/upcast.ts';
 import * as assert from 'uvu/assert';
 import { connection, type ConnectionEvent } from '../../aggregates/connection/index.ts';
 import type { EndpointSpec } from '../../aggregates/endpoint.ts';
@@ -34,7 +35,7 @@ const log = () => {
       causationId: `cmd-${position}`,
       domain: 'test',
       actor,
-      schema: 1,
+      schema: schemaOf(data.type),
       data,
     }));
     return { commitId: `commit-${position}`, stream, events: envelopes, revision: first + events.length - 1, position: asPosition(position) };
@@ -52,7 +53,7 @@ const endpointSpec = (name: string, node: string, prefix: string): EndpointSpec 
   networkServiceNames: ['secure-net'],
   networkServiceLabels: { 'secure-net': { labels: { tier: name === 'nse-b' ? 'gold' : 'silver' } } },
   node,
-  prefix,
+  prefixes: [prefix],
   excludedPrefixes: [],
 });
 const nseB = endpointSpec('nse-b', 'node-b', '10.60.0.0/24');
@@ -88,7 +89,7 @@ const planned = (id: string, endpoint: string, src: string, dst: string, remote:
   clientInterface: 'nsm0',
   endpointInterface: `nse${id.replace(/-/g, '')}`,
 });
-const allocated = (id: string, prefix: string, index: number, src: string, dst: string): DomainEvent => ({ type: 'AddressesAllocated', connectionId: id, prefix, index, src, dst });
+const allocated = (id: string, prefix: string, _index: number, src: string, dst: string): DomainEvent => ({ type: 'AddressesAllocated', connectionId: id, pairs: [{ prefix, src, dst }] });
 
 const commit = log();
 const setup = [
@@ -122,7 +123,7 @@ const later = [
   commit('connection.conn-3', [{ type: 'ConnectionFailed', code: 'node-unknown', reason: 'node "node-b" has not joined the mesh' }]), // 17
   commit('endpoint.nse-b', [{ type: 'EndpointRefreshed', expirationTime: EXP2 }]), // 18
   commit('connection.conn-1', [{ type: 'ConnectionClosed', reason: 'client closed' }], 'alice'), // 19
-  commit('pool.nse-b', [{ type: 'AddressesReleased', connectionId: 'conn-1', index: 1 }]), // 20
+  commit('pool.nse-b', [{ type: 'AddressesReleased', connectionId: 'conn-1' }]), // 20
   commit('connection.conn-1', [{ type: 'DataplaneRemoved', generation: 1, node: 'node-b', side: 'endpoint' }]), // 21
   commit('connection.conn-1', [{ type: 'DataplaneRemoved', generation: 1, node: 'node-a', side: 'client' }]), // 22
   commit('connection.conn-4', [requested('conn-4', 'l2-net', 'ETHERNET'), { type: 'ConnectionFailed', code: 'no-endpoint', reason: 'no endpoint is registered for network service "l2-net"' }], 'carol'), // 23
@@ -282,19 +283,19 @@ const poolsNodes = suite('projections: pools and nodes');
 poolsNodes('allocations appear per endpoint and disappear on release', () => {
   const peak = atPeak();
   assert.equal(peak.pools.pools, {
-    'nse-b': { 'conn-1': { src: '10.60.0.3/32', dst: '10.60.0.2/32' } },
-    'nse-a': { 'conn-2': { src: '10.70.0.3/32', dst: '10.70.0.2/32' } },
+    'nse-b': { 'conn-1': [{ prefix: '10.60.0.0/24', src: '10.60.0.3/32', dst: '10.60.0.2/32' }] },
+    'nse-a': { 'conn-2': [{ prefix: '10.70.0.0/24', src: '10.70.0.3/32', dst: '10.70.0.2/32' }] },
   });
   assert.equal(
     allocatedAddresses(peak.pools).sort((a, b) => a.connectionId.localeCompare(b.connectionId)),
     [
-      { endpoint: 'nse-b', connectionId: 'conn-1', src: '10.60.0.3/32', dst: '10.60.0.2/32' },
-      { endpoint: 'nse-a', connectionId: 'conn-2', src: '10.70.0.3/32', dst: '10.70.0.2/32' },
+      { endpoint: 'nse-b', connectionId: 'conn-1', family: 'IPv4', src: '10.60.0.3/32', dst: '10.60.0.2/32' },
+      { endpoint: 'nse-a', connectionId: 'conn-2', family: 'IPv4', src: '10.70.0.3/32', dst: '10.70.0.2/32' },
     ],
   );
   const end = atEnd();
   assert.equal(end.pools.pools['nse-b'], {});
-  assert.equal(allocatedAddresses(end.pools), [{ endpoint: 'nse-a', connectionId: 'conn-2', src: '10.70.0.3/32', dst: '10.70.0.2/32' }]);
+  assert.equal(allocatedAddresses(end.pools), [{ endpoint: 'nse-a', connectionId: 'conn-2', family: 'IPv4', src: '10.70.0.3/32', dst: '10.70.0.2/32' }]);
 });
 
 poolsNodes('nodes: joined with their spec; an update keeps joinedAt; leaving removes', () => {
@@ -365,6 +366,16 @@ desired('planned sides land on the right nodes with addresses, routes, interface
   assert.equal(c2e.mechanism, { local: 'kernel' });
   assert.is('peer' in c2e, false);
   assert.is('netns' in c2e, false);
+});
+
+desired("the client side carries the connection's DNS (every config's servers and search domains), the endpoint side none", () => {
+  const plan = planned('conn-9', 'nse-b', '10.60.0.9/32', '10.60.0.8/32', true) as Extract<ConnectionEvent, { type: 'PathPlanned' }>;
+  const dnsContext = { configs: [{ dnsServerIps: ['10.60.0.8', 'fd00:53::1'], searchDomains: ['svc.test'] }, { dnsServerIps: ['10.60.0.8'], searchDomains: ['example.org'] }] };
+  const m = fold([...setup, commit('connection.conn-9', [requested('conn-9'), selected('nse-b', 'node-b'), { ...plan, context: { ...plan.context, dnsContext } }])]);
+  const client = desiredForNode(m.connections, m.nodes.nodes, 'node-a').find((x) => x.connectionId === 'conn-9')!;
+  assert.equal(client.dns, { servers: ['10.60.0.8', 'fd00:53::1'], searchDomains: ['svc.test', 'example.org'] });
+  const endpointSide = desiredForNode(m.connections, m.nodes.nodes, 'node-b').find((x) => x.connectionId === 'conn-9')!;
+  assert.is('dns' in endpointSide, false);
 });
 
 desired('nothing for connections that are not planned, closed or failed, nor for idle nodes', () => {

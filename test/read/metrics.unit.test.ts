@@ -42,7 +42,7 @@ s('endpoints by service and node, once per service; nodes by readiness', () => {
   const m = modelWith();
   assert.equal(byLabels(endpointCounts(m)), { 'web/n2': 1, 'web/n1': 1 });
   const both = applyCommits(m, [
-    commitOf('endpoint.ep-3', [{ type: 'EndpointRegistered', spec: { name: 'ep-3', networkServiceNames: ['web', 'db'], networkServiceLabels: {}, node: 'n2', prefix: '10.80.0.0/24', excludedPrefixes: [] } }], m.position + 1),
+    commitOf('endpoint.ep-3', [{ type: 'EndpointRegistered', spec: { name: 'ep-3', networkServiceNames: ['web', 'db'], networkServiceLabels: {}, node: 'n2', prefixes: ['10.80.0.0/24'], excludedPrefixes: [] } }], m.position + 1),
     commitOf('node.n2', [{ type: 'NodeLost', name: 'n2', lastSeen: NOW.toISOString(), timeoutMs: 15000 }], m.position + 2),
   ]);
   assert.equal(byLabels(endpointCounts(both)), { 'web/n2': 2, 'web/n1': 1, 'db/n2': 1 });

@@ -25,8 +25,8 @@ type RoleName = keyof typeof ACTORS;
 const ALLOWED: Record<RoleName, readonly QueryName[] | 'all'> = {
   'control-plane': 'all',
   operator: 'all',
-  auditor: ['services', 'endpoints', 'connections', 'connection', 'nodes', 'node-desired', 'addresses', 'history', 'status', 'replay', 'policy', 'runtime', 'peers', 'remote-endpoints', 'failed-steps', 'limits', 'cluster'],
-  client: ['services', 'connections', 'connection', 'history'],
+  auditor: ['services', 'endpoints', 'connections', 'connection', 'nodes', 'node-desired', 'addresses', 'history', 'status', 'replay', 'policy', 'runtime', 'peers', 'remote-endpoints', 'failed-steps', 'limits', 'cluster', 'topology'],
+  client: ['services', 'connections', 'connection', 'history', 'topology'],
   agent: ['node-desired'],
 };
 const allowed = (role: RoleName, q: QueryName) => ALLOWED[role] === 'all' || (ALLOWED[role] as readonly string[]).includes(q);
@@ -66,7 +66,7 @@ s.after(async (ctx) => {
 });
 
 s('the table covers every query there is', () => {
-  assert.equal([...QUERY_NAMES].sort(), ['addresses', 'cluster', 'connection', 'connections', 'endpoints', 'failed-steps', 'history', 'limits', 'node-desired', 'nodes', 'peers', 'policy', 'projections-rebuild', 'remote-endpoints', 'replay', 'runtime', 'services', 'status']);
+  assert.equal([...QUERY_NAMES].sort(), ['addresses', 'cluster', 'connection', 'connections', 'endpoints', 'failed-steps', 'history', 'limits', 'node-desired', 'nodes', 'peers', 'policy', 'projections-rebuild', 'remote-endpoints', 'replay', 'runtime', 'services', 'status', 'topology']);
 });
 
 for (const role of Object.keys(ACTORS) as RoleName[]) {

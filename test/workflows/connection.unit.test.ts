@@ -16,7 +16,7 @@ const when = (id: string, history: readonly ConnectionEvent[], event: Connection
   return { steps: reactToConnection(envelope(`connection.${id}`, event), state, contextOf(model, ctxOver)), model };
 };
 
-const allocated = poolWith('10.60.0.0/24', { c1: { index: 5, src: '10.60.0.5/32', dst: '10.60.0.4/32' } });
+const allocated = poolWith('10.60.0.0/24', { c1: { src: '10.60.0.5/32', dst: '10.60.0.4/32' } });
 const tunnels = tunnelsWith({ c1: 3 });
 /** A world where allocations work and the plan leaves the connection planned. */
 const happy: World = {
@@ -34,16 +34,36 @@ s('an endpoint selected across nodes: addresses, then a tunnel id, then the plan
   // The endpoint's own exclusions plus what both nodes route.
   assert.equal(alloc.excludedPrefixes, ['10.60.0.0/30', '172.16.0.0/24', '172.16.1.0/24']);
   const plan = commandOf(steps, 'PlanPath', happy)!;
-  assert.equal(plan.allocation, { src: '10.60.0.5/32', dst: '10.60.0.4/32', prefix: '10.60.0.0/24', excludedPrefixes: ['10.60.0.0/30', '172.16.0.0/24', '172.16.1.0/24'] });
+  assert.equal(plan.allocation, { pairs: [{ prefix: '10.60.0.0/24', src: '10.60.0.5/32', dst: '10.60.0.4/32' }], excludedPrefixes: ['10.60.0.0/30', '172.16.0.0/24', '172.16.1.0/24'] });
   assert.equal(plan.tunnel, { id: 3, vni: 10003, vxlanPort: 4789, wireguardPort: 40003 });
-  assert.equal([plan.endpointNetns, plan.clientNodeFacts, plan.endpointNodeFacts], ['ep-ns', { mechanisms: ['kernel', 'vxlan', 'wireguard'], mtu: 1500 }, { mechanisms: ['kernel', 'vxlan', 'wireguard'], mtu: 1500 }]);
+  assert.equal([plan.endpointNetns, plan.clientNodeFacts, plan.endpointNodeFacts], ['ep-ns', { mechanisms: ['kernel', 'vxlan', 'wireguard'], mtu: 1500, underlayAddress: '172.16.0.1' }, { mechanisms: ['kernel', 'vxlan', 'wireguard'], mtu: 1500, underlayAddress: '172.16.1.1' }]);
+});
+
+s("the plan offers the endpoint's DNS, then the service's", () => {
+  const base = modelWith({ c1: [request('c1'), selected()] });
+  const reg = base.registry;
+  const model = {
+    ...base,
+    registry: {
+      ...reg,
+      services: { ...reg.services, web: { ...reg.services.web!, dns: { servers: ['endpoint'], searchDomains: ['cluster.test'] } } },
+      endpoints: { ...reg.endpoints, 'ep-1': { ...reg.endpoints['ep-1']!, dns: { servers: ['10.60.0.53'], searchDomains: ['svc.test'] } } },
+    },
+  };
+  const { steps } = when('c1', [request('c1'), selected()], selected(), {}, model);
+  assert.equal(commandOf(steps, 'PlanPath', happy)!.dns, [
+    { servers: ['10.60.0.53'], searchDomains: ['svc.test'] },
+    { servers: ['endpoint'], searchDomains: ['cluster.test'] },
+  ]);
+  // Neither offers any: no dns on the plan.
+  assert.is('dns' in commandOf(when('c1', [request('c1'), selected()], selected()).steps, 'PlanPath', happy)!, false);
 });
 
 s('on one node there is no tunnel id; with a signer the plan carries signed segments; a tunnel range is asked for', () => {
   const { steps } = when('c1', [request('c1'), selected('ep-2', 'n1')], selected('ep-2', 'n1'), {
     planSegments: ({ endpoint, src, dst }) => [{ name: 'signed', id: `${endpoint.name}:${src}->${dst}` }],
   });
-  const world: World = { decide: (stream) => (stream.startsWith('pool.') ? poolWith('10.70.0.0/24', { c1: { index: 2, src: '10.70.0.3/32', dst: '10.70.0.2/32' } }) : { phase: 'path-planned' }) };
+  const world: World = { decide: (stream) => (stream.startsWith('pool.') ? poolWith('10.70.0.0/24', { c1: { src: '10.70.0.3/32', dst: '10.70.0.2/32' } }) : { phase: 'path-planned' }) };
   assert.equal(trace(steps, world), ['execute pool.ep-2 AllocateAddresses (allocate)', '  execute connection.c1 PlanPath (plan)']);
   assert.equal(commandOf(steps, 'PlanPath', world)!.pathSegments, [{ name: 'signed', id: 'ep-2:10.70.0.3/32->10.70.0.2/32' }]);
   const ranged = when('c1', [request('c1'), selected()], selected(), { tunnelIds: { from: 1000, to: 1999 } }).steps;
@@ -74,12 +94,13 @@ s('closed while the addresses were allocated: the plan step gives them back', ()
   ]);
 });
 
-s('the endpoint went away before the plan: the connection fails, or, healing, heals again without it', () => {
+s('the endpoint went away before the plan: the connection chooses again without it, set up or healing', () => {
   const gone = modelWith({ c1: [request('c1'), selected()] });
   const withoutEp1 = { ...gone, registry: { ...gone.registry, endpoints: { 'ep-2': gone.registry.endpoints['ep-2']! } } };
-  const failed = when('c1', [request('c1'), selected()], selected(), {}, withoutEp1).steps;
-  assert.equal(trace(failed), ['execute connection.c1 FailConnection (fail)']);
-  assert.match(String(commandOf(failed, 'FailConnection')!.reason), /endpoint "ep-1" was unregistered before the path was planned/);
+  const fresh = when('c1', [request('c1'), selected()], selected(), {}, withoutEp1).steps;
+  assert.equal(trace(fresh, { model: withoutEp1 }), ['execute connection.c1 HealConnection (heal-c1) selection']);
+  const reselect = commandOf(fresh, 'HealConnection', { model: withoutEp1 })!;
+  assert.equal([reselect.cause, reselect.exclude], ['endpoint-unregistered', ['ep-1']]);
   const healingHistory: ConnectionEvent[] = [request('c1'), selected(), planned('c1'), { type: 'ConnectionHealing', cause: 'endpoint-expired', causeId: 'x', oldEndpoint: 'ep-1', inPlace: false, startedAt: '2030-01-01T00:00:00.000Z' }, selected('ep-1', 'n2')];
   const again = when('c1', healingHistory, selected('ep-1', 'n2'), {}, { ...withoutEp1, connections: modelWith({ c1: healingHistory }).connections }).steps;
   assert.equal(trace(again, { model: withoutEp1 }), ['execute connection.c1 HealConnection (heal-c1) selection']);
@@ -107,7 +128,7 @@ s('closed or failed: both sides removed, addresses and tunnel id given back', ()
   assert.equal(trace(when('c1', history, { type: 'ConnectionClosed', reason: 'done' }).steps, { load: (st) => (st.startsWith('pool.') ? poolWith('10.60.0.0/24', {}) : tunnelsWith({})) }).filter((l) => l.includes('Release')), []);
 });
 
-s('a broken datapath heals in place; a failed side while healing heals elsewhere; stale generations are ignored', () => {
+s('a broken datapath heals in place; a failed side while healing, or the endpoint\'s side, heals elsewhere; stale generations are ignored', () => {
   const established: ConnectionEvent[] = [request('c1'), selected(), planned('c1'), { type: 'ConnectionEstablished', generation: 1 }];
   const down: ConnectionEvent = { type: 'DatapathDown', generation: 1, node: 'n1', side: 'client', error: 'no reply' };
   const m = modelWith({ c1: established });
@@ -118,7 +139,11 @@ s('a broken datapath heals in place; a failed side while healing heals elsewhere
   const healing: ConnectionEvent[] = [...established, { type: 'ConnectionHealing', cause: 'datapath', causeId: 'x', oldEndpoint: 'ep-1', inPlace: true, startedAt: '2030-01-01T00:00:00.000Z' }];
   const failed: ConnectionEvent = { type: 'DataplaneFailed', generation: 1, node: 'n2', side: 'endpoint', error: 'boom' };
   assert.equal(commandOf(when('c1', healing, failed).steps, 'HealConnection', { model: m })!.cause, 'dataplane');
-  assert.equal(trace(when('c1', established, failed).steps), [], 'not healing: the aggregate failed it already');
+  // Not healing: the endpoint's side failing moves the connection elsewhere; the client's side failing failed it already.
+  assert.equal(commandOf(when('c1', established, failed).steps, 'HealConnection', { model: m })!.cause, 'dataplane');
+  const clientFailed: ConnectionEvent = { type: 'DataplaneFailed', generation: 1, node: 'n1', side: 'client', error: 'boom' };
+  const failedHistory: ConnectionEvent[] = [...established, clientFailed, { type: 'ConnectionFailed', code: 'dataplane', reason: 'dataplane on node n1 (client side): boom' }];
+  assert.equal(trace(when('c1', failedHistory, clientFailed).steps), [], 'the aggregate failed it already');
 });
 
 s('a heal that moves the endpoint retires the old endpoint side, gives its addresses back, then plans anew', () => {
@@ -166,8 +191,8 @@ s('endpoint side across domains: planned here like a local one, and the client\'
   const limited: ConnectionEvent = { type: 'ConnectionLimited', limit: 'pending', max: 1, current: 1, reason: 'peer:b has 1 connections being set up' };
   assert.equal(trace(when('r1', [asked, limited], limited, { federated: true }).steps), ['federate state']);
   // The plan uses what the other domain said of its node.
-  const plan = commandOf(when('r1', [asked, selected()], selected(), { federated: true }).steps, 'PlanPath', { decide: (st) => (st.startsWith('pool.') ? poolWith('10.60.0.0/24', { r1: { index: 5, src: '10.60.0.5/32', dst: '10.60.0.4/32' } }) : tunnelsWith({ r1: 3 })) });
-  assert.equal(plan!.clientNodeFacts, { mechanisms: ['kernel', 'vxlan'], mtu: 1400 });
+  const plan = commandOf(when('r1', [asked, selected()], selected(), { federated: true }).steps, 'PlanPath', { decide: (st) => (st.startsWith('pool.') ? poolWith('10.60.0.0/24', { r1: { src: '10.60.0.5/32', dst: '10.60.0.4/32' } }) : tunnelsWith({ r1: 3 })) });
+  assert.equal(plan!.clientNodeFacts, { mechanisms: ['kernel', 'vxlan'], mtu: 1400, underlayAddress: '172.20.0.1' });
 });
 
 s.run();

@@ -2,14 +2,14 @@
 import { ENDPOINT_KINDS, EndpointRunError, runEndpoint, type EndpointKind } from '../../runtime/endpointProcess.ts';
 import { defineCommand } from '../command.ts';
 import { defaultNode, fail, must } from '../kit.ts';
-import { CLIENT_OPTIONS, dataplaneFlag, endpointFlags, str } from '../options.ts';
+import { CLIENT_OPTIONS, dataplaneFlag, dnsField, endpointFlags, str } from '../options.ts';
 import { parseDuration, parseLabels } from '../parse.ts';
 
 export const endpointRun = defineCommand({
   name: 'endpoint run',
   group: 'run',
   usage: [
-    'nsm endpoint run icmp-responder --name N --service SVC [--service SVC]... --netns NS [--prefix CIDR]',
+    'nsm endpoint run icmp-responder --name N --service SVC [--service SVC]... --netns NS [--prefix CIDR]...',
     '          [--exclude CIDR]... [--label k=v]... [--expiration 60s] [--node N] [--dataplane linux|simulated]',
   ],
   description: `
@@ -41,8 +41,9 @@ answers ping on the addresses the agent puts there. See docs/dataplane.md.`,
           services: (v.service ?? fail('nsm endpoint run needs at least one --service')).map((s) => ctx.checkServiceRef('--service', s)),
           labels: must(parseLabels(v.label ?? [])),
           node: ctx.checkName('--node', v.node ?? defaultNode()),
-          ...(v.prefix ? { prefix: v.prefix } : {}),
+          ...(v.prefix ? { prefixes: v.prefix } : {}),
           ...(v.exclude ? { excludedPrefixes: v.exclude } : {}),
+          ...dnsField(v),
           expirationSeconds: Math.ceil(expiration),
           netns: v.netns ?? '',
           dataplane: dataplane as 'linux' | 'simulated',

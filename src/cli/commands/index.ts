@@ -6,6 +6,7 @@ import { agent } from './agent.ts';
 import { audit } from './audit.ts';
 import { close } from './close.ts';
 import { connect } from './connect.ts';
+import { dashboard } from './dashboard.ts';
 import { controlPlane } from './control-plane.ts';
 import { endpoint } from './endpoint.ts';
 import { endpointRun } from './endpoint-run.ts';
@@ -43,6 +44,7 @@ export const ALL_COMMANDS: readonly AnyCommand[] = [
   workflow,
   policy,
   token,
+  dashboard,
   replay,
   audit,
   projections,

@@ -6,7 +6,10 @@ import { checkDomain, fail, must, type ClientValues, type Ctx } from '../kit.ts'
 import { bool, CLIENT_OPTIONS, common, str } from '../options.ts';
 import { age, labelsText, table } from '../render/table.ts';
 
-type EndpointRow = { name: string; networkServiceNames: string[]; node: string; prefix: string; expirationTime?: string; registry?: string; domain?: string; stale?: boolean };
+type EndpointRow = { name: string; networkServiceNames: string[]; node: string; prefixes?: string[]; prefix?: string; expirationTime?: string; registry?: string; domain?: string; stale?: boolean };
+
+/** An endpoint's prefixes; a registry of an earlier version (another domain's copy) has one `prefix`. */
+const prefixesText = (r: { prefixes?: string[]; prefix?: string }): string => (r.prefixes ?? (r.prefix ? [r.prefix] : [])).join(',');
 
 /** `nsm ls endpoints --domain D` (from another domain) or `--all-domains`: the home domain's copy of other registries. */
 const remoteEndpoints = (ctx: Ctx, v: ClientValues, domain: string | undefined) =>
@@ -16,8 +19,8 @@ const remoteEndpoints = (ctx: Ctx, v: ClientValues, domain: string | undefined) 
     const rows = [...local, ...remote];
     ctx.out(v, rows, () =>
       table(
-        ['registry', 'name', 'services', 'home domain', 'node', 'prefix', 'expires'],
-        rows.map((r) => [r.registry ?? '', r.name, r.networkServiceNames.join(','), r.domain ?? r.registry ?? '', r.node, r.prefix, r.stale ? `${r.expirationTime} (stale)` : (r.expirationTime ?? 'static')]),
+        ['registry', 'name', 'services', 'home domain', 'node', 'prefixes', 'expires'],
+        rows.map((r) => [r.registry ?? '', r.name, r.networkServiceNames.join(','), r.domain ?? r.registry ?? '', r.node, prefixesText(r), r.stale ? `${r.expirationTime} (stale)` : (r.expirationTime ?? 'static')]),
       ),
     );
   });
@@ -59,17 +62,17 @@ sourced copy; the home domain is --via, else NSM_DOMAIN (docs/federation.md).`,
     await ctx.withClient(v, async (c) => {
       switch (what) {
         case 'services': {
-          const rows = must(await c.queryAll<{ name: string; payload: string; matches: unknown[]; updatedAt: string }>('services'));
-          return ctx.out(v, rows, () => table(['name', 'payload', 'matches', 'updated'], rows.map((r) => [r.name, r.payload, r.matches.length, age(r.updatedAt)])));
+          const rows = must(await c.queryAll<{ name: string; payload: string; matches: unknown[]; ipFamilies?: string[]; updatedAt: string }>('services'));
+          return ctx.out(v, rows, () => table(['name', 'payload', 'families', 'matches', 'updated'], rows.map((r) => [r.name, r.payload, r.ipFamilies?.join(',') ?? 'any', r.matches.length, age(r.updatedAt)])));
         }
         case 'endpoints': {
-          const rows = must(await c.queryAll<{ name: string; networkServiceNames: string[]; networkServiceLabels: Record<string, { labels: Record<string, string> }>; node: string; prefix: string; connections: number; expirationTime: string; domain?: string }>('endpoints'));
+          const rows = must(await c.queryAll<{ name: string; networkServiceNames: string[]; networkServiceLabels: Record<string, { labels: Record<string, string> }>; node: string; prefixes?: string[]; prefix?: string; connections: number; expirationTime: string; domain?: string }>('endpoints'));
           // A floating registry's entries name their home domain (docs/federation.md).
           const floating = rows.some((r) => r.domain);
           return ctx.out(v, rows, () =>
             table(
-              ['name', 'services', 'labels', ...(floating ? ['home domain'] : []), 'node', 'prefix', 'connections', 'expires'],
-              rows.map((r) => [r.name, r.networkServiceNames.join(','), r.networkServiceNames.map((s) => labelsText(r.networkServiceLabels[s]?.labels)).filter(Boolean).join(' '), ...(floating ? [r.domain ?? ''] : []), r.node, r.prefix, r.connections, r.expirationTime]),
+              ['name', 'services', 'labels', ...(floating ? ['home domain'] : []), 'node', 'prefixes', 'connections', 'expires'],
+              rows.map((r) => [r.name, r.networkServiceNames.join(','), r.networkServiceNames.map((s) => labelsText(r.networkServiceLabels[s]?.labels)).filter(Boolean).join(' '), ...(floating ? [r.domain ?? ''] : []), r.node, prefixesText(r), r.connections, r.expirationTime]),
             ),
           );
         }
@@ -97,8 +100,8 @@ sourced copy; the home domain is --via, else NSM_DOMAIN (docs/federation.md).`,
           return ctx.out(v, rows, () => table(['name', 'status', 'dataplane', 'mechanisms', 'mtu', 'underlay', 'heartbeat'], rows.map((r) => [r.name, r.status, r.dataplane, r.mechanisms.join(','), r.mtu, r.underlayAddress, r.lastHeartbeat ? age(r.lastHeartbeat) : 'never'])));
         }
         case 'addresses': {
-          const rows = must(await c.queryAll<{ endpoint: string; connectionId: string; src: string; dst: string }>('addresses'));
-          return ctx.out(v, rows, () => table(['endpoint', 'connection', 'client addr', 'endpoint addr'], rows.map((r) => [r.endpoint, r.connectionId, r.src, r.dst])));
+          const rows = must(await c.queryAll<{ endpoint: string; connectionId: string; family?: string; src: string; dst: string }>('addresses'));
+          return ctx.out(v, rows, () => table(['endpoint', 'connection', 'family', 'client addr', 'endpoint addr'], rows.map((r) => [r.endpoint, r.connectionId, r.family, r.src, r.dst])));
         }
         case 'peers': {
           const rows = must(await c.query<{ domain: string; status: string; lastHeard?: string; tunnelIds?: { from: number; to: number }; registryOnly?: boolean; conflict?: string }[]>('peers'));

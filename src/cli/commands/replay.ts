@@ -40,7 +40,7 @@ server's clock). It needs nothing but the log and works with the control plane d
       const addr = (xs: string[] | undefined) => (xs ?? []).join(',');
       ctx.print(`mesh as of position ${view.position}${view.time ? ` (last change decided at ${view.time})` : ''}; asked for ${v.until}\n`);
       ctx.print(`SERVICES\n${table(['name', 'payload', 'matches'], view.services.map((s) => [s.name, s.payload, s.matches.length]))}\n`);
-      ctx.print(`ENDPOINTS\n${table(['name', 'services', 'node', 'prefix', 'connections', 'expires'], view.endpoints.map((e) => [e.name, e.networkServiceNames.join(','), e.node, e.prefix, e.connections, e.expirationTime]))}\n`);
+      ctx.print(`ENDPOINTS\n${table(['name', 'services', 'node', 'prefix', 'connections', 'expires'], view.endpoints.map((e) => [e.name, e.networkServiceNames.join(','), e.node, e.prefixes.join(','), e.connections, e.expirationTime]))}\n`);
       ctx.print(
         `CONNECTIONS${v.all ? '' : ' (closed ones with --all)'}\n${table(
           ['id', 'service', 'state', 'endpoint', 'client node', 'endpoint node', 'client addr', 'endpoint addr', 'actor'],

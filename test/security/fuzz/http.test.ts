@@ -20,6 +20,7 @@ import { suite } from '../../lib/harness.ts';
 import { startSecureUp, type SecureUp } from '../../lib/secureUp.ts';
 import { Conn, type Outcome } from './httpClient.ts';
 import { MeshClient } from '../../../src/client/index.ts';
+import { isDashboardPath } from '../../../src/runtime/dashboard.ts';
 import { announce, ascii, draw, fc, pool, shuffled, Tally } from './lib.ts';
 
 const FILE = 'test/security/fuzz/http.test.ts';
@@ -45,7 +46,7 @@ interface Req {
   readonly expect?: readonly number[];
 }
 
-const ROUTE = /^\/api\/v1\/(services|endpoints|nodes|addresses|status|replay|policy|peers|remote-endpoints|connections)$|^\/api\/v1\/(connections|history)\/[^/]+$|^\/api\/v1\/nodes\/[^/]+\/desired$/;
+const ROUTE = /^\/api\/v1\/(services|endpoints|nodes|addresses|status|replay|policy|peers|remote-endpoints|connections|topology)$|^\/api\/v1\/(connections|history)\/[^/]+$|^\/api\/v1\/nodes\/[^/]+\/desired$/;
 const HOST = /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?|\[[0-9A-Fa-f:.]{2,45}\])(?::\d{1,5})?$/;
 
 const serialize = (r: Req): Buffer => {
@@ -67,6 +68,8 @@ const expected = (r: Req): readonly number[] => {
   const q = r.target.indexOf('?');
   const path = q < 0 ? r.target : r.target.slice(0, q);
   if (path === '/healthz') return [200];
+  // The dashboard's page, script and stylesheet hold no data: served without a token (204: the favicon, 404: no such file).
+  if (isDashboardPath(path)) return [200, 204, 304, 404];
   if (!r.authorized) return [401];
   return ROUTE.test(path) ? [200, 400, 403, 404] : [404];
 };

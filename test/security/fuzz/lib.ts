@@ -109,7 +109,7 @@ export const badCidr: fc.Arbitrary<string> = fc.oneof(
   fc.tuple(fc.nat(255), fc.nat(255), fc.integer({ min: 33, max: 999 })).map(([b, c, l]) => `10.${b}.${c}.0/${l}`),
   fc.integer({ min: 1, max: 255 }).map((h) => `10.0.0.${h}/24`),
   fc.integer({ min: 1, max: 255 }).map((x) => `172.16.${x}.0/12`),
-  fc.constantFrom('10.0.0/8', '10.0.0.0', '10.0.0.0/', '/24', '10..0.0/8', '10.0.0.0/8/8', ' 10.0.0.0/8', '10.0.0.0/ 8', '10.0.0.0/-1', '10.0.0.0/8x', '0x0a.0.0.0/8', '10.0.0.0/0008', '01.0.0.0/8', 'fd00::/64', '::/0', '', 'banana/8', '10.0.0.0\n/8'),
+  fc.constantFrom('10.0.0/8', '10.0.0.0', '10.0.0.0/', '/24', '10..0.0/8', '10.0.0.0/8/8', ' 10.0.0.0/8', '10.0.0.0/ 8', '10.0.0.0/-1', '10.0.0.0/8x', '0x0a.0.0.0/8', '10.0.0.0/0008', '01.0.0.0/8', 'fd00:::/64', 'fd00::/129', 'gg::/64', '::1::/64', 'fd00::/64x', '', 'banana/8', '10.0.0.0\n/8'),
 );
 /** Random JSON: objects with odd keys, arrays, strings of any code units, numbers of any size. */
 export const randomJson: fc.Arbitrary<Json> = fc.jsonValue({ maxDepth: 4 }) as fc.Arbitrary<Json>;

@@ -115,7 +115,7 @@ const generators = (real: readonly NodeCommand[]): Record<string, fc.Arbitrary<C
       .chain(([p, tooBig]) => fc.oneof(badInteger, fc.constant(tooBig)).map((v) => ({ kind: 'bad-number', expect: 'decoder' as const, value: put(p, v) }))),
     'bad-address': fc.oneof(
       badCidr.map((c) => specWith((s) => void (s.routes = [c]))),
-      fc.constantFrom('999.1.1.1/24', '10.0.0.1', '10.0.0.1/33', '10.0.0.1/24 ', 'fd00::1/64', '10.0.0.01/24x', '').map((a) => specWith((s) => void (s.addresses = [a]))),
+      fc.constantFrom('999.1.1.1/24', '10.0.0.1', '10.0.0.1/33', '10.0.0.1/24 ', 'fd00::1/129', 'fd00:::1/64', '10.0.0.01/24x', '').map((a) => specWith((s) => void (s.addresses = [a]))),
       fc.integer({ min: 17, max: 40 }).map((k) => specWith((s) => void (s.addresses = Array.from({ length: k }, (_, i) => `10.9.${i}.1/32`)))),
     ).map((v) => ({ kind: 'bad-address', expect: 'decoder' as const, value: v })),
     'unknown-field': fc.tuple(fc.constantFrom<readonly (string | number)[]>([], ['spec'], ['spec', 'mechanism'], ['spec', 'path'], ['spec', 'path', 'pathSegments', 0]), unknownFieldName).map(([p, name]) => {
