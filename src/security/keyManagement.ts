@@ -15,6 +15,7 @@
 // and their own credentials file (./live.ts).
 import { existsSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import * as E from 'fp-ts/lib/Either.js';
+import { pipe } from 'fp-ts/lib/function.js';
 import { writeCredentials, readCredentials } from './credentials.ts';
 import { loadRegistry, MAX_RETIRED_KEYS, registryOf, serializeRegistry, type Identity, type RetiredKey } from './identities.ts';
 import { deploymentPaths, writeFileAtomically, writeNatsConfig } from './init.ts';
@@ -54,15 +55,21 @@ const saveRegistry = (dir: string, domain: string, identities: readonly Identity
   return writeNatsConfig(dir);
 };
 
+/** The deployment's paths, its identity registry and the identity named `actor` in it. */
+const loadIdentity = (dir: string, actor: string) => {
+  const p = deploymentPaths(dir);
+  return pipe(
+    loadRegistry(p.identities),
+    E.chain((reg) => pipe(findIdentity(reg.identities, actor, p.identities), E.map((id) => ({ p, reg, id })))),
+  );
+};
+
 /** Gives `actor` a new key (see the top of this file). `graceMs` 0: the old key may not log in at all from now. */
 export const rotateKey = (o: { dir: string; actor: string; graceMs: number; now: Date }): E.Either<string, Rotated> => {
   if (!Number.isFinite(o.graceMs) || o.graceMs < 0) return E.left('the grace period must be 0 or more');
-  const p = deploymentPaths(o.dir);
-  const reg = loadRegistry(p.identities);
-  if (E.isLeft(reg)) return reg;
-  const found = findIdentity(reg.right.identities, o.actor, p.identities);
-  if (E.isLeft(found)) return found;
-  const id = found.right;
+  const loaded = loadIdentity(o.dir, o.actor);
+  if (E.isLeft(loaded)) return loaded;
+  const { p, reg, id } = loaded.right;
   const credsFile = p.creds(id.name, id.role);
   // The credentials file carries the deployment's CA along with the seed (a revoked identity's file is gone).
   const old = existsSync(credsFile) ? readCredentials(credsFile) : undefined;
@@ -79,13 +86,13 @@ export const rotateKey = (o: { dir: string; actor: string; graceMs: number; now:
   const key = createUserKey();
   const { revokedAt: _dropped, ...rest } = id;
   const next: Identity = { ...rest, publicKey: key.publicKey, retiredKeys: [previous, ...earlier].slice(0, MAX_RETIRED_KEYS) };
-  const identities = reg.right.identities.map((i) => (i.actor === id.actor ? next : i));
+  const identities = reg.identities.map((i) => (i.actor === id.actor ? next : i));
   // The new credentials are made first, the registry that names their key next, and only then do
   // they replace the old file: a crash in between leaves the old key working (in its grace period).
   const tmp = `${credsFile}.new-${process.pid}`;
   rmSync(tmp, { force: true });
-  writeCredentials(tmp, { domain: reg.right.domain, name: id.name, role: id.role, actor: id.actor, seed: key.seed, ...(ca ? { ca } : {}) });
-  const saved = saveRegistry(o.dir, reg.right.domain, identities);
+  writeCredentials(tmp, { domain: reg.domain, name: id.name, role: id.role, actor: id.actor, seed: key.seed, ...(ca ? { ca } : {}) });
+  const saved = saveRegistry(o.dir, reg.domain, identities);
   if (E.isLeft(saved)) {
     rmSync(tmp, { force: true });
     return saved;
@@ -96,16 +103,13 @@ export const rotateKey = (o: { dir: string; actor: string; graceMs: number; now:
 
 /** Revokes `actor` (see the top of this file). The control plane's own identity is rotated, not revoked: the mesh cannot run without it. */
 export const revokeIdentity = (o: { dir: string; actor: string; now: Date }): E.Either<string, Revoked> => {
-  const p = deploymentPaths(o.dir);
-  const reg = loadRegistry(p.identities);
-  if (E.isLeft(reg)) return reg;
-  const found = findIdentity(reg.right.identities, o.actor, p.identities);
-  if (E.isLeft(found)) return found;
-  const id = found.right;
+  const loaded = loadIdentity(o.dir, o.actor);
+  if (E.isLeft(loaded)) return loaded;
+  const { p, reg, id } = loaded.right;
   if (id.role === 'control-plane') return E.left('the control plane cannot be revoked (the mesh does not run without it); give it a new key instead: nsm init --rotate control-plane');
   if (id.revokedAt) return E.left(`${id.actor} was already revoked at ${id.revokedAt}`);
   const next: Identity = { ...id, revokedAt: o.now.toISOString() };
-  const saved = saveRegistry(o.dir, reg.right.domain, reg.right.identities.map((i) => (i.actor === id.actor ? next : i)));
+  const saved = saveRegistry(o.dir, reg.domain, reg.identities.map((i) => (i.actor === id.actor ? next : i)));
   if (E.isLeft(saved)) return saved;
   const credsFile = p.creds(id.name, id.role);
   const had = existsSync(credsFile);

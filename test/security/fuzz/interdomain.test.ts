@@ -42,6 +42,7 @@ import { must } from '../../lib/mesh.ts';
 import {
   announce, appendedAfter, badInteger, clone, DECODER_CODES, describeEvents, draw, fc, hugeString, injection, jsPublish, lagMonitor, NEST, nestedText, notJson, pool, randomJson, Replies,
   SEED, seedOf, serialize, setAt, settle, shuffled, Tally, unexplained, unknownFieldName, UNICODE, wrongValue, type Json,
+  silenceLogs,
 } from './lib.ts';
 
 const FILE = 'test/security/fuzz/interdomain.test.ts';
@@ -226,12 +227,10 @@ interface Ctx {
   b?: Domain;
   conns: NatsConnection[];
   logs: string[];
-  level?: string;
 }
 const s = suite<Ctx>('fuzz: interdomain messages from a peer domain', { conns: [], logs: [] });
 
 s.before(async (ctx) => {
-  ctx.level = process.env.NSM_LOG_LEVEL;
   const a = (ctx.a = deployment('a', ['b'], ['alice']));
   const b = (ctx.b = deployment('b', []));
   const leafPort = await freePort();
@@ -321,7 +320,7 @@ s('at least 10,000 each of hostile interdomain commands, peer queries and peer h
 
   const store = a.cp!.store;
   const before = await settle(store);
-  if (!process.env.NSM_FUZZ_LOGS) process.env.NSM_LOG_LEVEL = 'silent';
+  const restoreLogs = silenceLogs();
   const mark = ctx.logs.length;
 
   // The fuzz client: on b's server, with b's control plane key (and b's operator for what it may not do).
@@ -424,8 +423,7 @@ s('at least 10,000 each of hostile interdomain commands, peer queries and peer h
   const strays = unexplained(appended, accepted, peerSeen);
 
   // Still standing: a answers, takes a command, and a new cross-domain connection is established.
-  if (ctx.level === undefined) delete process.env.NSM_LOG_LEVEL;
-  else process.env.NSM_LOG_LEVEL = ctx.level;
+  restoreLogs();
   const status = await opA.query('status');
   const ok = await opA.send('service.register', { name: 'after-fuzz' });
   const r2 = await opB.send('connection.request', { connectionId: 'after-1', networkService: 'svc@a', clientNode: 'n1' });

@@ -355,3 +355,17 @@ export const describeEvents = (events: readonly EventEnvelope[]): string =>
     .slice(0, 10)
     .map((e) => `${e.stream} ${e.type} by ${e.actor} (correlation ${e.correlationId}): ${JSON.stringify(e.data).slice(0, 200)}`)
     .join('\n');
+
+/**
+ * Every refusal is logged; thousands of them on stderr would bury the result. Silences the
+ * processes this file starts (their NSM_LOG_LEVEL) unless NSM_FUZZ_LOGS is set; the returned
+ * function puts the level back.
+ */
+export const silenceLogs = (): (() => void) => {
+  const level = process.env.NSM_LOG_LEVEL;
+  if (!process.env.NSM_FUZZ_LOGS) process.env.NSM_LOG_LEVEL = 'silent';
+  return () => {
+    if (level === undefined) delete process.env.NSM_LOG_LEVEL;
+    else process.env.NSM_LOG_LEVEL = level;
+  };
+};

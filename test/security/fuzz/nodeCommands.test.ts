@@ -22,6 +22,7 @@ import { startSecureTestMesh, type SecureMesh } from '../../lib/secureMesh.ts';
 import {
   announce, appendedAfter, SHARED_MACHINE, badCidr, badInteger, clone, describeEvents, draw, fc, hugeString, injection, jsPublish, NEST, nestedText, notJson, pool, randomJson, SEED, seedOf,
   serialize, setAt, settle, shuffled, Tally, unknownFieldName, UNICODE, unexplained, withUnicode, wrongValue, type Json,
+  silenceLogs,
 } from './lib.ts';
 
 const FILE = 'test/security/fuzz/nodeCommands.test.ts';
@@ -194,18 +195,15 @@ const oracle = (bytes: Uint8Array): 'decoder' | 'other-node' | 'decoded' => {
   return cmd.right.spec.node === NODE ? 'decoded' : 'other-node';
 };
 
-type Ctx = { mesh?: SecureMesh; level?: string };
+type Ctx = { mesh?: SecureMesh; restoreLogs?: () => void };
 const s = suite<Ctx>('fuzz: node commands as an agent receives them', {});
 
 s.before((ctx) => {
-  // Every refusal is logged (kept in mesh.logs); 10,000 of them on stderr would bury the result.
-  ctx.level = process.env.NSM_LOG_LEVEL;
-  if (!process.env.NSM_FUZZ_LOGS) process.env.NSM_LOG_LEVEL = 'silent';
+  ctx.restoreLogs = silenceLogs();
 });
 s.after(async (ctx) => {
   await ctx.mesh?.stop();
-  if (ctx.level === undefined) delete process.env.NSM_LOG_LEVEL;
-  else process.env.NSM_LOG_LEVEL = ctx.level;
+  ctx.restoreLogs?.();
 });
 
 s('node command decoder: never throws on any JSON (property, shrunk on failure)', () => {

@@ -26,6 +26,7 @@ import { startSecureTestMesh, type SecureMesh } from '../../lib/secureMesh.ts';
 import {
   announce, appendedAfter, lagMonitor, SHARED_MACHINE, badInteger, clone, DECODER_CODES, describeEvents, draw, fc, hugeString, injection, jsPublish, NEST, nestedText, notJson, pool, randomJson, Replies, SEED,
   seedOf, serialize, setAt, settle, shuffled, Tally, unexplained, unknownFieldName, UNICODE, withUnicode, wrongValue, type Json,
+  silenceLogs,
 } from './lib.ts';
 
 const FILE = 'test/security/fuzz/reports.test.ts';
@@ -141,17 +142,15 @@ const bytesOf = (c: Case, id: string): Uint8Array => {
   return serialize({ id, body: c.body }, c.nest);
 };
 
-type Ctx = { mesh?: SecureMesh; level?: string };
+type Ctx = { mesh?: SecureMesh; restoreLogs?: () => void };
 const s = suite<Ctx>('fuzz: reports as the control plane receives them', {});
 
 s.before((ctx) => {
-  ctx.level = process.env.NSM_LOG_LEVEL;
-  if (!process.env.NSM_FUZZ_LOGS) process.env.NSM_LOG_LEVEL = 'silent';
+  ctx.restoreLogs = silenceLogs();
 });
 s.after(async (ctx) => {
   await ctx.mesh?.stop();
-  if (ctx.level === undefined) delete process.env.NSM_LOG_LEVEL;
-  else process.env.NSM_LOG_LEVEL = ctx.level;
+  ctx.restoreLogs?.();
 });
 
 s('report decoder: never throws on any JSON (property, shrunk on failure)', () => {
