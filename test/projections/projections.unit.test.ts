@@ -1,4 +1,3 @@
-import { schemaOf } from '../../src/contracts/upcast.ts';
 import * as assert from 'uvu/assert';
 import { connection, type ConnectionEvent } from '../../aggregates/connection/index.ts';
 import type { EndpointSpec } from '../../aggregates/endpoint.ts';
@@ -10,37 +9,9 @@ import { applyCommits, emptyMesh, type MeshModel } from '../../projections/mesh.
 import { desiredForNode } from '../../projections/nodeDesired.ts';
 import { allocatedAddresses } from '../../projections/pools.ts';
 import { endpointsOfService, labelsFor } from '../../projections/registry.ts';
-import { asPosition, type EventEnvelope, type StoredCommit } from '../../src/contracts/envelope.ts';
+import { asPosition, type StoredCommit } from '../../src/contracts/envelope.ts';
+import { commitLog, timeAt } from '../lib/commitLog.ts';
 import { suite } from '../lib/harness.ts';
-
-// ---- envelopes -------------------------------------------------------------------------------
-
-const timeAt = (position: number): string => new Date(Date.UTC(2030, 0, 1, 0, 0, position)).toISOString();
-
-/** Builds StoredCommits the way the store hands them out: global positions, per-stream versions. */
-const log = () => {
-  let position = 0;
-  const versions = new Map<string, number>();
-  return (stream: string, events: readonly DomainEvent[], actor = 'operator'): StoredCommit => {
-    position++;
-    const first = (versions.get(stream) ?? 0) + 1;
-    versions.set(stream, first + events.length - 1);
-    const envelopes: EventEnvelope<DomainEvent>[] = events.map((data, i) => ({
-      id: `evt-${position}-${i}`,
-      type: data.type,
-      stream,
-      version: first + i,
-      time: timeAt(position),
-      correlationId: `corr-${stream}`,
-      causationId: `cmd-${position}`,
-      domain: 'test',
-      actor,
-      schema: schemaOf(data.type),
-      data,
-    }));
-    return { commitId: `commit-${position}`, stream, events: envelopes, revision: first + events.length - 1, position: asPosition(position) };
-  };
-};
 
 // ---- a small mesh: two nodes, two endpoints of secure-net, an l2 service without endpoints ----
 
@@ -91,7 +62,7 @@ const planned = (id: string, endpoint: string, src: string, dst: string, remote:
 });
 const allocated = (id: string, prefix: string, _index: number, src: string, dst: string): DomainEvent => ({ type: 'AddressesAllocated', connectionId: id, pairs: [{ prefix, src, dst }] });
 
-const commit = log();
+const commit = commitLog();
 const setup = [
   commit('service.secure-net', [{ type: 'NetworkServiceRegistered', spec: secureNet }]), // 1
   commit('service.l2-net', [{ type: 'NetworkServiceRegistered', spec: l2Net }]), // 2
@@ -166,7 +137,7 @@ registry('unregistering removes the endpoint and the service', () => {
 
 registry('an update replaces the service spec but keeps registeredAt', () => {
   const updated: NetworkServiceSpec = { ...secureNet, matches: [{ sourceSelector: {}, routes: [{ destinationSelector: { tier: 'gold' } }], fallthrough: false }] };
-  const c = log();
+  const c = commitLog();
   const m = fold([
     c('service.secure-net', [{ type: 'NetworkServiceRegistered', spec: secureNet }]),
     c('service.secure-net', [{ type: 'NetworkServiceUpdated', spec: updated }]),
@@ -268,7 +239,7 @@ conns('usage per requester: held, being set up, and requests this second (limits
   assert.equal(end.connections.byActor.alice, { held: 0, pending: 0, second: sec(8), inSecond: 1 });
   assert.equal(end.connections.byActor.bob, { held: 1, pending: 1, second: sec(16), inSecond: 1 });
   assert.equal(end.connections.byActor.carol, { held: 0, pending: 0, second: sec(23), inSecond: 1 });
-  const c = log();
+  const c = commitLog();
   for (let i = 0; i < 26; i++) c('filler', []);
   const limited = c('connection.conn-9', [requested('conn-9'), { type: 'ConnectionLimited', limit: 'pending', max: 1, current: 1, reason: 'dave has 1 connections being set up, its limit is 1; wait for them' }], 'dave');
   assert.equal(fold([limited], end).connections.byActor.dave, { held: 0, pending: 0, second: sec(27), inSecond: 0 });
@@ -302,7 +273,7 @@ poolsNodes('nodes: joined with their spec; an update keeps joinedAt; leaving rem
   const m = atEnd();
   assert.equal(m.nodes.nodes['node-a'], { ...nodeA, joinedAt: timeAt(3), updatedAt: timeAt(3), status: 'ready' });
   assert.equal(m.nodes.nodes['node-b'], { ...nodeB, mtu: 9000, joinedAt: timeAt(4), updatedAt: timeAt(26), status: 'ready' });
-  const leave = log()('node.node-a', [{ type: 'NodeLeft', name: 'node-a' }]);
+  const leave = commitLog()('node.node-a', [{ type: 'NodeLeft', name: 'node-a' }]);
   const left = applyCommits(m, [{ ...leave, position: asPosition(27) }]);
   assert.equal(Object.keys(left.nodes.nodes), ['node-b']);
   assert.ok(m.nodes.nodes['node-a'], 'the earlier model is untouched');

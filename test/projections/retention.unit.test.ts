@@ -5,32 +5,11 @@ import * as assert from 'uvu/assert';
 import type { DomainEvent } from '../../aggregates/index.ts';
 import { listConnections, RETAINED_ENDED } from '../../projections/connections.ts';
 import { applyCommitsInPlace, emptyMesh, meshBuilder, applyCommits, type MeshModel } from '../../projections/mesh.ts';
-import { asPosition, type EventEnvelope, type StoredCommit } from '../../src/contracts/envelope.ts';
+import type { StoredCommit } from '../../src/contracts/envelope.ts';
+import { commitLog } from '../lib/commitLog.ts';
 import { suite } from '../lib/harness.ts';
 
-const log = () => {
-  let position = 0;
-  const versions = new Map<string, number>();
-  return (stream: string, events: readonly DomainEvent[]): StoredCommit => {
-    position++;
-    const first = (versions.get(stream) ?? 0) + 1;
-    versions.set(stream, first + events.length - 1);
-    const envelopes: EventEnvelope<DomainEvent>[] = events.map((data, i) => ({
-      id: `evt-${position}-${i}`,
-      type: data.type,
-      stream,
-      version: first + i,
-      time: new Date(Date.UTC(2030, 0, 1) + position * 1000).toISOString(),
-      correlationId: `corr-${stream}`,
-      causationId: `cmd-${position}`,
-      domain: 'test',
-      actor: 'alice',
-      schema: 1,
-      data,
-    }));
-    return { commitId: `commit-${position}`, stream, events: envelopes, revision: first + events.length - 1, position: asPosition(position) };
-  };
-};
+const log = () => commitLog('alice');
 
 const requested = (id: string): DomainEvent =>
   ({ type: 'ConnectionRequested', connectionId: id, networkService: 's', payload: 'IP', labels: {}, clientNode: 'n1', clientInterface: 'nsm0', mechanismPreferences: [], requestId: `r-${id}` }) as unknown as DomainEvent;
