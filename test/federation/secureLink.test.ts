@@ -16,30 +16,20 @@ import { createLogger } from '../../infra/log.ts';
 import { leafnodesConfig } from '../../infra/nats/leafnodes.ts';
 import { startNatsServer, type RunningNatsServer } from '../../infra/natsServer.ts';
 import { freePort } from '../../infra/net.ts';
-import { startNodeAgent, type NodeAgent } from '../../node-agent/agent.ts';
+import { startNodeAgent } from '../../node-agent/agent.ts';
 import { simulatedDataplane } from '../../node-agent/simulatedDataplane.ts';
 import { MeshClient } from '../../src/client/index.ts';
-import { startControlPlane, type ControlPlane } from '../../src/runtime/controlPlane.ts';
-import { natsAuthOptions, readCredentials, signerOf, type Credentials } from '../../src/security/credentials.ts';
-import { loadRegistry, type IdentityRegistry } from '../../src/security/identities.ts';
+import { startControlPlane } from '../../src/runtime/controlPlane.ts';
+import { natsAuthOptions, signerOf } from '../../src/security/credentials.ts';
 import { DEFAULT_HEALING } from '../../src/workflows/healing.ts';
-import { initDeployment, type DeploymentPaths } from '../../src/security/init.ts';
 import { startSecureNatsServer } from '../../src/security/setup.ts';
 import { readLeafCredentials, secureLeafnodesConfig, type LeafCredentials } from '../../src/security/leaf.ts';
 import { eventually } from '../lib/eventually.ts';
 import { suite } from '../lib/harness.ts';
+import { peerDeployment, type PeerDomain } from '../lib/peerDeployment.ts';
 import { must } from '../lib/mesh.ts';
 
-interface Domain {
-  name: string;
-  dir: string;
-  paths: DeploymentPaths;
-  registry: IdentityRegistry;
-  server?: RunningNatsServer;
-  cp?: ControlPlane;
-  agent?: NodeAgent;
-  creds(actor: string): Credentials;
-}
+type Domain = PeerDomain;
 interface Ctx {
   a?: Domain;
   b?: Domain;
@@ -52,25 +42,7 @@ interface Ctx {
 const s = suite<Ctx>('federation over an authenticated leafnode link', { extra: [], conns: [], dirs: [] });
 const log = createLogger('secure-federation');
 
-const deployment = (name: string, peers: string[], clients: string[] = []): Domain => {
-  const dir = mkdtempSync(join(tmpdir(), `nsm-secfed-${name}-`));
-  const init = initDeployment({ dir, domain: name, nodes: ['n1'], peers, clients });
-  if (E.isLeft(init)) throw new Error(init.left);
-  const reg = loadRegistry(init.right.paths.identities);
-  if (E.isLeft(reg)) throw new Error(reg.left);
-  return {
-    name,
-    dir,
-    paths: init.right.paths,
-    registry: reg.right,
-    creds: (actor) => {
-      const id = reg.right.byActor(actor)!;
-      const c = readCredentials(init.right.paths.creds(id.name, id.role));
-      if (E.isLeft(c)) throw new Error(c.left);
-      return c.right;
-    },
-  };
-};
+const deployment = (name: string, peers: string[], clients: string[] = []): Domain => peerDeployment('nsm-secfed', name, peers, clients);
 
 const connectAs = async (ctx: Ctx, d: Domain, actor: string) => {
   const nc = await connect({ servers: d.server!.url, maxReconnectAttempts: -1, reconnectTimeWait: 100, ...natsAuthOptions(d.creds(actor)) });

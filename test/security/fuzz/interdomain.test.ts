@@ -12,32 +12,29 @@
 // every event appended to a's log is explained by an accepted command or by what an accepted
 // heartbeat says (a PeerSeen with its facts); a still answers, takes a command, and a
 // cross-domain connection is still established afterwards.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as E from 'fp-ts/lib/Either.js';
 import { connect, type NatsConnection } from 'nats';
 import * as assert from 'uvu/assert';
 import { createLogger } from '../../../infra/log.ts';
-import { startNodeAgent, type NodeAgent } from '../../../node-agent/agent.ts';
+import { startNodeAgent } from '../../../node-agent/agent.ts';
 import { simulatedDataplane } from '../../../node-agent/simulatedDataplane.ts';
 import { MeshClient } from '../../../src/client/index.ts';
 import { decodeCommand, isCommandKind } from '../../../src/contracts/commands.ts';
 import * as D from '../../../src/contracts/decode.ts';
 import type { EventEnvelope } from '../../../src/contracts/envelope.ts';
 import type { QueryReply } from '../../../src/contracts/replies.ts';
-import { startControlPlane, type ControlPlane } from '../../../src/runtime/controlPlane.ts';
+import { startControlPlane } from '../../../src/runtime/controlPlane.ts';
 import { heartbeatBody } from '../../../src/runtime/federation.ts';
-import { natsAuthOptions, readCredentials, signerOf, type Credentials } from '../../../src/security/credentials.ts';
-import { loadRegistry, type IdentityRegistry } from '../../../src/security/identities.ts';
-import { initDeployment, type DeploymentPaths } from '../../../src/security/init.ts';
+import { natsAuthOptions, signerOf } from '../../../src/security/credentials.ts';
 import { readLeafCredentials, secureLeafnodesConfig } from '../../../src/security/leaf.ts';
 import { startSecureNatsServer } from '../../../src/security/setup.ts';
 import { DEFAULT_HEALING } from '../../../src/workflows/healing.ts';
-import type { RunningNatsServer } from '../../../infra/natsServer.ts';
 import { freePort } from '../../../infra/net.ts';
 import { eventually } from '../../lib/eventually.ts';
 import { suite } from '../../lib/harness.ts';
+import { peerDeployment, type PeerDomain } from '../../lib/peerDeployment.ts';
 import { must } from '../../lib/mesh.ts';
 import {
   announce, appendedAfter, badInteger, clone, DECODER_CODES, describeEvents, draw, fc, hugeString, injection, jsPublish, lagMonitor, NEST, nestedText, notJson, pool, randomJson, Replies,
@@ -53,36 +50,9 @@ const RANGE_B = { from: 1000, to: 1999 };
 /** Ids a lookup by plain object key would take for something that exists. */
 const PROTO_IDS = ['__proto__', 'constructor', 'toString', 'hasOwnProperty', 'valueOf', 'isPrototypeOf', '__defineGetter__'];
 
-interface Domain {
-  name: string;
-  dir: string;
-  paths: DeploymentPaths;
-  registry: IdentityRegistry;
-  server?: RunningNatsServer;
-  cp?: ControlPlane;
-  agent?: NodeAgent;
-  creds(actor: string): Credentials;
-}
+type Domain = PeerDomain;
 
-const deployment = (name: string, peers: string[], clients: string[] = []): Domain => {
-  const dir = mkdtempSync(join(tmpdir(), `nsm-fuzz-fed-${name}-`));
-  const init = initDeployment({ dir, domain: name, nodes: ['n1'], peers, clients });
-  if (E.isLeft(init)) throw new Error(init.left);
-  const reg = loadRegistry(init.right.paths.identities);
-  if (E.isLeft(reg)) throw new Error(reg.left);
-  return {
-    name,
-    dir,
-    paths: init.right.paths,
-    registry: reg.right,
-    creds: (actor) => {
-      const id = reg.right.byActor(actor)!;
-      const c = readCredentials(init.right.paths.creds(id.name, id.role));
-      if (E.isLeft(c)) throw new Error(c.left);
-      return c.right;
-    },
-  };
-};
+const deployment = (name: string, peers: string[], clients: string[] = []): Domain => peerDeployment('nsm-fuzz-fed', name, peers, clients);
 
 // ---- the inputs -------------------------------------------------------------------------------
 
